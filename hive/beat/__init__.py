@@ -1,0 +1,1 @@
+"""Periodic maintenance tasks and the beat schedule."""

@@ -1,0 +1,1 @@
+"""Beat maintenance tasks (filled in by the durability work)."""

@@ -1,0 +1,273 @@
+"""The producer API: submit runs, look at them, wait for them.
+
+    >>> from hive import Client
+    >>> run = Client().submit("doc-triage", {"text": "Call me at 415-555-0100"})
+    >>> run.wait(timeout=30)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from hive.agents.registry import default_registry
+from hive.db import runs as run_store
+from hive.db.engine import get_engine, unavailable
+from hive.db.models import FINAL_RUN_STATUSES
+from hive.errors import RunFailed, RunNotFound, UnknownPipeline
+from hive.pipelines import Pipeline, load_pipelines, validate_run_input
+from hive.settings import Settings, get_settings
+from hive.submit import new_run_id, output_spec, plan_steps, roots
+from hive.tasks.app import PRIORITIES
+from hive.tasks.dispatch import dispatch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepView:
+    step_id: str
+    agent: str
+    status: str
+    attempts: int
+    needs: list[str]
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+    worker: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A snapshot of a run and its steps."""
+
+    id: str
+    pipeline: str
+    pipeline_version: int
+    tenant: str | None
+    priority: str
+    status: str
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    steps: list[StepView]
+
+    def to_json(self) -> dict[str, Any]:
+        def ts(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "pipeline_version": self.pipeline_version,
+            "tenant": self.tenant,
+            "priority": self.priority,
+            "status": self.status,
+            "input": self.input,
+            "output": self.output,
+            "error": self.error,
+            "created_at": ts(self.created_at),
+            "started_at": ts(self.started_at),
+            "finished_at": ts(self.finished_at),
+            "steps": [
+                {
+                    "step_id": s.step_id,
+                    "agent": s.agent,
+                    "status": s.status,
+                    "attempts": s.attempts,
+                    "needs": s.needs,
+                    "input": s.input,
+                    "output": s.output,
+                    "error": s.error,
+                    "worker": s.worker,
+                    "started_at": ts(s.started_at),
+                    "finished_at": ts(s.finished_at),
+                }
+                for s in self.steps
+            ],
+        }
+
+
+class Run:
+    """A handle on a submitted run."""
+
+    def __init__(self, client: Client, run_id: uuid.UUID) -> None:
+        self._client = client
+        self.id = run_id
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id}>"
+
+    def status(self) -> str:
+        return self._client.get(self.id).status
+
+    def view(self) -> RunView:
+        return self._client.get(self.id)
+
+    def wait(self, timeout: float | None = None, poll_s: float = 0.02) -> Any:
+        """Block until the run ends and return its output.
+
+        Raises:
+            RunFailed: the run ended failed, cancelled or expired; names the failed step.
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = poll_s
+        while True:
+            view = self._client.get(self.id)
+            if view.status in FINAL_RUN_STATUSES:
+                if view.status == "succeeded":
+                    return view.output
+                error = view.error or {}
+                raise RunFailed(str(self.id), view.status, error.get("step_id"), error)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {self.id} still {view.status} after {timeout}s")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+
+class Client:
+    """Submit and inspect runs. Reads settings from the environment unless given."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        self._pipelines: dict[str, Pipeline] | None = None
+
+    def pipelines(self) -> dict[str, Pipeline]:
+        if self._pipelines is None:
+            self._pipelines = load_pipelines(self.settings.pipelines_dir, default_registry())
+        return self._pipelines
+
+    def pipeline(self, name: str) -> Pipeline:
+        known = self.pipelines()
+        if name not in known:
+            raise UnknownPipeline(name, list(known))
+        return known[name]
+
+    def submit(
+        self,
+        pipeline: str,
+        input: Any,  # noqa: A002 - the word users know
+        *,
+        tenant: str | None = None,
+        priority: str = "normal",
+    ) -> Run:
+        """Validate ``input`` against the pipeline's input_schema, store the run and its steps
+        in one transaction, then send its first steps.
+
+        Raises:
+            UnknownPipeline: no pipeline of that name (lists the known ones).
+            InputError: the input does not fit; names each field. Nothing is stored or sent.
+            ValueError: an unknown priority.
+            ServiceUnavailable: PostgreSQL cannot be reached.
+        """
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+        spec = self.pipeline(pipeline)
+        validate_run_input(spec, input)
+        run_id = new_run_id()
+        try:
+            with get_engine().begin() as conn:
+                run_store.insert_run(
+                    conn,
+                    run_id=run_id,
+                    pipeline=spec.name,
+                    pipeline_version=spec.version,
+                    tenant=tenant,
+                    priority=priority,
+                    run_input=input,
+                    output_spec=output_spec(spec),
+                    steps=plan_steps(spec),
+                )
+                publication = dispatch(conn, run_id, roots(spec), priority)
+        except OperationalError as exc:
+            raise unavailable(exc) from None
+        try:
+            publication.send()
+        except Exception as exc:  # kombu/redis errors vary by transport
+            # The run is committed with its first steps marked sent: recovery sends them.
+            logger.warning("run %s stored but not yet sent (%s); recovery will send it", run_id, exc)
+        return Run(self, run_id)
+
+    def get(self, run_id: uuid.UUID | str) -> RunView:
+        """A snapshot of the run and its steps.
+
+        Raises:
+            RunNotFound: no run with that id.
+        """
+        rid = _parse_id(run_id)
+        try:
+            with get_engine().connect() as conn:
+                run = run_store.get_run(conn, rid)
+                if run is None:
+                    raise RunNotFound(str(run_id))
+                steps = run_store.get_steps(conn, rid)
+        except OperationalError as exc:
+            raise unavailable(exc) from None
+        return _view(run, steps)
+
+    def run(self, run_id: uuid.UUID | str) -> Run:
+        return Run(self, _parse_id(run_id))
+
+    def list(
+        self, *, status: str | None = None, pipeline: str | None = None, limit: int = 20
+    ) -> list[RunView]:
+        try:
+            with get_engine().connect() as conn:
+                rows = run_store.list_runs(conn, status=status, pipeline=pipeline, limit=limit)
+        except OperationalError as exc:
+            raise unavailable(exc) from None
+        return [_view(r, []) for r in rows]
+
+
+def _parse_id(run_id: uuid.UUID | str) -> uuid.UUID:
+    if isinstance(run_id, uuid.UUID):
+        return run_id
+    try:
+        return uuid.UUID(run_id)
+    except ValueError:
+        raise RunNotFound(run_id) from None
+
+
+def _view(run: Any, steps: list[Any]) -> RunView:
+    return RunView(
+        id=str(run.id),
+        pipeline=run.pipeline,
+        pipeline_version=run.pipeline_version,
+        tenant=run.tenant,
+        priority=run.priority,
+        status=run.status,
+        input=run.input,
+        output=run.output,
+        error=run.error,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        steps=[
+            StepView(
+                step_id=s.step_id,
+                agent=s.agent,
+                status=s.status,
+                attempts=s.attempt,
+                needs=list(s.needs),
+                input=s.input,
+                output=s.output,
+                error=s.error,
+                worker=s.worker,
+                started_at=s.started_at,
+                finished_at=s.finished_at,
+            )
+            for s in steps
+        ],
+    )

@@ -1,0 +1,28 @@
+"""PostgreSQL: the system of record for runs, steps, attempts and events."""
+
+from hive.db.engine import dispose_engine, get_engine
+from hive.db.models import (
+    ACTIVE_RUN_STATUSES,
+    FINAL_RUN_STATUSES,
+    Base,
+    Event,
+    Run,
+    RunStatus,
+    StepAttempt,
+    StepRun,
+    StepStatus,
+)
+
+__all__ = [
+    "ACTIVE_RUN_STATUSES",
+    "FINAL_RUN_STATUSES",
+    "Base",
+    "Event",
+    "Run",
+    "RunStatus",
+    "StepAttempt",
+    "StepRun",
+    "StepStatus",
+    "dispose_engine",
+    "get_engine",
+]

@@ -1,0 +1,175 @@
+"""SQLAlchemy models: the system of record for every run, step, attempt and event."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINAL_RUN_STATUSES = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.EXPIRED,
+)
+
+_TS = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Run(Base):
+    __tablename__ = "runs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    pipeline: Mapped[str] = mapped_column(String(200), index=True)
+    pipeline_version: Mapped[int] = mapped_column(Integer)
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[str] = mapped_column(String(16))
+    input: Mapped[Any] = mapped_column(JSONB)
+    output: Mapped[Any | None] = mapped_column(JSONB)
+    # How to build the output from step outputs: {"template": ..., "terminal": [...]}.
+    output_spec: Mapped[Any] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    error: Mapped[Any | None] = mapped_column(JSONB)
+    failed_step: Mapped[str | None] = mapped_column(String(200))
+    # Steps not yet in a final state; the step that brings it to 0 finishes the run.
+    steps_remaining: Mapped[int] = mapped_column(Integer)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    deadline_at: Mapped[datetime | None] = mapped_column(_TS)
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(_TS)
+    finished_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    __table_args__ = (
+        Index(
+            "ix_runs_idempotency",
+            text("coalesce(tenant, '')"),
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+        ),
+        Index(
+            "ix_runs_active",
+            "status",
+            postgresql_where=text("status IN ('queued', 'running')"),
+        ),
+    )
+
+
+class StepRun(Base):
+    __tablename__ = "step_runs"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    agent: Mapped[str] = mapped_column(String(200))
+    needs: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    dependents: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    # The unique dependent whose only need is this step: dispatched in one chain with it.
+    chain_next: Mapped[str | None] = mapped_column(String(200))
+    # Steps whose outputs the input template reads (needs ∪ referenced ancestors).
+    inputs_from: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    input_template: Mapped[Any] = mapped_column(JSONB)
+    options: Mapped[Any] = mapped_column(JSONB)
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    pending_needs: Mapped[int] = mapped_column(Integer)
+    # Set while a message for the next attempt is believed to be in the broker.
+    enqueued_at: Mapped[datetime | None] = mapped_column(_TS)
+    lease_until: Mapped[datetime | None] = mapped_column(_TS)
+    input: Mapped[Any | None] = mapped_column(JSONB)
+    output: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[Any | None] = mapped_column(JSONB)
+    worker: Mapped[str | None] = mapped_column(String(300))
+    started_at: Mapped[datetime | None] = mapped_column(_TS)
+    finished_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    __table_args__ = (
+        Index(
+            "ix_step_runs_live",
+            "status",
+            "lease_until",
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
+    )
+
+
+class StepAttempt(Base):
+    """One row per attempt that ended without success (the success is on the step itself)."""
+
+    __tablename__ = "step_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE")
+    )
+    step_id: Mapped[str] = mapped_column(String(200))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))
+    error: Mapped[Any | None] = mapped_column(JSONB)
+    worker: Mapped[str | None] = mapped_column(String(300))
+    started_at: Mapped[datetime | None] = mapped_column(_TS)
+    finished_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+
+    __table_args__ = (Index("ix_step_attempts_step", "run_id", "step_id"),)
+
+
+class Event(Base):
+    """Things worth knowing that are not a status: late finishes, recoveries, replays."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    step_id: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[Any | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
+
+
+runs = Run.__table__
+step_runs = StepRun.__table__
+step_attempts = StepAttempt.__table__
+events = Event.__table__

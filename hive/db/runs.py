@@ -1,0 +1,168 @@
+"""Run-level writes and reads: create a run with its steps, count steps down, finish the run."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.types import Text
+
+from hive.db.models import runs, step_runs
+
+
+@dataclass(frozen=True)
+class NewStep:
+    step_id: str
+    agent: str
+    needs: list[str]
+    dependents: list[str]
+    chain_next: str | None
+    inputs_from: list[str]
+    input_template: Any
+    options: dict[str, Any]
+
+
+def insert_run(
+    conn: Connection,
+    *,
+    run_id: uuid.UUID,
+    pipeline: str,
+    pipeline_version: int,
+    tenant: str | None,
+    priority: str,
+    run_input: Any,
+    output_spec: dict[str, Any],
+    steps: list[NewStep],
+    idempotency_key: str | None = None,
+) -> None:
+    """Insert the run and one row per step (status queued / pending)."""
+    conn.execute(
+        insert(runs).values(
+            id=run_id,
+            pipeline=pipeline,
+            pipeline_version=pipeline_version,
+            tenant=tenant,
+            priority=priority,
+            input=run_input,
+            output_spec=output_spec,
+            status="queued",
+            steps_remaining=len(steps),
+            idempotency_key=idempotency_key,
+        )
+    )
+    conn.execute(
+        insert(step_runs),
+        [
+            {
+                "run_id": run_id,
+                "step_id": s.step_id,
+                "position": i,
+                "agent": s.agent,
+                "needs": s.needs,
+                "dependents": s.dependents,
+                "chain_next": s.chain_next,
+                "inputs_from": s.inputs_from,
+                "input_template": s.input_template,
+                "options": s.options,
+                "status": "pending",
+                "attempt": 0,
+                "pending_needs": len(s.needs),
+            }
+            for i, s in enumerate(steps)
+        ],
+    )
+
+
+_COUNT_DOWN = text(
+    """
+    UPDATE runs
+       SET steps_remaining = steps_remaining - :n,
+           failed_step = coalesce(failed_step, :failed_step),
+           error = coalesce(error, :error)
+     WHERE id = :run_id
+    RETURNING steps_remaining, failed_step, status, priority
+    """
+).bindparams(bindparam("error", type_=JSONB))
+
+
+@dataclass(frozen=True)
+class RunCount:
+    remaining: int
+    failed_step: str | None
+    status: str
+    priority: str
+
+
+def count_down(
+    conn: Connection,
+    run_id: uuid.UUID,
+    n: int,
+    *,
+    failed_step: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> RunCount:
+    """Take ``n`` steps off the run's remaining count (row-locked, so exactly one caller sees 0)."""
+    row = conn.execute(
+        _COUNT_DOWN, {"run_id": run_id, "n": n, "failed_step": failed_step, "error": error}
+    ).one()
+    return RunCount(row.steps_remaining, row.failed_step, row.status, row.priority)
+
+
+_RUN_FOR_OUTPUT = text("SELECT input, output_spec FROM runs WHERE id = :run_id")
+_OUTPUTS = text(
+    "SELECT step_id, output FROM step_runs WHERE run_id = :run_id AND step_id = ANY(:ids)"
+).bindparams(bindparam("ids", type_=ARRAY(Text)))
+
+_FINISH = text(
+    """
+    UPDATE runs SET status = :status, output = :output, finished_at = now()
+     WHERE id = :run_id AND status IN ('queued', 'running')
+    RETURNING id
+    """
+).bindparams(bindparam("output", type_=JSONB))
+
+
+def load_output_inputs(conn: Connection, run_id: uuid.UUID) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """The run input, its output spec, and the outputs of the steps that spec reads."""
+    run = conn.execute(_RUN_FOR_OUTPUT, {"run_id": run_id}).one()
+    spec = run.output_spec
+    ids = list(spec.get("reads") or spec.get("terminal") or [])
+    outputs = {r.step_id: r.output for r in conn.execute(_OUTPUTS, {"run_id": run_id, "ids": ids})}
+    return run.input, spec, outputs
+
+
+def finish_run(conn: Connection, run_id: uuid.UUID, status: str, output: Any = None) -> bool:
+    """Move an active run to a final status; False if it was already final."""
+    return conn.execute(
+        _FINISH, {"run_id": run_id, "status": status, "output": output}
+    ).first() is not None
+
+
+def get_run(conn: Connection, run_id: uuid.UUID) -> Any:
+    return conn.execute(select(runs).where(runs.c.id == run_id)).first()
+
+
+def get_steps(conn: Connection, run_id: uuid.UUID) -> list[Any]:
+    return list(
+        conn.execute(
+            select(step_runs).where(step_runs.c.run_id == run_id).order_by(step_runs.c.position)
+        )
+    )
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    status: str | None = None,
+    pipeline: str | None = None,
+    limit: int = 20,
+) -> list[Any]:
+    query = select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+    if status:
+        query = query.where(runs.c.status == status)
+    if pipeline:
+        query = query.where(runs.c.pipeline == pipeline)
+    return list(conn.execute(query))

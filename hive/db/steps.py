@@ -1,0 +1,229 @@
+"""Compare-and-set transitions of a step, each one statement (or a few) on a caller's transaction.
+
+Every function takes a ``Connection`` inside a transaction the caller owns, so a
+transition and the dispatch it causes commit together.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.types import Text
+
+_CLAIM = text(
+    """
+    WITH claimed AS (
+        UPDATE step_runs s
+           SET status = 'running', attempt = :attempt, started_at = now(), finished_at = NULL,
+               enqueued_at = NULL, worker = :worker,
+               lease_until = now() + make_interval(secs => (s.options->>'timeout')::float + :grace)
+          FROM runs r
+         WHERE s.run_id = :run_id AND s.step_id = :step_id
+           AND s.status = 'pending' AND s.attempt = :attempt - 1 AND s.pending_needs = 0
+           AND r.id = s.run_id AND r.status IN ('queued', 'running')
+        RETURNING s.agent, s.input_template, s.needs, s.inputs_from, s.options
+    ), started AS (
+        UPDATE runs SET status = 'running', started_at = now()
+         WHERE id = :run_id AND status = 'queued' AND EXISTS (SELECT 1 FROM claimed)
+    )
+    SELECT c.agent, c.input_template, c.needs, c.options, r.input, r.tenant,
+           (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
+              FROM step_runs u
+             WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from)) AS upstream
+      FROM claimed c JOIN runs r ON r.id = :run_id
+    """
+)
+
+
+@dataclass(frozen=True)
+class ClaimedStep:
+    agent: str
+    input_template: Any
+    needs: list[str]
+    options: dict[str, Any]
+    run_input: Any
+    tenant: str | None
+    upstream: dict[str, Any]
+
+
+def claim(
+    conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int, worker: str, grace_s: float
+) -> ClaimedStep | None:
+    """Take the step for ``attempt``; None when someone else has it, it is done, or not ready."""
+    row = conn.execute(
+        _CLAIM,
+        {
+            "run_id": run_id,
+            "step_id": step_id,
+            "attempt": attempt,
+            "worker": worker,
+            "grace": grace_s,
+        },
+    ).first()
+    if row is None:
+        return None
+    return ClaimedStep(
+        agent=row.agent,
+        input_template=row.input_template,
+        needs=list(row.needs),
+        options=row.options,
+        run_input=row.input,
+        tenant=row.tenant,
+        upstream=row.upstream,
+    )
+
+
+_SUCCEED = text(
+    """
+    UPDATE step_runs
+       SET status = 'succeeded', output = :output, input = :input, error = NULL,
+           finished_at = now(), lease_until = NULL
+     WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt AND status = 'running'
+    RETURNING dependents
+    """
+).bindparams(bindparam("output", type_=JSONB), bindparam("input", type_=JSONB))
+
+_RELEASE_DEPENDENTS = text(
+    """
+    UPDATE step_runs SET pending_needs = pending_needs - 1
+     WHERE run_id = :run_id AND step_id = ANY(:dependents) AND status = 'pending'
+    RETURNING step_id, pending_needs, enqueued_at IS NOT NULL AS enqueued
+    """
+).bindparams(bindparam("dependents", type_=ARRAY(Text)))
+
+
+def succeed(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    step_input: Any,
+    output: Any,
+) -> list[str] | None:
+    """Record the attempt's success; returns the dependents it made ready and that have no
+    message yet, or None when the attempt no longer owns the step (a late finish)."""
+    row = conn.execute(
+        _SUCCEED,
+        {
+            "run_id": run_id,
+            "step_id": step_id,
+            "attempt": attempt,
+            "output": output,
+            "input": step_input,
+        },
+    ).first()
+    if row is None:
+        return None
+    if not row.dependents:
+        return []
+    released = conn.execute(
+        _RELEASE_DEPENDENTS, {"run_id": run_id, "dependents": list(row.dependents)}
+    ).all()
+    return [r.step_id for r in released if r.pending_needs == 0 and not r.enqueued]
+
+
+_END_ATTEMPT = text(
+    """
+    WITH ended AS (
+        UPDATE step_runs
+           SET status = :status, error = :error, input = coalesce(:input, input),
+               lease_until = NULL,
+               finished_at = CASE WHEN :status = 'pending' THEN NULL ELSE now() END,
+               enqueued_at = CASE WHEN :status = 'pending' THEN now() ELSE NULL END
+         WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
+           AND status = 'running'
+        RETURNING run_id, step_id, attempt, worker, started_at
+    )
+    INSERT INTO step_attempts (run_id, step_id, attempt, outcome, error, worker, started_at)
+    SELECT run_id, step_id, attempt, :outcome, :error, worker, started_at FROM ended
+    RETURNING id
+    """
+).bindparams(bindparam("error", type_=JSONB), bindparam("input", type_=JSONB))
+
+
+def end_attempt(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    *,
+    error: dict[str, Any],
+    step_input: Any,
+    retry: bool,
+) -> bool:
+    """Record a failed attempt. With ``retry`` the step goes back to pending with its next
+    message marked as sent; otherwise it fails for good. False when the attempt lost the step."""
+    row = conn.execute(
+        _END_ATTEMPT,
+        {
+            "run_id": run_id,
+            "step_id": step_id,
+            "attempt": attempt,
+            "status": "pending" if retry else "failed",
+            "outcome": "retried" if retry else "failed",
+            "error": error,
+            "input": step_input,
+        },
+    ).first()
+    return row is not None
+
+
+_DESCENDANTS = text(
+    """
+    WITH RECURSIVE down(step_id) AS (
+        SELECT unnest(dependents) FROM step_runs WHERE run_id = :run_id AND step_id = :step_id
+        UNION
+        SELECT unnest(s.dependents) FROM step_runs s JOIN down d
+            ON s.run_id = :run_id AND s.step_id = d.step_id
+    )
+    UPDATE step_runs s SET status = 'skipped', enqueued_at = NULL, finished_at = now()
+      FROM down d
+     WHERE s.run_id = :run_id AND s.step_id = d.step_id AND s.status = 'pending'
+    RETURNING s.step_id
+    """
+)
+
+
+def skip_descendants(conn: Connection, run_id: uuid.UUID, step_id: str) -> list[str]:
+    """Mark every pending step downstream of ``step_id`` skipped; returns their ids."""
+    return [r.step_id for r in conn.execute(_DESCENDANTS, {"run_id": run_id, "step_id": step_id})]
+
+
+_MARK_ENQUEUED = text(
+    """
+    WITH RECURSIVE chain(step_id, head, depth) AS (
+        SELECT step_id, step_id, 0 FROM step_runs
+         WHERE run_id = :run_id AND step_id = ANY(:heads)
+           AND status = 'pending' AND pending_needs = 0 AND enqueued_at IS NULL
+        UNION ALL
+        SELECT s.chain_next, c.head, c.depth + 1
+          FROM chain c JOIN step_runs s ON s.run_id = :run_id AND s.step_id = c.step_id
+         WHERE s.chain_next IS NOT NULL
+    )
+    UPDATE step_runs s SET enqueued_at = now()
+      FROM chain c
+     WHERE s.run_id = :run_id AND s.step_id = c.step_id
+       AND s.status = 'pending' AND s.enqueued_at IS NULL
+    RETURNING s.step_id, c.head, c.depth, s.attempt, s.options
+    """
+).bindparams(bindparam("heads", type_=ARRAY(Text)))
+
+
+@dataclass(frozen=True)
+class EnqueuedStep:
+    step_id: str
+    head: str
+    depth: int
+    attempt: int
+    options: dict[str, Any]
+
+
+def mark_enqueued(conn: Connection, run_id: uuid.UUID, heads: list[str]) -> list[EnqueuedStep]:
+    """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
+    "pending, not yet sent"); only the rows returned may be published."""
+    rows = conn.execute(_MARK_ENQUEUED, {"run_id": run_id, "heads": heads}).all()
+    return [EnqueuedStep(r.step_id, r.head, r.depth, r.attempt, r.options) for r in rows]

@@ -1,0 +1,144 @@
+"""Hive's exceptions.
+
+::
+
+    HiveError
+    ├── SettingsError            a HIVE_* variable is malformed
+    ├── ServiceUnavailable       PostgreSQL or Redis cannot be reached
+    ├── PipelineError            a pipeline file is invalid (carries every problem)
+    ├── UnknownPipeline          no pipeline of that name
+    ├── InputError               run input does not fit the pipeline's input_schema
+    ├── RunNotFound
+    ├── RunFailed                raised by Run.wait(): carries the failed step and its error
+    └── AgentError               raised by agents
+        ├── PermanentError       never retried
+        │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
+        │   └── InvalidAgentOutput   the agent returned something that does not fit its output model
+        └── RetryableError       always retried (within max_retries)
+            └── TransientError
+
+Exceptions keep JSON-able constructor arguments so Celery can rebuild them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class HiveError(Exception):
+    """Root of every error Hive raises on purpose."""
+
+
+class SettingsError(HiveError):
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(variable, problem)
+        self.variable = variable
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.problem}"
+
+
+class ServiceUnavailable(HiveError):
+    """A server Hive needs cannot be reached; names the setting that points at it."""
+
+    def __init__(self, variable: str, detail: str) -> None:
+        super().__init__(variable, detail)
+        self.variable = variable
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"cannot reach the server at {self.variable}: {self.detail}"
+
+
+class PipelineError(HiveError):
+    """One or more problems in pipeline files; ``problems`` holds one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+class UnknownPipeline(HiveError):
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(name, known)
+        self.name = name
+        self.known = known
+
+    def __str__(self) -> str:
+        known = ", ".join(sorted(self.known)) or "none"
+        return f"unknown pipeline {self.name!r}; known pipelines: {known}"
+
+
+class InputError(HiveError):
+    """Run input that does not fit the pipeline's ``input_schema``."""
+
+    def __init__(self, pipeline: str, problems: list[str]) -> None:
+        super().__init__(pipeline, problems)
+        self.pipeline = pipeline
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return f"invalid input for pipeline {self.pipeline!r}: " + "; ".join(self.problems)
+
+
+class RunNotFound(HiveError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return f"no run with id {self.run_id}"
+
+
+class RunFailed(HiveError):
+    """A run ended without success; names the failed step and its error."""
+
+    def __init__(
+        self, run_id: str, status: str, step_id: str | None, error: dict[str, Any] | None
+    ) -> None:
+        super().__init__(run_id, status, step_id, error)
+        self.run_id = run_id
+        self.status = status
+        self.step_id = step_id
+        self.error = error or {}
+
+    def __str__(self) -> str:
+        where = f" at step {self.step_id!r}" if self.step_id else ""
+        detail = self.error.get("message", "")
+        kind = self.error.get("type", "")
+        return f"run {self.run_id} {self.status}{where}: {kind}: {detail}".rstrip(": ")
+
+
+class AgentError(HiveError):
+    """Base of errors an agent raises on purpose."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PermanentError(AgentError):
+    """The step cannot succeed: it is not retried."""
+
+
+class RetryableError(AgentError):
+    """The step may succeed if tried again: it is retried within its max_retries."""
+
+
+class TransientError(RetryableError):
+    """A passing fault (network, rate limit): retried."""
+
+
+class InvalidAgentInput(PermanentError):
+    """The step's resolved input does not fit the agent's input model."""
+
+
+class InvalidAgentOutput(PermanentError):
+    """The agent's result does not fit its output model."""

@@ -1,0 +1,26 @@
+"""Every Redis key, queue name and task name Hive uses, each built by one function."""
+
+from __future__ import annotations
+
+DEFAULT_QUEUE = "hive.default"
+MAINTENANCE_QUEUE = "hive.maintenance"
+
+# Task names are stable strings: moving code never breaks queued messages.
+RUN_STEP_TASK = "hive.tasks.run_step"
+RECOVER_TASK = "hive.beat.recover_stalled_runs"
+PURGE_TASK = "hive.beat.purge_retention"
+
+
+def agent_queue(name: str | None) -> str:
+    """The Celery queue an agent's steps go to."""
+    return name or DEFAULT_QUEUE
+
+
+def maintenance_lock(prefix: str, task: str) -> str:
+    """Redis lock held while one beat maintenance task runs."""
+    return f"{prefix}:lock:{task}"
+
+
+def broker_epoch(prefix: str) -> str:
+    """Marker key whose disappearance means the broker lost its data."""
+    return f"{prefix}:broker-epoch"

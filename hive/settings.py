@@ -1,0 +1,83 @@
+"""Hive's settings: the only module that reads the environment.
+
+Every setting is an environment variable with the prefix ``HIVE_``. Nothing is
+read at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hive.errors import SettingsError
+
+_PREFIX = "HIVE_"
+
+
+class Settings(BaseSettings):
+    """All of Hive's configuration, from ``HIVE_*`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+
+    broker_url: str = "redis://localhost:6379/0"
+    # Empty string: no result backend. Hive keeps outputs in PostgreSQL and ignores task results.
+    result_backend: str = "redis://localhost:6379/1"
+    database_url: str = "postgresql+psycopg2://postgres@localhost:5432/hive"
+    pipelines_dir: Path = Path("config/pipelines")
+
+    # Durability
+    lease_grace_s: float = Field(default=30.0, gt=0)
+    recovery_interval_s: float = Field(default=30.0, gt=0)
+    retention_days: int = Field(default=30, ge=1)
+    purge_interval_s: float = Field(default=86400.0, gt=0)
+    # Must exceed the longest step timeout plus the time a message can wait in a worker buffer.
+    visibility_timeout_s: int = Field(default=4 * 3600, gt=0)
+    default_step_timeout_s: float = Field(default=300.0, gt=0)
+    # Messages are namespaced so several farms (or test runs) can share one Redis.
+    key_prefix: str = "hive"
+
+    # Operations
+    flower_basic_auth: str | None = None
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg2://")):
+            raise ValueError("must be a postgresql:// or postgresql+psycopg2:// URL")
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _redis_broker(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "sentinel://")):
+            raise ValueError("must be a redis://, rediss:// or sentinel:// URL")
+        return value
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _user_password(cls, value: str | None) -> str | None:
+        if value is not None and value and ":" not in value:
+            raise ValueError("must be user:password")
+        return value or None
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, translating errors to :class:`SettingsError`."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        raise SettingsError(f"{_PREFIX}{field.upper()}", first["msg"]) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return load_settings()

@@ -1,0 +1,86 @@
+"""The Celery app. Configuration is computed lazily from Hive's settings on first use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import setup_logging, worker_process_init
+
+from hive import keys
+from hive.settings import Settings, get_settings
+
+# Redis emulates priorities with one list per step; 0 is served first.
+PRIORITIES: dict[str, int] = {"critical": 0, "high": 3, "normal": 6, "low": 9}
+_PRIORITY_STEPS = [0, 3, 6, 9]
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings that avoid the known traps of Celery on Redis
+    (see shared/reference/celery-on-redis.md, section 5)."""
+    vt = settings.visibility_timeout_s
+    transport = {
+        "visibility_timeout": vt,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 25,
+        "queue_order_strategy": "priority",
+        "priority_steps": _PRIORITY_STEPS,
+    }
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend or None,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"visibility_timeout": vt},
+        "visibility_timeout": vt,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_pool_acquire_timeout": 30,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0.1,
+            "interval_step": 0.3,
+            "interval_max": 1,
+        },
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        # Outputs live in PostgreSQL; nothing needs Celery results.
+        "task_ignore_result": True,
+        "result_expires": 24 * 3600,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": False,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_max_tasks_per_child": 1000,
+        "worker_eta_task_limit": 1000,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_default_queue": keys.DEFAULT_QUEUE,
+        "task_default_priority": PRIORITIES["normal"],
+        "task_inherit_parent_priority": True,
+        "worker_hijack_root_logger": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+app = Celery("hive", set_as_current=True)
+app.add_defaults(lambda: celery_config(get_settings()))
+app.conf.include = ["hive.tasks.step", "hive.beat.tasks"]
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    from hive.db.engine import dispose_engine
+
+    dispose_engine()
+
+
+@setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    from hive.logs import configure_logging
+
+    configure_logging()

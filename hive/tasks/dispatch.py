@@ -1,0 +1,97 @@
+"""The one dispatcher: decides which steps run next and emits them as Celery canvas.
+
+Submit, step completion and recovery all call :func:`dispatch` inside the
+transaction that made the steps ready, then :meth:`Publication.send` after commit.
+A ready step and the linear stretch after it (each next step has that one step as
+its only need) go out as one ``chain``; several ready stretches as one ``group``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import takewhile
+from typing import Any
+
+from celery import chain, group
+from celery.canvas import Signature
+from sqlalchemy import Connection
+
+from hive import keys
+from hive.db import steps as step_store
+from hive.tasks.app import PRIORITIES, app
+
+logger = logging.getLogger(__name__)
+
+# Hard limit = soft limit + this, so the agent gets a chance to clean up first.
+_HARD_LIMIT_MARGIN_S = 5.0
+
+
+@dataclass
+class Publication:
+    """Messages decided inside a transaction, to be sent once it has committed."""
+
+    run_id: uuid.UUID
+    stretches: list[list[step_store.EnqueuedStep]] = field(default_factory=list)
+    priority: int = PRIORITIES["normal"]
+
+    def __bool__(self) -> bool:
+        return bool(self.stretches)
+
+    @property
+    def step_ids(self) -> list[str]:
+        return [s.step_id for stretch in self.stretches for s in stretch]
+
+    def canvas(self) -> Signature:
+        links = [self._stretch(stretch) for stretch in self.stretches]
+        return links[0] if len(links) == 1 else group(links)
+
+    def send(self) -> None:
+        """Publish; a failure leaves the steps marked sent, for recovery to send again."""
+        if self.stretches:
+            self.canvas().apply_async()
+
+    def _stretch(self, stretch: list[step_store.EnqueuedStep]) -> Signature:
+        sigs = [self._signature(s) for s in stretch]
+        return sigs[0] if len(sigs) == 1 else chain(sigs)
+
+    def _signature(self, step: step_store.EnqueuedStep) -> Signature:
+        timeout_s = float(step.options["timeout"])
+        return app.signature(
+            keys.RUN_STEP_TASK,
+            args=(str(self.run_id), step.step_id, step.attempt + 1),
+            immutable=True,
+            queue=keys.agent_queue(step.options.get("queue")),
+            priority=self.priority,
+            soft_time_limit=timeout_s,
+            time_limit=timeout_s + _HARD_LIMIT_MARGIN_S,
+        )
+
+
+def dispatch(conn: Connection, run_id: uuid.UUID, ready: list[str], priority: str) -> Publication:
+    """Mark ``ready`` steps (and the stretches after them) as sent and return what to publish.
+
+    Only steps whose compare-and-set succeeds are published, so two dispatchers
+    racing over the same step publish it once.
+    """
+    publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
+    if not ready:
+        return publication
+    marked = step_store.mark_enqueued(conn, run_id, ready)
+    by_head: dict[str, list[step_store.EnqueuedStep]] = defaultdict(list)
+    for step in marked:
+        by_head[step.head].append(step)
+    for head in sorted(by_head):
+        stretch = sorted(by_head[head], key=lambda s: s.depth)
+        # A stretch is only valid from its head on; a member marked without its
+        # predecessor would never get a message.
+        valid = [s for i, s in takewhile(lambda p: p[0] == p[1].depth, enumerate(stretch))]
+        publication.stretches.append(valid)
+    return publication
+
+
+def describe(publication: Publication) -> dict[str, Any]:
+    """A loggable summary (ids only)."""
+    return {"run_id": str(publication.run_id), "steps": publication.step_ids}
