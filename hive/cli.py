@@ -46,9 +46,7 @@ def main() -> None:
 @main.command()
 @click.option("--queues", "-Q", help="Comma-separated queues (default: every agent's queue).")
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None)
-@click.option(
-    "--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork"
-)
+@click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
 @click.option("--hostname", "-n", default=None, help="Node name (default hive@<host>).")
 @click.option("--loglevel", "-l", default=None)
 def worker(
@@ -276,10 +274,14 @@ def runs_show(run_id: str, as_json: bool) -> None:
         return
     data = view.to_json()
     click.echo(f"run {data['id']}  {data['pipeline']} v{data['pipeline_version']}")
-    click.echo(f"  status   {data['status']}   priority {data['priority']}   "
-               f"tenant {data['tenant'] or '-'}")
-    click.echo(f"  created  {data['created_at']}\n  started  {data['started_at'] or '-'}\n"
-               f"  finished {data['finished_at'] or '-'}")
+    click.echo(
+        f"  status   {data['status']}   priority {data['priority']}   "
+        f"tenant {data['tenant'] or '-'}"
+    )
+    click.echo(
+        f"  created  {data['created_at']}\n  started  {data['started_at'] or '-'}\n"
+        f"  finished {data['finished_at'] or '-'}"
+    )
     if data["error"]:
         click.echo(f"  error    {json.dumps(data['error'])}")
     if data["output"] is not None:

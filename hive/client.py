@@ -1,8 +1,8 @@
 """The producer API: submit runs, look at them, wait for them.
 
-    >>> from hive import Client
-    >>> run = Client().submit("doc-triage", {"text": "Call me at 415-555-0100"})
-    >>> run.wait(timeout=30)
+>>> from hive import Client
+>>> run = Client().submit("doc-triage", {"text": "Call me at 415-555-0100"})
+>>> run.wait(timeout=30)
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hive.pipelines import Pipeline, load_pipelines, validate_run_input
 from hive.settings import Settings, get_settings
 from hive.submit import new_run_id, output_spec, plan_steps, roots
 from hive.tasks.app import PRIORITIES
+from hive.tasks.cancel import stop_run
 from hive.tasks.dispatch import dispatch
 
 logger = logging.getLogger(__name__)
@@ -158,13 +159,23 @@ class Client:
     def submit(
         self,
         pipeline: str,
-        input: Any,  # noqa: A002 - the word users know
+        input: Any,
         *,
         tenant: str | None = None,
         priority: str = "normal",
+        idempotency_key: str | None = None,
+        deadline: float | None = None,
     ) -> Run:
         """Validate ``input`` against the pipeline's input_schema, store the run and its steps
         in one transaction, then send its first steps.
+
+        Args:
+            pipeline: the pipeline's name.
+            input: the run input, checked against the pipeline's ``input_schema``.
+            tenant: who the run belongs to.
+            priority: ``low``, ``normal``, ``high`` or ``critical``.
+            idempotency_key: the same key and tenant always give back the same run.
+            deadline: seconds; a run not finished by then ends ``expired``.
 
         Raises:
             UnknownPipeline: no pipeline of that name (lists the known ones).
@@ -174,12 +185,14 @@ class Client:
         """
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+        if deadline is not None and deadline <= 0:
+            raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
         spec = self.pipeline(pipeline)
         validate_run_input(spec, input)
         run_id = new_run_id()
         try:
             with get_engine().begin() as conn:
-                run_store.insert_run(
+                stored_id = run_store.insert_run(
                     conn,
                     run_id=run_id,
                     pipeline=spec.name,
@@ -189,7 +202,11 @@ class Client:
                     run_input=input,
                     output_spec=output_spec(spec),
                     steps=plan_steps(spec),
+                    idempotency_key=idempotency_key,
+                    deadline_s=deadline,
                 )
+                if stored_id != run_id:  # an earlier submit with this idempotency key
+                    return Run(self, stored_id)
                 publication = dispatch(conn, run_id, roots(spec), priority)
         except OperationalError as exc:
             raise unavailable(exc) from None
@@ -197,7 +214,9 @@ class Client:
             publication.send()
         except Exception as exc:  # kombu/redis errors vary by transport
             # The run is committed with its first steps marked sent: recovery sends them.
-            logger.warning("run %s stored but not yet sent (%s); recovery will send it", run_id, exc)
+            logger.warning(
+                "run %s stored but not yet sent (%s); recovery will send it", run_id, exc
+            )
         return Run(self, run_id)
 
     def get(self, run_id: uuid.UUID | str) -> RunView:
@@ -216,6 +235,16 @@ class Client:
         except OperationalError as exc:
             raise unavailable(exc) from None
         return _view(run, steps)
+
+    def cancel(self, run_id: uuid.UUID | str) -> bool:
+        """Cancel a run: no new step starts, running steps are revoked, unfinished steps and
+        the run end ``cancelled``. False if the run had already ended.
+
+        Raises:
+            RunNotFound: no run with that id.
+        """
+        self.get(run_id)
+        return stop_run(_parse_id(run_id), status="cancelled", reason="cancelled by request")
 
     def run(self, run_id: uuid.UUID | str) -> Run:
         return Run(self, _parse_id(run_id))

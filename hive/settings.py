@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     purge_interval_s: float = Field(default=86400.0, gt=0)
     # Must exceed the longest step timeout plus the time a message can wait in a worker buffer.
     visibility_timeout_s: int = Field(default=4 * 3600, gt=0)
-    default_step_timeout_s: float = Field(default=300.0, gt=0)
+    # How long a step keeps retrying its writes while PostgreSQL is unreachable.
+    db_retry_s: float = Field(default=120.0, ge=0)
+    # A step marked sent whose message has not started after this long is sent again
+    # (covers a crash between commit and publish); duplicates are dropped by the claim.
+    redispatch_after_s: float = Field(default=600.0, gt=0)
     # Messages are namespaced so several farms (or test runs) can share one Redis.
     key_prefix: str = "hive"
 

@@ -107,7 +107,7 @@ class StepRun(Base):
     dependents: Mapped[list[str]] = mapped_column(ARRAY(Text))
     # The unique dependent whose only need is this step: dispatched in one chain with it.
     chain_next: Mapped[str | None] = mapped_column(String(200))
-    # Steps whose outputs the input template reads (needs ∪ referenced ancestors).
+    # Steps whose outputs the input template reads (needs and referenced ancestors).
     inputs_from: Mapped[list[str]] = mapped_column(ARRAY(Text))
     input_template: Mapped[Any] = mapped_column(JSONB)
     options: Mapped[Any] = mapped_column(JSONB)
@@ -121,6 +121,9 @@ class StepRun(Base):
     output: Mapped[Any | None] = mapped_column(JSONB)
     error: Mapped[Any | None] = mapped_column(JSONB)
     worker: Mapped[str | None] = mapped_column(String(300))
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    # Attempts made before the last replay: retries are counted from here.
+    attempt_base: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
 
@@ -169,7 +172,36 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
 
 
+class DeadLetter(Base):
+    """A step that failed for good, with what is needed to look at it and replay it."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    step_id: Mapped[str] = mapped_column(String(200))
+    pipeline: Mapped[str] = mapped_column(String(200))
+    agent: Mapped[str] = mapped_column(String(200))
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[Any] = mapped_column(JSONB)
+    input: Mapped[Any | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+    replayed_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    __table_args__ = (
+        Index(
+            "ix_dead_letters_open",
+            "pipeline",
+            "created_at",
+            postgresql_where=text("replayed_at IS NULL"),
+        ),
+    )
+
+
 runs = Run.__table__
 step_runs = StepRun.__table__
 step_attempts = StepAttempt.__table__
 events = Event.__table__
+dead_letters = DeadLetter.__table__

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import Text
 
 from hive.db.models import runs, step_runs
@@ -37,22 +39,40 @@ def insert_run(
     output_spec: dict[str, Any],
     steps: list[NewStep],
     idempotency_key: str | None = None,
-) -> None:
-    """Insert the run and one row per step (status queued / pending)."""
-    conn.execute(
-        insert(runs).values(
-            id=run_id,
-            pipeline=pipeline,
-            pipeline_version=pipeline_version,
-            tenant=tenant,
-            priority=priority,
-            input=run_input,
-            output_spec=output_spec,
-            status="queued",
-            steps_remaining=len(steps),
-            idempotency_key=idempotency_key,
+    deadline_s: float | None = None,
+) -> uuid.UUID:
+    """Insert the run and one row per step (status queued / pending).
+
+    With an ``idempotency_key`` already used by the tenant, nothing is inserted and the
+    existing run's id is returned (concurrent calls wait on the unique index).
+    """
+    values: dict[str, Any] = {
+        "id": run_id,
+        "pipeline": pipeline,
+        "pipeline_version": pipeline_version,
+        "tenant": tenant,
+        "priority": priority,
+        "input": run_input,
+        "output_spec": output_spec,
+        "status": "queued",
+        "steps_remaining": len(steps),
+        "idempotency_key": idempotency_key,
+    }
+    if deadline_s is not None:
+        values["deadline_at"] = func.now() + timedelta(seconds=deadline_s)
+    stmt = pg_insert(runs).values(**values)
+    if idempotency_key is not None:
+        stmt = stmt.on_conflict_do_nothing(
+            index_elements=[text("coalesce(tenant, '')"), runs.c.idempotency_key],
+            index_where=text("idempotency_key IS NOT NULL"),
         )
-    )
+    if conn.execute(stmt.returning(runs.c.id)).first() is None:
+        return conn.execute(
+            select(runs.c.id).where(
+                func.coalesce(runs.c.tenant, "") == (tenant or ""),
+                runs.c.idempotency_key == idempotency_key,
+            )
+        ).scalar_one()
     conn.execute(
         insert(step_runs),
         [
@@ -74,6 +94,7 @@ def insert_run(
             for i, s in enumerate(steps)
         ],
     )
+    return run_id
 
 
 _COUNT_DOWN = text(
@@ -125,7 +146,9 @@ _FINISH = text(
 ).bindparams(bindparam("output", type_=JSONB))
 
 
-def load_output_inputs(conn: Connection, run_id: uuid.UUID) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+def load_output_inputs(
+    conn: Connection, run_id: uuid.UUID
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
     """The run input, its output spec, and the outputs of the steps that spec reads."""
     run = conn.execute(_RUN_FOR_OUTPUT, {"run_id": run_id}).one()
     spec = run.output_spec
@@ -136,9 +159,10 @@ def load_output_inputs(conn: Connection, run_id: uuid.UUID) -> tuple[Any, dict[s
 
 def finish_run(conn: Connection, run_id: uuid.UUID, status: str, output: Any = None) -> bool:
     """Move an active run to a final status; False if it was already final."""
-    return conn.execute(
-        _FINISH, {"run_id": run_id, "status": status, "output": output}
-    ).first() is not None
+    return (
+        conn.execute(_FINISH, {"run_id": run_id, "status": status, "output": output}).first()
+        is not None
+    )
 
 
 def get_run(conn: Connection, run_id: uuid.UUID) -> Any:

@@ -19,12 +19,13 @@ _CLAIM = text(
     WITH claimed AS (
         UPDATE step_runs s
            SET status = 'running', attempt = :attempt, started_at = now(), finished_at = NULL,
-               enqueued_at = NULL, worker = :worker,
+               enqueued_at = NULL, worker = :worker, task_id = :task_id,
                lease_until = now() + make_interval(secs => (s.options->>'timeout')::float + :grace)
           FROM runs r
          WHERE s.run_id = :run_id AND s.step_id = :step_id
            AND s.status = 'pending' AND s.attempt = :attempt - 1 AND s.pending_needs = 0
            AND r.id = s.run_id AND r.status IN ('queued', 'running')
+           AND (r.deadline_at IS NULL OR r.deadline_at > now())
         RETURNING s.agent, s.input_template, s.needs, s.inputs_from, s.options
     ), started AS (
         UPDATE runs SET status = 'running', started_at = now()
@@ -51,9 +52,17 @@ class ClaimedStep:
 
 
 def claim(
-    conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int, worker: str, grace_s: float
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    *,
+    worker: str,
+    task_id: str | None,
+    grace_s: float,
 ) -> ClaimedStep | None:
-    """Take the step for ``attempt``; None when someone else has it, it is done, or not ready."""
+    """Take the step for ``attempt``; None when someone else has it, it is done, not ready,
+    or its run is no longer active."""
     row = conn.execute(
         _CLAIM,
         {
@@ -61,6 +70,7 @@ def claim(
             "step_id": step_id,
             "attempt": attempt,
             "worker": worker,
+            "task_id": task_id,
             "grace": grace_s,
         },
     ).first()
@@ -133,7 +143,7 @@ _END_ATTEMPT = text(
            SET status = :status, error = :error, input = coalesce(:input, input),
                lease_until = NULL,
                finished_at = CASE WHEN :status = 'pending' THEN NULL ELSE now() END,
-               enqueued_at = CASE WHEN :status = 'pending' THEN now() ELSE NULL END
+               enqueued_at = NULL, task_id = NULL
          WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
            AND status = 'running'
         RETURNING run_id, step_id, attempt, worker, started_at
@@ -155,8 +165,8 @@ def end_attempt(
     step_input: Any,
     retry: bool,
 ) -> bool:
-    """Record a failed attempt. With ``retry`` the step goes back to pending with its next
-    message marked as sent; otherwise it fails for good. False when the attempt lost the step."""
+    """Record a failed attempt. With ``retry`` the step goes back to pending, ready for the
+    dispatcher; otherwise it fails for good. False when the attempt no longer owns the step."""
     row = conn.execute(
         _END_ATTEMPT,
         {
@@ -227,3 +237,70 @@ def mark_enqueued(conn: Connection, run_id: uuid.UUID, heads: list[str]) -> list
     "pending, not yet sent"); only the rows returned may be published."""
     rows = conn.execute(_MARK_ENQUEUED, {"run_id": run_id, "heads": heads}).all()
     return [EnqueuedStep(r.step_id, r.head, r.depth, r.attempt, r.options) for r in rows]
+
+
+_FAILURE_POLICY = text(
+    """
+    SELECT s.options, s.attempt_base, s.agent, s.dependents, r.priority, r.pipeline
+      FROM step_runs s JOIN runs r ON r.id = s.run_id
+     WHERE s.run_id = :run_id AND s.step_id = :step_id
+       FOR UPDATE OF s
+    """
+)
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    options: dict[str, Any]
+    attempt_base: int
+    agent: str
+    priority: str
+    pipeline: str
+
+    def retries_left(self, attempt: int) -> bool:
+        return attempt - self.attempt_base <= int(self.options.get("max_retries", 0))
+
+
+def failure_policy(conn: Connection, run_id: uuid.UUID, step_id: str) -> FailurePolicy | None:
+    """What decides a failed attempt's fate (locks the step row)."""
+    row = conn.execute(_FAILURE_POLICY, {"run_id": run_id, "step_id": step_id}).first()
+    if row is None:
+        return None
+    return FailurePolicy(row.options, row.attempt_base, row.agent, row.priority, row.pipeline)
+
+
+_UNMARK_CHAIN = text(
+    """
+    WITH RECURSIVE tail(step_id) AS (
+        SELECT chain_next FROM step_runs
+         WHERE run_id = :run_id AND step_id = :step_id AND chain_next IS NOT NULL
+        UNION ALL
+        SELECT s.chain_next FROM step_runs s JOIN tail t
+            ON s.run_id = :run_id AND s.step_id = t.step_id
+         WHERE s.chain_next IS NOT NULL
+    )
+    UPDATE step_runs s SET enqueued_at = NULL
+      FROM tail t
+     WHERE s.run_id = :run_id AND s.step_id = t.step_id
+       AND s.status = 'pending' AND s.pending_needs > 0
+    """
+)
+
+
+def unmark_chain_after(conn: Connection, run_id: uuid.UUID, step_id: str) -> None:
+    """Forget that the stretch after ``step_id`` was sent with it: the message carrying that
+    chain is gone, so the dispatcher must send it again with the step's next attempt."""
+    conn.execute(_UNMARK_CHAIN, {"run_id": run_id, "step_id": step_id})
+
+
+_UNMARK = text(
+    """
+    UPDATE step_runs SET enqueued_at = NULL
+     WHERE run_id = :run_id AND step_id = ANY(:ids) AND status = 'pending'
+    """
+).bindparams(bindparam("ids", type_=ARRAY(Text)))
+
+
+def unmark(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> None:
+    """Forget that these steps were sent (their publish failed)."""
+    conn.execute(_UNMARK, {"run_id": run_id, "ids": step_ids})

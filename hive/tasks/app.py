@@ -62,9 +62,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_priority": PRIORITIES["normal"],
         "task_inherit_parent_priority": True,
         "worker_hijack_root_logger": False,
+        "task_routes": {"hive.beat.*": {"queue": keys.MAINTENANCE_QUEUE}},
+        "beat_schedule": _beat_schedule(),
         "timezone": "UTC",
         "enable_utc": True,
     }
+
+
+def _beat_schedule() -> dict[str, Any]:
+    from hive.beat.tasks import beat_schedule
+
+    return beat_schedule()
 
 
 app = Celery("hive", set_as_current=True)

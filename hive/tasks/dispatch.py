@@ -21,6 +21,8 @@ from sqlalchemy import Connection
 
 from hive import keys
 from hive.db import steps as step_store
+from hive.db.retrying import in_transaction
+from hive.errors import HiveError
 from hive.tasks.app import PRIORITIES, app
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class Publication:
     run_id: uuid.UUID
     stretches: list[list[step_store.EnqueuedStep]] = field(default_factory=list)
     priority: int = PRIORITIES["normal"]
+    countdown_s: float | None = None
 
     def __bool__(self) -> bool:
         return bool(self.stretches)
@@ -48,10 +51,25 @@ class Publication:
         links = [self._stretch(stretch) for stretch in self.stretches]
         return links[0] if len(links) == 1 else group(links)
 
-    def send(self) -> None:
-        """Publish; a failure leaves the steps marked sent, for recovery to send again."""
-        if self.stretches:
-            self.canvas().apply_async()
+    def send(self) -> bool:
+        """Publish. If the broker refuses, forget the marks so the recovery sweep sends
+        the steps again; the run stays recorded either way. False if not sent."""
+        if not self.stretches:
+            return True
+        try:
+            self.canvas().apply_async(countdown=self.countdown_s)
+        except Exception as exc:  # kombu and redis-py raise many kinds on a lost broker
+            logger.warning(
+                "could not publish %d steps (%s); recovery will", len(self.step_ids), exc
+            )
+            try:
+                in_transaction(
+                    lambda conn: step_store.unmark(conn, self.run_id, self.step_ids), retry_s=5
+                )
+            except HiveError:
+                logger.warning("could not unmark; the age-based sweep will re-send them")
+            return False
+        return True
 
     def _stretch(self, stretch: list[step_store.EnqueuedStep]) -> Signature:
         sigs = [self._signature(s) for s in stretch]
@@ -70,13 +88,20 @@ class Publication:
         )
 
 
-def dispatch(conn: Connection, run_id: uuid.UUID, ready: list[str], priority: str) -> Publication:
+def dispatch(
+    conn: Connection,
+    run_id: uuid.UUID,
+    ready: list[str],
+    priority: str,
+    *,
+    countdown_s: float | None = None,
+) -> Publication:
     """Mark ``ready`` steps (and the stretches after them) as sent and return what to publish.
 
     Only steps whose compare-and-set succeeds are published, so two dispatchers
     racing over the same step publish it once.
     """
-    publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
+    publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
     if not ready:
         return publication
     marked = step_store.mark_enqueued(conn, run_id, ready)

@@ -1,7 +1,8 @@
 """What happens after an attempt ends: record it, release or skip what depends on it,
 dispatch what became ready, and finish the run when nothing is left.
 
-Each function runs one transaction and publishes after it commits.
+Each function runs one transaction (retried while PostgreSQL is unreachable) and
+publishes after it commits. Every retry goes back through the one dispatcher.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import logging
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, select, text
 
 from hive.db import runs as run_store
 from hive.db import steps as step_store
-from hive.db.engine import get_engine
-from hive.db.models import events
+from hive.db.models import dead_letters, events, step_runs
+from hive.db.retrying import in_transaction
 from hive.pipelines.refs import resolve
 from hive.tasks.dispatch import Publication, dispatch
+from hive.tasks.retry import backoff_s
 
 logger = logging.getLogger(__name__)
 
@@ -26,54 +28,91 @@ def record_success(
     run_id: uuid.UUID, step_id: str, attempt: int, step_input: Any, output: Any
 ) -> bool:
     """Record the attempt's success once; False for a late finish (the step was taken back)."""
-    with get_engine().begin() as conn:
+
+    def txn(conn: Connection) -> tuple[bool, Publication]:
         ready = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
         if ready is None:
-            _late_finish(conn, run_id, step_id, attempt)
-            return False
+            return False, _after_lost_race(conn, run_id, step_id, attempt)
         count = run_store.count_down(conn, run_id, 1)
         publication = dispatch(conn, run_id, ready, count.priority)
         if count.remaining == 0:
             finish(conn, run_id, count.failed_step)
+        return True, publication
+
+    recorded, publication = in_transaction(txn)
     publication.send()
-    return True
+    return recorded
 
 
-def record_retry(
-    run_id: uuid.UUID, step_id: str, attempt: int, step_input: Any, error: dict[str, Any]
-) -> bool:
-    """Record a failed attempt that will be retried; False if the attempt lost the step."""
-    with get_engine().begin() as conn:
-        ok = step_store.end_attempt(
-            conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=True
-        )
-        if not ok:
+def record_failed_attempt(
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    error: dict[str, Any],
+    *,
+    step_input: Any = None,
+    retryable: bool = True,
+) -> str:
+    """Record a failed attempt and apply the step's retry policy.
+
+    Returns ``"retried"`` (the next attempt is dispatched after a backoff), ``"failed"``
+    (failed for good: dead letter, descendants skipped), or ``"lost"`` (this attempt no
+    longer owned the step; nothing was recorded but an event).
+    """
+
+    def txn(conn: Connection) -> tuple[str, Publication | None]:
+        policy = step_store.failure_policy(conn, run_id, step_id)
+        retry = policy is not None and retryable and policy.retries_left(attempt)
+        if policy is None or not step_store.end_attempt(
+            conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry
+        ):
             _late_finish(conn, run_id, step_id, attempt)
-    return ok
+            return "lost", None
+        if retry:
+            # The message that carried the rest of this step's chain is done with:
+            # the dispatcher sends the chain again with the next attempt.
+            step_store.unmark_chain_after(conn, run_id, step_id)
+            delay = backoff_s(attempt - policy.attempt_base, policy.options)
+            return "retried", dispatch(conn, run_id, [step_id], policy.priority, countdown_s=delay)
+        _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)
+        return "failed", None
+
+    outcome, publication = in_transaction(txn)
+    if publication is not None:
+        logger.info("attempt %d failed (%s); retry dispatched", attempt, error["type"])
+        publication.send()
+    elif outcome == "failed":
+        logger.warning("step failed for good after %d attempts: %s", attempt, error["type"])
+    return outcome
 
 
-def record_failure(
-    run_id: uuid.UUID, step_id: str, attempt: int, step_input: Any, error: dict[str, Any]
-) -> bool:
-    """Fail the step for good: skip its descendants, and finish the run if nothing is left."""
-    with get_engine().begin() as conn:
-        ok = step_store.end_attempt(
-            conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=False
+def _fail_for_good(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    error: dict[str, Any],
+    step_input: Any,
+    policy: step_store.FailurePolicy,
+) -> None:
+    conn.execute(
+        insert(dead_letters).values(
+            run_id=run_id,
+            step_id=step_id,
+            pipeline=policy.pipeline,
+            agent=policy.agent,
+            attempts=attempt,
+            error=error,
+            input=step_input,
         )
-        if not ok:
-            _late_finish(conn, run_id, step_id, attempt)
-            return False
-        skipped = step_store.skip_descendants(conn, run_id, step_id)
-        run_error = {"step_id": step_id, "type": error["type"], "message": error["message"]}
-        count = run_store.count_down(
-            conn, run_id, 1 + len(skipped), failed_step=step_id, error=run_error
-        )
-        if count.remaining == 0:
-            finish(conn, run_id, count.failed_step)
-    logger.warning(
-        "step failed for good: %s; %d downstream steps skipped", error["type"], len(skipped)
     )
-    return True
+    skipped = step_store.skip_descendants(conn, run_id, step_id)
+    run_error = {"step_id": step_id, "type": error["type"], "message": error["message"]}
+    count = run_store.count_down(
+        conn, run_id, 1 + len(skipped), failed_step=step_id, error=run_error
+    )
+    if count.remaining == 0:
+        finish(conn, run_id, count.failed_step)
 
 
 def finish(conn: Connection, run_id: uuid.UUID, failed_step: str | None) -> None:
@@ -87,6 +126,37 @@ def finish(conn: Connection, run_id: uuid.UUID, failed_step: str | None) -> None
     run_store.finish_run(conn, run_id, "succeeded", output)
 
 
+_READY_AFTER = text(
+    """
+    UPDATE step_runs SET enqueued_at = NULL
+     WHERE run_id = :run_id AND step_id = ANY(
+             SELECT unnest(dependents) FROM step_runs WHERE run_id = :run_id AND step_id = :step_id)
+       AND status = 'pending' AND pending_needs = 0
+    RETURNING step_id
+    """
+)
+
+
+def _after_lost_race(
+    conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int
+) -> Publication:
+    """The success was not recorded. If it already was — by this very attempt, whose commit
+    went through before the connection dropped — make sure its dependents were sent."""
+    row = conn.execute(
+        select(step_runs.c.status, step_runs.c.attempt).where(
+            step_runs.c.run_id == run_id, step_runs.c.step_id == step_id
+        )
+    ).first()
+    if row is not None and row.status == "succeeded" and row.attempt == attempt:
+        ready = [
+            r.step_id for r in conn.execute(_READY_AFTER, {"run_id": run_id, "step_id": step_id})
+        ]
+        run = run_store.get_run(conn, run_id)
+        return dispatch(conn, run_id, ready, run.priority)
+    _late_finish(conn, run_id, step_id, attempt)
+    return Publication(run_id=run_id)
+
+
 def _late_finish(conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int) -> None:
     conn.execute(
         insert(events).values(
@@ -94,8 +164,3 @@ def _late_finish(conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int
         )
     )
     logger.info("attempt %d no longer owns the step; its result is not recorded", attempt)
-
-
-def publish(publication: Publication) -> None:
-    """Send what a committed transaction decided."""
-    publication.send()

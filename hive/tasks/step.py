@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import uuid
 from typing import Any
 
+from billiard.exceptions import TimeLimitExceeded, WorkerLostError
 from celery import Task
+from celery.signals import task_failure
+from sqlalchemy import Connection, select
 
 from hive import keys
 from hive.agents.base import AgentContext
 from hive.agents.registry import default_registry
 from hive.db import steps as step_store
-from hive.db.engine import get_engine
+from hive.db.models import runs
+from hive.db.retrying import in_transaction
+from hive.errors import ServiceUnavailable
 from hive.pipelines.refs import resolve
 from hive.settings import get_settings
 from hive.tasks import outcomes
 from hive.tasks.app import app
-from hive.tasks.retry import backoff_s, error_info, is_retryable
+from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
+
+# While PostgreSQL is down at claim time, the message comes back after this long.
+_CLAIM_RETRY_COUNTDOWN_S = 5.0
 
 
 @app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)
@@ -36,12 +46,25 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
         logger,
         {"run_id": run_id, "step_id": step_id, "task_id": self.request.id, "attempt": attempt},
     )
-    with get_engine().begin() as conn:
-        claimed = step_store.claim(
-            conn, rid, step_id, attempt, self.request.hostname or "?", get_settings().lease_grace_s
+    settings = get_settings()
+    try:
+        claimed = in_transaction(
+            lambda conn: step_store.claim(
+                conn,
+                rid,
+                step_id,
+                attempt,
+                worker=self.request.hostname or "?",
+                task_id=self.request.id,
+                grace_s=settings.lease_grace_s,
+            ),
+            retry_s=min(settings.db_retry_s, 30.0),
         )
+    except ServiceUnavailable:
+        log.warning("database unreachable at claim; message will come back")
+        raise self.retry(countdown=_CLAIM_RETRY_COUNTDOWN_S, max_retries=None) from None
     if claimed is None:
-        # A duplicate, a late message, or a cancelled run: whoever owns the step goes on.
+        # A duplicate, a late message, or a run no longer active: whoever owns it goes on.
         log.debug("step not claimable; message dropped")
         self.request.chain = None
         return
@@ -59,37 +82,60 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
             tenant=claimed.tenant,
             logger=log.logger,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
+            is_cancelled=CancelCheck(rid),
         )
         output = agent_cls().execute(step_input, ctx)
     except Exception as exc:
-        _handle_failure(self, log, rid, step_id, attempt, claimed.options, step_input, exc)
+        log.info("attempt failed: %s", type(exc).__name__)
+        outcomes.record_failed_attempt(
+            rid, step_id, attempt, error_info(exc), step_input=step_input,
+            retryable=is_retryable(exc),
+        )  # fmt: skip
+        self.request.chain = None
         return
     if not outcomes.record_success(rid, step_id, attempt, step_input, output):
         self.request.chain = None
 
 
-def _handle_failure(
-    task: Task,
-    log: logging.LoggerAdapter[logging.Logger],
-    run_id: uuid.UUID,
-    step_id: str,
-    attempt: int,
-    options: dict[str, Any],
-    step_input: Any,
-    exc: Exception,
+class CancelCheck:
+    """``ctx.is_cancelled()`` for agents: asks PostgreSQL at most once a second."""
+
+    def __init__(self, run_id: uuid.UUID, every_s: float = 1.0) -> None:
+        self._run_id = run_id
+        self._every_s = every_s
+        self._checked_at = 0.0
+        self._cancelled = False
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if not self._cancelled and now - self._checked_at >= self._every_s:
+            self._checked_at = now
+            # Unreachable database: keep going; claim and finish are compare-and-set anyway.
+            with contextlib.suppress(ServiceUnavailable):
+                self._cancelled = not in_transaction(self._active, retry_s=0)
+        return self._cancelled
+
+    def _active(self, conn: Connection) -> bool:
+        status = conn.execute(select(runs.c.status).where(runs.c.id == self._run_id)).scalar()
+        return status in ("queued", "running")
+
+
+@task_failure.connect(sender=run_step)
+def _on_lost_attempt(
+    sender: Task, task_id: str, exception: BaseException, args: Any, **_: Any
 ) -> None:
-    error = error_info(exc)
-    retries_left = attempt <= int(options.get("max_retries", 0))
-    if is_retryable(exc) and retries_left:
-        delay = backoff_s(attempt, options)
-        log.info("attempt failed (%s); retrying in %.2fs", error["type"], delay)
-        if outcomes.record_retry(run_id, step_id, attempt, step_input, error):
-            # retry() keeps the rest of the chain this message carries.
-            raise task.retry(
-                args=(str(run_id), step_id, attempt + 1), countdown=delay, max_retries=None
-            )
-        task.request.chain = None
+    """In the worker's main process: a pool child died (SIGKILL, OOM, a poison step) or hit
+    the hard time limit. The attempt is recorded as failed and the retry policy applies, so
+    a step that kills its worker every time ends in the dead letters instead of looping."""
+    if not isinstance(exception, WorkerLostError | TimeLimitExceeded):
         return
-    log.warning("attempt failed for good: %s: %s", error["type"], error["message"])
-    outcomes.record_failure(run_id, step_id, attempt, step_input, error)
-    task.request.chain = None
+    run_id, step_id, attempt = args
+    kind = "timeout" if isinstance(exception, TimeLimitExceeded) else "worker_lost"
+    error = {"type": kind, "message": str(exception) or kind, "traceback": None}
+    try:
+        outcome = outcomes.record_failed_attempt(uuid.UUID(run_id), step_id, attempt, error)
+    except ServiceUnavailable:
+        # The lease runs out and the recovery sweep takes the step back.
+        logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)
+        return
+    logger.warning("attempt %s of %s/%s ended: %s; %s", attempt, run_id, step_id, kind, outcome)

@@ -1,0 +1,45 @@
+# Hive's entry points. CI (.ci/run) runs `make test`; `make check` adds the linters first.
+# Targets that need the virtualenv or the servers go through scripts/bootstrap.sh, which is
+# idempotent and quiet when there is nothing to do.
+
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+# Extra pytest arguments: make test PYTEST_ARGS="tests/unit -x"
+PYTEST_ARGS ?=
+
+.PHONY: bootstrap venv demo test lint check bench services-stop clean
+# `check` lints before it tests, even under make -j.
+.NOTPARALLEL:
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+# The virtualenv alone, for targets that need no servers.
+venv:
+	@bash scripts/bootstrap.sh --no-services
+
+demo: bootstrap
+	$(PYTHON) scripts/demo.py
+
+# pytest's status passes straight through: 5 ("no tests collected") fails the target too.
+test: bootstrap
+	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+check: lint test
+
+bench: bootstrap
+	$(PYTHON) -m bench.throughput
+
+services-stop:
+	@if [ -x $(PYTHON) ]; then $(PYTHON) scripts/services.py stop; fi
+
+# Keeps .venv; rm -rf .venv for a from-scratch set-up.
+clean: services-stop
+	rm -rf .hive build dist *.egg-info .pytest_cache .ruff_cache
+	find . -path ./.venv -prune -o -path ./.git -prune -o -type d -name __pycache__ -exec rm -rf {} +

@@ -1,0 +1,33 @@
+"""The agents that ship with Hive; ``AgentRegistry.discover`` registers every one of them."""
+
+from __future__ import annotations
+
+from hive.agents.base import Agent
+from hive.agents.builtin.merge import MergeAgent
+from hive.agents.builtin.pii import PiiRedactAgent
+from hive.agents.builtin.sentiment import SentimentAgent
+from hive.agents.builtin.testing import EchoAgent, FailAgent, SleepAgent
+from hive.agents.builtin.text import KeywordsAgent, SummarizeAgent
+
+BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
+    EchoAgent,
+    PiiRedactAgent,
+    KeywordsAgent,
+    SummarizeAgent,
+    SentimentAgent,
+    MergeAgent,
+    SleepAgent,
+    FailAgent,
+]
+
+__all__ = [
+    "BUILTIN_AGENTS",
+    "EchoAgent",
+    "FailAgent",
+    "KeywordsAgent",
+    "MergeAgent",
+    "PiiRedactAgent",
+    "SentimentAgent",
+    "SleepAgent",
+    "SummarizeAgent",
+]

@@ -1,0 +1,153 @@
+"""The ``pii_redact`` agent: replaces personal data in text with typed placeholders.
+
+Detectors run in a fixed order. Emails go first because they may hold digits;
+card numbers and SSNs go before phone numbers so that a long digit run is typed
+by its strictest match rather than carved into phone numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hive.agents.base import Agent, AgentContext, AgentOptions
+
+PII_KINDS: tuple[str, ...] = ("EMAIL", "PHONE", "IP", "CREDIT_CARD", "SSN")
+"""Every kind of data :func:`redact` replaces; the placeholder of a kind is ``[KIND]``."""
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+# 13-19 digits, single spaces or dashes allowed between them; the lookarounds keep
+# the match from starting or ending inside a longer run of digits.
+_CREDIT_CARD = re.compile(r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,18}(?![ -]?\d)")
+
+# Area 000, 666 and 900-999, group 00 and serial 0000 are never issued.
+_SSN = re.compile(r"(?<!\d)(?<!\d-)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!-?\d)")
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4 = re.compile(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)")
+
+_PHONE = re.compile(
+    r"""
+    (?<![\w+])
+    (?:
+        (?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}   # North American
+      | \+\d{1,3}(?:[ .-]\d{1,4}){2,5}                             # +44 20 7946 0958
+      | \+\d{7,15}                                                 # E.164, no separators
+    )
+    (?!\w)(?![.-]?\d)
+    """,
+    re.VERBOSE,
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a string of digits passes the Luhn checksum that card numbers carry.
+
+    Args:
+        digits: the number, digits only.
+
+    Returns:
+        True when the checksum holds.
+    """
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _is_card(match: str) -> bool:
+    return luhn_valid(re.sub(r"\D", "", match))
+
+
+def _is_phone(match: str) -> bool:
+    # The international forms are loose; a real number has 7 to 15 digits (E.164).
+    return 7 <= sum(char.isdigit() for char in match) <= 15
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class _Detector:
+    kind: str
+    pattern: re.Pattern[str]
+    accept: Callable[[str], bool] = _always
+
+
+_DETECTORS: tuple[_Detector, ...] = (
+    _Detector("EMAIL", _EMAIL),
+    _Detector("CREDIT_CARD", _CREDIT_CARD, _is_card),
+    _Detector("SSN", _SSN),
+    _Detector("IP", _IPV4),
+    _Detector("PHONE", _PHONE, _is_phone),
+)
+
+
+def redact(text: str) -> tuple[str, dict[str, int]]:
+    """Replace emails, card numbers, SSNs, IPv4 addresses and phone numbers with placeholders.
+
+    Args:
+        text: any text.
+
+    Returns:
+        The redacted text and how many of each kind were replaced (every kind
+        of :data:`PII_KINDS` is present, zero included).
+    """
+    counts = dict.fromkeys(PII_KINDS, 0)
+    for detector in _DETECTORS:
+
+        def replace(match: re.Match[str], detector: _Detector = detector) -> str:
+            if not detector.accept(match.group()):
+                return match.group()
+            counts[detector.kind] += 1
+            return f"[{detector.kind}]"
+
+        text = detector.pattern.sub(replace, text)
+    return text, counts
+
+
+class PiiRedactInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class PiiRedactOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    counts: dict[str, int] = Field(description="replacements per kind, zero included")
+
+
+class PiiRedactAgent(Agent[PiiRedactInput, PiiRedactOutput]):
+    """Replaces emails, phone numbers, IPv4 addresses, card numbers and SSNs with placeholders."""
+
+    name = "pii_redact"
+    version = "1"
+    input_model = PiiRedactInput
+    output_model = PiiRedactOutput
+    options = AgentOptions(timeout=60.0)
+
+    def run(self, data: PiiRedactInput, ctx: AgentContext) -> PiiRedactOutput:
+        """Redact ``data.text``.
+
+        Args:
+            data: the text to redact.
+            ctx: the step this call belongs to.
+
+        Returns:
+            The redacted text and the count of each kind replaced.
+        """
+        text, counts = redact(data.text)
+        ctx.logger.debug("redacted %s", counts)
+        return PiiRedactOutput(text=text, counts=counts)

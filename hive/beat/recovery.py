@@ -1,0 +1,91 @@
+"""recover_stalled_runs: take back what stalled, send what was never sent, expire what is late.
+
+Everything it re-sends goes through the one dispatcher, as a new attempt where a
+step had started. PostgreSQL is the truth: this rebuilds the broker's state from it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import redis
+from sqlalchemy import Connection
+
+from hive import keys
+from hive.db import sweeps
+from hive.db.retrying import in_transaction
+from hive.db.steps import unmark_chain_after
+from hive.settings import get_settings
+from hive.tasks import outcomes
+from hive.tasks.cancel import stop_run
+from hive.tasks.dispatch import Publication, dispatch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RecoveryReport:
+    broker_reset: bool = False
+    leases_expired: int = 0
+    redispatched_steps: int = 0
+    expired_runs: int = 0
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+
+def broker_was_reset(client: redis.Redis) -> bool:
+    """True when the broker's marker key is gone: Redis restarted empty or was flushed, so
+    every message it held is lost. (Also true on the very first sweep; re-sending then is
+    harmless, the claim drops duplicates.)"""
+    return bool(client.set(keys.broker_epoch(get_settings().key_prefix), uuid.uuid4().hex, nx=True))
+
+
+def recover(client: redis.Redis) -> RecoveryReport:
+    report = RecoveryReport()
+    settings = get_settings()
+    if broker_was_reset(client):
+        report.broker_reset = True
+        forgotten = in_transaction(sweeps.forget_all_sent)
+        logger.warning("broker lost its data; %d sent steps will be sent again", forgotten)
+
+    for stalled in in_transaction(sweeps.expired_leases):
+        error = {
+            "type": "lease_expired",
+            "message": f"no word from worker {stalled.worker} before the lease ran out",
+            "traceback": None,
+        }
+        outcome = outcomes.record_failed_attempt(
+            stalled.run_id, stalled.step_id, stalled.attempt, error
+        )
+        if outcome != "lost":
+            report.leases_expired += 1
+
+    for run_id in in_transaction(sweeps.overdue_runs):
+        if stop_run(run_id, status="expired", reason="the run passed its deadline"):
+            report.expired_runs += 1
+
+    for run_id, step_ids, priority in in_transaction(
+        lambda c: sweeps.unsent_ready_steps(c, settings.redispatch_after_s)
+    ):
+        publication = in_transaction(_redispatch(run_id, step_ids, priority))
+        if publication.send():
+            report.redispatched_steps += len(publication.step_ids)
+    if any(asdict(report).values()):
+        logger.info("recovery: %s", report.as_dict())
+    return report
+
+
+def _redispatch(
+    run_id: uuid.UUID, step_ids: list[str], priority: str
+) -> Callable[[Connection], Publication]:
+    def txn(conn: Connection) -> Publication:
+        sweeps.forget_sent(conn, run_id, step_ids)
+        for step_id in step_ids:
+            unmark_chain_after(conn, run_id, step_id)  # their chains go out again with them
+        return dispatch(conn, run_id, step_ids, priority)
+
+    return txn

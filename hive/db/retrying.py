@@ -1,0 +1,51 @@
+"""Run a transaction again while PostgreSQL is unreachable, with capped backoff.
+
+The whole transaction is the unit that is retried: it rolled back, so running it
+again is safe. A commit whose acknowledgement was lost is the one ambiguous case;
+callers detect it through their compare-and-set (the row already shows their write).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from hive.db.engine import get_engine, unavailable
+from hive.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def _is_disconnect(exc: DBAPIError) -> bool:
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = None) -> T:
+    """``fn(conn)`` inside one transaction, tried again for up to ``retry_s`` seconds
+    (default ``HIVE_DB_RETRY_S``) while the database cannot be reached.
+
+    Raises:
+        ServiceUnavailable: the database stayed unreachable.
+    """
+    budget = get_settings().db_retry_s if retry_s is None else retry_s
+    deadline = time.monotonic() + budget
+    delay = 0.1
+    while True:
+        try:
+            with get_engine().begin() as conn:
+                return fn(conn)
+        except DBAPIError as exc:
+            if not _is_disconnect(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise unavailable(exc) from None
+            logger.warning("database unreachable; retrying in %.1fs", delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,41 @@
+"""Pipelines: DAGs of agent steps, loaded from YAML files and checked before anything runs.
+
+::
+
+    load_pipelines(dir, registry)   every *.yaml / *.yml file → {name: Pipeline}
+    load_pipeline_file(path, reg)   one file → Pipeline
+    validate_paths(paths, reg)      problems only, for `hive pipelines validate`
+    validate_run_input(p, data)     run input vs. the pipeline's input_schema
+    resolve(template, input, outs)  substitute $input / $steps.<id> references
+    pipeline_output(p, input, outs) the run's output
+
+Loading raises :class:`~hive.errors.PipelineError` listing every problem at once.
+"""
+
+from hive.pipelines.inputs import validate_run_input
+from hive.pipelines.loader import load_pipeline_file, load_pipelines, validate_paths
+from hive.pipelines.refs import (
+    MalformedReference,
+    Reference,
+    UnresolvedReference,
+    parse_reference,
+    referenced_steps,
+    resolve,
+)
+from hive.pipelines.spec import Pipeline, StepSpec, pipeline_output
+
+__all__ = [
+    "MalformedReference",
+    "Pipeline",
+    "Reference",
+    "StepSpec",
+    "UnresolvedReference",
+    "load_pipeline_file",
+    "load_pipelines",
+    "parse_reference",
+    "pipeline_output",
+    "referenced_steps",
+    "resolve",
+    "validate_paths",
+    "validate_run_input",
+]

@@ -1,0 +1,628 @@
+"""Make sure the Redis and PostgreSQL that Hive's settings name are reachable.
+
+::
+
+    .venv/bin/python scripts/services.py ensure   # use running servers, else start throwaway ones
+    .venv/bin/python scripts/services.py status   # what is reachable, what this script started
+    .venv/bin/python scripts/services.py stop     # stop only what this script started
+
+Throwaway servers listen on loopback, on the port of ``HIVE_BROKER_URL`` and
+``HIVE_DATABASE_URL``, and keep their data, logs and PID files in ``.hive/services/``.
+They are started only for a local host and only when nothing listens on the port: a
+server that is up but refuses us is reported, never replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from psycopg2.extensions import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE = ROOT / ".hive" / "services"
+REDIS_DIR = STATE / "redis"
+REDIS_PID = REDIS_DIR / "redis.pid"
+REDIS_LOG = REDIS_DIR / "redis.log"
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+APT_LINE = "apt-get install -y redis-server postgresql"
+# initdb and postgres refuse to run as root; as root we run them as this user.
+PG_OS_USER = "postgres"
+START_TIMEOUT_S = 30
+STOP_TIMEOUT_S = 30.0
+# A Unix socket path must fit in sun_path (108 bytes on Linux).
+MAX_SOCKET_PATH = 100
+
+
+class ServiceError(Exception):
+    """An expected failure: reported in a line or two, without a traceback."""
+
+
+class NotInstalledError(ServiceError):
+    """Nothing is listening and there is no server binary to start one with."""
+
+
+def say(message: str) -> None:
+    print(f"services: {message}", file=sys.stderr)
+
+
+# --- what the settings ask for -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def is_local(self) -> bool:
+        return self.host in LOCAL_HOSTS
+
+    @property
+    def bind_address(self) -> str:
+        return "::1" if self.host == "::1" else "127.0.0.1"
+
+    def accepts_tcp(self) -> bool:
+        try:
+            with socket.create_connection((self.host, self.port), timeout=1.0):
+                return True
+        except OSError:
+            return False
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    url: str
+    endpoint: Endpoint | None  # None: a sentinel URL, which names no single server
+
+
+@dataclass(frozen=True)
+class PgTarget:
+    host: str | None  # None or a path: a Unix socket
+    port: int
+    user: str
+    password: str | None
+    database: str | None
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        if self.host is None or self.host.startswith("/"):
+            return None
+        return Endpoint(self.host, self.port)
+
+    def __str__(self) -> str:
+        return str(self.endpoint or f"{self.host or 'the default Unix socket'} port {self.port}")
+
+
+def load_targets() -> tuple[RedisTarget, PgTarget]:
+    # Run from a checkout, the checkout's hive wins over whatever the venv has installed.
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from sqlalchemy.engine import make_url
+
+    from hive.errors import SettingsError
+    from hive.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        raise ServiceError(str(exc)) from None
+
+    broker = urlsplit(settings.broker_url)
+    redis_endpoint = None
+    if broker.scheme in ("redis", "rediss"):
+        redis_endpoint = Endpoint(broker.hostname or "localhost", broker.port or 6379)
+    db = make_url(settings.database_url)
+    pg = PgTarget(
+        host=db.host,
+        port=db.port or 5432,
+        user=db.username or "postgres",
+        password=db.password,
+        database=db.database,
+    )
+    return RedisTarget(settings.broker_url, redis_endpoint), pg
+
+
+# --- small process helpers -----------------------------------------------------------------
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    {line}" for line in text.strip().splitlines())
+
+
+def _run(argv: list[str], what: str, cwd: Path | None = None, log: Path | None = None) -> None:
+    """Run a command quietly; on failure raise with its output and the tail of ``log``."""
+    # A file, not a pipe: a daemon that inherits it cannot keep us waiting for EOF.
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=cwd,
+                timeout=120,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ServiceError(f"{what} failed: {exc}") from None
+        if proc.returncode == 0:
+            return
+        out.seek(0)
+        detail = out.read().decode(errors="replace")
+    if log is not None:
+        detail += "\n" + _tail(log)
+    raise ServiceError(f"{what} failed (exit {proc.returncode}):\n{_indent(detail)}")
+
+
+def _find_binary(name: str, *fallbacks: str) -> str | None:
+    """``name`` on PATH, else the first executable fallback (PATH may lack the sbin dirs)."""
+    return shutil.which(name) or next((p for p in fallbacks if os.access(p, os.X_OK)), None)
+
+
+def _alive(pid: int, name: str) -> bool:
+    """Whether ``pid`` is a live process whose command line mentions ``name``."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        # Empty for a zombie; guards against a recycled PID too.
+        return name in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return True  # no /proc: trust the PID file
+
+
+def _read_pid(path: Path, name: str) -> int | None:
+    try:
+        pid = int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _alive(pid, name) else None
+
+
+def _wait_until(check: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def _terminate(pid: int, name: str, sig: signal.Signals) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        raise ServiceError(f"pid {pid} belongs to another user; stop it as that user") from None
+    return _wait_until(lambda: not _alive(pid, name), STOP_TIMEOUT_S)
+
+
+@contextmanager
+def _locked() -> Iterator[None]:
+    """Serialise ensure and stop: two `make test` runs must not both start a server."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    with (STATE / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+# --- Redis ---------------------------------------------------------------------------------
+
+
+def _redis_problem(target: RedisTarget) -> str | None:
+    import redis
+
+    client = redis.Redis.from_url(target.url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return str(exc) or type(exc).__name__
+    finally:
+        client.close()
+    return None
+
+
+def _redis_pid() -> int | None:
+    return _read_pid(REDIS_PID, "redis")
+
+
+def ensure_redis(target: RedisTarget) -> None:
+    endpoint = target.endpoint
+    if endpoint is None:
+        say("redis: HIVE_BROKER_URL is a sentinel URL; not checking or starting anything")
+        return
+    problem = _redis_problem(target)
+    if problem is None:
+        return
+    if endpoint.accepts_tcp():
+        raise ServiceError(f"redis: {endpoint} is up but unusable: {problem}")
+    if not endpoint.is_local:
+        raise ServiceError(f"redis: cannot reach {endpoint}: {problem}")
+    if _redis_pid() is not None:
+        say(f"redis: the throwaway server is not on {endpoint}; restarting it there")
+        stop_redis()
+    start_redis(target, endpoint)
+
+
+def start_redis(target: RedisTarget, endpoint: Endpoint) -> None:
+    binary = _find_binary("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
+    if binary is None:
+        raise NotInstalledError(
+            f"redis: nothing listens on {endpoint}; redis-server is not installed"
+        )
+    REDIS_DIR.mkdir(parents=True, exist_ok=True)
+    REDIS_PID.unlink(missing_ok=True)
+    argv = [binary, "--daemonize", "yes", "--port", str(endpoint.port)]
+    argv += ["--bind", endpoint.bind_address, "--save", "", "--appendonly", "no"]
+    # Production runs noeviction (a broker must never drop messages); so do tests.
+    argv += ["--maxmemory-policy", "noeviction", "--dir", str(REDIS_DIR)]
+    argv += ["--pidfile", str(REDIS_PID), "--logfile", str(REDIS_LOG)]
+    _run(argv, "redis-server", log=REDIS_LOG)
+    if not _wait_until(lambda: _redis_problem(target) is None, 10):
+        log = _indent(_tail(REDIS_LOG))
+        raise ServiceError(f"redis: started redis-server but {endpoint} did not answer:\n{log}")
+    pid = _redis_pid()
+    say(f"redis: started a throwaway server on {endpoint} (pid {pid}, in {_rel(REDIS_DIR)})")
+
+
+def stop_redis() -> bool:
+    pid = _redis_pid()
+    if pid is None:
+        REDIS_PID.unlink(missing_ok=True)
+        return False
+    if not _terminate(pid, "redis", signal.SIGTERM):
+        raise ServiceError(f"redis: pid {pid} did not stop within {STOP_TIMEOUT_S:.0f}s")
+    REDIS_PID.unlink(missing_ok=True)
+    say(f"redis: stopped the throwaway server (pid {pid})")
+    return True
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PgAccount:
+    """Who runs initdb and postgres: this process's user, or the postgres user when root."""
+
+    uid: int | None = None  # None: this process's own user
+    gid: int | None = None
+
+    @classmethod
+    def for_this_process(cls) -> PgAccount:
+        if os.geteuid() != 0:
+            return cls()
+        try:
+            account = pwd.getpwnam(PG_OS_USER)
+        except KeyError:
+            raise ServiceError(
+                f"postgres: initdb refuses to run as root and there is no {PG_OS_USER!r} user "
+                f"to run it as (useradd --system {PG_OS_USER}, or run as another user)"
+            ) from None
+        return cls(account.pw_uid, account.pw_gid)
+
+    def command(self, argv: list[str]) -> list[str]:
+        if self.uid is None:
+            return argv
+        runuser = _find_binary("runuser", "/usr/sbin/runuser", "/sbin/runuser")
+        if runuser is not None:
+            return [runuser, "-u", PG_OS_USER, "--", *argv]
+        return ["su", PG_OS_USER, "-s", "/bin/sh", "-c", shlex.join(argv)]
+
+    def make_dir(self, path: Path, mode: int) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(mode)
+        if self.uid is not None and self.gid is not None:
+            os.chown(path, self.uid, self.gid)
+
+    def can_write(self, path: Path) -> bool:
+        if self.uid is None:
+            return os.access(path, os.W_OK | os.X_OK)
+        probe = subprocess.run(
+            self.command(["test", "-w", str(path)]),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            cwd="/",
+            check=False,
+        )
+        return probe.returncode == 0
+
+
+def _pg_homes() -> list[Path]:
+    """Where a throwaway cluster may live: in the project, or under the temp dir.
+
+    The second is for root in a checkout the postgres user cannot reach (say under /root).
+    """
+    digest = hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+    return [STATE, Path(tempfile.gettempdir()) / f"hive-services-{digest}"]
+
+
+def _postmaster_pid(data: Path) -> int | None:
+    return _read_pid(data / "postmaster.pid", "postgres")
+
+
+def _running_postmasters() -> list[tuple[int, Path]]:
+    found = []
+    for home in _pg_homes():
+        pid = _postmaster_pid(home / "pg")
+        if pid is not None:
+            found.append((pid, home / "pg"))
+    return found
+
+
+def _pg_bin_dirs() -> list[Path]:
+    """Directories holding initdb and pg_ctl: PATH first, then Debian's and RHEL's layouts."""
+    candidates = []
+    for name in ("pg_ctl", "initdb"):
+        found = shutil.which(name)
+        if found:
+            candidates.append(Path(found).resolve().parent)
+
+    def version(path: Path) -> int:
+        digits = re.sub(r"\D", "", path.parent.name)
+        return int(digits) if digits else 0
+
+    for pattern in ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin"):
+        candidates += sorted(Path("/").glob(pattern.lstrip("/")), key=version, reverse=True)
+    unique = dict.fromkeys(candidates)
+    return [d for d in unique if (d / "initdb").is_file() and (d / "pg_ctl").is_file()]
+
+
+def _pg_major(bindir: Path) -> str:
+    out = subprocess.run(
+        [str(bindir / "pg_ctl"), "--version"], capture_output=True, text=True, check=False
+    ).stdout
+    match = re.search(r"\)\s*(\d+)", out)
+    return match.group(1) if match else ""
+
+
+def _pg_connect(target: PgTarget, dbname: str) -> connection:
+    import psycopg2
+
+    return psycopg2.connect(
+        host=target.host,
+        port=target.port,
+        user=target.user,
+        password=target.password,
+        dbname=dbname,
+        connect_timeout=3,
+    )
+
+
+def _pg_problem(target: PgTarget) -> str | None:
+    import psycopg2
+
+    try:
+        _pg_connect(target, "postgres").close()
+    except psycopg2.Error as exc:
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return lines[0] if lines else type(exc).__name__
+    return None
+
+
+def ensure_postgres(target: PgTarget) -> None:
+    problem = _pg_problem(target)
+    if problem is not None:
+        endpoint = target.endpoint
+        if endpoint is None:
+            raise ServiceError(f"postgres: cannot connect through {target}: {problem}")
+        if endpoint.accepts_tcp():
+            raise ServiceError(f"postgres: {endpoint} is up but refused us: {problem}")
+        if not endpoint.is_local:
+            raise ServiceError(f"postgres: cannot reach {endpoint}: {problem}")
+        if _running_postmasters():
+            say(f"postgres: the throwaway server is not on {endpoint}; restarting it there")
+            stop_postgres()
+        start_postgres(target, endpoint)
+    ensure_database(target)
+
+
+def _pg_home(account: PgAccount) -> Path:
+    for home in _pg_homes():
+        if (home / "pg" / "PG_VERSION").is_file():
+            return home
+    local, fallback = _pg_homes()
+    account.make_dir(local / "pg-run", 0o755)
+    if account.can_write(local / "pg-run"):
+        return local
+    shutil.rmtree(local / "pg-run", ignore_errors=True)
+    say(f"postgres: the {PG_OS_USER} user cannot reach {_rel(STATE)}; using {fallback}")
+    fallback.mkdir(parents=True, exist_ok=True)
+    if fallback.stat().st_uid != os.geteuid():
+        raise ServiceError(f"postgres: {fallback} belongs to another user; remove it")
+    fallback.chmod(0o755)
+    return fallback
+
+
+def start_postgres(target: PgTarget, endpoint: Endpoint) -> None:
+    bindirs = _pg_bin_dirs()
+    if not bindirs:
+        raise NotInstalledError(
+            f"postgres: nothing listens on {endpoint}; PostgreSQL (initdb, pg_ctl) is not installed"
+        )
+    account = PgAccount.for_this_process()
+    home = _pg_home(account)
+    data, run = home / "pg", home / "pg-run"
+    account.make_dir(run, 0o755)
+
+    version_file = data / "PG_VERSION"
+    initialised = version_file.read_text().strip() if version_file.is_file() else ""
+    bindir = next((d for d in bindirs if _pg_major(d) == initialised), bindirs[0])
+    if initialised and initialised != _pg_major(bindir):
+        say(f"postgres: {_rel(data)} is from PostgreSQL {initialised}; re-creating it")
+        initialised = ""
+    if not initialised:
+        # Throwaway by design: a half-made or outdated cluster is simply made again.
+        shutil.rmtree(data, ignore_errors=True)
+        account.make_dir(data, 0o700)
+        initdb = [str(bindir / "initdb"), "-D", str(data), "-U", target.user, "--auth=trust"]
+        initdb += ["-E", "UTF8", "--no-locale", "--no-sync"]
+        _run(account.command(initdb), "initdb", cwd=run)
+        say(f"postgres: initialised a throwaway cluster in {_rel(data)}")
+
+    sockets = run if len(str(run / f".s.PGSQL.{endpoint.port}")) <= MAX_SOCKET_PATH else None
+    socket_dir = str(sockets or tempfile.gettempdir())
+    options = f"-p {endpoint.port} -k {shlex.quote(socket_dir)}"
+    options += f" -c listen_addresses={endpoint.bind_address}"
+    log = run / "postgres.log"
+    pg_ctl = [str(bindir / "pg_ctl"), "start", "-D", str(data), "-l", str(log), "-w"]
+    pg_ctl += ["-t", str(START_TIMEOUT_S), "-o", options]
+    _run(account.command(pg_ctl), "pg_ctl start", cwd=run, log=log)
+    if not _wait_until(lambda: _pg_problem(target) is None, 10):
+        raise ServiceError(
+            f"postgres: started, but {endpoint} refuses us: {_pg_problem(target)}\n"
+            f"{_indent(_tail(log))}"
+        )
+    pid = _postmaster_pid(data)
+    say(f"postgres: started a throwaway server on {endpoint} (pid {pid}, in {_rel(home)})")
+
+
+def stop_postgres() -> bool:
+    stopped = False
+    for pid, data in _running_postmasters():
+        # SIGINT is PostgreSQL's fast shutdown: roll back open transactions, then exit.
+        if not _terminate(pid, "postgres", signal.SIGINT):
+            raise ServiceError(f"postgres: pid {pid} did not stop within {STOP_TIMEOUT_S:.0f}s")
+        say(f"postgres: stopped the throwaway server (pid {pid}, {_rel(data)})")
+        stopped = True
+    return stopped
+
+
+def ensure_database(target: PgTarget) -> None:
+    name = target.database
+    if not name or name == "postgres":
+        return
+    import psycopg2
+    from psycopg2 import errors, sql
+
+    try:
+        conn = _pg_connect(target, "postgres")
+    except psycopg2.Error as exc:
+        raise ServiceError(f"postgres: cannot connect to create {name!r}: {exc}") from None
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is not None:
+                return
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except (errors.DuplicateDatabase, errors.UniqueViolation):
+        return  # someone else created it between our check and our CREATE
+    except psycopg2.Error as exc:
+        raise ServiceError(f"postgres: cannot create database {name!r}: {exc}".strip()) from None
+    finally:
+        conn.close()
+    say(f"postgres: created database {name!r} on {target}")
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def cmd_ensure() -> int:
+    redis_target, pg_target = load_targets()
+    failures: list[ServiceError] = []
+    with _locked():
+        for step in (lambda: ensure_redis(redis_target), lambda: ensure_postgres(pg_target)):
+            try:
+                step()
+            except ServiceError as exc:
+                say(str(exc))
+                failures.append(exc)
+    if any(isinstance(exc, NotInstalledError) for exc in failures):
+        sudo = "" if os.geteuid() == 0 else "sudo "
+        say(f"install the servers with: {sudo}{APT_LINE}")
+    return 1 if failures else 0
+
+
+def cmd_stop() -> int:
+    with _locked():
+        stopped = [stop_redis(), stop_postgres()]
+    if not any(stopped):
+        say("nothing to stop: no throwaway server is running")
+    return 0
+
+
+def _report(name: str, where: object, problem: str | None, pid: int | None) -> bool:
+    if problem is None:
+        ours = f"throwaway, pid {pid}" if pid else "not started by this script"
+        say(f"{name}: reachable at {where} ({ours})")
+        return True
+    elsewhere = f" (the throwaway server, pid {pid}, listens elsewhere)" if pid else ""
+    say(f"{name}: NOT reachable at {where}: {problem}{elsewhere}")
+    return False
+
+
+def cmd_status() -> int:
+    redis_target, pg_target = load_targets()
+    redis_ok = True
+    if redis_target.endpoint is None:
+        say("redis: sentinel URL, not checked")
+    else:
+        problem = _redis_problem(redis_target)
+        redis_ok = _report("redis", redis_target.endpoint, problem, _redis_pid())
+    postmasters = _running_postmasters()
+    pid = postmasters[0][0] if postmasters else None
+    pg_ok = _report("postgres", pg_target, _pg_problem(pg_target), pid)
+    return 0 if redis_ok and pg_ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Make sure the Redis and PostgreSQL that Hive's settings name are reachable."
+    )
+    parser.add_argument("command", choices=["ensure", "status", "stop"])
+    args = parser.parse_args(argv)
+    commands = {"ensure": cmd_ensure, "status": cmd_status, "stop": cmd_stop}
+    try:
+        return commands[args.command]()
+    except ServiceError as exc:
+        say(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Real services for tests: an own PostgreSQL database and an own Redis db index per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import psycopg2
+import pytest
+import redis
+from psycopg2 import sql
+
+DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379"
+
+
+def missing(reason: str) -> None:
+    """Skip locally; fail under CI=true (a missing service there is a broken set-up)."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"required service unavailable in CI: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def pg_admin_url() -> str:
+    return os.environ.get("HIVE_TEST_PG_ADMIN_URL", DEFAULT_PG_ADMIN)
+
+
+def redis_base_url() -> str:
+    return os.environ.get("HIVE_TEST_REDIS_URL", DEFAULT_REDIS)
+
+
+def create_database() -> tuple[str, str]:
+    """A fresh database; returns (its name, its SQLAlchemy URL)."""
+    admin = pg_admin_url()
+    name = f"hive_test_{uuid.uuid4().hex[:10]}"
+    try:
+        conn = psycopg2.connect(admin, connect_timeout=3)
+    except psycopg2.OperationalError as exc:
+        missing(f"PostgreSQL at {admin}: {str(exc).strip()}")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    conn.close()
+    base = admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
+    return name, f"{base}/{name}"
+
+
+def drop_database(name: str) -> None:
+    conn = psycopg2.connect(pg_admin_url(), connect_timeout=3)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    conn.close()
+
+
+def claim_redis_db() -> tuple[redis.Redis, int]:
+    """An empty Redis db index (refuses to use one with data in it), marked as ours."""
+    base = redis_base_url()
+    token = f"hive-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    for index in range(15, 1, -1):
+        client = redis.Redis.from_url(f"{base}/{index}")
+        try:
+            if client.dbsize() == 0 and client.set("hive-test-owner", token, nx=True, ex=3600):
+                return client, index
+        except redis.ConnectionError as exc:
+            missing(f"Redis at {base}: {exc}")
+    pytest.fail("no empty Redis db index between 2 and 15 for the tests", pytrace=False)

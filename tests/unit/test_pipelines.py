@@ -1,0 +1,561 @@
+"""Loading pipeline files: a valid file, and one test per kind of problem."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from hive.agents.base import Agent, AgentContext, AgentOptions
+from hive.agents.registry import AgentRegistry
+from hive.errors import PipelineError
+from hive.pipelines import Pipeline, load_pipeline_file, load_pipelines, validate_paths
+
+
+class TextInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class TextOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class ShoutAgent(Agent[TextInput, TextOutput]):
+    name = "shout"
+    input_model = TextInput
+    output_model = TextOutput
+    options = AgentOptions(timeout=20, queue="hive.text")
+
+    def run(self, data: TextInput, ctx: AgentContext) -> TextOutput:
+        return TextOutput(text=data.text.upper())
+
+
+class WordsInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+    top: int = 5
+
+
+class WordsOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    words: list[str]
+
+
+class WordsAgent(Agent[WordsInput, WordsOutput]):
+    name = "words"
+    input_model = WordsInput
+    output_model = WordsOutput
+
+    def run(self, data: WordsInput, ctx: AgentContext) -> WordsOutput:
+        return WordsOutput(words=data.text.split()[: data.top])
+
+
+class CollectInput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class CollectOutput(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class CollectAgent(Agent[CollectInput, CollectOutput]):
+    name = "collect"
+    input_model = CollectInput
+    output_model = CollectOutput
+
+    def run(self, data: CollectInput, ctx: AgentContext) -> CollectOutput:
+        return CollectOutput(**ctx.upstream)
+
+
+@pytest.fixture
+def registry() -> AgentRegistry:
+    registry = AgentRegistry()
+    for agent in (ShoutAgent, WordsAgent, CollectAgent):
+        registry.register(agent)
+    return registry
+
+
+HEADER = """\
+name: demo
+version: 1
+input_schema:
+  type: object
+  required: [text]
+  properties: {text: {type: string}}
+"""
+
+VALID = (
+    HEADER
+    + """\
+steps:
+  - id: shout
+    agent: shout
+    input: {text: $input.text}
+  - id: words
+    agent: words
+    needs: [shout]
+    input: {text: $steps.shout.text, top: 3}
+    options: {timeout: 5, max_retries: 0}
+  - id: again
+    agent: shout
+    needs: [words]
+    input: {text: $steps.shout.text}
+  - id: collect
+    agent: collect
+    needs: [words, again]
+"""
+)
+
+
+def write(directory: Path, text: str, name: str = "demo.yaml") -> Path:
+    path = directory / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def problems_of(path: Path, registry: AgentRegistry) -> list[str]:
+    with pytest.raises(PipelineError) as caught:
+        load_pipeline_file(path, registry)
+    return caught.value.problems
+
+
+def steps_problems(tmp_path: Path, registry: AgentRegistry, steps: str) -> list[str]:
+    """Problems of a file made of the standard header and ``steps``."""
+    return problems_of(write(tmp_path, HEADER + "steps:\n" + textwrap.dedent(steps)), registry)
+
+
+def test_valid_file_loads_steps_in_file_order(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, VALID)
+    pipeline = load_pipeline_file(path, registry)
+    assert isinstance(pipeline, Pipeline)
+    assert (pipeline.name, pipeline.version, pipeline.source) == ("demo", 1, str(path))
+    assert [step.id for step in pipeline.steps] == ["shout", "words", "again", "collect"]
+    assert pipeline.step("words").input == {"text": "$steps.shout.text", "top": 3}
+    assert pipeline.step("collect").input == {}
+    assert pipeline.output is None
+
+
+def test_valid_file_records_the_steps_each_step_refers_to(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    pipeline = load_pipeline_file(write(tmp_path, VALID), registry)
+    assert pipeline.step("shout").refs == []
+    assert pipeline.step("words").refs == ["shout"]
+    # A transitive ancestor may be referred to without being a direct need.
+    assert pipeline.step("again").refs == ["shout"]
+    assert pipeline.step("again").needs == ["words"]
+
+
+def test_step_options_merge_the_agents_options_with_the_steps_overrides(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    pipeline = load_pipeline_file(write(tmp_path, VALID), registry)
+    assert pipeline.step("shout").options == AgentOptions(timeout=20, queue="hive.text")
+    assert pipeline.step("words").options == AgentOptions(timeout=5, max_retries=0)
+    assert pipeline.step("collect").options == AgentOptions()
+
+
+def test_yaml_syntax_error_names_the_file_and_line(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, "name: demo\nsteps:\n  - id: a\n    agent: [shout\n")
+    [problem] = problems_of(path, registry)
+    assert problem.startswith(f"{path}: line 5, column 1: invalid YAML: ")
+
+
+def test_repeated_yaml_key_is_a_problem_not_silently_overwritten(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID + "    agent: shout\n")
+    [problem] = problems_of(path, registry)
+    line = VALID.count("\n") + 1
+    assert problem.startswith(f"{path}: line {line}, column 5: invalid YAML: ")
+    assert "duplicate key 'agent'" in problem
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("- a\n- b\n", "expected a mapping with name, version, input_schema and steps, got a list"),
+        (
+            "just text\n",
+            "expected a mapping with name, version, input_schema and steps, got a string",
+        ),
+        ("", "the file is empty; expected name, version, input_schema and steps"),
+    ],
+)
+def test_file_that_is_not_a_mapping_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry, text: str, expected: str
+) -> None:
+    path = write(tmp_path, text)
+    assert problems_of(path, registry) == [f"{path}: {expected}"]
+
+
+def test_missing_and_unknown_top_level_fields_are_each_named(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, "name: demo\nversion: 1\nstesp: []\n")
+    assert problems_of(path, registry) == [
+        f"{path}: input_schema: required field is missing",
+        f"{path}: steps: required field is missing",
+        f"{path}: stesp: unknown field; allowed fields: "
+        "name, version, description, input_schema, steps, output",
+    ]
+
+
+def test_top_level_field_of_the_wrong_type_is_named(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("version: 1", "version: '1'"))
+    assert problems_of(path, registry) == [
+        f"{path}: version: Input should be a valid integer, not a string"
+    ]
+
+
+def test_pipeline_name_must_be_lowercase_without_spaces(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("name: demo", "name: Doc Triage"))
+    assert problems_of(path, registry) == [
+        f"{path}: name: 'Doc Triage' must match ^[a-z0-9][a-z0-9_.-]*$"
+    ]
+
+
+def test_unknown_agent_is_a_problem_listing_the_known_agents(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("agent: words", "agent: wrods"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': agent: unknown agent 'wrods'; known agents: collect, shout, words"
+    ]
+
+
+def test_duplicate_step_id_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, VALID + "  - id: words\n    agent: collect\n")
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': id: duplicate step id; steps.1 has it already"
+    ]
+
+
+def test_step_id_with_a_dot_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
+    problems = steps_problems(tmp_path, registry, "  - {id: a.b, agent: collect}\n")
+    assert problems == [
+        f"{tmp_path / 'demo.yaml'}: step 'a.b': id: 'a.b' must match "
+        "^[A-Za-z0-9_][A-Za-z0-9_-]*$ (no dots)"
+    ]
+
+
+def test_unknown_need_names_the_step_and_field(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, VALID.replace("needs: [shout]", "needs: [shuot]"))
+    problems = problems_of(path, registry)
+    assert problems[0] == f"{path}: step 'words': needs: unknown step 'shuot'"
+
+
+def test_cyclic_needs_are_a_problem_naming_the_cycle(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    problems = steps_problems(
+        tmp_path,
+        registry,
+        """\
+        - {id: a, agent: collect, needs: [c]}
+        - {id: b, agent: collect, needs: [a]}
+        - {id: c, agent: collect, needs: [b]}
+        - {id: d, agent: collect, needs: [d]}
+        """,
+    )
+    path = tmp_path / "demo.yaml"
+    assert problems == [
+        f"{path}: step 'a': needs: cycle: a -> c -> b -> a",
+        f"{path}: step 'd': needs: cycle: d -> d",
+    ]
+
+
+def test_reference_to_a_step_that_is_not_upstream_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("needs: [words]\n", "needs: []\n"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'again': input.text: '$steps.shout.text' refers to step 'shout', "
+        "which is not upstream of step 'again'; add 'shout' to needs "
+        "(directly or through a step it needs)"
+    ]
+
+
+def test_reference_to_an_unknown_step_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, VALID.replace("$steps.shout.text, top", "$steps.shuot.text, top"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': input.text: '$steps.shuot.text' refers to unknown step 'shuot'"
+    ]
+
+
+def test_reference_to_the_steps_own_output_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    problems = steps_problems(
+        tmp_path, registry, "  - {id: a, agent: shout, input: {text: $steps.a.text}}\n"
+    )
+    assert problems == [
+        f"{tmp_path / 'demo.yaml'}: step 'a': input.text: "
+        "'$steps.a.text': a step cannot refer to its own output"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reference", "problem"),
+    [
+        ("$foo.bar", "must start with $input or $steps (write $$ for a literal $), not $foo"),
+        ("$steps.", "empty path segment"),
+        ("$steps", "$steps must be followed by a step id: $steps.<id>"),
+    ],
+)
+def test_malformed_reference_is_a_problem_naming_where_it_sits(
+    tmp_path: Path, registry: AgentRegistry, reference: str, problem: str
+) -> None:
+    problems = steps_problems(
+        tmp_path, registry, f"  - {{id: a, agent: collect, input: {{x: [1, '{reference}']}}}}\n"
+    )
+    assert problems == [
+        f"{tmp_path / 'demo.yaml'}: step 'a': input.x.1: "
+        f"malformed reference {reference!r}: {problem}"
+    ]
+
+
+def test_reference_to_an_undeclared_input_property_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("$input.text", "$input.txt"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'shout': input.text: '$input.txt': input_schema declares no property "
+        "'txt' (properties: text)"
+    ]
+
+
+def test_reference_to_an_unknown_output_field_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(
+        tmp_path, VALID.replace("{text: $steps.shout.text, top", "{text: $steps.shout.t, top")
+    )
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': input.text: '$steps.shout.t': agent 'shout' of step 'shout' "
+        "has no output field 't' (fields: text)"
+    ]
+
+
+def test_literal_input_of_the_wrong_type_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("top: 3", "top: many"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': input.top: Input should be a valid integer, "
+        "unable to parse string as an integer (got 'many')"
+    ]
+
+
+def test_missing_required_input_field_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, VALID.replace("{text: $steps.shout.text, top: 3}", "{top: 3}"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': input.text: required field is missing"
+    ]
+
+
+def test_unknown_input_field_is_a_problem_even_when_it_is_a_reference(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("top: 3", "top: 3, tpo: $input.text"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': input.tpo: unknown field for agent 'words'; "
+        "its fields are: text, top"
+    ]
+
+
+def test_input_fields_given_by_reference_are_not_type_checked(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    # `top` wants an int; what `$input.text` holds is known only at run time.
+    pipeline = load_pipeline_file(
+        write(tmp_path, VALID.replace("top: 3", "top: $input.text")), registry
+    )
+    assert pipeline.step("words").input["top"] == "$input.text"
+
+
+def test_escaped_dollar_is_checked_as_the_literal_it_stands_for(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("top: 3", "top: $$3"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': input.top: Input should be a valid integer, "
+        "unable to parse string as an integer (got '$3')"
+    ]
+
+
+def test_yaml_date_in_an_input_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
+    problems = steps_problems(
+        tmp_path, registry, "  - {id: a, agent: collect, input: {when: 2024-01-31}}\n"
+    )
+    assert problems == [
+        f"{tmp_path / 'demo.yaml'}: step 'a': input.when: a date cannot be stored as JSON; quote it"
+    ]
+
+
+def test_invalid_input_schema_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, VALID.replace("{text: {type: string}}", "{text: {type: strnig}}"))
+    [problem] = problems_of(path, registry)
+    assert problem.startswith(
+        f"{path}: input_schema.properties.text.type: not a valid JSON Schema: 'strnig' is not"
+    )
+
+
+def test_invalid_option_overrides_are_problems(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(
+        tmp_path, VALID.replace("{timeout: 5, max_retries: 0}", "{timeout: 0, retires: 2}")
+    )
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': options.timeout: Input should be greater than 0, not 0",
+        f"{path}: step 'words': options.retires: unknown option; options are: queue, timeout, "
+        "max_retries, retry_backoff, retry_backoff_max, retry_jitter",
+    ]
+
+
+def test_output_referring_to_an_unknown_step_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID + "output: {report: $steps.colect}\n")
+    assert problems_of(path, registry) == [
+        f"{path}: output.report: '$steps.colect' refers to unknown step 'colect'"
+    ]
+
+
+def test_empty_steps_list_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(tmp_path, HEADER + "steps: []\n")
+    assert problems_of(path, registry) == [f"{path}: steps: a pipeline needs at least one step"]
+
+
+def test_step_fields_of_the_wrong_type_are_named(tmp_path: Path, registry: AgentRegistry) -> None:
+    problems = steps_problems(
+        tmp_path, registry, "  - {id: a, agent: collect, needs: shout, input: [1], color: red}\n"
+    )
+    path = tmp_path / "demo.yaml"
+    assert problems == [
+        f"{path}: step 'a': needs: Input should be a valid list, not a string",
+        f"{path}: step 'a': input: Input should be a valid dictionary, not a list",
+        f"{path}: step 'a': color: unknown field; allowed fields: id, agent, needs, input, options",
+    ]
+
+
+def test_step_that_is_not_a_mapping_is_named_by_its_index(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    problems = steps_problems(tmp_path, registry, "  - {id: a, agent: collect}\n  - shout\n")
+    assert problems == [f"{tmp_path / 'demo.yaml'}: steps.1: expected a mapping, got a string"]
+
+
+def test_file_with_several_problems_reports_them_all_in_file_order(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        name: demo
+        version: 1
+        input_schema: {type: object}
+        extra: true
+        steps:
+          - id: a
+            agent: nope
+          - id: b
+            agent: words
+            needs: [a, ghost]
+            input: {text: 5}
+            options: {timeout: -1}
+          - id: b
+            agent: shout
+        output: $steps.c
+        """,
+    )
+    assert problems_of(path, registry) == [
+        f"{path}: extra: unknown field; allowed fields: "
+        "name, version, description, input_schema, steps, output",
+        f"{path}: step 'a': agent: unknown agent 'nope'; known agents: collect, shout, words",
+        f"{path}: step 'b': needs: unknown step 'ghost'",
+        f"{path}: step 'b': options.timeout: Input should be greater than 0, not -1",
+        f"{path}: step 'b': input.text: Input should be a valid string (got 5)",
+        f"{path}: step 'b': id: duplicate step id; steps.1 has it already",
+        f"{path}: output: '$steps.c' refers to unknown step 'c'",
+    ]
+
+
+def test_load_pipelines_loads_every_yaml_and_yml_file(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    write(tmp_path, VALID, "demo.yaml")
+    write(tmp_path, VALID.replace("name: demo", "name: other"), "other.yml")
+    write(tmp_path, "not a pipeline", "notes.txt")
+    pipelines = load_pipelines(tmp_path, registry)
+    assert sorted(pipelines) == ["demo", "other"]
+    assert pipelines["other"].source == str(tmp_path / "other.yml")
+
+
+def test_load_pipelines_reports_the_problems_of_every_file_at_once(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    write(tmp_path, VALID.replace("agent: words", "agent: wrods"), "a.yaml")
+    write(tmp_path, VALID.replace("version: 1", "version: 0"), "b.yaml")
+    with pytest.raises(PipelineError) as caught:
+        load_pipelines(tmp_path, registry)
+    assert [problem.split(":")[0] for problem in caught.value.problems] == [
+        str(tmp_path / "a.yaml"),
+        str(tmp_path / "b.yaml"),
+    ]
+
+
+def test_duplicate_pipeline_names_across_files_are_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    write(tmp_path, VALID, "a.yaml")
+    write(tmp_path, VALID, "b.yaml")
+    with pytest.raises(PipelineError) as caught:
+        load_pipelines(tmp_path, registry)
+    assert caught.value.problems == [
+        f"{tmp_path / 'b.yaml'}: name: pipeline 'demo' is already defined in {tmp_path / 'a.yaml'}"
+    ]
+
+
+def test_missing_pipelines_directory_is_a_pipeline_error_naming_it(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    with pytest.raises(PipelineError) as caught:
+        load_pipelines(tmp_path / "nowhere", registry)
+    assert str(caught.value) == f"{tmp_path / 'nowhere'}: pipelines directory does not exist"
+
+
+def test_validate_paths_checks_files_and_directories_together(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write(folder, VALID, "a.yaml")
+    single = write(tmp_path, VALID.replace("version: 1", "version: 0"), "single.yaml")
+    problems = validate_paths([folder, single, tmp_path / "missing.yaml"], registry)
+    assert problems == [
+        f"{tmp_path / 'missing.yaml'}: no such file or directory",
+        f"{single}: version: Input should be greater than or equal to 1",
+    ]
+
+
+def test_validate_paths_returns_no_problems_for_good_files(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    assert validate_paths([write(tmp_path, VALID)], registry) == []
+
+
+def test_unreadable_needs_do_not_cause_false_upstream_problems(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID.replace("needs: [shout]", "needs: shout"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': needs: Input should be a valid list, not a string"
+    ]
