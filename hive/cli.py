@@ -159,7 +159,7 @@ def agents_list() -> None:
         (a.name, a.version, a.options.queue, ", ".join(a.input_model.model_fields))
         for a in default_registry().all()
     ]
-    _table(["NAME", "VERSION", "QUEUE", "INPUT"], rows)
+    table(["NAME", "VERSION", "QUEUE", "INPUT"], rows)
 
 
 @main.group()
@@ -179,7 +179,7 @@ def pipelines_list() -> None:
         (p.name, str(p.version), str(len(p.steps)), p.source)
         for p in sorted(found.values(), key=lambda p: p.name)
     ]
-    _table(["NAME", "VERSION", "STEPS", "FILE"], rows)
+    table(["NAME", "VERSION", "STEPS", "FILE"], rows)
 
 
 @pipelines.command("validate")
@@ -212,6 +212,9 @@ def pipelines_validate(paths: tuple[Path, ...]) -> None:
     default="normal",
     show_default=True,
 )
+@click.option("--idempotency-key", default=None, help="The same key gives back the same run.")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds; a run not finished by then ends expired.")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Wait and print the output; exit 1 if the run fails.")
 @click.option("--timeout", type=float, default=None, help="With --wait: seconds to wait.")
 def submit(
@@ -219,6 +222,8 @@ def submit(
     input_: str,
     tenant: str | None,
     priority: str,
+    idempotency_key: str | None,
+    deadline: float | None,
     wait: bool,
     timeout: float | None,
 ) -> None:
@@ -226,8 +231,11 @@ def submit(
     from hive.client import Client
     from hive.errors import RunFailed
 
-    data = _read_json(input_)
-    run = Client().submit(pipeline, data, tenant=tenant, priority=priority)
+    data = read_json(input_)
+    run = Client().submit(
+        pipeline, data, tenant=tenant, priority=priority,
+        idempotency_key=idempotency_key, deadline=deadline,
+    )  # fmt: skip
     click.echo(str(run.id))
     if not wait:
         return
@@ -241,7 +249,7 @@ def submit(
     click.echo(json.dumps(output, indent=2))
 
 
-def _read_json(value: str) -> Any:
+def read_json(value: str) -> Any:
     where = "--input"
     if value.startswith("@"):
         path = Path(value[1:])
@@ -296,7 +304,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
         for s in data["steps"]
     ]  # fmt: skip
     click.echo("")
-    _table(["STEP", "AGENT", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "OUTPUT/ERROR"], rows)
+    table(["STEP", "AGENT", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "OUTPUT/ERROR"], rows)
 
 
 @runs.command("list")
@@ -312,14 +320,36 @@ def runs_list(status: str | None, pipeline: str | None, limit: int) -> None:
         (v.id, v.pipeline, v.status, v.priority, v.created_at.isoformat(timespec="seconds"))
         for v in views
     ]
-    _table(["RUN", "PIPELINE", "STATUS", "PRIORITY", "CREATED"], rows)
+    table(["RUN", "PIPELINE", "STATUS", "PRIORITY", "CREATED"], rows)
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+def runs_cancel(run_id: str) -> None:
+    """Cancel a run: no new step starts, running steps are revoked."""
+    from hive.client import Client
+
+    if Client().cancel(run_id):
+        click.echo(f"{run_id} cancelled")
+    else:
+        _fail(f"run {run_id} had already ended ({Client().get(run_id).status})")
+
+
+def _register_ops() -> None:
+    from hive.cli_ops import dlq, maintenance
+
+    main.add_command(dlq)
+    main.add_command(maintenance)
+
+
+_register_ops()
 
 
 def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(headers: list[str], rows: list[tuple[str, ...]]) -> None:
+def table(headers: list[str], rows: list[tuple[str, ...]]) -> None:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for line in [tuple(headers), *rows]:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

@@ -45,6 +45,7 @@ BUILTIN_NAMES = {
     "merge",
     "sleep",
     "fail",
+    "crash",
 }
 
 
@@ -92,9 +93,9 @@ def test_builtin_all_lists_the_agent_list_and_every_agent_class() -> None:
         assert hasattr(hive.agents.builtin, name)
 
 
-def test_registry_discovery_finds_all_eight_builtins() -> None:
+def test_registry_discovery_finds_every_builtin() -> None:
     registry = AgentRegistry.discover()
-    assert len(BUILTIN_AGENTS) == 8
+    assert len(BUILTIN_AGENTS) == len(BUILTIN_NAMES)
     assert set(registry.names()) >= BUILTIN_NAMES
     for agent in BUILTIN_AGENTS:
         assert registry.get(agent.name) is agent

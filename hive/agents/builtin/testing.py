@@ -1,4 +1,4 @@
-"""Agents that exercise the farm itself: ``echo``, ``sleep`` and ``fail``.
+"""Agents that exercise the farm itself: ``echo``, ``sleep``, ``fail`` and ``crash``.
 
 Pipelines in tests and benchmarks use them to produce a known output, hold a
 worker for a while, or fail a given number of times.
@@ -6,6 +6,8 @@ worker for a while, or fail a given number of times.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -135,3 +137,31 @@ class FailAgent(Agent[FailInput, FailOutput]):
                 raise PermanentError(data.message)
             raise RetryableError(data.message)
         return FailOutput(attempt=ctx.attempt)
+
+
+class CrashInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    times: int = Field(default=1_000_000, ge=0, description="attempts that kill their process")
+
+
+class CrashOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attempt: int
+
+
+class CrashAgent(Agent[CrashInput, CrashOutput]):
+    """Kills its own process (SIGKILL) on its first ``times`` attempts: a poison step."""
+
+    name = "crash"
+    version = "1"
+    input_model = CrashInput
+    output_model = CrashOutput
+    options = AgentOptions(timeout=60.0, max_retries=2, retry_backoff=0.1, retry_backoff_max=1.0)
+
+    def run(self, data: CrashInput, ctx: AgentContext) -> CrashOutput:
+        """Die like an out-of-memory kill while ``ctx.attempt <= data.times``."""
+        if ctx.attempt <= data.times:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return CrashOutput(attempt=ctx.attempt)

@@ -1,0 +1,125 @@
+"""Dead letters: steps that failed for good, and resetting a failed run for a replay."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+from hive.db.models import dead_letters, runs
+
+
+def list_open(
+    conn: Connection,
+    *,
+    pipeline: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[Any]:
+    """Dead letters not yet replayed, newest first."""
+    query = (
+        select(dead_letters)
+        .where(dead_letters.c.replayed_at.is_(None))
+        .order_by(dead_letters.c.created_at.desc())
+        .limit(limit)
+    )
+    if pipeline:
+        query = query.where(dead_letters.c.pipeline == pipeline)
+    if since:
+        query = query.where(dead_letters.c.created_at >= since)
+    return list(conn.execute(query))
+
+
+def for_run(conn: Connection, run_id: uuid.UUID) -> list[Any]:
+    return list(
+        conn.execute(
+            select(dead_letters)
+            .where(dead_letters.c.run_id == run_id)
+            .order_by(dead_letters.c.created_at)
+        )
+    )
+
+
+def failed_runs_of(conn: Connection, pipeline: str) -> list[uuid.UUID]:
+    """Failed runs of ``pipeline`` that have dead letters waiting for a replay."""
+    query = (
+        select(runs.c.id)
+        .where(
+            runs.c.pipeline == pipeline,
+            runs.c.status == "failed",
+            runs.c.id.in_(
+                select(dead_letters.c.run_id).where(dead_letters.c.replayed_at.is_(None))
+            ),
+        )
+        .order_by(runs.c.created_at)
+    )
+    return list(conn.execute(query).scalars())
+
+
+_FAILED_STEPS = text(
+    """
+    SELECT s.step_id, s.agent FROM step_runs s
+     WHERE s.run_id = :run_id AND s.status = 'failed' ORDER BY s.position
+    """
+)
+
+_LOCK_FAILED_RUN = text(
+    "SELECT id, priority FROM runs WHERE id = :run_id AND status = 'failed' FOR UPDATE"
+)
+
+_SET_TEMPLATE = text(
+    "UPDATE step_runs SET input_template = :template WHERE run_id = :run_id AND step_id = :step_id"
+).bindparams(bindparam("template", type_=JSONB))
+
+_RESET_STEPS = text(
+    """
+    UPDATE step_runs s
+       SET status = 'pending', attempt_base = s.attempt, error = NULL, output = NULL,
+           finished_at = NULL, enqueued_at = NULL, lease_until = NULL, task_id = NULL,
+           pending_needs = (
+               SELECT count(*) FROM unnest(s.needs) AS n(step_id)
+                 JOIN step_runs u ON u.run_id = s.run_id AND u.step_id = n.step_id
+                WHERE u.status <> 'succeeded')
+     WHERE s.run_id = :run_id AND s.status IN ('failed', 'skipped')
+    RETURNING s.step_id, s.pending_needs
+    """
+)
+
+_REOPEN_RUN = text(
+    """
+    UPDATE runs SET status = 'running', error = NULL, failed_step = NULL, finished_at = NULL,
+                    steps_remaining = steps_remaining + :n
+     WHERE id = :run_id
+    """
+)
+
+_CLOSE_LETTERS = text(
+    "UPDATE dead_letters SET replayed_at = now() WHERE run_id = :run_id AND replayed_at IS NULL"
+)
+
+
+def lock_failed_run(conn: Connection, run_id: uuid.UUID) -> str | None:
+    """The run's priority if it is ``failed`` (row locked), else None."""
+    row = conn.execute(_LOCK_FAILED_RUN, {"run_id": run_id}).first()
+    return None if row is None else row.priority
+
+
+def failed_steps(conn: Connection, run_id: uuid.UUID) -> list[tuple[str, str]]:
+    """(step id, agent) of the run's failed steps."""
+    return [(r.step_id, r.agent) for r in conn.execute(_FAILED_STEPS, {"run_id": run_id})]
+
+
+def set_input_template(conn: Connection, run_id: uuid.UUID, step_id: str, template: Any) -> None:
+    conn.execute(_SET_TEMPLATE, {"run_id": run_id, "step_id": step_id, "template": template})
+
+
+def reopen(conn: Connection, run_id: uuid.UUID) -> list[str]:
+    """Failed and skipped steps back to pending with fresh retries, the run back to running,
+    its dead letters closed. Returns the steps that are ready at once."""
+    reset = conn.execute(_RESET_STEPS, {"run_id": run_id}).all()
+    conn.execute(_REOPEN_RUN, {"run_id": run_id, "n": len(reset)})
+    conn.execute(_CLOSE_LETTERS, {"run_id": run_id})
+    return [r.step_id for r in reset if r.pending_needs == 0]

@@ -1,0 +1,91 @@
+"""Replay a failed run from its failed steps: completed steps are not run again."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import Connection, insert
+
+from hive.agents.registry import default_registry
+from hive.db import dead_letters as letters
+from hive.db.models import events
+from hive.db.retrying import in_transaction
+from hive.errors import HiveError
+from hive.tasks.dispatch import Publication, dispatch
+
+
+class ReplayError(HiveError):
+    """The run cannot be replayed as asked."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(run_id, reason)
+        self.run_id = run_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot replay run {self.run_id}: {self.reason}"
+
+
+def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[str]:
+    """Reopen a failed run: its failed steps get fresh retries (optionally with ``new_input``
+    for the failed step, checked against the agent's input model), skipped steps wait for
+    them again. Returns the steps sent now.
+
+    Raises:
+        ReplayError: the run is not ``failed``, ``new_input`` is ambiguous, or it does not
+            fit the failed step's agent (the message names each field).
+    """
+
+    def txn(conn: Connection) -> Publication:
+        priority = letters.lock_failed_run(conn, run_id)
+        if priority is None:
+            raise ReplayError(str(run_id), "it is not a failed run")
+        failed = letters.failed_steps(conn, run_id)
+        if new_input is not None:
+            if len(failed) != 1:
+                names = ", ".join(step for step, _ in failed)
+                raise ReplayError(str(run_id), f"--input needs one failed step, not: {names}")
+            step_id, agent = failed[0]
+            _check_input(agent, str(run_id), step_id, new_input)
+            letters.set_input_template(conn, run_id, step_id, _as_literal(new_input))
+        ready = letters.reopen(conn, run_id)
+        conn.execute(
+            insert(events).values(
+                run_id=run_id,
+                kind="replay",
+                detail={"steps": [s for s, _ in failed], "input_edited": new_input is not None},
+            )
+        )
+        return dispatch(conn, run_id, ready, priority)
+
+    publication = in_transaction(txn)
+    publication.send()
+    return publication.step_ids
+
+
+def _check_input(agent_name: str, run_id: str, step_id: str, data: dict[str, Any]) -> None:
+    agent = default_registry().get(agent_name)
+    if agent is None:
+        raise ReplayError(run_id, f"agent {agent_name!r} of step {step_id!r} is not installed")
+    try:
+        agent.input_model.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"input.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ReplayError(
+            run_id,
+            f"the new input of step {step_id!r} does not fit agent {agent_name!r}: "
+            + "; ".join(problems),
+        ) from None
+
+
+def _as_literal(value: Any) -> Any:
+    """Escape strings that would read as references: the edited input is taken as written."""
+    if isinstance(value, str):
+        return "$" + value if value.startswith("$") else value
+    if isinstance(value, dict):
+        return {k: _as_literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_literal(v) for v in value]
+    return value
