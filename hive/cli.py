@@ -90,7 +90,14 @@ def _all_queues(registry: Any, keys: Any) -> list[str]:
 
 @main.command()
 @click.option("--loglevel", "-l", default=None)
-def beat(loglevel: str | None) -> None:
+@click.option(
+    "--schedule",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".hive/celerybeat-schedule"),
+    show_default=True,
+    help="File where beat keeps the last run time of each entry.",
+)
+def beat(loglevel: str | None, schedule: Path) -> None:
     """Start the scheduler of maintenance tasks."""
     from hive.logs import configure_logging
     from hive.preflight import wait_for_services
@@ -100,13 +107,8 @@ def beat(loglevel: str | None) -> None:
     configure_logging(loglevel)
     wait_for_services()
     level = (loglevel or get_settings().log_level).upper()
-    app.start(["beat", "--loglevel", level, "--schedule", _beat_schedule_file()])
-
-
-def _beat_schedule_file() -> str:
-    path = Path(".hive") / "celerybeat-schedule"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return str(path)
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", level, "--schedule", str(schedule)])
 
 
 @main.command()

@@ -39,7 +39,8 @@ def redis_db() -> Iterator[tuple[redis.Redis, int]]:
 def pipelines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped pipelines plus the test pipelines."""
     target = tmp_path_factory.mktemp("pipelines")
-    for source in [*PIPELINES.glob("*.yaml"), *(ROOT / "tests" / "pipelines").glob("*.yaml")]:
+    test_pipelines = [*(ROOT / "tests").glob("pipelines/*.yaml"), *(ROOT / "tests").glob("*/pipelines/*.yaml")]
+    for source in [*PIPELINES.glob("*.yaml"), *test_pipelines]:
         shutil.copy(source, target / source.name)
     return target
 
@@ -102,6 +103,30 @@ def start_worker(
         )
         started.append(proc)
         proc.wait_for_log("ready.", timeout_s=60)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.fixture
+def start_beat(
+    hive_env: dict[str, str], tmp_path: Path, clean_state: None
+) -> Iterator[Callable[..., HiveProcess]]:
+    """Start `hive beat` processes (each with its own schedule file), stopped by PID."""
+    started: list[HiveProcess] = []
+
+    def start(extra_env: dict[str, str] | None = None) -> HiveProcess:
+        env = {**os.environ, **hive_env, **(extra_env or {})}
+        name = f"beat{len(started)}"
+        proc = HiveProcess(
+            ["beat", "--schedule", str(tmp_path / f"{name}.schedule")],
+            env,
+            tmp_path / f"{name}.log",
+        )
+        started.append(proc)
+        proc.wait_for_log("beat: Starting", timeout_s=60)
         return proc
 
     yield start

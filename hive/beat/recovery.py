@@ -15,6 +15,7 @@ import redis
 from sqlalchemy import Connection
 
 from hive import keys
+from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction
 from hive.db.steps import unmark_chain_after
@@ -49,7 +50,7 @@ def recover(client: redis.Redis) -> RecoveryReport:
     settings = get_settings()
     if broker_was_reset(client):
         report.broker_reset = True
-        forgotten = in_transaction(sweeps.forget_all_sent)
+        forgotten = in_transaction(_forget_all_sent)
         logger.warning("broker lost its data; %d sent steps will be sent again", forgotten)
 
     for stalled in in_transaction(sweeps.expired_leases):
@@ -72,11 +73,19 @@ def recover(client: redis.Redis) -> RecoveryReport:
         lambda c: sweeps.unsent_ready_steps(c, settings.redispatch_after_s)
     ):
         publication = in_transaction(_redispatch(run_id, step_ids, priority))
+        if not publication:
+            continue
         if publication.send():
             report.redispatched_steps += len(publication.step_ids)
     if any(asdict(report).values()):
         logger.info("recovery: %s", report.as_dict())
     return report
+
+
+def _forget_all_sent(conn: Connection) -> int:
+    forgotten = sweeps.forget_all_sent(conn)
+    event_log.record(conn, "broker_reset", {"sent_steps_forgotten": forgotten})
+    return forgotten
 
 
 def _redispatch(
@@ -86,6 +95,9 @@ def _redispatch(
         sweeps.forget_sent(conn, run_id, step_ids)
         for step_id in step_ids:
             unmark_chain_after(conn, run_id, step_id)  # their chains go out again with them
-        return dispatch(conn, run_id, step_ids, priority)
+        publication = dispatch(conn, run_id, step_ids, priority)
+        if publication:
+            event_log.record(conn, "redispatch", {"steps": publication.step_ids}, run_id=run_id)
+        return publication
 
     return txn

@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
+
+import redis
 
 from hive import keys
 from hive.beat import lock, recovery
+from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction
 from hive.settings import get_settings
@@ -19,16 +24,36 @@ logger = logging.getLogger(__name__)
 def recover_now() -> dict[str, Any] | None:
     """One recovery sweep; None if another one is running."""
     ttl = max(get_settings().recovery_interval_s * 4, 60.0)
-    report = lock.run_exclusively("recover", ttl, recovery.recover)
-    return None if report is None else report.as_dict()
+    return lock.run_exclusively(
+        "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
+    )
 
 
 def purge_now() -> dict[str, Any] | None:
     """Delete what is older than ``HIVE_RETENTION_DAYS``; None if another purge is running."""
     days = get_settings().retention_days
     return lock.run_exclusively(
-        "purge", 3600.0, lambda _: in_transaction(lambda c: sweeps.purge_older_than(c, days))
+        "purge",
+        3600.0,
+        _logged("purge", lambda _: in_transaction(lambda c: sweeps.purge_older_than(c, days))),
     )
+
+
+def _logged(
+    name: str, fn: Callable[[redis.Redis], dict[str, Any]]
+) -> Callable[[redis.Redis], dict[str, Any]]:
+    """Record each maintenance run with its start and end: "when did the last sweep
+    succeed" is the first question when runs seem stuck."""
+
+    def run(client: redis.Redis) -> dict[str, Any]:
+        started = datetime.now(UTC)
+        result = fn(client)
+        detail = {"task": name, "started": started.isoformat(), "result": result,
+                  "finished": datetime.now(UTC).isoformat()}  # fmt: skip
+        in_transaction(lambda c: event_log.record(c, "maintenance", detail))
+        return result
+
+    return run
 
 
 @app.task(name=keys.RECOVER_TASK, ignore_result=True)
@@ -49,7 +74,11 @@ def beat_schedule() -> dict[str, Any]:
         "recover-stalled-runs": {
             "task": keys.RECOVER_TASK,
             "schedule": settings.recovery_interval_s,
-            "options": {"queue": keys.MAINTENANCE_QUEUE, "expires": settings.recovery_interval_s},
+            "options": {
+                "queue": keys.MAINTENANCE_QUEUE,
+                "expires": settings.recovery_interval_s,
+                "priority": 0,  # served before any step, so a busy farm still recovers
+            },
         },
         "purge-retention": {
             "task": keys.PURGE_TASK,

@@ -13,9 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, text
 
+from hive.db import events as event_log
 from hive.db import runs as run_store
 from hive.db import steps as step_store
-from hive.db.models import dead_letters, events, step_runs
+from hive.db.models import dead_letters, step_runs
 from hive.db.retrying import in_transaction
 from hive.pipelines.refs import resolve
 from hive.tasks.dispatch import Publication, dispatch
@@ -158,9 +159,5 @@ def _after_lost_race(
 
 
 def _late_finish(conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int) -> None:
-    conn.execute(
-        insert(events).values(
-            run_id=run_id, step_id=step_id, kind="late_finish", detail={"attempt": attempt}
-        )
-    )
+    event_log.record(conn, "late_finish", {"attempt": attempt}, run_id=run_id, step_id=step_id)
     logger.info("attempt %d no longer owns the step; its result is not recorded", attempt)

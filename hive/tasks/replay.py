@@ -6,11 +6,11 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection
 
 from hive.agents.registry import default_registry
 from hive.db import dead_letters as letters
-from hive.db.models import events
+from hive.db import events as event_log
 from hive.db.retrying import in_transaction
 from hive.errors import HiveError
 from hive.tasks.dispatch import Publication, dispatch
@@ -51,12 +51,11 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
             _check_input(agent, str(run_id), step_id, new_input)
             letters.set_input_template(conn, run_id, step_id, _as_literal(new_input))
         ready = letters.reopen(conn, run_id)
-        conn.execute(
-            insert(events).values(
-                run_id=run_id,
-                kind="replay",
-                detail={"steps": [s for s, _ in failed], "input_edited": new_input is not None},
-            )
+        event_log.record(
+            conn,
+            "replay",
+            {"steps": [s for s, _ in failed], "input_edited": new_input is not None},
+            run_id=run_id,
         )
         return dispatch(conn, run_id, ready, priority)
 

@@ -1,0 +1,70 @@
+"""PostgreSQL unreachable in the middle of a run: steps retry their writes and the run ends
+once; a submit during the outage fails clearly and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from hive import Client
+from tests.faults.conftest import FAST
+from tests.support import db, producer
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def test_runs_finish_once_when_postgres_is_cut_for_ten_seconds_mid_run(
+    hive_env, start_worker, start_beat, pg_proxy, success_audit
+) -> None:
+    proxy, proxied_url = pg_proxy
+    env = {**FAST, "HIVE_DATABASE_URL": proxied_url}
+    worker = start_worker("--concurrency", "2", extra_env=env)
+    start_beat(extra_env=env)
+    run_ids = producer.submit(
+        {**os.environ, **hive_env, **env},
+        "fault-fan",
+        [{"text": f"r{i}", "seconds": 0.3} for i in range(20)],
+    )
+    wait_until(
+        lambda: db.scalar("SELECT count(*) FROM step_runs WHERE status = 'succeeded'") >= 5,
+        60,
+        "some steps to finish",
+    )
+
+    proxy.cut()
+    time.sleep(10)
+    proxy.restore()
+
+    client = Client()  # reads through the direct URL, not the proxy
+    for run_id in run_ids:
+        client.run(run_id).wait(timeout=120)
+    assert db.scalar("SELECT count(*) FROM runs WHERE status = 'succeeded'") == len(run_ids)
+    assert db.duplicate_successes() == 0
+    assert "database unreachable" in worker.log(), "the outage must have hit the worker"
+
+
+def test_submit_fails_clearly_and_stores_nothing_while_postgres_is_down(
+    hive_env, clean_state, pg_proxy
+) -> None:
+    proxy, proxied_url = pg_proxy
+    proxy.cut()
+    env = {**os.environ, **hive_env, "HIVE_DATABASE_URL": proxied_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "submit", "fault-chain3", "--input", '{"text": "x"}'],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "HIVE_DATABASE_URL" in done.stderr
+    assert "Traceback" not in done.stderr
+    proxy.restore()
+    assert db.scalar("SELECT count(*) FROM runs") == 0
+    assert db.scalar("SELECT count(*) FROM step_runs") == 0

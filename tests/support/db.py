@@ -1,0 +1,72 @@
+"""Reading the system of record in tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import text
+
+from hive.db.engine import get_engine
+
+AUDIT_DDL = """
+CREATE TABLE IF NOT EXISTS test_success_audit (
+    run_id uuid NOT NULL, step_id text NOT NULL, attempt int NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE OR REPLACE FUNCTION test_audit_success() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO test_success_audit (run_id, step_id, attempt)
+    VALUES (NEW.run_id, NEW.step_id, NEW.attempt);
+    RETURN NEW;
+END $$ LANGUAGE plpgsql;
+DROP TRIGGER IF EXISTS test_success_audit ON step_runs;
+CREATE TRIGGER test_success_audit AFTER UPDATE OF status ON step_runs
+    FOR EACH ROW WHEN (NEW.status = 'succeeded' AND OLD.status IS DISTINCT FROM 'succeeded')
+    EXECUTE FUNCTION test_audit_success();
+TRUNCATE test_success_audit;
+"""
+
+
+def rows(sql: str, **params: Any) -> list[Any]:
+    with get_engine().connect() as conn:
+        return list(conn.execute(text(sql), params))
+
+
+def scalar(sql: str, **params: Any) -> Any:
+    with get_engine().connect() as conn:
+        return conn.execute(text(sql), params).scalar()
+
+
+def install_success_audit() -> None:
+    """Every transition of a step into ``succeeded`` leaves a row: a second success of the
+    same step, however it came about, shows as a second row."""
+    with get_engine().begin() as conn:
+        conn.exec_driver_sql(AUDIT_DDL)
+
+
+def duplicate_successes() -> int:
+    return int(
+        scalar(
+            "SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM test_success_audit"
+            " GROUP BY run_id, step_id) t"
+        )
+    )
+
+
+def run_status(run_id: Any) -> str:
+    return str(scalar("SELECT status FROM runs WHERE id = :id", id=str(run_id)))
+
+
+def steps_of(run_id: Any) -> dict[str, Any]:
+    return {
+        r.step_id: r
+        for r in rows("SELECT * FROM step_runs WHERE run_id = :id", id=str(run_id))
+    }
+
+
+def attempts_of(run_id: Any, step_id: str) -> list[Any]:
+    return rows(
+        "SELECT * FROM step_attempts WHERE run_id = :id AND step_id = :step ORDER BY attempt",
+        id=str(run_id),
+        step=step_id,
+    )
