@@ -113,9 +113,10 @@ def succeed(
     attempt: int,
     step_input: Any,
     output: Any,
-) -> list[str] | None:
-    """Record the attempt's success; returns the dependents it made ready and that have no
-    message yet, or None when the attempt no longer owns the step (a late finish)."""
+) -> list[tuple[str, bool]] | None:
+    """Record the attempt's success. Returns the dependents it made ready, each with whether
+    it is already marked as sent (a chain member); None when the attempt no longer owns the
+    step (a late finish)."""
     row = conn.execute(
         _SUCCEED,
         {
@@ -133,7 +134,7 @@ def succeed(
     released = conn.execute(
         _RELEASE_DEPENDENTS, {"run_id": run_id, "dependents": list(row.dependents)}
     ).all()
-    return [r.step_id for r in released if r.pending_needs == 0 and not r.enqueued]
+    return [(r.step_id, r.enqueued) for r in released if r.pending_needs == 0]
 
 
 _END_ATTEMPT = text(

@@ -26,14 +26,31 @@ logger = logging.getLogger(__name__)
 
 
 def record_success(
-    run_id: uuid.UUID, step_id: str, attempt: int, step_input: Any, output: Any
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    step_input: Any,
+    output: Any,
+    *,
+    carried_next: str | None = None,
 ) -> bool:
-    """Record the attempt's success once; False for a late finish (the step was taken back)."""
+    """Record the attempt's success once and dispatch what it made ready; False for a late
+    finish (the step was taken back).
+
+    ``carried_next`` is the step whose message this task's own chain will send next. A
+    ready dependent marked as sent but not carried here was sent in the chain of another
+    copy of this step's message, which lost the claim and dropped its chain: it is
+    dispatched again now.
+    """
 
     def txn(conn: Connection) -> tuple[bool, Publication]:
-        ready = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
-        if ready is None:
+        released = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
+        if released is None:
             return False, _after_lost_race(conn, run_id, step_id, attempt)
+        orphaned = [s for s, sent in released if sent and s != carried_next]
+        if orphaned:
+            step_store.unmark(conn, run_id, orphaned)
+        ready = [s for s, sent in released if not sent or s != carried_next]
         count = run_store.count_down(conn, run_id, 1)
         publication = dispatch(conn, run_id, ready, count.priority)
         if count.remaining == 0:

@@ -93,8 +93,17 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
         )  # fmt: skip
         self.request.chain = None
         return
-    if not outcomes.record_success(rid, step_id, attempt, step_input, output):
+    carried = _chain_next(self.request.chain, run_id)
+    if not outcomes.record_success(rid, step_id, attempt, step_input, output, carried_next=carried):
         self.request.chain = None
+
+
+def _chain_next(chain: list[dict[str, Any]] | None, run_id: str) -> str | None:
+    """The step this message's chain sends next (Celery keeps the chain reversed)."""
+    if not chain:
+        return None
+    args = chain[-1].get("args") or ()
+    return str(args[1]) if len(args) == 3 and args[0] == run_id else None
 
 
 class CancelCheck:

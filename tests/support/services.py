@@ -10,8 +10,10 @@ import pytest
 import redis
 from psycopg2 import sql
 
-DEFAULT_PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379"
+from urllib.parse import urlsplit, urlunsplit
+
+from hive.settings import Settings
+
 
 
 def missing(reason: str) -> None:
@@ -22,11 +24,19 @@ def missing(reason: str) -> None:
 
 
 def pg_admin_url() -> str:
-    return os.environ.get("HIVE_TEST_PG_ADMIN_URL", DEFAULT_PG_ADMIN)
+    """The server of HIVE_DATABASE_URL (the one `make test` made sure of), database postgres."""
+    if "HIVE_TEST_PG_ADMIN_URL" in os.environ:
+        return os.environ["HIVE_TEST_PG_ADMIN_URL"]
+    url = urlsplit(Settings().database_url.replace("+psycopg2", ""))
+    return urlunsplit(url._replace(path="/postgres"))
 
 
 def redis_base_url() -> str:
-    return os.environ.get("HIVE_TEST_REDIS_URL", DEFAULT_REDIS)
+    """The server of HIVE_BROKER_URL, without a db index."""
+    if "HIVE_TEST_REDIS_URL" in os.environ:
+        return os.environ["HIVE_TEST_REDIS_URL"]
+    url = urlsplit(Settings().broker_url)
+    return urlunsplit(url._replace(path=""))
 
 
 def create_database() -> tuple[str, str]:
