@@ -46,5 +46,7 @@ def test_every_run_finishes_when_redis_restarts_empty_mid_run(
         t=restarted_at,
     )
     assert resets, "recovery should have noticed that the broker lost its data"
-    print(f"\nredis restart: {len(run_ids)} runs, in flight {in_flight}, "
-          f"sent steps forgotten {resets[0].detail['sent_steps_forgotten']}, lost 0")
+    print(
+        f"\nredis restart: {len(run_ids)} runs, in flight {in_flight}, "
+        f"sent steps forgotten {resets[0].detail['sent_steps_forgotten']}, lost 0"
+    )

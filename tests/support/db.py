@@ -59,8 +59,7 @@ def run_status(run_id: Any) -> str:
 
 def steps_of(run_id: Any) -> dict[str, Any]:
     return {
-        r.step_id: r
-        for r in rows("SELECT * FROM step_runs WHERE run_id = :id", id=str(run_id))
+        r.step_id: r for r in rows("SELECT * FROM step_runs WHERE run_id = :id", id=str(run_id))
     }
 
 

@@ -16,9 +16,7 @@ print(json.dumps([str(client.submit(pipeline, data, **options).id) for data in i
 """
 
 
-def submit(
-    env: dict[str, str], pipeline: str, inputs: list[Any], **options: Any
-) -> list[str]:
+def submit(env: dict[str, str], pipeline: str, inputs: list[Any], **options: Any) -> list[str]:
     """Submit one run per input from a child process; returns their ids."""
     done = subprocess.run(
         [sys.executable, "-c", _SCRIPT],

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
 import redis
 from psycopg2 import sql
 
-from urllib.parse import urlsplit, urlunsplit
-
 from hive.settings import Settings
-
 
 
 def missing(reason: str) -> None:

@@ -1,0 +1,86 @@
+"""Two beats never run the same maintenance at once; retention purges only what is old."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import pytest
+
+from hive.beat.lock import broker_redis, held
+from tests.faults.conftest import FAST
+from tests.support import db
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_two_beats_never_run_the_same_maintenance_at_once(start_worker, start_beat) -> None:
+    start_worker("--concurrency", "2", extra_env=FAST)
+    start_beat(extra_env=FAST)
+    start_beat(extra_env=FAST)
+    time.sleep(8)
+
+    runs = db.rows(
+        "SELECT detail FROM events WHERE kind = 'maintenance' AND detail->>'task' = 'recover'"
+    )
+    spans = sorted(
+        (datetime.fromisoformat(r.detail["started"]), datetime.fromisoformat(r.detail["finished"]))
+        for r in runs
+    )
+    assert len(spans) >= 4, "both beats should have been sending recovery every second"
+    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        assert start >= end, "two recovery sweeps overlapped"
+
+
+def test_maintenance_command_refuses_while_another_holds_the_lock(hive_env, clean_state) -> None:
+    env = {**os.environ, **hive_env}
+    client = broker_redis()
+    with held(client, "recover", ttl_s=30) as mine:
+        assert mine
+        done = subprocess.run(
+            [sys.executable, "-m", "hive.cli", "maintenance", "recover"],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert "already running elsewhere" in done.stderr
+    done = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "maintenance", "recover"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_purge_deletes_finished_runs_older_than_retention_and_keeps_the_rest(
+    hive_env, start_worker
+) -> None:
+    from hive import Client
+    from hive.beat.tasks import purge_now
+
+    start_worker("--concurrency", "1")
+    client = Client()
+    old, recent = (client.submit("fault-chain3", {"text": t}) for t in ("old", "recent"))
+    old.wait(timeout=30)
+    recent.wait(timeout=30)
+    active = client.submit("fault-sleep", {"seconds": 30})
+    db.rows("SELECT 1")  # connection warm-up
+    from sqlalchemy import text
+
+    from hive.db.engine import get_engine
+
+    with get_engine().begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE runs SET finished_at = now() - interval '40 days',"
+                " created_at = now() - interval '40 days' WHERE id IN (:old, :active)"
+            ),
+            {"old": str(old.id), "active": str(active.id)},
+        )
+    result = purge_now()
+    assert result is not None and result["runs"] == 1
+    remaining = {r.id for r in db.rows("SELECT id FROM runs")}
+    assert {str(x) for x in remaining} == {str(recent.id), str(active.id)}
+    assert db.scalar("SELECT count(*) FROM step_runs WHERE run_id = :id", id=str(old.id)) == 0
+    client.cancel(active.id)

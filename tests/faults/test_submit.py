@@ -1,0 +1,56 @@
+"""Atomic, idempotent submit."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from hive import Client
+from tests.support import db, producer
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_concurrent_submits_with_one_idempotency_key_make_one_run(hive_env, clean_state) -> None:
+    env = {**os.environ, **hive_env}
+
+    def submit_from_a_process(_: int) -> list[str]:
+        return producer.submit(
+            env, "fault-chain3", [{"text": "once"}] * 3, idempotency_key="order-42", tenant="acme"
+        )
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = {run_id for batch in pool.map(submit_from_a_process, range(6)) for run_id in batch}
+    assert len(ids) == 1
+    assert db.scalar("SELECT count(*) FROM runs") == 1
+    assert db.scalar("SELECT count(*) FROM step_runs") == 3
+
+    other_tenant = Client().submit(
+        "fault-chain3", {"text": "once"}, idempotency_key="order-42", tenant="globex"
+    )
+    assert str(other_tenant.id) not in ids
+    assert db.scalar("SELECT count(*) FROM runs") == 2
+
+
+def test_a_run_whose_messages_were_never_sent_is_dispatched_by_recovery(
+    hive_env, start_worker
+) -> None:
+    from sqlalchemy import text
+
+    from hive.beat.tasks import recover_now
+    from hive.db.engine import get_engine
+
+    run = Client().submit("fault-chain3", {"text": "orphan"})
+    # Simulate a producer that died between commit and publish: empty the queue and
+    # leave the rows marked as never sent.
+    from hive.tasks.app import app
+
+    app.control.purge()
+    with get_engine().begin() as conn:
+        conn.execute(text("UPDATE step_runs SET enqueued_at = NULL"))
+    start_worker("--concurrency", "1")
+    report = recover_now()
+    assert report is not None and report["redispatched_steps"] >= 1
+    assert run.wait(timeout=30) == {"c": {"text": "orphan"}}
