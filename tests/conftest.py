@@ -39,7 +39,10 @@ def redis_db() -> Iterator[tuple[redis.Redis, int]]:
 def pipelines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped pipelines plus the test pipelines."""
     target = tmp_path_factory.mktemp("pipelines")
-    test_pipelines = [*(ROOT / "tests").glob("pipelines/*.yaml"), *(ROOT / "tests").glob("*/pipelines/*.yaml")]
+    test_pipelines = [
+        *(ROOT / "tests").glob("pipelines/*.yaml"),
+        *(ROOT / "tests").glob("*/pipelines/*.yaml"),
+    ]
     for source in [*PIPELINES.glob("*.yaml"), *test_pipelines]:
         shutil.copy(source, target / source.name)
     return target

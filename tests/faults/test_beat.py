@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -31,7 +32,7 @@ def test_two_beats_never_run_the_same_maintenance_at_once(start_worker, start_be
         for r in runs
     )
     assert len(spans) >= 4, "both beats should have been sending recovery every second"
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, "two recovery sweeps overlapped"
 
 
