@@ -52,7 +52,10 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgresql+psycopg2://")):
+        if value.startswith("postgresql://"):
+            # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; Hive ships psycopg2.
+            return "postgresql+psycopg2://" + value.removeprefix("postgresql://")
+        if not value.startswith("postgresql+psycopg2://"):
             raise ValueError("must be a postgresql:// or postgresql+psycopg2:// URL")
         return value
 

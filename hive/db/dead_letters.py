@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, text
-from sqlalchemy.dialects.postgresql import JSONB
 
-from hive.db.models import dead_letters, runs
+from hive.db.models import Json, dead_letters, runs
 
 
 def list_open(
@@ -72,7 +71,7 @@ _LOCK_FAILED_RUN = text(
 
 _SET_TEMPLATE = text(
     "UPDATE step_runs SET input_template = :template WHERE run_id = :run_id AND step_id = :step_id"
-).bindparams(bindparam("template", type_=JSONB))
+).bindparams(bindparam("template", type_=Json))
 
 _RESET_STEPS = text(
     """

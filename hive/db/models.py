@@ -50,6 +50,9 @@ FINAL_RUN_STATUSES = (
 
 _TS = DateTime(timezone=True)
 
+# Python None is SQL NULL, never JSON 'null': `coalesce(error, :error)` must see a NULL.
+Json = JSONB(none_as_null=True)
+
 
 class Base(DeclarativeBase):
     pass
@@ -63,12 +66,12 @@ class Run(Base):
     pipeline_version: Mapped[int] = mapped_column(Integer)
     tenant: Mapped[str | None] = mapped_column(String(200))
     priority: Mapped[str] = mapped_column(String(16))
-    input: Mapped[Any] = mapped_column(JSONB)
-    output: Mapped[Any | None] = mapped_column(JSONB)
+    input: Mapped[Any] = mapped_column(Json)
+    output: Mapped[Any | None] = mapped_column(Json)
     # How to build the output from step outputs: {"template": ..., "terminal": [...]}.
-    output_spec: Mapped[Any] = mapped_column(JSONB)
+    output_spec: Mapped[Any] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16), index=True)
-    error: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[Any | None] = mapped_column(Json)
     failed_step: Mapped[str | None] = mapped_column(String(200))
     # Steps not yet in a final state; the step that brings it to 0 finishes the run.
     steps_remaining: Mapped[int] = mapped_column(Integer)
@@ -109,17 +112,17 @@ class StepRun(Base):
     chain_next: Mapped[str | None] = mapped_column(String(200))
     # Steps whose outputs the input template reads (needs and referenced ancestors).
     inputs_from: Mapped[list[str]] = mapped_column(ARRAY(Text))
-    input_template: Mapped[Any] = mapped_column(JSONB)
-    options: Mapped[Any] = mapped_column(JSONB)
+    input_template: Mapped[Any] = mapped_column(Json)
+    options: Mapped[Any] = mapped_column(Json)
     status: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     pending_needs: Mapped[int] = mapped_column(Integer)
     # Set while a message for the next attempt is believed to be in the broker.
     enqueued_at: Mapped[datetime | None] = mapped_column(_TS)
     lease_until: Mapped[datetime | None] = mapped_column(_TS)
-    input: Mapped[Any | None] = mapped_column(JSONB)
-    output: Mapped[Any | None] = mapped_column(JSONB)
-    error: Mapped[Any | None] = mapped_column(JSONB)
+    input: Mapped[Any | None] = mapped_column(Json)
+    output: Mapped[Any | None] = mapped_column(Json)
+    error: Mapped[Any | None] = mapped_column(Json)
     worker: Mapped[str | None] = mapped_column(String(300))
     task_id: Mapped[str | None] = mapped_column(String(64))
     # Attempts made before the last replay: retries are counted from here.
@@ -149,7 +152,7 @@ class StepAttempt(Base):
     step_id: Mapped[str] = mapped_column(String(200))
     attempt: Mapped[int] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))
-    error: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[Any | None] = mapped_column(Json)
     worker: Mapped[str | None] = mapped_column(String(300))
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
@@ -168,7 +171,7 @@ class Event(Base):
     )
     step_id: Mapped[str | None] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(64))
-    detail: Mapped[Any | None] = mapped_column(JSONB)
+    detail: Mapped[Any | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
 
 
@@ -185,8 +188,8 @@ class DeadLetter(Base):
     pipeline: Mapped[str] = mapped_column(String(200))
     agent: Mapped[str] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer)
-    error: Mapped[Any] = mapped_column(JSONB)
-    input: Mapped[Any | None] = mapped_column(JSONB)
+    error: Mapped[Any] = mapped_column(Json)
+    input: Mapped[Any | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
     replayed_at: Mapped[datetime | None] = mapped_column(_TS)
 

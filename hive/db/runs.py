@@ -8,11 +8,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import Text
 
-from hive.db.models import runs, step_runs
+from hive.db.models import Json, runs, step_runs
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ _COUNT_DOWN = text(
      WHERE id = :run_id
     RETURNING steps_remaining, failed_step, status, priority
     """
-).bindparams(bindparam("error", type_=JSONB))
+).bindparams(bindparam("error", type_=Json))
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ _FINISH = text(
      WHERE id = :run_id AND status IN ('queued', 'running')
     RETURNING id
     """
-).bindparams(bindparam("output", type_=JSONB))
+).bindparams(bindparam("output", type_=Json))
 
 
 def load_output_inputs(

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
+
+from hive.db.models import Json
 
 _CLAIM = text(
     """
@@ -95,7 +97,7 @@ _SUCCEED = text(
      WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt AND status = 'running'
     RETURNING dependents
     """
-).bindparams(bindparam("output", type_=JSONB), bindparam("input", type_=JSONB))
+).bindparams(bindparam("output", type_=Json), bindparam("input", type_=Json))
 
 _RELEASE_DEPENDENTS = text(
     """
@@ -153,7 +155,7 @@ _END_ATTEMPT = text(
     SELECT run_id, step_id, attempt, :outcome, :error, worker, started_at FROM ended
     RETURNING id
     """
-).bindparams(bindparam("error", type_=JSONB), bindparam("input", type_=JSONB))
+).bindparams(bindparam("error", type_=Json), bindparam("input", type_=Json))
 
 
 def end_attempt(

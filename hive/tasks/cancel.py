@@ -6,8 +6,8 @@ import logging
 import uuid
 
 from sqlalchemy import Connection, bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
 
+from hive.db.models import Json
 from hive.db.retrying import in_transaction
 from hive.tasks.app import app
 
@@ -19,7 +19,7 @@ _STOP_RUN = text(
      WHERE id = :run_id AND status IN ('queued', 'running')
     RETURNING id
     """
-).bindparams(bindparam("error", type_=JSONB))
+).bindparams(bindparam("error", type_=Json))
 
 _STOP_STEPS = text(
     """

@@ -1,0 +1,98 @@
+"""Submitting and inspecting runs through the `hive` command, against a real worker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.commands import describe, run_hive
+from tests.support.processes import HiveProcess
+
+DOCUMENT = {"text": "Ping ops@example.org or +1 415 555 0199. The release went smoothly."}
+STEPS = ["redact", "keywords", "summarize", "sentiment", "report"]
+
+
+def _submitted(stdout: str) -> tuple[str, str]:
+    """(run id from the first line, the rest) of `hive submit --wait` output."""
+    first, _, rest = stdout.partition("\n")
+    return str(uuid.UUID(first.strip())), rest
+
+
+@pytest.mark.timeout(180)
+def test_cli_submit_with_wait_prints_the_run_id_then_its_output_and_runs_commands_show_it(
+    start_worker: Callable[..., HiveProcess], env: dict[str, str], tmp_path: Path
+) -> None:
+    start_worker("--concurrency", "2")
+
+    inline = run_hive(
+        "submit", "doc-triage", "--input", json.dumps(DOCUMENT), "--wait", "--timeout", "60",
+        env=env,
+    )  # fmt: skip
+    assert inline.returncode == 0, describe(inline)
+    run_id, rest = _submitted(inline.stdout)
+    output = json.loads(rest)
+    assert set(output["merged"]) == {"keywords", "summarize", "sentiment"}
+    assert "ops@example.org" not in rest
+    assert "555 0199" not in rest
+
+    document = tmp_path / "doc.json"
+    document.write_text(json.dumps({"text": "Second document, read from a file."}))
+    from_file = run_hive(
+        "submit", "doc-triage", "--input", f"@{document}", "--wait", "--timeout", "60", env=env
+    )
+    assert from_file.returncode == 0, describe(from_file)
+    file_run_id, file_rest = _submitted(from_file.stdout)
+    assert set(json.loads(file_rest)["merged"]) == {"keywords", "summarize", "sentiment"}
+
+    shown = run_hive("runs", "show", run_id, env=env)
+    assert shown.returncode == 0, describe(shown)
+    assert run_id in shown.stdout
+    assert "doc-triage" in shown.stdout
+    assert "succeeded" in shown.stdout
+    for step in STEPS:
+        assert step in shown.stdout
+
+    shown_json = run_hive("runs", "show", run_id, "--json", env=env)
+    assert shown_json.returncode == 0, describe(shown_json)
+    data = json.loads(shown_json.stdout)
+    assert data["id"] == run_id
+    assert data["status"] == "succeeded"
+    assert data["output"] == output
+    assert [(s["step_id"], s["status"], s["attempts"]) for s in data["steps"]] == [
+        (step, "succeeded", 1) for step in STEPS
+    ]
+
+    listed = run_hive("runs", "list", "--status", "succeeded", env=env)
+    assert listed.returncode == 0, describe(listed)
+    assert run_id in listed.stdout
+    assert file_run_id in listed.stdout
+
+
+@pytest.mark.timeout(120)
+def test_cli_submit_with_wait_exits_1_with_one_error_line_when_the_run_fails(
+    start_worker: Callable[..., HiveProcess], env: dict[str, str]
+) -> None:
+    start_worker("--concurrency", "2")
+
+    failing = run_hive(
+        "submit", "fails-midway", "--input", '{"text": "x"}', "--wait", "--timeout", "60",
+        env=env,
+    )  # fmt: skip
+    assert failing.returncode == 1, describe(failing)
+    failed_id, failed_rest = _submitted(failing.stdout)
+    assert json.loads(failed_rest)["status"] == "failed"
+    error_lines = failing.stderr.strip().splitlines()
+    assert len(error_lines) == 1, describe(failing)
+    assert error_lines[0].startswith("error: ")
+    assert failed_id in error_lines[0]
+    # That the line also names the failed step is checked in test_failures.py.
+    assert "Traceback" not in failing.stderr
+
+    failed_list = run_hive("runs", "list", "--status", "failed", env=env)
+    assert failed_id in failed_list.stdout
+    succeeded_list = run_hive("runs", "list", "--status", "succeeded", env=env)
+    assert failed_id not in succeeded_list.stdout

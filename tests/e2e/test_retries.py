@@ -1,0 +1,64 @@
+"""Retryable failures are retried within max_retries, and every failed attempt is recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from hive import Client, RunFailed
+from tests.support.db import attempts_of
+from tests.support.processes import HiveProcess
+
+
+@pytest.mark.timeout(120)
+def test_step_retries_until_success_when_agent_raises_retryable(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    start_worker("--concurrency", "2")
+
+    run = Client().submit("flaky", {"times": 2})
+    output = run.wait(timeout=30)
+
+    assert output == {"flaky": {"attempt": 3}}
+    (step,) = run.view().steps
+    assert (step.status, step.attempts, step.error) == ("succeeded", 3, None)
+    attempts = attempts_of(str(run.id), "flaky")
+    assert [(a.attempt, a.outcome) for a in attempts] == [(1, "retried"), (2, "retried")]
+    for a in attempts:
+        assert a.error["type"] == "RetryableError"
+        assert a.error["message"] == "induced failure"
+        assert "RetryableError: induced failure" in a.error["traceback"]
+        assert a.worker is not None
+        assert a.started_at is not None
+        assert a.finished_at >= a.started_at
+    assert step.started_at is not None
+    assert step.started_at >= attempts[-1].finished_at
+
+
+@pytest.mark.timeout(120)
+def test_step_fails_when_retryable_failures_outlast_max_retries(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    start_worker("--concurrency", "2")
+
+    # flaky-limited overrides the fail agent's max_retries (5) with 1.
+    run = Client().submit("flaky-limited", {"times": 5})
+    with pytest.raises(RunFailed) as raised:
+        run.wait(timeout=30)
+
+    view = run.view()
+    assert view.status == "failed"
+    (step,) = view.steps
+    assert (step.status, step.attempts) == ("failed", 2)
+    assert step.error is not None
+    assert step.error["type"] == "RetryableError"
+    assert step.error["message"] == "induced failure"
+    assert [(a.attempt, a.outcome) for a in attempts_of(view.id, "flaky")] == [
+        (1, "retried"),
+        (2, "failed"),
+    ]
+    # Here the failure is the run's first finished step, so its error is recorded.
+    assert raised.value.step_id == "flaky"
+    assert view.error is not None
+    assert view.error["step_id"] == "flaky"

@@ -1,0 +1,52 @@
+"""Every command of the `hive` tree has a working --help."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from hive.cli import main
+
+
+def _paths(command: click.Command, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield prefix
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            yield from _paths(sub, (*prefix, name))
+
+
+COMMANDS = list(_paths(main))
+
+
+def test_the_command_tree_has_the_documented_commands() -> None:
+    expected = {
+        ("worker",),
+        ("beat",),
+        ("flower",),
+        ("submit",),
+        ("db", "upgrade"),
+        ("runs", "show"),
+        ("runs", "list"),
+        ("pipelines", "list"),
+        ("pipelines", "validate"),
+        ("agents", "list"),
+    }
+    assert expected <= set(COMMANDS)
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "hive")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(main, [*path, "--help"], prog_name="hive")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Usage: {' '.join(('hive', *path))} "), result.output
+    # Every command says what it is for.
+    command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    assert (command.help or "").strip(), f"`hive {' '.join(path)}` has no help text"
+    assert command.help.strip().splitlines()[0] in " ".join(result.output.split())

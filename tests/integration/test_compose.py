@@ -1,0 +1,144 @@
+"""docker-compose.yml and the Dockerfile fit the `hive` command they run."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import pytest
+import yaml
+
+from hive.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+APP_SERVICES = ["migrate", "worker", "beat", "flower"]
+SERVICES = ["redis", "postgres", *APP_SERVICES]
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    if not COMPOSE.exists():
+        pytest.fail(f"{COMPOSE.name} is missing", pytrace=False)
+    document = yaml.safe_load(COMPOSE.read_text())
+    assert isinstance(document, dict) and isinstance(document.get("services"), dict)
+    return document["services"]
+
+
+def _argv(service: dict[str, Any]) -> list[str]:
+    command = service.get("command")
+    assert command, "an app service must say which hive command it runs"
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def _resolve(argv: list[str]) -> click.Context:
+    """Parse ``hive <argv>`` the way the entry point would, down to the leaf command."""
+    ctx = click.Context(main, info_name="hive")
+    command: click.Command = main
+    rest = list(argv)
+    while isinstance(command, click.Group):
+        assert rest, f"`hive {' '.join(argv)}` stops at a group"
+        name = rest.pop(0)
+        sub = command.get_command(ctx, name)
+        assert sub is not None, f"`hive {' '.join(argv)}`: no command {name!r}"
+        command = sub
+        if isinstance(command, click.Group):
+            ctx = click.Context(command, info_name=name, parent=ctx)
+        else:
+            # Parses and validates the options; a bad one raises a click UsageError.
+            return command.make_context(name, rest, parent=ctx)
+    raise AssertionError("unreachable")
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def test_compose_defines_every_service_of_the_farm(services: dict[str, Any]) -> None:
+    assert set(SERVICES) <= set(services), sorted(services)
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_each_app_service_runs_an_existing_hive_command(
+    name: str, services: dict[str, Any]
+) -> None:
+    ctx = _resolve(_argv(services[name]))
+
+    assert ctx.command.callback is not None
+
+
+def test_each_app_service_runs_the_command_it_is_named_for(
+    services: dict[str, Any],
+) -> None:
+    paths = {name: _resolve(_argv(services[name])).command_path for name in APP_SERVICES}
+
+    assert paths == {
+        "migrate": "hive db upgrade",
+        "worker": "hive worker",
+        "beat": "hive beat",
+        "flower": "hive flower",
+    }
+
+
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_each_app_service_points_at_the_compose_postgres_and_redis(
+    name: str, services: dict[str, Any]
+) -> None:
+    env = _environment(services[name])
+
+    database = urlsplit(env["HIVE_DATABASE_URL"])
+    broker = urlsplit(env["HIVE_BROKER_URL"])
+    assert database.scheme in ("postgresql", "postgresql+psycopg2")
+    assert database.hostname == "postgres"
+    assert broker.scheme == "redis"
+    assert broker.hostname == "redis"
+    assert services["postgres"]["image"].startswith("postgres")
+    assert services["redis"]["image"].startswith("redis")
+
+
+@pytest.mark.parametrize("name", ["worker", "beat", "flower"])
+def test_long_running_services_start_after_the_migration(
+    name: str, services: dict[str, Any]
+) -> None:
+    depends_on = services[name].get("depends_on") or {}
+    assert "migrate" in depends_on
+    if isinstance(depends_on, dict):
+        assert depends_on["migrate"].get("condition") == "service_completed_successfully"
+
+
+def test_flower_listens_on_an_address_its_published_port_can_reach(
+    services: dict[str, Any],
+) -> None:
+    flower = services["flower"]
+    assert flower.get("ports"), "flower publishes no port"
+    address = _resolve(_argv(flower)).params["address"]
+
+    assert address not in ("127.0.0.1", "localhost", "::1"), address
+
+
+def test_the_dockerfile_uses_hive_as_its_entrypoint() -> None:
+    assert DOCKERFILE.exists(), "Dockerfile is missing"
+    lines = [line.strip() for line in DOCKERFILE.read_text().splitlines()]
+    entrypoints = [line.split(None, 1)[1] for line in lines if line.startswith("ENTRYPOINT")]
+    assert entrypoints, "the Dockerfile has no ENTRYPOINT"
+    last = entrypoints[-1]
+    argv = json.loads(last) if last.startswith("[") else shlex.split(last)
+    assert Path(argv[0]).name == "hive", argv
+
+
+def test_the_dockerfile_copies_only_files_that_exist() -> None:
+    text = DOCKERFILE.read_text()
+    missing = []
+    for match in re.finditer(r"^COPY\s+(?!--from)(.+)$", text, flags=re.MULTILINE):
+        *sources, _target = shlex.split(match.group(1))
+        missing += [s for s in sources if not s.startswith("--") and not (ROOT / s).exists()]
+    assert missing == [], f"COPY of missing files breaks `docker build`: {missing}"

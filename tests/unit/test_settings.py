@@ -1,0 +1,83 @@
+"""Settings come from HIVE_* variables; a malformed one is reported by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hive.errors import SettingsError
+from hive.settings import Settings, get_settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_cached_settings() -> Iterator[None]:
+    # Later tests in the session must not see settings read under a patched environment.
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HIVE_LEASE_GRACE_S", "abc"),
+        ("HIVE_LEASE_GRACE_S", "0"),
+        ("HIVE_RETENTION_DAYS", "1.5"),
+        ("HIVE_VISIBILITY_TIMEOUT_S", "-3"),
+        ("HIVE_DATABASE_URL", "mysql://root@localhost/hive"),
+        ("HIVE_BROKER_URL", "amqp://guest@localhost//"),
+        ("HIVE_LOG_FORMAT", "xml"),
+        ("HIVE_FLOWER_BASIC_AUTH", "admin"),
+    ],
+)
+def test_load_settings_with_a_malformed_variable_raises_settings_error_naming_it(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert raised.value.variable == variable
+    assert str(raised.value).startswith(f"{variable}: ")
+    assert raised.value.problem
+
+
+def test_get_settings_with_a_malformed_variable_raises_settings_error_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HIVE_LEASE_GRACE_S", "abc")
+
+    with pytest.raises(SettingsError, match="HIVE_LEASE_GRACE_S"):
+        get_settings()
+
+
+def test_load_settings_reads_hive_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVE_LEASE_GRACE_S", "12.5")
+    monkeypatch.setenv("HIVE_DATABASE_URL", "postgresql://u@db:5432/farm")
+    monkeypatch.setenv("HIVE_BROKER_URL", "redis://broker:6379/3")
+    monkeypatch.setenv("HIVE_PIPELINES_DIR", "/etc/hive/pipelines")
+    monkeypatch.setenv("HIVE_FLOWER_BASIC_AUTH", "admin:secret")
+
+    settings = load_settings()
+
+    assert settings.lease_grace_s == 12.5
+    assert settings.database_url == "postgresql://u@db:5432/farm"
+    assert settings.broker_url == "redis://broker:6379/3"
+    assert settings.pipelines_dir == Path("/etc/hive/pipelines")
+    assert settings.flower_basic_auth == "admin:secret"
+
+
+def test_an_empty_flower_basic_auth_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVE_FLOWER_BASIC_AUTH", "")
+
+    assert load_settings().flower_basic_auth is None
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+
+    with pytest.raises(ValueError, match="frozen"):
+        settings.lease_grace_s = 1.0  # type: ignore[misc]
