@@ -6,9 +6,10 @@ import contextlib
 import logging
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from billiard.exceptions import TimeLimitExceeded, WorkerLostError
+from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery import Task
 from celery.signals import task_failure
 from sqlalchemy import Connection, select
@@ -27,6 +28,8 @@ from hive.tasks.app import app
 from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # While PostgreSQL is down at claim time, the message comes back after this long.
 _CLAIM_RETRY_COUNTDOWN_S = 5.0
@@ -87,15 +90,32 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
         output = agent_cls().execute(step_input, ctx)
     except Exception as exc:
         log.info("attempt failed: %s", type(exc).__name__)
-        outcomes.record_failed_attempt(
-            rid, step_id, attempt, error_info(exc), step_input=step_input,
-            retryable=is_retryable(exc),
-        )  # fmt: skip
+        error, retryable = error_info(exc), is_retryable(exc)
+        _settle(
+            lambda: outcomes.record_failed_attempt(
+                rid, step_id, attempt, error, step_input=step_input, retryable=retryable
+            )
+        )
         self.request.chain = None
         return
     carried = _chain_next(self.request.chain, run_id)
-    if not outcomes.record_success(rid, step_id, attempt, step_input, output, carried_next=carried):
+    recorded = _settle(
+        lambda: outcomes.record_success(
+            rid, step_id, attempt, step_input, output, carried_next=carried
+        )
+    )
+    if not recorded:
         self.request.chain = None
+
+
+def _settle(record: Callable[[], T]) -> T:
+    """Record an attempt's outcome even if the soft time limit strikes during the write: the
+    agent's work is done, the transaction rolled back, and the limit fires only once."""
+    try:
+        return record()
+    except SoftTimeLimitExceeded:
+        logger.warning("soft time limit struck while recording the outcome; recording again")
+        return record()
 
 
 def _chain_next(chain: list[dict[str, Any]] | None, run_id: str) -> str | None:

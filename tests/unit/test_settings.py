@@ -64,7 +64,8 @@ def test_load_settings_reads_hive_variables(monkeypatch: pytest.MonkeyPatch) -> 
     settings = load_settings()
 
     assert settings.lease_grace_s == 12.5
-    assert settings.database_url == "postgresql://u@db:5432/farm"
+    # A bare postgresql:// gets the driver Hive ships (SQLAlchemy 2.1 would pick psycopg 3).
+    assert settings.database_url == "postgresql+psycopg2://u@db:5432/farm"
     assert settings.broker_url == "redis://broker:6379/3"
     assert settings.pipelines_dir == Path("/etc/hive/pipelines")
     assert settings.flower_basic_auth == "admin:secret"

@@ -1,0 +1,90 @@
+"""Dead letters: listed, shown, and replayed from the failed step with fresh retries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from hive import Client
+from hive.errors import RunFailed
+from tests.support import db
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def _hive(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hive.cli", *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _fail_one(client: Client) -> str:
+    run = client.submit("fault-dlq", {"times": 50})
+    with pytest.raises(RunFailed):
+        run.wait(timeout=30)
+    return str(run.id)
+
+
+def test_dead_letters_are_listed_shown_and_replayed_from_the_failed_step(
+    hive_env, start_worker
+) -> None:
+    env = {**os.environ, **hive_env}
+    start_worker("--concurrency", "2")
+    client = Client()
+    run_id = _fail_one(client)
+    first_done = db.steps_of(run_id)["first"].finished_at
+
+    listed = _hive(env, "dlq", "list", "--pipeline", "fault-dlq", "--since", "1h")
+    assert listed.returncode == 0 and run_id in listed.stdout and "flaky" in listed.stdout
+    shown = json.loads(_hive(env, "dlq", "show", run_id).stdout)
+    (letter,) = shown["dead_letters"]
+    assert (letter["step_id"], letter["attempts"]) == ("flaky", 2)
+    assert letter["error"]["type"] == "RetryableError" and letter["error"]["traceback"]
+    assert letter["input"] == {"times": 50}
+    assert shown["run"]["pipeline"] == "fault-dlq" and shown["run"]["input"] == {"times": 50}
+
+    bad = _hive(env, "dlq", "replay", run_id, "--input", '{"times": "many"}')
+    assert bad.returncode == 1 and "input.times" in bad.stderr and "Traceback" not in bad.stderr
+    assert db.run_status(run_id) == "failed", "a refused replay changes nothing"
+
+    replayed = _hive(env, "dlq", "replay", run_id, "--input", '{"times": 0}')
+    assert replayed.returncode == 0, replayed.stderr
+    assert client.run(run_id).wait(timeout=30) == {"last": {"text": "done"}}
+    steps = db.steps_of(run_id)
+    assert steps["first"].finished_at == first_done, "completed steps are not run again"
+    assert steps["flaky"].attempt == 3  # two before the replay, one after
+    assert steps["flaky"].input == {"times": 0}
+    assert _hive(env, "dlq", "list").stdout.count(run_id) == 0
+
+
+def test_replay_all_gives_every_failed_run_of_a_pipeline_fresh_retries(
+    hive_env, start_worker
+) -> None:
+    env = {**os.environ, **hive_env}
+    start_worker("--concurrency", "2")
+    client = Client()
+    run_ids = [_fail_one(client) for _ in range(3)]
+
+    done = _hive(env, "dlq", "replay", "--all", "--pipeline", "fault-dlq")
+    assert done.returncode == 0, done.stderr
+    for run_id in run_ids:
+        with pytest.raises(RunFailed):  # still failing: times 50 > fresh retries
+            client.run(run_id).wait(timeout=30)
+        assert db.steps_of(run_id)["flaky"].attempt == 4  # 2 + 2 fresh
+    letters = db.rows("SELECT run_id, replayed_at FROM dead_letters ORDER BY created_at")
+    assert len(letters) == 6 and sum(r.replayed_at is None for r in letters) == 3
+
+
+def test_replay_refuses_a_run_that_did_not_fail(hive_env, start_worker) -> None:
+    env = {**os.environ, **hive_env}
+    start_worker("--concurrency", "1")
+    run = Client().submit("fault-chain3", {"text": "fine"})
+    run.wait(timeout=30)
+    done = _hive(env, "dlq", "replay", str(run.id))
+    assert done.returncode == 1
+    assert "not a failed run" in done.stderr
