@@ -60,11 +60,12 @@ def worker(
     from hive import keys
     from hive.agents.registry import default_registry
     from hive.logs import configure_logging
-    from hive.preflight import wait_for_services
+    from hive.preflight import check_visibility_timeout, wait_for_services
     from hive.settings import get_settings
     from hive.tasks.app import app
 
     configure_logging(loglevel)
+    check_visibility_timeout()
     wait_for_services()
     names = queues.split(",") if queues else _all_queues(default_registry(), keys)
     argv = [

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from hive.db.engine import get_engine, unavailable
-from hive.errors import ServiceUnavailable
+from hive.errors import ServiceUnavailable, SettingsError
 from hive.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -46,3 +46,27 @@ def wait_for_services(max_delay_s: float = 30.0) -> None:
             logger.warning("%s; retrying in %.0fs", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, max_delay_s)
+
+
+def check_visibility_timeout() -> None:
+    """Refuse to start when a step may run longer than Redis keeps a message invisible:
+    past ``HIVE_VISIBILITY_TIMEOUT_S`` Redis hands a running step's message to another
+    worker (shared/reference/celery-on-redis.md, 1.1)."""
+    from hive.agents.registry import default_registry
+    from hive.pipelines import load_pipelines
+
+    settings = get_settings()
+    registry = default_registry()
+    timeouts = {f"agent {a.name}": a.options.timeout for a in registry.all()}
+    if settings.pipelines_dir.is_dir():
+        for pipeline in load_pipelines(settings.pipelines_dir, registry).values():
+            for step in pipeline.steps:
+                timeouts[f"{pipeline.source}: step {step.id!r}"] = step.options.timeout
+    where, longest = max(timeouts.items(), key=lambda item: item[1])
+    # The hard limit is the timeout plus a margin; a message also waits in a buffer.
+    if longest + 60 >= settings.visibility_timeout_s:
+        raise SettingsError(
+            "HIVE_VISIBILITY_TIMEOUT_S",
+            f"{settings.visibility_timeout_s}s must exceed the longest step timeout plus 60s "
+            f"({where} has timeout {longest:g}s)",
+        )
