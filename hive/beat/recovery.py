@@ -18,7 +18,7 @@ from hive import keys
 from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction
-from hive.db.steps import unmark_chain_after
+from hive.db.steps import unmark, unmark_chain_after
 from hive.settings import get_settings
 from hive.tasks import outcomes
 from hive.tasks.cancel import stop_run
@@ -92,7 +92,7 @@ def _redispatch(
     run_id: uuid.UUID, step_ids: list[str], priority: str
 ) -> Callable[[Connection], Publication]:
     def txn(conn: Connection) -> Publication:
-        sweeps.forget_sent(conn, run_id, step_ids)
+        unmark(conn, run_id, step_ids)
         for step_id in step_ids:
             unmark_chain_after(conn, run_id, step_id)  # their chains go out again with them
         publication = dispatch(conn, run_id, step_ids, priority)

@@ -6,9 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.types import Text
+from sqlalchemy import Connection, text
 
 
 @dataclass(frozen=True)
@@ -73,18 +71,6 @@ _FORGET_SENT = text(
 def forget_all_sent(conn: Connection) -> int:
     """The broker lost its queues: every "sent" mark of an active run is void."""
     return len(conn.execute(_FORGET_SENT).all())
-
-
-_FORGET_SENT_FOR = text(
-    """
-    UPDATE step_runs SET enqueued_at = NULL
-     WHERE run_id = :run_id AND step_id = ANY(:ids) AND status = 'pending'
-    """
-).bindparams(bindparam("ids", type_=ARRAY(Text)))
-
-
-def forget_sent(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> None:
-    conn.execute(_FORGET_SENT_FOR, {"run_id": run_id, "ids": step_ids})
 
 
 _OVERDUE = text(
