@@ -20,9 +20,10 @@ def get_engine() -> Engine:
     if _engine is None:
         with _lock:
             if _engine is None:
+                # No pre-ping: it costs a round trip per transaction, and every transaction
+                # already runs again on a dropped connection (hive.db.retrying).
                 _engine = create_engine(
                     get_settings().database_url,
-                    pool_pre_ping=True,
                     pool_size=5,
                     max_overflow=10,
                     connect_args={"connect_timeout": 5},

@@ -27,18 +27,28 @@ def _is_disconnect(exc: DBAPIError) -> bool:
     return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
-def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = None) -> T:
+def in_transaction(
+    fn: Callable[[Connection], T], *, retry_s: float | None = None, autocommit: bool = False
+) -> T:
     """``fn(conn)`` inside one transaction, tried again for up to ``retry_s`` seconds
     (default ``HIVE_DB_RETRY_S``) while the database cannot be reached.
+
+    With ``autocommit``, ``fn`` must issue a single statement: it is its own transaction,
+    which spares the COMMIT round trip.
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
     """
     budget = get_settings().db_retry_s if retry_s is None else retry_s
     deadline = time.monotonic() + budget
-    delay = 0.1
+    # The first retry is immediate: a dropped connection makes SQLAlchemy recycle the pool,
+    # so it usually succeeds; later ones back off.
+    delay = 0.0
     while True:
         try:
+            if autocommit:
+                with get_engine().connect() as conn:
+                    return fn(conn.execution_options(isolation_level="AUTOCOMMIT"))
             with get_engine().begin() as conn:
                 return fn(conn)
         except DBAPIError as exc:
@@ -46,6 +56,7 @@ def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = Non
                 raise
             if time.monotonic() + delay > deadline:
                 raise unavailable(exc) from None
-            logger.warning("database unreachable; retrying in %.1fs", delay)
+            if delay:
+                logger.warning("database unreachable; retrying in %.1fs", delay)
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(max(delay * 2, 0.1), 5.0)

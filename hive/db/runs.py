@@ -132,7 +132,7 @@ def count_down(
     return RunCount(row.steps_remaining, row.failed_step, row.status, row.priority)
 
 
-_RUN_FOR_OUTPUT = text("SELECT input, output_spec FROM runs WHERE id = :run_id")
+_OUTPUT_SPEC = text("SELECT input, output_spec FROM runs WHERE id = :run_id")
 _OUTPUTS = text(
     "SELECT step_id, output FROM step_runs WHERE run_id = :run_id AND step_id = ANY(:ids)"
 ).bindparams(bindparam("ids", type_=ARRAY(Text)))
@@ -146,15 +146,18 @@ _FINISH = text(
 ).bindparams(bindparam("output", type_=Json))
 
 
-def load_output_inputs(
-    conn: Connection, run_id: uuid.UUID
-) -> tuple[Any, dict[str, Any], dict[str, Any]]:
-    """The run input, its output spec, and the outputs of the steps that spec reads."""
-    run = conn.execute(_RUN_FOR_OUTPUT, {"run_id": run_id}).one()
-    spec = run.output_spec
-    ids = list(spec.get("reads") or spec.get("terminal") or [])
-    outputs = {r.step_id: r.output for r in conn.execute(_OUTPUTS, {"run_id": run_id, "ids": ids})}
-    return run.input, spec, outputs
+def output_spec_of(conn: Connection, run_id: uuid.UUID) -> tuple[Any, dict[str, Any]]:
+    """The run's input and how its output is built."""
+    row = conn.execute(_OUTPUT_SPEC, {"run_id": run_id}).one()
+    return row.input, row.output_spec
+
+
+def outputs_of(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> dict[str, Any]:
+    if not step_ids:
+        return {}
+    return {
+        r.step_id: r.output for r in conn.execute(_OUTPUTS, {"run_id": run_id, "ids": step_ids})
+    }
 
 
 def finish_run(conn: Connection, run_id: uuid.UUID, status: str, output: Any = None) -> bool:

@@ -91,21 +91,45 @@ def claim(
 
 _SUCCEED = text(
     """
-    UPDATE step_runs
-       SET status = 'succeeded', output = :output, input = :input, error = NULL,
-           finished_at = now(), lease_until = NULL
-     WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt AND status = 'running'
-    RETURNING dependents
+    WITH done AS (
+        UPDATE step_runs
+           SET status = 'succeeded', output = :output, input = :input, error = NULL,
+               finished_at = now(), lease_until = NULL
+         WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
+           AND status = 'running'
+        RETURNING dependents
+    ), released AS (
+        UPDATE step_runs d SET pending_needs = d.pending_needs - 1
+          FROM done
+         WHERE d.run_id = :run_id AND d.step_id = ANY(done.dependents) AND d.status = 'pending'
+        RETURNING d.step_id, d.pending_needs, d.enqueued_at IS NOT NULL AS enqueued
+    ), counted AS (
+        UPDATE runs SET steps_remaining = steps_remaining - 1
+         WHERE id = :run_id AND EXISTS (SELECT 1 FROM done)
+        RETURNING steps_remaining, failed_step, priority,
+                  CASE WHEN steps_remaining = 0 THEN output_spec END AS output_spec,
+                  CASE WHEN steps_remaining = 0 THEN input END AS run_input
+    )
+    SELECT c.steps_remaining, c.failed_step, c.priority, c.output_spec, c.run_input,
+           (SELECT coalesce(jsonb_agg(jsonb_build_array(step_id, enqueued)), '[]'::jsonb)
+              FROM released WHERE pending_needs = 0) AS ready
+      FROM counted c
     """
 ).bindparams(bindparam("output", type_=Json), bindparam("input", type_=Json))
 
-_RELEASE_DEPENDENTS = text(
-    """
-    UPDATE step_runs SET pending_needs = pending_needs - 1
-     WHERE run_id = :run_id AND step_id = ANY(:dependents) AND status = 'pending'
-    RETURNING step_id, pending_needs, enqueued_at IS NOT NULL AS enqueued
-    """
-).bindparams(bindparam("dependents", type_=ARRAY(Text)))
+
+@dataclass(frozen=True)
+class Succeeded:
+    """What recording a success changed."""
+
+    ready: list[tuple[str, bool]]
+    """Dependents whose last need this was, each with whether it is already marked sent."""
+    remaining: int
+    failed_step: str | None
+    priority: str
+    output_spec: dict[str, Any] | None
+    """Set only when this was the run's last step, with ``run_input``: to build its output."""
+    run_input: Any
 
 
 def succeed(
@@ -115,10 +139,9 @@ def succeed(
     attempt: int,
     step_input: Any,
     output: Any,
-) -> list[tuple[str, bool]] | None:
-    """Record the attempt's success. Returns the dependents it made ready, each with whether
-    it is already marked as sent (a chain member); None when the attempt no longer owns the
-    step (a late finish)."""
+) -> Succeeded | None:
+    """Record the attempt's success, release its dependents and count the run down, in one
+    statement. None when the attempt no longer owns the step (a late finish)."""
     row = conn.execute(
         _SUCCEED,
         {
@@ -131,12 +154,14 @@ def succeed(
     ).first()
     if row is None:
         return None
-    if not row.dependents:
-        return []
-    released = conn.execute(
-        _RELEASE_DEPENDENTS, {"run_id": run_id, "dependents": list(row.dependents)}
-    ).all()
-    return [(r.step_id, r.enqueued) for r in released if r.pending_needs == 0]
+    return Succeeded(
+        ready=[(str(step), bool(sent)) for step, sent in row.ready],
+        remaining=row.steps_remaining,
+        failed_step=row.failed_step,
+        priority=row.priority,
+        output_spec=row.output_spec,
+        run_input=row.run_input,
+    )
 
 
 _END_ATTEMPT = text(

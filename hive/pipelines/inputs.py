@@ -20,10 +20,22 @@ def validate_run_input(pipeline: Pipeline, data: Any) -> None:
         InputError: one problem per error, each naming the field, e.g.
             ``input.text: 5 is not of type 'string'``.
     """
-    validator = Draft202012Validator(pipeline.input_schema)
-    errors = sorted(validator.iter_errors(data), key=_sort_key)
+    errors = sorted(_validator(pipeline.input_schema).iter_errors(data), key=_sort_key)
     if errors:
         raise InputError(pipeline.name, [_problem(error) for error in errors])
+
+
+# Building a validator costs more than validating a small input: keep one per schema.
+_validators: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    cached = _validators.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    validator = Draft202012Validator(schema)
+    _validators[id(schema)] = (schema, validator)
+    return validator
 
 
 def _problem(error: ValidationError) -> str:

@@ -44,17 +44,19 @@ def record_success(
     """
 
     def txn(conn: Connection) -> tuple[bool, Publication]:
-        released = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
-        if released is None:
+        done = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
+        if done is None:
             return False, _after_lost_race(conn, run_id, step_id, attempt)
-        orphaned = [s for s, sent in released if sent and s != carried_next]
+        orphaned = [s for s, sent in done.ready if sent and s != carried_next]
         if orphaned:
             step_store.unmark(conn, run_id, orphaned)
-        ready = [s for s, sent in released if not sent or s != carried_next]
-        count = run_store.count_down(conn, run_id, 1)
-        publication = dispatch(conn, run_id, ready, count.priority)
-        if count.remaining == 0:
-            finish(conn, run_id, count.failed_step)
+        ready = [s for s, sent in done.ready if not sent or s != carried_next]
+        publication = dispatch(conn, run_id, ready, done.priority)
+        if done.remaining == 0:
+            finish(
+                conn, run_id, done.failed_step,
+                spec=(done.run_input, done.output_spec), known={step_id: output},
+            )  # fmt: skip
         return True, publication
 
     recorded, publication = in_transaction(txn)
@@ -133,13 +135,27 @@ def _fail_for_good(
         finish(conn, run_id, count.failed_step)
 
 
-def finish(conn: Connection, run_id: uuid.UUID, failed_step: str | None) -> None:
-    """Close the run: failed if a step failed, else succeeded with its output."""
+def finish(
+    conn: Connection,
+    run_id: uuid.UUID,
+    failed_step: str | None,
+    *,
+    spec: tuple[Any, dict[str, Any] | None] | None = None,
+    known: dict[str, Any] | None = None,
+) -> None:
+    """Close the run: failed if a step failed, else succeeded with its output.
+
+    ``spec`` (run input, output spec) and ``known`` step outputs spare reading them again.
+    """
     if failed_step is not None:
         run_store.finish_run(conn, run_id, "failed")
         return
-    run_input, spec, outputs = run_store.load_output_inputs(conn, run_id)
-    template = spec.get("template")
+    run_input, output_spec = spec if spec and spec[1] else run_store.output_spec_of(conn, run_id)
+    reads = list(output_spec.get("reads") or output_spec.get("terminal") or [])
+    known = known or {}
+    outputs = {s: known[s] for s in reads if s in known}
+    outputs.update(run_store.outputs_of(conn, run_id, [s for s in reads if s not in known]))
+    template = output_spec.get("template")
     output = outputs if template is None else resolve(template, run_input, outputs)
     run_store.finish_run(conn, run_id, "succeeded", output)
 

@@ -62,6 +62,7 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 grace_s=settings.lease_grace_s,
             ),
             retry_s=min(settings.db_retry_s, 30.0),
+            autocommit=True,  # one statement
         )
     except ServiceUnavailable:
         log.warning("database unreachable at claim; message will come back")
