@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     purge_interval_s: float = Field(default=86400.0, gt=0)
     # Must exceed the longest step timeout plus the time a message can wait in a worker buffer.
     visibility_timeout_s: int = Field(default=4 * 3600, gt=0)
+    # Server-side prepared statements on the step path; turn off behind PgBouncer
+    # in transaction mode.
+    db_prepared: bool = True
     # How long a step keeps retrying its writes while PostgreSQL is unreachable.
     db_retry_s: float = Field(default=120.0, ge=0)
     # A step marked sent whose message has not started after this long is sent again

@@ -70,7 +70,7 @@ class Run(Base):
     output: Mapped[Any | None] = mapped_column(Json)
     # How to build the output from step outputs: {"template": ..., "terminal": [...]}.
     output_spec: Mapped[Any] = mapped_column(Json)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     error: Mapped[Any | None] = mapped_column(Json)
     failed_step: Mapped[str | None] = mapped_column(String(200))
     # Steps not yet in a final state; the step that brings it to 0 finishes the run.
@@ -89,11 +89,8 @@ class Run(Base):
             unique=True,
             postgresql_where=text("idempotency_key IS NOT NULL"),
         ),
-        Index(
-            "ix_runs_active",
-            "status",
-            postgresql_where=text("status IN ('queued', 'running')"),
-        ),
+        # Sweeps start here. Not on status: see migration 0003.
+        Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
     )
 
 
@@ -129,15 +126,6 @@ class StepRun(Base):
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
-
-    __table_args__ = (
-        Index(
-            "ix_step_runs_live",
-            "status",
-            "lease_until",
-            postgresql_where=text("status IN ('pending', 'running')"),
-        ),
-    )
 
 
 class StepAttempt(Base):

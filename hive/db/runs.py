@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import Text
 
 from hive.db.models import Json, runs, step_runs
+from hive.db.prepared import PreparedStatement
 
 
 @dataclass(frozen=True)
@@ -160,12 +161,15 @@ def outputs_of(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> dict
     }
 
 
+_FINISH_PREPARED = PreparedStatement(
+    "hive_finish_run", _FINISH, {"run_id": "uuid", "status": "text", "output": "jsonb"}
+)
+
+
 def finish_run(conn: Connection, run_id: uuid.UUID, status: str, output: Any = None) -> bool:
     """Move an active run to a final status; False if it was already final."""
-    return (
-        conn.execute(_FINISH, {"run_id": run_id, "status": status, "output": output}).first()
-        is not None
-    )
+    params = {"run_id": run_id, "status": status, "output": output}
+    return _FINISH_PREPARED.execute(conn, params).first() is not None
 
 
 def get_run(conn: Connection, run_id: uuid.UUID) -> Any:

@@ -15,6 +15,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
 from hive.db.models import Json
+from hive.db.prepared import PreparedStatement
 
 _CLAIM = text(
     """
@@ -42,6 +43,14 @@ _CLAIM = text(
 )
 
 
+_CLAIM_PREPARED = PreparedStatement(
+    "hive_claim",
+    _CLAIM,
+    {"run_id": "uuid", "step_id": "text", "attempt": "int", "worker": "text",
+     "task_id": "text", "grace": "float8"},
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ClaimedStep:
     agent: str
@@ -65,8 +74,8 @@ def claim(
 ) -> ClaimedStep | None:
     """Take the step for ``attempt``; None when someone else has it, it is done, not ready,
     or its run is no longer active."""
-    row = conn.execute(
-        _CLAIM,
+    row = _CLAIM_PREPARED.execute(
+        conn,
         {
             "run_id": run_id,
             "step_id": step_id,
@@ -118,6 +127,13 @@ _SUCCEED = text(
 ).bindparams(bindparam("output", type_=Json), bindparam("input", type_=Json))
 
 
+_SUCCEED_PREPARED = PreparedStatement(
+    "hive_succeed",
+    _SUCCEED,
+    {"run_id": "uuid", "step_id": "text", "attempt": "int", "output": "jsonb", "input": "jsonb"},
+)
+
+
 @dataclass(frozen=True)
 class Succeeded:
     """What recording a success changed."""
@@ -142,8 +158,8 @@ def succeed(
 ) -> Succeeded | None:
     """Record the attempt's success, release its dependents and count the run down, in one
     statement. None when the attempt no longer owns the step (a late finish)."""
-    row = conn.execute(
-        _SUCCEED,
+    row = _SUCCEED_PREPARED.execute(
+        conn,
         {
             "run_id": run_id,
             "step_id": step_id,
@@ -251,6 +267,11 @@ _MARK_ENQUEUED = text(
 ).bindparams(bindparam("heads", type_=ARRAY(Text)))
 
 
+_MARK_PREPARED = PreparedStatement(
+    "hive_mark_enqueued", _MARK_ENQUEUED, {"run_id": "uuid", "heads": "text[]"}
+)
+
+
 @dataclass(frozen=True)
 class EnqueuedStep:
     step_id: str
@@ -263,7 +284,7 @@ class EnqueuedStep:
 def mark_enqueued(conn: Connection, run_id: uuid.UUID, heads: list[str]) -> list[EnqueuedStep]:
     """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
     "pending, not yet sent"); only the rows returned may be published."""
-    rows = conn.execute(_MARK_ENQUEUED, {"run_id": run_id, "heads": heads}).all()
+    rows = _MARK_PREPARED.execute(conn, {"run_id": run_id, "heads": heads}).all()
     return [EnqueuedStep(r.step_id, r.head, r.depth, r.attempt, r.options) for r in rows]
 
 

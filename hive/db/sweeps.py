@@ -20,9 +20,9 @@ class StalledStep:
 _EXPIRED_LEASES = text(
     """
     SELECT s.run_id, s.step_id, s.attempt, s.worker
-      FROM step_runs s JOIN runs r ON r.id = s.run_id
-     WHERE s.status = 'running' AND s.lease_until < now()
-       AND r.status IN ('queued', 'running')
+      FROM runs r JOIN step_runs s ON s.run_id = r.id
+     WHERE r.finished_at IS NULL AND r.status IN ('queued', 'running')
+       AND s.status = 'running' AND s.lease_until < now()
      ORDER BY s.lease_until
      LIMIT :limit
     """
@@ -38,9 +38,9 @@ def expired_leases(conn: Connection, limit: int = 1000) -> list[StalledStep]:
 _UNSENT = text(
     """
     SELECT s.run_id, array_agg(s.step_id ORDER BY s.position) AS steps, min(r.priority) AS priority
-      FROM step_runs s JOIN runs r ON r.id = s.run_id
-     WHERE s.status = 'pending' AND s.pending_needs = 0
-       AND r.status IN ('queued', 'running')
+      FROM runs r JOIN step_runs s ON s.run_id = r.id
+     WHERE r.finished_at IS NULL AND r.status IN ('queued', 'running')
+       AND s.status = 'pending' AND s.pending_needs = 0
        AND (s.enqueued_at IS NULL OR s.enqueued_at < now() - make_interval(secs => :stale_s))
      GROUP BY s.run_id
      LIMIT :limit
@@ -61,7 +61,7 @@ _FORGET_SENT = text(
     """
     UPDATE step_runs s SET enqueued_at = NULL
       FROM runs r
-     WHERE r.id = s.run_id AND r.status IN ('queued', 'running')
+     WHERE r.finished_at IS NULL AND r.status IN ('queued', 'running') AND r.id = s.run_id
        AND s.status = 'pending' AND s.enqueued_at IS NOT NULL
     RETURNING s.run_id
     """
@@ -76,7 +76,8 @@ def forget_all_sent(conn: Connection) -> int:
 _OVERDUE = text(
     """
     SELECT id FROM runs
-     WHERE status IN ('queued', 'running') AND deadline_at IS NOT NULL AND deadline_at < now()
+     WHERE finished_at IS NULL AND status IN ('queued', 'running')
+       AND deadline_at IS NOT NULL AND deadline_at < now()
      LIMIT :limit
     """
 )

@@ -53,11 +53,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": False,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
+        # Fetch only when a pool process is free: a message reserved by a worker that is then
+        # SIGKILLed would sit in Redis's unacked hash until the visibility timeout, its step
+        # never claimed (so holding no lease for recovery to notice).
+        "worker_disable_prefetch": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "worker_max_tasks_per_child": 1000,
+        # Replacing a pool process stalls it for 0.2-2.9 s (measured): recycle rarely, and
+        # on memory rather than on a count.
+        "worker_max_tasks_per_child": 100_000,
+        "worker_max_memory_per_child": 1_000_000,  # KiB
         "worker_eta_task_limit": 1000,
+        # Worker events feed Flower. The "sent" event doubles the cost of every publish
+        # (0.67 ms vs 0.36 ms measured) for a state Flower can do without.
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        "task_send_sent_event": False,
         "task_default_queue": keys.DEFAULT_QUEUE,
         "task_default_priority": PRIORITIES["normal"],
         "task_inherit_parent_priority": True,

@@ -26,7 +26,9 @@ def test_parallel_branches_overlap_in_time_and_the_merge_starts_after_both(
     run = Client().submit("parallel", {"text": "fan out"})
     output = run.wait(timeout=30)
 
-    assert output == {"merged": {"left": {"slept": 1.0}, "right": {"slept": 1.0}}}
+    slept = {branch: out["slept"] for branch, out in output["merged"].items()}
+    assert slept.keys() == {"left", "right"}
+    assert all(1.0 <= s < 1.5 for s in slept.values()), slept  # the time actually slept
     steps = _steps(run.id)
     assert {s.status for s in steps.values()} == {"succeeded"}
     left, right, join = steps["left"], steps["right"], steps["join"]

@@ -60,7 +60,18 @@ def test_every_run_succeeds_once_through_worker_kills_and_a_redis_restart(
             restarted = True
     in_flight_after_faults = RUNS - _finished()
 
-    wait_until(lambda: _finished() == RUNS, 300, "every run to finish")
+    try:
+        wait_until(lambda: _finished() == RUNS, 240, "every run to finish")
+    except TimeoutError:
+        stuck = db.rows(
+            "SELECT s.run_id, s.step_id, s.status, s.attempt, s.pending_needs, s.enqueued_at,"
+            " s.lease_until, s.worker FROM step_runs s JOIN runs r ON r.id = s.run_id"
+            " WHERE r.status IN ('queued', 'running') AND s.status IN ('pending', 'running')"
+            " LIMIT 20"
+        )
+        events = db.rows("SELECT kind, count(*) AS n FROM events GROUP BY kind")
+        logs = "\n".join(w.log()[-3000:] for w in workers)
+        raise AssertionError(f"stuck steps: {stuck}\nevents: {events}\nlogs:\n{logs}") from None
     statuses = db.rows("SELECT status, count(*) AS n FROM runs GROUP BY status")
     succeeded = sum(r.n for r in statuses if r.status == "succeeded")
     steps_ok = db.scalar("SELECT count(*) FROM step_runs WHERE status = 'succeeded'")
