@@ -10,33 +10,40 @@ from sqlalchemy.exc import OperationalError
 from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
 
-_engine: Engine | None = None
+_engines: dict[bool, Engine] = {}
 _lock = threading.Lock()
 
 
-def get_engine() -> Engine:
-    """The engine for ``HIVE_DATABASE_URL``; built on first use, never at import."""
-    global _engine
-    if _engine is None:
+def get_engine(*, autocommit: bool = False) -> Engine:
+    """The engine for ``HIVE_DATABASE_URL``; built on first use, never at import.
+
+    ``autocommit=True`` gives a second, small pool whose connections stay in autocommit,
+    for single-statement transactions (switching a pooled connection in and out of
+    autocommit costs more than the statement saves).
+    """
+    engine = _engines.get(autocommit)
+    if engine is None:
         with _lock:
-            if _engine is None:
+            engine = _engines.get(autocommit)
+            if engine is None:
                 # No pre-ping: it costs a round trip per transaction, and every transaction
                 # already runs again on a dropped connection (hive.db.retrying).
-                _engine = create_engine(
+                engine = create_engine(
                     get_settings().database_url,
-                    pool_size=5,
+                    pool_size=2 if autocommit else 5,
                     max_overflow=10,
                     connect_args={"connect_timeout": 5},
+                    isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
                 )
-    return _engine
+                _engines[autocommit] = engine
+    return engine
 
 
 def dispose_engine() -> None:
     """Drop inherited connections; call in a freshly forked child (``worker_process_init``)."""
-    global _engine
-    if _engine is not None:
-        _engine.dispose(close=False)
-    _engine = None
+    for engine in _engines.values():
+        engine.dispose(close=False)
+    _engines.clear()
 
 
 def unavailable(exc: OperationalError) -> ServiceUnavailable:

@@ -15,10 +15,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from psycopg2.extras import Json as PgJson
-from sqlalchemy import Connection, CursorResult, TextClause
+from sqlalchemy import Connection, CursorResult, TextClause, bindparam
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text
 
+from hive.db.models import Json
 from hive.settings import get_settings
 
+_SA_TYPES = {"jsonb": Json, "text[]": ARRAY(Text)}
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]\w*)")
 
 
@@ -36,13 +40,17 @@ class PreparedStatement:
         if missing:
             raise ValueError(f"{name}: no type for {sorted(missing)}")
         self.types = [types[p] for p in self.order]
+        # The same statement, typed, for when prepared statements are off.
+        self.plain = statement.bindparams(
+            *(bindparam(p, type_=_SA_TYPES[t]) for p, t in types.items() if t in _SA_TYPES)
+        )
         positional = _PARAM.sub(lambda m: f"${self.order.index(m.group(1)) + 1}", statement.text)
         self._prepare = f"PREPARE {name} ({', '.join(self.types)}) AS {positional}"
         self._execute = f"EXECUTE {name} ({', '.join(['%s'] * len(self.order))})"
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> CursorResult[Any]:
         if not get_settings().db_prepared:
-            return conn.execute(self.statement, dict(params))
+            return conn.execute(self.plain, dict(params))
         info = conn.connection.info
         prepared: set[str] = info.setdefault("hive_prepared", set())
         if self.name not in prepared:

@@ -47,8 +47,8 @@ def in_transaction(
     while True:
         try:
             if autocommit:
-                with get_engine().connect() as conn:
-                    return fn(conn.execution_options(isolation_level="AUTOCOMMIT"))
+                with get_engine(autocommit=True).connect() as conn:
+                    return fn(conn)
             with get_engine().begin() as conn:
                 return fn(conn)
         except DBAPIError as exc:

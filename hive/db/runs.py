@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, text
+from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.types import Text
 
 from hive.db.models import Json, runs, step_runs
@@ -28,6 +26,47 @@ class NewStep:
     options: dict[str, Any]
 
 
+_INSERT_RUN = text(
+    """
+    INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,
+                      status, steps_remaining, idempotency_key, deadline_at)
+    VALUES (:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
+            'queued', :steps_remaining, :idempotency_key,
+            now() + make_interval(secs => :deadline_s))
+    ON CONFLICT (coalesce(tenant, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
+    DO NOTHING
+    RETURNING id
+    """
+)
+_INSERT_RUN_PREPARED = PreparedStatement(
+    "hive_insert_run",
+    _INSERT_RUN,
+    {"run_id": "uuid", "pipeline": "text", "pipeline_version": "int", "tenant": "text",
+     "priority": "text", "input": "jsonb", "output_spec": "jsonb", "steps_remaining": "int",
+     "idempotency_key": "text", "deadline_s": "float8"},
+)  # fmt: skip
+
+# One statement for every step of the run, however many.
+_INSERT_STEPS = text(
+    """
+    INSERT INTO step_runs (run_id, step_id, position, agent, needs, dependents, chain_next,
+                           inputs_from, input_template, options, status, attempt, pending_needs)
+    SELECT :run_id, s.step_id, s.position, s.agent, s.needs, s.dependents, s.chain_next,
+           s.inputs_from, s.input_template, s.options, 'pending', 0, cardinality(s.needs)
+      FROM jsonb_to_recordset(:steps) AS s(
+           step_id text, position int, agent text, needs text[], dependents text[],
+           chain_next text, inputs_from text[], input_template jsonb, options jsonb)
+    """
+)
+_INSERT_STEPS_PREPARED = PreparedStatement(
+    "hive_insert_steps", _INSERT_STEPS, {"run_id": "uuid", "steps": "jsonb"}
+)
+
+_RUN_BY_KEY = text(
+    "SELECT id FROM runs WHERE coalesce(tenant, '') = :tenant AND idempotency_key = :key"
+)
+
+
 def insert_run(
     conn: Connection,
     *,
@@ -42,59 +81,49 @@ def insert_run(
     idempotency_key: str | None = None,
     deadline_s: float | None = None,
 ) -> uuid.UUID:
-    """Insert the run and one row per step (status queued / pending).
+    """Insert the run and one row per step (status queued / pending), in two statements.
 
     With an ``idempotency_key`` already used by the tenant, nothing is inserted and the
     existing run's id is returned (concurrent calls wait on the unique index).
     """
-    values: dict[str, Any] = {
-        "id": run_id,
-        "pipeline": pipeline,
-        "pipeline_version": pipeline_version,
-        "tenant": tenant,
-        "priority": priority,
-        "input": run_input,
-        "output_spec": output_spec,
-        "status": "queued",
-        "steps_remaining": len(steps),
-        "idempotency_key": idempotency_key,
-    }
-    if deadline_s is not None:
-        values["deadline_at"] = func.now() + timedelta(seconds=deadline_s)
-    stmt = pg_insert(runs).values(**values)
-    if idempotency_key is not None:
-        stmt = stmt.on_conflict_do_nothing(
-            index_elements=[text("coalesce(tenant, '')"), runs.c.idempotency_key],
-            index_where=text("idempotency_key IS NOT NULL"),
-        )
-    if conn.execute(stmt.returning(runs.c.id)).first() is None:
-        return conn.execute(
-            select(runs.c.id).where(
-                func.coalesce(runs.c.tenant, "") == (tenant or ""),
-                runs.c.idempotency_key == idempotency_key,
+    inserted = _INSERT_RUN_PREPARED.execute(
+        conn,
+        {
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "pipeline_version": pipeline_version,
+            "tenant": tenant,
+            "priority": priority,
+            "input": run_input,
+            "output_spec": output_spec,
+            "steps_remaining": len(steps),
+            "idempotency_key": idempotency_key,
+            "deadline_s": deadline_s,
+        },
+    ).first()
+    if inserted is None:
+        return uuid.UUID(
+            str(
+                conn.execute(
+                    _RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key}
+                ).scalar_one()
             )
-        ).scalar_one()
-    conn.execute(
-        insert(step_runs),
-        [
-            {
-                "run_id": run_id,
-                "step_id": s.step_id,
-                "position": i,
-                "agent": s.agent,
-                "needs": s.needs,
-                "dependents": s.dependents,
-                "chain_next": s.chain_next,
-                "inputs_from": s.inputs_from,
-                "input_template": s.input_template,
-                "options": s.options,
-                "status": "pending",
-                "attempt": 0,
-                "pending_needs": len(s.needs),
-            }
-            for i, s in enumerate(steps)
-        ],
-    )
+        )
+    rows = [
+        {
+            "step_id": s.step_id,
+            "position": i,
+            "agent": s.agent,
+            "needs": s.needs,
+            "dependents": s.dependents,
+            "chain_next": s.chain_next,
+            "inputs_from": s.inputs_from,
+            "input_template": s.input_template,
+            "options": s.options,
+        }
+        for i, s in enumerate(steps)
+    ]
+    _INSERT_STEPS_PREPARED.execute(conn, {"run_id": run_id, "steps": rows})
     return run_id
 
 
