@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from hive.db.engine import get_engine, unavailable
-from hive.errors import ServiceUnavailable, SettingsError
+from hive.errors import PipelineError, ServiceUnavailable, SettingsError
 from hive.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -58,10 +58,19 @@ def check_visibility_timeout() -> None:
     settings = get_settings()
     registry = default_registry()
     timeouts = {f"agent {a.name}": a.options.timeout for a in registry.all()}
-    if settings.pipelines_dir.is_dir():
-        for pipeline in load_pipelines(settings.pipelines_dir, registry).values():
-            for step in pipeline.steps:
-                timeouts[f"{pipeline.source}: step {step.id!r}"] = step.options.timeout
+    try:
+        pipelines = (
+            load_pipelines(settings.pipelines_dir, registry)
+            if settings.pipelines_dir.is_dir()
+            else {}
+        )
+    except PipelineError as exc:
+        # Runs carry their steps; a worker does not need the files, only producers do.
+        logger.warning("pipelines not checked against the visibility timeout:\n%s", exc)
+        pipelines = {}
+    for pipeline in pipelines.values():
+        for step in pipeline.steps:
+            timeouts[f"{pipeline.source}: step {step.id!r}"] = step.options.timeout
     where, longest = max(timeouts.items(), key=lambda item: item[1])
     # The hard limit is the timeout plus a margin; a message also waits in a buffer.
     if longest + 60 >= settings.visibility_timeout_s:
