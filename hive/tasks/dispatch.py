@@ -13,7 +13,6 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from itertools import takewhile
-from typing import Any
 
 from celery import chain, group
 from celery.canvas import Signature
@@ -115,8 +114,3 @@ def dispatch(
         valid = [s for i, s in takewhile(lambda p: p[0] == p[1].depth, enumerate(stretch))]
         publication.stretches.append(valid)
     return publication
-
-
-def describe(publication: Publication) -> dict[str, Any]:
-    """A loggable summary (ids only)."""
-    return {"run_id": str(publication.run_id), "steps": publication.step_ids}
