@@ -33,6 +33,7 @@ class RecoveryReport:
     leases_expired: int = 0
     redispatched_steps: int = 0
     expired_runs: int = 0
+    finished_runs: int = 0
 
     def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -64,6 +65,10 @@ def recover(client: redis.Redis) -> RecoveryReport:
         )
         if outcome != "lost":
             report.leases_expired += 1
+
+    for run_id, failed_step in in_transaction(sweeps.unfinished_done_runs):
+        if in_transaction(lambda c, r=run_id, f=failed_step: outcomes.finish(c, r, f)):
+            report.finished_runs += 1
 
     for run_id in in_transaction(sweeps.overdue_runs):
         if stop_run(run_id, status="expired", reason="the run passed its deadline"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.exc import OperationalError
 
 from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
@@ -46,7 +45,9 @@ def dispose_engine() -> None:
     _engines.clear()
 
 
-def unavailable(exc: OperationalError) -> ServiceUnavailable:
-    """Translate a connection failure to the error that names the setting."""
-    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+def unavailable(exc: Exception) -> ServiceUnavailable:
+    """Translate a connection failure (SQLAlchemy's or psycopg2's own) to the error that
+    names the setting."""
+    orig = getattr(exc, "orig", None) or exc
+    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
     return ServiceUnavailable("HIVE_DATABASE_URL", detail)

@@ -47,17 +47,40 @@ class PreparedStatement:
         positional = _PARAM.sub(lambda m: f"${self.order.index(m.group(1)) + 1}", statement.text)
         self._prepare = f"PREPARE {name} ({', '.join(self.types)}) AS {positional}"
         self._execute = f"EXECUTE {name} ({', '.join(['%s'] * len(self.order))})"
+        # For a DBAPI cursor with prepared statements off: pyformat, each parameter cast.
+        self._inline = _PARAM.sub(
+            lambda m: f"CAST(%({m.group(1)})s AS {types[m.group(1)]})",
+            statement.text.replace("%", "%%"),
+        )
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> CursorResult[Any]:
         if not get_settings().db_prepared:
             return conn.execute(self.plain, dict(params))
-        info = conn.connection.info
-        prepared: set[str] = info.setdefault("hive_prepared", set())
+        prepared = prepared_on(conn.connection.info)
         if self.name not in prepared:
             conn.exec_driver_sql(self._prepare)
             prepared.add(self.name)
-        values = tuple(_adapt(params[p], t) for p, t in zip(self.order, self.types, strict=True))
-        return conn.exec_driver_sql(self._execute, values)
+        return conn.exec_driver_sql(self._execute, self._values(params))
+
+    def run(self, cursor: Any, prepared: set[str], params: Mapping[str, Any]) -> None:
+        """Execute on a psycopg2 cursor; ``prepared`` holds what its connection prepared."""
+        if not get_settings().db_prepared:
+            named = zip(self.order, self._values(params), strict=True)
+            cursor.execute(self._inline, dict(named))
+            return
+        if self.name not in prepared:
+            cursor.execute(self._prepare)
+            prepared.add(self.name)
+        cursor.execute(self._execute, self._values(params))
+
+    def _values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(_adapt(params[p], t) for p, t in zip(self.order, self.types, strict=True))
+
+
+def prepared_on(info: dict[Any, Any]) -> set[str]:
+    """The names prepared on the connection whose ``info`` this is (cleared with it)."""
+    prepared: set[str] = info.setdefault("hive_prepared", set())
+    return prepared
 
 
 def _adapt(value: Any, pg_type: str) -> Any:

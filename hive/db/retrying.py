@@ -12,9 +12,11 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import psycopg2
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from hive.db.direct import DirectCursor, direct_cursor
 from hive.db.engine import get_engine, unavailable
 from hive.settings import get_settings
 
@@ -23,7 +25,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _is_disconnect(exc: DBAPIError) -> bool:
+def _is_disconnect(exc: DBAPIError | psycopg2.Error) -> bool:
+    if isinstance(exc, psycopg2.Error):  # from a direct cursor
+        return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
     return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
@@ -39,6 +43,33 @@ def in_transaction(
     Raises:
         ServiceUnavailable: the database stayed unreachable.
     """
+
+    def attempt() -> T:
+        if autocommit:
+            with get_engine(autocommit=True).connect() as conn:
+                return fn(conn)
+        with get_engine().begin() as conn:
+            return fn(conn)
+
+    return _retried(attempt, retry_s)
+
+
+def on_direct_cursor(fn: Callable[[DirectCursor], T], *, retry_s: float | None = None) -> T:
+    """``fn(cursor)`` on a DBAPI cursor in autocommit (:mod:`hive.db.direct`): each
+    statement is its own transaction. Tried again like :func:`in_transaction`.
+
+    Raises:
+        ServiceUnavailable: the database stayed unreachable.
+    """
+
+    def attempt() -> T:
+        with direct_cursor() as cursor:
+            return fn(cursor)
+
+    return _retried(attempt, retry_s)
+
+
+def _retried(attempt: Callable[[], T], retry_s: float | None) -> T:
     budget = get_settings().db_retry_s if retry_s is None else retry_s
     deadline = time.monotonic() + budget
     # The first retry is immediate: a dropped connection makes SQLAlchemy recycle the pool,
@@ -46,12 +77,8 @@ def in_transaction(
     delay = 0.0
     while True:
         try:
-            if autocommit:
-                with get_engine(autocommit=True).connect() as conn:
-                    return fn(conn)
-            with get_engine().begin() as conn:
-                return fn(conn)
-        except DBAPIError as exc:
+            return attempt()
+        except (DBAPIError, psycopg2.Error) as exc:
             if not _is_disconnect(exc):
                 raise
             if time.monotonic() + delay > deadline:

@@ -7,6 +7,7 @@ transition and the dispatch it causes commit together.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
+from hive.db.direct import DirectCursor
 from hive.db.models import Json
 from hive.db.prepared import PreparedStatement
 
@@ -29,12 +31,13 @@ _CLAIM = text(
            AND s.status = 'pending' AND s.attempt = :attempt - 1 AND s.pending_needs = 0
            AND r.id = s.run_id AND r.status IN ('queued', 'running')
            AND (r.deadline_at IS NULL OR r.deadline_at > now())
-        RETURNING s.agent, s.input_template, s.needs, s.inputs_from, s.options
+        RETURNING s.agent, s.input_template, s.needs, s.inputs_from, s.options, s.dependents
     ), started AS (
         UPDATE runs SET status = 'running', started_at = now()
          WHERE id = :run_id AND status = 'queued' AND EXISTS (SELECT 1 FROM claimed)
     )
-    SELECT c.agent, c.input_template, c.needs, c.options, r.input, r.tenant,
+    SELECT c.agent, c.input_template, c.needs, c.options, c.dependents, r.input, r.tenant,
+           r.steps_remaining,
            (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
               FROM step_runs u
              WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from)) AS upstream
@@ -57,13 +60,16 @@ class ClaimedStep:
     input_template: Any
     needs: list[str]
     options: dict[str, Any]
+    dependents: list[str]
     run_input: Any
     tenant: str | None
+    steps_remaining: int
+    """The run's unfinished steps when this one was claimed, this one included."""
     upstream: dict[str, Any]
 
 
 def claim(
-    conn: Connection,
+    cursor: DirectCursor,
     run_id: uuid.UUID,
     step_id: str,
     attempt: int,
@@ -73,9 +79,9 @@ def claim(
     grace_s: float,
 ) -> ClaimedStep | None:
     """Take the step for ``attempt``; None when someone else has it, it is done, not ready,
-    or its run is no longer active."""
-    row = _CLAIM_PREPARED.execute(
-        conn,
+    or its run is no longer active. One statement, its own transaction."""
+    row = cursor.fetch_one(
+        _CLAIM_PREPARED,
         {
             "run_id": run_id,
             "step_id": step_id,
@@ -84,17 +90,19 @@ def claim(
             "task_id": task_id,
             "grace": grace_s,
         },
-    ).first()
+    )
     if row is None:
         return None
     return ClaimedStep(
-        agent=row.agent,
-        input_template=row.input_template,
-        needs=list(row.needs),
-        options=row.options,
-        run_input=row.input,
-        tenant=row.tenant,
-        upstream=row.upstream,
+        agent=row["agent"],
+        input_template=row["input_template"],
+        needs=list(row["needs"]),
+        options=row["options"],
+        dependents=list(row["dependents"]),
+        run_input=row["input"],
+        tenant=row["tenant"],
+        steps_remaining=row["steps_remaining"],
+        upstream=row["upstream"],
     )
 
 
@@ -157,26 +165,48 @@ def succeed(
     output: Any,
 ) -> Succeeded | None:
     """Record the attempt's success, release its dependents and count the run down, in one
-    statement. None when the attempt no longer owns the step (a late finish)."""
-    row = _SUCCEED_PREPARED.execute(
-        conn,
-        {
-            "run_id": run_id,
-            "step_id": step_id,
-            "attempt": attempt,
-            "output": output,
-            "input": step_input,
-        },
-    ).first()
-    if row is None:
-        return None
+    statement on the caller's transaction. None when the attempt no longer owns the step
+    (a late finish)."""
+    params = _succeed_params(run_id, step_id, attempt, step_input, output)
+    row = _SUCCEED_PREPARED.execute(conn, params).mappings().first()
+    return None if row is None else _succeeded(row)
+
+
+def succeed_alone(
+    cursor: DirectCursor,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    step_input: Any,
+    output: Any,
+) -> Succeeded | None:
+    """:func:`succeed` as a transaction of its own."""
+    row = cursor.fetch_one(
+        _SUCCEED_PREPARED, _succeed_params(run_id, step_id, attempt, step_input, output)
+    )
+    return None if row is None else _succeeded(row)
+
+
+def _succeed_params(
+    run_id: uuid.UUID, step_id: str, attempt: int, step_input: Any, output: Any
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "step_id": step_id,
+        "attempt": attempt,
+        "output": output,
+        "input": step_input,
+    }
+
+
+def _succeeded(row: Mapping[str, Any]) -> Succeeded:
     return Succeeded(
-        ready=[(str(step), bool(sent)) for step, sent in row.ready],
-        remaining=row.steps_remaining,
-        failed_step=row.failed_step,
-        priority=row.priority,
-        output_spec=row.output_spec,
-        run_input=row.run_input,
+        ready=[(str(step), bool(sent)) for step, sent in row["ready"]],
+        remaining=row["steps_remaining"],
+        failed_step=row["failed_step"],
+        priority=row["priority"],
+        output_spec=row["output_spec"],
+        run_input=row["run_input"],
     )
 
 

@@ -73,6 +73,21 @@ def forget_all_sent(conn: Connection) -> int:
     return len(conn.execute(_FORGET_SENT).all())
 
 
+_ALL_DONE = text(
+    """
+    SELECT id, failed_step FROM runs
+     WHERE finished_at IS NULL AND status IN ('queued', 'running') AND steps_remaining = 0
+     LIMIT :limit
+    """
+)
+
+
+def unfinished_done_runs(conn: Connection, limit: int = 1000) -> list[tuple[uuid.UUID, str | None]]:
+    """Active runs with no step left: whoever counted the last one down stopped before
+    finishing the run. Returns (run id, failed step)."""
+    return [(r.id, r.failed_step) for r in conn.execute(_ALL_DONE, {"limit": limit})]
+
+
 _OVERDUE = text(
     """
     SELECT id FROM runs

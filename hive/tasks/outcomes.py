@@ -17,7 +17,7 @@ from hive.db import events as event_log
 from hive.db import runs as run_store
 from hive.db import steps as step_store
 from hive.db.models import dead_letters, step_runs
-from hive.db.retrying import in_transaction
+from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.pipelines.refs import resolve
 from hive.tasks.dispatch import Publication, dispatch
 from hive.tasks.retry import backoff_s
@@ -33,6 +33,7 @@ def record_success(
     output: Any,
     *,
     carried_next: str | None = None,
+    alone: bool = False,
 ) -> bool:
     """Record the attempt's success once and dispatch what it made ready; False for a late
     finish (the step was taken back).
@@ -41,27 +42,60 @@ def record_success(
     ready dependent marked as sent but not carried here was sent in the chain of another
     copy of this step's message, which lost the claim and dropped its chain: it is
     dispatched again now.
+
+    ``alone`` is for a step expected to leave nothing to do but let its chain go on: the
+    success is then one statement, its own transaction (one round trip, where a
+    transaction takes three). If something was left after all (the run's last step, a
+    dependent that needs sending), a second transaction does it; should this process die
+    in between, the recovery sweep does.
     """
+    done: step_store.Succeeded | None = None
+    if alone:
+        done = on_direct_cursor(
+            lambda cursor: step_store.succeed_alone(
+                cursor, run_id, step_id, attempt, step_input, output
+            )
+        )
+        if done is not None and not _left_to_do(done, carried_next):
+            return True
 
     def txn(conn: Connection) -> tuple[bool, Publication]:
-        done = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
-        if done is None:
+        recorded = done
+        if not alone:
+            recorded = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
+        if recorded is None:
             return False, _after_lost_race(conn, run_id, step_id, attempt)
-        orphaned = [s for s, sent in done.ready if sent and s != carried_next]
-        if orphaned:
-            step_store.unmark(conn, run_id, orphaned)
-        ready = [s for s, sent in done.ready if not sent or s != carried_next]
-        publication = dispatch(conn, run_id, ready, done.priority)
-        if done.remaining == 0:
-            finish(
-                conn, run_id, done.failed_step,
-                spec=(done.run_input, done.output_spec), known={step_id: output},
-            )  # fmt: skip
-        return True, publication
+        return True, _after_success(conn, run_id, step_id, recorded, carried_next, output)
 
     recorded, publication = in_transaction(txn)
     publication.send()
     return recorded
+
+
+def _left_to_do(done: step_store.Succeeded, carried_next: str | None) -> bool:
+    return done.remaining == 0 or any(not sent or s != carried_next for s, sent in done.ready)
+
+
+def _after_success(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    done: step_store.Succeeded,
+    carried_next: str | None,
+    output: Any,
+) -> Publication:
+    """Dispatch what the success made ready and finish the run if it was its last step."""
+    orphaned = [s for s, sent in done.ready if sent and s != carried_next]
+    if orphaned:
+        step_store.unmark(conn, run_id, orphaned)
+    ready = [s for s, sent in done.ready if not sent or s != carried_next]
+    publication = dispatch(conn, run_id, ready, done.priority)
+    if done.remaining == 0:
+        finish(
+            conn, run_id, done.failed_step,
+            spec=(done.run_input, done.output_spec), known={step_id: output},
+        )  # fmt: skip
+    return publication
 
 
 def record_failed_attempt(
@@ -142,14 +176,14 @@ def finish(
     *,
     spec: tuple[Any, dict[str, Any] | None] | None = None,
     known: dict[str, Any] | None = None,
-) -> None:
-    """Close the run: failed if a step failed, else succeeded with its output.
+) -> bool:
+    """Close the run: failed if a step failed, else succeeded with its output. False if it
+    was already closed.
 
     ``spec`` (run input, output spec) and ``known`` step outputs spare reading them again.
     """
     if failed_step is not None:
-        run_store.finish_run(conn, run_id, "failed")
-        return
+        return run_store.finish_run(conn, run_id, "failed")
     run_input, output_spec = spec if spec and spec[1] else run_store.output_spec_of(conn, run_id)
     reads = list(output_spec.get("reads") or output_spec.get("terminal") or [])
     known = known or {}
@@ -157,7 +191,7 @@ def finish(
     outputs.update(run_store.outputs_of(conn, run_id, [s for s in reads if s not in known]))
     template = output_spec.get("template")
     output = outputs if template is None else resolve(template, run_input, outputs)
-    run_store.finish_run(conn, run_id, "succeeded", output)
+    return run_store.finish_run(conn, run_id, "succeeded", output)
 
 
 _READY_AFTER = text(

@@ -19,7 +19,7 @@ from hive.agents.base import AgentContext
 from hive.agents.registry import default_registry
 from hive.db import steps as step_store
 from hive.db.models import runs
-from hive.db.retrying import in_transaction
+from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ServiceUnavailable
 from hive.pipelines.refs import resolve
 from hive.settings import get_settings
@@ -51,9 +51,9 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
     )
     settings = get_settings()
     try:
-        claimed = in_transaction(
-            lambda conn: step_store.claim(
-                conn,
+        claimed = on_direct_cursor(
+            lambda cursor: step_store.claim(
+                cursor,
                 rid,
                 step_id,
                 attempt,
@@ -62,7 +62,6 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 grace_s=settings.lease_grace_s,
             ),
             retry_s=min(settings.db_retry_s, 30.0),
-            autocommit=True,  # one statement
         )
     except ServiceUnavailable:
         log.warning("database unreachable at claim; message will come back")
@@ -100,9 +99,12 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
         self.request.chain = None
         return
     carried = _chain_next(self.request.chain, run_id)
+    # Nothing but the chain's own next step waits on this one, and the run goes on after it:
+    # the success should leave nothing to do, so it can be one statement.
+    alone = claimed.steps_remaining > 1 and set(claimed.dependents) <= {carried}
     recorded = _settle(
         lambda: outcomes.record_success(
-            rid, step_id, attempt, step_input, output, carried_next=carried
+            rid, step_id, attempt, step_input, output, carried_next=carried, alone=alone
         )
     )
     if not recorded:
