@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hive.errors import InvalidAgentInput, InvalidAgentOutput
+from hive.jsondata import unstorable
 
 InputT = TypeVar("InputT", bound=BaseModel)
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -91,7 +92,11 @@ class Agent(Generic[InputT, OutputT]):
             )
         except ValidationError as exc:
             raise InvalidAgentOutput(_describe(exc, "output")) from exc
-        return output.model_dump(mode="json")
+        dumped: dict[str, Any] = output.model_dump(mode="json")
+        unfit = unstorable(dumped, "output")
+        if unfit:
+            raise InvalidAgentOutput("; ".join(unfit))
+        return dumped
 
 
 def _describe(exc: ValidationError, where: str) -> str:

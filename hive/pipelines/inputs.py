@@ -7,6 +7,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError
 
 from hive.errors import InputError
+from hive.jsondata import unstorable
 from hive.pipelines.refs import format_location
 from hive.pipelines.spec import Pipeline
 
@@ -18,8 +19,12 @@ def validate_run_input(pipeline: Pipeline, data: Any) -> None:
 
     Raises:
         InputError: one problem per error, each naming the field, e.g.
-            ``input.text: 5 is not of type 'string'``.
+            ``input.text: 5 is not of type 'string'``; also for values JSON or PostgreSQL
+            cannot hold (NaN, a NUL character, a Python object).
     """
+    unfit = unstorable(data, "input")
+    if unfit:
+        raise InputError(pipeline.name, unfit)
     errors = sorted(_validator(pipeline.input_schema).iter_errors(data), key=_sort_key)
     if errors:
         raise InputError(pipeline.name, [_problem(error) for error in errors])

@@ -41,8 +41,10 @@ def _assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: s
         ({"text": 5}, "input.text: 5 is not of type 'string'"),
         ({}, "'text' is a required property"),
         ({"text": ""}, "input.text"),
+        ({"text": "a\x00b"}, "input.text: contains a NUL character"),
+        ({"text": float("nan")}, "input.text: nan is not a JSON number"),
     ],
-    ids=["wrong-type", "missing-field", "too-short"],
+    ids=["wrong-type", "missing-field", "too-short", "nul-character", "nan"],
 )
 @pytest.mark.timeout(30)
 def test_client_refuses_bad_input_naming_the_field_and_stores_and_sends_nothing(
@@ -80,9 +82,10 @@ def test_client_refuses_an_unknown_pipeline_listing_the_known_ones(
         (json.dumps({"text": 5}), ["input.text", "doc-triage"]),
         (json.dumps({"txt": "typo"}), ["'text' is a required property"]),
         ('{"text": ', ["--input", "not valid JSON"]),
+        ('{"text": "a\\u0000b"}', ["input.text", "NUL character"]),
         ("@/nonexistent/doc.json", ["--input", "/nonexistent/doc.json"]),
     ],
-    ids=["wrong-type", "missing-field", "malformed-json", "missing-file"],
+    ids=["wrong-type", "missing-field", "malformed-json", "nul-character", "missing-file"],
 )
 @pytest.mark.timeout(60)
 def test_cli_submit_with_bad_input_prints_one_error_line_and_stores_nothing(

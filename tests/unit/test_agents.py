@@ -177,6 +177,15 @@ def test_execute_rejects_output_that_does_not_fit_the_output_model() -> None:
     assert isinstance(caught.value.__cause__, ValidationError)
 
 
+def test_execute_rejects_output_that_cannot_be_stored_naming_the_field() -> None:
+    class NulEcho(EchoAgent):
+        def run(self, data: Any, ctx: AgentContext) -> Any:
+            return {"text": "a\x00b"}
+
+    with pytest.raises(InvalidAgentOutput, match=re.escape("output.text: contains a NUL")):
+        NulEcho().execute({"text": "hi"}, make_ctx())
+
+
 def test_execute_returns_json_able_data() -> None:
     output = EchoAgent().execute({"text": "hi"}, make_ctx())
     assert json.loads(json.dumps(output)) == output

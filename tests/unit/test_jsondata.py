@@ -1,0 +1,36 @@
+"""What a stored JSON value may hold."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from hive.jsondata import unstorable
+
+
+def test_plain_json_values_are_storable() -> None:
+    value = {"a": [1, 2.5, True, None, "text", {"b": []}], "c": -0.0}
+    assert unstorable(value, "input") == []
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"text": "a\x00b"}, "input.text: contains a NUL character"),
+        ({"n": float("nan")}, "input.n: nan is not a JSON number"),
+        ({"list": [1, float("-inf")]}, "input.list.1: -inf is not a JSON number"),
+        ({"when": dt.date(2026, 1, 1)}, "input.when: a date is not a JSON value"),
+        ({1: "x"}, "input: key 1 is not a string"),
+        ({"a\x00": 1}, "input: a key contains a NUL character"),
+    ],
+    ids=["nul", "nan", "inf-in-list", "object", "int-key", "nul-in-key"],
+)
+def test_each_unstorable_part_is_named_by_its_path(value: object, problem: str) -> None:
+    problems = unstorable(value, "input")
+    assert len(problems) == 1
+    assert problems[0].startswith(problem), problems
+
+
+def test_problems_are_capped() -> None:
+    assert len(unstorable(["\x00"] * 100, "input")) == 20
