@@ -18,15 +18,17 @@ from sqlalchemy.exc import OperationalError
 
 from hive.agents.registry import default_registry
 from hive.db import runs as run_store
+from hive.db.direct import DirectCursor
 from hive.db.engine import get_engine, unavailable
 from hive.db.models import FINAL_RUN_STATUSES
+from hive.db.retrying import on_direct_cursor
 from hive.errors import RunFailed, RunNotFound, UnknownPipeline
 from hive.pipelines import Pipeline, load_pipelines, validate_run_input
 from hive.settings import Settings, get_settings
 from hive.submit import new_run_id, output_spec, plan_steps, roots
 from hive.tasks.app import PRIORITIES
 from hive.tasks.cancel import stop_run
-from hive.tasks.dispatch import dispatch
+from hive.tasks.dispatch import Publication, dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -190,26 +192,30 @@ class Client:
         spec = self.pipeline(pipeline)
         validate_run_input(spec, input)
         run_id = new_run_id()
-        try:
-            with get_engine().begin() as conn:
-                stored_id = run_store.insert_run(
-                    conn,
-                    run_id=run_id,
-                    pipeline=spec.name,
-                    pipeline_version=spec.version,
-                    tenant=tenant,
-                    priority=priority,
-                    run_input=input,
-                    output_spec=output_spec(spec),
-                    steps=plan_steps(spec),
-                    idempotency_key=idempotency_key,
-                    deadline_s=deadline,
-                )
-                if stored_id != run_id:  # an earlier submit with this idempotency key
-                    return Run(self, stored_id)
-                publication = dispatch(conn, run_id, roots(spec), priority)
-        except OperationalError as exc:
-            raise unavailable(exc) from None
+        plan, spec_of_output = plan_steps(spec), output_spec(spec)
+
+        def store(cursor: DirectCursor) -> tuple[uuid.UUID, Publication | None]:
+            stored_id = run_store.insert_run(
+                cursor,
+                run_id=run_id,
+                pipeline=spec.name,
+                pipeline_version=spec.version,
+                tenant=tenant,
+                priority=priority,
+                run_input=input,
+                output_spec=spec_of_output,
+                steps=plan,
+                idempotency_key=idempotency_key,
+                deadline_s=deadline,
+            )
+            if stored_id != run_id:  # an earlier submit with this idempotency key
+                return stored_id, None
+            return run_id, dispatch(cursor, run_id, roots(spec), priority)
+
+        # Not retried: the caller hears at once that PostgreSQL is down.
+        stored_id, publication = on_direct_cursor(store, retry_s=0, transaction=True)
+        if publication is None:
+            return Run(self, stored_id)
         try:
             publication.send()
         except Exception as exc:  # kombu/redis errors vary by transport

@@ -62,16 +62,19 @@ class PreparedStatement:
             prepared.add(self.name)
         return conn.exec_driver_sql(self._execute, self._values(params))
 
-    def run(self, cursor: Any, prepared: set[str], params: Mapping[str, Any]) -> None:
-        """Execute on a psycopg2 cursor; ``prepared`` holds what its connection prepared."""
+    def run(
+        self, cursor: Any, prepared: set[str], params: Mapping[str, Any], prefix: str = ""
+    ) -> None:
+        """Execute on a psycopg2 cursor; ``prepared`` holds what its connection prepared.
+        ``prefix`` (such as ``BEGIN;``) is sent in the same round trip."""
         if not get_settings().db_prepared:
             named = zip(self.order, self._values(params), strict=True)
-            cursor.execute(self._inline, dict(named))
+            cursor.execute(prefix + self._inline, dict(named))
             return
         if self.name not in prepared:
             cursor.execute(self._prepare)
             prepared.add(self.name)
-        cursor.execute(self._execute, self._values(params))
+        cursor.execute(prefix + self._execute, self._values(params))
 
     def _values(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         return tuple(_adapt(params[p], t) for p, t in zip(self.order, self.types, strict=True))

@@ -54,9 +54,12 @@ def in_transaction(
     return _retried(attempt, retry_s)
 
 
-def on_direct_cursor(fn: Callable[[DirectCursor], T], *, retry_s: float | None = None) -> T:
-    """``fn(cursor)`` on a DBAPI cursor in autocommit (:mod:`hive.db.direct`): each
-    statement is its own transaction. Tried again like :func:`in_transaction`.
+def on_direct_cursor(
+    fn: Callable[[DirectCursor], T], *, retry_s: float | None = None, transaction: bool = False
+) -> T:
+    """``fn(cursor)`` on a DBAPI cursor (:mod:`hive.db.direct`): each statement its own
+    transaction, or with ``transaction`` all of them in one. Tried again like
+    :func:`in_transaction`.
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
@@ -64,7 +67,11 @@ def on_direct_cursor(fn: Callable[[DirectCursor], T], *, retry_s: float | None =
 
     def attempt() -> T:
         with direct_cursor() as cursor:
-            return fn(cursor)
+            if transaction:
+                cursor.begin()
+            result = fn(cursor)
+            cursor.commit()
+            return result
 
     return _retried(attempt, retry_s)
 

@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
+from hive.db.direct import DirectCursor, fetch_one
 from hive.db.models import Json, runs, step_runs
 from hive.db.prepared import PreparedStatement
 
@@ -26,16 +27,30 @@ class NewStep:
     options: dict[str, Any]
 
 
+# The run and every step of it, however many, in one statement. With an idempotency key
+# already used by the tenant, the run is not inserted, so neither are the steps.
 _INSERT_RUN = text(
     """
-    INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,
-                      status, steps_remaining, idempotency_key, deadline_at)
-    VALUES (:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
-            'queued', :steps_remaining, :idempotency_key,
-            now() + make_interval(secs => :deadline_s))
-    ON CONFLICT (coalesce(tenant, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
-    DO NOTHING
-    RETURNING id
+    WITH run AS (
+        INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,
+                          status, steps_remaining, idempotency_key, deadline_at)
+        VALUES (:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
+                'queued', :steps_remaining, :idempotency_key,
+                now() + make_interval(secs => :deadline_s))
+        ON CONFLICT (coalesce(tenant, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
+        DO NOTHING
+        RETURNING id
+    ), steps AS (
+        INSERT INTO step_runs (run_id, step_id, position, agent, needs, dependents, chain_next,
+                               inputs_from, input_template, options, status, attempt,
+                               pending_needs)
+        SELECT run.id, s.step_id, s.position, s.agent, s.needs, s.dependents, s.chain_next,
+               s.inputs_from, s.input_template, s.options, 'pending', 0, cardinality(s.needs)
+          FROM run, jsonb_to_recordset(:steps) AS s(
+               step_id text, position int, agent text, needs text[], dependents text[],
+               chain_next text, inputs_from text[], input_template jsonb, options jsonb)
+    )
+    SELECT id FROM run
     """
 )
 _INSERT_RUN_PREPARED = PreparedStatement(
@@ -43,32 +58,18 @@ _INSERT_RUN_PREPARED = PreparedStatement(
     _INSERT_RUN,
     {"run_id": "uuid", "pipeline": "text", "pipeline_version": "int", "tenant": "text",
      "priority": "text", "input": "jsonb", "output_spec": "jsonb", "steps_remaining": "int",
-     "idempotency_key": "text", "deadline_s": "float8"},
+     "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb"},
 )  # fmt: skip
 
-# One statement for every step of the run, however many.
-_INSERT_STEPS = text(
-    """
-    INSERT INTO step_runs (run_id, step_id, position, agent, needs, dependents, chain_next,
-                           inputs_from, input_template, options, status, attempt, pending_needs)
-    SELECT :run_id, s.step_id, s.position, s.agent, s.needs, s.dependents, s.chain_next,
-           s.inputs_from, s.input_template, s.options, 'pending', 0, cardinality(s.needs)
-      FROM jsonb_to_recordset(:steps) AS s(
-           step_id text, position int, agent text, needs text[], dependents text[],
-           chain_next text, inputs_from text[], input_template jsonb, options jsonb)
-    """
-)
-_INSERT_STEPS_PREPARED = PreparedStatement(
-    "hive_insert_steps", _INSERT_STEPS, {"run_id": "uuid", "steps": "jsonb"}
-)
-
-_RUN_BY_KEY = text(
-    "SELECT id FROM runs WHERE coalesce(tenant, '') = :tenant AND idempotency_key = :key"
+_RUN_BY_KEY = PreparedStatement(
+    "hive_run_by_key",
+    text("SELECT id FROM runs WHERE coalesce(tenant, '') = :tenant AND idempotency_key = :key"),
+    {"tenant": "text", "key": "text"},
 )
 
 
 def insert_run(
-    conn: Connection,
+    db: Connection | DirectCursor,
     *,
     run_id: uuid.UUID,
     pipeline: str,
@@ -81,34 +82,11 @@ def insert_run(
     idempotency_key: str | None = None,
     deadline_s: float | None = None,
 ) -> uuid.UUID:
-    """Insert the run and one row per step (status queued / pending), in two statements.
+    """Insert the run and one row per step (status queued / pending), in one statement.
 
     With an ``idempotency_key`` already used by the tenant, nothing is inserted and the
     existing run's id is returned (concurrent calls wait on the unique index).
     """
-    inserted = _INSERT_RUN_PREPARED.execute(
-        conn,
-        {
-            "run_id": run_id,
-            "pipeline": pipeline,
-            "pipeline_version": pipeline_version,
-            "tenant": tenant,
-            "priority": priority,
-            "input": run_input,
-            "output_spec": output_spec,
-            "steps_remaining": len(steps),
-            "idempotency_key": idempotency_key,
-            "deadline_s": deadline_s,
-        },
-    ).first()
-    if inserted is None:
-        return uuid.UUID(
-            str(
-                conn.execute(
-                    _RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key}
-                ).scalar_one()
-            )
-        )
     rows = [
         {
             "step_id": s.step_id,
@@ -123,8 +101,29 @@ def insert_run(
         }
         for i, s in enumerate(steps)
     ]
-    _INSERT_STEPS_PREPARED.execute(conn, {"run_id": run_id, "steps": rows})
-    return run_id
+    inserted = fetch_one(
+        db,
+        _INSERT_RUN_PREPARED,
+        {
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "pipeline_version": pipeline_version,
+            "tenant": tenant,
+            "priority": priority,
+            "input": run_input,
+            "output_spec": output_spec,
+            "steps_remaining": len(steps),
+            "idempotency_key": idempotency_key,
+            "deadline_s": deadline_s,
+            "steps": rows,
+        },
+    )
+    if inserted is not None:
+        return run_id
+    existing = fetch_one(db, _RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
+    if existing is None:  # the row that stopped the insert was deleted since
+        raise LookupError(f"run with idempotency key {idempotency_key!r} vanished")
+    return uuid.UUID(str(existing["id"]))
 
 
 _COUNT_DOWN = text(

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
-from hive.db.direct import DirectCursor
+from hive.db.direct import DirectCursor, fetch_all
 from hive.db.models import Json
 from hive.db.prepared import PreparedStatement
 
@@ -311,11 +311,15 @@ class EnqueuedStep:
     options: dict[str, Any]
 
 
-def mark_enqueued(conn: Connection, run_id: uuid.UUID, heads: list[str]) -> list[EnqueuedStep]:
+def mark_enqueued(
+    db: Connection | DirectCursor, run_id: uuid.UUID, heads: list[str]
+) -> list[EnqueuedStep]:
     """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
     "pending, not yet sent"); only the rows returned may be published."""
-    rows = _MARK_PREPARED.execute(conn, {"run_id": run_id, "heads": heads}).all()
-    return [EnqueuedStep(r.step_id, r.head, r.depth, r.attempt, r.options) for r in rows]
+    rows = fetch_all(db, _MARK_PREPARED, {"run_id": run_id, "heads": heads})
+    return [
+        EnqueuedStep(r["step_id"], r["head"], r["depth"], r["attempt"], r["options"]) for r in rows
+    ]
 
 
 _FAILURE_POLICY = text(

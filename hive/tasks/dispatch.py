@@ -20,6 +20,7 @@ from sqlalchemy import Connection
 
 from hive import keys
 from hive.db import steps as step_store
+from hive.db.direct import DirectCursor
 from hive.db.retrying import in_transaction
 from hive.errors import HiveError
 from hive.tasks.app import PRIORITIES, app
@@ -88,7 +89,7 @@ class Publication:
 
 
 def dispatch(
-    conn: Connection,
+    db: Connection | DirectCursor,
     run_id: uuid.UUID,
     ready: list[str],
     priority: str,
@@ -103,7 +104,7 @@ def dispatch(
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
     if not ready:
         return publication
-    marked = step_store.mark_enqueued(conn, run_id, ready)
+    marked = step_store.mark_enqueued(db, run_id, ready)
     by_head: dict[str, list[step_store.EnqueuedStep]] = defaultdict(list)
     for step in marked:
         by_head[step.head].append(step)
