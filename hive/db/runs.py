@@ -168,11 +168,12 @@ _OUTPUTS = text(
 
 _FINISH = text(
     """
-    UPDATE runs SET status = :status, output = :output, finished_at = now()
+    UPDATE runs SET status = :status, output = :output, error = coalesce(:error, error),
+                    finished_at = now()
      WHERE id = :run_id AND status IN ('queued', 'running')
     RETURNING id
     """
-).bindparams(bindparam("output", type_=Json))
+).bindparams(bindparam("output", type_=Json), bindparam("error", type_=Json))
 
 
 def output_spec_of(conn: Connection, run_id: uuid.UUID) -> tuple[Any, dict[str, Any]]:
@@ -190,13 +191,21 @@ def outputs_of(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> dict
 
 
 _FINISH_PREPARED = PreparedStatement(
-    "hive_finish_run", _FINISH, {"run_id": "uuid", "status": "text", "output": "jsonb"}
+    "hive_finish_run",
+    _FINISH,
+    {"run_id": "uuid", "status": "text", "output": "jsonb", "error": "jsonb"},
 )
 
 
-def finish_run(conn: Connection, run_id: uuid.UUID, status: str, output: Any = None) -> bool:
+def finish_run(
+    conn: Connection,
+    run_id: uuid.UUID,
+    status: str,
+    output: Any = None,
+    error: dict[str, Any] | None = None,
+) -> bool:
     """Move an active run to a final status; False if it was already final."""
-    params = {"run_id": run_id, "status": status, "output": output}
+    params = {"run_id": run_id, "status": status, "output": output, "error": error}
     return _FINISH_PREPARED.execute(conn, params).first() is not None
 
 

@@ -37,7 +37,7 @@ _CLAIM = text(
          WHERE id = :run_id AND status = 'queued' AND EXISTS (SELECT 1 FROM claimed)
     )
     SELECT c.agent, c.input_template, c.needs, c.options, c.dependents, r.input, r.tenant,
-           r.steps_remaining,
+           r.steps_remaining, CASE WHEN r.steps_remaining = 1 THEN r.output_spec END AS output_spec,
            (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
               FROM step_runs u
              WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from)) AS upstream
@@ -65,6 +65,8 @@ class ClaimedStep:
     tenant: str | None
     steps_remaining: int
     """The run's unfinished steps when this one was claimed, this one included."""
+    output_spec: dict[str, Any] | None
+    """How the run's output is built; only when this step was the last one left."""
     upstream: dict[str, Any]
 
 
@@ -102,6 +104,7 @@ def claim(
         run_input=row["input"],
         tenant=row["tenant"],
         steps_remaining=row["steps_remaining"],
+        output_spec=row["output_spec"],
         upstream=row["upstream"],
     )
 
@@ -121,13 +124,26 @@ _SUCCEED = text(
          WHERE d.run_id = :run_id AND d.step_id = ANY(done.dependents) AND d.status = 'pending'
         RETURNING d.step_id, d.pending_needs, d.enqueued_at IS NOT NULL AS enqueued
     ), counted AS (
-        UPDATE runs SET steps_remaining = steps_remaining - 1
+        -- With :close, the run's last step closes the run with :run_output, unless a step
+        -- failed or the run was stopped. Column references in SET read the row as locked.
+        UPDATE runs
+           SET steps_remaining = steps_remaining - 1,
+               status = CASE WHEN :close AND steps_remaining = 1 AND failed_step IS NULL
+                              AND status IN ('queued', 'running')
+                             THEN 'succeeded' ELSE status END,
+               output = CASE WHEN :close AND steps_remaining = 1 AND failed_step IS NULL
+                              AND status IN ('queued', 'running')
+                             THEN :run_output ELSE output END,
+               finished_at = CASE WHEN :close AND steps_remaining = 1 AND failed_step IS NULL
+                                   AND status IN ('queued', 'running')
+                                  THEN now() ELSE finished_at END
          WHERE id = :run_id AND EXISTS (SELECT 1 FROM done)
         RETURNING steps_remaining, failed_step, priority,
+                  steps_remaining = 0 AND status = 'succeeded' AS closed,
                   CASE WHEN steps_remaining = 0 THEN output_spec END AS output_spec,
                   CASE WHEN steps_remaining = 0 THEN input END AS run_input
     )
-    SELECT c.steps_remaining, c.failed_step, c.priority, c.output_spec, c.run_input,
+    SELECT c.steps_remaining, c.failed_step, c.priority, c.closed, c.output_spec, c.run_input,
            (SELECT coalesce(jsonb_agg(jsonb_build_array(step_id, enqueued)), '[]'::jsonb)
               FROM released WHERE pending_needs = 0) AS ready
       FROM counted c
@@ -138,8 +154,16 @@ _SUCCEED = text(
 _SUCCEED_PREPARED = PreparedStatement(
     "hive_succeed",
     _SUCCEED,
-    {"run_id": "uuid", "step_id": "text", "attempt": "int", "output": "jsonb", "input": "jsonb"},
-)
+    {"run_id": "uuid", "step_id": "text", "attempt": "int", "output": "jsonb", "input": "jsonb",
+     "close": "bool", "run_output": "jsonb"},
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunClose:
+    """The run's output, should the step being recorded turn out to be its last."""
+
+    output: Any
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,8 @@ class Succeeded:
     remaining: int
     failed_step: str | None
     priority: str
+    closed: bool
+    """This success also closed the run (see ``close`` of :func:`succeed_alone`)."""
     output_spec: dict[str, Any] | None
     """Set only when this was the run's last step, with ``run_input``: to build its output."""
     run_input: Any
@@ -167,7 +193,7 @@ def succeed(
     """Record the attempt's success, release its dependents and count the run down, in one
     statement on the caller's transaction. None when the attempt no longer owns the step
     (a late finish)."""
-    params = _succeed_params(run_id, step_id, attempt, step_input, output)
+    params = _succeed_params(run_id, step_id, attempt, step_input, output, None)
     row = _SUCCEED_PREPARED.execute(conn, params).mappings().first()
     return None if row is None else _succeeded(row)
 
@@ -179,16 +205,23 @@ def succeed_alone(
     attempt: int,
     step_input: Any,
     output: Any,
+    close: RunClose | None = None,
 ) -> Succeeded | None:
-    """:func:`succeed` as a transaction of its own."""
+    """:func:`succeed` as a transaction of its own. With ``close``, if this was the run's
+    last step and no step failed, the run is closed too, with ``close.output``."""
     row = cursor.fetch_one(
-        _SUCCEED_PREPARED, _succeed_params(run_id, step_id, attempt, step_input, output)
+        _SUCCEED_PREPARED, _succeed_params(run_id, step_id, attempt, step_input, output, close)
     )
     return None if row is None else _succeeded(row)
 
 
 def _succeed_params(
-    run_id: uuid.UUID, step_id: str, attempt: int, step_input: Any, output: Any
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    step_input: Any,
+    output: Any,
+    close: RunClose | None,
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -196,6 +229,8 @@ def _succeed_params(
         "attempt": attempt,
         "output": output,
         "input": step_input,
+        "close": close is not None,
+        "run_output": None if close is None else close.output,
     }
 
 
@@ -205,6 +240,7 @@ def _succeeded(row: Mapping[str, Any]) -> Succeeded:
         remaining=row["steps_remaining"],
         failed_step=row["failed_step"],
         priority=row["priority"],
+        closed=bool(row["closed"]),
         output_spec=row["output_spec"],
         run_input=row["run_input"],
     )

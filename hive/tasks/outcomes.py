@@ -18,7 +18,7 @@ from hive.db import runs as run_store
 from hive.db import steps as step_store
 from hive.db.models import dead_letters, step_runs
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.pipelines.refs import resolve
+from hive.pipelines.refs import UnresolvedReference, resolve
 from hive.tasks.dispatch import Publication, dispatch
 from hive.tasks.retry import backoff_s
 
@@ -34,6 +34,7 @@ def record_success(
     *,
     carried_next: str | None = None,
     alone: bool = False,
+    close: step_store.RunClose | None = None,
 ) -> bool:
     """Record the attempt's success once and dispatch what it made ready; False for a late
     finish (the step was taken back).
@@ -45,7 +46,8 @@ def record_success(
 
     ``alone`` is for a step expected to leave nothing to do but let its chain go on: the
     success is then one statement, its own transaction (one round trip, where a
-    transaction takes three). If something was left after all (the run's last step, a
+    transaction takes three); with ``close`` (see :func:`closing`) it also closes the run
+    if this was its last step. If something was left after all (a run to close, a
     dependent that needs sending), a second transaction does it; should this process die
     in between, the recovery sweep does.
     """
@@ -53,7 +55,7 @@ def record_success(
     if alone:
         done = on_direct_cursor(
             lambda cursor: step_store.succeed_alone(
-                cursor, run_id, step_id, attempt, step_input, output
+                cursor, run_id, step_id, attempt, step_input, output, close
             )
         )
         if done is not None and not _left_to_do(done, carried_next):
@@ -73,7 +75,8 @@ def record_success(
 
 
 def _left_to_do(done: step_store.Succeeded, carried_next: str | None) -> bool:
-    return done.remaining == 0 or any(not sent or s != carried_next for s, sent in done.ready)
+    unclosed = done.remaining == 0 and not done.closed
+    return unclosed or any(not sent or s != carried_next for s, sent in done.ready)
 
 
 def _after_success(
@@ -90,7 +93,7 @@ def _after_success(
         step_store.unmark(conn, run_id, orphaned)
     ready = [s for s, sent in done.ready if not sent or s != carried_next]
     publication = dispatch(conn, run_id, ready, done.priority)
-    if done.remaining == 0:
+    if done.remaining == 0 and not done.closed:
         finish(
             conn, run_id, done.failed_step,
             spec=(done.run_input, done.output_spec), known={step_id: output},
@@ -185,13 +188,40 @@ def finish(
     if failed_step is not None:
         return run_store.finish_run(conn, run_id, "failed")
     run_input, output_spec = spec if spec and spec[1] else run_store.output_spec_of(conn, run_id)
-    reads = list(output_spec.get("reads") or output_spec.get("terminal") or [])
+    reads = _reads(output_spec)
     known = known or {}
     outputs = {s: known[s] for s in reads if s in known}
     outputs.update(run_store.outputs_of(conn, run_id, [s for s in reads if s not in known]))
-    template = output_spec.get("template")
-    output = outputs if template is None else resolve(template, run_input, outputs)
+    try:
+        output = _run_output(output_spec, run_input, outputs)
+    except UnresolvedReference as exc:
+        # Every step succeeded, but the pipeline's output names data they did not produce.
+        error = {"step_id": None, "type": "output_unresolved", "message": f"output: {exc}"}
+        return run_store.finish_run(conn, run_id, "failed", error=error)
     return run_store.finish_run(conn, run_id, "succeeded", output)
+
+
+def closing(
+    output_spec: dict[str, Any] | None, run_input: Any, step_id: str, output: Any
+) -> step_store.RunClose | None:
+    """The run's output if ``step_id`` is its last step and the output needs no other
+    step's output (the common case: one terminal step); else None."""
+    if output_spec is None or not set(_reads(output_spec)) <= {step_id}:
+        return None
+    outputs = {step_id: output} if step_id in _reads(output_spec) else {}
+    try:
+        return step_store.RunClose(_run_output(output_spec, run_input, outputs))
+    except UnresolvedReference:
+        return None  # finish() closes the run as failed, saying why
+
+
+def _reads(output_spec: dict[str, Any]) -> list[str]:
+    return list(output_spec.get("reads") or output_spec.get("terminal") or [])
+
+
+def _run_output(output_spec: dict[str, Any], run_input: Any, outputs: dict[str, Any]) -> Any:
+    template = output_spec.get("template")
+    return outputs if template is None else resolve(template, run_input, outputs)
 
 
 _READY_AFTER = text(

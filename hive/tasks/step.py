@@ -99,12 +99,22 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
         self.request.chain = None
         return
     carried = _chain_next(self.request.chain, run_id)
-    # Nothing but the chain's own next step waits on this one, and the run goes on after it:
-    # the success should leave nothing to do, so it can be one statement.
-    alone = claimed.steps_remaining > 1 and set(claimed.dependents) <= {carried}
+    close = outcomes.closing(claimed.output_spec, claimed.run_input, step_id, output)
+    # Nothing but the chain's own next step waits on this one, and either the run goes on
+    # after it or its output is known here: the success can be one statement.
+    alone = set(claimed.dependents) <= {carried} and (
+        claimed.steps_remaining > 1 or close is not None
+    )
     recorded = _settle(
         lambda: outcomes.record_success(
-            rid, step_id, attempt, step_input, output, carried_next=carried, alone=alone
+            rid,
+            step_id,
+            attempt,
+            step_input,
+            output,
+            carried_next=carried,
+            alone=alone,
+            close=close,
         )
     )
     if not recorded:

@@ -79,3 +79,22 @@ def test_a_failed_run_names_the_failed_step_in_its_error_run_failed_and_the_cli(
     cli_run = json.loads(cli.stdout.partition("\n")[2])
     assert cli_run["error"]["step_id"] == "doomed"
     assert "'doomed'" in cli.stderr, describe(cli)
+
+
+@pytest.mark.timeout(120)
+def test_a_run_whose_output_names_data_its_steps_did_not_produce_fails_saying_so(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    start_worker("--concurrency", "1")
+
+    run = Client().submit("output-unresolved", {"text": "x"})
+    with pytest.raises(RunFailed) as raised:
+        run.wait(timeout=30)
+
+    view = run.view()
+    assert {s.step_id: s.status for s in view.steps} == {"a": "succeeded", "m": "succeeded"}
+    assert view.status == "failed"
+    assert view.error is not None
+    assert view.error["type"] == "output_unresolved"
+    assert "$steps.m.merged.nope" in view.error["message"]
+    assert "output_unresolved" in str(raised.value)
