@@ -24,3 +24,8 @@ def maintenance_lock(prefix: str, task: str) -> str:
 def broker_epoch(prefix: str) -> str:
     """Marker key whose disappearance means the broker lost its data."""
     return f"{prefix}:broker-epoch"
+
+
+def database_epoch(prefix: str) -> str:
+    """When PostgreSQL last started, as recovery last saw it."""
+    return f"{prefix}:database-epoch"

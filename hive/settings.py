@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # Server-side prepared statements on the step path; turn off behind PgBouncer
     # in transaction mode.
     db_prepared: bool = True
+    # A claim holds no data, so by default it does not wait for its WAL flush (the step's
+    # success, which does, flushes it). Should PostgreSQL crash within that fraction of a
+    # second, the claim is lost and recovery sends the step again. true: claims wait too.
+    claim_sync_commit: bool = False
     # How long a step keeps retrying its writes while PostgreSQL is unreachable.
     db_retry_s: float = Field(default=120.0, ge=0)
     # A step marked sent whose message has not started after this long is sent again

@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class RecoveryReport:
     broker_reset: bool = False
+    database_restarted: bool = False
     leases_expired: int = 0
     redispatched_steps: int = 0
     expired_runs: int = 0
@@ -46,13 +47,24 @@ def broker_was_reset(client: redis.Redis) -> bool:
     return bool(client.set(keys.broker_epoch(get_settings().key_prefix), uuid.uuid4().hex, nx=True))
 
 
+def database_was_restarted(client: redis.Redis) -> bool:
+    """True when PostgreSQL started again since the last sweep. A crash loses the claims
+    committed without waiting for their WAL flush (``HIVE_CLAIM_SYNC_COMMIT``): their
+    steps are back to "pending, sent" although their messages were consumed."""
+    started = in_transaction(sweeps.database_started_at)
+    seen = client.set(keys.database_epoch(get_settings().key_prefix), started, get=True)
+    return seen is not None and seen.decode() != started
+
+
 def recover(client: redis.Redis) -> RecoveryReport:
     report = RecoveryReport()
     settings = get_settings()
-    if broker_was_reset(client):
-        report.broker_reset = True
-        forgotten = in_transaction(_forget_all_sent)
-        logger.warning("broker lost its data; %d sent steps will be sent again", forgotten)
+    report.broker_reset = broker_was_reset(client)
+    report.database_restarted = database_was_restarted(client)
+    if report.broker_reset or report.database_restarted:
+        cause = "broker_reset" if report.broker_reset else "database_restart"
+        forgotten = in_transaction(lambda conn: _forget_all_sent(conn, cause))
+        logger.warning("%s: %d sent steps will be sent again", cause, forgotten)
 
     for stalled in in_transaction(sweeps.expired_leases):
         error = {
@@ -87,9 +99,9 @@ def recover(client: redis.Redis) -> RecoveryReport:
     return report
 
 
-def _forget_all_sent(conn: Connection) -> int:
+def _forget_all_sent(conn: Connection, cause: str) -> int:
     forgotten = sweeps.forget_all_sent(conn)
-    event_log.record(conn, "broker_reset", {"sent_steps_forgotten": forgotten})
+    event_log.record(conn, cause, {"sent_steps_forgotten": forgotten})
     return forgotten
 
 

@@ -86,11 +86,11 @@ def fetch_one(
 
 
 @contextlib.contextmanager
-def direct_cursor() -> Iterator[DirectCursor]:
+def direct_cursor(*, flush_commits: bool = True) -> Iterator[DirectCursor]:
     """Check a connection out of the autocommit pool. A transaction left open by an error
     is rolled back before the connection goes back. When a connection breaks, the pool's
     other connections are dropped too, as SQLAlchemy does on a disconnect."""
-    engine = get_engine(autocommit=True)
+    engine = get_engine(autocommit=True, flush_commits=flush_commits)
     fairy = engine.raw_connection()
     try:
         cursor = fairy.cursor()

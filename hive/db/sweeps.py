@@ -88,6 +88,11 @@ def unfinished_done_runs(conn: Connection, limit: int = 1000) -> list[tuple[uuid
     return [(r.id, r.failed_step) for r in conn.execute(_ALL_DONE, {"limit": limit})]
 
 
+def database_started_at(conn: Connection) -> str:
+    """When the PostgreSQL server last (re)started."""
+    return str(conn.execute(text("SELECT pg_postmaster_start_time()::text")).scalar_one())
+
+
 _OVERDUE = text(
     """
     SELECT id FROM runs

@@ -62,6 +62,9 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 grace_s=settings.lease_grace_s,
             ),
             retry_s=min(settings.db_retry_s, 30.0),
+            # Lost only if PostgreSQL crashes before the next flush: then the success is
+            # refused (a late finish) and recovery sends the step again.
+            flush_commits=settings.claim_sync_commit,
         )
     except ServiceUnavailable:
         log.warning("database unreachable at claim; message will come back")

@@ -54,3 +54,31 @@ def test_a_run_whose_messages_were_never_sent_is_dispatched_by_recovery(
     report = recover_now()
     assert report is not None and report["redispatched_steps"] >= 1
     assert run.wait(timeout=30) == {"c": {"text": "orphan"}}
+
+
+def test_after_postgres_restarts_recovery_sends_again_the_steps_marked_sent(
+    hive_env, start_worker, redis_db
+) -> None:
+    """A PostgreSQL crash can lose claims committed without waiting for their flush: their
+    steps read "pending, sent" while their messages are gone. Recovery notices the new
+    server start time and sends them again."""
+    from hive import keys
+    from hive.beat.tasks import recover_now
+    from hive.settings import get_settings
+    from hive.tasks.app import app
+
+    run = Client().submit("fault-chain3", {"text": "after a crash"})
+    recover_now()  # the first sweep: notes the server's start time
+    app.control.purge()  # the messages were consumed by claims that the crash undid
+    broker = redis_db[0]
+    assert db.scalar("SELECT count(*) FROM step_runs WHERE enqueued_at IS NOT NULL") == 3
+    broker.set(keys.database_epoch(get_settings().key_prefix), "2000-01-01 00:00:00+00")
+
+    start_worker("--concurrency", "1")
+    report = recover_now()
+    assert report is not None and report["database_restarted"] is True
+    assert report["redispatched_steps"] >= 1
+    assert run.wait(timeout=30) == {"c": {"text": "after a crash"}}
+    assert db.scalar("SELECT count(*) FROM events WHERE kind = 'database_restart'") == 1
+    again = recover_now()
+    assert again is not None and again["database_restarted"] is False
