@@ -36,6 +36,10 @@ class RawTimings:
     """Per task (or chain): send call start to the (last) stamp."""
     wall_s: float
 
+    @classmethod
+    def merged(cls, parts: list[RawTimings]) -> RawTimings:
+        return cls(start=[x for p in parts for x in p.start], wall_s=sum(p.wall_s for p in parts))
+
 
 class RawBench:
     def __init__(self, broker: redis.Redis) -> None:

@@ -3,8 +3,9 @@
 One worker (``--concurrency 2 --pool prefork``), one broker, one run, five phases:
 N single-step runs at once; 200 single-step runs one at a time (idle start latency);
 N/10 ten-step chains one at a time and then at once; one fan-out of 1000; and the same
-shapes as raw Celery tasks. Progress goes to stderr; the report (or one JSON object
-with ``--json``) to stdout.
+shapes as raw Celery tasks. In the one-at-a-time phases each Hive run is followed by its
+raw Celery twin, so both see the same background load. Progress goes to stderr; the
+report (or one JSON object with ``--json``) to stdout.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bench.setup import (
     CHAIN_LENGTH,
@@ -33,12 +34,31 @@ from bench.setup import (
 )
 from bench.stats import p50_p99_ms, rate
 
+if TYPE_CHECKING:  # imported at run time only once the environment is set (see run_phases)
+    from bench.hive_phases import Timings
+    from bench.raw_phases import RawTimings
+
 T = TypeVar("T")
 _WARMUP = 20
 
 
 def say(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def alternate(
+    count: int, hive_once: Callable[[], Timings], raw_once: Callable[[], RawTimings]
+) -> tuple[Timings, RawTimings]:
+    """``count`` times: one Hive measurement, then its raw Celery twin."""
+    from bench.hive_phases import Timings
+    from bench.raw_phases import RawTimings
+
+    hive_parts: list[Timings] = []
+    raw_parts: list[RawTimings] = []
+    for _ in range(count):
+        hive_parts.append(hive_once())
+        raw_parts.append(raw_once())
+    return Timings.merged(hive_parts), RawTimings.merged(raw_parts)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -100,19 +120,20 @@ def run_phases(
             f"5. raw: {args.n} stamp tasks queued, then the worker alone",
             lambda: raw.drain(args.n, worker.pause, worker.resume),
         )
-        idle = phase(
-            f"2. {args.idle_samples} single-step runs one at a time",
-            lambda: hive.one_at_a_time(ECHO, args.idle_samples),
+        # One at a time, Hive and raw Celery take turns: a drift in background load over
+        # the phase then falls on both alike.
+        idle, raw_idle = phase(
+            f"2. {args.idle_samples} single-step runs one at a time, each followed by a raw "
+            "stamp task",
+            lambda: alternate(
+                args.idle_samples,
+                lambda: hive.one_at_a_time(ECHO, 1),
+                lambda: raw.one_at_a_time(1),
+            ),
         )
-        raw_idle = phase(
-            f"5. raw: {args.idle_samples} stamp tasks one at a time",
-            lambda: raw.one_at_a_time(args.idle_samples),
-        )
-        chain_seq = phase(
-            f"3. {chains} chain10 runs one at a time", lambda: hive.one_at_a_time(CHAIN, chains)
-        )
-        raw_chain = phase(
-            f"5. raw: {chains} chains of 10 one at a time", lambda: raw.chains(chains)
+        chain_seq, raw_chain = phase(
+            f"3. {chains} chain10 runs one at a time, each followed by a raw chain of 10",
+            lambda: alternate(chains, lambda: hive.one_at_a_time(CHAIN, 1), lambda: raw.chains(1)),
         )
         chain_load = phase(f"3b. {chains} chain10 runs at once", lambda: hive.burst(CHAIN, chains))
         raw_chain_load = phase(
