@@ -21,6 +21,10 @@ from sqlalchemy import Connection
 from hive.db.engine import get_engine
 from hive.db.prepared import PreparedStatement, prepared_on
 
+# Sent in the statement's own query string: the statements of one simple query form one
+# transaction, so SET LOCAL holds for it alone (and works behind PgBouncer too).
+_NO_FLUSH_WAIT = "SET LOCAL synchronous_commit = off; "
+
 
 class DirectCursor:
     """A DBAPI cursor on an autocommit connection, and what that connection has prepared."""
@@ -42,10 +46,15 @@ class DirectCursor:
         self._begin_with_next = False
 
     def fetch_one(
-        self, statement: PreparedStatement, params: Mapping[str, Any]
+        self,
+        statement: PreparedStatement,
+        params: Mapping[str, Any],
+        *,
+        wait_for_flush: bool = True,
     ) -> dict[str, Any] | None:
-        """Run ``statement``; its first row by column name."""
-        self._run(statement, params)
+        """Run ``statement``; its first row by column name. With ``wait_for_flush=False``
+        its commit does not wait for the WAL flush: it can be lost in a PostgreSQL crash."""
+        self._run(statement, params, "" if wait_for_flush else _NO_FLUSH_WAIT)
         row = self.cursor.fetchone()
         return None if row is None else dict(zip(self._names(), row, strict=True))
 
@@ -57,10 +66,14 @@ class DirectCursor:
         names = self._names()
         return [dict(zip(names, row, strict=True)) for row in self.cursor.fetchall()]
 
-    def _run(self, statement: PreparedStatement, params: Mapping[str, Any]) -> None:
-        prefix = "BEGIN; " if self._begin_with_next else ""
-        statement.run(self.cursor, self.prepared, params, prefix=prefix)
-        if prefix:
+    def _run(
+        self, statement: PreparedStatement, params: Mapping[str, Any], prefix: str = ""
+    ) -> None:
+        begin = self._begin_with_next
+        statement.run(
+            self.cursor, self.prepared, params, prefix=("BEGIN; " if begin else "") + prefix
+        )
+        if begin:
             self._begin_with_next, self.in_transaction = False, True
 
     def _names(self) -> list[str]:
@@ -86,11 +99,11 @@ def fetch_one(
 
 
 @contextlib.contextmanager
-def direct_cursor(*, flush_commits: bool = True) -> Iterator[DirectCursor]:
+def direct_cursor() -> Iterator[DirectCursor]:
     """Check a connection out of the autocommit pool. A transaction left open by an error
     is rolled back before the connection goes back. When a connection breaks, the pool's
     other connections are dropped too, as SQLAlchemy does on a disconnect."""
-    engine = get_engine(autocommit=True, flush_commits=flush_commits)
+    engine = get_engine(autocommit=True)
     fairy = engine.raw_connection()
     try:
         cursor = fairy.cursor()

@@ -3,32 +3,27 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine
 
 from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
 
-_engines: dict[tuple[bool, bool], Engine] = {}
+_engines: dict[bool, Engine] = {}
 _lock = threading.Lock()
 
 
-def get_engine(*, autocommit: bool = False, flush_commits: bool = True) -> Engine:
+def get_engine(*, autocommit: bool = False) -> Engine:
     """The engine for ``HIVE_DATABASE_URL``; built on first use, never at import.
 
     ``autocommit=True`` gives a second, small pool whose connections stay in autocommit,
     for single-statement transactions (switching a pooled connection in and out of
     autocommit costs more than the statement saves).
-
-    ``flush_commits=False`` gives connections whose commits do not wait for the WAL flush
-    (``synchronous_commit=off``), for writes that may be lost in a PostgreSQL crash.
     """
-    key = (autocommit, flush_commits)
-    engine = _engines.get(key)
+    engine = _engines.get(autocommit)
     if engine is None:
         with _lock:
-            engine = _engines.get(key)
+            engine = _engines.get(autocommit)
             if engine is None:
                 # No pre-ping: it costs a round trip per transaction, and every transaction
                 # already runs again on a dropped connection (hive.db.retrying).
@@ -39,18 +34,8 @@ def get_engine(*, autocommit: bool = False, flush_commits: bool = True) -> Engin
                     connect_args={"connect_timeout": 5},
                     isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
                 )
-                if not flush_commits:
-                    # A SET rather than a startup option: PgBouncer refuses unknown options.
-                    event.listen(engine, "connect", _no_flush_wait)
-                _engines[key] = engine
+                _engines[autocommit] = engine
     return engine
-
-
-def _no_flush_wait(dbapi_connection: Any, _record: Any) -> None:
-    with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit = off")
-    if not dbapi_connection.autocommit:
-        dbapi_connection.commit()
 
 
 def dispose_engine() -> None:

@@ -45,8 +45,10 @@ class PreparedStatement:
             *(bindparam(p, type_=_SA_TYPES[t]) for p, t in types.items() if t in _SA_TYPES)
         )
         positional = _PARAM.sub(lambda m: f"${self.order.index(m.group(1)) + 1}", statement.text)
-        self._prepare = f"PREPARE {name} ({', '.join(self.types)}) AS {positional}"
-        self._execute = f"EXECUTE {name} ({', '.join(['%s'] * len(self.order))})"
+        types_sql = f" ({', '.join(self.types)})" if self.types else ""
+        args_sql = f" ({', '.join(['%s'] * len(self.order))})" if self.order else ""
+        self._prepare = f"PREPARE {name}{types_sql} AS {positional}"
+        self._execute = f"EXECUTE {name}{args_sql}"
         # For a DBAPI cursor with prepared statements off: pyformat, each parameter cast.
         self._inline = _PARAM.sub(
             lambda m: f"CAST(%({m.group(1)})s AS {types[m.group(1)]})",

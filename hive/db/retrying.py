@@ -55,22 +55,18 @@ def in_transaction(
 
 
 def on_direct_cursor(
-    fn: Callable[[DirectCursor], T],
-    *,
-    retry_s: float | None = None,
-    transaction: bool = False,
-    flush_commits: bool = True,
+    fn: Callable[[DirectCursor], T], *, retry_s: float | None = None, transaction: bool = False
 ) -> T:
     """``fn(cursor)`` on a DBAPI cursor (:mod:`hive.db.direct`): each statement its own
-    transaction, or with ``transaction`` all of them in one. With ``flush_commits=False``
-    a commit does not wait for its WAL flush. Tried again like :func:`in_transaction`.
+    transaction, or with ``transaction`` all of them in one. Tried again like
+    :func:`in_transaction`.
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
     """
 
     def attempt() -> T:
-        with direct_cursor(flush_commits=flush_commits) as cursor:
+        with direct_cursor() as cursor:
             if transaction:
                 cursor.begin()
             result = fn(cursor)

@@ -79,9 +79,11 @@ def claim(
     worker: str,
     task_id: str | None,
     grace_s: float,
+    wait_for_flush: bool = True,
 ) -> ClaimedStep | None:
     """Take the step for ``attempt``; None when someone else has it, it is done, not ready,
-    or its run is no longer active. One statement, its own transaction."""
+    or its run is no longer active. One statement, its own transaction; with
+    ``wait_for_flush=False`` its commit does not wait for the WAL flush."""
     row = cursor.fetch_one(
         _CLAIM_PREPARED,
         {
@@ -92,6 +94,7 @@ def claim(
             "task_id": task_id,
             "grace": grace_s,
         },
+        wait_for_flush=wait_for_flush,
     )
     if row is None:
         return None

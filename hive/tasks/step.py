@@ -60,11 +60,11 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 worker=self.request.hostname or "?",
                 task_id=self.request.id,
                 grace_s=settings.lease_grace_s,
+                # Lost only if PostgreSQL crashes before the next flush: then the success
+                # is refused (a late finish) and recovery sends the step again.
+                wait_for_flush=settings.claim_sync_commit,
             ),
             retry_s=min(settings.db_retry_s, 30.0),
-            # Lost only if PostgreSQL crashes before the next flush: then the success is
-            # refused (a late finish) and recovery sends the step again.
-            flush_commits=settings.claim_sync_commit,
         )
     except ServiceUnavailable:
         log.warning("database unreachable at claim; message will come back")

@@ -1,6 +1,8 @@
-"""The process's connection pools: which commits wait for their WAL flush."""
+"""Direct cursors: commits that do not wait for their WAL flush, and transactions left open."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -8,7 +10,12 @@ from sqlalchemy import text
 
 from hive.db.direct import DirectCursor
 from hive.db.engine import get_engine
+from hive.db.prepared import PreparedStatement
 from hive.db.retrying import on_direct_cursor
+
+_COMMIT_MODE = PreparedStatement(
+    "test_commit_mode", text("SELECT current_setting('synchronous_commit') AS mode"), {}
+)
 
 
 def _synchronous_commit(cursor: DirectCursor) -> str:
@@ -16,16 +23,17 @@ def _synchronous_commit(cursor: DirectCursor) -> str:
     return str(cursor.cursor.fetchone()[0])
 
 
-def test_only_the_no_flush_pool_commits_without_waiting_for_the_flush(hive_env) -> None:
-    assert on_direct_cursor(_synchronous_commit, flush_commits=False) == "off"
-    assert on_direct_cursor(_synchronous_commit) == "on"
-    for autocommit in (False, True):
-        with get_engine(autocommit=autocommit).connect() as conn:
-            assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
-    # Many checkouts later, a pooled connection keeps its setting.
-    assert {on_direct_cursor(_synchronous_commit, flush_commits=False) for _ in range(20)} == {
-        "off"
-    }
+def test_a_statement_sent_without_waiting_for_the_flush_leaves_the_connection_as_it_was(
+    hive_env,
+) -> None:
+    def modes(cursor: DirectCursor) -> tuple[Any, Any, str]:
+        unflushed = cursor.fetch_one(_COMMIT_MODE, {}, wait_for_flush=False)
+        flushed = cursor.fetch_one(_COMMIT_MODE, {})
+        return unflushed, flushed, _synchronous_commit(cursor)
+
+    assert on_direct_cursor(modes) == ({"mode": "off"}, {"mode": "on"}, "on")
+    with get_engine().connect() as conn:
+        assert conn.execute(text("SHOW synchronous_commit")).scalar() == "on"
 
 
 def test_a_direct_transaction_left_open_by_an_error_is_rolled_back(hive_env) -> None:
