@@ -17,8 +17,8 @@ def get_engine(*, autocommit: bool = False) -> Engine:
     """The engine for ``HIVE_DATABASE_URL``; built on first use, never at import.
 
     ``autocommit=True`` gives a second, small pool whose connections stay in autocommit,
-    for single-statement transactions (switching a pooled connection in and out of
-    autocommit costs more than the statement saves).
+    for the direct cursors of the step path (:mod:`hive.db.direct`): a statement there is
+    its own transaction unless the cursor sends ``BEGIN`` with it.
     """
     engine = _engines.get(autocommit)
     if engine is None:

@@ -31,23 +31,15 @@ def _is_disconnect(exc: DBAPIError | psycopg2.Error) -> bool:
     return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
-def in_transaction(
-    fn: Callable[[Connection], T], *, retry_s: float | None = None, autocommit: bool = False
-) -> T:
+def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = None) -> T:
     """``fn(conn)`` inside one transaction, tried again for up to ``retry_s`` seconds
     (default ``HIVE_DB_RETRY_S``) while the database cannot be reached.
-
-    With ``autocommit``, ``fn`` must issue a single statement: it is its own transaction,
-    which spares the COMMIT round trip.
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
     """
 
     def attempt() -> T:
-        if autocommit:
-            with get_engine(autocommit=True).connect() as conn:
-                return fn(conn)
         with get_engine().begin() as conn:
             return fn(conn)
 

@@ -27,6 +27,7 @@ def test_a_statement_sent_without_waiting_for_the_flush_leaves_the_connection_as
     hive_env,
 ) -> None:
     def modes(cursor: DirectCursor) -> tuple[Any, Any, str]:
+        assert cursor.cursor.connection.autocommit  # a statement is its own transaction
         unflushed = cursor.fetch_one(_COMMIT_MODE, {}, wait_for_flush=False)
         flushed = cursor.fetch_one(_COMMIT_MODE, {})
         return unflushed, flushed, _synchronous_commit(cursor)
