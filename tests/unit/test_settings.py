@@ -82,3 +82,13 @@ def test_settings_are_frozen() -> None:
 
     with pytest.raises(ValueError, match="frozen"):
         settings.lease_grace_s = 1.0  # type: ignore[misc]
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    from hive.settings import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    variables = [f"HIVE_{name.upper()}" for name in Settings.model_fields]
+    assert [v for v in variables if f"`{v}`" not in readme] == []
