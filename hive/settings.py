@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # A step marked sent whose message has not started after this long is sent again
     # (covers a crash between commit and publish); duplicates are dropped by the claim.
     redispatch_after_s: float = Field(default=600.0, gt=0)
+    # A step marked sent whose publish is not confirmed after this long (its dispatcher
+    # died between commit and publish) is sent again.
+    publish_grace_s: float = Field(default=30.0, gt=0)
     # Messages are namespaced so several farms (or test runs) can share one Redis.
     key_prefix: str = "hive"
 

@@ -58,6 +58,17 @@ class DirectCursor:
         row = self.cursor.fetchone()
         return None if row is None else dict(zip(self._names(), row, strict=True))
 
+    def execute(
+        self,
+        statement: PreparedStatement,
+        params: Mapping[str, Any],
+        *,
+        wait_for_flush: bool = True,
+    ) -> int:
+        """Run ``statement``; the number of rows it changed."""
+        self._run(statement, params, "" if wait_for_flush else _NO_FLUSH_WAIT)
+        return int(self.cursor.rowcount)
+
     def fetch_all(
         self, statement: PreparedStatement, params: Mapping[str, Any]
     ) -> list[dict[str, Any]]:

@@ -116,6 +116,8 @@ class StepRun(Base):
     pending_needs: Mapped[int] = mapped_column(Integer)
     # Set while a message for the next attempt is believed to be in the broker.
     enqueued_at: Mapped[datetime | None] = mapped_column(_TS)
+    # Set with the mark, cleared once the message is published: past it, unconfirmed.
+    publish_by: Mapped[datetime | None] = mapped_column(_TS)
     lease_until: Mapped[datetime | None] = mapped_column(_TS)
     input: Mapped[Any | None] = mapped_column(Json)
     output: Mapped[Any | None] = mapped_column(Json)

@@ -18,6 +18,7 @@ from sqlalchemy.types import Text
 from hive.db.direct import DirectCursor, fetch_all
 from hive.db.models import Json
 from hive.db.prepared import PreparedStatement
+from hive.settings import get_settings
 
 _CLAIM = text(
     """
@@ -327,7 +328,8 @@ _MARK_ENQUEUED = text(
           FROM chain c JOIN step_runs s ON s.run_id = :run_id AND s.step_id = c.step_id
          WHERE s.chain_next IS NOT NULL
     )
-    UPDATE step_runs s SET enqueued_at = now()
+    UPDATE step_runs s
+       SET enqueued_at = now(), publish_by = now() + make_interval(secs => :publish_grace)
       FROM chain c
      WHERE s.run_id = :run_id AND s.step_id = c.step_id
        AND s.status = 'pending' AND s.enqueued_at IS NULL
@@ -337,7 +339,9 @@ _MARK_ENQUEUED = text(
 
 
 _MARK_PREPARED = PreparedStatement(
-    "hive_mark_enqueued", _MARK_ENQUEUED, {"run_id": "uuid", "heads": "text[]"}
+    "hive_mark_enqueued",
+    _MARK_ENQUEUED,
+    {"run_id": "uuid", "heads": "text[]", "publish_grace": "float8"},
 )
 
 
@@ -354,11 +358,31 @@ def mark_enqueued(
     db: Connection | DirectCursor, run_id: uuid.UUID, heads: list[str]
 ) -> list[EnqueuedStep]:
     """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
-    "pending, not yet sent"); only the rows returned may be published."""
-    rows = fetch_all(db, _MARK_PREPARED, {"run_id": run_id, "heads": heads})
+    "pending, not yet sent"); only the rows returned may be published. Each mark must be
+    confirmed (:func:`confirm_published`) within ``HIVE_PUBLISH_GRACE_S``."""
+    params = {"run_id": run_id, "heads": heads, "publish_grace": get_settings().publish_grace_s}
+    rows = fetch_all(db, _MARK_PREPARED, params)
     return [
         EnqueuedStep(r["step_id"], r["head"], r["depth"], r["attempt"], r["options"]) for r in rows
     ]
+
+
+_CONFIRM = PreparedStatement(
+    "hive_confirm_published",
+    text(
+        """
+        UPDATE step_runs SET publish_by = NULL
+         WHERE run_id = :run_id AND step_id = ANY(:ids) AND publish_by IS NOT NULL
+        """
+    ),
+    {"run_id": "uuid", "ids": "text[]"},
+)
+
+
+def confirm_published(cursor: DirectCursor, run_id: uuid.UUID, step_ids: list[str]) -> None:
+    """The messages for these marked steps are in the broker. Not worth a WAL flush: if a
+    crash undoes it, the step is sent twice and the second message is dropped by the claim."""
+    cursor.execute(_CONFIRM, {"run_id": run_id, "ids": step_ids}, wait_for_flush=False)
 
 
 _FAILURE_POLICY = text(

@@ -41,7 +41,8 @@ _UNSENT = text(
       FROM runs r JOIN step_runs s ON s.run_id = r.id
      WHERE r.finished_at IS NULL AND r.status IN ('queued', 'running')
        AND s.status = 'pending' AND s.pending_needs = 0
-       AND (s.enqueued_at IS NULL OR s.enqueued_at < now() - make_interval(secs => :stale_s))
+       AND (s.enqueued_at IS NULL OR s.enqueued_at < now() - make_interval(secs => :stale_s)
+            OR s.publish_by < now())
      GROUP BY s.run_id
      LIMIT :limit
     """
@@ -51,8 +52,9 @@ _UNSENT = text(
 def unsent_ready_steps(
     conn: Connection, stale_s: float, limit: int = 1000
 ) -> list[tuple[uuid.UUID, list[str], str]]:
-    """Ready steps with no message: never sent (a failed publish), or sent so long ago that
-    the message must be gone. Returns (run id, step ids, priority)."""
+    """Ready steps with no message: never sent (a failed publish), marked but never
+    confirmed published (the dispatcher died between commit and publish), or sent so long
+    ago that the message must be gone. Returns (run id, step ids, priority)."""
     rows = conn.execute(_UNSENT, {"stale_s": stale_s, "limit": limit})
     return [(r.run_id, list(r.steps), r.priority) for r in rows]
 

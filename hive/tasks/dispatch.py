@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from hive import keys
 from hive.db import steps as step_store
 from hive.db.direct import DirectCursor
-from hive.db.retrying import in_transaction
+from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import HiveError
 from hive.tasks.app import PRIORITIES, app
 
@@ -76,8 +76,16 @@ class Publication:
                     lambda conn: step_store.unmark(conn, self.run_id, self.step_ids), retry_s=5
                 )
             except HiveError:
-                logger.warning("could not unmark; the age-based sweep will re-send them")
+                logger.warning("could not unmark; recovery will send them once unconfirmed")
             return False
+        try:
+            on_direct_cursor(
+                lambda cursor: step_store.confirm_published(cursor, self.run_id, self.step_ids),
+                retry_s=5,
+            )
+        except HiveError:
+            # Sent but unconfirmed: recovery sends them again; the claim drops the copies.
+            logger.warning("could not confirm %d published steps", len(self.step_ids))
         return True
 
     def _stretch(self, stretch: list[step_store.EnqueuedStep]) -> Signature:

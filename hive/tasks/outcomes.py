@@ -114,7 +114,8 @@ def record_failed_attempt(
 
     Returns ``"retried"`` (the next attempt is dispatched after a backoff), ``"failed"``
     (failed for good: dead letter, descendants skipped), or ``"lost"`` (this attempt no
-    longer owned the step; nothing was recorded but an event).
+    longer owned the step: nothing is recorded but an event, unless the attempt had in
+    fact succeeded, in which case what it made ready is sent again).
     """
 
     def txn(conn: Connection) -> tuple[str, Publication | None]:
@@ -123,8 +124,9 @@ def record_failed_attempt(
         if policy is None or not step_store.end_attempt(
             conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry
         ):
-            _late_finish(conn, run_id, step_id, attempt)
-            return "lost", None
+            # If this very attempt had succeeded (its process died after recording it and
+            # before Celery sent the chain on), what it made ready is sent again.
+            return "lost", _after_lost_race(conn, run_id, step_id, attempt)
         if retry:
             # The message that carried the rest of this step's chain is done with:
             # the dispatcher sends the chain again with the next attempt.
@@ -135,10 +137,11 @@ def record_failed_attempt(
         return "failed", None
 
     outcome, publication = in_transaction(txn)
-    if publication is not None:
-        logger.info("attempt %d failed (%s); retry dispatched", attempt, error["type"])
+    if publication:
+        if outcome == "retried":
+            logger.info("attempt %d failed (%s); retry dispatched", attempt, error["type"])
         publication.send()
-    elif outcome == "failed":
+    if outcome == "failed":
         logger.warning("step failed for good after %d attempts: %s", attempt, error["type"])
     return outcome
 
@@ -238,8 +241,10 @@ _READY_AFTER = text(
 def _after_lost_race(
     conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int
 ) -> Publication:
-    """The success was not recorded. If it already was — by this very attempt, whose commit
-    went through before the connection dropped — make sure its dependents were sent."""
+    """The attempt's outcome was not recorded. If it had succeeded — its commit went through
+    before the connection dropped, or its process died after the commit and before Celery
+    sent the chain on — make sure what it made ready is sent (copies are dropped by the
+    claim). Otherwise record a late finish."""
     row = conn.execute(
         select(step_runs.c.status, step_runs.c.attempt).where(
             step_runs.c.run_id == run_id, step_runs.c.step_id == step_id

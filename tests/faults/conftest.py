@@ -12,7 +12,7 @@ from tests.support.redis_server import RedisServer
 from tests.support.tcp_proxy import TcpProxy
 
 # Recovery every second; a lease outlives its step's timeout by two seconds.
-FAST = {"HIVE_RECOVERY_INTERVAL_S": "1", "HIVE_LEASE_GRACE_S": "2"}
+FAST = {"HIVE_RECOVERY_INTERVAL_S": "1", "HIVE_LEASE_GRACE_S": "2", "HIVE_PUBLISH_GRACE_S": "3"}
 
 
 @pytest.fixture

@@ -29,7 +29,10 @@ def test_every_run_succeeds_once_through_worker_kills_and_a_redis_restart(
     hive_env, start_worker, start_beat, own_redis, success_audit
 ) -> None:
     rng = random.Random(20261121)
-    env = {**FAST, "HIVE_BROKER_URL": own_redis.url}
+    # A whole worker killed between fetching a message and claiming its step leaves the
+    # message in Redis's unacked hash until the visibility timeout; only the age-based
+    # re-send finds that step. Here that age is a minute, so the test can wait for it.
+    env = {**FAST, "HIVE_BROKER_URL": own_redis.url, "HIVE_REDISPATCH_AFTER_S": "60"}
     workers = [start_worker("--concurrency", "2", extra_env=env, name=f"soak{i}") for i in range(2)]
     start_beat(extra_env=env)
     run_ids = producer.submit(

@@ -6,8 +6,10 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from sqlalchemy import text
 
 from hive import Client
+from hive.db.engine import get_engine
 from tests.support import db, producer
 
 pytestmark = pytest.mark.timeout(120)
@@ -82,3 +84,37 @@ def test_after_postgres_restarts_recovery_sends_again_the_steps_marked_sent(
     assert db.scalar("SELECT count(*) FROM events WHERE kind = 'database_restart'") == 1
     again = recover_now()
     assert again is not None and again["database_restarted"] is False
+
+
+def test_steps_marked_sent_but_never_published_are_sent_once_their_publish_is_overdue(
+    hive_env, start_worker
+) -> None:
+    """A dispatcher that died between its commit and its publish leaves steps marked sent
+    with no message. The mark's publish deadline passes unconfirmed, and recovery sends
+    them, long before the age-based re-send would."""
+    from hive.beat.tasks import recover_now
+    from hive.tasks.app import app
+
+    recover_now()  # the first sweep on an empty broker re-sends everything; get it done
+    run = Client().submit("fault-chain3", {"text": "never published"})
+    marks = db.rows(
+        "SELECT enqueued_at IS NOT NULL AS sent, publish_by FROM step_runs WHERE run_id = :id",
+        id=run.id,
+    )
+    assert [(m.sent, m.publish_by) for m in marks] == [(True, None)] * 3  # confirmed
+    app.control.purge()
+    report = recover_now()
+    assert report is not None and report["redispatched_steps"] == 0  # confirmed: left alone
+
+    # The state a dispatcher leaves when it dies before publishing, once the grace is over.
+    with get_engine().begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE step_runs SET publish_by = now() - interval '1 second' WHERE run_id = :id"
+            ),
+            {"id": run.id},
+        )
+    start_worker("--concurrency", "1")
+    report = recover_now()
+    assert report is not None and report["redispatched_steps"] >= 1
+    assert run.wait(timeout=30) == {"c": {"text": "never published"}}

@@ -81,3 +81,42 @@ def test_step_that_crashes_once_succeeds_on_its_second_attempt(start_worker) -> 
     run = Client().submit("fault-crash", {"times": 1})
     assert run.wait(timeout=60) == {"after": {"text": "survived"}}
     assert db.steps_of(run.id)["boom"].attempt == 2
+
+
+def test_a_lost_worker_report_for_an_attempt_that_had_succeeded_sends_its_chain_on(
+    start_worker,
+) -> None:
+    """The pool process recorded the step's success and died before Celery sent the rest of
+    its chain: the main process reports the attempt lost, and the steps the success made
+    ready are sent again instead of waiting for the age-based re-send."""
+    from sqlalchemy import text
+
+    from hive.db.engine import get_engine
+    from hive.tasks import outcomes
+    from hive.tasks.app import app
+
+    run = Client().submit("fault-chain3", {"text": "chain goes on"})
+    app.control.purge()  # the chain's message is gone with the process
+    with get_engine().begin() as conn:  # step a as its success left it
+        conn.execute(
+            text(
+                "UPDATE step_runs SET status = 'succeeded', attempt = 1,"
+                " output = jsonb_build_object('text', CAST(:text AS text)),"
+                " enqueued_at = NULL, finished_at = now() WHERE run_id = :id AND step_id = 'a'"
+            ),
+            {"id": run.id, "text": "chain goes on"},
+        )
+        conn.execute(
+            text("UPDATE step_runs SET pending_needs = 0 WHERE run_id = :id AND step_id = 'b'"),
+            {"id": run.id},
+        )
+        conn.execute(
+            text("UPDATE runs SET steps_remaining = 2, status = 'running' WHERE id = :id"),
+            {"id": run.id},
+        )
+    lost = {"type": "worker_lost", "message": "signal 9", "traceback": None}
+
+    assert outcomes.record_failed_attempt(run.id, "a", 1, lost) == "lost"
+    start_worker("--concurrency", "1")
+    assert run.wait(timeout=30) == {"c": {"text": "chain goes on"}}
+    assert db.attempts_of(run.id, "a") == []
