@@ -25,7 +25,7 @@ _CLAIM = text(
     WITH claimed AS (
         UPDATE step_runs s
            SET status = 'running', attempt = :attempt, started_at = now(), finished_at = NULL,
-               enqueued_at = NULL, worker = :worker, task_id = :task_id,
+               enqueued_at = NULL, publish_by = NULL, worker = :worker, task_id = :task_id,
                lease_until = now() + make_interval(secs => (s.options->>'timeout')::float + :grace)
           FROM runs r
          WHERE s.run_id = :run_id AND s.step_id = :step_id
@@ -372,7 +372,11 @@ _CONFIRM = PreparedStatement(
     text(
         """
         UPDATE step_runs SET publish_by = NULL
-         WHERE run_id = :run_id AND step_id = ANY(:ids) AND publish_by IS NOT NULL
+         WHERE (run_id, step_id) IN (
+               -- A row locked by its claim is being taken anyway: do not wait for it.
+               SELECT run_id, step_id FROM step_runs
+                WHERE run_id = :run_id AND step_id = ANY(:ids) AND publish_by IS NOT NULL
+                  FOR UPDATE SKIP LOCKED)
         """
     ),
     {"run_id": "uuid", "ids": "text[]"},
