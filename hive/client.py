@@ -25,10 +25,10 @@ from hive.db.retrying import on_direct_cursor
 from hive.errors import RunFailed, RunNotFound, UnknownPipeline
 from hive.pipelines import Pipeline, load_pipelines, validate_run_input
 from hive.settings import Settings, get_settings
-from hive.submit import new_run_id, output_spec, plan_steps, roots
+from hive.submit import new_run_id, output_spec, plan_steps
 from hive.tasks.app import PRIORITIES
 from hive.tasks.cancel import stop_run
-from hive.tasks.dispatch import Publication, dispatch
+from hive.tasks.dispatch import dispatch_new_run
 
 logger = logging.getLogger(__name__)
 
@@ -192,10 +192,11 @@ class Client:
         spec = self.pipeline(pipeline)
         validate_run_input(spec, input)
         run_id = new_run_id()
-        plan, spec_of_output = plan_steps(spec), output_spec(spec)
+        plan = plan_steps(spec)
+        publication = dispatch_new_run(run_id, plan, priority)
 
-        def store(cursor: DirectCursor) -> tuple[uuid.UUID, Publication | None]:
-            stored_id = run_store.insert_run(
+        def store(cursor: DirectCursor) -> uuid.UUID:
+            return run_store.insert_run(
                 cursor,
                 run_id=run_id,
                 pipeline=spec.name,
@@ -203,18 +204,17 @@ class Client:
                 tenant=tenant,
                 priority=priority,
                 run_input=input,
-                output_spec=spec_of_output,
+                output_spec=output_spec(spec),
                 steps=plan,
+                sent=publication.step_ids,
                 idempotency_key=idempotency_key,
                 deadline_s=deadline,
             )
-            if stored_id != run_id:  # an earlier submit with this idempotency key
-                return stored_id, None
-            return run_id, dispatch(cursor, run_id, roots(spec), priority)
 
-        # Not retried: the caller hears at once that PostgreSQL is down.
-        stored_id, publication = on_direct_cursor(store, retry_s=0, transaction=True)
-        if publication is None:
+        # One statement, its own transaction. Not retried: the caller hears at once that
+        # PostgreSQL is down.
+        stored_id = on_direct_cursor(store, retry_s=0)
+        if stored_id != run_id:  # an earlier submit with this idempotency key
             return Run(self, stored_id)
         try:
             publication.send()

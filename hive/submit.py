@@ -43,9 +43,5 @@ def output_spec(pipeline: Pipeline) -> dict[str, Any]:
     return {"template": pipeline.output, "reads": sorted(referenced_steps(pipeline.output))}
 
 
-def roots(pipeline: Pipeline) -> list[str]:
-    return [s.id for s in pipeline.steps if not s.needs]
-
-
 def new_run_id() -> uuid.UUID:
     return uuid.uuid4()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy.types import Text
 from hive.db.direct import DirectCursor, fetch_one
 from hive.db.models import Json, runs, step_runs
 from hive.db.prepared import PreparedStatement
+from hive.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -27,8 +29,10 @@ class NewStep:
     options: dict[str, Any]
 
 
-# The run and every step of it, however many, in one statement. With an idempotency key
-# already used by the tenant, the run is not inserted, so neither are the steps.
+# The run and every step of it, however many, in one statement: on an autocommit cursor,
+# a whole submit is one round trip. The steps the dispatcher sends first are inserted
+# already marked sent. With an idempotency key already used by the tenant, the run is not
+# inserted, so neither are the steps.
 _INSERT_RUN = text(
     """
     WITH run AS (
@@ -43,12 +47,15 @@ _INSERT_RUN = text(
     ), steps AS (
         INSERT INTO step_runs (run_id, step_id, position, agent, needs, dependents, chain_next,
                                inputs_from, input_template, options, status, attempt,
-                               pending_needs)
+                               pending_needs, enqueued_at, publish_by)
         SELECT run.id, s.step_id, s.position, s.agent, s.needs, s.dependents, s.chain_next,
-               s.inputs_from, s.input_template, s.options, 'pending', 0, cardinality(s.needs)
+               s.inputs_from, s.input_template, s.options, 'pending', 0, cardinality(s.needs),
+               CASE WHEN s.sent THEN now() END,
+               CASE WHEN s.sent THEN now() + make_interval(secs => :publish_grace) END
           FROM run, jsonb_to_recordset(:steps) AS s(
                step_id text, position int, agent text, needs text[], dependents text[],
-               chain_next text, inputs_from text[], input_template jsonb, options jsonb)
+               chain_next text, inputs_from text[], input_template jsonb, options jsonb,
+               sent boolean)
     )
     SELECT id FROM run
     """
@@ -58,7 +65,8 @@ _INSERT_RUN_PREPARED = PreparedStatement(
     _INSERT_RUN,
     {"run_id": "uuid", "pipeline": "text", "pipeline_version": "int", "tenant": "text",
      "priority": "text", "input": "jsonb", "output_spec": "jsonb", "steps_remaining": "int",
-     "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb"},
+     "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb",
+     "publish_grace": "float8"},
 )  # fmt: skip
 
 _RUN_BY_KEY = PreparedStatement(
@@ -79,10 +87,13 @@ def insert_run(
     run_input: Any,
     output_spec: dict[str, Any],
     steps: list[NewStep],
+    sent: Collection[str] = (),
     idempotency_key: str | None = None,
     deadline_s: float | None = None,
 ) -> uuid.UUID:
     """Insert the run and one row per step (status queued / pending), in one statement.
+    The ``sent`` steps are marked sent, to be confirmed within ``HIVE_PUBLISH_GRACE_S``
+    like :func:`hive.db.steps.mark_enqueued`'s marks.
 
     With an ``idempotency_key`` already used by the tenant, nothing is inserted and the
     existing run's id is returned (concurrent calls wait on the unique index).
@@ -98,6 +109,7 @@ def insert_run(
             "inputs_from": s.inputs_from,
             "input_template": s.input_template,
             "options": s.options,
+            "sent": s.step_id in sent,
         }
         for i, s in enumerate(steps)
     ]
@@ -116,6 +128,7 @@ def insert_run(
             "idempotency_key": idempotency_key,
             "deadline_s": deadline_s,
             "steps": rows,
+            "publish_grace": get_settings().publish_grace_s,
         },
     )
     if inserted is not None:

@@ -1,7 +1,9 @@
 """The one dispatcher: decides which steps run next and emits them as Celery canvas.
 
-Submit, step completion and recovery all call :func:`dispatch` inside the
+Step completion, retries, replay and recovery all call :func:`dispatch` inside the
 transaction that made the steps ready, then :meth:`Publication.send` after commit.
+Submit calls :func:`dispatch_new_run`, the same decision for a run whose rows do not
+exist yet: they are inserted already marked sent, in the submit's one statement.
 A ready step and the linear stretch after it (each next step has that one step as
 its only need) go out as one ``chain``; several ready stretches as one ``group``.
 """
@@ -22,6 +24,7 @@ from hive import keys
 from hive.db import steps as step_store
 from hive.db.direct import DirectCursor
 from hive.db.retrying import in_transaction, on_direct_cursor
+from hive.db.runs import NewStep
 from hive.errors import HiveError
 from hive.tasks.app import PRIORITIES, app
 
@@ -103,6 +106,26 @@ class Publication:
             soft_time_limit=timeout_s,
             time_limit=timeout_s + _HARD_LIMIT_MARGIN_S,
         )
+
+
+def dispatch_new_run(run_id: uuid.UUID, steps: list[NewStep], priority: str) -> Publication:
+    """What a new run sends first: each root step and the linear stretch after it.
+
+    Decided before the run's rows exist, so nothing can race it; the caller inserts the
+    rows of ``publication.step_ids`` marked sent (:func:`hive.db.runs.insert_run`).
+    """
+    publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
+    by_id = {s.step_id: s for s in steps}
+    for head in sorted(s.step_id for s in steps if not s.needs):
+        stretch: list[step_store.EnqueuedStep] = []
+        step: NewStep | None = by_id[head]
+        while step is not None:
+            stretch.append(
+                step_store.EnqueuedStep(step.step_id, head, len(stretch), 0, step.options)
+            )
+            step = by_id[step.chain_next] if step.chain_next else None
+        publication.stretches.append(stretch)
+    return publication
 
 
 def dispatch(

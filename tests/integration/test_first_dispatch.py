@@ -1,0 +1,67 @@
+"""A new run's first dispatch, decided before its rows exist, matches the dispatcher's."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from hive import Client
+from hive.db import runs as run_store
+from hive.db.direct import DirectCursor
+from hive.db.retrying import in_transaction, on_direct_cursor
+from hive.submit import output_spec, plan_steps
+from hive.tasks.dispatch import Publication, dispatch, dispatch_new_run
+from tests.support import db
+
+
+def _stretches(publication: Publication) -> list[list[tuple[str, str, int, int]]]:
+    return [[(s.step_id, s.head, s.depth, s.attempt) for s in st] for st in publication.stretches]
+
+
+@pytest.mark.parametrize("pipeline", ["doc-triage", "fault-chain3", "parallel", "fault-fan"])
+def test_first_dispatch_of_a_new_run_is_what_the_dispatcher_marks_on_its_stored_rows(
+    hive_env, clean_state, pipeline: str
+) -> None:
+    spec = Client().pipeline(pipeline)
+    plan = plan_steps(spec)
+    run_id = uuid.uuid4()
+    decided = dispatch_new_run(run_id, plan, "normal")
+
+    def store(cursor: DirectCursor) -> uuid.UUID:
+        return run_store.insert_run(
+            cursor,
+            run_id=run_id,
+            pipeline=spec.name,
+            pipeline_version=spec.version,
+            tenant=None,
+            priority="normal",
+            run_input={},
+            output_spec=output_spec(spec),
+            steps=plan,
+        )
+
+    on_direct_cursor(store)  # stored unmarked: now let the dispatcher decide from the rows
+    roots = [s.step_id for s in plan if not s.needs]
+    marked = in_transaction(lambda conn: dispatch(conn, run_id, roots, "normal"))
+    assert _stretches(decided) == _stretches(marked)
+    assert decided.step_ids
+
+
+def test_submit_stores_the_first_steps_marked_sent_and_confirms_their_publish(
+    hive_env, clean_state
+) -> None:
+    run = Client().submit("doc-triage", {"text": "hello"})
+    marks = db.rows(
+        "SELECT step_id, enqueued_at IS NOT NULL AS sent, publish_by FROM step_runs"
+        " WHERE run_id = :id ORDER BY position",
+        id=run.id,
+    )
+    # redact is the root; keywords, summarize and sentiment need it, report needs all three.
+    assert [(m.step_id, m.sent, m.publish_by) for m in marks] == [
+        ("redact", True, None),
+        ("keywords", False, None),
+        ("summarize", False, None),
+        ("sentiment", False, None),
+        ("report", False, None),
+    ]
