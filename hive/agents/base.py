@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from hive.errors import InvalidAgentInput, InvalidAgentOutput
 from hive.jsondata import unstorable
@@ -24,7 +25,8 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 class AgentOptions(BaseModel):
     """How the farm runs an agent's steps; a pipeline step may override any of them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # An infinite timeout or backoff cannot be stored as JSON nor given to Celery.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     queue: str = "hive.default"
     timeout: float = Field(default=300.0, gt=0, description="seconds before the step times out")
@@ -32,6 +34,16 @@ class AgentOptions(BaseModel):
     retry_backoff: float = Field(default=1.0, ge=0, description="first retry delay, seconds")
     retry_backoff_max: float = Field(default=300.0, ge=0, description="cap on the retry delay")
     retry_jitter: bool = True
+
+    @field_validator("queue")
+    @classmethod
+    def _queue_is_a_name(cls, queue: str) -> str:
+        # `hive worker --queues` takes a comma-separated list: no commas, no blanks.
+        if not queue or any(char == "," or char.isspace() for char in queue):
+            raise PydanticCustomError(
+                "queue_name", "a queue name must be non-empty, without commas or whitespace"
+            )
+        return queue
 
 
 @dataclass

@@ -7,12 +7,16 @@ and never raises, so the loader can report every problem in one pass.
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
+from jsonschema_specifications import REGISTRY as SCHEMA_REGISTRY
 from pydantic import BaseModel, RootModel, ValidationError
 from pydantic_core import ErrorDetails
+from referencing.exceptions import PointerToNowhere, Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from hive.agents.base import Agent, AgentOptions
 from hive.pipelines.document import Problem, describe_type
@@ -40,24 +44,83 @@ _OPEN_SCHEMA_KEYWORDS = (
 
 
 def check_input_schema(schema: dict[str, Any]) -> list[Problem]:
-    """The schema itself must be valid JSON Schema (Draft 2020-12)."""
+    """The schema itself must be valid JSON Schema (Draft 2020-12), every ``$ref`` in it
+    resolvable without fetching anything."""
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         inside = format_location(tuple(exc.absolute_path), "input_schema")
         return [(inside, f"not a valid JSON Schema: {exc.message}")]
-    return []
+    return _reference_problems(schema)
+
+
+def _reference_problems(schema: dict[str, Any]) -> list[Problem]:
+    # A dangling $ref passes check_schema but fails every run's input validation.
+    resolvers: dict[int, Any] = {}  # id of each subschema → the resolver in its scope
+    stack = [(schema, SCHEMA_REGISTRY.resolver_with_root(DRAFT202012.create_resource(schema)))]
+    while stack:
+        contents, resolver = stack.pop()
+        if not isinstance(contents, dict):
+            continue
+        resource = DRAFT202012.create_resource(contents)
+        if resource.id() is not None and contents is not schema:
+            resolver = resolver.in_subresource(resource)
+        resolvers[id(contents)] = resolver
+        stack.extend((sub, resolver) for sub in DRAFT202012.subresources_of(contents))
+    problems: list[Problem] = []
+    walk: list[tuple[Location, Any]] = [((), schema)]
+    while walk:
+        location, value = walk.pop()
+        if isinstance(value, list):
+            walk.extend(((*location, index), item) for index, item in enumerate(value))
+        if not isinstance(value, dict):
+            continue
+        walk.extend(((*location, key), item) for key, item in value.items())
+        ref = value.get("$ref")
+        if id(value) not in resolvers or not isinstance(ref, str):
+            continue
+        try:
+            resolvers[id(value)].lookup(ref)
+        except PointerToNowhere:
+            message = f"$ref {ref!r} points at nothing in the schema"
+        except Unresolvable:
+            message = f"$ref {ref!r} cannot be resolved (other schemas are never fetched)"
+        else:
+            continue
+        problems.append((format_location((*location, "$ref"), "input_schema"), message))
+    return sorted(problems)
 
 
 def declared_input_properties(schema: Mapping[str, Any]) -> set[str] | None:
-    """The run input's property names, or None when the schema does not pin them down."""
+    """The run input's property names, or None when the schema does not pin them down.
+
+    A name listed in ``required`` counts even when ``properties`` leaves it out.
+    """
     properties = schema.get("properties")
     if not isinstance(properties, dict) or any(key in schema for key in _OPEN_SCHEMA_KEYWORDS):
         return None
     for keyword in ("additionalProperties", "unevaluatedProperties"):
         if isinstance(schema.get(keyword), dict):
             return None
-    return set(properties)
+    required = schema.get("required")
+    listed = (
+        {name for name in required if isinstance(name, str)}
+        if isinstance(required, list)
+        else set()
+    )
+    return set(properties) | listed
+
+
+def scalar_input_type(schema: Mapping[str, Any]) -> str | None:
+    """The schema's ``type`` when it admits neither an object nor an array, else None.
+
+    ``$input.<path>`` cannot resolve in an input of such a type.
+    """
+    declared = schema.get("type")
+    types = [declared] if isinstance(declared, str) else declared
+    if not isinstance(types, list) or not types or {"object", "array"} & set(types):
+        return None
+    return repr(declared)
 
 
 def merge_options(
@@ -80,19 +143,34 @@ def merge_options(
 
 
 def check_json(template: Any, root: str) -> list[Problem]:
-    """Values YAML can express but JSON cannot (dates, sets, binary) must be quoted."""
+    """Values YAML can express but JSON or PostgreSQL cannot hold must be quoted or removed.
+
+    Dates, sets, binary, non-string keys, ``.nan`` / ``.inf`` and strings with a
+    NUL character would otherwise fail only when a run stores them.
+    """
     problems: list[Problem] = []
     stack: list[tuple[Location, Any]] = [((), template)]
     while stack:
         location, value = stack.pop()
+        where = format_location(location, root)
         if isinstance(value, dict):
-            stack.extend(((*location, key), item) for key, item in value.items())
+            for key, item in value.items():
+                if isinstance(key, str):
+                    stack.append(((*location, key), item))
+                else:
+                    problems.append((where, f"key {key!r} is not a string; quote it"))
         elif isinstance(value, list):
             stack.extend(((*location, index), item) for index, item in enumerate(value))
-        elif not isinstance(value, str | int | float | bool | type(None)):
+        elif isinstance(value, str):
+            if "\x00" in value:
+                problems.append(
+                    (where, "contains a NUL character (\\u0000), which cannot be stored")
+                )
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append((where, f"{value} is not a JSON number"))
+        elif not isinstance(value, int | float | bool | type(None)):
             hint = "; quote it" if isinstance(value, datetime.date) else ""
-            message = f"{describe_type(value)} cannot be stored as JSON{hint}"
-            problems.append((format_location(location, root), message))
+            problems.append((where, f"{describe_type(value)} cannot be stored as JSON{hint}"))
     return sorted(problems)
 
 
@@ -103,10 +181,13 @@ class ReferenceScope:
         self,
         step_agents: Mapping[str, AgentClass | None],
         input_properties: set[str] | None,
+        input_scalar_type: str | None = None,
     ) -> None:
         self.step_agents = step_agents
         """Every step id of the pipeline → its agent class (None when unknown)."""
         self.input_properties = input_properties
+        self.input_scalar_type = input_scalar_type
+        """Set when the run input cannot be an object or array (see :func:`scalar_input_type`)."""
 
     def check(
         self, template: Any, root: str, owner: str | None = None, upstream: set[str] | None = None
@@ -134,6 +215,9 @@ class ReferenceScope:
         return problems
 
     def _input_problem(self, text: str, path: tuple[str, ...]) -> str | None:
+        if path and self.input_scalar_type is not None:
+            kind = self.input_scalar_type
+            return f"{text!r}: input_schema's type is {kind}: the input has no fields"
         declared = self.input_properties
         if declared is None or not path or path[0] in declared:
             return None
@@ -230,6 +314,10 @@ def _literal_problem(error: ErrorDetails, template: Any, view: Any) -> Problem |
         # Top-level unknown fields are reported by check_agent_input itself.
         return None if len(location) == 1 else (where, "unknown field")
     if _contains_reference(value):
+        return None
+    # A value that is no JSON is reported by check_json; JsonValue fields also
+    # stop short of it (their locations hold "dict" / "list" tags), hence "not reached".
+    if (not reached or not isinstance(value, dict | list)) and check_json(value, ""):
         return None
     shown = _walk(view, location)[0]
     got = f" (got {shown!r:.60})" if reached and not isinstance(shown, dict | list) else ""

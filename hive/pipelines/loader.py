@@ -25,6 +25,7 @@ from hive.pipelines.checks import (
     check_json,
     declared_input_properties,
     merge_options,
+    scalar_input_type,
 )
 from hive.pipelines.dag import ancestors, find_cycles
 from hive.pipelines.document import (
@@ -103,7 +104,19 @@ def validate_paths(paths: list[Path], registry: AgentRegistry) -> list[str]:
             files.append(path)
         else:
             problems.append(f"{path}: no such file or directory")
-    return problems + _load_files(files, registry)[1]
+    return problems + _load_files(_distinct(files), registry)[1]
+
+
+def _distinct(files: list[Path]) -> list[Path]:
+    """``files`` without repeats: a file named twice is not its own duplicate pipeline."""
+    seen: set[Path] = set()
+    distinct: list[Path] = []
+    for path in files:
+        real = path.resolve()
+        if real not in seen:
+            seen.add(real)
+            distinct.append(path)
+    return distinct
 
 
 def _pipeline_files(directory: Path) -> list[Path]:
@@ -149,23 +162,27 @@ def _check_document(
     data: dict[str, Any], source: str, registry: AgentRegistry
 ) -> tuple[Pipeline | None, list[str]]:
     document, top = validate_document(PipelineDocument, data)
-    problems = problem_lines(top)
+    problems: list[str] = []
     name = data.get("name")
+    # Before the structure problems, so that they all come in field order.
     if isinstance(name, str) and not PIPELINE_NAME.fullmatch(name):
         problems.append(f"name: {name!r} must match ^{PIPELINE_NAME.pattern}$")
+    problems.extend(problem_lines(top))
     schema = data.get("input_schema")
-    properties = None
+    properties = scalar_type = None
     if isinstance(schema, dict):
         schema_problems = check_input_schema(schema)
         problems.extend(problem_lines(schema_problems))
-        properties = None if schema_problems else declared_input_properties(schema)
+        if not schema_problems:
+            properties = declared_input_properties(schema)
+            scalar_type = scalar_input_type(schema)
     raw_steps = data.get("steps")
     if isinstance(raw_steps, list) and not raw_steps:
         problems.append("steps: a pipeline needs at least one step")
     drafts = _draft_steps(raw_steps if isinstance(raw_steps, list) else [])
     first_by_id = _first_by_id(drafts)
     agents = {step_id: registry.get(d.agent or "") for step_id, d in first_by_id.items()}
-    scope = ReferenceScope(agents, properties)
+    scope = ReferenceScope(agents, properties, scalar_type)
     specs = _check_steps(drafts, first_by_id, registry, scope)
     for draft in drafts:
         problems.extend(draft.problems)
@@ -250,7 +267,7 @@ def _check_steps(
             if draft.id is not None:
                 allowed = upstream[draft.id] if needs_known else None
                 problems += scope.check(draft.input, "input", draft.id, allowed)
-            if agent is not None and draft.document is not None:
+            if agent is not None:
                 problems += check_agent_input(agent, draft.input)
             for where, message in problems:
                 draft.report(where, message)
@@ -265,7 +282,10 @@ def _check_agent(draft: _StepDraft, registry: AgentRegistry) -> AgentClass | Non
     agent = registry.get(draft.agent)
     if agent is None:
         known = ", ".join(registry.names()) or "none"
-        draft.report("agent", f"unknown agent {draft.agent!r}; known agents: {known}")
+        message = f"unknown agent {draft.agent!r}; known agents: {known}"
+        if draft.agent in registry.broken:
+            message += f" (its entry point did not load: {registry.broken[draft.agent]})"
+        draft.report("agent", message)
     return agent
 
 

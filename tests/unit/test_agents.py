@@ -106,6 +106,79 @@ def test_default_registry_is_discovered_once_and_holds_the_builtins() -> None:
     assert set(default_registry().names()) >= BUILTIN_NAMES
 
 
+class _NotAnAgent:
+    name = "impostor"
+
+
+class _NamelessAgent(Agent):  # type: ignore[type-arg]
+    input_model = EchoAgent.input_model
+    output_model = EchoAgent.output_model
+
+
+@pytest.mark.parametrize(
+    ("candidate", "problem"),
+    [
+        (_NotAnAgent, "is not a subclass of hive.agents.Agent"),
+        (len, "is not a subclass of hive.agents.Agent"),
+        (_NamelessAgent, "agent class _NamelessAgent: name must be a non-empty string"),
+    ],
+    ids=["class", "function", "nameless"],
+)
+def test_registry_refuses_what_is_not_a_complete_agent_class(
+    candidate: object, problem: str
+) -> None:
+    with pytest.raises(TypeError, match=re.escape(problem)):
+        AgentRegistry().register(candidate)
+
+
+class _FakeEntryPoint:
+    def __init__(self, name: str, value: str, loaded: object = None) -> None:
+        self.name = name
+        self.value = value
+        self._loaded = loaded
+
+    def load(self) -> object:
+        if self._loaded is None:
+            raise ModuleNotFoundError(f"No module named {self.value.split(':')[0]!r}")
+        return self._loaded
+
+
+class _PluginAgent(EchoAgent):
+    name = "plugin_echo"
+
+
+def test_registry_discovery_skips_broken_entry_points_with_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    found = [
+        _FakeEntryPoint("missing", "gone.module:Agent"),
+        _FakeEntryPoint("impostor", "plugin:NotAnAgent", _NotAnAgent),
+        _FakeEntryPoint("echo", "plugin:Echo", type("Echo", (EchoAgent,), {})),
+        _FakeEntryPoint("plugin_echo", "plugin:PluginAgent", _PluginAgent),
+    ]
+    monkeypatch.setattr(
+        "hive.agents.registry.entry_points",
+        lambda group: found if group == "hive.agents" else [],
+    )
+    with caplog.at_level("INFO", logger="hive.agents.registry"):
+        registry = AgentRegistry.discover()
+    assert registry.get("plugin_echo") is _PluginAgent
+    assert registry.get("echo") is EchoAgent
+    assert "impostor" not in registry
+    assert registry.broken == {
+        "missing": "gone.module:Agent: ModuleNotFoundError: No module named 'gone.module'",
+        "impostor": f"plugin:NotAnAgent: TypeError: {_NotAnAgent!r} is not a subclass of "
+        "hive.agents.Agent",
+        "echo": "plugin:Echo: ValueError: two agents are named 'echo': "
+        f"{EchoAgent!r} and {found[2].load()!r}",
+    }
+    assert [record.getMessage() for record in caplog.records] == [
+        f"agent entry point {name!r} not loaded ({problem})"
+        for name, problem in registry.broken.items()
+    ]
+    assert not any(record.exc_info for record in caplog.records)
+
+
 @pytest.mark.parametrize("agent", BUILTIN_AGENTS, ids=lambda agent: agent.name)
 def test_every_builtin_declares_the_agent_contract(agent: type[Agent]) -> None:  # type: ignore[type-arg]
     assert issubclass(agent, Agent)
@@ -191,6 +264,23 @@ def test_execute_returns_json_able_data() -> None:
     assert json.loads(json.dumps(output)) == output
 
 
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"timeout": float("inf")}, "timeout"),
+        ({"retry_backoff": float("nan")}, "retry_backoff"),
+        ({"queue": ""}, "queue"),
+        ({"queue": "a,b"}, "queue"),
+        ({"queue": "my queue"}, "queue"),
+    ],
+    ids=["infinite-timeout", "nan-backoff", "empty-queue", "comma-queue", "blank-queue"],
+)
+def test_agent_options_refuse_values_no_worker_can_use(options: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        AgentOptions(**options)
+    assert [error["loc"] for error in caught.value.errors()] == [(field,)]
+
+
 # --- echo ---------------------------------------------------------------------------------
 
 
@@ -241,6 +331,31 @@ def test_pii_redact_replaces_valid_ipv4_addresses(ip: str) -> None:
 
 @pytest.mark.parametrize("text", ["999.1.1.1", "256.1.1.1", "1.2.3.4.5", "version 1.2.3"])
 def test_pii_redact_leaves_invalid_ipv4_addresses_alone(text: str) -> None:
+    assert redact(text) == {"text": text, "counts": dict.fromkeys(PII_KINDS, 0)}
+
+
+@pytest.mark.parametrize("text", ["v1.2.3.4", "build1.2.3.4", "1.2.3.4rc1", "1.2.3.4.5"])
+def test_pii_redact_leaves_dotted_numbers_glued_to_words_alone(text: str) -> None:
+    assert redact(text)["counts"]["IP"] == 0
+
+
+@pytest.mark.parametrize("phone", ["+44 (0)20 7946 0958", "+49 30 123456", "+91 98765 43210"])
+def test_pii_redact_replaces_international_phone_numbers_with_long_groups(phone: str) -> None:
+    result = redact(f"call {phone} today")
+    assert result["text"] == "call [PHONE] today"
+    assert result["counts"]["PHONE"] == 1
+
+
+def test_pii_redact_types_an_international_phone_as_a_phone_even_when_it_passes_luhn() -> None:
+    # "86 138 0013 8002" is 13 digits that pass Luhn: after a "+" it is a phone number.
+    assert luhn_valid("8613800138002")
+    result = redact("call +86 138 0013 8002")
+    assert result["text"] == "call [PHONE]"
+    assert (result["counts"]["PHONE"], result["counts"]["CREDIT_CARD"]) == (1, 0)
+
+
+def test_pii_redact_does_not_take_a_run_of_zeros_for_a_card_number() -> None:
+    text = "card 0000 0000 0000 0000 on file"
     assert redact(text) == {"text": text, "counts": dict.fromkeys(PII_KINDS, 0)}
 
 
@@ -388,6 +503,34 @@ def test_summarize_of_empty_text_is_empty() -> None:
     assert SummarizeAgent().execute({"text": "  "}, make_ctx()) == {"summary": "", "sentences": []}
 
 
+def test_summarize_does_not_end_sentences_at_titles_initials_or_initialisms() -> None:
+    text = "Dr. Who met J. Smith. The U.S. economy grew, e.g. in May. Then it stopped."
+    result = SummarizeAgent().execute({"text": text, "sentences": 10}, make_ctx())
+    assert result["sentences"] == [
+        "Dr. Who met J. Smith.",
+        "The U.S. economy grew, e.g. in May.",
+        "Then it stopped.",
+    ]
+
+
+def test_summarize_ends_a_sentence_after_a_closing_quote() -> None:
+    text = 'He said "Stop." Then he left.'
+    result = SummarizeAgent().execute({"text": text, "sentences": 10}, make_ctx())
+    assert result["sentences"] == ['He said "Stop."', "Then he left."]
+
+
+def test_summarize_treats_text_without_punctuation_as_one_sentence() -> None:
+    text = "no punctuation at all\nacross two lines"
+    result = SummarizeAgent().execute({"text": text, "sentences": 2}, make_ctx())
+    assert result["sentences"] == ["no punctuation at all across two lines"]
+
+
+def test_summarize_does_not_score_redaction_placeholders_as_topic_words() -> None:
+    text = "Invoice overdue for the invoice account. Mail [EMAIL] [EMAIL] [EMAIL] [EMAIL] now."
+    result = SummarizeAgent().execute({"text": text, "sentences": 1}, make_ctx())
+    assert result["sentences"] == ["Invoice overdue for the invoice account."]
+
+
 # --- sentiment ----------------------------------------------------------------------------
 
 
@@ -427,6 +570,13 @@ def test_sentiment_of_balanced_text_is_neutral() -> None:
 )
 def test_sentiment_negation_flips_the_next_sentiment_word(text: str, label: str) -> None:
     assert sentiment(text)["label"] == label
+
+
+@pytest.mark.parametrize(
+    "text", ["No, it was great.", "I don't know, it's great", "Nothing works. Great support!"]
+)
+def test_sentiment_negation_stops_at_the_end_of_its_clause(text: str) -> None:
+    assert sentiment(text)["positive"] == 1
 
 
 def test_sentiment_negation_fades_after_a_few_words() -> None:

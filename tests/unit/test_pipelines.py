@@ -232,6 +232,18 @@ def test_unknown_agent_is_a_problem_listing_the_known_agents(
     ]
 
 
+def test_unknown_agent_whose_entry_point_failed_to_load_says_why(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    registry.broken["wrods"] = "acme.wrods:Agent: ModuleNotFoundError: No module named 'acme'"
+    path = write(tmp_path, VALID.replace("agent: words", "agent: wrods"))
+    assert problems_of(path, registry) == [
+        f"{path}: step 'words': agent: unknown agent 'wrods'; known agents: collect, shout, "
+        "words (its entry point did not load: acme.wrods:Agent: ModuleNotFoundError: "
+        "No module named 'acme')"
+    ]
+
+
 def test_duplicate_step_id_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
     path = write(tmp_path, VALID + "  - id: words\n    agent: collect\n")
     assert problems_of(path, registry) == [
@@ -401,6 +413,134 @@ def test_yaml_date_in_an_input_is_a_problem(tmp_path: Path, registry: AgentRegis
     ]
 
 
+@pytest.mark.parametrize(
+    ("value", "where", "problem"),
+    [
+        (".nan", "input.x", "nan is not a JSON number"),
+        ("[.inf]", "input.x.0", "inf is not a JSON number"),
+        ('"a\\0b"', "input.x", "contains a NUL character (\\u0000), which cannot be stored"),
+        ("{1: one}", "input.x", "key 1 is not a string; quote it"),
+    ],
+    ids=["nan", "inf", "nul", "int-key"],
+)
+def test_input_value_that_cannot_be_stored_is_one_problem(
+    tmp_path: Path, registry: AgentRegistry, value: str, where: str, problem: str
+) -> None:
+    problems = steps_problems(
+        tmp_path, registry, f"  - {{id: a, agent: collect, input: {{x: {value}}}}}\n"
+    )
+    assert problems == [f"{tmp_path / 'demo.yaml'}: step 'a': {where}: {problem}"]
+
+
+def test_unstorable_literal_is_reported_once_even_where_the_agent_also_refuses_it(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    problems = steps_problems(
+        tmp_path, registry, "  - {id: a, agent: words, input: {text: x, top: .inf}}\n"
+    )
+    assert problems == [f"{tmp_path / 'demo.yaml'}: step 'a': input.top: inf is not a JSON number"]
+
+
+def test_output_value_that_cannot_be_stored_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID + "output: {when: 2024-01-31, ratio: .nan}\n")
+    assert problems_of(path, registry) == [
+        f"{path}: output.ratio: nan is not a JSON number",
+        f"{path}: output.when: a date cannot be stored as JSON; quote it",
+    ]
+
+
+def test_agent_input_is_checked_even_when_another_field_of_the_step_is_malformed(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    problems = steps_problems(
+        tmp_path, registry, "  - {id: a, agent: shout, input: {text: 5}, options: 7}\n"
+    )
+    path = tmp_path / "demo.yaml"
+    assert problems == [
+        f"{path}: step 'a': options: Input should be a valid dictionary, not an integer",
+        f"{path}: step 'a': input.text: Input should be a valid string (got 5)",
+    ]
+
+
+def test_reference_to_a_required_input_property_missing_from_properties_is_allowed(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    text = VALID.replace("required: [text]", "required: [text, lang]").replace(
+        "{text: $input.text}", "{text: $input.lang}", 1
+    )
+    pipeline = load_pipeline_file(write(tmp_path, text), registry)
+    assert pipeline.step("shout").input == {"text": "$input.lang"}
+
+
+def test_input_path_into_a_scalar_input_schema_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        name: demo
+        version: 1
+        input_schema: {type: string}
+        steps:
+          - {id: a, agent: shout, input: {text: $input}}
+          - {id: b, agent: shout, input: {text: $input.text}}
+        """,
+    )
+    assert problems_of(path, registry) == [
+        f"{path}: step 'b': input.text: '$input.text': input_schema's type is 'string': "
+        "the input has no fields"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("schema", "where", "problem"),
+    [
+        (
+            "{type: object, properties: {text: {$ref: '#/$defs/txt'}}}",
+            "input_schema.properties.text.$ref",
+            "$ref '#/$defs/txt' points at nothing in the schema",
+        ),
+        (
+            "{$ref: 'https://example.com/input.json'}",
+            "input_schema.$ref",
+            "$ref 'https://example.com/input.json' cannot be resolved "
+            "(other schemas are never fetched)",
+        ),
+    ],
+    ids=["dangling", "remote"],
+)
+def test_input_schema_ref_that_does_not_resolve_is_a_problem(
+    tmp_path: Path, registry: AgentRegistry, schema: str, where: str, problem: str
+) -> None:
+    path = write(
+        tmp_path,
+        f"name: demo\nversion: 1\ninput_schema: {schema}\n"
+        "steps: [{id: a, agent: shout, input: {text: hi}}]\n",
+    )
+    assert problems_of(path, registry) == [f"{path}: {where}: {problem}"]
+
+
+def test_input_schema_refs_to_its_own_defs_load(tmp_path: Path, registry: AgentRegistry) -> None:
+    path = write(
+        tmp_path,
+        """\
+        name: demo
+        version: 1
+        input_schema:
+          type: object
+          $defs: {txt: {type: string}}
+          properties:
+            text: {$ref: '#/$defs/txt'}
+            parts: {prefixItems: [{$ref: '#/$defs/txt'}]}
+            note: {default: {$ref: 'not a schema, just data'}}
+        steps: [{id: a, agent: shout, input: {text: $input.text}}]
+        """,
+    )
+    assert load_pipeline_file(path, registry).name == "demo"
+
+
 def test_invalid_input_schema_is_a_problem(tmp_path: Path, registry: AgentRegistry) -> None:
     path = write(tmp_path, VALID.replace("{text: {type: string}}", "{text: {type: strnig}}"))
     [problem] = problems_of(path, registry)
@@ -418,6 +558,24 @@ def test_invalid_option_overrides_are_problems(tmp_path: Path, registry: AgentRe
         f"{path}: step 'words': options.retires: unknown option; options are: queue, timeout, "
         "max_retries, retry_backoff, retry_backoff_max, retry_jitter",
     ]
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("{timeout: .inf}", "options.timeout: Input should be a finite number, not inf"),
+        (
+            "{queue: ''}",
+            "options.queue: a queue name must be non-empty, without commas or whitespace, not ''",
+        ),
+    ],
+    ids=["infinite-timeout", "empty-queue"],
+)
+def test_option_overrides_no_worker_can_use_are_problems(
+    tmp_path: Path, registry: AgentRegistry, override: str, problem: str
+) -> None:
+    path = write(tmp_path, VALID.replace("{timeout: 5, max_retries: 0}", override))
+    assert problems_of(path, registry) == [f"{path}: step 'words': {problem}"]
 
 
 def test_output_referring_to_an_unknown_step_is_a_problem(
@@ -543,6 +701,25 @@ def test_validate_paths_checks_files_and_directories_together(
     assert problems == [
         f"{tmp_path / 'missing.yaml'}: no such file or directory",
         f"{single}: version: Input should be greater than or equal to 1",
+    ]
+
+
+def test_validate_paths_does_not_take_a_file_given_twice_for_a_duplicate(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(tmp_path, VALID)
+    assert validate_paths([path, tmp_path / "." / "demo.yaml", tmp_path], registry) == []
+
+
+def test_bad_name_is_reported_before_other_top_level_problems(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(
+        tmp_path, VALID.replace("name: demo", "name: Demo").replace("version: 1", "version: 0")
+    )
+    assert problems_of(path, registry) == [
+        f"{path}: name: 'Demo' must match ^[a-z0-9][a-z0-9_.-]*$",
+        f"{path}: version: Input should be greater than or equal to 1",
     ]
 
 

@@ -21,21 +21,23 @@ PII_KINDS: tuple[str, ...] = ("EMAIL", "PHONE", "IP", "CREDIT_CARD", "SSN")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 # 13-19 digits, single spaces or dashes allowed between them; the lookarounds keep
-# the match from starting or ending inside a longer run of digits.
-_CREDIT_CARD = re.compile(r"(?<!\d)(?<!\d[ -])\d(?:[ -]?\d){12,18}(?![ -]?\d)")
+# the match from starting or ending inside a longer run of digits, or after the "+"
+# of an international phone number.
+_CREDIT_CARD = re.compile(r"(?<![\d+])(?<!\d[ -])\d(?:[ -]?\d){12,18}(?![ -]?\d)")
 
 # Area 000, 666 and 900-999, group 00 and serial 0000 are never issued.
 _SSN = re.compile(r"(?<!\d)(?<!\d-)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!-?\d)")
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IPV4 = re.compile(rf"(?<![\d.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\.?\d)")
+# Not glued to a word or to more dotted numbers: "v1.2.3.4" and "1.2.3.4.5" are versions.
+_IPV4 = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?!\w|\.\d)")
 
 _PHONE = re.compile(
     r"""
     (?<![\w+])
     (?:
         (?:\+?1[ .-]?)?(?:\(\d{3}\)|\d{3})[ .-]?\d{3}[ .-]?\d{4}   # North American
-      | \+\d{1,3}(?:[ .-]\d{1,4}){2,5}                             # +44 20 7946 0958
+      | \+\d{1,3}(?:[ .-]?\(0\)[ .-]?|[ .-])\d{1,10}(?:[ .-]\d{1,10}){0,4}   # +44 (0)20 7946 0958
       | \+\d{7,15}                                                 # E.164, no separators
     )
     (?!\w)(?![.-]?\d)
@@ -65,7 +67,9 @@ def luhn_valid(digits: str) -> bool:
 
 
 def _is_card(match: str) -> bool:
-    return luhn_valid(re.sub(r"\D", "", match))
+    # Issuer numbers never start with 0; "0000 0000 0000 0000" passes Luhn but is filler.
+    digits = re.sub(r"\D", "", match)
+    return not digits.startswith("0") and luhn_valid(digits)
 
 
 def _is_phone(match: str) -> bool:

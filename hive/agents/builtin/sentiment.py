@@ -1,7 +1,8 @@
-"""The ``sentiment`` agent: lexicon-based polarity with simple negation."""
+"""The ``sentiment`` agent: lexicon-based polarity with simple, clause-bounded negation."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,8 @@ NEGATORS: frozenset[str] = frozenset(
 
 # A negator flips the next sentiment word within this many words: "not very good".
 _NEGATION_WINDOW = 3
+# Negation does not reach past a clause: "No, it was great." is positive.
+_CLAUSE_BREAK = re.compile(r"[.,;:!?]+")
 # A score closer to zero than this is neutral.
 NEUTRAL_BAND = 0.05
 
@@ -71,6 +74,9 @@ class SentimentAgent(Agent[SentimentInput, SentimentOutput]):
     def run(self, data: SentimentInput, ctx: AgentContext) -> SentimentOutput:
         """Count positive and negative words of ``data.text``, a negator flipping the next one.
 
+        A negator reaches at most three words ahead and never past punctuation
+        that ends a clause (``.,;:!?``).
+
         Args:
             data: the text to score.
             ctx: the step this call belongs to.
@@ -80,26 +86,10 @@ class SentimentAgent(Agent[SentimentInput, SentimentOutput]):
             occurs), labelled neutral when closer to zero than ``NEUTRAL_BAND``.
         """
         positive = negative = 0
-        words_since_negator: int | None = None
-        for word in tokenize(data.text):
-            if _is_negator(word):
-                words_since_negator = 0
-                continue
-            if words_since_negator is not None:
-                words_since_negator += 1
-                if words_since_negator > _NEGATION_WINDOW:
-                    words_since_negator = None
-            polarity = (word in POSITIVE_WORDS) - (word in NEGATIVE_WORDS)
-            if polarity == 0:
-                continue
-            if words_since_negator is not None:
-                polarity = -polarity
-                words_since_negator = None
-            if polarity > 0:
-                positive += 1
-            else:
-                negative += 1
-
+        for clause in _CLAUSE_BREAK.split(data.text):
+            clause_positive, clause_negative = _count_clause(clause)
+            positive += clause_positive
+            negative += clause_negative
         total = positive + negative
         score = round((positive - negative) / total, 4) if total else 0.0
         label: Literal["positive", "negative", "neutral"] = "neutral"
@@ -108,3 +98,28 @@ class SentimentAgent(Agent[SentimentInput, SentimentOutput]):
         elif score <= -NEUTRAL_BAND:
             label = "negative"
         return SentimentOutput(score=score, label=label, positive=positive, negative=negative)
+
+
+def _count_clause(clause: str) -> tuple[int, int]:
+    """Positive and negative words of one clause, a negator flipping the next one."""
+    positive = negative = 0
+    words_since_negator: int | None = None
+    for word in tokenize(clause):
+        if _is_negator(word):
+            words_since_negator = 0
+            continue
+        if words_since_negator is not None:
+            words_since_negator += 1
+            if words_since_negator > _NEGATION_WINDOW:
+                words_since_negator = None
+        polarity = (word in POSITIVE_WORDS) - (word in NEGATIVE_WORDS)
+        if polarity == 0:
+            continue
+        if words_since_negator is not None:
+            polarity = -polarity
+            words_since_negator = None
+        if polarity > 0:
+            positive += 1
+        else:
+            negative += 1
+    return positive, negative

@@ -18,8 +18,13 @@ from hive.agents.builtin.words import content_words
 # Placeholders left by pii_redact ("[EMAIL]", or bare "EMAIL") are not topics.
 _PLACEHOLDER = re.compile(r"\[?\b(?:" + "|".join(PII_KINDS) + r")\b\]?")
 
-# A sentence ends at . ! or ? followed by whitespace, or at a blank line.
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# A sentence may end at . ! or ?, with closing quotes or brackets, before whitespace.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"'\u201d\u2019)\]])\s+")
+# Words whose period does not end a sentence: "Dr. Smith", "Smith et al. showed".
+_ABBREVIATIONS = frozenset("mr mrs ms dr prof sr jr st vs cf fig approx al".split())  # noqa: SIM905
+# An initial ("J.") or an initialism ("U.S.", "e.g.").
+_INITIALS = re.compile(r"(?:[A-Za-z]\.)+")
 
 
 class Keyword(BaseModel):
@@ -73,14 +78,40 @@ class KeywordsAgent(Agent[KeywordsInput, KeywordsOutput]):
 def split_sentences(text: str) -> list[str]:
     """Split text into sentences, each with its whitespace collapsed.
 
+    A blank line always ends a sentence; a period after a title ("Dr."), an
+    initial ("J. Smith") or an initialism followed by a lowercase word ("e.g. this")
+    does not.
+
     Args:
         text: any text.
 
     Returns:
         The non-empty sentences in order.
     """
-    sentences = (" ".join(part.split()) for part in _SENTENCE_BREAK.split(text))
-    return [sentence for sentence in sentences if sentence]
+    sentences: list[str] = []
+    for paragraph in _PARAGRAPH_BREAK.split(text):
+        start = len(sentences)
+        for part in _SENTENCE_BREAK.split(paragraph):
+            part = " ".join(part.split())
+            if not part:
+                continue
+            if len(sentences) > start and _continues(sentences[-1], part):
+                sentences[-1] = f"{sentences[-1]} {part}"
+            else:
+                sentences.append(part)
+    return sentences
+
+
+def _continues(sentence: str, part: str) -> bool:
+    """Whether ``sentence`` stopped at an abbreviation and ``part`` is the rest of it."""
+    last = sentence.rsplit(" ", 1)[-1].lstrip("(\"'\u201c\u2018")
+    if last[:-1].lower() in _ABBREVIATIONS:
+        return True
+    if not _INITIALS.fullmatch(last) or last == "I.":
+        return False
+    # "J. Smith": a name follows an initial; after "U.S." or "e.g." a new
+    # sentence would start with a capital.
+    return part[0].isupper() if len(last) == 2 else not part[0].isupper()
 
 
 class SummarizeInput(BaseModel):
@@ -120,7 +151,8 @@ class SummarizeAgent(Agent[SummarizeInput, SummarizeOutput]):
             The chosen sentences in the order they appear in the text.
         """
         sentences = split_sentences(data.text)
-        per_sentence = [content_words(sentence) for sentence in sentences]
+        # As in keywords, redaction placeholders are not what a text is about.
+        per_sentence = [content_words(_PLACEHOLDER.sub(" ", sentence)) for sentence in sentences]
         frequency = Counter(word for words in per_sentence for word in words)
         scores = [
             sum(frequency[word] for word in words) / len(words) if words else 0.0
