@@ -4,7 +4,9 @@
 
 VENV := .venv
 BIN := $(VENV)/bin
-PYTHON := $(BIN)/python
+# Not PYTHON: that one names the interpreter bootstrap.sh builds the venv with
+# (PYTHON=/path/to/python3.11 make demo), and make would export ours over it.
+VENV_PYTHON := $(BIN)/python
 # Extra pytest arguments: make test PYTEST_ARGS="tests/unit -x"
 PYTEST_ARGS ?=
 
@@ -20,7 +22,7 @@ venv:
 	@bash scripts/bootstrap.sh --no-services
 
 demo: bootstrap
-	$(PYTHON) scripts/demo.py
+	$(VENV_PYTHON) scripts/demo.py
 
 # pytest's status passes straight through: 5 ("no tests collected") fails the target too.
 test: bootstrap
@@ -34,12 +36,14 @@ lint: venv
 check: lint test
 
 bench: bootstrap
-	$(PYTHON) -m bench.throughput
+	$(VENV_PYTHON) -m bench.throughput
 
 services-stop:
-	@if [ -x $(PYTHON) ]; then $(PYTHON) scripts/services.py stop; fi
+	@if [ -x $(VENV_PYTHON) ]; then $(VENV_PYTHON) scripts/services.py stop; fi
 
-# Keeps .venv; rm -rf .venv for a from-scratch set-up.
-clean: services-stop
+# Keeps .venv; rm -rf .venv for a from-scratch set-up. `services.py clean` also deletes a
+# throwaway cluster kept under the temp dir (when the postgres user cannot reach .hive/).
+clean:
+	@if [ -x $(VENV_PYTHON) ]; then $(VENV_PYTHON) scripts/services.py clean; fi
 	rm -rf .hive build dist *.egg-info .pytest_cache .ruff_cache
 	find . -path ./.venv -prune -o -path ./.git -prune -o -type d -name __pycache__ -exec rm -rf {} +

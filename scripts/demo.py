@@ -9,9 +9,12 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# In the project, not the temp dir: each demo overwrites the last, `make clean` removes it.
+LOG = ROOT / ".hive" / "demo" / "worker.log"
 
 SAMPLE = (
     "Hi team, the new release is great and customers love the faster search. "
@@ -32,8 +35,9 @@ def main() -> int:
     except HiveError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
-    log = Path(tempfile.mkdtemp(prefix="hive-demo-")) / "worker.log"
-    print(f"demo: starting a worker (log: {log})", file=sys.stderr)
+    log = LOG
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"demo: starting a worker (log: {log.relative_to(ROOT)})", file=sys.stderr)
     with log.open("wb") as out:
         worker = subprocess.Popen(
             [sys.executable, "-m", "hive.cli", "worker", "--concurrency", "2"],
@@ -57,6 +61,10 @@ def main() -> int:
         return 0
     except HiveError as exc:
         print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except TimeoutError as exc:  # Run.wait's: the worker never finished the run
+        tail = log.read_text(errors="replace")[-2000:]
+        print(f"demo: {exc}; the worker's log ends:\n{tail}", file=sys.stderr)
         return 1
     finally:
         os.killpg(worker.pid, signal.SIGTERM)

@@ -5,6 +5,7 @@
     .venv/bin/python scripts/services.py ensure   # use running servers, else start throwaway ones
     .venv/bin/python scripts/services.py status   # what is reachable, what this script started
     .venv/bin/python scripts/services.py stop     # stop only what this script started
+    .venv/bin/python scripts/services.py clean    # stop them and delete their data
 
 Throwaway servers listen on loopback, on the port of ``HIVE_BROKER_URL`` and
 ``HIVE_DATABASE_URL``, and keep their data, logs and PID files in ``.hive/services/``.
@@ -45,7 +46,8 @@ REDIS_PID = REDIS_DIR / "redis.pid"
 REDIS_LOG = REDIS_DIR / "redis.log"
 
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-APT_LINE = "apt-get install -y redis-server postgresql"
+REDIS_PACKAGE = "redis-server"
+PG_PACKAGE = "postgresql"
 # initdb and postgres refuse to run as root; as root we run them as this user.
 PG_OS_USER = "postgres"
 START_TIMEOUT_S = 30
@@ -60,6 +62,11 @@ class ServiceError(Exception):
 
 class NotInstalledError(ServiceError):
     """Nothing is listening and there is no server binary to start one with."""
+
+    def __init__(self, package: str, endpoint: Endpoint) -> None:
+        super().__init__(f"nothing listens on {endpoint} and {package} is not installed")
+        self.package = package
+        self.endpoint = endpoint
 
 
 def say(message: str) -> None:
@@ -97,6 +104,8 @@ class Endpoint:
 class RedisTarget:
     url: str
     endpoint: Endpoint | None  # None: a sentinel URL, which names no single server
+    backend_url: str = ""  # the result backend; "" when disabled or not on Redis
+    backend_endpoint: Endpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -131,10 +140,9 @@ def load_targets() -> tuple[RedisTarget, PgTarget]:
     except SettingsError as exc:
         raise ServiceError(str(exc)) from None
 
-    broker = urlsplit(settings.broker_url)
-    redis_endpoint = None
-    if broker.scheme in ("redis", "rediss"):
-        redis_endpoint = Endpoint(broker.hostname or "localhost", broker.port or 6379)
+    redis_endpoint = _redis_endpoint(settings.broker_url)
+    backend_endpoint = _redis_endpoint(settings.result_backend)
+    backend_url = settings.result_backend if backend_endpoint else ""
     db = make_url(settings.database_url)
     pg = PgTarget(
         host=db.host,
@@ -143,7 +151,15 @@ def load_targets() -> tuple[RedisTarget, PgTarget]:
         password=db.password,
         database=db.database,
     )
-    return RedisTarget(settings.broker_url, redis_endpoint), pg
+    redis_target = RedisTarget(settings.broker_url, redis_endpoint, backend_url, backend_endpoint)
+    return redis_target, pg
+
+
+def _redis_endpoint(url: str) -> Endpoint | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return None
+    return Endpoint(parts.hostname or "localhost", parts.port or 6379)
 
 
 # --- small process helpers -----------------------------------------------------------------
@@ -245,10 +261,10 @@ def _locked() -> Iterator[None]:
 # --- Redis ---------------------------------------------------------------------------------
 
 
-def _redis_problem(target: RedisTarget) -> str | None:
+def _redis_problem(url: str) -> str | None:
     import redis
 
-    client = redis.Redis.from_url(target.url, socket_connect_timeout=2, socket_timeout=2)
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -267,25 +283,45 @@ def ensure_redis(target: RedisTarget) -> None:
     if endpoint is None:
         say("redis: HIVE_BROKER_URL is a sentinel URL; not checking or starting anything")
         return
-    problem = _redis_problem(target)
+    problem = _redis_problem(target.url)
+    if problem is not None:
+        if endpoint.accepts_tcp():
+            raise ServiceError(f"redis: {endpoint} is up but unusable: {problem}")
+        if not endpoint.is_local:
+            raise ServiceError(f"redis: cannot reach {endpoint}: {problem}")
+        if _redis_pid() is not None:
+            say(f"redis: the throwaway server is not on {endpoint}; restarting it there")
+            stop_redis()
+        start_redis(target, endpoint)
+    ensure_result_backend(target)
+
+
+def ensure_result_backend(target: RedisTarget) -> None:
+    """Check a result backend that is not on the broker's server; never start one for it.
+
+    Publishing a step goes through the backend too: a dead one leaves runs queued.
+    """
+    backend = target.backend_endpoint
+    if backend is None or backend == target.endpoint:
+        return
+    problem = _redis_problem(target.backend_url)
     if problem is None:
         return
-    if endpoint.accepts_tcp():
-        raise ServiceError(f"redis: {endpoint} is up but unusable: {problem}")
-    if not endpoint.is_local:
-        raise ServiceError(f"redis: cannot reach {endpoint}: {problem}")
-    if _redis_pid() is not None:
-        say(f"redis: the throwaway server is not on {endpoint}; restarting it there")
-        stop_redis()
-    start_redis(target, endpoint)
+    suggestion = ""
+    if target.endpoint is not None:
+        scheme = urlsplit(target.url).scheme
+        suggestion = f"HIVE_RESULT_BACKEND={scheme}://{target.endpoint}/1 (the broker's server) or "
+    raise ServiceError(
+        f"redis: the result backend (HIVE_RESULT_BACKEND) at {backend} does not answer: "
+        f"{problem.rstrip('.')}; set {suggestion}"
+        "HIVE_RESULT_BACKEND= (none: outputs live in PostgreSQL)"
+    )
 
 
 def start_redis(target: RedisTarget, endpoint: Endpoint) -> None:
     binary = _find_binary("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
     if binary is None:
-        raise NotInstalledError(
-            f"redis: nothing listens on {endpoint}; redis-server is not installed"
-        )
+        raise NotInstalledError(REDIS_PACKAGE, endpoint)
     REDIS_DIR.mkdir(parents=True, exist_ok=True)
     REDIS_PID.unlink(missing_ok=True)
     argv = [binary, "--daemonize", "yes", "--port", str(endpoint.port)]
@@ -294,7 +330,7 @@ def start_redis(target: RedisTarget, endpoint: Endpoint) -> None:
     argv += ["--maxmemory-policy", "noeviction", "--dir", str(REDIS_DIR)]
     argv += ["--pidfile", str(REDIS_PID), "--logfile", str(REDIS_LOG)]
     _run(argv, "redis-server", log=REDIS_LOG)
-    if not _wait_until(lambda: _redis_problem(target) is None, 10):
+    if not _wait_until(lambda: _redis_problem(target.url) is None, 10):
         log = _indent(_tail(REDIS_LOG))
         raise ServiceError(f"redis: started redis-server but {endpoint} did not answer:\n{log}")
     pid = _redis_pid()
@@ -442,7 +478,8 @@ def ensure_postgres(target: PgTarget) -> None:
         if endpoint is None:
             raise ServiceError(f"postgres: cannot connect through {target}: {problem}")
         if endpoint.accepts_tcp():
-            raise ServiceError(f"postgres: {endpoint} is up but refused us: {problem}")
+            hint = _auth_hint(problem, endpoint)
+            raise ServiceError(f"postgres: {endpoint} is up but refused us: {problem}{hint}")
         if not endpoint.is_local:
             raise ServiceError(f"postgres: cannot reach {endpoint}: {problem}")
         if _running_postmasters():
@@ -450,6 +487,17 @@ def ensure_postgres(target: PgTarget) -> None:
             stop_postgres()
         start_postgres(target, endpoint)
     ensure_database(target)
+
+
+def _auth_hint(problem: str, endpoint: Endpoint) -> str:
+    """What to do when a local server wants a password, as Debian's packaged cluster does."""
+    if not endpoint.is_local or not re.search(r"password|pg_hba\.conf", problem):
+        return ""
+    port = 55432 if endpoint.port != 55432 else 55433
+    return (
+        "; put the password in HIVE_DATABASE_URL, or name a free port in it "
+        f"(e.g. postgresql+psycopg2://postgres@127.0.0.1:{port}/hive) to get a throwaway server"
+    )
 
 
 def _pg_home(account: PgAccount) -> Path:
@@ -472,9 +520,7 @@ def _pg_home(account: PgAccount) -> Path:
 def start_postgres(target: PgTarget, endpoint: Endpoint) -> None:
     bindirs = _pg_bin_dirs()
     if not bindirs:
-        raise NotInstalledError(
-            f"postgres: nothing listens on {endpoint}; PostgreSQL (initdb, pg_ctl) is not installed"
-        )
+        raise NotInstalledError(PG_PACKAGE, endpoint)
     account = PgAccount.for_this_process()
     home = _pg_home(account)
     data, run = home / "pg", home / "pg-run"
@@ -567,12 +613,21 @@ def cmd_ensure() -> int:
         for step in (lambda: ensure_redis(redis_target), lambda: ensure_postgres(pg_target)):
             try:
                 step()
+            except NotInstalledError as exc:
+                failures.append(exc)
             except ServiceError as exc:
                 say(str(exc))
                 failures.append(exc)
-    if any(isinstance(exc, NotInstalledError) for exc in failures):
+    missing = [exc for exc in failures if isinstance(exc, NotInstalledError)]
+    if missing:
+        # One line whatever is missing: the command to run is what the reader needs.
+        where = " or ".join(str(exc.endpoint) for exc in missing)
         sudo = "" if os.geteuid() == 0 else "sudo "
-        say(f"install the servers with: {sudo}{APT_LINE}")
+        packages = " ".join(exc.package for exc in missing)
+        say(
+            f"nothing listens on {where} and no server is installed to start; "
+            f"run: {sudo}apt-get install -y {packages}"
+        )
     return 1 if failures else 0
 
 
@@ -581,6 +636,19 @@ def cmd_stop() -> int:
         stopped = [stop_redis(), stop_postgres()]
     if not any(stopped):
         say("nothing to stop: no throwaway server is running")
+    return 0
+
+
+def cmd_clean() -> int:
+    """Stop the throwaway servers and delete their data, wherever it was kept."""
+    cmd_stop()
+    with _locked():
+        for home in _pg_homes():
+            for path in (home / "pg", home / "pg-run", home / "redis"):
+                shutil.rmtree(path, ignore_errors=True)
+        fallback = _pg_homes()[1]
+        if fallback.is_dir() and fallback.stat().st_uid == os.geteuid():
+            shutil.rmtree(fallback, ignore_errors=True)
     return 0
 
 
@@ -600,7 +668,7 @@ def cmd_status() -> int:
     if redis_target.endpoint is None:
         say("redis: sentinel URL, not checked")
     else:
-        problem = _redis_problem(redis_target)
+        problem = _redis_problem(redis_target.url)
         redis_ok = _report("redis", redis_target.endpoint, problem, _redis_pid())
     postmasters = _running_postmasters()
     pid = postmasters[0][0] if postmasters else None
@@ -612,9 +680,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Make sure the Redis and PostgreSQL that Hive's settings name are reachable."
     )
-    parser.add_argument("command", choices=["ensure", "status", "stop"])
+    parser.add_argument("command", choices=["ensure", "status", "stop", "clean"])
     args = parser.parse_args(argv)
-    commands = {"ensure": cmd_ensure, "status": cmd_status, "stop": cmd_stop}
+    commands = {"ensure": cmd_ensure, "status": cmd_status, "stop": cmd_stop, "clean": cmd_clean}
     try:
         return commands[args.command]()
     except ServiceError as exc:

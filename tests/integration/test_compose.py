@@ -115,6 +115,44 @@ def test_long_running_services_start_after_the_migration(
         assert depends_on["migrate"].get("condition") == "service_completed_successfully"
 
 
+@pytest.mark.parametrize("name", ["migrate", "worker", "beat", "flower"])
+def test_app_services_wait_for_a_healthy_postgres(name: str, services: dict[str, Any]) -> None:
+    depends_on = services[name].get("depends_on")
+
+    assert isinstance(depends_on, dict), "a list form cannot wait for health"
+    assert depends_on["postgres"].get("condition") == "service_healthy"
+    assert services["postgres"].get("healthcheck", {}).get("test")
+
+
+@pytest.mark.parametrize("name", ["worker", "beat", "flower"])
+def test_long_running_services_wait_for_a_healthy_redis(
+    name: str, services: dict[str, Any]
+) -> None:
+    depends_on = services[name].get("depends_on")
+
+    assert isinstance(depends_on, dict), "a list form cannot wait for health"
+    assert depends_on["redis"].get("condition") == "service_healthy"
+    assert services["redis"].get("healthcheck", {}).get("test")
+
+
+def test_the_migration_runs_once_and_is_not_restarted(services: dict[str, Any]) -> None:
+    # A restart policy would re-run a successful migration forever; its dependants wait for
+    # service_completed_successfully, which needs it to exit.
+    assert services["migrate"].get("restart", "no") == "no"
+
+
+def test_flower_takes_basic_auth_from_the_environment(services: dict[str, Any]) -> None:
+    flower = services["flower"]
+    ctx = _resolve(_argv(flower))
+    auth = _environment(flower).get("HIVE_FLOWER_BASIC_AUTH", "")
+
+    assert not ctx.params.get("insecure"), "flower must not run without authentication"
+    assert re.fullmatch(r"\$\{HIVE_FLOWER_BASIC_AUTH:\?[^}]*\}", auth), (
+        "take the credentials from the caller's environment and refuse to start without them: "
+        f"got {auth!r}"
+    )
+
+
 def test_flower_listens_on_an_address_its_published_port_can_reach(
     services: dict[str, Any],
 ) -> None:
