@@ -24,8 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
 
     broker_url: str = "redis://localhost:6379/0"
-    # Empty string: no result backend. Hive keeps outputs in PostgreSQL and ignores task results.
-    result_backend: str = "redis://localhost:6379/1"
+    # None by default: outputs live in PostgreSQL and task results are ignored, so a backend
+    # would only be one more server whose outage stalls publishing.
+    result_backend: str = ""
     database_url: str = "postgresql+psycopg2://postgres@localhost:5432/hive"
     pipelines_dir: Path = Path("config/pipelines")
 
