@@ -6,38 +6,25 @@ import json
 import os
 import socket
 import sys
+import uuid
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from hive.errors import HiveError
+from hive.cli_base import EXIT_USER_ERROR, HiveGroup, exit_on_sigterm
+from hive.cli_base import fail as _fail
 
-_EXIT_USER_ERROR = 1
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(_EXIT_USER_ERROR)
+_LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
+# RunStatus's values, spelled out so that `hive --help` does not import SQLAlchemy.
+_RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "expired"]
 
 
-class _Group(click.Group):
-    """Turns Hive's errors into one line on stderr and a non-zero exit, never a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except HiveError as exc:
-            _fail(str(exc))
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=HiveGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="hive")
 def main() -> None:
     """Hive: run pipelines of agent steps on Celery workers, recorded in PostgreSQL."""
-    from hive.settings import get_settings
-
-    get_settings()  # a malformed HIVE_* variable stops every command here
+    exit_on_sigterm()
 
 
 # --------------------------------------------------------------------------- processes
@@ -48,7 +35,7 @@ def main() -> None:
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None)
 @click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
 @click.option("--hostname", "-n", default=None, help="Node name (default hive@<host>).")
-@click.option("--loglevel", "-l", default=None)
+@click.option("--loglevel", "-l", type=_LOG_LEVELS, default=None)
 def worker(
     queues: str | None,
     concurrency: int | None,
@@ -64,13 +51,16 @@ def worker(
     from hive.settings import get_settings
     from hive.tasks.app import app
 
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else []
+    if queues is not None and not names:
+        raise click.BadParameter("no queue names given", param_hint="--queues")
     configure_logging(loglevel)
     check_visibility_timeout()
     wait_for_services()
-    names = queues.split(",") if queues else _all_queues(default_registry(), keys)
+    names = names or _all_queues(default_registry(), keys)
     argv = [
         "worker",
-        "--queues", ",".join(q.strip() for q in names if q.strip()),
+        "--queues", ",".join(names),
         "--pool", pool,
         "--hostname", hostname or f"hive@{socket.gethostname()}",
         "--loglevel", (loglevel or get_settings().log_level).upper(),
@@ -90,7 +80,7 @@ def _all_queues(registry: Any, keys: Any) -> list[str]:
 
 
 @main.command()
-@click.option("--loglevel", "-l", default=None)
+@click.option("--loglevel", "-l", type=_LOG_LEVELS, default=None)
 @click.option(
     "--schedule",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -105,15 +95,18 @@ def beat(loglevel: str | None, schedule: Path) -> None:
     from hive.settings import get_settings
     from hive.tasks.app import app
 
+    try:
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"--schedule: cannot create {schedule.parent}: {exc.strerror}")
     configure_logging(loglevel)
     wait_for_services()
     level = (loglevel or get_settings().log_level).upper()
-    schedule.parent.mkdir(parents=True, exist_ok=True)
     app.start(["beat", "--loglevel", level, "--schedule", str(schedule)])
 
 
 @main.command()
-@click.option("--port", default=5555, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
 @click.option("--insecure", is_flag=True, help="Run without authentication (local use only).")
 def flower(port: int, address: str, insecure: bool) -> None:
@@ -175,9 +168,9 @@ def pipelines_list() -> None:
     """Every pipeline with its version and steps."""
     from hive.agents.registry import default_registry
     from hive.pipelines import load_pipelines
-    from hive.settings import get_settings
+    from hive.preflight import check_pipelines_dir
 
-    found = load_pipelines(get_settings().pipelines_dir, default_registry())
+    found = load_pipelines(check_pipelines_dir(), default_registry())
     rows = [
         (p.name, str(p.version), str(len(p.steps)), p.source)
         for p in sorted(found.values(), key=lambda p: p.name)
@@ -191,14 +184,21 @@ def pipelines_validate(paths: tuple[Path, ...]) -> None:
     """Check pipeline files (default: HIVE_PIPELINES_DIR); exit 1 listing every problem."""
     from hive.agents.registry import default_registry
     from hive.pipelines import validate_paths
-    from hive.settings import get_settings
+    from hive.pipelines.loader import SUFFIXES
+    from hive.preflight import check_pipelines_dir
 
-    targets = list(paths) or [get_settings().pipelines_dir]
-    problems = validate_paths(targets, default_registry())
+    targets = list(paths) or [check_pipelines_dir()]
+    # An empty directory is not "ok": the path is most likely wrong.
+    problems = [
+        f"{path}: no pipeline files ({', '.join('*' + s for s in SUFFIXES)}) in this directory"
+        for path in targets
+        if path.is_dir() and not any(p.suffix in SUFFIXES for p in path.iterdir())
+    ]
+    problems += validate_paths(targets, default_registry())
     if problems:
         for line in problems:
             click.echo(line, err=True)
-        sys.exit(_EXIT_USER_ERROR)
+        sys.exit(EXIT_USER_ERROR)
     click.echo("ok")
 
 
@@ -219,7 +219,8 @@ def pipelines_validate(paths: tuple[Path, ...]) -> None:
 @click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds; a run not finished by then ends expired.")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Wait and print the output; exit 1 if the run fails.")
-@click.option("--timeout", type=float, default=None, help="With --wait: seconds to wait.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --wait: seconds to wait.")  # fmt: skip
 def submit(
     pipeline: str,
     input_: str,
@@ -233,9 +234,18 @@ def submit(
     """Submit a run; prints its id."""
     from hive.client import Client
     from hive.errors import RunFailed
+    from hive.pipelines import validate_run_input
+    from hive.preflight import check_broker, check_pipelines_dir
 
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout only applies with --wait")
     data = read_json(input_)
-    run = Client().submit(
+    check_pipelines_dir()
+    client = Client()
+    # Mistakes first, then the servers: a run is stored only when its steps can be sent.
+    validate_run_input(client.pipeline(pipeline), data)
+    check_broker()
+    run = client.submit(
         pipeline, data, tenant=tenant, priority=priority,
         idempotency_key=idempotency_key, deadline=deadline,
     )  # fmt: skip
@@ -255,16 +265,34 @@ def submit(
 def read_json(value: str) -> Any:
     where = "--input"
     if value.startswith("@"):
+        if not value[1:]:
+            _fail("--input: give a file name after @ (--input @run.json)")
         path = Path(value[1:])
         where = str(path)
         try:
-            value = path.read_text()
+            value = path.read_text(encoding="utf-8")
         except OSError as exc:
             _fail(f"--input: cannot read {path}: {exc.strerror}")
+        except UnicodeDecodeError:
+            _fail(f"--input: cannot read {path}: not UTF-8 text")
     try:
-        return json.loads(value)
+        return json.loads(value, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         _fail(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except ValueError as exc:
+        _fail(f"{where}: not valid JSON: {exc}")
+
+
+def _no_constant(name: str) -> float:
+    # Python's json reads NaN and Infinity; JSON (and PostgreSQL's jsonb) has no such values.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _run_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        _fail(f"{value!r} is not a run id (a UUID)")
 
 
 @main.group()
@@ -279,7 +307,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
     """The run and every step: status, attempts, timestamps, output, error."""
     from hive.client import Client
 
-    view = Client().get(run_id)
+    view = Client().get(_run_id(run_id))
     if as_json:
         click.echo(json.dumps(view.to_json(), indent=2, default=str))
         return
@@ -311,14 +339,14 @@ def runs_show(run_id: str, as_json: bool) -> None:
 
 
 @runs.command("list")
-@click.option("--status", default=None)
+@click.option("--status", type=click.Choice(_RUN_STATUSES, case_sensitive=False), default=None)
 @click.option("--pipeline", default=None)
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def runs_list(status: str | None, pipeline: str | None, limit: int) -> None:
     """Recent runs, newest first."""
     from hive.client import Client
 
-    views = Client().list(status=status, pipeline=pipeline, limit=limit)
+    views = Client().list(status=status and status.lower(), pipeline=pipeline, limit=limit)
     rows = [
         (v.id, v.pipeline, v.status, v.priority, v.created_at.isoformat(timespec="seconds"))
         for v in views
@@ -332,10 +360,11 @@ def runs_cancel(run_id: str) -> None:
     """Cancel a run: no new step starts, running steps are revoked."""
     from hive.client import Client
 
-    if Client().cancel(run_id):
-        click.echo(f"{run_id} cancelled")
+    rid = _run_id(run_id)
+    if Client().cancel(rid):
+        click.echo(f"{rid} cancelled")
     else:
-        _fail(f"run {run_id} had already ended ({Client().get(run_id).status})")
+        _fail(f"run {rid} had already ended ({Client().get(rid).status})")
 
 
 def _register_ops() -> None:

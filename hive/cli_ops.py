@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from hive.cli_base import HiveGroup
+
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
@@ -20,12 +22,16 @@ def parse_since(value: str) -> datetime:
     match = _DURATION.match(value.strip())
     if match:
         amount, unit = match.groups()
-        return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
+        except (OverflowError, ValueError):
+            raise click.BadParameter(f"{value!r} is too far back", param_hint="--since") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(
-            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO timestamp"
+            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO timestamp",
+            param_hint="--since",
         ) from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -34,10 +40,12 @@ def run_uuid(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a run id (a UUID)") from None
+        raise click.BadParameter(
+            f"{value!r} is not a run id (a UUID)", param_hint="RUN_ID"
+        ) from None
 
 
-@click.group()
+@click.group(cls=HiveGroup)
 def dlq() -> None:
     """Dead letters: steps that failed for good."""
 
@@ -112,6 +120,7 @@ def dlq_replay(
     from hive.cli import read_json
     from hive.db import dead_letters as letters
     from hive.db.retrying import in_transaction
+    from hive.preflight import check_broker, check_database
     from hive.tasks.replay import replay
 
     if replay_all == bool(run_id):
@@ -126,7 +135,10 @@ def dlq_replay(
         targets = [run_uuid(str(run_id))]
     new_input = read_json(input_) if input_ else None
     if new_input is not None and not isinstance(new_input, dict):
-        raise click.BadParameter("--input must be a JSON object")
+        raise click.BadParameter("must be a JSON object", param_hint="--input")
+    # Fail now, naming the server, rather than retry for HIVE_DB_RETRY_S.
+    check_database()
+    check_broker()
     for target in targets:
         sent = replay(target, new_input)
         click.echo(f"{target} replayed: {', '.join(sent) or 'no step ready yet'}")
@@ -134,7 +146,7 @@ def dlq_replay(
         click.echo(f"{len(targets)} runs replayed", err=True)
 
 
-@click.group()
+@click.group(cls=HiveGroup)
 def maintenance() -> None:
     """Run a maintenance task now (beat runs them on a schedule)."""
 
@@ -144,6 +156,7 @@ def maintenance_recover() -> None:
     """Take back stalled steps, send what was never sent, expire overdue runs."""
     from hive.beat.tasks import recover_now
 
+    _check_servers()
     _report(recover_now(), "recover")
 
 
@@ -152,7 +165,16 @@ def maintenance_purge() -> None:
     """Delete finished runs and events older than HIVE_RETENTION_DAYS."""
     from hive.beat.tasks import purge_now
 
+    _check_servers()
     _report(purge_now(), "purge")
+
+
+def _check_servers() -> None:
+    """Fail now, naming the server, rather than retry for HIVE_DB_RETRY_S holding the lock."""
+    from hive.preflight import check_broker, check_database
+
+    check_broker()
+    check_database()
 
 
 def _report(result: dict[str, Any] | None, name: str) -> None:

@@ -5,6 +5,7 @@
     HiveError
     ├── SettingsError            a HIVE_* variable is malformed
     ├── ServiceUnavailable       PostgreSQL or Redis cannot be reached
+    ├── DatabaseNotMigrated      the database has no Hive tables (run `hive db upgrade`)
     ├── PipelineError            a pipeline file is invalid (carries every problem)
     ├── UnknownPipeline          no pipeline of that name
     ├── InputError               run input does not fit the pipeline's input_schema
@@ -49,6 +50,20 @@ class ServiceUnavailable(HiveError):
 
     def __str__(self) -> str:
         return f"cannot reach the server at {self.variable}: {self.detail}"
+
+
+class DatabaseNotMigrated(HiveError):
+    """The database ``HIVE_DATABASE_URL`` names is reachable but has no Hive tables."""
+
+    def __init__(self, database: str) -> None:
+        super().__init__(database)
+        self.database = database
+
+    def __str__(self) -> str:
+        return (
+            f"HIVE_DATABASE_URL: database {self.database!r} has no Hive tables; "
+            "run `hive db upgrade` first"
+        )
 
 
 class PipelineError(HiveError):

@@ -1,16 +1,17 @@
-"""Reachability checks for the servers Hive needs, each naming its setting."""
+"""Checks of the servers and files Hive needs, each naming its setting."""
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 import redis
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hive.db.engine import get_engine, unavailable
-from hive.errors import PipelineError, ServiceUnavailable, SettingsError
+from hive.errors import DatabaseNotMigrated, PipelineError, ServiceUnavailable, SettingsError
 from hive.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -27,11 +28,33 @@ def check_broker() -> None:
 
 
 def check_database() -> None:
+    """PostgreSQL answers and holds Hive's tables."""
+    engine = get_engine()
     try:
-        with get_engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with engine.connect() as conn:
+            migrated = conn.execute(text("SELECT to_regclass('runs') IS NOT NULL")).scalar()
     except OperationalError as exc:
         raise unavailable(exc) from None
+    except DBAPIError as exc:
+        # e.g. psycopg2's "invalid dsn" for an unknown ?option in the URL
+        raise SettingsError("HIVE_DATABASE_URL", _first_line(exc)) from None
+    if not migrated:
+        raise DatabaseNotMigrated(engine.url.database or "")
+
+
+def check_pipelines_dir() -> Path:
+    """``HIVE_PIPELINES_DIR``, which must be a directory."""
+    path = get_settings().pipelines_dir
+    if not path.exists():
+        raise SettingsError("HIVE_PIPELINES_DIR", f"{path} does not exist")
+    if not path.is_dir():
+        raise SettingsError("HIVE_PIPELINES_DIR", f"{path} is not a directory")
+    return path
+
+
+def _first_line(exc: DBAPIError) -> str:
+    orig = exc.orig or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def wait_for_services(max_delay_s: float = 30.0) -> None:
@@ -42,7 +65,7 @@ def wait_for_services(max_delay_s: float = 30.0) -> None:
             check_broker()
             check_database()
             return
-        except ServiceUnavailable as exc:
+        except (ServiceUnavailable, DatabaseNotMigrated) as exc:
             logger.warning("%s; retrying in %.0fs", exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, max_delay_s)
@@ -58,6 +81,12 @@ def check_visibility_timeout() -> None:
     settings = get_settings()
     registry = default_registry()
     timeouts = {f"agent {a.name}": a.options.timeout for a in registry.all()}
+    if not settings.pipelines_dir.is_dir():
+        logger.warning(
+            "HIVE_PIPELINES_DIR: %s is not a directory; "
+            "pipelines not checked against the visibility timeout",
+            settings.pipelines_dir,
+        )
     try:
         pipelines = (
             load_pipelines(settings.pipelines_dir, registry)

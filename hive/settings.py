@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,7 +22,10 @@ _PREFIX = "HIVE_"
 class Settings(BaseSettings):
     """All of Hive's configuration, from ``HIVE_*`` variables."""
 
-    model_config = SettingsConfigDict(env_prefix=_PREFIX, extra="ignore", frozen=True)
+    # No inf/nan: an infinite interval or timeout would stall beat or a lease forever.
+    model_config = SettingsConfigDict(
+        env_prefix=_PREFIX, extra="ignore", frozen=True, allow_inf_nan=False
+    )
 
     broker_url: str = "redis://localhost:6379/0"
     # None by default: outputs live in PostgreSQL and task results are ignored, so a backend
@@ -53,36 +57,85 @@ class Settings(BaseSettings):
     # died between commit and publish) is sent again.
     publish_grace_s: float = Field(default=30.0, gt=0)
     # Messages are namespaced so several farms (or test runs) can share one Redis.
-    key_prefix: str = "hive"
+    key_prefix: str = Field(default="hive", min_length=1)
 
     # Operations
     flower_basic_auth: str | None = None
     log_format: Literal["text", "json"] = "text"
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    # Messages below never repeat the value: URLs and the Flower setting carry passwords.
 
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
         if value.startswith("postgresql://"):
             # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; Hive ships psycopg2.
-            return "postgresql+psycopg2://" + value.removeprefix("postgresql://")
+            value = "postgresql+psycopg2://" + value.removeprefix("postgresql://")
         if not value.startswith("postgresql+psycopg2://"):
             raise ValueError("must be a postgresql:// or postgresql+psycopg2:// URL")
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            database = make_url(value).database
+        except (ArgumentError, ValueError):
+            raise ValueError("is not a valid URL (check the port and the brackets)") from None
+        if not database:
+            # libpq would pick a database named after the OS user: not what anyone meant.
+            raise ValueError("names no database (postgresql://user@host:5432/DATABASE)")
         return value
 
     @field_validator("broker_url")
     @classmethod
     def _redis_broker(cls, value: str) -> str:
-        if not value.startswith(("redis://", "rediss://", "sentinel://")):
-            raise ValueError("must be a redis://, rediss:// or sentinel:// URL")
+        return _redis_url(value)
+
+    @field_validator("result_backend")
+    @classmethod
+    def _redis_backend(cls, value: str) -> str:
+        return _redis_url(value) if value else value
+
+    @field_validator("pipelines_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        # Path("") is the working directory: every YAML file there would be read as a pipeline.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("flower_basic_auth")
     @classmethod
     def _user_password(cls, value: str | None) -> str | None:
-        if value is not None and value and ":" not in value:
-            raise ValueError("must be user:password")
+        # Flower takes a comma-separated list of user:password pairs.
+        if value and any(
+            not user or not password
+            for user, _, password in (pair.partition(":") for pair in value.split(","))
+        ):
+            raise ValueError("must be user:password (both non-empty; several joined by commas)")
         return value or None
+
+
+def _redis_url(value: str) -> str:
+    """Check a redis:// or rediss:// URL's shape; Hive's own clients (redis-py) read it too."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss"):
+        raise ValueError("must be a redis:// or rediss:// URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError("has a port that is not a number from 1 to 65535") from None
+    if port == 0:
+        raise ValueError("has a port that is not a number from 1 to 65535")
+    db = parts.path.strip("/")
+    if db and not db.isdigit():
+        raise ValueError("must end in a database number, like redis://localhost:6379/0")
+    return value
 
 
 def load_settings() -> Settings:
@@ -92,7 +145,8 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else "?"
-        raise SettingsError(f"{_PREFIX}{field.upper()}", first["msg"]) from None
+        problem = first["msg"].removeprefix("Value error, ")
+        raise SettingsError(f"{_PREFIX}{field.upper()}", problem) from None
 
 
 @lru_cache(maxsize=1)

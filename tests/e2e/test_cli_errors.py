@@ -139,3 +139,217 @@ def test_the_installed_hive_script_runs_the_same_command(hive_env: dict[str, str
 
 def _base_env(hive_env: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **hive_env}
+
+
+# --------------------------------------------------------------------------- secrets
+
+SECRET = "s3cret-Pa55"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "args"),
+    [
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:1/x", ["runs", "list"]),
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:1/x", ["db", "upgrade"]),
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:1/x", ["dlq", "list"]),
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:1/x",
+         ["maintenance", "recover"]),
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:1/x",
+         ["dlq", "replay", "00000000-0000-0000-0000-000000000000"]),
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:port/x", ["runs", "list"]),
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:5432/x?nosuch=1",
+         ["runs", "list"]),
+        ("HIVE_BROKER_URL", f"redis://:{SECRET}@127.0.0.1:1/0",
+         ["submit", "echo-one", "--input", '{"text": "x"}']),
+        ("HIVE_BROKER_URL", f"redis://:{SECRET}@127.0.0.1:1/0", ["maintenance", "recover"]),
+        ("HIVE_BROKER_URL", f"redis://:{SECRET}@127.0.0.1:1/0", ["maintenance", "purge"]),
+        ("HIVE_BROKER_URL", f"redis://:{SECRET}@127.0.0.1:port/0", ["runs", "list"]),
+        ("HIVE_BROKER_URL", f"redis://:{SECRET}@127.0.0.1:6379/zero", ["runs", "list"]),
+        ("HIVE_RESULT_BACKEND", f"http://:{SECRET}@127.0.0.1:1/0", ["runs", "list"]),
+    ],
+)  # fmt: skip
+@pytest.mark.timeout(60)
+def test_cli_names_the_variable_of_a_bad_or_unreachable_url_without_its_password(
+    variable: str, value: str, args: list[str], env: dict[str, str]
+) -> None:
+    result = run_hive(*args, env={**env, variable: value}, timeout_s=50)
+
+    assert result.returncode == 1, describe(result)
+    assert variable in _one_error_line(result)
+    assert SECRET not in result.stdout + result.stderr
+
+
+@pytest.mark.timeout(60)
+def test_submit_with_an_unreachable_broker_stores_no_run(env: dict[str, str]) -> None:
+    down = {**env, "HIVE_BROKER_URL": UNREACHABLE_REDIS}
+
+    result = run_hive("submit", "echo-one", "--input", '{"text": "x"}', env=down)
+
+    assert "HIVE_BROKER_URL" in _one_error_line(result)
+    assert result.stdout == ""
+    listed = run_hive("runs", "list", env=env)
+    assert listed.stdout.strip().splitlines()[1:] == [], describe(listed)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["runs", "list"], ["submit", "echo-one", "--input", '{"text": "x"}'], ["dlq", "list"]],
+    ids=["runs-list", "submit", "dlq-list"],
+)
+@pytest.mark.timeout(60)
+def test_cli_on_a_database_without_hive_tables_says_to_run_db_upgrade(
+    args: list[str], hive_env: dict[str, str]
+) -> None:
+    from tests.support import services
+
+    name, url = services.create_database()
+    try:
+        result = run_hive(*args, env={**_base_env(hive_env), "HIVE_DATABASE_URL": url})
+    finally:
+        services.drop_database(name)
+
+    assert result.returncode == 1, describe(result)
+    line = _one_error_line(result)
+    assert "HIVE_DATABASE_URL" in line
+    assert "hive db upgrade" in line
+
+
+# --------------------------------------------------------------------------- user mistakes
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["bogus"],
+        ["--bogus"],
+        ["worker", "--pool", "gevent"],
+        ["worker", "--concurrency", "0"],
+        ["worker", "--loglevel", "LOUD"],
+        ["worker", "--queues", " , "],
+        ["beat", "--loglevel", "LOUD"],
+        ["flower", "--port", "-1", "--insecure"],
+        ["runs", "list", "--status", "bogus"],
+        ["runs", "list", "--limit", "-1"],
+        ["submit", "echo-one", "--input", "{}", "--priority", "urgent"],
+        ["submit", "echo-one", "--input", '{"text": "x"}', "--timeout", "5"],
+        ["submit", "echo-one", "--input", '{"text": "x"}', "--wait", "--timeout", "-1"],
+        ["dlq", "list", "--since", "99999999999d"],
+        ["dlq", "show", "not-a-uuid"],
+    ],
+    ids=lambda args: " ".join(args),
+)
+@pytest.mark.timeout(60)
+def test_a_usage_mistake_prints_one_line_and_exits_2(
+    args: list[str], hive_env: dict[str, str]
+) -> None:
+    result = run_hive(*args, env=_base_env(hive_env))
+
+    assert result.returncode == 2, describe(result)
+    assert "--help" in _one_error_line(result)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["runs", "show", "123"], "'123' is not a run id"),
+        (["runs", "cancel", "xyz"], "'xyz' is not a run id"),
+        (["submit", "echo-one", "--input", "@"], "file name after @"),
+        (["submit", "echo-one", "--input", "NaN"], "NaN is not a JSON value"),
+        (["submit", "echo-one", "--input", '{"text": Infinity}'], "Infinity"),
+        (["submit", "no-such-pipeline", "--input", "{}"], "unknown pipeline"),
+        (["submit", "echo-one", "--input", '{"text": 5}'], "input.text"),
+        (["beat", "--schedule", "/proc/no-such-dir/schedule"], "--schedule"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else "",
+)
+@pytest.mark.timeout(60)
+def test_a_bad_value_prints_one_line_naming_it_and_stores_nothing(
+    args: list[str], needle: str, env: dict[str, str]
+) -> None:
+    result = run_hive(*args, env=env)
+
+    assert result.returncode == 1, describe(result)
+    assert needle in _one_error_line(result)
+    assert result.stdout == ""
+    listed = run_hive("runs", "list", env=env)
+    assert listed.stdout.strip().splitlines()[1:] == [], describe(listed)
+
+
+@pytest.mark.timeout(60)
+def test_submit_input_from_a_file_that_is_not_text_prints_one_line(
+    tmp_path: Path, hive_env: dict[str, str]
+) -> None:
+    binary = tmp_path / "input.json"
+    binary.write_bytes(b"\xff\xfe{}")
+
+    result = run_hive("submit", "echo-one", "--input", f"@{binary}", env=_base_env(hive_env))
+
+    assert result.returncode == 1, describe(result)
+    assert f"cannot read {binary}: not UTF-8 text" in _one_error_line(result)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["pipelines", "list"], ["pipelines", "validate"], ["submit", "echo-one", "--input", "{}"]],
+    ids=["list", "validate", "submit"],
+)
+@pytest.mark.timeout(60)
+def test_a_missing_pipelines_dir_is_named_by_its_variable(
+    args: list[str], tmp_path: Path, hive_env: dict[str, str]
+) -> None:
+    env = {**_base_env(hive_env), "HIVE_PIPELINES_DIR": str(tmp_path / "nowhere")}
+
+    result = run_hive(*args, env=env)
+
+    assert result.returncode == 1, describe(result)
+    assert _one_error_line(result).startswith("error: HIVE_PIPELINES_DIR: ")
+
+
+@pytest.mark.timeout(60)
+def test_pipelines_validate_of_an_empty_directory_is_not_ok(
+    tmp_path: Path, hive_env: dict[str, str]
+) -> None:
+    result = run_hive("pipelines", "validate", str(tmp_path), env=_base_env(hive_env))
+
+    assert result.returncode == 1, describe(result)
+    assert "no pipeline files" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.timeout(60)
+def test_help_works_while_a_setting_is_malformed(hive_env: dict[str, str]) -> None:
+    env = {**_base_env(hive_env), "HIVE_LEASE_GRACE_S": "abc"}
+
+    result = run_hive("worker", "--help", env=env)
+
+    assert result.returncode == 0, describe(result)
+    assert result.stdout.startswith("Usage: "), describe(result)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HIVE_BROKER_URL", f"redis://:{SECRET}@127.0.0.1:1/0"),
+        ("HIVE_DATABASE_URL", f"postgresql://u:{SECRET}@127.0.0.1:1/x"),
+    ],
+)
+@pytest.mark.parametrize("command", ["worker", "beat"])
+@pytest.mark.timeout(60)
+def test_worker_and_beat_keep_retrying_an_unreachable_server_naming_its_variable(
+    command: str, variable: str, value: str, hive_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.support.processes import HiveProcess
+
+    args = [command] if command == "worker" else [command, "--schedule", str(tmp_path / "s")]
+    proc = HiveProcess(args, {**_base_env(hive_env), variable: value}, tmp_path / "log")
+    try:
+        proc.wait_for_log("retrying in 2s", timeout_s=30)
+        assert proc.proc.poll() is None
+    finally:
+        proc.stop()
+
+    log = proc.log()
+    assert f"cannot reach the server at {variable}" in log
+    assert "Traceback" not in log
+    assert SECRET not in log

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from hive.cli import main
+from hive.settings import get_settings
 
 
 def _paths(command: click.Command, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -50,3 +51,27 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
         command = command.commands[name]
     assert (command.help or "").strip(), f"`hive {' '.join(path)}` has no help text"
     assert command.help.strip().splitlines()[0] in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda path: " ".join(path) or "hive")
+def test_every_command_has_help_even_while_a_setting_is_malformed(
+    path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVE_LEASE_GRACE_S", "abc")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, [*path, "--help"], prog_name="hive")
+    finally:
+        get_settings.cache_clear()
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: hive"), result.output
+
+
+def test_runs_list_offers_every_run_status() -> None:
+    from hive.db.models import RunStatus
+
+    status = next(p for p in main.commands["runs"].commands["list"].params if p.name == "status")
+
+    assert isinstance(status.type, click.Choice)
+    assert list(status.type.choices) == [s.value for s in RunStatus]

@@ -30,6 +30,20 @@ def _no_cached_settings() -> Iterator[None]:
         ("HIVE_BROKER_URL", "amqp://guest@localhost//"),
         ("HIVE_LOG_FORMAT", "xml"),
         ("HIVE_FLOWER_BASIC_AUTH", "admin"),
+        ("HIVE_FLOWER_BASIC_AUTH", ":"),
+        ("HIVE_FLOWER_BASIC_AUTH", "admin:pw,guest:"),
+        ("HIVE_DATABASE_URL", "postgresql+psycopg2://"),
+        ("HIVE_DATABASE_URL", "postgresql://u:pw@db:port/hive"),
+        ("HIVE_DATABASE_URL", "postgresql://u:pw@[::1/hive"),
+        ("HIVE_BROKER_URL", "redis://:pw@broker:port/0"),
+        ("HIVE_BROKER_URL", "redis://:pw@broker:6379/zero"),
+        ("HIVE_BROKER_URL", "sentinel://:pw@broker:26379/0"),
+        ("HIVE_RESULT_BACKEND", "rpc://"),
+        ("HIVE_PIPELINES_DIR", ""),
+        ("HIVE_LOG_LEVEL", "LOUD"),
+        ("HIVE_KEY_PREFIX", ""),
+        ("HIVE_PURGE_INTERVAL_S", "inf"),
+        ("HIVE_LEASE_GRACE_S", "nan"),
     ],
 )
 def test_load_settings_with_a_malformed_variable_raises_settings_error_naming_it(
@@ -43,6 +57,28 @@ def test_load_settings_with_a_malformed_variable_raises_settings_error_naming_it
     assert raised.value.variable == variable
     assert str(raised.value).startswith(f"{variable}: ")
     assert raised.value.problem
+    assert not raised.value.problem.startswith("Value error")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HIVE_DATABASE_URL", "postgresql://admin:s3cret@db:port/hive"),
+        ("HIVE_DATABASE_URL", "mysql://admin:s3cret@db/hive"),
+        ("HIVE_BROKER_URL", "redis://:s3cret@broker:6379/zero"),
+        ("HIVE_RESULT_BACKEND", "amqp://admin:s3cret@broker//"),
+        ("HIVE_FLOWER_BASIC_AUTH", "admin:s3cret,guest:"),
+    ],
+)
+def test_a_settings_error_never_repeats_the_password(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert "s3cret" not in str(raised.value)
 
 
 def test_get_settings_with_a_malformed_variable_raises_settings_error_too(
@@ -69,6 +105,24 @@ def test_load_settings_reads_hive_variables(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.broker_url == "redis://broker:6379/3"
     assert settings.pipelines_dir == Path("/etc/hive/pipelines")
     assert settings.flower_basic_auth == "admin:secret"
+
+
+def test_load_settings_accepts_the_valid_shapes_of_each_url_and_list(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HIVE_DATABASE_URL", "postgresql:///farm?host=/var/run/postgresql")
+    monkeypatch.setenv("HIVE_BROKER_URL", "rediss://:pw@broker")
+    monkeypatch.setenv("HIVE_RESULT_BACKEND", "")
+    monkeypatch.setenv("HIVE_FLOWER_BASIC_AUTH", "admin:pw,guest:pw2")
+    monkeypatch.setenv("HIVE_LOG_LEVEL", "debug")
+
+    settings = load_settings()
+
+    assert settings.database_url == "postgresql+psycopg2:///farm?host=/var/run/postgresql"
+    assert settings.broker_url == "rediss://:pw@broker"
+    assert settings.result_backend == ""
+    assert settings.flower_basic_auth == "admin:pw,guest:pw2"
+    assert settings.log_level == "DEBUG"
 
 
 def test_an_empty_flower_basic_auth_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
