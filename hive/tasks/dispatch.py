@@ -72,7 +72,7 @@ class Publication:
                     self.canvas().apply_async(countdown=self.countdown_s, producer=producer)
         except Exception as exc:  # kombu and redis-py raise many kinds on a lost broker
             logger.warning(
-                "could not publish %d steps (%s); recovery will", len(self.step_ids), exc
+                "could not publish %d steps (%s); recovery will send them", len(self.step_ids), exc
             )
             try:
                 in_transaction(
@@ -97,10 +97,14 @@ class Publication:
 
     def _signature(self, step: step_store.EnqueuedStep) -> Signature:
         timeout_s = float(step.options["timeout"])
+        args = (str(self.run_id), step.step_id, step.attempt + 1)
         return app.signature(
             keys.RUN_STEP_TASK,
-            args=(str(self.run_id), step.step_id, step.attempt + 1),
+            args=args,
             immutable=True,
+            # What Flower shows; given, so Celery need not saferepr every message.
+            argsrepr=repr(args),
+            kwargsrepr="{}",
             queue=keys.agent_queue(step.options.get("queue")),
             priority=self.priority,
             soft_time_limit=timeout_s,
