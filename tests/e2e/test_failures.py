@@ -48,7 +48,7 @@ def test_a_step_that_fails_for_good_fails_the_run_skips_its_dependents_and_spare
         (1, "failed", "PermanentError")
     ]
     # The bystander was running when doomed failed; the run ended only once it was done.
-    assert steps["bystander"].output == {"slept": 0.5}
+    assert steps["bystander"].output["slept"] >= 0.5  # slept in full (a loaded machine oversleeps)
     assert view.finished_at is not None
     assert steps["bystander"].finished_at is not None
     assert view.finished_at >= steps["bystander"].finished_at
