@@ -103,7 +103,7 @@ class Endpoint:
 @dataclass(frozen=True)
 class RedisTarget:
     url: str
-    endpoint: Endpoint | None  # None: a sentinel URL, which names no single server
+    endpoint: Endpoint  # settings accept only redis:// and rediss:// brokers
     backend_url: str = ""  # the result backend; "" when disabled or not on Redis
     backend_endpoint: Endpoint | None = None
 
@@ -141,6 +141,10 @@ def load_targets() -> tuple[RedisTarget, PgTarget]:
         raise ServiceError(str(exc)) from None
 
     redis_endpoint = _redis_endpoint(settings.broker_url)
+    if redis_endpoint is None:  # the settings refuse anything but redis(s)://, so never
+        raise ServiceError(
+            f"HIVE_BROKER_URL: not a redis:// URL: {urlsplit(settings.broker_url).scheme}"
+        )
     backend_endpoint = _redis_endpoint(settings.result_backend)
     backend_url = settings.result_backend if backend_endpoint else ""
     db = make_url(settings.database_url)
@@ -280,9 +284,6 @@ def _redis_pid() -> int | None:
 
 def ensure_redis(target: RedisTarget) -> None:
     endpoint = target.endpoint
-    if endpoint is None:
-        say("redis: HIVE_BROKER_URL is a sentinel URL; not checking or starting anything")
-        return
     problem = _redis_problem(target.url)
     if problem is not None:
         if endpoint.accepts_tcp():
@@ -307,10 +308,8 @@ def ensure_result_backend(target: RedisTarget) -> None:
     problem = _redis_problem(target.backend_url)
     if problem is None:
         return
-    suggestion = ""
-    if target.endpoint is not None:
-        scheme = urlsplit(target.url).scheme
-        suggestion = f"HIVE_RESULT_BACKEND={scheme}://{target.endpoint}/1 (the broker's server) or "
+    scheme = urlsplit(target.url).scheme
+    suggestion = f"HIVE_RESULT_BACKEND={scheme}://{target.endpoint}/1 (the broker's server) or "
     raise ServiceError(
         f"redis: the result backend (HIVE_RESULT_BACKEND) at {backend} does not answer: "
         f"{problem.rstrip('.')}; set {suggestion}"
@@ -664,12 +663,8 @@ def _report(name: str, where: object, problem: str | None, pid: int | None) -> b
 
 def cmd_status() -> int:
     redis_target, pg_target = load_targets()
-    redis_ok = True
-    if redis_target.endpoint is None:
-        say("redis: sentinel URL, not checked")
-    else:
-        problem = _redis_problem(redis_target.url)
-        redis_ok = _report("redis", redis_target.endpoint, problem, _redis_pid())
+    problem = _redis_problem(redis_target.url)
+    redis_ok = _report("redis", redis_target.endpoint, problem, _redis_pid())
     postmasters = _running_postmasters()
     pid = postmasters[0][0] if postmasters else None
     pg_ok = _report("postgres", pg_target, _pg_problem(pg_target), pid)
