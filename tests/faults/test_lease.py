@@ -60,3 +60,24 @@ def test_a_step_past_its_timeout_fails_with_type_timeout_and_is_retried(start_wo
         (1, "retried", "timeout"),
         (2, "failed", "timeout"),
     ]
+
+
+def test_a_step_that_ignores_its_soft_limit_is_killed_at_the_hard_limit_and_retried(
+    start_worker,
+) -> None:
+    """The hard time limit kills the pool process; the worker's main process records the
+    attempt as a timeout, applies the retry policy, and goes on serving other runs."""
+    worker = start_worker("--concurrency", "1")
+    run = Client().submit("fault-hang", {})
+    with pytest.raises(RunFailed) as failed:
+        run.wait(timeout=60)
+    assert failed.value.step_id == "stuck"
+    attempts = db.attempts_of(run.id, "stuck")
+    assert [(a.attempt, a.outcome, a.error["type"]) for a in attempts] == [
+        (1, "retried", "timeout"),
+        (2, "failed", "timeout"),
+    ]
+    assert "TimeLimitExceeded" in attempts[0].error["message"]
+    assert "Hard time limit" in worker.log()
+    # A new pool process took over: the same worker finishes the next run.
+    assert Client().submit("echo-one", {"text": "after"}).wait(timeout=30) is not None

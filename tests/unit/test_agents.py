@@ -46,6 +46,7 @@ BUILTIN_NAMES = {
     "sleep",
     "fail",
     "crash",
+    "hang",
 }
 
 

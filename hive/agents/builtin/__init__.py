@@ -6,7 +6,7 @@ from hive.agents.base import Agent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
 from hive.agents.builtin.sentiment import SentimentAgent
-from hive.agents.builtin.testing import CrashAgent, EchoAgent, FailAgent, SleepAgent
+from hive.agents.builtin.testing import CrashAgent, EchoAgent, FailAgent, HangAgent, SleepAgent
 from hive.agents.builtin.text import KeywordsAgent, SummarizeAgent
 
 BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
@@ -19,6 +19,7 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     SleepAgent,
     FailAgent,
     CrashAgent,
+    HangAgent,
 ]
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "CrashAgent",
     "EchoAgent",
     "FailAgent",
+    "HangAgent",
     "KeywordsAgent",
     "MergeAgent",
     "PiiRedactAgent",

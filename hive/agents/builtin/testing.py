@@ -1,4 +1,4 @@
-"""Agents that exercise the farm itself: ``echo``, ``sleep``, ``fail`` and ``crash``.
+"""Agents that exercise the farm itself: ``echo``, ``sleep``, ``fail``, ``crash`` and ``hang``.
 
 Pipelines in tests and benchmarks use them to produce a known output, hold a
 worker for a while, or fail a given number of times.
@@ -165,3 +165,25 @@ class CrashAgent(Agent[CrashInput, CrashOutput]):
         if ctx.attempt <= data.times:
             os.kill(os.getpid(), signal.SIGKILL)
         return CrashOutput(attempt=ctx.attempt)
+
+
+class HangAgent(Agent[SleepInput, SleepOutput]):
+    """Sleeps ``seconds`` and swallows whatever interrupts it, the soft time limit included,
+    like an agent stuck in C code: only the hard time limit (killing its process) stops it."""
+
+    name = "hang"
+    version = "1"
+    input_model = SleepInput
+    output_model = SleepOutput
+    options = AgentOptions(timeout=60.0, max_retries=0, retry_backoff=0.1, retry_backoff_max=1.0)
+
+    def run(self, data: SleepInput, ctx: AgentContext) -> SleepOutput:
+        """Sleep the whole ``seconds``, whatever is raised meanwhile."""
+        started = time.monotonic()
+        deadline = started + data.seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                time.sleep(min(_SLEEP_SLICE_S, remaining))
+            except BaseException as exc:  # the point of this agent: it ignores every signal
+                ctx.logger.info("hang: ignoring %s", type(exc).__name__)
+        return SleepOutput(slept=round(time.monotonic() - started, 3))
