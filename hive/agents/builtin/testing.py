@@ -168,8 +168,9 @@ class CrashAgent(Agent[CrashInput, CrashOutput]):
 
 
 class HangAgent(Agent[SleepInput, SleepOutput]):
-    """Sleeps ``seconds`` and swallows whatever interrupts it, the soft time limit included,
-    like an agent stuck in C code: only the hard time limit (killing its process) stops it."""
+    """Sleeps ``seconds``, ignoring the soft time limit: only the hard limit stops it."""
+
+    # Like an agent stuck in C code, it swallows whatever interrupts its sleep.
 
     name = "hang"
     version = "1"
