@@ -305,8 +305,8 @@ _DESCENDANTS = text(
             ON s.run_id = :run_id AND s.step_id = d.step_id
     )
     UPDATE step_runs s SET status = 'skipped', enqueued_at = NULL, finished_at = now()
-      FROM down d
-     WHERE s.run_id = :run_id AND s.step_id = d.step_id AND s.status = 'pending'
+     WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM down))
+       AND s.status = 'pending'
     RETURNING s.step_id
     """
 )
@@ -317,23 +317,25 @@ def skip_descendants(conn: Connection, run_id: uuid.UUID, step_id: str) -> list[
     return [r.step_id for r in conn.execute(_DESCENDANTS, {"run_id": run_id, "step_id": step_id})]
 
 
+# Rows are picked by primary key from the array of ids the CTE found: joining the CTE
+# instead let the planner, which expects a handful of rows, pick a nested loop that
+# compared every step of a 1000-wide fan-out with every other (345 ms for one mark).
 _MARK_ENQUEUED = text(
     """
-    WITH RECURSIVE chain(step_id, head, depth) AS (
-        SELECT step_id, step_id, 0 FROM step_runs
+    WITH RECURSIVE chain(step_id) AS (
+        SELECT step_id FROM step_runs
          WHERE run_id = :run_id AND step_id = ANY(:heads)
            AND status = 'pending' AND pending_needs = 0 AND enqueued_at IS NULL
         UNION ALL
-        SELECT s.chain_next, c.head, c.depth + 1
+        SELECT s.chain_next
           FROM chain c JOIN step_runs s ON s.run_id = :run_id AND s.step_id = c.step_id
          WHERE s.chain_next IS NOT NULL
     )
     UPDATE step_runs s
        SET enqueued_at = now(), publish_by = now() + make_interval(secs => :publish_grace)
-      FROM chain c
-     WHERE s.run_id = :run_id AND s.step_id = c.step_id
+     WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM chain))
        AND s.status = 'pending' AND s.enqueued_at IS NULL
-    RETURNING s.step_id, c.head, c.depth, s.attempt, s.options
+    RETURNING s.step_id, s.chain_next, s.attempt, s.options
     """
 ).bindparams(bindparam("heads", type_=ARRAY(Text)))
 
@@ -346,25 +348,24 @@ _MARK_PREPARED = PreparedStatement(
 
 
 @dataclass(frozen=True)
-class EnqueuedStep:
+class MarkedStep:
+    """A step marked sent, with what the dispatcher needs to build its message."""
+
     step_id: str
-    head: str
-    depth: int
+    chain_next: str | None
     attempt: int
     options: dict[str, Any]
 
 
 def mark_enqueued(
     db: Connection | DirectCursor, run_id: uuid.UUID, heads: list[str]
-) -> list[EnqueuedStep]:
+) -> list[MarkedStep]:
     """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
     "pending, not yet sent"); only the rows returned may be published. Each mark must be
     confirmed (:func:`confirm_published`) within ``HIVE_PUBLISH_GRACE_S``."""
     params = {"run_id": run_id, "heads": heads, "publish_grace": get_settings().publish_grace_s}
     rows = fetch_all(db, _MARK_PREPARED, params)
-    return [
-        EnqueuedStep(r["step_id"], r["head"], r["depth"], r["attempt"], r["options"]) for r in rows
-    ]
+    return [MarkedStep(r["step_id"], r["chain_next"], r["attempt"], r["options"]) for r in rows]
 
 
 _CONFIRM = PreparedStatement(
@@ -430,8 +431,7 @@ _UNMARK_CHAIN = text(
          WHERE s.chain_next IS NOT NULL
     )
     UPDATE step_runs s SET enqueued_at = NULL
-      FROM tail t
-     WHERE s.run_id = :run_id AND s.step_id = t.step_id
+     WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM tail))
        AND s.status = 'pending' AND s.pending_needs > 0
     """
 )

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
-from itertools import takewhile
 
 from celery import chain, group
 from celery.canvas import Signature
@@ -41,7 +39,7 @@ class Publication:
     """Messages decided inside a transaction, to be sent once it has committed."""
 
     run_id: uuid.UUID
-    stretches: list[list[step_store.EnqueuedStep]] = field(default_factory=list)
+    stretches: list[list[step_store.MarkedStep]] = field(default_factory=list)
     priority: int = PRIORITIES["normal"]
     countdown_s: float | None = None
 
@@ -91,11 +89,11 @@ class Publication:
             logger.warning("could not confirm %d published steps", len(self.step_ids))
         return True
 
-    def _stretch(self, stretch: list[step_store.EnqueuedStep]) -> Signature:
+    def _stretch(self, stretch: list[step_store.MarkedStep]) -> Signature:
         sigs = [self._signature(s) for s in stretch]
         return sigs[0] if len(sigs) == 1 else chain(sigs)
 
-    def _signature(self, step: step_store.EnqueuedStep) -> Signature:
+    def _signature(self, step: step_store.MarkedStep) -> Signature:
         timeout_s = float(step.options["timeout"])
         args = (str(self.run_id), step.step_id, step.attempt + 1)
         return app.signature(
@@ -119,16 +117,8 @@ def dispatch_new_run(run_id: uuid.UUID, steps: list[NewStep], priority: str) -> 
     rows of ``publication.step_ids`` marked sent (:func:`hive.db.runs.insert_run`).
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
-    by_id = {s.step_id: s for s in steps}
-    for head in sorted(s.step_id for s in steps if not s.needs):
-        stretch: list[step_store.EnqueuedStep] = []
-        step: NewStep | None = by_id[head]
-        while step is not None:
-            stretch.append(
-                step_store.EnqueuedStep(step.step_id, head, len(stretch), 0, step.options)
-            )
-            step = by_id[step.chain_next] if step.chain_next else None
-        publication.stretches.append(stretch)
+    plan = {s.step_id: step_store.MarkedStep(s.step_id, s.chain_next, 0, s.options) for s in steps}
+    publication.stretches = _stretches([s.step_id for s in steps if not s.needs], plan)
     return publication
 
 
@@ -146,16 +136,25 @@ def dispatch(
     racing over the same step publish it once.
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
-    if not ready:
-        return publication
-    marked = step_store.mark_enqueued(db, run_id, ready)
-    by_head: dict[str, list[step_store.EnqueuedStep]] = defaultdict(list)
-    for step in marked:
-        by_head[step.head].append(step)
-    for head in sorted(by_head):
-        stretch = sorted(by_head[head], key=lambda s: s.depth)
-        # A stretch is only valid from its head on; a member marked without its
-        # predecessor would never get a message.
-        valid = [s for i, s in takewhile(lambda p: p[0] == p[1].depth, enumerate(stretch))]
-        publication.stretches.append(valid)
+    if ready:
+        marked = step_store.mark_enqueued(db, run_id, ready)
+        publication.stretches = _stretches(ready, {m.step_id: m for m in marked})
     return publication
+
+
+def _stretches(
+    heads: list[str], marked: dict[str, step_store.MarkedStep]
+) -> list[list[step_store.MarkedStep]]:
+    """Each marked head with the marked steps after it along ``chain_next``, in order. A
+    stretch ends at its first step not marked: a step marked without its predecessor
+    would never get a message from this stretch."""
+    stretches = []
+    for head in sorted(set(heads)):
+        stretch: list[step_store.MarkedStep] = []
+        step = marked.get(head)
+        while step is not None:
+            stretch.append(step)
+            step = marked.get(step.chain_next) if step.chain_next else None
+        if stretch:
+            stretches.append(stretch)
+    return stretches

@@ -15,8 +15,8 @@ from hive.tasks.dispatch import Publication, dispatch, dispatch_new_run
 from tests.support import db
 
 
-def _stretches(publication: Publication) -> list[list[tuple[str, str, int, int]]]:
-    return [[(s.step_id, s.head, s.depth, s.attempt) for s in st] for st in publication.stretches]
+def _stretches(publication: Publication) -> list[list[tuple[str, int]]]:
+    return [[(s.step_id, s.attempt) for s in st] for st in publication.stretches]
 
 
 @pytest.mark.parametrize("pipeline", ["doc-triage", "fault-chain3", "parallel", "fault-fan"])
