@@ -103,6 +103,10 @@ class Publication:
             # What Flower shows; given, so Celery need not saferepr every message.
             argsrepr=repr(args),
             kwargsrepr="{}",
+            # No queue declaration per message (kombu copies and binds the queue each time,
+            # a fifth of a publish): messages go to the anonymous exchange, straight onto the
+            # queue's Redis list, which needs no binding; workers declare what they consume.
+            declare=[],
             queue=keys.agent_queue(step.options.get("queue")),
             priority=self.priority,
             soft_time_limit=timeout_s,
