@@ -129,9 +129,25 @@ def _settle(record: Callable[[], T]) -> T:
     agent's work is done, the transaction rolled back, and the limit fires only once."""
     try:
         return record()
-    except SoftTimeLimitExceeded:
+    except Exception as exc:
+        if not struck_by_soft_limit(exc):
+            raise
         logger.warning("soft time limit struck while recording the outcome; recording again")
         return record()
+
+
+def struck_by_soft_limit(exc: BaseException) -> bool:
+    """True for the soft time limit itself and for a library's wrapping of it: a signal that
+    lands inside SQLAlchemy comes out as a ``StatementError`` whose ``orig`` is the limit."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of causes is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, SoftTimeLimitExceeded):
+            return True
+        orig = getattr(seen, "orig", None)
+        seen = orig if isinstance(orig, BaseException) else seen.__cause__
+    return False
 
 
 def _chain_next(chain: list[dict[str, Any]] | None, run_id: str) -> str | None:
