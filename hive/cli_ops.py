@@ -120,7 +120,6 @@ def dlq_replay(
     from hive.cli import read_json
     from hive.db import dead_letters as letters
     from hive.db.retrying import in_transaction
-    from hive.preflight import check_broker, check_database
     from hive.tasks.replay import replay
 
     if replay_all == bool(run_id):
@@ -136,9 +135,7 @@ def dlq_replay(
     new_input = read_json(input_) if input_ else None
     if new_input is not None and not isinstance(new_input, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--input")
-    # Fail now, naming the server, rather than retry for HIVE_DB_RETRY_S.
-    check_database()
-    check_broker()
+    _check_servers()
     for target in targets:
         sent = replay(target, new_input)
         click.echo(f"{target} replayed: {', '.join(sent) or 'no step ready yet'}")
