@@ -14,10 +14,10 @@ import click
 
 from hive.cli_base import EXIT_USER_ERROR, HiveGroup, exit_on_sigterm
 from hive.cli_base import fail as _fail
+from hive.statuses import RunStatus
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
-# RunStatus's values, spelled out so that `hive --help` does not import SQLAlchemy.
-_RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "expired"]
+_RUN_STATUSES = [status.value for status in RunStatus]
 
 
 @click.group(cls=HiveGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -20,11 +20,11 @@ from hive.agents.registry import default_registry
 from hive.db import runs as run_store
 from hive.db.direct import DirectCursor
 from hive.db.engine import get_engine, unavailable
-from hive.db.models import FINAL_RUN_STATUSES
 from hive.db.retrying import on_direct_cursor
 from hive.errors import RunFailed, RunNotFound, UnknownPipeline
 from hive.pipelines import Pipeline, load_pipelines, validate_run_input
 from hive.settings import Settings, get_settings
+from hive.statuses import FINAL_RUN_STATUSES
 from hive.submit import new_run_id, output_spec, plan_steps
 from hive.tasks.app import PRIORITIES
 from hive.tasks.cancel import stop_run

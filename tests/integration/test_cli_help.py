@@ -69,7 +69,7 @@ def test_every_command_has_help_even_while_a_setting_is_malformed(
 
 
 def test_runs_list_offers_every_run_status() -> None:
-    from hive.db.models import RunStatus
+    from hive.statuses import RunStatus
 
     status = next(p for p in main.commands["runs"].commands["list"].params if p.name == "status")
 

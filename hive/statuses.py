@@ -1,0 +1,52 @@
+"""Every status a run, a step or an ended attempt can have, as the database stores it.
+
+A leaf module: the CLI's choices, the service layer, the step path and the SQL all compare
+against these members, never against bare strings. ``StrEnum`` members are ``str``, so they
+bind as SQL parameters and serialise to JSON unchanged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class AttemptOutcome(StrEnum):
+    """How an attempt that did not succeed ended (``step_attempts.outcome``)."""
+
+    RETRIED = "retried"
+    FAILED = "failed"
+
+
+ACTIVE_RUN_STATUSES: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING)
+FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.EXPIRED,
+)
+
+__all__ = [
+    "ACTIVE_RUN_STATUSES",
+    "FINAL_RUN_STATUSES",
+    "AttemptOutcome",
+    "RunStatus",
+    "StepStatus",
+]
