@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
 from hive.db.models import Json
+from hive.jsondata import dumps
 from hive.settings import get_settings
 
 _SA_TYPES = {"jsonb": Json, "text[]": ARRAY(Text)}
@@ -92,7 +93,7 @@ def _adapt(value: Any, pg_type: str) -> Any:
     if value is None:
         return None
     if pg_type == "jsonb":
-        return PgJson(value)
+        return PgJson(value, dumps=dumps)
     if isinstance(value, uuid.UUID):
         return str(value)
     return value

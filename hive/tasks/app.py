@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
 from hive import keys
 from hive.settings import Settings, get_settings
@@ -87,6 +87,16 @@ def _beat_schedule() -> dict[str, Any]:
 app = Celery("hive", set_as_current=True)
 app.add_defaults(lambda: celery_config(get_settings()))
 app.conf.include = ["hive.tasks.step", "hive.beat.tasks"]
+
+
+@worker_init.connect
+def _size_pools(sender: Any, **_: Any) -> None:
+    """A thread pool runs ``concurrency`` steps in one process, each needing a connection at
+    once; a prefork child runs one, and opens no more than it uses."""
+    from hive.db.engine import size_pools
+
+    if isinstance(sender.concurrency, int):  # Celery resolves "auto" only after this signal
+        size_pools(sender.concurrency)
 
 
 @worker_process_init.connect

@@ -109,8 +109,10 @@ def record_failed_attempt(
     *,
     step_input: Any = None,
     retryable: bool = True,
+    retry_s: float | None = None,
 ) -> str:
-    """Record a failed attempt and apply the step's retry policy.
+    """Record a failed attempt and apply the step's retry policy, retrying the transaction
+    for up to ``retry_s`` (default ``HIVE_DB_RETRY_S``) while PostgreSQL is unreachable.
 
     Returns ``"retried"`` (the next attempt is dispatched after a backoff), ``"failed"``
     (failed for good: dead letter, descendants skipped), or ``"lost"`` (this attempt no
@@ -136,7 +138,7 @@ def record_failed_attempt(
         _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)
         return "failed", None
 
-    outcome, publication = in_transaction(txn)
+    outcome, publication = in_transaction(txn, retry_s=retry_s)
     if publication:
         if outcome == "retried":
             logger.info("attempt %d failed (%s); retry dispatched", attempt, error["type"])

@@ -33,6 +33,14 @@ T = TypeVar("T")
 
 # While PostgreSQL is down at claim time, the message comes back after this long.
 _CLAIM_RETRY_COUNTDOWN_S = 5.0
+# The claim retries its connection for at most this long...
+_CLAIM_RETRY_MAX_S = 30.0
+# ...and, before the step's time limit, leaves room for one last connection attempt
+# (hive.db.engine's connect timeout) and a backoff sleep.
+_CLAIM_LIMIT_MARGIN_S = 10.0
+# The worker's main process records a lost attempt only if PostgreSQL answers at once:
+# retrying would freeze its consumer, and the attempt's lease already covers it.
+_LOST_ATTEMPT_RETRY_S = 1.0
 
 
 @app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)
@@ -64,9 +72,13 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 # is refused (a late finish) and recovery sends the step again.
                 wait_for_flush=settings.claim_sync_commit,
             ),
-            retry_s=min(settings.db_retry_s, 30.0),
+            retry_s=_claim_budget_s(settings.db_retry_s, self.request.timelimit),
         )
-    except ServiceUnavailable:
+    except Exception as exc:
+        # Unclaimed, the step has no lease for recovery to notice: the message itself must
+        # come back, even when the time limit cut the claim's wait short.
+        if not isinstance(exc, ServiceUnavailable) and not struck_by_soft_limit(exc):
+            raise
         log.warning("database unreachable at claim; message will come back")
         raise self.retry(countdown=_CLAIM_RETRY_COUNTDOWN_S, max_retries=None) from None
     if claimed is None:
@@ -122,6 +134,17 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
     )
     if not recorded:
         self.request.chain = None
+
+
+def _claim_budget_s(db_retry_s: float, timelimit: Any) -> float:
+    """How long the claim may retry its connection: well inside the message's time limits
+    ``(hard, soft)``, which start with the task. Past them the claim gives up and the
+    message comes back later."""
+    limits = [float(t) for t in (timelimit or ()) if t]
+    budget = min(db_retry_s, _CLAIM_RETRY_MAX_S)
+    if limits:
+        budget = min(budget, min(limits) / 2 - _CLAIM_LIMIT_MARGIN_S)
+    return max(budget, 0.0)
 
 
 def _settle(record: Callable[[], T]) -> T:
@@ -194,7 +217,9 @@ def _on_lost_attempt(
     kind = "timeout" if isinstance(exception, TimeLimitExceeded) else "worker_lost"
     error = {"type": kind, "message": str(exception) or kind, "traceback": None}
     try:
-        outcome = outcomes.record_failed_attempt(uuid.UUID(run_id), step_id, attempt, error)
+        outcome = outcomes.record_failed_attempt(
+            uuid.UUID(run_id), step_id, attempt, error, retry_s=_LOST_ATTEMPT_RETRY_S
+        )
     except ServiceUnavailable:
         # The lease runs out and the recovery sweep takes the step back.
         logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)

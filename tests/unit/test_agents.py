@@ -47,6 +47,7 @@ BUILTIN_NAMES = {
     "fail",
     "crash",
     "hang",
+    "nul_error",
 }
 
 

@@ -6,7 +6,14 @@ from hive.agents.base import Agent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
 from hive.agents.builtin.sentiment import SentimentAgent
-from hive.agents.builtin.testing import CrashAgent, EchoAgent, FailAgent, HangAgent, SleepAgent
+from hive.agents.builtin.testing import (
+    CrashAgent,
+    EchoAgent,
+    FailAgent,
+    HangAgent,
+    NulErrorAgent,
+    SleepAgent,
+)
 from hive.agents.builtin.text import KeywordsAgent, SummarizeAgent
 
 BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
@@ -20,6 +27,7 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     FailAgent,
     CrashAgent,
     HangAgent,
+    NulErrorAgent,
 ]
 
 __all__ = [
@@ -30,6 +38,7 @@ __all__ = [
     "HangAgent",
     "KeywordsAgent",
     "MergeAgent",
+    "NulErrorAgent",
     "PiiRedactAgent",
     "SentimentAgent",
     "SleepAgent",

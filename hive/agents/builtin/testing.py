@@ -1,4 +1,5 @@
-"""Agents that exercise the farm itself: ``echo``, ``sleep``, ``fail``, ``crash`` and ``hang``.
+"""Agents that exercise the farm itself: ``echo``, ``sleep``, ``fail``, ``crash``, ``hang``
+and ``nul_error``.
 
 Pipelines in tests and benchmarks use them to produce a known output, hold a
 worker for a while, or fail a given number of times.
@@ -188,3 +189,21 @@ class HangAgent(Agent[SleepInput, SleepOutput]):
             except BaseException as exc:  # the point of this agent: it ignores every signal
                 ctx.logger.info("hang: ignoring %s", type(exc).__name__)
         return SleepOutput(slept=round(time.monotonic() - started, 3))
+
+
+class NulErrorInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NulErrorAgent(Agent[NulErrorInput, EchoOutput]):
+    """Always fails with an error whose message holds a NUL character (as binary data does)."""
+
+    name = "nul_error"
+    version = "1"
+    input_model = NulErrorInput
+    output_model = EchoOutput
+    options = AgentOptions(timeout=60.0, max_retries=0)
+
+    def run(self, data: NulErrorInput, ctx: AgentContext) -> EchoOutput:
+        """Raise :class:`PermanentError` with a NUL in its message."""
+        raise PermanentError("bad byte \x00 in the reply")
