@@ -89,7 +89,6 @@ app.add_defaults(lambda: celery_config(get_settings()))
 app.conf.include = ["hive.tasks.step", "hive.beat.tasks"]
 
 
-@worker_init.connect
 def _size_pools(sender: Any, **_: Any) -> None:
     """A thread pool runs ``concurrency`` steps in one process, each needing a connection at
     once; a prefork child runs one, and opens no more than it uses."""
@@ -99,15 +98,19 @@ def _size_pools(sender: Any, **_: Any) -> None:
         size_pools(sender.concurrency)
 
 
-@worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     from hive.db.engine import dispose_engine
 
     dispose_engine()
 
 
-@setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     from hive.logs import configure_logging
 
     configure_logging()
+
+
+# Connected by call, not as decorators: Celery's are untyped.
+worker_init.connect(_size_pools)
+worker_process_init.connect(_after_fork)
+setup_logging.connect(_setup_logging)

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
@@ -43,7 +43,7 @@ _CLAIM_LIMIT_MARGIN_S = 10.0
 _LOST_ATTEMPT_RETRY_S = 1.0
 
 
-@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)
+@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
 def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
     """Run one attempt of one step. The message carries ids only.
 
@@ -177,7 +177,7 @@ def _chain_next(chain: list[dict[str, Any]] | None, run_id: str) -> str | None:
     """The step this message's chain sends next (Celery keeps the chain reversed)."""
     if not chain:
         return None
-    args = chain[-1].get("args") or ()
+    args: Sequence[Any] = chain[-1].get("args") or ()
     return str(args[1]) if len(args) == 3 and args[0] == run_id else None
 
 
@@ -204,7 +204,6 @@ class CancelCheck:
         return status in ("queued", "running")
 
 
-@task_failure.connect(sender=run_step)
 def _on_lost_attempt(
     sender: Task, task_id: str, exception: BaseException, args: Any, **_: Any
 ) -> None:
@@ -225,3 +224,6 @@ def _on_lost_attempt(
         logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)
         return
     logger.warning("attempt %s of %s/%s ended: %s; %s", attempt, run_id, step_id, kind, outcome)
+
+
+task_failure.connect(_on_lost_attempt, sender=run_step)
