@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import socket
 import sys
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,6 @@ def worker(
     from hive.logs import configure_logging
     from hive.preflight import check_visibility_timeout, wait_for_services
     from hive.settings import get_settings
-    from hive.tasks.app import app
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else []
     if queues is not None and not names:
@@ -70,7 +71,23 @@ def worker(
     ]  # fmt: skip
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
-    app.worker_main(argv)
+    run_celery(argv)
+
+
+def run_celery(argv: list[str]) -> None:
+    """Run ``celery <argv>`` on Hive's app and exit with its status.
+
+    Not ``app.start`` / ``app.worker_main``: they drop the status click returns, so a worker
+    that stops on "Unrecoverable error" would exit 0 and a supervisor's restart-on-failure
+    would never fire.
+    """
+    from celery.bin.celery import celery
+
+    status = celery.main(
+        args=["--app", "hive.tasks.app:app", *argv], prog_name="hive", standalone_mode=False
+    )
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 def _all_queues(registry: Any, keys: Any) -> list[str]:
@@ -84,44 +101,82 @@ def _all_queues(registry: Any, keys: Any) -> list[str]:
 @click.option(
     "--schedule",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(".hive/celerybeat-schedule"),
-    show_default=True,
-    help="File where beat keeps the last run time of each entry.",
+    default=None,
+    help="File where beat keeps the last run time of each entry "
+    "[default: HIVE_DATA_DIR/celerybeat-schedule].",
 )
-def beat(loglevel: str | None, schedule: Path) -> None:
+def beat(loglevel: str | None, schedule: Path | None) -> None:
     """Start the scheduler of maintenance tasks."""
     from hive.logs import configure_logging
     from hive.preflight import wait_for_services
     from hive.settings import get_settings
-    from hive.tasks.app import app
 
-    try:
-        schedule.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        _fail(f"--schedule: cannot create {schedule.parent}: {exc.strerror}")
+    schedule = schedule or get_settings().data_dir / "celerybeat-schedule"
+    _make_dir(schedule.parent, "--schedule")
     configure_logging(loglevel)
     wait_for_services()
     level = (loglevel or get_settings().log_level).upper()
-    app.start(["beat", "--loglevel", level, "--schedule", str(schedule)])
+    run_celery(["beat", "--loglevel", level, "--schedule", str(schedule)])
+
+
+def _make_dir(path: Path, where: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _fail(f"{where}: cannot create {path}: {exc.strerror}")
 
 
 @main.command()
 @click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
-@click.option("--insecure", is_flag=True, help="Run without authentication (local use only).")
-def flower(port: int, address: str, insecure: bool) -> None:
-    """Start Flower for this farm (basic auth from HIVE_FLOWER_BASIC_AUTH)."""
+@click.option(
+    "--insecure", is_flag=True, help="Run without authentication (loopback addresses only)."
+)
+@click.option(
+    "--allow-control",
+    is_flag=True,
+    help="Let Flower's users shut down workers, revoke and send tasks (default: read-only).",
+)
+@click.option(
+    "--persistent",
+    is_flag=True,
+    help="Keep Flower's task history across restarts, in HIVE_DATA_DIR/flower/.",
+)
+def flower(port: int, address: str, insecure: bool, allow_control: bool, persistent: bool) -> None:
+    """Start Flower for this farm, read-only (basic auth from HIVE_FLOWER_BASIC_AUTH)."""
+    try:
+        import flower as _flower  # noqa: F401
+    except ImportError:
+        _fail("Flower is not installed: pip install 'hive[flower]'")
     from hive.settings import get_settings
-    from hive.tasks.app import app
 
-    auth = get_settings().flower_basic_auth
+    settings = get_settings()
+    auth = settings.flower_basic_auth
     if not auth and not insecure:
         _fail("Flower needs HIVE_FLOWER_BASIC_AUTH=user:password (or --insecure for local use)")
-    argv = ["flower", f"--port={port}", f"--address={address}"]
+    if insecure and not auth and not _is_loopback(address):
+        _fail(f"--insecure: refusing to serve Flower without authentication on {address}")
+    # --conf: without it Flower executes a flowerconfig.py from the working directory.
+    argv = ["flower", f"--port={port}", f"--address={address}", f"--conf={os.devnull}"]
+    argv.append(f"--read_only={not allow_control}")
+    if persistent:
+        state = settings.data_dir / "flower"
+        _make_dir(state, "HIVE_DATA_DIR")
+        # Saved every minute as well as on a clean stop, so a killed Flower loses little.
+        argv += ["--persistent=True", f"--db={state / 'flower.db'}", "--state_save_interval=60000"]
     if auth:
         # Given to Flower through its own variable so the password never shows in `ps`.
         os.environ["FLOWER_BASIC_AUTH"] = auth
-    app.start(argv)
+    run_celery(argv)
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name, or "" for every interface
 
 
 # --------------------------------------------------------------------------- admin
@@ -381,7 +436,7 @@ def _short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def table(headers: list[str], rows: list[tuple[str, ...]]) -> None:
+def table(headers: list[str], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     for line in [tuple(headers), *rows]:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
