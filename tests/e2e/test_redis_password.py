@@ -72,6 +72,4 @@ def test_a_farm_on_a_password_protected_redis_runs_and_recovers_without_logging_
 
 
 def _succeeded(worker: HiveProcess, task: str) -> bool:
-    return any(
-        f"{task}[" in line and " succeeded " in line for line in worker.log().splitlines()
-    )
+    return any(f"{task}[" in line and " succeeded " in line for line in worker.log().splitlines())
