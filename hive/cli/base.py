@@ -217,10 +217,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 def check_servers() -> None:
     """Fail now, naming the server, rather than retry for HIVE_DB_RETRY_S (holding a lock)."""
-    from hive.preflight import check_broker, check_database
+    from hive import service
+    from hive.settings import get_settings
 
-    check_broker()
-    check_database()
+    service.check_servers(get_settings())
 
 
 def command(name: str | None = None, **attrs: Any) -> Callable[[Callable[..., Any]], click.Command]:

@@ -18,11 +18,12 @@ def agents() -> None:
 @agents.command("list")
 def agents_list() -> None:
     """Name, version, queue and input fields of every agent."""
-    from hive.agents.registry import default_registry
+    from hive import service
+    from hive.settings import get_settings
 
     rows = [
         (a.name, a.version, a.options.queue, ", ".join(a.input_model.model_fields))
-        for a in default_registry().all()
+        for a in service.list_agents(get_settings(), service.OPERATOR)
     ]
     table(["NAME", "VERSION", "QUEUE", "INPUT"], rows)
 
@@ -35,11 +36,10 @@ def pipelines() -> None:
 @pipelines.command("list")
 def pipelines_list() -> None:
     """Every pipeline with its version and steps."""
-    from hive.agents.registry import default_registry
-    from hive.pipelines import load_pipelines
-    from hive.preflight import check_pipelines_dir
+    from hive import service
+    from hive.settings import get_settings
 
-    found = load_pipelines(check_pipelines_dir(), default_registry())
+    found = service.list_pipelines(get_settings(), service.OPERATOR)
     rows = [
         (p.name, str(p.version), str(len(p.steps)), p.source)
         for p in sorted(found.values(), key=lambda p: p.name)
@@ -51,19 +51,10 @@ def pipelines_list() -> None:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 def pipelines_validate(paths: tuple[Path, ...]) -> None:
     """Check pipeline files (default: HIVE_PIPELINES_DIR); exit 1 listing every problem."""
-    from hive.agents.registry import default_registry
-    from hive.pipelines import validate_paths
-    from hive.pipelines.loader import SUFFIXES
-    from hive.preflight import check_pipelines_dir
+    from hive import service
+    from hive.settings import get_settings
 
-    targets = list(paths) or [check_pipelines_dir()]
-    # An empty directory is not "ok": the path is most likely wrong.
-    problems = [
-        f"{path}: no pipeline files ({', '.join('*' + s for s in SUFFIXES)}) in this directory"
-        for path in targets
-        if path.is_dir() and not any(p.suffix in SUFFIXES for p in path.iterdir())
-    ]
-    problems += validate_paths(targets, default_registry())
+    problems = service.check_pipeline_files(get_settings(), service.OPERATOR, list(paths))
     if problems:
         for line in problems:
             click.echo(line, err=True)

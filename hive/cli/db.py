@@ -15,7 +15,8 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply migrations (safe to run again)."""
-    from hive.db.migrate import upgrade
+    from hive import service
+    from hive.settings import get_settings
 
-    upgrade()
+    service.upgrade_schema(get_settings(), service.OPERATOR)
     click.echo("database is at the newest schema")

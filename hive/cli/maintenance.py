@@ -19,19 +19,21 @@ def maintenance() -> None:
 @maintenance.command("recover")
 def maintenance_recover() -> None:
     """Take back stalled steps, send what was never sent, expire overdue runs."""
-    from hive.beat.tasks import recover_now
+    from hive import service
+    from hive.settings import get_settings
 
     check_servers()
-    _report(recover_now(), "recover")
+    _report(service.recover(get_settings(), service.OPERATOR), "recover")
 
 
 @maintenance.command("purge")
 def maintenance_purge() -> None:
     """Delete finished runs and events older than HIVE_RETENTION_DAYS."""
-    from hive.beat.tasks import purge_now
+    from hive import service
+    from hive.settings import get_settings
 
     check_servers()
-    _report(purge_now(), "purge")
+    _report(service.purge(get_settings(), service.OPERATOR), "purge")
 
 
 def _report(result: dict[str, Any] | None, name: str) -> None:

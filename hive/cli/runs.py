@@ -40,28 +40,26 @@ def submit(
     timeout: float | None,
 ) -> None:
     """Submit a run; prints its id."""
-    from hive.client import Client
+    from hive import service
     from hive.errors import RunFailed
-    from hive.pipelines import validate_run_input
-    from hive.preflight import check_broker, check_pipelines_dir
+    from hive.settings import get_settings
 
     if timeout is not None and not wait:
         raise click.UsageError("--timeout only applies with --wait")
     data = read_json(input_)
-    check_pipelines_dir()
-    client = Client()
+    settings, caller = get_settings(), service.OPERATOR
     # Mistakes first, then the servers: a run is stored only when its steps can be sent.
-    validate_run_input(client.pipeline(pipeline), data)
-    check_broker()
-    run = client.submit(
-        pipeline, data, tenant=tenant, priority=priority,
+    service.validate_input(settings, caller, pipeline, data)
+    service.check_broker(settings)
+    submitted = service.submit(
+        settings, caller, pipeline, data, tenant=tenant, priority=priority,
         idempotency_key=idempotency_key, deadline=deadline,
     )  # fmt: skip
-    click.echo(str(run.id))
+    click.echo(str(submitted.run_id))
     if not wait:
         return
     try:
-        output = run.wait(timeout=timeout)
+        output = service.wait_for_run(settings, caller, submitted.run_id, timeout=timeout)
     except RunFailed as exc:
         click.echo(json.dumps({"status": exc.status, "error": exc.error}, indent=2))
         fail(str(exc))
@@ -80,9 +78,10 @@ def runs() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
 def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
     """The run and every step: status, attempts, timestamps, output, error."""
-    from hive.client import Client
+    from hive import service
+    from hive.settings import get_settings
 
-    view = Client().get(run_id)
+    view = service.get_run(get_settings(), service.OPERATOR, run_id)
     if as_json:
         click.echo(json.dumps(view.to_json(), indent=2, default=str))
         return
@@ -119,9 +118,16 @@ def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 def runs_list(status: str | None, pipeline: str | None, limit: int) -> None:
     """Recent runs, newest first."""
-    from hive.client import Client
+    from hive import service
+    from hive.settings import get_settings
 
-    views = Client().list(status=status and status.lower(), pipeline=pipeline, limit=limit)
+    views = service.list_runs(
+        get_settings(),
+        service.OPERATOR,
+        status=status and status.lower(),
+        pipeline=pipeline,
+        limit=limit,
+    )
     rows = [
         (v.id, v.pipeline, v.status, v.priority, v.created_at.isoformat(timespec="seconds"))
         for v in views
@@ -133,9 +139,12 @@ def runs_list(status: str | None, pipeline: str | None, limit: int) -> None:
 @click.argument("run_id", type=RUN_ID)
 def runs_cancel(run_id: uuid.UUID) -> None:
     """Cancel a run: no new step starts, running steps are revoked."""
-    from hive.client import Client
+    from hive import service
+    from hive.settings import get_settings
 
-    if Client().cancel(run_id):
+    settings = get_settings()
+    if service.cancel_run(settings, service.OPERATOR, run_id):
         click.echo(f"{run_id} cancelled")
     else:
-        fail(f"run {run_id} had already ended ({Client().get(run_id).status})")
+        state = service.get_run_state(settings, service.OPERATOR, run_id)
+        fail(f"run {run_id} had already ended ({state.status})")
