@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 import click
 
-from hive.errors import DatabaseNotMigrated, HiveError, ServiceUnavailable, SettingsError
+from hive.errors import HiveError
 
 # A value that is wrong (an unknown pipeline, input that does not fit, a server that does not
 # answer): 1. A command line that does not parse (an unknown option, a malformed run id): 2,
@@ -62,31 +62,6 @@ def _one_line(exc: click.UsageError) -> click.ClickException:
     return _UsageLine(exc.format_message().rstrip(".") + hint)
 
 
-def translate(exc: Exception) -> HiveError | None:
-    """A server error that escaped the library, as the HiveError naming its setting."""
-    import kombu.exceptions
-    import psycopg2
-    import redis
-    from psycopg2 import errorcodes
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import DBAPIError
-
-    from hive.settings import get_settings
-
-    if isinstance(exc, redis.RedisError | kombu.exceptions.OperationalError):
-        return ServiceUnavailable("HIVE_BROKER_URL", _first_line(exc))
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if not isinstance(orig, psycopg2.Error):
-        return None
-    if orig.pgcode == errorcodes.UNDEFINED_TABLE:
-        return DatabaseNotMigrated(make_url(get_settings().database_url).database or "")
-    if isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError):
-        return ServiceUnavailable("HIVE_DATABASE_URL", _first_line(orig))
-    if str(orig).startswith("invalid dsn"):
-        return SettingsError("HIVE_DATABASE_URL", str(orig).strip().splitlines()[0])
-    return None
-
-
 class HiveCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         from hive.settings import get_settings
@@ -123,14 +98,12 @@ class HiveGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise  # click's own: --help, a usage line; translating would import the drivers
         except Exception as exc:
-            translated = translate(exc)
+            from hive.service import translate_failure
+
+            translated = translate_failure(exc)
             if translated is None:
                 raise
             fail(str(translated))
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 # --------------------------------------------------------------------------- shared options

@@ -74,6 +74,7 @@ def _all_queues(registry: Any, keys: Any) -> list[str]:
 )
 def beat(loglevel: str | None, schedule: Path) -> None:
     """Start the scheduler of maintenance tasks."""
+    from hive.beat.schedule import beat_schedule
     from hive.logs import configure_logging
     from hive.preflight import wait_for_services
     from hive.settings import get_settings
@@ -86,6 +87,7 @@ def beat(loglevel: str | None, schedule: Path) -> None:
     configure_logging(loglevel)
     wait_for_services()
     level = (loglevel or get_settings().log_level).upper()
+    app.conf.beat_schedule = beat_schedule(get_settings())
     app.start(["beat", "--loglevel", level, "--schedule", str(schedule)])
 
 

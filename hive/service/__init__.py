@@ -16,10 +16,13 @@ live here and nowhere else.
     replay         replay_run, replay_failed_runs
     dead_letters   list_dead_letters, dead_letter_report
     maintenance    recover, purge, upgrade_schema, check_servers, check_broker
+    failures       translate_failure: a server error that escaped, as the HiveError naming
+                   its setting
 """
 
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
+from hive.service.failures import translate_failure
 from hive.service.maintenance import check_broker, check_servers, purge, recover, upgrade_schema
 from hive.service.pipelines import (
     check_pipeline_files,
@@ -68,6 +71,7 @@ __all__ = [
     "replay_failed_runs",
     "replay_run",
     "submit",
+    "translate_failure",
     "upgrade_schema",
     "validate_input",
     "wait_for_run",

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from hive import preflight
-from hive.beat.tasks import purge_now, recover_now
 from hive.service.caller import Caller, Right
 from hive.settings import Settings
 
@@ -15,12 +14,17 @@ def recover(settings: Settings, caller: Caller) -> dict[str, Any] | None:
     """One recovery sweep now (what beat runs every ``HIVE_RECOVERY_INTERVAL_S``); its
     report, or None when another sweep holds the lock."""
     caller.require(Right.MAINTAIN)
+    # Imported here: a producer (Client) loads neither beat nor its Redis lock.
+    from hive.beat.tasks import recover_now
+
     return recover_now()
 
 
 def purge(settings: Settings, caller: Caller) -> dict[str, Any] | None:
     """Delete what is older than ``HIVE_RETENTION_DAYS``; None when a purge holds the lock."""
     caller.require(Right.MAINTAIN)
+    from hive.beat.tasks import purge_now
+
     return purge_now()
 
 
