@@ -35,3 +35,18 @@ def test_a_producer_imports_neither_beat_nor_the_cli_and_its_app_has_no_beat_sch
     )
 
     assert result.returncode == 0, result.stderr
+
+
+def test_the_service_package_exports_exactly_its_operations() -> None:
+    import hive.service
+
+    assert sorted(hive.service.__all__) == [
+        "Caller", "DeadLetterView", "OPERATOR", "Right", "Role", "RunState", "RunView",
+        "StepView", "Submitted", "cancel_run", "check_broker", "check_pipeline_files",
+        "check_servers", "dead_letter_report", "get_pipeline", "get_run", "get_run_state",
+        "list_agents", "list_dead_letters", "list_pipelines", "list_runs", "parse_run_id",
+        "purge", "recover", "replay_failed_runs", "replay_run", "submit", "translate_failure",
+        "upgrade_schema", "validate_input", "wait_for_run",
+    ]  # fmt: skip
+    for name in hive.service.__all__:
+        assert getattr(hive.service, name) is not None
