@@ -12,20 +12,8 @@ from hive.agents.registry import default_registry
 from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db.retrying import in_transaction
-from hive.errors import HiveError
+from hive.errors import ReplayError
 from hive.tasks.dispatch import Publication, dispatch
-
-
-class ReplayError(HiveError):
-    """The run cannot be replayed as asked."""
-
-    def __init__(self, run_id: str, reason: str) -> None:
-        super().__init__(run_id, reason)
-        self.run_id = run_id
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"cannot replay run {self.run_id}: {self.reason}"
 
 
 def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[str]:
