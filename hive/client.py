@@ -23,6 +23,7 @@ from hive.db.engine import get_engine, unavailable
 from hive.db.retrying import on_direct_cursor
 from hive.errors import RunFailed, RunNotFound, UnknownPipeline
 from hive.pipelines import Pipeline, load_pipelines, validate_run_input
+from hive.pipelines.bounds import check_submission
 from hive.settings import Settings, get_settings
 from hive.statuses import FINAL_RUN_STATUSES
 from hive.submit import new_run_id, output_spec, plan_steps
@@ -182,16 +183,20 @@ class Client:
 
         Raises:
             UnknownPipeline: no pipeline of that name (lists the known ones).
-            InputError: the input does not fit; names each field. Nothing is stored or sent.
+            InputError: the input does not fit, or is nested too deep or too large (see
+                ``HIVE_MAX_INPUT_DEPTH`` and ``HIVE_MAX_INPUT_BYTES``); names each field.
+                Nothing is stored or sent.
+            InvalidArgument: ``tenant`` or ``idempotency_key`` longer than 200 characters,
+                or a ``deadline`` that is not a finite positive number of seconds (also a
+                ValueError).
             ValueError: an unknown priority.
             ServiceUnavailable: PostgreSQL cannot be reached.
         """
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-        if deadline is not None and deadline <= 0:
-            raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
+        check_submission(tenant, idempotency_key, deadline)
         spec = self.pipeline(pipeline)
-        validate_run_input(spec, input)
+        validate_run_input(spec, input, self.settings)
         run_id = new_run_id()
         plan = plan_steps(spec)
         publication = dispatch_new_run(run_id, plan, priority)
