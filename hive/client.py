@@ -104,7 +104,12 @@ class Client:
 
         Raises:
             UnknownPipeline: no pipeline of that name (lists the known ones).
-            InputError: the input does not fit; names each field. Nothing is stored or sent.
+            InputError: the input does not fit, or is nested too deep or too large (see
+                ``HIVE_MAX_INPUT_DEPTH`` and ``HIVE_MAX_INPUT_BYTES``); names each field.
+                Nothing is stored or sent.
+            InvalidArgument: ``tenant`` or ``idempotency_key`` longer than 200 characters,
+                or a ``deadline`` that is not a finite positive number of seconds (also a
+                ValueError).
             PermissionDenied: the client's role may not submit, or not for ``tenant``.
             ValueError: an unknown priority.
             ServiceUnavailable: PostgreSQL cannot be reached.

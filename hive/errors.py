@@ -9,6 +9,7 @@
     ├── PipelineError            a pipeline file is invalid (carries every problem)
     ├── UnknownPipeline          no pipeline of that name
     ├── InputError               run input does not fit the pipeline's input_schema
+    ├── InvalidArgument          a submit argument PostgreSQL cannot store (also a ValueError)
     ├── RunNotFound              also what a tenant-bound caller hears of another tenant's run
     ├── RunFailed                raised by Run.wait(): carries the failed step and its error
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
@@ -100,6 +101,17 @@ class InputError(HiveError):
 
     def __str__(self) -> str:
         return f"invalid input for pipeline {self.pipeline!r}: " + "; ".join(self.problems)
+
+
+class InvalidArgument(HiveError, ValueError):
+    """Arguments of a call that Hive cannot take as given; ``problems`` names each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "; ".join(self.problems)
 
 
 class RunNotFound(HiveError):

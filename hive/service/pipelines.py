@@ -47,7 +47,7 @@ def validate_input(settings: Settings, caller: Caller, pipeline: str, data: Any)
     """
     caller.require(Right.SUBMIT)
     spec = _find(_catalog(settings), pipeline)
-    validate_run_input(spec, data)
+    validate_run_input(spec, data, settings)
     return spec
 
 

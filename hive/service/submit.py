@@ -19,6 +19,7 @@ from hive.db.direct import DirectCursor
 from hive.db.retrying import on_direct_cursor
 from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.pipelines import output_spec, plan_steps
+from hive.pipelines.bounds import check_submission
 from hive.service.caller import Caller, Right
 from hive.service.pipelines import validate_input
 from hive.service.views import Submitted
@@ -56,15 +57,16 @@ def submit(
     Raises:
         PermissionDenied: the role may not submit, or may not for ``tenant``.
         UnknownPipeline, InputError: nothing is stored or sent.
-        ValueError: an unknown priority, or a deadline that is not a positive number.
+        InvalidArgument: ``tenant`` or ``idempotency_key`` too long for their columns, or a
+            ``deadline`` that is not a finite positive number of seconds (a ValueError too).
+        ValueError: an unknown priority.
         ServiceUnavailable: PostgreSQL cannot be reached.
     """
     caller.require(Right.SUBMIT)
     owner = _owner(caller, tenant)
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    if deadline is not None and not deadline > 0:
-        raise ValueError(f"deadline must be a positive number of seconds, not {deadline!r}")
+    check_submission(tenant, idempotency_key, deadline)
     spec = validate_input(settings, caller, pipeline, input)
     run_id = uuid.uuid4()
     key = idempotency_key or f"auto:{run_id.hex}"

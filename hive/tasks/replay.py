@@ -13,6 +13,8 @@ from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db.retrying import in_transaction
 from hive.errors import ReplayError
+from hive.pipelines.bounds import json_bound_problems
+from hive.settings import get_settings
 from hive.tasks.dispatch import Publication, dispatch
 
 
@@ -56,6 +58,10 @@ def _check_input(agent_name: str, run_id: str, step_id: str, data: dict[str, Any
     agent = default_registry().get(agent_name)
     if agent is None:
         raise ReplayError(run_id, f"agent {agent_name!r} of step {step_id!r} is not installed")
+    # Bounds first: pydantic cannot even validate an input nested deep enough.
+    too_big = json_bound_problems(data, "input", get_settings())
+    if too_big:
+        raise ReplayError(run_id, f"the new input of step {step_id!r}: " + "; ".join(too_big))
     try:
         agent.input_model.model_validate(data)
     except ValidationError as exc:
