@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from celery import chain, group
@@ -114,7 +115,7 @@ class Publication:
         )
 
 
-def dispatch_new_run(run_id: uuid.UUID, steps: list[NewStep], priority: str) -> Publication:
+def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str) -> Publication:
     """What a new run sends first: each root step and the linear stretch after it.
 
     Decided before the run's rows exist, so nothing can race it; the caller inserts the
