@@ -6,6 +6,7 @@ read at import time: call :func:`get_settings`.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
 
     # Operations
     flower_basic_auth: str | None = None
+    # Beat's schedule file and, with `hive flower --persistent`, Flower's state.
+    data_dir: Path = Path(".hive")
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
@@ -101,7 +104,7 @@ class Settings(BaseSettings):
     def _redis_backend(cls, value: str) -> str:
         return _redis_url(value) if value else value
 
-    @field_validator("pipelines_dir", mode="before")
+    @field_validator("pipelines_dir", "data_dir", mode="before")
     @classmethod
     def _not_empty(cls, value: object) -> object:
         # Path("") is the working directory: every YAML file there would be read as a pipeline.
@@ -143,8 +146,30 @@ def _redis_url(value: str) -> str:
     return value
 
 
+# Celery reads these from the environment ahead of its configuration: set, they would move
+# Celery's connections while Hive's own Redis clients (recovery, locks, checks) kept Hive's.
+_CELERY_OVERRIDES = {
+    "CELERY_BROKER_URL": "HIVE_BROKER_URL",
+    "CELERY_BROKER_READ_URL": "HIVE_BROKER_URL",
+    "CELERY_BROKER_WRITE_URL": "HIVE_BROKER_URL",
+    "CELERY_RESULT_BACKEND": "HIVE_RESULT_BACKEND",
+}
+
+
+def _refuse_celery_overrides() -> None:
+    for variable, ours in _CELERY_OVERRIDES.items():
+        # Celery ignores an empty one (it reads them with `or`).
+        if os.environ.get(variable):
+            raise SettingsError(
+                variable,
+                f"is set and would take Celery away from {ours}, "
+                f"which Hive's own clients use; unset it and set {ours} only",
+            )
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment, translating errors to :class:`SettingsError`."""
+    _refuse_celery_overrides()
     try:
         return Settings()
     except ValidationError as exc:

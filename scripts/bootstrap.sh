@@ -59,8 +59,8 @@ fi
 
 want=$("$VENV/bin/python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-    say "installing the project into $VENV (pip install -e '.[dev]')"
-    quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev]' \
+    say "installing the project into $VENV (pip install -e '.[dev,flower]')"
+    quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev,flower]' \
         || die "pip install failed"
     printf '%s\n' "$want" >"$STAMP"
 fi

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,6 @@ def worker(
     from hive.logs import configure_logging
     from hive.preflight import check_visibility_timeout, wait_for_services
     from hive.settings import get_settings
-    from hive.tasks.app import app
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else []
     if queues is not None and not names:
@@ -54,7 +55,23 @@ def worker(
     ]  # fmt: skip
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
-    app.worker_main(argv)
+    run_celery(argv)
+
+
+def run_celery(argv: list[str]) -> None:
+    """Run ``celery <argv>`` on Hive's app and exit with its status.
+
+    Not ``app.start`` / ``app.worker_main``: they drop the status click returns, so a worker
+    that stops on "Unrecoverable error" would exit 0 and a supervisor's restart-on-failure
+    would never fire.
+    """
+    from celery.bin.celery import celery
+
+    status = celery.main(
+        args=["--app", "hive.tasks.app:app", *argv], prog_name="hive", standalone_mode=False
+    )
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 def _all_queues(registry: Any, keys: Any) -> list[str]:
@@ -68,11 +85,11 @@ def _all_queues(registry: Any, keys: Any) -> list[str]:
 @click.option(
     "--schedule",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(".hive/celerybeat-schedule"),
-    show_default=True,
-    help="File where beat keeps the last run time of each entry.",
+    default=None,
+    help="File where beat keeps the last run time of each entry "
+    "[default: HIVE_DATA_DIR/celerybeat-schedule].",
 )
-def beat(loglevel: str | None, schedule: Path) -> None:
+def beat(loglevel: str | None, schedule: Path | None) -> None:
     """Start the scheduler of maintenance tasks."""
     from hive.beat.schedule import beat_schedule
     from hive.logs import configure_logging
@@ -80,31 +97,70 @@ def beat(loglevel: str | None, schedule: Path) -> None:
     from hive.settings import get_settings
     from hive.tasks.app import app
 
-    try:
-        schedule.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        fail(f"--schedule: cannot create {schedule.parent}: {exc.strerror}")
+    schedule = schedule or get_settings().data_dir / "celerybeat-schedule"
+    _make_dir(schedule.parent, "--schedule")
     configure_logging(loglevel)
     wait_for_services()
     level = (loglevel or get_settings().log_level).upper()
     app.conf.beat_schedule = beat_schedule(get_settings())
-    app.start(["beat", "--loglevel", level, "--schedule", str(schedule)])
+    run_celery(["beat", "--loglevel", level, "--schedule", str(schedule)])
+
+
+def _make_dir(path: Path, where: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{where}: cannot create {path}: {exc.strerror}")
 
 
 @command()
 @click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
 @click.option("--address", default="127.0.0.1", show_default=True)
-@click.option("--insecure", is_flag=True, help="Run without authentication (local use only).")
-def flower(port: int, address: str, insecure: bool) -> None:
-    """Start Flower for this farm (basic auth from HIVE_FLOWER_BASIC_AUTH)."""
+@click.option(
+    "--insecure", is_flag=True, help="Run without authentication (loopback addresses only)."
+)
+@click.option(
+    "--allow-control",
+    is_flag=True,
+    help="Let Flower's users shut down workers, revoke and send tasks (default: read-only).",
+)
+@click.option(
+    "--persistent",
+    is_flag=True,
+    help="Keep Flower's task history across restarts, in HIVE_DATA_DIR/flower/.",
+)
+def flower(port: int, address: str, insecure: bool, allow_control: bool, persistent: bool) -> None:
+    """Start Flower for this farm, read-only (basic auth from HIVE_FLOWER_BASIC_AUTH)."""
+    try:
+        import flower as _flower  # noqa: F401
+    except ImportError:
+        fail("Flower is not installed: pip install 'hive[flower]'")
     from hive.settings import get_settings
-    from hive.tasks.app import app
 
-    auth = get_settings().flower_basic_auth
+    settings = get_settings()
+    auth = settings.flower_basic_auth
     if not auth and not insecure:
         fail("Flower needs HIVE_FLOWER_BASIC_AUTH=user:password (or --insecure for local use)")
-    argv = ["flower", f"--port={port}", f"--address={address}"]
+    if insecure and not auth and not _is_loopback(address):
+        fail(f"--insecure: refusing to serve Flower without authentication on {address}")
+    # --conf: without it Flower executes a flowerconfig.py from the working directory.
+    argv = ["flower", f"--port={port}", f"--address={address}", f"--conf={os.devnull}"]
+    argv.append(f"--read_only={not allow_control}")
+    if persistent:
+        state = settings.data_dir / "flower"
+        _make_dir(state, "HIVE_DATA_DIR")
+        # Saved every minute as well as on a clean stop, so a killed Flower loses little.
+        argv += ["--persistent=True", f"--db={state / 'flower.db'}", "--state_save_interval=60000"]
     if auth:
         # Given to Flower through its own variable so the password never shows in `ps`.
         os.environ["FLOWER_BASIC_AUTH"] = auth
-    app.start(argv)
+    run_celery(argv)
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name, or "" for every interface

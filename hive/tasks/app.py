@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 from celery.signals import setup_logging, worker_process_init
@@ -30,7 +32,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "broker_url": settings.broker_url,
+        "broker_use_ssl": tls_options(settings.broker_url),
         "result_backend": settings.result_backend or None,
+        "redis_backend_use_ssl": tls_options(settings.result_backend),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": vt},
         "visibility_timeout": vt,
@@ -77,6 +81,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+def tls_options(url: str) -> dict[str, Any] | None:
+    """Certificate checks for a ``rediss://`` URL that does not choose them itself.
+
+    Given none, kombu connects without verifying the server's certificate (and Celery's result
+    backend refuses to start), while redis-py, which Hive's own clients use, verifies it: both
+    verify, unless the URL says otherwise (``?ssl_cert_reqs=none``, ``&ssl_ca_certs=...``).
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss" or "ssl_cert_reqs" in parse_qs(parts.query):
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
 app = Celery("hive", set_as_current=True)
 app.add_defaults(lambda: celery_config(get_settings()))
 # Names, not imports: a worker registers the maintenance tasks without the app importing
@@ -92,7 +109,9 @@ def _after_fork(**_: Any) -> None:
 
 
 @setup_logging.connect
-def _setup_logging(**_: Any) -> None:
+def _setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
     from hive.logs import configure_logging
 
-    configure_logging()
+    # Celery passes the level it was started with (`hive worker --loglevel`, which defaults
+    # to HIVE_LOG_LEVEL): the command line wins over the setting.
+    configure_logging(loglevel)

@@ -146,3 +146,42 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     variables = [f"HIVE_{name.upper()}" for name in Settings.model_fields]
     assert [v for v in variables if f"`{v}`" not in readme] == []
+
+
+@pytest.mark.parametrize(
+    ("variable", "ours"),
+    [
+        ("CELERY_BROKER_URL", "HIVE_BROKER_URL"),
+        ("CELERY_BROKER_READ_URL", "HIVE_BROKER_URL"),
+        ("CELERY_BROKER_WRITE_URL", "HIVE_BROKER_URL"),
+        ("CELERY_RESULT_BACKEND", "HIVE_RESULT_BACKEND"),
+    ],
+)
+def test_load_settings_refuses_a_celery_variable_naming_it_and_hives_own(
+    variable: str, ours: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "redis://:secret@elsewhere:6379/0")
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert raised.value.variable == variable
+    assert ours in raised.value.problem
+    assert "secret" not in str(raised.value)
+
+
+def test_load_settings_ignores_an_empty_celery_variable_as_celery_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", "")
+
+    assert load_settings().broker_url
+
+
+def test_data_dir_must_not_be_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVE_DATA_DIR", "")
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert raised.value.variable == "HIVE_DATA_DIR"
