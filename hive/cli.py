@@ -63,7 +63,7 @@ def worker(
         "--queues", ",".join(names),
         "--pool", pool,
         "--hostname", hostname or f"hive@{socket.gethostname()}",
-        "--loglevel", (loglevel or get_settings().log_level).upper(),
+        "--loglevel", (loglevel or get_settings().logs.level).upper(),
         "--without-gossip",
         "--without-mingle",
         "--task-events",
@@ -101,7 +101,7 @@ def beat(loglevel: str | None, schedule: Path) -> None:
         _fail(f"--schedule: cannot create {schedule.parent}: {exc.strerror}")
     configure_logging(loglevel)
     wait_for_services()
-    level = (loglevel or get_settings().log_level).upper()
+    level = (loglevel or get_settings().logs.level).upper()
     app.start(["beat", "--loglevel", level, "--schedule", str(schedule)])
 
 
@@ -114,13 +114,13 @@ def flower(port: int, address: str, insecure: bool) -> None:
     from hive.settings import get_settings
     from hive.tasks.app import app
 
-    auth = get_settings().flower_basic_auth
+    auth = get_settings().flower.basic_auth
     if not auth and not insecure:
         _fail("Flower needs HIVE_FLOWER_BASIC_AUTH=user:password (or --insecure for local use)")
     argv = ["flower", f"--port={port}", f"--address={address}"]
     if auth:
         # Given to Flower through its own variable so the password never shows in `ps`.
-        os.environ["FLOWER_BASIC_AUTH"] = auth
+        os.environ["FLOWER_BASIC_AUTH"] = auth.get_secret_value()
     app.start(argv)
 
 

@@ -66,9 +66,7 @@ def translate(exc: Exception) -> HiveError | None:
     if not isinstance(orig, psycopg2.Error):
         return None
     if orig.pgcode == errorcodes.UNDEFINED_TABLE:
-        from sqlalchemy.engine import make_url
-
-        return DatabaseNotMigrated(make_url(get_settings().database_url).database or "")
+        return DatabaseNotMigrated(get_settings().database.name)
     if isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError):
         return unavailable(exc)
     if str(orig).startswith("invalid dsn"):

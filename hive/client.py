@@ -150,7 +150,7 @@ class Client:
 
     def pipelines(self) -> dict[str, Pipeline]:
         if self._pipelines is None:
-            self._pipelines = load_pipelines(self.settings.pipelines_dir, default_registry())
+            self._pipelines = load_pipelines(self.settings.pipelines.dir, default_registry())
         return self._pipelines
 
     def pipeline(self, name: str) -> Pipeline:

@@ -45,7 +45,7 @@ def configure_logging(level: str | None = None) -> None:
     """Send records to stderr in the format ``HIVE_LOG_FORMAT`` names."""
     settings = get_settings()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if settings.logs.format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or settings.log_level).upper())
+    root.setLevel((level or settings.logs.level).upper())
