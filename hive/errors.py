@@ -34,13 +34,24 @@ class HiveError(Exception):
 
 
 class SettingsError(HiveError):
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(variable, problem)
+    """One or more ``HIVE_*`` variables are malformed. ``variable`` and ``problem`` name the
+    first; ``problems`` holds every one as ``[variable, problem]`` pairs."""
+
+    def __init__(
+        self, variable: str, problem: str, problems: list[list[str]] | None = None
+    ) -> None:
+        super().__init__(variable, problem, problems)
         self.variable = variable
         self.problem = problem
+        self.problems = problems or [[variable, problem]]
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> SettingsError:
+        (variable, problem), *_ = problems
+        return cls(variable, problem, [[v, p] for v, p in problems])
 
     def __str__(self) -> str:
-        return f"{self.variable}: {self.problem}"
+        return "\n".join(f"{variable}: {problem}" for variable, problem in self.problems)
 
 
 class ServiceUnavailable(HiveError):

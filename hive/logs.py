@@ -46,9 +46,9 @@ def configure_logging(level: int | str | None = None) -> None:
     or a number; default ``HIVE_LOG_LEVEL``)."""
     settings = get_settings()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if settings.logs.format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     if level is None or level == "":
-        level = settings.log_level
+        level = settings.logs.level
     root.setLevel(level.upper() if isinstance(level, str) else level)

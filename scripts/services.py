@@ -140,14 +140,13 @@ def load_targets() -> tuple[RedisTarget, PgTarget]:
     except SettingsError as exc:
         raise ServiceError(str(exc)) from None
 
-    redis_endpoint = _redis_endpoint(settings.broker_url)
+    broker_url = settings.broker.url.get_secret_value()
+    redis_endpoint = _redis_endpoint(broker_url)
     if redis_endpoint is None:  # the settings refuse anything but redis(s)://, so never
-        raise ServiceError(
-            f"HIVE_BROKER_URL: not a redis:// URL: {urlsplit(settings.broker_url).scheme}"
-        )
-    backend_endpoint = _redis_endpoint(settings.result_backend)
-    backend_url = settings.result_backend if backend_endpoint else ""
-    db = make_url(settings.database_url)
+        raise ServiceError(f"HIVE_BROKER_URL: not a redis:// URL: {urlsplit(broker_url).scheme}")
+    backend_endpoint = _redis_endpoint(settings.broker.result_backend.get_secret_value())
+    backend_url = settings.broker.result_backend.get_secret_value() if backend_endpoint else ""
+    db = make_url(settings.database.url.get_secret_value())
     pg = PgTarget(
         host=db.host,
         port=db.port or 5432,
@@ -155,7 +154,9 @@ def load_targets() -> tuple[RedisTarget, PgTarget]:
         password=db.password,
         database=db.database,
     )
-    redis_target = RedisTarget(settings.broker_url, redis_endpoint, backend_url, backend_endpoint)
+    redis_target = RedisTarget(
+        settings.broker.url.get_secret_value(), redis_endpoint, backend_url, backend_endpoint
+    )
     return redis_target, pg
 
 

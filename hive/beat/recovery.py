@@ -44,7 +44,9 @@ def broker_was_reset(client: redis.Redis) -> bool:
     """True when the broker's marker key is gone: Redis restarted empty or was flushed, so
     every message it held is lost. (Also true on the very first sweep; re-sending then is
     harmless, the claim drops duplicates.)"""
-    return bool(client.set(keys.broker_epoch(get_settings().key_prefix), uuid.uuid4().hex, nx=True))
+    return bool(
+        client.set(keys.broker_epoch(get_settings().broker.key_prefix), uuid.uuid4().hex, nx=True)
+    )
 
 
 def database_was_restarted(client: redis.Redis) -> bool:
@@ -52,7 +54,7 @@ def database_was_restarted(client: redis.Redis) -> bool:
     committed without waiting for their WAL flush (``HIVE_CLAIM_SYNC_COMMIT``): their
     steps are back to "pending, sent" although their messages were consumed."""
     started = in_transaction(sweeps.database_started_at)
-    seen = client.set(keys.database_epoch(get_settings().key_prefix), started, get=True)
+    seen = client.set(keys.database_epoch(get_settings().broker.key_prefix), started, get=True)
     return seen is not None and seen.decode() != started
 
 
@@ -87,7 +89,7 @@ def recover(client: redis.Redis) -> RecoveryReport:
             report.expired_runs += 1
 
     for run_id, step_ids, priority in in_transaction(
-        lambda c: sweeps.unsent_ready_steps(c, settings.redispatch_after_s)
+        lambda c: sweeps.unsent_ready_steps(c, settings.recovery.redispatch_after_s)
     ):
         publication = in_transaction(_redispatch(run_id, step_ids, priority))
         if not publication:

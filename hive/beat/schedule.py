@@ -14,16 +14,19 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
     return {
         "recover-stalled-runs": {
             "task": keys.RECOVER_TASK,
-            "schedule": settings.recovery_interval_s,
+            "schedule": settings.recovery.interval_s,
             "options": {
                 "queue": keys.MAINTENANCE_QUEUE,
-                "expires": settings.recovery_interval_s,
+                "expires": settings.recovery.interval_s,
                 "priority": 0,  # served before any step, so a busy farm still recovers
             },
         },
         "purge-retention": {
             "task": keys.PURGE_TASK,
-            "schedule": settings.purge_interval_s,
-            "options": {"queue": keys.MAINTENANCE_QUEUE, "expires": settings.purge_interval_s},
+            "schedule": settings.retention.purge_interval_s,
+            "options": {
+                "queue": keys.MAINTENANCE_QUEUE,
+                "expires": settings.retention.purge_interval_s,
+            },
         },
     }

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def recover_now() -> dict[str, Any] | None:
     """One recovery sweep; None if another one is running."""
-    ttl = max(get_settings().recovery_interval_s * 4, 60.0)
+    ttl = max(get_settings().recovery.interval_s * 4, 60.0)
     return lock.run_exclusively(
         "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
     )
@@ -31,7 +31,7 @@ def recover_now() -> dict[str, Any] | None:
 
 def purge_now() -> dict[str, Any] | None:
     """Delete what is older than ``HIVE_RETENTION_DAYS``; None if another purge is running."""
-    days = get_settings().retention_days
+    days = get_settings().retention.days
     return lock.run_exclusively(
         "purge",
         3600.0,

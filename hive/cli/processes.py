@@ -48,7 +48,7 @@ def worker(
         "--queues", ",".join(names),
         "--pool", pool,
         "--hostname", hostname or f"hive@{socket.gethostname()}",
-        "--loglevel", (loglevel or get_settings().log_level).upper(),
+        "--loglevel", (loglevel or get_settings().logs.level).upper(),
         "--without-gossip",
         "--without-mingle",
         "--task-events",
@@ -97,11 +97,11 @@ def beat(loglevel: str | None, schedule: Path | None) -> None:
     from hive.settings import get_settings
     from hive.tasks.app import app
 
-    schedule = schedule or get_settings().data_dir / "celerybeat-schedule"
+    schedule = schedule or get_settings().storage.data_dir / "celerybeat-schedule"
     _make_dir(schedule.parent, "--schedule")
     configure_logging(loglevel)
     wait_for_services()
-    level = (loglevel or get_settings().log_level).upper()
+    level = (loglevel or get_settings().logs.level).upper()
     app.conf.beat_schedule = beat_schedule(get_settings())
     run_celery(["beat", "--loglevel", level, "--schedule", str(schedule)])
 
@@ -138,7 +138,7 @@ def flower(port: int, address: str, insecure: bool, allow_control: bool, persist
     from hive.settings import get_settings
 
     settings = get_settings()
-    auth = settings.flower_basic_auth
+    auth = settings.flower.basic_auth
     if not auth and not insecure:
         fail("Flower needs HIVE_FLOWER_BASIC_AUTH=user:password (or --insecure for local use)")
     if insecure and not auth and not _is_loopback(address):
@@ -147,13 +147,13 @@ def flower(port: int, address: str, insecure: bool, allow_control: bool, persist
     argv = ["flower", f"--port={port}", f"--address={address}", f"--conf={os.devnull}"]
     argv.append(f"--read_only={not allow_control}")
     if persistent:
-        state = settings.data_dir / "flower"
+        state = settings.storage.data_dir / "flower"
         _make_dir(state, "HIVE_DATA_DIR")
         # Saved every minute as well as on a clean stop, so a killed Flower loses little.
         argv += ["--persistent=True", f"--db={state / 'flower.db'}", "--state_save_interval=60000"]
     if auth:
         # Given to Flower through its own variable so the password never shows in `ps`.
-        os.environ["FLOWER_BASIC_AUTH"] = auth
+        os.environ["FLOWER_BASIC_AUTH"] = auth.get_secret_value()
     run_celery(argv)
 
 

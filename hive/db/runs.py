@@ -138,7 +138,7 @@ def insert_run(
             "idempotency_key": idempotency_key,
             "deadline_s": deadline_s,
             "steps": rows,
-            "publish_grace": get_settings().publish_grace_s,
+            "publish_grace": get_settings().recovery.publish_grace_s,
         },
     )
     if inserted is not None:

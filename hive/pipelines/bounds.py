@@ -42,7 +42,7 @@ def json_bound_problems(value: Any, root: str, settings: Settings) -> list[str]:
     Returns:
         At most one problem: the depth, checked first, or the size. Empty when in bounds.
     """
-    max_bytes, max_depth = settings.max_input_bytes, settings.max_input_depth
+    max_bytes, max_depth = settings.pipelines.max_input_bytes, settings.pipelines.max_input_depth
     too_deep = _first_too_deep(value, max_depth)
     if too_deep is not None:
         where = _format_path(root, too_deep)

@@ -10,7 +10,6 @@ import kombu.exceptions
 import psycopg2
 import redis
 from psycopg2 import errorcodes
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from hive.errors import DatabaseNotMigrated, HiveError, ServiceUnavailable, SettingsError
@@ -26,7 +25,7 @@ def translate_failure(exc: Exception) -> HiveError | None:
     if not isinstance(orig, psycopg2.Error):
         return None
     if orig.pgcode == errorcodes.UNDEFINED_TABLE:
-        return DatabaseNotMigrated(make_url(get_settings().database_url).database or "")
+        return DatabaseNotMigrated(get_settings().database.name)
     if isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError):
         return ServiceUnavailable("HIVE_DATABASE_URL", _first_line(orig))
     if str(orig).startswith("invalid dsn"):

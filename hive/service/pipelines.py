@@ -55,7 +55,7 @@ def check_pipeline_files(settings: Settings, caller: Caller, paths: list[Path]) 
     """Every problem in the pipeline files and directories ``paths`` (default: the
     pipelines directory), one line each; empty when all are fine."""
     caller.require(Right.READ)
-    targets = paths or [check_pipelines_dir(settings.pipelines_dir)]
+    targets = paths or [check_pipelines_dir(settings.pipelines.dir)]
     # An empty directory is not "ok": the path is most likely wrong.
     problems = [
         f"{path}: no pipeline files ({', '.join('*' + s for s in SUFFIXES)}) in this directory"
@@ -80,7 +80,7 @@ def _find(known: dict[str, Pipeline], name: str) -> Pipeline:
 def _catalog(settings: Settings) -> dict[str, Pipeline]:
     # Loading parses and checks every file (about a millisecond each); a submit only pays
     # for a directory listing, and a changed file is picked up by the next call.
-    directory = check_pipelines_dir(settings.pipelines_dir)
+    directory = check_pipelines_dir(settings.pipelines.dir)
     signature = _signature(directory)
     with _lock:
         cached = _loaded.get(directory)

@@ -20,7 +20,7 @@ _PRIORITY_STEPS = [0, 3, 6, 9]
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings that avoid the known traps of Celery on Redis
     (see shared/reference/celery-on-redis.md, section 5)."""
-    vt = settings.visibility_timeout_s
+    vt = settings.broker.visibility_timeout_s
     transport = {
         "visibility_timeout": vt,
         "socket_timeout": 30,
@@ -31,10 +31,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "priority_steps": _PRIORITY_STEPS,
     }
     return {
-        "broker_url": settings.broker_url,
-        "broker_use_ssl": tls_options(settings.broker_url),
-        "result_backend": settings.result_backend or None,
-        "redis_backend_use_ssl": tls_options(settings.result_backend),
+        "broker_url": settings.broker.url.get_secret_value(),
+        "broker_use_ssl": tls_options(settings.broker.url.get_secret_value()),
+        "result_backend": settings.broker.result_backend.get_secret_value() or None,
+        "redis_backend_use_ssl": tls_options(settings.broker.result_backend.get_secret_value()),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": vt},
         "visibility_timeout": vt,

@@ -60,12 +60,12 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 attempt,
                 worker=self.request.hostname or "?",
                 task_id=self.request.id,
-                grace_s=settings.lease_grace_s,
+                grace_s=settings.recovery.lease_grace_s,
                 # Lost only if PostgreSQL crashes before the next flush: then the success
                 # is refused (a late finish) and recovery sends the step again.
-                wait_for_flush=settings.claim_sync_commit,
+                wait_for_flush=settings.database.claim_sync_commit,
             ),
-            retry_s=min(settings.db_retry_s, 30.0),
+            retry_s=min(settings.database.retry_s, 30.0),
         )
     except ServiceUnavailable:
         log.warning("database unreachable at claim; message will come back")

@@ -75,7 +75,7 @@ def test_after_postgres_restarts_recovery_sends_again_the_steps_marked_sent(
     app.control.purge()  # the messages were consumed by claims that the crash undid
     broker = redis_db[0]
     assert db.scalar("SELECT count(*) FROM step_runs WHERE enqueued_at IS NOT NULL") == 3
-    broker.set(keys.database_epoch(get_settings().key_prefix), "2000-01-01 00:00:00+00")
+    broker.set(keys.database_epoch(get_settings().broker.key_prefix), "2000-01-01 00:00:00+00")
 
     start_worker("--concurrency", "1")
     report = recover_now()

@@ -15,9 +15,9 @@ from hive.pipelines.bounds import (
     check_submission,
     json_bound_problems,
 )
-from hive.settings import Settings
+from hive.settings import PipelineSettings, Settings
 
-LIMITS = Settings(max_input_bytes=1000, max_input_depth=4)
+LIMITS = Settings(pipelines=PipelineSettings(max_input_bytes=1000, max_input_depth=4))
 
 
 def nested(depth: int) -> Any:

@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from hive.settings import Settings
+from hive.settings import BrokerSettings, Settings
 from hive.tasks.app import celery_config, tls_options
 
 
@@ -28,8 +28,10 @@ def test_a_plain_url_or_one_that_chooses_its_check_gets_no_tls_options(url: str)
 
 def test_broker_and_result_backend_on_rediss_both_verify_certificates() -> None:
     settings = Settings(
-        broker_url="rediss://:pw@redis.example:6380/0",
-        result_backend="rediss://:pw@redis.example:6380/1",
+        broker=BrokerSettings(
+            url="rediss://:pw@redis.example:6380/0",
+            result_backend="rediss://:pw@redis.example:6380/1",
+        )
     )
 
     config = celery_config(settings)

@@ -13,7 +13,7 @@ from hive.agents.base import AgentOptions
 from hive.errors import InputError
 from hive.pipelines import Pipeline, StepSpec, validate_run_input
 from hive.pipelines import inputs as inputs_module
-from hive.settings import Settings
+from hive.settings import PipelineSettings, Settings
 
 SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -29,7 +29,9 @@ def pipeline_with(schema: dict[str, Any]) -> Pipeline:
 
 
 def limits(max_bytes: int = 1_000_000, max_depth: int = 64) -> Settings:
-    return Settings(max_input_bytes=max_bytes, max_input_depth=max_depth)
+    return Settings(
+        pipelines=PipelineSettings(max_input_bytes=max_bytes, max_input_depth=max_depth)
+    )
 
 
 def nested(depth: int, leaf: Any = 1) -> Any:
