@@ -20,6 +20,7 @@ from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction
 from hive.db.steps import unmark_chain_after
+from hive.errors import DispatchError
 from hive.settings import get_settings
 from hive.statuses import RunStatus
 from hive.tasks import outcomes
@@ -41,6 +42,8 @@ class RecoveryReport:
     """Steps marked sent whose message was presumed lost and sent again."""
     held_back_steps: int = 0
     """Steps waiting past the threshold, not sent again: their queue can still hold them."""
+    undeliverable_steps: int = 0
+    """Steps whose publish failed for a reason retrying will not cure: failed and recorded."""
     expired_runs: int = 0
     finished_runs: int = 0
 
@@ -124,7 +127,14 @@ def _send_unsent(report: RecoveryReport, stale_s: float) -> None:
         publication, resent = in_transaction(_redispatch(run_id, step_ids, priority, stale_s))
         if not publication:
             continue
-        if publication.send():
+        try:
+            sent = publication.send()
+        except DispatchError as exc:
+            # Recorded (the steps failed, the run's error names them): said once, here.
+            logger.error("recovery: %s", exc)
+            report.undeliverable_steps += len(exc.step_ids)
+            continue
+        if sent:
             report.redispatched_steps += len(publication.step_ids)
             report.resent_steps += len(resent)
 
