@@ -3,6 +3,7 @@ failure would fail again on every sweep, so it is raised and recorded once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from datetime import datetime
@@ -12,6 +13,7 @@ import pytest
 import redis
 
 from hive import Client
+from hive.errors import DispatchError
 from tests.faults.conftest import FAST
 from tests.support import db, producer
 from tests.support.processes import HiveProcess, wait_until
@@ -145,3 +147,24 @@ def test_a_run_submitted_while_redis_is_unreachable_is_sent_by_recovery_once_it_
     assert report["redispatched_steps"] == 3 and report["undeliverable_steps"] == 0
     assert Client().run(run_id).wait(timeout=30) == {"c": {"text": "while redis is away"}}
     assert _events("dispatch_failed", run_id) == 0
+
+
+def test_in_a_group_only_the_stretch_that_cannot_be_published_fails(
+    hive_env: dict[str, str], clean_state: None, redis_db: tuple[redis.Redis, int]
+) -> None:
+    from hive import keys
+    from hive.tasks.backlog import queued_messages
+
+    broker, _ = redis_db
+    broker.set(TAKEN, "another program's value")
+    # The producer hears of it (or not: the client may log it); the run records it.
+    with contextlib.suppress(DispatchError):
+        Client().submit("fault-taken-fan", {"text": "x"}, priority="critical")
+    [run_id] = [r.id for r in db.rows("SELECT id FROM runs")]
+    steps = db.steps_of(run_id)
+    assert steps["bad"].status == "failed" and steps["bad"].error["type"] == "dispatch_error"
+    assert steps["ok"].status == "pending" and steps["ok"].enqueued_at is not None
+    assert steps["ok"].publish_by is None  # its publish went through and was confirmed
+    # The batch may have pushed `ok` before it failed: a second copy is dropped by the claim.
+    assert 1 <= queued_messages([keys.DEFAULT_QUEUE])[keys.DEFAULT_QUEUE] <= 2
+    assert _events("dispatch_failed", run_id) == 1
