@@ -87,10 +87,11 @@ def test_recovery_records_a_step_it_cannot_publish_once_and_sweeps_on(
 
     broker, _ = redis_db
     recover_now()  # the first sweep on an empty broker: get it done
-    stuck = Client().submit("fault-taken-root", {"text": "never sent"}, priority="critical")
+    unsent = Client().submit("fault-taken-root", {"text": "never sent"}, priority="critical")
+    overdue = Client().submit("fault-taken-root", {"text": "sent long ago"}, priority="critical")
     other = Client().submit("fault-chain3", {"text": "fine"})
-    # As after a publish that met a broker outage: no message, marks forgotten. Then the
-    # queue's key is taken.
+    # Their messages are gone and the queue's key is taken. One step's mark was forgotten
+    # (as after a publish that met a broker outage), the other's is an hour old.
     broker.delete(TAKEN)
     broker.set(TAKEN, "another program's value")
     from sqlalchemy import text
@@ -99,18 +100,21 @@ def test_recovery_records_a_step_it_cannot_publish_once_and_sweeps_on(
 
     with get_engine().begin() as conn:
         conn.execute(text("UPDATE step_runs SET enqueued_at = NULL WHERE run_id = :id"),
-                     {"id": stuck.id})  # fmt: skip
+                     {"id": unsent.id})  # fmt: skip
+        conn.execute(text("UPDATE step_runs SET enqueued_at = now() - interval '1 hour'"
+                          " WHERE run_id = :id"), {"id": overdue.id})  # fmt: skip
 
     report = recover_now()
-    assert db.run_status(stuck.id) == "failed"
-    assert db.run_status(other.id) == "queued"  # the sweep went on past it
+    assert db.run_status(unsent.id) == "failed"
+    assert db.run_status(overdue.id) == "failed"
+    assert db.run_status(other.id) == "queued"  # the sweep went on past them
     assert report is not None
-    assert report["undeliverable_steps"] == 1
+    assert report["undeliverable_steps"] == 2
 
     again = recover_now()
     assert again is not None
     assert again["undeliverable_steps"] == 0 and again["redispatched_steps"] == 0
-    assert _events("dispatch_failed", stuck.id) == 1
+    assert _events("dispatch_failed", unsent.id) == _events("dispatch_failed", overdue.id) == 1
 
 
 def test_a_run_submitted_while_redis_is_unreachable_is_sent_by_recovery_once_it_is_back(
