@@ -42,9 +42,9 @@ def check_database() -> None:
         raise DatabaseNotMigrated(engine.url.database or "")
 
 
-def check_pipelines_dir() -> Path:
-    """``HIVE_PIPELINES_DIR``, which must be a directory."""
-    path = get_settings().pipelines_dir
+def check_pipelines_dir(path: Path | None = None) -> Path:
+    """``HIVE_PIPELINES_DIR`` (or ``path``, its value in other settings): a directory."""
+    path = get_settings().pipelines_dir if path is None else path
     if not path.exists():
         raise SettingsError("HIVE_PIPELINES_DIR", f"{path} does not exist")
     if not path.is_dir():

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     # Messages are namespaced so several farms (or test runs) can share one Redis.
     key_prefix: str = Field(default="hive", min_length=1)
 
+    # Bounds on run input (at submit and replay) and on agent output (before it is stored).
+    # Past about 200 levels, pydantic and Python's recursion limit fail before the check.
+    max_input_bytes: int = Field(default=1_000_000, gt=0)
+    max_input_depth: int = Field(default=64, ge=1, le=200)
+
     # Operations
     flower_basic_auth: str | None = None
     log_format: Literal["text", "json"] = "text"

@@ -64,25 +64,3 @@ def recover_stalled_runs() -> dict[str, Any] | None:
 @app.task(name=keys.PURGE_TASK, ignore_result=True)
 def purge_retention() -> dict[str, Any] | None:
     return purge_now()
-
-
-def beat_schedule() -> dict[str, Any]:
-    """The schedule, from settings; each entry expires after its interval so a backlog
-    after an outage does not pile up."""
-    settings = get_settings()
-    return {
-        "recover-stalled-runs": {
-            "task": keys.RECOVER_TASK,
-            "schedule": settings.recovery_interval_s,
-            "options": {
-                "queue": keys.MAINTENANCE_QUEUE,
-                "expires": settings.recovery_interval_s,
-                "priority": 0,  # served before any step, so a busy farm still recovers
-            },
-        },
-        "purge-retention": {
-            "task": keys.PURGE_TASK,
-            "schedule": settings.purge_interval_s,
-            "options": {"queue": keys.MAINTENANCE_QUEUE, "expires": settings.purge_interval_s},
-        },
-    }

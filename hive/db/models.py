@@ -63,6 +63,9 @@ class Run(Base):
         ),
         # Sweeps start here. Not on status: see migration 0003.
         Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
+        # A tenant's runs, newest first (migration 0006).
+        Index("ix_runs_tenant_created", "tenant", "created_at"),
+        Index("ix_runs_tenant_pipeline_created", "tenant", "pipeline", "created_at"),
     )
 
 

@@ -72,20 +72,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_inherit_parent_priority": True,
         "worker_hijack_root_logger": False,
         "task_routes": {"hive.beat.*": {"queue": keys.MAINTENANCE_QUEUE}},
-        "beat_schedule": _beat_schedule(),
         "timezone": "UTC",
         "enable_utc": True,
     }
 
 
-def _beat_schedule() -> dict[str, Any]:
-    from hive.beat.tasks import beat_schedule
-
-    return beat_schedule()
-
-
 app = Celery("hive", set_as_current=True)
 app.add_defaults(lambda: celery_config(get_settings()))
+# Names, not imports: a worker registers the maintenance tasks without the app importing
+# beat (beat sits above tasks). The schedule is attached by `hive beat` alone.
 app.conf.include = ["hive.tasks.step", "hive.beat.tasks"]
 
 

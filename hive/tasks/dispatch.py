@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import traceback
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,7 +178,7 @@ class Publication:
         )
 
 
-def dispatch_new_run(run_id: uuid.UUID, steps: list[NewStep], priority: str) -> Publication:
+def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str) -> Publication:
     """What a new run sends first: each root step and the linear stretch after it.
 
     Decided before the run's rows exist, so nothing can race it; the caller inserts the

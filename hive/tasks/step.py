@@ -21,6 +21,7 @@ from hive.db import steps as step_store
 from hive.db.models import runs
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ServiceUnavailable
+from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
 from hive.settings import get_settings
 from hive.tasks import outcomes
@@ -91,6 +92,7 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
             is_cancelled=CancelCheck(rid),
         )
         output = agent_cls().execute(step_input, ctx)
+        check_output_bounds(output, settings)
     except Exception as exc:
         log.info("attempt failed: %s", type(exc).__name__)
         error, retryable = error_info(exc), is_retryable(exc)

@@ -45,8 +45,6 @@ BUILTIN_NAMES = {
     "merge",
     "sleep",
     "fail",
-    "crash",
-    "hang",
 }
 
 
