@@ -12,6 +12,7 @@
     ├── InvalidArgument          a submit argument PostgreSQL cannot store (also a ValueError)
     ├── RunNotFound              also what a tenant-bound caller hears of another tenant's run
     ├── RunFailed                raised by Run.wait(): carries the failed step and its error
+    ├── DispatchError            steps could not be published, and retrying will not help
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
     ├── ReplayError              the run cannot be replayed as asked
     └── AgentError               raised by agents
@@ -151,6 +152,23 @@ class RunFailed(HiveError):
         detail = self.error.get("message", "")
         kind = self.error.get("type", "")
         return f"run {self.run_id} {self.status}{where}: {kind}: {detail}".rstrip(": ")
+
+
+class DispatchError(HiveError):
+    """Steps could not be published for a reason a broker outage does not explain (a bug,
+    a queue name Redis holds something else under): they were failed and recorded rather
+    than left to the recovery sweep, which would meet the same error on every sweep."""
+
+    def __init__(self, run_id: str, step_ids: list[str], detail: str) -> None:
+        super().__init__(run_id, step_ids, detail)
+        self.run_id = run_id
+        self.step_ids = step_ids
+        self.detail = detail
+
+    def __str__(self) -> str:
+        noun = "step" if len(self.step_ids) == 1 else "steps"
+        steps = ", ".join(repr(s) for s in self.step_ids)
+        return f"run {self.run_id}: could not dispatch {noun} {steps}: {self.detail}"
 
 
 class PermissionDenied(HiveError):

@@ -173,10 +173,12 @@ class RecoverySettings(_Section):
         gt=0,
     )
     # Covers a crash between commit and publish, and a message lost with Redis; duplicates
-    # are dropped by the claim.
+    # are dropped by the claim. Bounded by the queue's length (hive/beat/recovery.py).
     redispatch_after_s: float = _var(
         "REDISPATCH_AFTER_S",
-        "a step marked sent but never started is sent again after this",
+        "a step marked sent but never started is sent again after this, if its queue holds "
+        "fewer messages than it has steps waiting (else its message may still be there); the "
+        "n-th re-send of a step waits this times 2^n, at most 16 times this",
         default=600.0,
         gt=0,
     )

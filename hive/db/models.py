@@ -93,6 +93,8 @@ class StepRun(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(_TS)
     # Set with the mark, cleared once the message is published: past it, unconfirmed.
     publish_by: Mapped[datetime | None] = mapped_column(_TS)
+    # How often recovery sent this step again, its message presumed lost; spaces the next one.
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     lease_until: Mapped[datetime | None] = mapped_column(_TS)
     input: Mapped[Any | None] = mapped_column(Json)
     output: Mapped[Any | None] = mapped_column(Json)

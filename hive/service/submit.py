@@ -11,9 +11,6 @@ import logging
 import uuid
 from typing import Any
 
-import kombu.exceptions
-import redis
-
 from hive.db import runs as run_store
 from hive.db.direct import DirectCursor
 from hive.db.retrying import on_direct_cursor
@@ -28,16 +25,6 @@ from hive.tasks.app import PRIORITIES
 from hive.tasks.dispatch import dispatch_new_run
 
 logger = logging.getLogger(__name__)
-
-# What a publish raises when the broker is away or slow: the run is stored with its
-# first steps marked sent, and recovery sends them. Anything else is a bug, and raised.
-BROKER_ERRORS: tuple[type[Exception], ...] = (
-    kombu.exceptions.OperationalError,
-    redis.ConnectionError,
-    redis.TimeoutError,
-    ConnectionError,
-    TimeoutError,
-)
 
 
 def submit(
@@ -99,11 +86,9 @@ def submit(
         stored_id = on_direct_cursor(store, retry_s=0)
     if stored_id != run_id:  # an earlier submit with this idempotency key
         return Submitted(stored_id, created=False)
-    try:
-        publication.send()
-    except BROKER_ERRORS as exc:
-        # The run is committed with its first steps marked sent: recovery sends them.
-        logger.warning("run %s stored but not yet sent (%s); recovery will send it", run_id, exc)
+    # A broker outage leaves the stored run to recovery (send() says so in the log and
+    # returns False); any other publish failure is recorded on the run and raised.
+    publication.send()
     return Submitted(run_id, created=True)
 
 
