@@ -12,7 +12,8 @@ WORKDIR /app
 # psycopg2-binary ships libpq in its wheel: no compiler or system packages needed.
 COPY pyproject.toml README.md /src/
 COPY hive /src/hive
-RUN pip install /src && rm -rf /src
+# The flower extra: the same image runs `hive flower`.
+RUN pip install "/src[flower]" && rm -rf /src
 
 # HIVE_PIPELINES_DIR defaults to config/pipelines, relative to the working directory.
 COPY config ./config

@@ -25,7 +25,9 @@ demo: bootstrap
 	$(VENV_PYTHON) scripts/demo.py
 
 # pytest's status passes straight through: 5 ("no tests collected") fails the target too.
-test: bootstrap
+# Only the tests install the test-only agents (tests/agents: crash, hang).
+test:
+	@bash scripts/bootstrap.sh --test-agents
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: venv

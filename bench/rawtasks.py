@@ -24,7 +24,7 @@ def _redis() -> redis.Redis:
     # One client per process: pool children are forked from the worker's main process.
     pid = os.getpid()
     if pid not in _clients:
-        _clients[pid] = redis.Redis.from_url(get_settings().broker_url)
+        _clients[pid] = redis.Redis.from_url(get_settings().broker.url.get_secret_value())
     return _clients[pid]
 
 

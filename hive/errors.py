@@ -9,8 +9,12 @@
     ├── PipelineError            a pipeline file is invalid (carries every problem)
     ├── UnknownPipeline          no pipeline of that name
     ├── InputError               run input does not fit the pipeline's input_schema
-    ├── RunNotFound
+    ├── InvalidArgument          a submit argument PostgreSQL cannot store (also a ValueError)
+    ├── RunNotFound              also what a tenant-bound caller hears of another tenant's run
     ├── RunFailed                raised by Run.wait(): carries the failed step and its error
+    ├── DispatchError            steps could not be published, and retrying will not help
+    ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
+    ├── ReplayError              the run cannot be replayed as asked
     └── AgentError               raised by agents
         ├── PermanentError       never retried
         │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
@@ -31,13 +35,24 @@ class HiveError(Exception):
 
 
 class SettingsError(HiveError):
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(variable, problem)
+    """One or more ``HIVE_*`` variables are malformed. ``variable`` and ``problem`` name the
+    first; ``problems`` holds every one as ``[variable, problem]`` pairs."""
+
+    def __init__(
+        self, variable: str, problem: str, problems: list[list[str]] | None = None
+    ) -> None:
+        super().__init__(variable, problem, problems)
         self.variable = variable
         self.problem = problem
+        self.problems = problems or [[variable, problem]]
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> SettingsError:
+        (variable, problem), *_ = problems
+        return cls(variable, problem, [[v, p] for v, p in problems])
 
     def __str__(self) -> str:
-        return f"{self.variable}: {self.problem}"
+        return "\n".join(f"{variable}: {problem}" for variable, problem in self.problems)
 
 
 class ServiceUnavailable(HiveError):
@@ -100,6 +115,17 @@ class InputError(HiveError):
         return f"invalid input for pipeline {self.pipeline!r}: " + "; ".join(self.problems)
 
 
+class InvalidArgument(HiveError, ValueError):
+    """Arguments of a call that Hive cannot take as given; ``problems`` names each one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "; ".join(self.problems)
+
+
 class RunNotFound(HiveError):
     def __init__(self, run_id: str) -> None:
         super().__init__(run_id)
@@ -126,6 +152,51 @@ class RunFailed(HiveError):
         detail = self.error.get("message", "")
         kind = self.error.get("type", "")
         return f"run {self.run_id} {self.status}{where}: {kind}: {detail}".rstrip(": ")
+
+
+class DispatchError(HiveError):
+    """Steps could not be published for a reason a broker outage does not explain (a bug,
+    a queue name Redis holds something else under): they were failed and recorded rather
+    than left to the recovery sweep, which would meet the same error on every sweep."""
+
+    def __init__(self, run_id: str, step_ids: list[str], detail: str) -> None:
+        super().__init__(run_id, step_ids, detail)
+        self.run_id = run_id
+        self.step_ids = step_ids
+        self.detail = detail
+
+    def __str__(self) -> str:
+        noun = "step" if len(self.step_ids) == 1 else "steps"
+        steps = ", ".join(repr(s) for s in self.step_ids)
+        return f"run {self.run_id}: could not dispatch {noun} {steps}: {self.detail}"
+
+
+class PermissionDenied(HiveError):
+    """The caller's role does not carry the right the operation needs.
+
+    Raised before any run is looked at, so it never tells whether a run exists: a run the
+    caller's tenant cannot see is :class:`RunNotFound` instead.
+    """
+
+    def __init__(self, role: str, action: str) -> None:
+        super().__init__(role, action)
+        self.role = role
+        self.action = action
+
+    def __str__(self) -> str:
+        return f"permission denied: role {self.role!r} may not {self.action}"
+
+
+class ReplayError(HiveError):
+    """The run cannot be replayed as asked."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        super().__init__(run_id, reason)
+        self.run_id = run_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"cannot replay run {self.run_id}: {self.reason}"
 
 
 class AgentError(HiveError):

@@ -41,11 +41,14 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{ctx}]" if ctx else line
 
 
-def configure_logging(level: str | None = None) -> None:
-    """Send records to stderr in the format ``HIVE_LOG_FORMAT`` names."""
+def configure_logging(level: int | str | None = None) -> None:
+    """Send records to stderr in the format ``HIVE_LOG_FORMAT`` names, at ``level`` (a name
+    or a number; default ``HIVE_LOG_LEVEL``)."""
     settings = get_settings()
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if settings.logs.format == "json" else TextFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or settings.log_level).upper())
+    if level is None or level == "":
+        level = settings.logs.level
+    root.setLevel(level.upper() if isinstance(level, str) else level)

@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 def check_broker() -> None:
-    url = get_settings().broker_url
+    url = get_settings().broker.url.get_secret_value()
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
         client.ping()
@@ -42,9 +42,9 @@ def check_database() -> None:
         raise DatabaseNotMigrated(engine.url.database or "")
 
 
-def check_pipelines_dir() -> Path:
-    """``HIVE_PIPELINES_DIR``, which must be a directory."""
-    path = get_settings().pipelines_dir
+def check_pipelines_dir(path: Path | None = None) -> Path:
+    """``HIVE_PIPELINES_DIR`` (or ``path``, its value in other settings): a directory."""
+    path = get_settings().pipelines.dir if path is None else path
     if not path.exists():
         raise SettingsError("HIVE_PIPELINES_DIR", f"{path} does not exist")
     if not path.is_dir():
@@ -81,16 +81,16 @@ def check_visibility_timeout() -> None:
     settings = get_settings()
     registry = default_registry()
     timeouts = {f"agent {a.name}": a.options.timeout for a in registry.all()}
-    if not settings.pipelines_dir.is_dir():
+    if not settings.pipelines.dir.is_dir():
         logger.warning(
             "HIVE_PIPELINES_DIR: %s is not a directory; "
             "pipelines not checked against the visibility timeout",
-            settings.pipelines_dir,
+            settings.pipelines.dir,
         )
     try:
         pipelines = (
-            load_pipelines(settings.pipelines_dir, registry)
-            if settings.pipelines_dir.is_dir()
+            load_pipelines(settings.pipelines.dir, registry)
+            if settings.pipelines.dir.is_dir()
             else {}
         )
     except PipelineError as exc:
@@ -102,9 +102,10 @@ def check_visibility_timeout() -> None:
             timeouts[f"{pipeline.source}: step {step.id!r}"] = step.options.timeout
     where, longest = max(timeouts.items(), key=lambda item: item[1])
     # The hard limit is the timeout plus a margin; a message also waits in a buffer.
-    if longest + 60 >= settings.visibility_timeout_s:
+    if longest + 60 >= settings.broker.visibility_timeout_s:
         raise SettingsError(
             "HIVE_VISIBILITY_TIMEOUT_S",
-            f"{settings.visibility_timeout_s}s must exceed the longest step timeout plus 60s "
+            f"{settings.broker.visibility_timeout_s}s must exceed the longest step timeout "
+            "plus 60s "
             f"({where} has timeout {longest:g}s)",
         )

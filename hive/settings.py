@@ -1,17 +1,31 @@
 """Hive's settings: the only module that reads the environment.
 
-Every setting is an environment variable with the prefix ``HIVE_``. Nothing is
-read at import time: call :func:`get_settings`.
+Every setting is an environment variable with the prefix ``HIVE_``; in code they are grouped
+into sections (``settings.database.url``, ``settings.recovery.lease_grace_s``...), each a
+``BaseSettings`` of its own that reads its variables by their full names, so the names stay
+flat and stable while the code reads by area. Nothing is read at import time: call
+:func:`get_settings`. Every malformed variable is reported at once, by name, and never with
+its value (URLs and the Flower setting carry passwords, hence ``SecretStr``).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hive.errors import SettingsError
@@ -19,56 +33,105 @@ from hive.errors import SettingsError
 _PREFIX = "HIVE_"
 
 
-class Settings(BaseSettings):
-    """All of Hive's configuration, from ``HIVE_*`` variables."""
-
-    # No inf/nan: an infinite interval or timeout would stall beat or a lease forever.
-    model_config = SettingsConfigDict(
-        env_prefix=_PREFIX, extra="ignore", frozen=True, allow_inf_nan=False
+def _var(name: str, description: str, **constraints: Any) -> Any:
+    """A field read from the variable ``HIVE_<NAME>``, whatever the field is called in code."""
+    return Field(
+        validation_alias=AliasChoices(f"{_PREFIX}{name}"),
+        description=description,
+        **constraints,
     )
 
-    broker_url: str = "redis://localhost:6379/0"
-    # None by default: outputs live in PostgreSQL and task results are ignored, so a backend
+
+class _Section(BaseSettings):
+    # No inf/nan: an infinite interval or timeout would stall beat or a lease forever.
+    # populate_by_name: tests and embedders may build a section by field name.
+    model_config = SettingsConfigDict(
+        extra="ignore",
+        frozen=True,
+        allow_inf_nan=False,
+        case_sensitive=False,
+        populate_by_name=True,
+    )
+
+
+class BrokerSettings(_Section):
+    """Redis: Celery's broker and Hive's own short-lived keys."""
+
+    url: SecretStr = _var(
+        "BROKER_URL",
+        "Redis for Celery's queues and Hive's own keys; `redis://:PASSWORD@host:6379/0` or "
+        "`rediss://` for TLS",
+        default=SecretStr("redis://localhost:6379/0"),
+    )
+    # Empty by default: outputs live in PostgreSQL and task results are ignored, so a backend
     # would only be one more server whose outage stalls publishing.
-    result_backend: str = ""
-    database_url: str = "postgresql+psycopg2://postgres@localhost:5432/hive"
-    pipelines_dir: Path = Path("config/pipelines")
-
-    # Durability
-    lease_grace_s: float = Field(default=30.0, gt=0)
-    recovery_interval_s: float = Field(default=30.0, gt=0)
-    retention_days: int = Field(default=30, ge=1)
-    purge_interval_s: float = Field(default=86400.0, gt=0)
+    result_backend: SecretStr = _var(
+        "RESULT_BACKEND",
+        "none: outputs live in PostgreSQL and task results are ignored; a Celery backend "
+        "URL such as `redis://localhost:6379/1` turns one on",
+        default=SecretStr(""),
+    )
     # Must exceed the longest step timeout plus the time a message can wait in a worker buffer.
-    visibility_timeout_s: int = Field(default=4 * 3600, gt=0)
-    # Server-side prepared statements on the step path; turn off behind PgBouncer
-    # in transaction mode.
-    db_prepared: bool = True
-    # A claim holds no data, so by default it does not wait for its WAL flush (the step's
-    # success, which does, flushes it). Should PostgreSQL crash within that fraction of a
-    # second, the claim is lost and recovery sends the step again. true: claims wait too.
-    claim_sync_commit: bool = False
-    # How long a step keeps retrying its writes while PostgreSQL is unreachable.
-    db_retry_s: float = Field(default=120.0, ge=0)
-    # A step marked sent whose message has not started after this long is sent again
-    # (covers a crash between commit and publish); duplicates are dropped by the claim.
-    redispatch_after_s: float = Field(default=600.0, gt=0)
-    # A step marked sent whose publish is not confirmed after this long (its dispatcher
-    # died between commit and publish) is sent again.
-    publish_grace_s: float = Field(default=30.0, gt=0)
-    # Messages are namespaced so several farms (or test runs) can share one Redis.
-    key_prefix: str = Field(default="hive", min_length=1)
+    visibility_timeout_s: int = _var(
+        "VISIBILITY_TIMEOUT_S", "must exceed the longest step timeout", default=4 * 3600, gt=0
+    )
+    # Namespaced so several farms (or test runs) can share one Redis.
+    key_prefix: str = _var(
+        "KEY_PREFIX",
+        "prefix of Hive's own Redis keys (recovery markers, maintenance locks)",
+        default="hive",
+        min_length=1,
+    )
 
-    # Operations
-    flower_basic_auth: str | None = None
-    log_format: Literal["text", "json"] = "text"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-
-    # Messages below never repeat the value: URLs and the Flower setting carry passwords.
-
-    @field_validator("database_url")
+    @field_validator("url")
     @classmethod
-    def _postgres_only(cls, value: str) -> str:
+    def _redis_broker(cls, value: SecretStr) -> SecretStr:
+        _check_redis_url(value.get_secret_value())
+        return value
+
+    @field_validator("result_backend")
+    @classmethod
+    def _redis_backend(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value():
+            _check_redis_url(value.get_secret_value())
+        return value
+
+
+class DatabaseSettings(_Section):
+    """PostgreSQL, the system of record."""
+
+    url: SecretStr = _var(
+        "DATABASE_URL",
+        "PostgreSQL, the system of record",
+        default=SecretStr("postgresql+psycopg2://postgres@localhost:5432/hive"),
+    )
+    # Server-side prepared statements on the step path; off behind PgBouncer in transaction
+    # mode.
+    prepared: bool = _var(
+        "DB_PREPARED",
+        "server-side prepared statements on the step path; `false` behind PgBouncer in "
+        "transaction mode",
+        default=True,
+    )
+    # A claim holds no data, so by default it does not wait for its WAL flush (the step's
+    # success, which does, flushes it).
+    claim_sync_commit: bool = _var(
+        "CLAIM_SYNC_COMMIT",
+        "`false`: a step's claim does not wait for its WAL flush (a PostgreSQL crash can undo "
+        "it; recovery sends the step again); `true` to wait",
+        default=False,
+    )
+    retry_s: float = _var(
+        "DB_RETRY_S",
+        "how long a step retries its writes while PostgreSQL is down",
+        default=120.0,
+        ge=0,
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_only(cls, secret: SecretStr) -> SecretStr:
+        value = secret.get_secret_value()
         if value.startswith("postgresql://"):
             # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; Hive ships psycopg2.
             value = "postgresql+psycopg2://" + value.removeprefix("postgresql://")
@@ -84,19 +147,89 @@ class Settings(BaseSettings):
         if not database:
             # libpq would pick a database named after the OS user: not what anyone meant.
             raise ValueError("names no database (postgresql://user@host:5432/DATABASE)")
-        return value
+        return SecretStr(value)
 
-    @field_validator("broker_url")
-    @classmethod
-    def _redis_broker(cls, value: str) -> str:
-        return _redis_url(value)
+    @property
+    def name(self) -> str:
+        """The database's name, which is no secret (errors may show it)."""
+        from sqlalchemy.engine import make_url
 
-    @field_validator("result_backend")
-    @classmethod
-    def _redis_backend(cls, value: str) -> str:
-        return _redis_url(value) if value else value
+        return make_url(self.url.get_secret_value()).database or ""
 
-    @field_validator("pipelines_dir", mode="before")
+
+class RecoverySettings(_Section):
+    """Leases, the recovery sweep and re-sends."""
+
+    lease_grace_s: float = _var(
+        "LEASE_GRACE_S",
+        "a running step's lease is its timeout plus this",
+        default=30.0,
+        gt=0,
+    )
+    interval_s: float = _var(
+        "RECOVERY_INTERVAL_S",
+        "how often beat runs `recover_stalled_runs`",
+        default=30.0,
+        gt=0,
+    )
+    # Covers a crash between commit and publish, and a message lost with Redis; duplicates
+    # are dropped by the claim. Bounded by the queue's length (hive/beat/recovery.py).
+    redispatch_after_s: float = _var(
+        "REDISPATCH_AFTER_S",
+        "a step marked sent but never started is sent again after this, if its queue holds "
+        "fewer messages than it has steps waiting (else its message may still be there); the "
+        "n-th re-send of a step waits this times 2^n, at most 16 times this",
+        default=600.0,
+        gt=0,
+    )
+    publish_grace_s: float = _var(
+        "PUBLISH_GRACE_S",
+        "a step marked sent whose publish was never confirmed (its dispatcher died between "
+        "commit and publish) is sent again after this",
+        default=30.0,
+        gt=0,
+    )
+
+
+class RetentionSettings(_Section):
+    """How long finished runs and events are kept."""
+
+    days: int = _var(
+        "RETENTION_DAYS",
+        "`purge_retention` deletes finished runs and events older than this",
+        default=30,
+        ge=1,
+    )
+    purge_interval_s: float = _var(
+        "PURGE_INTERVAL_S", "how often beat runs `purge_retention`", default=86400.0, gt=0
+    )
+
+
+class PipelineSettings(_Section):
+    """Where pipelines are read from, and the bounds on what enters and leaves their steps."""
+
+    dir: Path = _var(
+        "PIPELINES_DIR", "the folder of pipeline YAML files", default=Path("config/pipelines")
+    )
+    max_input_bytes: int = _var(
+        "MAX_INPUT_BYTES",
+        "the largest run input (at submit and `dlq replay --input`) and agent output, as "
+        "compact UTF-8 JSON; larger input is refused naming its largest field, larger output "
+        "fails the step for good",
+        default=1_000_000,
+        gt=0,
+    )
+    # Past about 200 levels, pydantic and Python's recursion limit fail before the check.
+    max_input_depth: int = _var(
+        "MAX_INPUT_DEPTH",
+        "the deepest nesting of objects and arrays in run input and agent output (at most "
+        "200); refused the same way, naming the field",
+        default=64,
+        ge=1,
+        le=200,
+    )
+
+    @field_validator("dir", mode="before")
     @classmethod
     def _not_empty(cls, value: object) -> object:
         # Path("") is the working directory: every YAML file there would be read as a pipeline.
@@ -104,25 +237,84 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: object) -> object:
-        return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("flower_basic_auth")
+class StorageSettings(_Section):
+    """Files a process keeps on its own disk."""
+
+    data_dir: Path = _var(
+        "DATA_DIR",
+        "where `hive beat` keeps its schedule file and `hive flower --persistent` its state "
+        "(`flower/`)",
+        default=Path(".hive"),
+    )
+
+    @field_validator("data_dir", mode="before")
     @classmethod
-    def _user_password(cls, value: str | None) -> str | None:
+    def _not_empty(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class FlowerSettings(_Section):
+    """The Flower dashboard."""
+
+    basic_auth: SecretStr | None = _var(
+        "FLOWER_BASIC_AUTH",
+        "`user:password` (several joined by commas); `hive flower` refuses to start without it",
+        default=None,
+    )
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _user_password(cls, secret: SecretStr | None) -> SecretStr | None:
+        value = secret.get_secret_value() if secret else ""
         # Flower takes a comma-separated list of user:password pairs.
         if value and any(
             not user or not password
             for user, _, password in (pair.partition(":") for pair in value.split(","))
         ):
             raise ValueError("must be user:password (both non-empty; several joined by commas)")
-        return value or None
+        return secret if value else None
 
 
-def _redis_url(value: str) -> str:
-    """Check a redis:// or rediss:// URL's shape; Hive's own clients (redis-py) read it too."""
+class LogSettings(_Section):
+    """Log lines."""
+
+    format: Literal["text", "json"] = _var(
+        "LOG_FORMAT", "`text`, or `json` for one JSON object a line", default="text"
+    )
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = _var(
+        "LOG_LEVEL",
+        "`DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`; the default of `--loglevel`, "
+        "which wins",
+        default="INFO",
+    )
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+
+class Settings(BaseModel):
+    """All of Hive's configuration, by section. Built from the environment by
+    :func:`load_settings`; each section can also be given whole (tests, embedding)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    flower: FlowerSettings = Field(default_factory=FlowerSettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
+
+
+def _check_redis_url(value: str) -> None:
+    """A redis:// or rediss:// URL's shape; Hive's own clients (redis-py) read it too."""
     parts = urlsplit(value)
     if parts.scheme not in ("redis", "rediss"):
         raise ValueError("must be a redis:// or rediss:// URL")
@@ -135,18 +327,89 @@ def _redis_url(value: str) -> str:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ValueError("must end in a database number, like redis://localhost:6379/0")
-    return value
+
+
+def sections() -> dict[str, type[_Section]]:
+    """Each section's attribute name on :class:`Settings` and its class."""
+    return {
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
+    }
+
+
+def variables() -> list[tuple[str, FieldInfo]]:
+    """Every ``HIVE_*`` variable and the field that reads it, in declaration order."""
+    found = []
+    for section in sections().values():
+        for field in section.model_fields.values():
+            alias = field.validation_alias
+            assert isinstance(alias, AliasChoices)
+            found.append((str(alias.choices[0]), field))
+    return found
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """Each variable, its default as the README shows it, and its description: the README's
+    settings table is made of these rows (a test holds them equal)."""
+    rows = []
+    for variable, field in variables():
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, SecretStr):
+            default = default.get_secret_value()
+        if default in ("", None):
+            shown = "empty"
+        elif isinstance(default, bool):
+            shown = f"`{str(default).lower()}`"
+        elif isinstance(default, float):
+            shown = f"`{default:g}`"
+        else:
+            shown = f"`{default}`"
+        rows.append((variable, shown, field.description or ""))
+    return rows
+
+
+# Celery reads these from the environment ahead of its configuration: set, they would move
+# Celery's connections while Hive's own Redis clients (recovery, locks, checks) kept Hive's.
+_CELERY_OVERRIDES = {
+    "CELERY_BROKER_URL": "HIVE_BROKER_URL",
+    "CELERY_BROKER_READ_URL": "HIVE_BROKER_URL",
+    "CELERY_BROKER_WRITE_URL": "HIVE_BROKER_URL",
+    "CELERY_RESULT_BACKEND": "HIVE_RESULT_BACKEND",
+}
+
+
+def _celery_overrides() -> list[tuple[str, str]]:
+    # Celery ignores an empty one (it reads them with `or`).
+    return [
+        (
+            variable,
+            f"is set and would take Celery away from {ours}, which Hive's own clients use; "
+            f"unset it and set {ours} only",
+        )
+        for variable, ours in _CELERY_OVERRIDES.items()
+        if os.environ.get(variable)
+    ]
 
 
 def load_settings() -> Settings:
-    """Read the settings from the environment, translating errors to :class:`SettingsError`."""
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
-        problem = first["msg"].removeprefix("Value error, ")
-        raise SettingsError(f"{_PREFIX}{field.upper()}", problem) from None
+    """Read the settings from the environment.
+
+    Raises:
+        SettingsError: one or more variables are malformed; names every one of them.
+    """
+    built: dict[str, _Section] = {}
+    problems = _celery_overrides()
+    for name, section in sections().items():
+        try:
+            built[name] = section()
+        except ValidationError as exc:
+            for error in exc.errors():
+                variable = str(error["loc"][0]) if error["loc"] else "?"
+                problems.append((variable.upper(), error["msg"].removeprefix("Value error, ")))
+    if problems:
+        raise SettingsError.of(problems)
+    return Settings.model_validate(built)
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,9 @@
 # Idempotent set-up behind `make demo`, `make test` and friends:
 #   1. a .venv made with Python 3.11+ (PYTHON=/path/to/python3.11 to choose one),
 #   2. the project installed into it, again only when pyproject.toml has changed,
-#   3. reachable Redis and PostgreSQL (scripts/services.py ensure) unless --no-services.
+#   3. with --test-agents (make test), the test-only agents of tests/agents (crash, hang),
+#      which the product never installs,
+#   4. reachable Redis and PostgreSQL (scripts/services.py ensure) unless --no-services.
 # Silent when there is nothing to do; short progress lines on stderr when there is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,13 +13,16 @@ VENV=.venv
 # Holds the sha256 of the pyproject.toml last installed: a hash, because a fresh clone
 # gives every file a new mtime.
 STAMP="$VENV/.hive-installed"
+AGENTS_STAMP="$VENV/.hive-test-agents-installed"
 PYTHON="${PYTHON:-python3}"
 
 services=1
+test_agents=0
 for arg in "$@"; do
     case "$arg" in
         --no-services) services=0 ;;
-        *) echo "usage: $0 [--no-services]" >&2; exit 2 ;;
+        --test-agents) test_agents=1 ;;
+        *) echo "usage: $0 [--no-services] [--test-agents]" >&2; exit 2 ;;
     esac
 done
 
@@ -54,10 +59,20 @@ fi
 
 want=$("$VENV/bin/python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-    say "installing the project into $VENV (pip install -e '.[dev]')"
-    quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev]' \
+    say "installing the project into $VENV (pip install -e '.[dev,flower]')"
+    quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev,flower]' \
         || die "pip install failed"
     printf '%s\n' "$want" >"$STAMP"
+fi
+
+if [ "$test_agents" = 1 ]; then
+    want=$("$VENV/bin/python" -c 'import hashlib; print(hashlib.sha256(open("tests/agents/pyproject.toml", "rb").read()).hexdigest())')
+    if [ "$(cat "$AGENTS_STAMP" 2>/dev/null || true)" != "$want" ]; then
+        say "installing the test-only agents into $VENV (pip install -e tests/agents)"
+        quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -e tests/agents \
+            || die "pip install of tests/agents failed"
+        printf '%s\n' "$want" >"$AGENTS_STAMP"
+    fi
 fi
 
 if [ "$services" = 1 ]; then

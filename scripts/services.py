@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
     from psycopg2.extensions import connection
@@ -140,14 +140,13 @@ def load_targets() -> tuple[RedisTarget, PgTarget]:
     except SettingsError as exc:
         raise ServiceError(str(exc)) from None
 
-    redis_endpoint = _redis_endpoint(settings.broker_url)
+    broker_url = settings.broker.url.get_secret_value()
+    redis_endpoint = _redis_endpoint(broker_url)
     if redis_endpoint is None:  # the settings refuse anything but redis(s)://, so never
-        raise ServiceError(
-            f"HIVE_BROKER_URL: not a redis:// URL: {urlsplit(settings.broker_url).scheme}"
-        )
-    backend_endpoint = _redis_endpoint(settings.result_backend)
-    backend_url = settings.result_backend if backend_endpoint else ""
-    db = make_url(settings.database_url)
+        raise ServiceError(f"HIVE_BROKER_URL: not a redis:// URL: {urlsplit(broker_url).scheme}")
+    backend_endpoint = _redis_endpoint(settings.broker.result_backend.get_secret_value())
+    backend_url = settings.broker.result_backend.get_secret_value() if backend_endpoint else ""
+    db = make_url(settings.database.url.get_secret_value())
     pg = PgTarget(
         host=db.host,
         port=db.port or 5432,
@@ -155,7 +154,9 @@ def load_targets() -> tuple[RedisTarget, PgTarget]:
         password=db.password,
         database=db.database,
     )
-    redis_target = RedisTarget(settings.broker_url, redis_endpoint, backend_url, backend_endpoint)
+    redis_target = RedisTarget(
+        settings.broker.url.get_secret_value(), redis_endpoint, backend_url, backend_endpoint
+    )
     return redis_target, pg
 
 
@@ -181,14 +182,21 @@ def _indent(text: str) -> str:
     return "\n".join(f"    {line}" for line in text.strip().splitlines())
 
 
-def _run(argv: list[str], what: str, cwd: Path | None = None, log: Path | None = None) -> None:
+def _run(
+    argv: list[str],
+    what: str,
+    cwd: Path | None = None,
+    log: Path | None = None,
+    stdin: str | None = None,
+) -> None:
     """Run a command quietly; on failure raise with its output and the tail of ``log``."""
     # A file, not a pipe: a daemon that inherits it cannot keep us waiting for EOF.
     with tempfile.TemporaryFile() as out:
         try:
             proc = subprocess.run(
                 argv,
-                stdin=subprocess.DEVNULL,
+                input=None if stdin is None else stdin.encode(),
+                stdin=subprocess.DEVNULL if stdin is None else None,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 cwd=cwd,
@@ -328,12 +336,32 @@ def start_redis(target: RedisTarget, endpoint: Endpoint) -> None:
     # Production runs noeviction (a broker must never drop messages); so do tests.
     argv += ["--maxmemory-policy", "noeviction", "--dir", str(REDIS_DIR)]
     argv += ["--pidfile", str(REDIS_PID), "--logfile", str(REDIS_LOG)]
-    _run(argv, "redis-server", log=REDIS_LOG)
+    config = _redis_auth_config(target.url)
+    if config:
+        # On standard input ("-"), so the password is in no process list.
+        argv.insert(1, "-")
+    _run(argv, "redis-server", log=REDIS_LOG, stdin=config or None)
     if not _wait_until(lambda: _redis_problem(target.url) is None, 10):
         log = _indent(_tail(REDIS_LOG))
         raise ServiceError(f"redis: started redis-server but {endpoint} did not answer:\n{log}")
     pid = _redis_pid()
     say(f"redis: started a throwaway server on {endpoint} (pid {pid}, in {_rel(REDIS_DIR)})")
+
+
+def _redis_auth_config(url: str) -> str:
+    """Config lines giving a throwaway server the password (and ACL user) the URL names."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return ""
+    password = unquote(parts.password)
+    user = unquote(parts.username or "")
+    if user in ("", "default"):
+        return f"requirepass {_redis_quote(password)}\n"
+    return f"user {_redis_quote(user)} on {_redis_quote('>' + password)} ~* &* +@all\n"
+
+
+def _redis_quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def stop_redis() -> bool:

@@ -38,6 +38,15 @@ def redis_db() -> Iterator[tuple[redis.Redis, int]]:
 @pytest.fixture(scope="session")
 def pipelines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped pipelines plus the test pipelines."""
+    from hive.agents.registry import default_registry
+
+    # The fault pipelines use agents the product does not ship (tests/agents).
+    missing = sorted({"crash", "hang"} - set(default_registry().names()))
+    if missing:
+        pytest.fail(
+            f"test-only agents {', '.join(missing)} are not installed: run the tests with "
+            "`make test`, or `pip install -e tests/agents` first"
+        )
     target = tmp_path_factory.mktemp("pipelines")
     test_pipelines = [
         *(ROOT / "tests").glob("pipelines/*.yaml"),

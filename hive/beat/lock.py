@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 def broker_redis() -> redis.Redis:
     return redis.Redis.from_url(
-        get_settings().broker_url, socket_timeout=10, socket_connect_timeout=5
+        get_settings().broker.url.get_secret_value(), socket_timeout=10, socket_connect_timeout=5
     )
 
 
@@ -27,7 +27,7 @@ def broker_redis() -> redis.Redis:
 def held(client: redis.Redis, name: str, ttl_s: float) -> Iterator[bool]:
     """Yield True while holding the lock ``name`` (redis-py's Lock: SET NX PX + token-checked
     release), False when another process holds it. The TTL frees it if this process dies."""
-    lock = client.lock(keys.maintenance_lock(get_settings().key_prefix, name), timeout=ttl_s)
+    lock = client.lock(keys.maintenance_lock(get_settings().broker.key_prefix, name), timeout=ttl_s)
     acquired = lock.acquire(blocking=False)
     try:
         yield bool(acquired)

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 def recover_now() -> dict[str, Any] | None:
     """One recovery sweep; None if another one is running."""
-    ttl = max(get_settings().recovery_interval_s * 4, 60.0)
+    ttl = max(get_settings().recovery.interval_s * 4, 60.0)
     return lock.run_exclusively(
         "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
     )
@@ -31,7 +31,7 @@ def recover_now() -> dict[str, Any] | None:
 
 def purge_now() -> dict[str, Any] | None:
     """Delete what is older than ``HIVE_RETENTION_DAYS``; None if another purge is running."""
-    days = get_settings().retention_days
+    days = get_settings().retention.days
     return lock.run_exclusively(
         "purge",
         3600.0,
@@ -64,25 +64,3 @@ def recover_stalled_runs() -> dict[str, Any] | None:
 @app.task(name=keys.PURGE_TASK, ignore_result=True)
 def purge_retention() -> dict[str, Any] | None:
     return purge_now()
-
-
-def beat_schedule() -> dict[str, Any]:
-    """The schedule, from settings; each entry expires after its interval so a backlog
-    after an outage does not pile up."""
-    settings = get_settings()
-    return {
-        "recover-stalled-runs": {
-            "task": keys.RECOVER_TASK,
-            "schedule": settings.recovery_interval_s,
-            "options": {
-                "queue": keys.MAINTENANCE_QUEUE,
-                "expires": settings.recovery_interval_s,
-                "priority": 0,  # served before any step, so a busy farm still recovers
-            },
-        },
-        "purge-retention": {
-            "task": keys.PURGE_TASK,
-            "schedule": settings.purge_interval_s,
-            "options": {"queue": keys.MAINTENANCE_QUEUE, "expires": settings.purge_interval_s},
-        },
-    }

@@ -14,17 +14,22 @@ from hive.db.models import Json, dead_letters, runs
 def list_open(
     conn: Connection,
     *,
+    tenant: str | None = None,
     pipeline: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
 ) -> list[Any]:
-    """Dead letters not yet replayed, newest first."""
+    """Dead letters not yet replayed, newest first; with ``tenant``, that tenant's alone."""
     query = (
         select(dead_letters)
         .where(dead_letters.c.replayed_at.is_(None))
         .order_by(dead_letters.c.created_at.desc())
         .limit(limit)
     )
+    if tenant is not None:
+        query = query.where(
+            dead_letters.c.run_id.in_(select(runs.c.id).where(runs.c.tenant == tenant))
+        )
     if pipeline:
         query = query.where(dead_letters.c.pipeline == pipeline)
     if since:
@@ -42,8 +47,11 @@ def for_run(conn: Connection, run_id: uuid.UUID) -> list[Any]:
     )
 
 
-def failed_runs_of(conn: Connection, pipeline: str) -> list[uuid.UUID]:
-    """Failed runs of ``pipeline`` that have dead letters waiting for a replay."""
+def failed_runs_of(
+    conn: Connection, pipeline: str, *, tenant: str | None = None
+) -> list[uuid.UUID]:
+    """Failed runs of ``pipeline`` (and ``tenant``, if given) that have dead letters
+    waiting for a replay."""
     query = (
         select(runs.c.id)
         .where(
@@ -55,6 +63,8 @@ def failed_runs_of(conn: Connection, pipeline: str) -> list[uuid.UUID]:
         )
         .order_by(runs.c.created_at)
     )
+    if tenant is not None:
+        query = query.where(runs.c.tenant == tenant)
     return list(conn.execute(query).scalars())
 
 

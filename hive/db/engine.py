@@ -49,7 +49,7 @@ def get_engine(*, autocommit: bool = False) -> Engine:
                 # No pre-ping: it costs a round trip per transaction, and every transaction
                 # already runs again on a dropped connection (hive.db.retrying).
                 engine = create_engine(
-                    get_settings().database_url,
+                    get_settings().database.url.get_secret_value(),
                     pool_size=max(_BASE_SIZE[autocommit], _tasks_at_once),
                     max_overflow=_OVERFLOW,
                     connect_args={"connect_timeout": 5},

@@ -17,7 +17,7 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 def alembic_config(database_url: str | None = None) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
-    url = database_url or get_settings().database_url
+    url = database_url or get_settings().database.url.get_secret_value()
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 

@@ -63,6 +63,9 @@ class Run(Base):
         ),
         # Sweeps start here. Not on status: see migration 0003.
         Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
+        # A tenant's runs, newest first (migration 0006).
+        Index("ix_runs_tenant_created", "tenant", "created_at"),
+        Index("ix_runs_tenant_pipeline_created", "tenant", "pipeline", "created_at"),
     )
 
 
@@ -90,6 +93,8 @@ class StepRun(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(_TS)
     # Set with the mark, cleared once the message is published: past it, unconfirmed.
     publish_by: Mapped[datetime | None] = mapped_column(_TS)
+    # How often recovery sent this step again, its message presumed lost; spaces the next one.
+    resends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     lease_until: Mapped[datetime | None] = mapped_column(_TS)
     input: Mapped[Any | None] = mapped_column(Json)
     output: Mapped[Any | None] = mapped_column(Json)

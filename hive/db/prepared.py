@@ -57,7 +57,7 @@ class PreparedStatement:
         )
 
     def execute(self, conn: Connection, params: Mapping[str, Any]) -> CursorResult[Any]:
-        if not get_settings().db_prepared:
+        if not get_settings().database.prepared:
             return conn.execute(self.plain, dict(params))
         prepared = prepared_on(conn.connection.info)
         if self.name not in prepared:
@@ -70,7 +70,7 @@ class PreparedStatement:
     ) -> None:
         """Execute on a psycopg2 cursor; ``prepared`` holds what its connection prepared.
         ``prefix`` (such as ``BEGIN;``) is sent in the same round trip."""
-        if not get_settings().db_prepared:
+        if not get_settings().database.prepared:
             named = zip(self.order, self._values(params), strict=True)
             cursor.execute(prefix + self._inline, dict(named))
             return

@@ -73,7 +73,7 @@ def on_direct_cursor(
 
 
 def _retried(attempt: Callable[[], T], retry_s: float | None) -> T:
-    budget = get_settings().db_retry_s if retry_s is None else retry_s
+    budget = get_settings().database.retry_s if retry_s is None else retry_s
     deadline = time.monotonic() + budget
     # The first retry is immediate: a dropped connection makes SQLAlchemy recycle the pool,
     # so it usually succeeds; later ones back off.

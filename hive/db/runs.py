@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, Select, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
@@ -17,16 +17,26 @@ from hive.db.prepared import PreparedStatement
 from hive.settings import get_settings
 
 
-@dataclass(frozen=True)
-class NewStep:
-    step_id: str
-    agent: str
-    needs: list[str]
-    dependents: list[str]
-    chain_next: str | None
-    inputs_from: list[str]
-    input_template: Any
-    options: dict[str, Any]
+class NewStep(Protocol):
+    """A step row to insert, as :func:`hive.pipelines.plan_steps` plans it (the database
+    layer knows nothing of pipelines: any object with these attributes will do)."""
+
+    @property
+    def step_id(self) -> str: ...
+    @property
+    def agent(self) -> str: ...
+    @property
+    def needs(self) -> list[str]: ...
+    @property
+    def dependents(self) -> list[str]: ...
+    @property
+    def chain_next(self) -> str | None: ...
+    @property
+    def inputs_from(self) -> list[str]: ...
+    @property
+    def input_template(self) -> Any: ...
+    @property
+    def options(self) -> dict[str, Any]: ...
 
 
 # The run and every step of it, however many, in one statement: on an autocommit cursor,
@@ -86,7 +96,7 @@ def insert_run(
     priority: str,
     run_input: Any,
     output_spec: dict[str, Any],
-    steps: list[NewStep],
+    steps: Sequence[NewStep],
     sent: Collection[str] = (),
     idempotency_key: str | None = None,
     deadline_s: float | None = None,
@@ -128,7 +138,7 @@ def insert_run(
             "idempotency_key": idempotency_key,
             "deadline_s": deadline_s,
             "steps": rows,
-            "publish_grace": get_settings().publish_grace_s,
+            "publish_grace": get_settings().recovery.publish_grace_s,
         },
     )
     if inserted is not None:
@@ -222,8 +232,25 @@ def finish_run(
     return _FINISH_PREPARED.execute(conn, params).first() is not None
 
 
-def get_run(conn: Connection, run_id: uuid.UUID) -> Any:
-    return conn.execute(select(runs).where(runs.c.id == run_id)).first()
+# Reads for the service layer. ``tenant`` scopes each one: with a tenant, a run of another
+# tenant (or of none) is not there at all; None reads across every tenant.
+
+
+def _scoped(query: Select[Any], tenant: str | None) -> Select[Any]:
+    return query if tenant is None else query.where(runs.c.tenant == tenant)
+
+
+def get_run(conn: Connection, run_id: uuid.UUID, *, tenant: str | None = None) -> Any:
+    return conn.execute(_scoped(select(runs).where(runs.c.id == run_id), tenant)).first()
+
+
+_STATE_COLUMNS = (runs.c.id, runs.c.status, runs.c.output, runs.c.error, runs.c.tenant)
+
+
+def get_run_state(conn: Connection, run_id: uuid.UUID, *, tenant: str | None = None) -> Any:
+    """The run's status, output and error alone: what a waiting caller polls."""
+    query = select(*_STATE_COLUMNS).where(runs.c.id == run_id)
+    return conn.execute(_scoped(query, tenant)).first()
 
 
 def get_steps(conn: Connection, run_id: uuid.UUID) -> list[Any]:
@@ -237,11 +264,14 @@ def get_steps(conn: Connection, run_id: uuid.UUID) -> list[Any]:
 def list_runs(
     conn: Connection,
     *,
+    tenant: str | None = None,
     status: str | None = None,
     pipeline: str | None = None,
     limit: int = 20,
 ) -> list[Any]:
-    query = select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+    """Newest first. With a tenant, ``ix_runs_tenant_created`` (and, with a pipeline,
+    ``ix_runs_tenant_pipeline_created``) serve it in index order."""
+    query = _scoped(select(runs).order_by(runs.c.created_at.desc()).limit(limit), tenant)
     if status:
         query = query.where(runs.c.status == status)
     if pipeline:

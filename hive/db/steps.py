@@ -363,7 +363,11 @@ def mark_enqueued(
     """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
     "pending, not yet sent"); only the rows returned may be published. Each mark must be
     confirmed (:func:`confirm_published`) within ``HIVE_PUBLISH_GRACE_S``."""
-    params = {"run_id": run_id, "heads": heads, "publish_grace": get_settings().publish_grace_s}
+    params = {
+        "run_id": run_id,
+        "heads": heads,
+        "publish_grace": get_settings().recovery.publish_grace_s,
+    }
     rows = fetch_all(db, _MARK_PREPARED, params)
     return [MarkedStep(r["step_id"], r["chain_next"], r["attempt"], r["options"]) for r in rows]
 

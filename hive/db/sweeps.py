@@ -6,7 +6,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text
+
+from hive.statuses import RunStatus, StepStatus
 
 
 @dataclass(frozen=True)
@@ -35,28 +39,101 @@ def expired_leases(conn: Connection, limit: int = 1000) -> list[StalledStep]:
     return [StalledStep(r.run_id, r.step_id, r.attempt, r.worker) for r in rows]
 
 
+_STATUSES = {"queued": RunStatus.QUEUED, "running": RunStatus.RUNNING,
+             "pending": StepStatus.PENDING}  # fmt: skip
+
+# A step marked sent whose message may be lost: its publish was never confirmed in time,
+# or it has waited past the re-send threshold, doubled for each earlier re-send (capped).
+_MARK_OVERDUE = """
+    s.enqueued_at IS NOT NULL
+    AND (s.publish_by < now()
+         OR s.enqueued_at < now() - make_interval(
+                secs => :stale_s * power(2, least(s.resends, :max_doublings))))
+"""
+
+# At most 2^4 = 16 times the threshold between two re-sends of one step (160 min by default).
+MAX_DOUBLINGS = 4
+
 _UNSENT = text(
-    """
-    SELECT s.run_id, array_agg(s.step_id ORDER BY s.position) AS steps, min(r.priority) AS priority
+    f"""
+    SELECT s.run_id, s.step_id, r.priority, s.enqueued_at IS NOT NULL AS marked,
+           coalesce(s.options->>'queue', :default_queue) AS queue
       FROM runs r JOIN step_runs s ON s.run_id = r.id
-     WHERE r.finished_at IS NULL AND r.status IN ('queued', 'running')
-       AND s.status = 'pending' AND s.pending_needs = 0
-       AND (s.enqueued_at IS NULL OR s.enqueued_at < now() - make_interval(secs => :stale_s)
-            OR s.publish_by < now())
-     GROUP BY s.run_id
+     WHERE r.finished_at IS NULL AND r.status IN (:queued, :running)
+       AND s.status = :pending AND s.pending_needs = 0
+       AND (s.enqueued_at IS NULL OR ({_MARK_OVERDUE}))
+     ORDER BY s.enqueued_at NULLS FIRST, s.run_id, s.position
      LIMIT :limit
     """
 )
 
 
+@dataclass(frozen=True)
+class UnsentStep:
+    run_id: uuid.UUID
+    step_id: str
+    priority: str
+    queue: str
+    marked: bool
+    """Marked sent: its message may still be in the broker (else it was never sent)."""
+
+
 def unsent_ready_steps(
-    conn: Connection, stale_s: float, limit: int = 1000
-) -> list[tuple[uuid.UUID, list[str], str]]:
-    """Ready steps with no message: never sent (a failed publish), marked but never
-    confirmed published (the dispatcher died between commit and publish), or sent so long
-    ago that the message must be gone. Returns (run id, step ids, priority)."""
-    rows = conn.execute(_UNSENT, {"stale_s": stale_s, "limit": limit})
-    return [(r.run_id, list(r.steps), r.priority) for r in rows]
+    conn: Connection, stale_s: float, default_queue: str, limit: int = 1000
+) -> list[UnsentStep]:
+    """Ready steps that may have no message, oldest mark first: never sent (a failed
+    publish), marked but never confirmed published (the dispatcher died between commit and
+    publish), or marked so long ago that the message may be gone (``stale_s``, doubled for
+    each earlier re-send of the step)."""
+    params = {**_STATUSES, "stale_s": stale_s, "max_doublings": MAX_DOUBLINGS,
+              "default_queue": default_queue, "limit": limit}  # fmt: skip
+    return [
+        UnsentStep(r.run_id, r.step_id, r.priority, r.queue, r.marked)
+        for r in conn.execute(_UNSENT, params)
+    ]
+
+
+# Steps whose message should be in their queue now: ready, marked sent, and not in the
+# middle of being published (a mark still within its publish grace may not be there yet).
+_WAITING = text(
+    """
+    SELECT coalesce(s.options->>'queue', :default_queue) AS queue, count(*) AS n
+      FROM runs r JOIN step_runs s ON s.run_id = r.id
+     WHERE r.finished_at IS NULL AND r.status IN (:queued, :running)
+       AND s.status = :pending AND s.pending_needs = 0 AND s.enqueued_at IS NOT NULL
+       AND (s.publish_by IS NULL OR s.publish_by < now())
+       AND coalesce(s.options->>'queue', :default_queue) = ANY(:queues)
+     GROUP BY 1
+    """
+).bindparams(bindparam("queues", type_=ARRAY(Text)))
+
+
+def waiting_per_queue(conn: Connection, queues: list[str], default_queue: str) -> dict[str, int]:
+    """How many messages each of ``queues`` should hold: one per ready step marked sent."""
+    params = {**_STATUSES, "queues": queues, "default_queue": default_queue}
+    rows = conn.execute(_WAITING, params)
+    return {r.queue: int(r.n) for r in rows}
+
+
+_UNMARK_OVERDUE = text(
+    f"""
+    UPDATE step_runs s SET enqueued_at = NULL, publish_by = NULL, resends = s.resends + 1
+     WHERE s.run_id = :run_id AND s.step_id = ANY(:ids)
+       AND s.status = :pending AND s.pending_needs = 0 AND ({_MARK_OVERDUE})
+    RETURNING s.step_id, s.resends
+    """
+).bindparams(bindparam("ids", type_=ARRAY(Text)))
+
+
+def unmark_for_resend(
+    conn: Connection, run_id: uuid.UUID, step_ids: list[str], stale_s: float
+) -> dict[str, int]:
+    """Forget the marks of those ``step_ids`` still overdue (compare-and-set: a step claimed
+    or sent again meanwhile is left alone) and count a re-send for each; returns step id →
+    its re-sends so far."""
+    params = {**_STATUSES, "run_id": run_id, "ids": step_ids, "stale_s": stale_s,
+              "max_doublings": MAX_DOUBLINGS}  # fmt: skip
+    return {r.step_id: int(r.resends) for r in conn.execute(_UNMARK_OVERDUE, params)}
 
 
 _FORGET_SENT = text(

@@ -8,12 +8,14 @@
     validate_run_input(p, data)     run input vs. the pipeline's input_schema
     resolve(template, input, outs)  substitute $input / $steps.<id> references
     pipeline_output(p, input, outs) the run's output
+    plan_steps(p), output_spec(p)   the rows a run of the pipeline is stored as
 
 Loading raises :class:`~hive.errors.PipelineError` listing every problem at once.
 """
 
 from hive.pipelines.inputs import validate_run_input
 from hive.pipelines.loader import load_pipeline_file, load_pipelines, validate_paths
+from hive.pipelines.plan import StepPlan, output_spec, plan_steps
 from hive.pipelines.refs import (
     MalformedReference,
     Reference,
@@ -28,12 +30,15 @@ __all__ = [
     "MalformedReference",
     "Pipeline",
     "Reference",
+    "StepPlan",
     "StepSpec",
     "UnresolvedReference",
     "load_pipeline_file",
     "load_pipelines",
+    "output_spec",
     "parse_reference",
     "pipeline_output",
+    "plan_steps",
     "referenced_steps",
     "resolve",
     "validate_paths",

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator, SchemaError
-from jsonschema_specifications import REGISTRY as SCHEMA_REGISTRY
+from jsonschema_specifications import REGISTRY as SCHEMA_REGISTRY  # type: ignore[import-untyped]
 from pydantic import BaseModel, RootModel, ValidationError
 from pydantic_core import ErrorDetails
 from referencing.exceptions import PointerToNowhere, Unresolvable
@@ -43,9 +43,12 @@ _OPEN_SCHEMA_KEYWORDS = (
 )
 
 
+_REFERENCE_KEYWORDS = ("$ref", "$dynamicRef")
+
+
 def check_input_schema(schema: dict[str, Any]) -> list[Problem]:
-    """The schema itself must be valid JSON Schema (Draft 2020-12), every ``$ref`` in it
-    resolvable without fetching anything."""
+    """The schema itself must be valid JSON Schema (Draft 2020-12), every ``$ref`` and
+    ``$dynamicRef`` in it resolvable without fetching anything."""
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -76,18 +79,23 @@ def _reference_problems(schema: dict[str, Any]) -> list[Problem]:
         if not isinstance(value, dict):
             continue
         walk.extend(((*location, key), item) for key, item in value.items())
-        ref = value.get("$ref")
-        if id(value) not in resolvers or not isinstance(ref, str):
+        if id(value) not in resolvers:
             continue
-        try:
-            resolvers[id(value)].lookup(ref)
-        except PointerToNowhere:
-            message = f"$ref {ref!r} points at nothing in the schema"
-        except Unresolvable:
-            message = f"$ref {ref!r} cannot be resolved (other schemas are never fetched)"
-        else:
-            continue
-        problems.append((format_location((*location, "$ref"), "input_schema"), message))
+        # A $dynamicRef is looked up like a $ref first: left unchecked, jsonschema would
+        # fetch its URL (file:// included) at every validation.
+        for keyword in _REFERENCE_KEYWORDS:
+            ref = value.get(keyword)
+            if not isinstance(ref, str):
+                continue
+            try:
+                resolvers[id(value)].lookup(ref)
+            except PointerToNowhere:
+                message = f"{keyword} {ref!r} points at nothing in the schema"
+            except Unresolvable:
+                message = f"{keyword} {ref!r} cannot be resolved (other schemas are never fetched)"
+            else:
+                continue
+            problems.append((format_location((*location, keyword), "input_schema"), message))
     return sorted(problems)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 from celery.signals import setup_logging, worker_init, worker_process_init
@@ -18,7 +20,7 @@ _PRIORITY_STEPS = [0, 3, 6, 9]
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings that avoid the known traps of Celery on Redis
     (see shared/reference/celery-on-redis.md, section 5)."""
-    vt = settings.visibility_timeout_s
+    vt = settings.broker.visibility_timeout_s
     transport = {
         "visibility_timeout": vt,
         "socket_timeout": 30,
@@ -29,8 +31,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "priority_steps": _PRIORITY_STEPS,
     }
     return {
-        "broker_url": settings.broker_url,
-        "result_backend": settings.result_backend or None,
+        "broker_url": settings.broker.url.get_secret_value(),
+        "broker_use_ssl": tls_options(settings.broker.url.get_secret_value()),
+        "result_backend": settings.broker.result_backend.get_secret_value() or None,
+        "redis_backend_use_ssl": tls_options(settings.broker.result_backend.get_secret_value()),
         "broker_transport_options": transport,
         "result_backend_transport_options": {"visibility_timeout": vt},
         "visibility_timeout": vt,
@@ -72,23 +76,32 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_inherit_parent_priority": True,
         "worker_hijack_root_logger": False,
         "task_routes": {"hive.beat.*": {"queue": keys.MAINTENANCE_QUEUE}},
-        "beat_schedule": _beat_schedule(),
         "timezone": "UTC",
         "enable_utc": True,
     }
 
 
-def _beat_schedule() -> dict[str, Any]:
-    from hive.beat.tasks import beat_schedule
+def tls_options(url: str) -> dict[str, Any] | None:
+    """Certificate checks for a ``rediss://`` URL that does not choose them itself.
 
-    return beat_schedule()
+    Given none, kombu connects without verifying the server's certificate (and Celery's result
+    backend refuses to start), while redis-py, which Hive's own clients use, verifies it: both
+    verify, unless the URL says otherwise (``?ssl_cert_reqs=none``, ``&ssl_ca_certs=...``).
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss" or "ssl_cert_reqs" in parse_qs(parts.query):
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
 app = Celery("hive", set_as_current=True)
 app.add_defaults(lambda: celery_config(get_settings()))
+# Names, not imports: a worker registers the maintenance tasks without the app importing
+# beat (beat sits above tasks). The schedule is attached by `hive beat` alone.
 app.conf.include = ["hive.tasks.step", "hive.beat.tasks"]
 
 
+@worker_init.connect
 def _size_pools(sender: Any, **_: Any) -> None:
     """A thread pool runs ``concurrency`` steps in one process, each needing a connection at
     once; a prefork child runs one, and opens no more than it uses."""
@@ -98,19 +111,17 @@ def _size_pools(sender: Any, **_: Any) -> None:
         size_pools(sender.concurrency)
 
 
+@worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     from hive.db.engine import dispose_engine
 
     dispose_engine()
 
 
-def _setup_logging(**_: Any) -> None:
+@setup_logging.connect
+def _setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
     from hive.logs import configure_logging
 
-    configure_logging()
-
-
-# Connected by call, not as decorators: Celery's are untyped.
-worker_init.connect(_size_pools)
-worker_process_init.connect(_after_fork)
-setup_logging.connect(_setup_logging)
+    # Celery passes the level it was started with (`hive worker --loglevel`, which defaults
+    # to HIVE_LOG_LEVEL): the command line wins over the setting.
+    configure_logging(loglevel)

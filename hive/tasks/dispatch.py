@@ -11,19 +11,28 @@ its only need) go out as one ``chain``; several ready stretches as one ``group``
 from __future__ import annotations
 
 import logging
+import traceback
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import kombu.exceptions
+import redis.exceptions
 from celery import chain, group
 from celery.canvas import Signature
 from sqlalchemy import Connection
 
 from hive import keys
+from hive.db import events as event_log
+from hive.db import runs as run_store
 from hive.db import steps as step_store
+from hive.db import undeliverable
 from hive.db.direct import DirectCursor
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.db.runs import NewStep
-from hive.errors import HiveError
+from hive.errors import DispatchError, HiveError
+from hive.statuses import RunStatus
 from hive.tasks.app import PRIORITIES, app
 
 logger = logging.getLogger(__name__)
@@ -51,47 +60,102 @@ class Publication:
         return [s.step_id for stretch in self.stretches for s in stretch]
 
     def canvas(self) -> Signature:
-        links = [self._stretch(stretch) for stretch in self.stretches]
-        return links[0] if len(links) == 1 else group(links)
+        return self._canvas(self.stretches)
 
     def send(self) -> bool:
-        """Publish. If the broker refuses, forget the marks so the recovery sweep sends
-        the steps again; the run stays recorded either way. False if not sent."""
+        """Publish. If the broker is unreachable, forget the marks so that the recovery sweep
+        sends the steps again; the run stays recorded either way. False if not sent.
+
+        Raises:
+            DispatchError: publishing failed for another reason (a bug, a queue whose Redis
+                key holds something else): the steps that cannot go out were failed and
+                recorded, since the sweep would meet the same error every time.
+        """
         if not self.stretches:
             return True
         try:
-            if len(self.stretches) == 1:
-                self.canvas().apply_async(countdown=self.countdown_s)
-            else:
-                # A group's messages go out in Redis pipelines (kombu's publish batches):
-                # 1000 took 254 ms this way and 584 ms one LPUSH at a time. Batches of
-                # 100 let workers start on the first ones while the rest are built.
-                with app.producer_or_acquire() as producer, producer.batch(_PUBLISH_BATCH):
-                    self.canvas().apply_async(countdown=self.countdown_s, producer=producer)
-        except Exception as exc:  # kombu and redis-py raise many kinds on a lost broker
-            logger.warning(
-                "could not publish %d steps (%s); recovery will send them", len(self.step_ids), exc
-            )
-            try:
-                in_transaction(
-                    lambda conn: step_store.unmark(conn, self.run_id, self.step_ids), retry_s=5
-                )
-            except HiveError:
-                logger.warning("could not unmark; recovery will send them once unconfirmed")
-            return False
+            self._publish(self.stretches)
+        except Exception as exc:
+            if is_transient_broker_error(exc):
+                self._leave_to_recovery(self.stretches, exc)
+                return False
+            return self._sort_out(exc)
+        self._confirm(self.stretches)
+        return True
+
+    def _publish(self, stretches: list[list[step_store.MarkedStep]]) -> None:
+        # Only a retry has a countdown (left out otherwise: Celery's types take no None).
+        timing: dict[str, Any] = {} if self.countdown_s is None else {"countdown": self.countdown_s}
+        if len(stretches) == 1:
+            self._canvas(stretches).apply_async(**timing)
+            return
+        # A group's messages go out in Redis pipelines (kombu's publish batches): 1000 took
+        # 254 ms this way and 584 ms one LPUSH at a time. Batches of 100 let workers start
+        # on the first ones while the rest are built.
+        with app.producer_or_acquire() as producer, producer.batch(_PUBLISH_BATCH):
+            self._canvas(stretches).apply_async(producer=producer, **timing)
+
+    def _sort_out(self, exc: Exception) -> bool:
+        """After a publish failed for a reason other than the broker's reachability: find the
+        stretches that fail on their own (one may break a whole group), record them, raise.
+        Those that go out are confirmed (a copy from a partly sent group is dropped by the
+        claim); those that meet a broker outage now are left to recovery."""
+        broken: list[tuple[list[step_store.MarkedStep], Exception]] = []
+        if len(self.stretches) == 1:
+            broken.append((self.stretches[0], exc))
+        else:
+            for stretch in self.stretches:
+                try:
+                    self._publish([stretch])
+                except Exception as alone:
+                    if is_transient_broker_error(alone):
+                        self._leave_to_recovery([stretch], alone)
+                    else:
+                        broken.append((stretch, alone))
+                else:
+                    self._confirm([stretch])
+        if not broken:
+            return False  # the group's error went away one by one: nothing to record
+        cause = broken[0][1]
+        heads = [stretch[0].step_id for stretch, _ in broken]
+        error = {
+            "type": "dispatch_error",
+            "message": _describe(cause)[:4000],
+            "traceback": "".join(traceback.format_exception(cause))[-16000:],
+        }
+        in_transaction(lambda conn: _fail_undeliverable(conn, self.run_id, heads, error))
+        raise DispatchError(str(self.run_id), heads, _describe(cause)) from cause
+
+    def _leave_to_recovery(
+        self, stretches: list[list[step_store.MarkedStep]], exc: Exception
+    ) -> None:
+        step_ids = [s.step_id for stretch in stretches for s in stretch]
+        logger.warning(
+            "could not publish %d steps (%s); recovery will send them", len(step_ids), exc
+        )
+        try:
+            in_transaction(lambda conn: step_store.unmark(conn, self.run_id, step_ids), retry_s=5)
+        except HiveError:
+            logger.warning("could not unmark; recovery will send them once unconfirmed")
+
+    def _confirm(self, stretches: list[list[step_store.MarkedStep]]) -> None:
+        step_ids = [s.step_id for stretch in stretches for s in stretch]
         try:
             on_direct_cursor(
-                lambda cursor: step_store.confirm_published(cursor, self.run_id, self.step_ids),
+                lambda cursor: step_store.confirm_published(cursor, self.run_id, step_ids),
                 retry_s=5,
             )
         except HiveError:
             # Sent but unconfirmed: recovery sends them again; the claim drops the copies.
-            logger.warning("could not confirm %d published steps", len(self.step_ids))
-        return True
+            logger.warning("could not confirm %d published steps", len(step_ids))
+
+    def _canvas(self, stretches: list[list[step_store.MarkedStep]]) -> Signature:
+        links = [self._stretch(stretch) for stretch in stretches]
+        return links[0] if len(links) == 1 else group(links)
 
     def _stretch(self, stretch: list[step_store.MarkedStep]) -> Signature:
         sigs = [self._signature(s) for s in stretch]
-        return sigs[0] if len(sigs) == 1 else chain(sigs)
+        return sigs[0] if len(sigs) == 1 else chain(*sigs)
 
     def _signature(self, step: step_store.MarkedStep) -> Signature:
         timeout_s = float(step.options["timeout"])
@@ -114,7 +178,7 @@ class Publication:
         )
 
 
-def dispatch_new_run(run_id: uuid.UUID, steps: list[NewStep], priority: str) -> Publication:
+def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str) -> Publication:
     """What a new run sends first: each root step and the linear stretch after it.
 
     Decided before the run's rows exist, so nothing can race it; the caller inserts the
@@ -162,3 +226,63 @@ def _stretches(
         if stretch:
             stretches.append(stretch)
     return stretches
+
+
+# What a broker that cannot be reached (or cannot take a message just now) raises. kombu
+# retries its publish, then re-raises whatever redis-py raised as its OperationalError: a
+# refused connection and a WRONGTYPE reply both come out as one (measured, kombu 5.7), and
+# a batch failure as BatchPublishError, so the cause decides.
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,  # socket errors
+    redis.exceptions.ConnectionError,  # refused, reset, still loading its dataset
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,  # a failover: writes go to a replica for a moment
+    redis.exceptions.OutOfMemoryError,  # maxmemory reached: frees up as workers consume
+    kombu.exceptions.LimitExceeded,  # every pooled connection busy
+)
+
+
+def is_transient_broker_error(exc: BaseException) -> bool:
+    """True when publishing may succeed later unchanged: the broker is unreachable or
+    briefly unable to take messages. Anything else would fail the same way again."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # a chain of causes is short; never loop on a cycle
+        if seen is None:
+            return False
+        if isinstance(seen, _TRANSIENT):
+            return True
+        if seen.__cause__ is None:
+            # kombu's own error, not a translation of redis-py's (no cause attached).
+            return isinstance(seen, kombu.exceptions.OperationalError)
+        seen = seen.__cause__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    """The innermost cause, as one line: kombu's wrapping says less than redis-py's reply."""
+    root = exc
+    for _ in range(8):
+        if root.__cause__ is None:
+            break
+        root = root.__cause__
+    # jsonb cannot hold a NUL character.
+    return f"{type(root).__name__}: {root}".replace("\x00", "")
+
+
+def _fail_undeliverable(
+    conn: Connection, run_id: uuid.UUID, heads: list[str], error: dict[str, Any]
+) -> None:
+    """Fail ``heads`` for good (dead letters), skip what depends on them and close the run
+    if nothing is left: the step-failure path, for steps that never started."""
+    failed = undeliverable.fail_undeliverable(conn, run_id, heads, error)
+    for step_id in failed:
+        skipped = step_store.skip_descendants(conn, run_id, step_id)
+        run_error = {"step_id": step_id, "type": error["type"], "message": error["message"]}
+        count = run_store.count_down(
+            conn, run_id, 1 + len(skipped), failed_step=step_id, error=run_error
+        )
+        if count.remaining == 0:
+            run_store.finish_run(conn, run_id, RunStatus.FAILED)
+    if failed:
+        detail = {"steps": failed, "type": error["type"], "message": error["message"]}
+        event_log.record(conn, "dispatch_failed", detail, run_id=run_id)

@@ -12,20 +12,10 @@ from hive.agents.registry import default_registry
 from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db.retrying import in_transaction
-from hive.errors import HiveError
+from hive.errors import ReplayError
+from hive.pipelines.bounds import json_bound_problems
+from hive.settings import get_settings
 from hive.tasks.dispatch import Publication, dispatch
-
-
-class ReplayError(HiveError):
-    """The run cannot be replayed as asked."""
-
-    def __init__(self, run_id: str, reason: str) -> None:
-        super().__init__(run_id, reason)
-        self.run_id = run_id
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return f"cannot replay run {self.run_id}: {self.reason}"
 
 
 def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[str]:
@@ -68,6 +58,10 @@ def _check_input(agent_name: str, run_id: str, step_id: str, data: dict[str, Any
     agent = default_registry().get(agent_name)
     if agent is None:
         raise ReplayError(run_id, f"agent {agent_name!r} of step {step_id!r} is not installed")
+    # Bounds first: pydantic cannot even validate an input nested deep enough.
+    too_big = json_bound_problems(data, "input", get_settings())
+    if too_big:
+        raise ReplayError(run_id, f"the new input of step {step_id!r}: " + "; ".join(too_big))
     try:
         agent.input_model.model_validate(data)
     except ValidationError as exc:

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery import Task
@@ -21,6 +21,7 @@ from hive.db import steps as step_store
 from hive.db.models import runs
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ServiceUnavailable
+from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
 from hive.settings import get_settings
 from hive.tasks import outcomes
@@ -43,8 +44,8 @@ _CLAIM_LIMIT_MARGIN_S = 10.0
 _LOST_ATTEMPT_RETRY_S = 1.0
 
 
-@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)  # type: ignore[untyped-decorator]
-def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
+@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)
+def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> None:
     """Run one attempt of one step. The message carries ids only.
 
     Args:
@@ -67,12 +68,12 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 attempt,
                 worker=self.request.hostname or "?",
                 task_id=self.request.id,
-                grace_s=settings.lease_grace_s,
+                grace_s=settings.recovery.lease_grace_s,
                 # Lost only if PostgreSQL crashes before the next flush: then the success
                 # is refused (a late finish) and recovery sends the step again.
-                wait_for_flush=settings.claim_sync_commit,
+                wait_for_flush=settings.database.claim_sync_commit,
             ),
-            retry_s=_claim_budget_s(settings.db_retry_s, self.request.timelimit),
+            retry_s=_claim_budget_s(settings.database.retry_s, self.request.timelimit),
         )
     except Exception as exc:
         # Unclaimed, the step has no lease for recovery to notice: the message itself must
@@ -103,6 +104,7 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
             is_cancelled=CancelCheck(rid),
         )
         output = agent_cls().execute(step_input, ctx)
+        check_output_bounds(output, settings)
     except Exception as exc:
         log.info("attempt failed: %s", type(exc).__name__)
         error, retryable = error_info(exc), is_retryable(exc)
@@ -113,7 +115,8 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
         )
         self.request.chain = None
         return
-    carried = _chain_next(self.request.chain, run_id)
+    # The stubs type the chain as a string; Celery keeps the signatures' dicts there.
+    carried = _chain_next(cast("list[dict[str, Any]] | None", self.request.chain), run_id)
     close = outcomes.closing(claimed.output_spec, claimed.run_input, step_id, output)
     # Nothing but the chain's own next step waits on this one, and either the run goes on
     # after it or its output is known here: the success can be one statement.
@@ -204,8 +207,9 @@ class CancelCheck:
         return status in ("queued", "running")
 
 
+@task_failure.connect(sender=run_step)
 def _on_lost_attempt(
-    sender: Task, task_id: str, exception: BaseException, args: Any, **_: Any
+    sender: Task[Any, Any], task_id: str, exception: BaseException, args: Any, **_: Any
 ) -> None:
     """In the worker's main process: a pool child died (SIGKILL, OOM, a poison step) or hit
     the hard time limit. The attempt is recorded as failed and the retry policy applies, so
@@ -224,6 +228,3 @@ def _on_lost_attempt(
         logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)
         return
     logger.warning("attempt %s of %s/%s ended: %s; %s", attempt, run_id, step_id, kind, outcome)
-
-
-task_failure.connect(_on_lost_attempt, sender=run_step)

@@ -83,10 +83,12 @@ def test_cli_submit_with_an_unreachable_database_prints_one_line_naming_hive_dat
 def test_cli_runs_show_of_an_unknown_run_prints_one_line_and_exits_1(
     hive_env: dict[str, str],
 ) -> None:
-    result = run_hive("runs", "show", "not-a-run-id", env=_base_env(hive_env))
+    unknown = "8c9d3f8e-0000-4000-8000-000000000000"
+
+    result = run_hive("runs", "show", unknown, env=_base_env(hive_env))
 
     assert result.returncode == 1, describe(result)
-    assert "not-a-run-id" in _one_error_line(result)
+    assert f"no run with id {unknown}" in _one_error_line(result)
 
 
 @pytest.mark.timeout(60)
@@ -250,10 +252,23 @@ def test_a_usage_mistake_prints_one_line_and_exits_2(
 
 
 @pytest.mark.parametrize(
+    "command", [["runs", "show"], ["runs", "cancel"], ["dlq", "show"], ["dlq", "replay"]]
+)
+@pytest.mark.timeout(60)
+def test_a_malformed_run_id_is_the_same_usage_line_for_every_command(
+    command: list[str], hive_env: dict[str, str]
+) -> None:
+    result = run_hive(*command, "123", env=_base_env(hive_env))
+
+    assert result.returncode == 2, describe(result)
+    line = _one_error_line(result)
+    assert "'123' is not a run id (a UUID)" in line
+    assert f"{' '.join(command)} --help" in line
+
+
+@pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["runs", "show", "123"], "'123' is not a run id"),
-        (["runs", "cancel", "xyz"], "'xyz' is not a run id"),
         (["submit", "echo-one", "--input", "@"], "file name after @"),
         (["submit", "echo-one", "--input", "NaN"], "NaN is not a JSON value"),
         (["submit", "echo-one", "--input", '{"text": Infinity}'], "Infinity"),

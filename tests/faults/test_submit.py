@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -74,7 +75,7 @@ def test_after_postgres_restarts_recovery_sends_again_the_steps_marked_sent(
     app.control.purge()  # the messages were consumed by claims that the crash undid
     broker = redis_db[0]
     assert db.scalar("SELECT count(*) FROM step_runs WHERE enqueued_at IS NOT NULL") == 3
-    broker.set(keys.database_epoch(get_settings().key_prefix), "2000-01-01 00:00:00+00")
+    broker.set(keys.database_epoch(get_settings().broker.key_prefix), "2000-01-01 00:00:00+00")
 
     start_worker("--concurrency", "1")
     report = recover_now()
@@ -118,3 +119,49 @@ def test_steps_marked_sent_but_never_published_are_sent_once_their_publish_is_ov
     report = recover_now()
     assert report is not None and report["redispatched_steps"] >= 1
     assert run.wait(timeout=30) == {"c": {"text": "never published"}}
+
+
+@pytest.fixture
+def database_through(
+    hive_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], None]]:
+    """Point this process's engines at another database URL (the proxy's) for one test."""
+    from hive.db.engine import dispose_engine
+    from hive.settings import get_settings
+
+    def use(url: str) -> None:
+        monkeypatch.setenv("HIVE_DATABASE_URL", url)
+        get_settings.cache_clear()
+        dispose_engine()
+
+    yield use
+    monkeypatch.setenv("HIVE_DATABASE_URL", hive_env["HIVE_DATABASE_URL"])
+    get_settings.cache_clear()
+    dispose_engine()
+
+
+def test_a_submit_whose_commit_answer_is_lost_stores_one_run_and_sends_it(
+    clean_state, pg_proxy, database_through, start_worker
+) -> None:
+    """The insert commits, then the connection drops before its answer arrives: the
+    submit tries once more with the same idempotency key, finds its own run, sends it,
+    and reports success. A caller retrying on a reported failure made a second run."""
+    proxy, proxied_url = pg_proxy
+    database_through(proxied_url)
+    proxy.lose_reply_to(b"hive_insert_run")
+
+    run = Client().submit("fault-chain3", {"text": "once"})
+
+    assert proxy.replies_lost == 1, "the commit's answer must have been lost"
+    assert db.scalar("SELECT count(*) FROM runs") == 1
+    assert db.scalar("SELECT id FROM runs") == run.id
+    start_worker("--concurrency", "1")
+    assert run.wait(timeout=30) == {"c": {"text": "once"}}
+    assert db.scalar("SELECT count(*) FROM runs") == 1
+
+
+def test_a_submit_without_a_key_is_given_one(hive_env, clean_state) -> None:
+    run = Client().submit("fault-chain3", {"text": "keyed"})
+
+    key = db.scalar("SELECT idempotency_key FROM runs WHERE id = :id", id=run.id)
+    assert key

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import click
@@ -75,3 +77,22 @@ def test_runs_list_offers_every_run_status() -> None:
 
     assert isinstance(status.type, click.Choice)
     assert list(status.type.choices) == [s.value for s in RunStatus]
+
+
+def test_help_imports_neither_sqlalchemy_nor_celery() -> None:
+    """`hive ... --help` stays cheap: the drivers are imported by the commands that run."""
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from hive.cli import main\n"
+        f"for path in {COMMANDS!r}:\n"
+        "    result = CliRunner().invoke(main, [*path, '--help'])\n"
+        "    assert result.exit_code == 0, (path, result.output)\n"
+        "    heavy = [m for m in ('sqlalchemy', 'celery', 'psycopg2') if m in sys.modules]\n"
+        "    assert not heavy, (path, heavy)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr

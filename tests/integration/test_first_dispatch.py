@@ -10,7 +10,7 @@ from hive import Client
 from hive.db import runs as run_store
 from hive.db.direct import DirectCursor
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.submit import output_spec, plan_steps
+from hive.pipelines import output_spec, plan_steps
 from hive.tasks.dispatch import Publication, dispatch, dispatch_new_run
 from tests.support import db
 

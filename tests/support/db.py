@@ -69,3 +69,8 @@ def attempts_of(run_id: Any, step_id: str) -> list[Any]:
         id=str(run_id),
         step=step_id,
     )
+
+
+def execute(sql: str, **params: Any) -> None:
+    with get_engine().begin() as conn:
+        conn.execute(text(sql), params)

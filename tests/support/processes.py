@@ -17,13 +17,16 @@ HIVE = [sys.executable, "-m", "hive.cli"]
 class HiveProcess:
     """A `hive` subprocess with its output in a log file."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], log_path: Path, cwd: Path | None = None
+    ) -> None:
         self.args = args
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
             [*HIVE, *args],
             env=env,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -18,30 +18,41 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.binary = binary
         self.workdir = workdir
+        self.password = password
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         log = (self.workdir / "redis.log").open("ab")
+        config = [
+            "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+        ]  # fmt: skip
+        if self.password:
+            # From standard input ("-"), as the compose file does: not in the process list.
+            config = ["-", *config]
         self.proc = subprocess.Popen(
-            [
-                self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
-            ],
+            [self.binary, *config],
+            stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port)
+        )
+        assert self.proc.stdin is not None
+        if self.password:
+            self.proc.stdin.write(f"requirepass {self.password}\n".encode())
+        self.proc.stdin.close()
+        client = redis.Redis(port=self.port, password=self.password)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:

@@ -25,7 +25,7 @@ def pg_admin_url() -> str:
     """The server of HIVE_DATABASE_URL (the one `make test` made sure of), database postgres."""
     if "HIVE_TEST_PG_ADMIN_URL" in os.environ:
         return os.environ["HIVE_TEST_PG_ADMIN_URL"]
-    url = urlsplit(Settings().database_url.replace("+psycopg2", ""))
+    url = urlsplit(Settings().database.url.get_secret_value().replace("+psycopg2", ""))
     return urlunsplit(url._replace(path="/postgres"))
 
 
@@ -33,7 +33,7 @@ def redis_base_url() -> str:
     """The server of HIVE_BROKER_URL, without a db index."""
     if "HIVE_TEST_REDIS_URL" in os.environ:
         return os.environ["HIVE_TEST_REDIS_URL"]
-    url = urlsplit(Settings().broker_url)
+    url = urlsplit(Settings().broker.url.get_secret_value())
     return urlunsplit(url._replace(path=""))
 
 

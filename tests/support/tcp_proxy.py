@@ -11,7 +11,9 @@ from tests.support.redis_server import free_port
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to an upstream. ``cut()`` drops every connection and refuses
-    new ones until ``restore()``."""
+    new ones until ``restore()``. ``lose_reply_to(marker)`` lets the next request containing
+    ``marker`` through, then drops the connection instead of passing on the answer: the
+    server did the work (committed), the client never hears of it."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
@@ -22,7 +24,15 @@ class TcpProxy:
         self._conns: set[socket.socket] = set()
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._stopped = False
+        self._marker: bytes | None = None
+        self._doomed: set[socket.socket] = set()  # client sockets whose next answer is lost
+        self.replies_lost = 0
         threading.Thread(target=self._accept, daemon=True).start()
+
+    def lose_reply_to(self, marker: bytes) -> None:
+        """Arm once: see the class docstring."""
+        with self._lock:
+            self._marker = marker
 
     def cut(self) -> None:
         self._open.clear()
@@ -57,14 +67,33 @@ class TcpProxy:
             with self._lock:
                 self._conns.update((client, upstream))
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(src, dst, src is client), daemon=True
+                ).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, from_client: bool) -> None:
+        tail = b""
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if from_client:
+                    with self._lock:
+                        # Matched across reads; marked before forwarding, so the answer
+                        # cannot slip through first.
+                        if self._marker is not None and self._marker in tail + data:
+                            self._marker = None
+                            self._doomed.add(src)
+                    tail = data[-256:]
+                else:
+                    with self._lock:
+                        doomed = dst in self._doomed
+                        if doomed:
+                            self._doomed.discard(dst)
+                            self.replies_lost += 1
+                    if doomed:
+                        break
                 dst.sendall(data)
         except OSError:
             pass

@@ -45,9 +45,6 @@ BUILTIN_NAMES = {
     "merge",
     "sleep",
     "fail",
-    "crash",
-    "hang",
-    "nul_error",
 }
 
 

@@ -508,8 +508,25 @@ def test_input_path_into_a_scalar_input_schema_is_a_problem(
             "$ref 'https://example.com/input.json' cannot be resolved "
             "(other schemas are never fetched)",
         ),
+        (
+            "{type: object, properties: {text: {$dynamicRef: 'https://example.com/x.json'}}}",
+            "input_schema.properties.text.$dynamicRef",
+            "$dynamicRef 'https://example.com/x.json' cannot be resolved "
+            "(other schemas are never fetched)",
+        ),
+        (
+            "{type: object, properties: {text: {$dynamicRef: 'file:///etc/hostname'}}}",
+            "input_schema.properties.text.$dynamicRef",
+            "$dynamicRef 'file:///etc/hostname' cannot be resolved "
+            "(other schemas are never fetched)",
+        ),
+        (
+            "{type: object, properties: {text: {$dynamicRef: '#/$defs/none'}}}",
+            "input_schema.properties.text.$dynamicRef",
+            "$dynamicRef '#/$defs/none' points at nothing in the schema",
+        ),
     ],
-    ids=["dangling", "remote"],
+    ids=["dangling", "remote", "dynamic-remote", "dynamic-file", "dynamic-dangling"],
 )
 def test_input_schema_ref_that_does_not_resolve_is_a_problem(
     tmp_path: Path, registry: AgentRegistry, schema: str, where: str, problem: str
@@ -535,6 +552,26 @@ def test_input_schema_refs_to_its_own_defs_load(tmp_path: Path, registry: AgentR
             text: {$ref: '#/$defs/txt'}
             parts: {prefixItems: [{$ref: '#/$defs/txt'}]}
             note: {default: {$ref: 'not a schema, just data'}}
+        steps: [{id: a, agent: shout, input: {text: $input.text}}]
+        """,
+    )
+    assert load_pipeline_file(path, registry).name == "demo"
+
+
+def test_input_schema_dynamic_refs_to_its_own_anchors_load(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    path = write(
+        tmp_path,
+        """\
+        name: demo
+        version: 1
+        input_schema:
+          type: object
+          $defs: {txt: {$dynamicAnchor: txt, type: string}}
+          properties:
+            text: {$dynamicRef: '#txt'}
+            title: {$dynamicRef: '#/$defs/txt'}
         steps: [{id: a, agent: shout, input: {text: $input.text}}]
         """,
     )

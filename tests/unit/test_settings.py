@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hive.errors import SettingsError
-from hive.settings import Settings, get_settings, load_settings
+from hive.settings import Settings, describe, get_settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -99,12 +99,13 @@ def test_load_settings_reads_hive_variables(monkeypatch: pytest.MonkeyPatch) -> 
 
     settings = load_settings()
 
-    assert settings.lease_grace_s == 12.5
+    assert settings.recovery.lease_grace_s == 12.5
     # A bare postgresql:// gets the driver Hive ships (SQLAlchemy 2.1 would pick psycopg 3).
-    assert settings.database_url == "postgresql+psycopg2://u@db:5432/farm"
-    assert settings.broker_url == "redis://broker:6379/3"
-    assert settings.pipelines_dir == Path("/etc/hive/pipelines")
-    assert settings.flower_basic_auth == "admin:secret"
+    assert settings.database.url.get_secret_value() == "postgresql+psycopg2://u@db:5432/farm"
+    assert settings.broker.url.get_secret_value() == "redis://broker:6379/3"
+    assert settings.pipelines.dir == Path("/etc/hive/pipelines")
+    assert settings.flower.basic_auth is not None
+    assert settings.flower.basic_auth.get_secret_value() == "admin:secret"
 
 
 def test_load_settings_accepts_the_valid_shapes_of_each_url_and_list(
@@ -118,31 +119,106 @@ def test_load_settings_accepts_the_valid_shapes_of_each_url_and_list(
 
     settings = load_settings()
 
-    assert settings.database_url == "postgresql+psycopg2:///farm?host=/var/run/postgresql"
-    assert settings.broker_url == "rediss://:pw@broker"
-    assert settings.result_backend == ""
-    assert settings.flower_basic_auth == "admin:pw,guest:pw2"
-    assert settings.log_level == "DEBUG"
+    assert (
+        settings.database.url.get_secret_value()
+        == "postgresql+psycopg2:///farm?host=/var/run/postgresql"
+    )
+    assert settings.broker.url.get_secret_value() == "rediss://:pw@broker"
+    assert settings.broker.result_backend.get_secret_value() == ""
+    assert settings.flower.basic_auth is not None
+    assert settings.flower.basic_auth.get_secret_value() == "admin:pw,guest:pw2"
+    assert settings.logs.level == "DEBUG"
 
 
 def test_an_empty_flower_basic_auth_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIVE_FLOWER_BASIC_AUTH", "")
 
-    assert load_settings().flower_basic_auth is None
+    assert load_settings().flower.basic_auth is None
 
 
 def test_settings_are_frozen() -> None:
     settings = Settings()
 
     with pytest.raises(ValueError, match="frozen"):
-        settings.lease_grace_s = 1.0  # type: ignore[misc]
+        settings.recovery.lease_grace_s = 1.0  # type: ignore[misc]
+    with pytest.raises(ValueError, match="frozen"):
+        settings.recovery = settings.recovery  # type: ignore[misc]
 
 
-def test_every_setting_is_documented_in_the_readme() -> None:
-    from pathlib import Path
+def test_every_malformed_variable_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVE_BROKER_URL", "amqp://guest:hunter2@broker//")
+    monkeypatch.setenv("HIVE_LEASE_GRACE_S", "abc")
+    monkeypatch.setenv("HIVE_LOG_LEVEL", "LOUD")
 
-    from hive.settings import Settings
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
 
+    named = [variable for variable, _ in raised.value.problems]
+    assert named == ["HIVE_BROKER_URL", "HIVE_LEASE_GRACE_S", "HIVE_LOG_LEVEL"]
+    assert str(raised.value).splitlines()[1].startswith("HIVE_LEASE_GRACE_S: ")
+    assert "hunter2" not in str(raised.value)
+
+
+def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVE_DATABASE_URL", "postgresql://u:hunter2@db:5432/farm")
+    monkeypatch.setenv("HIVE_BROKER_URL", "redis://:hunter3@broker:6379/0")
+    monkeypatch.setenv("HIVE_RESULT_BACKEND", "redis://:hunter4@broker:6379/1")
+    monkeypatch.setenv("HIVE_FLOWER_BASIC_AUTH", "admin:hunter5")
+
+    shown = f"{load_settings()!r} {load_settings()}"
+
+    assert not [word for word in ("hunter2", "hunter3", "hunter4", "hunter5") if word in shown]
+
+
+def _readme_rows() -> list[str]:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    variables = [f"HIVE_{name.upper()}" for name in Settings.model_fields]
-    assert [v for v in variables if f"`{v}`" not in readme] == []
+    return [line for line in readme.splitlines() if line.startswith("| `HIVE_")]
+
+
+def test_the_readme_settings_table_is_the_settings_own_description() -> None:
+    expected = [
+        f"| `{variable}` | {default} | {description} |"
+        for variable, default, description in describe()
+    ]
+
+    # On failure, paste the expected rows into README.md's settings table.
+    assert _readme_rows() == expected, "\n".join(expected)
+
+
+@pytest.mark.parametrize(
+    ("variable", "ours"),
+    [
+        ("CELERY_BROKER_URL", "HIVE_BROKER_URL"),
+        ("CELERY_BROKER_READ_URL", "HIVE_BROKER_URL"),
+        ("CELERY_BROKER_WRITE_URL", "HIVE_BROKER_URL"),
+        ("CELERY_RESULT_BACKEND", "HIVE_RESULT_BACKEND"),
+    ],
+)
+def test_load_settings_refuses_a_celery_variable_naming_it_and_hives_own(
+    variable: str, ours: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "redis://:secret@elsewhere:6379/0")
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert raised.value.variable == variable
+    assert ours in raised.value.problem
+    assert "secret" not in str(raised.value)
+
+
+def test_load_settings_ignores_an_empty_celery_variable_as_celery_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CELERY_BROKER_URL", "")
+
+    assert load_settings().broker.url.get_secret_value()
+
+
+def test_data_dir_must_not_be_empty(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVE_DATA_DIR", "")
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings()
+
+    assert raised.value.variable == "HIVE_DATA_DIR"

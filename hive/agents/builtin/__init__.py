@@ -6,14 +6,7 @@ from hive.agents.base import Agent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
 from hive.agents.builtin.sentiment import SentimentAgent
-from hive.agents.builtin.testing import (
-    CrashAgent,
-    EchoAgent,
-    FailAgent,
-    HangAgent,
-    NulErrorAgent,
-    SleepAgent,
-)
+from hive.agents.builtin.testing import EchoAgent, FailAgent, SleepAgent
 from hive.agents.builtin.text import KeywordsAgent, SummarizeAgent
 
 BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
@@ -25,20 +18,14 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     MergeAgent,
     SleepAgent,
     FailAgent,
-    CrashAgent,
-    HangAgent,
-    NulErrorAgent,
 ]
 
 __all__ = [
     "BUILTIN_AGENTS",
-    "CrashAgent",
     "EchoAgent",
     "FailAgent",
-    "HangAgent",
     "KeywordsAgent",
     "MergeAgent",
-    "NulErrorAgent",
     "PiiRedactAgent",
     "SentimentAgent",
     "SleepAgent",

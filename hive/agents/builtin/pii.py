@@ -8,7 +8,7 @@ by its strictest match rather than carved into phone numbers.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +18,11 @@ from hive.agents.base import Agent, AgentContext, AgentOptions
 PII_KINDS: tuple[str, ...] = ("EMAIL", "PHONE", "IP", "CREDIT_CARD", "SSN")
 """Every kind of data :func:`redact` replaces; the placeholder of a kind is ``[KIND]``."""
 
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# An email is a run of these, an "@" and a domain. As one regex, a search retries the
+# local part from every character of a long run that never reaches an "@": quadratic time.
+# _email_spans walks from each "@" instead, finding what that regex would find.
+_EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 
 # 13-19 digits, single spaces or dashes allowed between them; the lookarounds keep
 # the match from starting or ending inside a longer run of digits, or after the "+"
@@ -44,6 +48,34 @@ _PHONE = re.compile(
     """,
     re.VERBOSE,
 )
+
+
+def _email_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Where ``[A-Za-z0-9._%+-]+@<_EMAIL_DOMAIN>`` matches, as ``re.finditer`` would find it.
+
+    Linear: the local parts scanned back from each "@" and the domains scanned forward
+    from it lie between two "@"s, so no character is looked at more than a few times.
+    """
+    searched_from = 0
+    at = text.find("@")
+    while at != -1:
+        start = at
+        while start > searched_from and text[start - 1] in _EMAIL_LOCAL:
+            start -= 1
+        domain = _EMAIL_DOMAIN.match(text, at + 1) if start < at else None
+        if domain is None:
+            at = text.find("@", at + 1)
+            continue
+        yield start, domain.end()
+        searched_from = domain.end()
+        at = text.find("@", searched_from)
+
+
+def _regex_spans(pattern: re.Pattern[str]) -> Callable[[str], Iterator[tuple[int, int]]]:
+    def spans(text: str) -> Iterator[tuple[int, int]]:
+        return (match.span() for match in pattern.finditer(text))
+
+    return spans
 
 
 def luhn_valid(digits: str) -> bool:
@@ -84,16 +116,17 @@ def _always(_: str) -> bool:
 @dataclass(frozen=True)
 class _Detector:
     kind: str
-    pattern: re.Pattern[str]
+    spans: Callable[[str], Iterator[tuple[int, int]]]
+    """Where candidates are, left to right, never overlapping."""
     accept: Callable[[str], bool] = _always
 
 
 _DETECTORS: tuple[_Detector, ...] = (
-    _Detector("EMAIL", _EMAIL),
-    _Detector("CREDIT_CARD", _CREDIT_CARD, _is_card),
-    _Detector("SSN", _SSN),
-    _Detector("IP", _IPV4),
-    _Detector("PHONE", _PHONE, _is_phone),
+    _Detector("EMAIL", _email_spans),
+    _Detector("CREDIT_CARD", _regex_spans(_CREDIT_CARD), _is_card),
+    _Detector("SSN", _regex_spans(_SSN)),
+    _Detector("IP", _regex_spans(_IPV4)),
+    _Detector("PHONE", _regex_spans(_PHONE), _is_phone),
 )
 
 
@@ -109,14 +142,15 @@ def redact(text: str) -> tuple[str, dict[str, int]]:
     """
     counts = dict.fromkeys(PII_KINDS, 0)
     for detector in _DETECTORS:
-
-        def replace(match: re.Match[str], detector: _Detector = detector) -> str:
-            if not detector.accept(match.group()):
-                return match.group()
-            counts[detector.kind] += 1
-            return f"[{detector.kind}]"
-
-        text = detector.pattern.sub(replace, text)
+        pieces: list[str] = []
+        copied = 0
+        for start, end in detector.spans(text):
+            if detector.accept(text[start:end]):
+                pieces += (text[copied:start], f"[{detector.kind}]")
+                counts[detector.kind] += 1
+                copied = end
+        pieces.append(text[copied:])
+        text = "".join(pieces)
     return text, counts
 
 

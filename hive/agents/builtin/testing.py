@@ -1,14 +1,13 @@
-"""Agents that exercise the farm itself: ``echo``, ``sleep``, ``fail``, ``crash``, ``hang``
-and ``nul_error``.
+"""Agents that exercise the farm itself: ``echo``, ``sleep`` and ``fail``.
 
-Pipelines in tests and benchmarks use them to produce a known output, hold a
-worker for a while, or fail a given number of times.
+Pipelines in tests and benchmarks (users' own included) use them to produce a known
+output, hold a worker for a while, or fail a given number of times. Agents that break
+a worker on purpose (``crash``, ``hang``) are not shipped: the test suite installs them
+from ``tests/agents`` through the ``hive.agents`` entry point.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,72 +137,3 @@ class FailAgent(Agent[FailInput, FailOutput]):
                 raise PermanentError(data.message)
             raise RetryableError(data.message)
         return FailOutput(attempt=ctx.attempt)
-
-
-class CrashInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    times: int = Field(default=1_000_000, ge=0, description="attempts that kill their process")
-
-
-class CrashOutput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    attempt: int
-
-
-class CrashAgent(Agent[CrashInput, CrashOutput]):
-    """Kills its own process (SIGKILL) on its first ``times`` attempts: a poison step."""
-
-    name = "crash"
-    version = "1"
-    input_model = CrashInput
-    output_model = CrashOutput
-    options = AgentOptions(timeout=60.0, max_retries=2, retry_backoff=0.1, retry_backoff_max=1.0)
-
-    def run(self, data: CrashInput, ctx: AgentContext) -> CrashOutput:
-        """Die like an out-of-memory kill while ``ctx.attempt <= data.times``."""
-        if ctx.attempt <= data.times:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return CrashOutput(attempt=ctx.attempt)
-
-
-class HangAgent(Agent[SleepInput, SleepOutput]):
-    """Sleeps ``seconds``, ignoring the soft time limit: only the hard limit stops it."""
-
-    # Like an agent stuck in C code, it swallows whatever interrupts its sleep.
-
-    name = "hang"
-    version = "1"
-    input_model = SleepInput
-    output_model = SleepOutput
-    options = AgentOptions(timeout=60.0, max_retries=0, retry_backoff=0.1, retry_backoff_max=1.0)
-
-    def run(self, data: SleepInput, ctx: AgentContext) -> SleepOutput:
-        """Sleep the whole ``seconds``, whatever is raised meanwhile."""
-        started = time.monotonic()
-        deadline = started + data.seconds
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                time.sleep(min(_SLEEP_SLICE_S, remaining))
-            except BaseException as exc:  # the point of this agent: it ignores every signal
-                ctx.logger.info("hang: ignoring %s", type(exc).__name__)
-        return SleepOutput(slept=round(time.monotonic() - started, 3))
-
-
-class NulErrorInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NulErrorAgent(Agent[NulErrorInput, EchoOutput]):
-    """Always fails with an error whose message holds a NUL character (as binary data does)."""
-
-    name = "nul_error"
-    version = "1"
-    input_model = NulErrorInput
-    output_model = EchoOutput
-    options = AgentOptions(timeout=60.0, max_retries=0)
-
-    def run(self, data: NulErrorInput, ctx: AgentContext) -> EchoOutput:
-        """Raise :class:`PermanentError` with a NUL in its message."""
-        raise PermanentError("bad byte \x00 in the reply")

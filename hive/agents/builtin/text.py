@@ -88,23 +88,26 @@ def split_sentences(text: str) -> list[str]:
     Returns:
         The non-empty sentences in order.
     """
-    sentences: list[str] = []
+    # Each sentence as its parts, joined once at the end: "Dr. Dr. Dr. ..." is one
+    # sentence of many parts, and growing it part by part would copy it every time.
+    sentences: list[list[str]] = []
     for paragraph in _PARAGRAPH_BREAK.split(text):
         start = len(sentences)
         for part in _SENTENCE_BREAK.split(paragraph):
             part = " ".join(part.split())
             if not part:
                 continue
-            if len(sentences) > start and _continues(sentences[-1], part):
-                sentences[-1] = f"{sentences[-1]} {part}"
+            if len(sentences) > start and _continues(sentences[-1][-1], part):
+                sentences[-1].append(part)
             else:
-                sentences.append(part)
-    return sentences
+                sentences.append([part])
+    return [" ".join(parts) for parts in sentences]
 
 
-def _continues(sentence: str, part: str) -> bool:
-    """Whether ``sentence`` stopped at an abbreviation and ``part`` is the rest of it."""
-    last = sentence.rsplit(" ", 1)[-1].lstrip("(\"'\u201c\u2018")
+def _continues(previous: str, part: str) -> bool:
+    """Whether the sentence stopped at an abbreviation ending ``previous`` (its last part)
+    and ``part`` is the rest of it."""
+    last = previous.rsplit(" ", 1)[-1].lstrip("(\"'\u201c\u2018")
     if last[:-1].lower() in _ABBREVIATIONS:
         return True
     if not _INITIALS.fullmatch(last) or last == "I.":

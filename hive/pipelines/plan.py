@@ -1,16 +1,32 @@
-"""Turn a validated pipeline and input into rows: the run, its steps, and its first dispatch."""
+"""A validated pipeline as the rows a run of it is stored as: one per step, with the DAG
+facts the farm needs at run time, so a changed pipeline file never affects runs in flight.
+
+Pure: the service layer hands these to :func:`hive.db.runs.insert_run` (whose ``NewStep``
+protocol they satisfy) and to the dispatcher.
+"""
 
 from __future__ import annotations
 
-import uuid
+from dataclasses import dataclass
 from typing import Any
 
-from hive.db.runs import NewStep
-from hive.pipelines import Pipeline
 from hive.pipelines.refs import referenced_steps
+from hive.pipelines.spec import Pipeline
 
 
-def plan_steps(pipeline: Pipeline) -> list[NewStep]:
+@dataclass(frozen=True)
+class StepPlan:
+    step_id: str
+    agent: str
+    needs: list[str]
+    dependents: list[str]
+    chain_next: str | None
+    inputs_from: list[str]
+    input_template: Any
+    options: dict[str, Any]
+
+
+def plan_steps(pipeline: Pipeline) -> list[StepPlan]:
     """One row per step, with the DAG facts the farm needs at run time: dependents, the
     chain successor (the one dependent whose only need is this step), and which outputs
     the input template reads."""
@@ -21,7 +37,7 @@ def plan_steps(pipeline: Pipeline) -> list[NewStep]:
         deps = dependents.get(spec.id, [])
         chain_next = deps[0] if len(deps) == 1 and needs[deps[0]] == [spec.id] else None
         rows.append(
-            NewStep(
+            StepPlan(
                 step_id=spec.id,
                 agent=spec.agent,
                 needs=list(spec.needs),
@@ -41,7 +57,3 @@ def output_spec(pipeline: Pipeline) -> dict[str, Any]:
         terminal = pipeline.terminal_steps()
         return {"template": None, "terminal": terminal, "reads": terminal}
     return {"template": pipeline.output, "reads": sorted(referenced_steps(pipeline.output))}
-
-
-def new_run_id() -> uuid.UUID:
-    return uuid.uuid4()

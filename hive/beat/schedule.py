@@ -1,0 +1,32 @@
+"""Beat's schedule, from settings. Pure: only ``hive beat`` attaches it to the Celery app,
+so a producer or a worker importing the app imports neither beat nor its Redis lock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hive import keys
+from hive.settings import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, Any]:
+    """Each entry expires after its interval, so a backlog after an outage does not pile up."""
+    return {
+        "recover-stalled-runs": {
+            "task": keys.RECOVER_TASK,
+            "schedule": settings.recovery.interval_s,
+            "options": {
+                "queue": keys.MAINTENANCE_QUEUE,
+                "expires": settings.recovery.interval_s,
+                "priority": 0,  # served before any step, so a busy farm still recovers
+            },
+        },
+        "purge-retention": {
+            "task": keys.PURGE_TASK,
+            "schedule": settings.retention.purge_interval_s,
+            "options": {
+                "queue": keys.MAINTENANCE_QUEUE,
+                "expires": settings.retention.purge_interval_s,
+            },
+        },
+    }

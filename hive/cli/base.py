@@ -1,0 +1,207 @@
+"""The plumbing of the ``hive`` command, shared by every area module of it: errors and exit
+codes (every mistake is one line on stderr, never a traceback), and the parsing of options
+that more than one command takes (run ids, ``--since``, JSON input), each done once here.
+
+Settings are checked when a command runs, after its options are parsed, so ``--help`` works
+even when a ``HIVE_*`` variable is malformed. Nothing heavy (SQLAlchemy, Celery) is imported
+at module level, here or in any area module: ``hive --help`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+import click
+
+from hive.errors import HiveError
+
+# A value that is wrong (an unknown pipeline, input that does not fit, a server that does not
+# answer): 1. A command line that does not parse (an unknown option, a malformed run id): 2,
+# as click does.
+EXIT_USER_ERROR = 1
+EXIT_USAGE = 2
+
+
+def fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USER_ERROR)
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so ``finally`` blocks run (a maintenance command
+    killed by ``timeout`` would otherwise keep its Redis lock until the lock's TTL)."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+class _UsageLine(click.ClickException):
+    """A click usage error, shown as one line like every other mistake."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def _one_line(exc: click.UsageError) -> click.ClickException:
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        return exc  # a group without a subcommand shows its help
+    hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+    return _UsageLine(exc.format_message().rstrip(".") + hint)
+
+
+class HiveCommand(click.Command):
+    def invoke(self, ctx: click.Context) -> Any:
+        from hive.settings import get_settings
+
+        get_settings()  # a malformed HIVE_* variable stops every command here
+        return super().invoke(ctx)
+
+
+class HiveGroup(click.Group):
+    """Turns Hive's errors into one line on stderr and a non-zero exit, never a traceback."""
+
+    command_class = HiveCommand
+    group_class = type  # subgroups are HiveGroups too
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HiveError as exc:
+            fail(str(exc))
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise  # click's own: --help, a usage line; translating would import the drivers
+        except Exception as exc:
+            from hive.service import translate_failure
+
+            translated = translate_failure(exc)
+            if translated is None:
+                raise
+            fail(str(translated))
+
+
+# --------------------------------------------------------------------------- shared options
+
+
+class RunIdType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A run id: a UUID. Anything else is a usage mistake (exit 2), for every command."""
+
+    name = "run_id"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, uuid.UUID):
+            return value
+        try:
+            return uuid.UUID(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a run id (a UUID)", param, ctx)
+
+
+RUN_ID = RunIdType()
+
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def parse_since(value: str) -> datetime:
+    """``30m``, ``2h``, ``7d`` (ago) or an ISO-8601 timestamp."""
+    match = _DURATION.match(value.strip())
+    if match:
+        amount, unit = match.groups()
+        try:
+            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
+        except (OverflowError, ValueError):
+            raise click.BadParameter(f"{value!r} is too far back", param_hint="--since") from None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (30m, 2h, 7d) nor an ISO timestamp",
+            param_hint="--since",
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def read_json(value: str, option: str = "--input") -> Any:
+    """``value`` as JSON, or the JSON file named after ``@``."""
+    where = option
+    if value.startswith("@"):
+        if not value[1:]:
+            fail(f"{option}: give a file name after @ ({option} @run.json)")
+        path = Path(value[1:])
+        where = str(path)
+        try:
+            value = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            fail(f"{option}: cannot read {path}: {exc.strerror}")
+        except UnicodeDecodeError:
+            fail(f"{option}: cannot read {path}: not UTF-8 text")
+    try:
+        return json.loads(value, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        fail(f"{where}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except ValueError as exc:
+        fail(f"{where}: not valid JSON: {exc}")
+
+
+def _no_constant(name: str) -> float:
+    # Python's json reads NaN and Infinity; JSON (and PostgreSQL's jsonb) has no such values.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def short(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+    for line in [headers, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def check_servers() -> None:
+    """Fail now, naming the server, rather than retry for HIVE_DB_RETRY_S (holding a lock)."""
+    from hive import service
+    from hive.settings import get_settings
+
+    service.check_servers(get_settings())
+
+
+def command(name: str | None = None, **attrs: Any) -> Callable[[Callable[..., Any]], click.Command]:
+    """``click.command`` for a top-level ``hive`` command: settings are checked before it runs."""
+    return click.command(name, cls=HiveCommand, **attrs)
+
+
+def group(name: str | None = None, **attrs: Any) -> Callable[[Callable[..., Any]], click.Group]:
+    """``click.group`` for a ``hive`` command group: its commands check settings, and any
+    mistake is one line."""
+    return click.group(name, cls=HiveGroup, **attrs)

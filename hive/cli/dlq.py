@@ -1,0 +1,86 @@
+"""``hive dlq``: dead letters, the steps that failed for good, and their replay."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import click
+
+from hive.cli.base import RUN_ID, check_servers, group, parse_since, read_json, table
+
+
+@group()
+def dlq() -> None:
+    """Dead letters: steps that failed for good."""
+
+
+@dlq.command("list")
+@click.option("--pipeline", default=None)
+@click.option("--since", default=None, help="30m, 2h, 7d, or an ISO timestamp.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
+def dlq_list(pipeline: str | None, since: str | None, limit: int) -> None:
+    """Dead letters not yet replayed, newest first."""
+    from hive import service
+    from hive.settings import get_settings
+
+    cutoff = parse_since(since) if since else None
+    letters = service.list_dead_letters(
+        get_settings(), service.OPERATOR, pipeline=pipeline, since=cutoff, limit=limit
+    )
+    table(
+        ["RUN", "STEP", "PIPELINE", "ATTEMPTS", "ERROR", "AT"],
+        [
+            (
+                str(r.run_id), r.step_id, r.pipeline, str(r.attempts),
+                f"{r.error.get('type')}: {r.error.get('message', '')}"[:60],
+                r.created_at.isoformat(timespec="seconds"),
+            )
+            for r in letters
+        ],
+    )  # fmt: skip
+
+
+@dlq.command("show")
+@click.argument("run_id", type=RUN_ID)
+def dlq_show(run_id: uuid.UUID) -> None:
+    """A failed run's dead letters with error, traceback, attempts and pipeline context."""
+    from hive import service
+    from hive.settings import get_settings
+
+    report = service.dead_letter_report(get_settings(), service.OPERATOR, run_id)
+    click.echo(json.dumps(report, indent=2, default=str))
+
+
+@dlq.command("replay")
+@click.argument("run_id", type=RUN_ID, required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Every failed run of --pipeline.")
+@click.option("--pipeline", default=None)
+@click.option("--input", "input_", default=None, help="New input (JSON or @file) for the step.")
+def dlq_replay(
+    run_id: uuid.UUID | None, replay_all: bool, pipeline: str | None, input_: str | None
+) -> None:
+    """Resume a failed run from its failed step (completed steps are not run again)."""
+    from hive import service
+    from hive.settings import get_settings
+
+    if replay_all == bool(run_id):
+        raise click.UsageError("give either RUN_ID or --all --pipeline P")
+    if replay_all and not pipeline:
+        raise click.UsageError("--all needs --pipeline")
+    if replay_all and input_:
+        raise click.UsageError("--input applies to one run, not to --all")
+    new_input = read_json(input_) if input_ else None
+    if new_input is not None and not isinstance(new_input, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--input")
+    check_servers()
+    settings = get_settings()
+    if run_id is not None:
+        sent = service.replay_run(settings, service.OPERATOR, run_id, new_input)
+        click.echo(f"{run_id} replayed: {', '.join(sent) or 'no step ready yet'}")
+        return
+    count = 0
+    for target, sent in service.replay_failed_runs(settings, service.OPERATOR, str(pipeline)):
+        click.echo(f"{target} replayed: {', '.join(sent) or 'no step ready yet'}")
+        count += 1
+    click.echo(f"{count} runs replayed", err=True)

@@ -1,0 +1,166 @@
+"""``hive worker``, ``hive beat`` and ``hive flower``: the farm's long-running processes."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hive.cli.base import command, fail
+
+_LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
+
+
+@command()
+@click.option("--queues", "-Q", help="Comma-separated queues (default: every agent's queue).")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None)
+@click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
+@click.option("--hostname", "-n", default=None, help="Node name (default hive@<host>).")
+@click.option("--loglevel", "-l", type=_LOG_LEVELS, default=None)
+def worker(
+    queues: str | None,
+    concurrency: int | None,
+    pool: str,
+    hostname: str | None,
+    loglevel: str | None,
+) -> None:
+    """Start a Celery worker that runs agent steps."""
+    from hive import keys
+    from hive.agents.registry import default_registry
+    from hive.logs import configure_logging
+    from hive.preflight import check_visibility_timeout, wait_for_services
+    from hive.settings import get_settings
+
+    names = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else []
+    if queues is not None and not names:
+        raise click.BadParameter("no queue names given", param_hint="--queues")
+    configure_logging(loglevel)
+    check_visibility_timeout()
+    wait_for_services()
+    names = names or _all_queues(default_registry(), keys)
+    argv = [
+        "worker",
+        "--queues", ",".join(names),
+        "--pool", pool,
+        "--hostname", hostname or f"hive@{socket.gethostname()}",
+        "--loglevel", (loglevel or get_settings().logs.level).upper(),
+        "--without-gossip",
+        "--without-mingle",
+        "--task-events",
+    ]  # fmt: skip
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    run_celery(argv)
+
+
+def run_celery(argv: list[str]) -> None:
+    """Run ``celery <argv>`` on Hive's app and exit with its status.
+
+    Not ``app.start`` / ``app.worker_main``: they drop the status click returns, so a worker
+    that stops on "Unrecoverable error" would exit 0 and a supervisor's restart-on-failure
+    would never fire.
+    """
+    from celery.bin.celery import celery
+
+    status = celery.main(
+        args=["--app", "hive.tasks.app:app", *argv], prog_name="hive", standalone_mode=False
+    )
+    if isinstance(status, int) and status:
+        sys.exit(status)
+
+
+def _all_queues(registry: Any, keys: Any) -> list[str]:
+    names = {keys.DEFAULT_QUEUE, keys.MAINTENANCE_QUEUE}
+    names.update(agent.options.queue for agent in registry.all())
+    return sorted(names)
+
+
+@command()
+@click.option("--loglevel", "-l", type=_LOG_LEVELS, default=None)
+@click.option(
+    "--schedule",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File where beat keeps the last run time of each entry "
+    "[default: HIVE_DATA_DIR/celerybeat-schedule].",
+)
+def beat(loglevel: str | None, schedule: Path | None) -> None:
+    """Start the scheduler of maintenance tasks."""
+    from hive.beat.schedule import beat_schedule
+    from hive.logs import configure_logging
+    from hive.preflight import wait_for_services
+    from hive.settings import get_settings
+    from hive.tasks.app import app
+
+    schedule = schedule or get_settings().storage.data_dir / "celerybeat-schedule"
+    _make_dir(schedule.parent, "--schedule")
+    configure_logging(loglevel)
+    wait_for_services()
+    level = (loglevel or get_settings().logs.level).upper()
+    app.conf.beat_schedule = beat_schedule(get_settings())
+    run_celery(["beat", "--loglevel", level, "--schedule", str(schedule)])
+
+
+def _make_dir(path: Path, where: str) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"{where}: cannot create {path}: {exc.strerror}")
+
+
+@command()
+@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--address", default="127.0.0.1", show_default=True)
+@click.option(
+    "--insecure", is_flag=True, help="Run without authentication (loopback addresses only)."
+)
+@click.option(
+    "--allow-control",
+    is_flag=True,
+    help="Let Flower's users shut down workers, revoke and send tasks (default: read-only).",
+)
+@click.option(
+    "--persistent",
+    is_flag=True,
+    help="Keep Flower's task history across restarts, in HIVE_DATA_DIR/flower/.",
+)
+def flower(port: int, address: str, insecure: bool, allow_control: bool, persistent: bool) -> None:
+    """Start Flower for this farm, read-only (basic auth from HIVE_FLOWER_BASIC_AUTH)."""
+    try:
+        import flower as _flower  # noqa: F401
+    except ImportError:
+        fail("Flower is not installed: pip install 'hive[flower]'")
+    from hive.settings import get_settings
+
+    settings = get_settings()
+    auth = settings.flower.basic_auth
+    if not auth and not insecure:
+        fail("Flower needs HIVE_FLOWER_BASIC_AUTH=user:password (or --insecure for local use)")
+    if insecure and not auth and not _is_loopback(address):
+        fail(f"--insecure: refusing to serve Flower without authentication on {address}")
+    # --conf: without it Flower executes a flowerconfig.py from the working directory.
+    argv = ["flower", f"--port={port}", f"--address={address}", f"--conf={os.devnull}"]
+    argv.append(f"--read_only={not allow_control}")
+    if persistent:
+        state = settings.storage.data_dir / "flower"
+        _make_dir(state, "HIVE_DATA_DIR")
+        # Saved every minute as well as on a clean stop, so a killed Flower loses little.
+        argv += ["--persistent=True", f"--db={state / 'flower.db'}", "--state_save_interval=60000"]
+    if auth:
+        # Given to Flower through its own variable so the password never shows in `ps`.
+        os.environ["FLOWER_BASIC_AUTH"] = auth.get_secret_value()
+    run_celery(argv)
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False  # a host name, or "" for every interface

@@ -1,0 +1,150 @@
+"""``hive submit`` and ``hive runs``: start runs and look at them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import click
+
+from hive.cli.base import RUN_ID, command, fail, group, read_json, short, table
+from hive.statuses import RunStatus
+
+_RUN_STATUSES = [status.value for status in RunStatus]
+
+
+@command()
+@click.argument("pipeline")
+@click.option("--input", "input_", required=True, help="JSON, or @path to a JSON file.")
+@click.option("--tenant", default=None)
+@click.option(
+    "--priority",
+    type=click.Choice(["low", "normal", "high", "critical"]),
+    default="normal",
+    show_default=True,
+)
+@click.option("--idempotency-key", default=None, help="The same key gives back the same run.")
+@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds; a run not finished by then ends expired.")  # fmt: skip
+@click.option("--wait", is_flag=True, help="Wait and print the output; exit 1 if the run fails.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --wait: seconds to wait.")  # fmt: skip
+def submit(
+    pipeline: str,
+    input_: str,
+    tenant: str | None,
+    priority: str,
+    idempotency_key: str | None,
+    deadline: float | None,
+    wait: bool,
+    timeout: float | None,
+) -> None:
+    """Submit a run; prints its id."""
+    from hive import service
+    from hive.errors import RunFailed
+    from hive.settings import get_settings
+
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout only applies with --wait")
+    data = read_json(input_)
+    settings, caller = get_settings(), service.OPERATOR
+    # Mistakes first, then the servers: a run is stored only when its steps can be sent.
+    service.validate_input(settings, caller, pipeline, data)
+    service.check_broker(settings)
+    submitted = service.submit(
+        settings, caller, pipeline, data, tenant=tenant, priority=priority,
+        idempotency_key=idempotency_key, deadline=deadline,
+    )  # fmt: skip
+    click.echo(str(submitted.run_id))
+    if not wait:
+        return
+    try:
+        output = service.wait_for_run(settings, caller, submitted.run_id, timeout=timeout)
+    except RunFailed as exc:
+        click.echo(json.dumps({"status": exc.status, "error": exc.error}, indent=2))
+        fail(str(exc))
+    except TimeoutError as exc:
+        fail(str(exc))
+    click.echo(json.dumps(output, indent=2))
+
+
+@group()
+def runs() -> None:
+    """Inspect runs."""
+
+
+@runs.command("show")
+@click.argument("run_id", type=RUN_ID)
+@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
+    """The run and every step: status, attempts, timestamps, output, error."""
+    from hive import service
+    from hive.settings import get_settings
+
+    view = service.get_run(get_settings(), service.OPERATOR, run_id)
+    if as_json:
+        click.echo(json.dumps(view.to_json(), indent=2, default=str))
+        return
+    data = view.to_json()
+    click.echo(f"run {data['id']}  {data['pipeline']} v{data['pipeline_version']}")
+    click.echo(
+        f"  status   {data['status']}   priority {data['priority']}   "
+        f"tenant {data['tenant'] or '-'}"
+    )
+    click.echo(
+        f"  created  {data['created_at']}\n  started  {data['started_at'] or '-'}\n"
+        f"  finished {data['finished_at'] or '-'}"
+    )
+    if data["error"]:
+        click.echo(f"  error    {json.dumps(data['error'])}")
+    if data["output"] is not None:
+        click.echo(f"  output   {json.dumps(data['output'])[:2000]}")
+    rows = [
+        (
+            s["step_id"], s["agent"], s["status"], str(s["attempts"]),
+            s["started_at"] or "-", s["finished_at"] or "-",
+            short(s["error"]["type"] + ": " + s["error"]["message"]) if s["error"]
+            else short(json.dumps(s["output"])) if s["output"] is not None else "",
+        )
+        for s in data["steps"]
+    ]  # fmt: skip
+    click.echo("")
+    table(["STEP", "AGENT", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "OUTPUT/ERROR"], rows)
+
+
+@runs.command("list")
+@click.option("--status", type=click.Choice(_RUN_STATUSES, case_sensitive=False), default=None)
+@click.option("--pipeline", default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+def runs_list(status: str | None, pipeline: str | None, limit: int) -> None:
+    """Recent runs, newest first."""
+    from hive import service
+    from hive.settings import get_settings
+
+    views = service.list_runs(
+        get_settings(),
+        service.OPERATOR,
+        status=status and status.lower(),
+        pipeline=pipeline,
+        limit=limit,
+    )
+    rows = [
+        (v.id, v.pipeline, v.status, v.priority, v.created_at.isoformat(timespec="seconds"))
+        for v in views
+    ]
+    table(["RUN", "PIPELINE", "STATUS", "PRIORITY", "CREATED"], rows)
+
+
+@runs.command("cancel")
+@click.argument("run_id", type=RUN_ID)
+def runs_cancel(run_id: uuid.UUID) -> None:
+    """Cancel a run: no new step starts, running steps are revoked."""
+    from hive import service
+    from hive.settings import get_settings
+
+    settings = get_settings()
+    if service.cancel_run(settings, service.OPERATOR, run_id):
+        click.echo(f"{run_id} cancelled")
+    else:
+        state = service.get_run_state(settings, service.OPERATOR, run_id)
+        fail(f"run {run_id} had already ended ({state.status})")

@@ -1,0 +1,45 @@
+"""Stopping a run: the run ends ``cancelled`` or ``expired`` with its unfinished steps."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+
+from hive.db.models import Json
+
+_STOP_RUN = text(
+    """
+    UPDATE runs SET status = :status, finished_at = now(), error = coalesce(error, :error)
+     WHERE id = :run_id AND status IN ('queued', 'running')
+    RETURNING id
+    """
+).bindparams(bindparam("error", type_=Json))
+
+_STOP_STEPS = text(
+    """
+    WITH before AS (
+        SELECT step_id, status, task_id FROM step_runs
+         WHERE run_id = :run_id AND status IN ('pending', 'running') FOR UPDATE
+    )
+    UPDATE step_runs s
+       SET status = 'cancelled', finished_at = now(), enqueued_at = NULL, lease_until = NULL
+      FROM before b
+     WHERE s.run_id = :run_id AND s.step_id = b.step_id
+    RETURNING b.status AS was, b.task_id
+    """
+)
+
+
+def stop(
+    conn: Connection, run_id: uuid.UUID, status: str, error: dict[str, Any]
+) -> list[str] | None:
+    """End an active run as ``status``; its pending and running steps end ``cancelled``.
+    Returns the Celery task ids of the steps that were running (to revoke), or None when
+    the run was not active. No step of the run can be claimed after this commits: claims
+    check the run's status."""
+    if not conn.execute(_STOP_RUN, {"run_id": run_id, "status": status, "error": error}).first():
+        return None
+    rows = conn.execute(_STOP_STEPS, {"run_id": run_id}).all()
+    return [r.task_id for r in rows if r.was == "running" and r.task_id]

@@ -1,0 +1,78 @@
+"""The operations on the farm. The Python client, the ``hive`` command and the HTTP API
+call these and nothing below them.
+
+Each function takes the settings and a :class:`Caller` (a tenant, or every tenant, and a
+role). The role's right is checked first (:class:`~hive.errors.PermissionDenied`), then
+everything read or changed is scoped to the caller's tenant: another tenant's run is
+:class:`~hive.errors.RunNotFound`, as if it did not exist. Role checks and tenant scoping
+live here and nowhere else.
+
+::
+
+    pipelines      list_pipelines, get_pipeline, validate_input, check_pipeline_files,
+                   list_agents
+    submit         submit (idempotent: every submit carries a key)
+    runs           get_run, get_run_state, list_runs, wait_for_run, cancel_run
+    replay         replay_run, replay_failed_runs
+    dead_letters   list_dead_letters, dead_letter_report
+    maintenance    recover, purge, upgrade_schema, check_servers, check_broker
+    failures       translate_failure: a server error that escaped, as the HiveError naming
+                   its setting
+"""
+
+from hive.service.caller import OPERATOR, Caller, Right, Role
+from hive.service.dead_letters import dead_letter_report, list_dead_letters
+from hive.service.failures import translate_failure
+from hive.service.maintenance import check_broker, check_servers, purge, recover, upgrade_schema
+from hive.service.pipelines import (
+    check_pipeline_files,
+    get_pipeline,
+    list_agents,
+    list_pipelines,
+    validate_input,
+)
+from hive.service.replay import replay_failed_runs, replay_run
+from hive.service.runs import (
+    cancel_run,
+    get_run,
+    get_run_state,
+    list_runs,
+    parse_run_id,
+    wait_for_run,
+)
+from hive.service.submit import submit
+from hive.service.views import DeadLetterView, RunState, RunView, StepView, Submitted
+
+__all__ = [
+    "OPERATOR",
+    "Caller",
+    "DeadLetterView",
+    "Right",
+    "Role",
+    "RunState",
+    "RunView",
+    "StepView",
+    "Submitted",
+    "cancel_run",
+    "check_broker",
+    "check_pipeline_files",
+    "check_servers",
+    "dead_letter_report",
+    "get_pipeline",
+    "get_run",
+    "get_run_state",
+    "list_agents",
+    "list_dead_letters",
+    "list_pipelines",
+    "list_runs",
+    "parse_run_id",
+    "purge",
+    "recover",
+    "replay_failed_runs",
+    "replay_run",
+    "submit",
+    "translate_failure",
+    "upgrade_schema",
+    "validate_input",
+    "wait_for_run",
+]

@@ -1,0 +1,85 @@
+"""Who is asking: a tenant (or every tenant) and a role. Every operation of the service
+layer takes one, checks the role's right first, then scopes what it reads and writes by
+the tenant. Nothing above this layer checks either.
+
+::
+
+    viewer     reads runs, dead letters and pipelines of its tenant
+    producer   also submits and cancels runs
+    admin      also replays failed runs
+    operator   everything, across every tenant, and maintenance: the CLI's role
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hive.errors import PermissionDenied
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    PRODUCER = "producer"
+    ADMIN = "admin"
+    OPERATOR = "operator"
+
+
+class Right(StrEnum):
+    """What an operation needs; the value completes "role X may not ..."."""
+
+    READ = "read runs"
+    SUBMIT = "submit runs"
+    CANCEL = "cancel runs"
+    REPLAY = "replay runs"
+    MAINTAIN = "run maintenance"
+
+
+_RIGHTS: dict[Role, frozenset[Right]] = {
+    Role.VIEWER: frozenset({Right.READ}),
+    Role.PRODUCER: frozenset({Right.READ, Right.SUBMIT, Right.CANCEL}),
+    Role.ADMIN: frozenset({Right.READ, Right.SUBMIT, Right.CANCEL, Right.REPLAY}),
+    Role.OPERATOR: frozenset(Right),
+}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A tenant-bound caller with a role, or the operator (``tenant=None``: every tenant).
+
+    Raises:
+        ValueError: an operator bound to a tenant, or another role bound to none.
+    """
+
+    tenant: str | None
+    role: Role
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, Role):
+            object.__setattr__(self, "role", Role(self.role))
+        if self.tenant == "":
+            raise ValueError("a caller's tenant is a non-empty name, or None for every tenant")
+        if (self.role is Role.OPERATOR) != (self.tenant is None):
+            raise ValueError(
+                "the operator, and only the operator, acts for every tenant "
+                f"(got role {self.role.value!r} with tenant {self.tenant!r})"
+            )
+
+    @classmethod
+    def for_tenant(cls, tenant: str | None, role: Role | str | None = None) -> Caller:
+        """The operator when ``tenant`` is None; else that tenant's caller, a producer
+        unless ``role`` says otherwise."""
+        if tenant is None:
+            return cls(None, Role(role) if role else Role.OPERATOR)
+        return cls(tenant, Role(role) if role else Role.PRODUCER)
+
+    def require(self, right: Right) -> None:
+        """Raises PermissionDenied unless the caller's role carries ``right``."""
+        if right not in _RIGHTS[self.role]:
+            raise PermissionDenied(self.role.value, right.value)
+
+    def can(self, right: Right) -> bool:
+        return right in _RIGHTS[self.role]
+
+
+OPERATOR = Caller(None, Role.OPERATOR)

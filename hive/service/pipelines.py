@@ -1,0 +1,102 @@
+"""The pipelines a caller can submit: HIVE_PIPELINES_DIR, loaded once per change of its files."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from hive.agents.base import Agent
+from hive.agents.registry import default_registry
+from hive.errors import UnknownPipeline
+from hive.pipelines import Pipeline, load_pipelines, validate_paths, validate_run_input
+from hive.pipelines.loader import SUFFIXES
+from hive.preflight import check_pipelines_dir
+from hive.service.caller import Caller, Right
+from hive.settings import Settings
+
+_Signature = tuple[tuple[str, int, int], ...]
+
+_lock = threading.Lock()
+_loaded: dict[Path, tuple[_Signature, dict[str, Pipeline]]] = {}
+
+
+def list_pipelines(settings: Settings, caller: Caller) -> dict[str, Pipeline]:
+    """Every pipeline by name.
+
+    Raises:
+        SettingsError: ``HIVE_PIPELINES_DIR`` is not a directory.
+        PipelineError: a pipeline file is invalid (lists every problem).
+    """
+    caller.require(Right.READ)
+    return dict(_catalog(settings))
+
+
+def get_pipeline(settings: Settings, caller: Caller, name: str) -> Pipeline:
+    """Raises UnknownPipeline (naming the known ones) besides what list_pipelines raises."""
+    caller.require(Right.READ)
+    return _find(_catalog(settings), name)
+
+
+def validate_input(settings: Settings, caller: Caller, pipeline: str, data: Any) -> Pipeline:
+    """Check ``data`` against the pipeline's ``input_schema`` without storing anything.
+
+    Raises:
+        InputError: names each field that does not fit.
+    """
+    caller.require(Right.SUBMIT)
+    spec = _find(_catalog(settings), pipeline)
+    validate_run_input(spec, data, settings)
+    return spec
+
+
+def check_pipeline_files(settings: Settings, caller: Caller, paths: list[Path]) -> list[str]:
+    """Every problem in the pipeline files and directories ``paths`` (default: the
+    pipelines directory), one line each; empty when all are fine."""
+    caller.require(Right.READ)
+    targets = paths or [check_pipelines_dir(settings.pipelines.dir)]
+    # An empty directory is not "ok": the path is most likely wrong.
+    problems = [
+        f"{path}: no pipeline files ({', '.join('*' + s for s in SUFFIXES)}) in this directory"
+        for path in targets
+        if path.is_dir() and not any(p.suffix in SUFFIXES for p in path.iterdir())
+    ]
+    return problems + validate_paths(targets, default_registry())
+
+
+def list_agents(settings: Settings, caller: Caller) -> list[type[Agent[Any, Any]]]:
+    """The installed agents, by name."""
+    caller.require(Right.READ)
+    return sorted(default_registry().all(), key=lambda agent: agent.name)
+
+
+def _find(known: dict[str, Pipeline], name: str) -> Pipeline:
+    if name not in known:
+        raise UnknownPipeline(name, list(known))
+    return known[name]
+
+
+def _catalog(settings: Settings) -> dict[str, Pipeline]:
+    # Loading parses and checks every file (about a millisecond each); a submit only pays
+    # for a directory listing, and a changed file is picked up by the next call.
+    directory = check_pipelines_dir(settings.pipelines.dir)
+    signature = _signature(directory)
+    with _lock:
+        cached = _loaded.get(directory)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    pipelines = load_pipelines(directory, default_registry())
+    with _lock:
+        _loaded[directory] = (signature, pipelines)
+    return pipelines
+
+
+def _signature(directory: Path) -> _Signature:
+    entries = []
+    with os.scandir(directory) as found:
+        for entry in found:
+            if os.path.splitext(entry.name)[1] in SUFFIXES and entry.is_file():
+                stat = entry.stat()
+                entries.append((entry.name, stat.st_mtime_ns, stat.st_size))
+    return tuple(sorted(entries))

@@ -1,0 +1,54 @@
+"""Replay failed runs from their failed steps (completed steps are not run again)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from hive.db import dead_letters as letters
+from hive.db.retrying import in_transaction
+from hive.errors import ReplayError
+from hive.service.caller import Caller, Right
+from hive.service.runs import parse_run_id, visible_state
+from hive.settings import Settings
+from hive.tasks.replay import replay
+
+
+def replay_run(
+    settings: Settings,
+    caller: Caller,
+    run_id: uuid.UUID | str,
+    new_input: dict[str, Any] | None = None,
+) -> list[str]:
+    """Reopen a failed run: its failed steps get fresh retries (optionally with
+    ``new_input`` for the one failed step), skipped steps wait for them again. Returns the
+    steps sent now.
+
+    Raises:
+        PermissionDenied: the role may not replay.
+        RunNotFound: no run with that id that the caller may see.
+        ReplayError: the run is not failed, or ``new_input`` does not fit.
+    """
+    caller.require(Right.REPLAY)
+    rid = parse_run_id(run_id)
+    visible_state(caller, rid)
+    if new_input is not None and not isinstance(new_input, dict):
+        raise ReplayError(str(rid), "the new input must be a JSON object")
+    return replay(rid, new_input)
+
+
+def replay_failed_runs(
+    settings: Settings, caller: Caller, pipeline: str
+) -> Iterator[tuple[uuid.UUID, list[str]]]:
+    """Replay every failed run of ``pipeline`` that the caller may see and that has dead
+    letters waiting; yields each run with the steps sent, as it goes.
+
+    Raises:
+        PermissionDenied: the role may not replay (at once, before anything is replayed).
+    """
+    caller.require(Right.REPLAY)
+    targets = in_transaction(
+        lambda conn: letters.failed_runs_of(conn, pipeline, tenant=caller.tenant), retry_s=0
+    )
+    return ((target, replay(target, None)) for target in targets)

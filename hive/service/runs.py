@@ -1,0 +1,138 @@
+"""Reading runs, waiting for them, cancelling them: each scoped to the caller's tenant.
+
+A run of another tenant is :class:`~hive.errors.RunNotFound`, exactly like a run that
+does not exist, so a tenant-bound caller cannot learn that it does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import Connection
+
+from hive.db import runs as run_store
+from hive.db.retrying import in_transaction
+from hive.errors import RunFailed, RunNotFound
+from hive.service.caller import Caller, Right
+from hive.service.views import RunState, RunView, run_view
+from hive.settings import Settings
+from hive.statuses import FINAL_RUN_STATUSES, RunStatus
+from hive.tasks.cancel import stop_run
+
+
+def parse_run_id(run_id: uuid.UUID | str) -> uuid.UUID:
+    """A run id given as text; text that is no UUID names no run."""
+    if isinstance(run_id, uuid.UUID):
+        return run_id
+    try:
+        return uuid.UUID(run_id)
+    except ValueError:
+        raise RunNotFound(run_id) from None
+
+
+def get_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunView:
+    """The run and its steps.
+
+    Raises:
+        RunNotFound: no run with that id that the caller may see.
+    """
+    caller.require(Right.READ)
+    rid = parse_run_id(run_id)
+
+    def read(conn: Connection) -> RunView | None:
+        run = run_store.get_run(conn, rid, tenant=caller.tenant)
+        return None if run is None else run_view(run, run_store.get_steps(conn, rid))
+
+    # Not retried: the caller hears at once that PostgreSQL is down.
+    view = in_transaction(read, retry_s=0)
+    if view is None:
+        raise RunNotFound(str(run_id))
+    return view
+
+
+def get_run_state(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunState:
+    """The run's status, output and error, without its steps.
+
+    Raises:
+        RunNotFound: no run with that id that the caller may see.
+    """
+    caller.require(Right.READ)
+    return visible_state(caller, parse_run_id(run_id))
+
+
+def visible_state(caller: Caller, run_id: uuid.UUID) -> RunState:
+    """The run's state if the caller's tenant may see it; RunNotFound otherwise. No right
+    is checked here: the operation calling it has checked its own."""
+    row = in_transaction(
+        lambda conn: run_store.get_run_state(conn, run_id, tenant=caller.tenant), retry_s=0
+    )
+    if row is None:
+        raise RunNotFound(str(run_id))
+    return RunState(id=row.id, status=row.status, output=row.output, error=row.error)
+
+
+def list_runs(
+    settings: Settings,
+    caller: Caller,
+    *,
+    status: str | None = None,
+    pipeline: str | None = None,
+    limit: int = 20,
+) -> list[RunView]:
+    """The caller's runs, newest first, without their steps."""
+    caller.require(Right.READ)
+    rows = in_transaction(
+        lambda conn: run_store.list_runs(
+            conn, tenant=caller.tenant, status=status, pipeline=pipeline, limit=limit
+        ),
+        retry_s=0,
+    )
+    return [run_view(row, []) for row in rows]
+
+
+def wait_for_run(
+    settings: Settings,
+    caller: Caller,
+    run_id: uuid.UUID | str,
+    *,
+    timeout: float | None = None,
+    poll_s: float = 0.02,
+) -> Any:
+    """Block until the run ends; its output.
+
+    Raises:
+        RunNotFound: no run with that id that the caller may see.
+        RunFailed: the run ended failed, cancelled or expired; names the failed step.
+        TimeoutError: ``timeout`` seconds passed first.
+    """
+    caller.require(Right.READ)
+    rid = parse_run_id(run_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = poll_s
+    while True:
+        # The run's row alone: a run of a thousand steps is polled as cheaply as one.
+        state = visible_state(caller, rid)
+        if state.status in FINAL_RUN_STATUSES:
+            if state.status == RunStatus.SUCCEEDED:
+                return state.output
+            error = state.error or {}
+            raise RunFailed(str(rid), state.status, error.get("step_id"), error)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"run {rid} still {state.status} after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def cancel_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> bool:
+    """Cancel a run: no new step starts, running steps are revoked, unfinished steps and
+    the run end ``cancelled``. False if the run had already ended.
+
+    Raises:
+        RunNotFound: no run with that id that the caller may see.
+    """
+    caller.require(Right.CANCEL)
+    rid = parse_run_id(run_id)
+    visible_state(caller, rid)
+    return stop_run(rid, status=RunStatus.CANCELLED, reason="cancelled by request")

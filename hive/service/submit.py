@@ -1,0 +1,98 @@
+"""Submit: validate, store the run and its steps in one statement, then send its first steps.
+
+Every submit carries an idempotency key, the caller's or a fresh one. A commit whose
+answer was lost with its connection is then told apart from one that never happened: the
+one retry, with the same key and run id, finds the run it stored, or stores it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from hive.db import runs as run_store
+from hive.db.direct import DirectCursor
+from hive.db.retrying import on_direct_cursor
+from hive.errors import PermissionDenied, ServiceUnavailable
+from hive.pipelines import output_spec, plan_steps
+from hive.pipelines.bounds import check_submission
+from hive.service.caller import Caller, Right
+from hive.service.pipelines import validate_input
+from hive.service.views import Submitted
+from hive.settings import Settings
+from hive.tasks.app import PRIORITIES
+from hive.tasks.dispatch import dispatch_new_run
+
+logger = logging.getLogger(__name__)
+
+
+def submit(
+    settings: Settings,
+    caller: Caller,
+    pipeline: str,
+    input: Any,
+    *,
+    tenant: str | None = None,
+    priority: str = "normal",
+    idempotency_key: str | None = None,
+    deadline: float | None = None,
+) -> Submitted:
+    """Validate ``input``, store the run and its steps in one transaction, send its first
+    steps. A tenant-bound caller submits for its own tenant (``tenant`` may repeat it).
+
+    Raises:
+        PermissionDenied: the role may not submit, or may not for ``tenant``.
+        UnknownPipeline, InputError: nothing is stored or sent.
+        InvalidArgument: ``tenant`` or ``idempotency_key`` too long for their columns, or a
+            ``deadline`` that is not a finite positive number of seconds (a ValueError too).
+        ValueError: an unknown priority.
+        ServiceUnavailable: PostgreSQL cannot be reached.
+    """
+    caller.require(Right.SUBMIT)
+    owner = _owner(caller, tenant)
+    if priority not in PRIORITIES:
+        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
+    check_submission(tenant, idempotency_key, deadline)
+    spec = validate_input(settings, caller, pipeline, input)
+    run_id = uuid.uuid4()
+    key = idempotency_key or f"auto:{run_id.hex}"
+    plan = plan_steps(spec)
+    publication = dispatch_new_run(run_id, plan, priority)
+
+    def store(cursor: DirectCursor) -> uuid.UUID:
+        return run_store.insert_run(
+            cursor,
+            run_id=run_id,
+            pipeline=spec.name,
+            pipeline_version=spec.version,
+            tenant=owner,
+            priority=priority,
+            run_input=input,
+            output_spec=output_spec(spec),
+            steps=plan,
+            sent=publication.step_ids,
+            idempotency_key=key,
+            deadline_s=deadline,
+        )
+
+    # One statement, its own transaction, not retried while PostgreSQL is down: the caller
+    # hears at once. Tried a second time, once: the connection may have dropped after the
+    # commit, and the key then finds the run this call stored.
+    try:
+        stored_id = on_direct_cursor(store, retry_s=0)
+    except ServiceUnavailable as exc:
+        logger.info("submit of run %s lost its connection (%s); trying once more", run_id, exc)
+        stored_id = on_direct_cursor(store, retry_s=0)
+    if stored_id != run_id:  # an earlier submit with this idempotency key
+        return Submitted(stored_id, created=False)
+    # A broker outage leaves the stored run to recovery (send() says so in the log and
+    # returns False); any other publish failure is recorded on the run and raised.
+    publication.send()
+    return Submitted(run_id, created=True)
+
+
+def _owner(caller: Caller, tenant: str | None) -> str | None:
+    if caller.tenant is None or tenant in (None, caller.tenant):
+        return caller.tenant or tenant
+    raise PermissionDenied(caller.role.value, f"submit runs for tenant {tenant!r}")

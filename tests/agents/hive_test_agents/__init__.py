@@ -1,0 +1,114 @@
+"""Agents that break the farm on purpose, for its fault tests: ``crash``, ``hang`` and
+``nul_error``.
+
+They are not part of Hive: a production worker must never run an agent that SIGKILLs its
+own process. The test set-up installs this package, whose ``hive.agents`` entry points
+register them in the test venv's workers.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hive.agents.base import Agent, AgentContext, AgentOptions
+from hive.errors import PermanentError
+
+__all__ = [
+    "CrashAgent",
+    "CrashInput",
+    "CrashOutput",
+    "HangAgent",
+    "HangInput",
+    "HangOutput",
+    "NulErrorAgent",
+    "NulErrorInput",
+]
+
+# How often hang wakes up (and swallows whatever interrupted it).
+_SLEEP_SLICE_S = 0.05
+
+
+class CrashInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    times: int = Field(default=1_000_000, ge=0, description="attempts that kill their process")
+
+
+class CrashOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attempt: int
+
+
+class CrashAgent(Agent[CrashInput, CrashOutput]):
+    """Kills its own process (SIGKILL) on its first ``times`` attempts: a poison step."""
+
+    name = "crash"
+    version = "1"
+    input_model = CrashInput
+    output_model = CrashOutput
+    options = AgentOptions(timeout=60.0, max_retries=2, retry_backoff=0.1, retry_backoff_max=1.0)
+
+    def run(self, data: CrashInput, ctx: AgentContext) -> CrashOutput:
+        """Die like an out-of-memory kill while ``ctx.attempt <= data.times``."""
+        if ctx.attempt <= data.times:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return CrashOutput(attempt=ctx.attempt)
+
+
+class HangInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float = Field(ge=0, le=3600)
+
+
+class HangOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slept: float
+
+
+class HangAgent(Agent[HangInput, HangOutput]):
+    """Sleeps ``seconds``, ignoring the soft time limit: only the hard limit stops it."""
+
+    # Like an agent stuck in C code, it swallows whatever interrupts its sleep.
+
+    name = "hang"
+    version = "1"
+    input_model = HangInput
+    output_model = HangOutput
+    options = AgentOptions(timeout=60.0, max_retries=0, retry_backoff=0.1, retry_backoff_max=1.0)
+
+    def run(self, data: HangInput, ctx: AgentContext) -> HangOutput:
+        """Sleep the whole ``seconds``, whatever is raised meanwhile."""
+        started = time.monotonic()
+        deadline = started + data.seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                time.sleep(min(_SLEEP_SLICE_S, remaining))
+            except BaseException as exc:  # the point of this agent: it ignores every signal
+                ctx.logger.info("hang: ignoring %s", type(exc).__name__)
+        return HangOutput(slept=round(time.monotonic() - started, 3))
+
+
+class NulErrorInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NulErrorAgent(Agent[NulErrorInput, CrashOutput]):
+    """Always fails with a NUL character in its error message, as an error quoting binary data
+    can: ``jsonb`` cannot store one as it is."""
+
+    name = "nul_error"
+    version = "1"
+    input_model = NulErrorInput
+    output_model = CrashOutput
+    options = AgentOptions(timeout=60.0, max_retries=0)
+
+    def run(self, data: NulErrorInput, ctx: AgentContext) -> CrashOutput:
+        """Raise :class:`PermanentError` with a NUL in its message."""
+        raise PermanentError("bad byte \x00 in the reply")

@@ -1,0 +1,178 @@
+"""`hive flower` shows the farm without handing its users the controls, unless told to."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.commands import describe, run_hive
+from tests.support.processes import HiveProcess, wait_until
+from tests.support.redis_server import free_port
+
+AUTH = ("admin", "flower-pw")
+
+
+class Flower:
+    def __init__(self, proc: HiveProcess, port: int) -> None:
+        self.proc = proc
+        self.base = f"http://127.0.0.1:{port}"
+
+    def call(self, method: str, path: str) -> tuple[int, Any]:
+        token = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
+        request = urllib.request.Request(
+            self.base + path,
+            method=method,
+            data=b"" if method == "POST" else None,
+            headers={"Authorization": f"Basic {token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                body = answer.read()
+                return answer.status, json.loads(body) if body else None
+        except urllib.error.HTTPError as exc:
+            return exc.code, None
+
+    def knows_worker(self, name: str) -> bool:
+        status, workers = self.call("GET", "/api/workers?refresh=1")
+        return status == 200 and name in (workers or {})
+
+
+@pytest.fixture
+def start_flower(
+    hive_env: dict[str, str], tmp_path: Path, clean_state: None
+) -> Iterator[Callable[..., Flower]]:
+    started: list[HiveProcess] = []
+
+    def start(
+        *args: str, cwd: Path | None = None, extra_env: dict[str, str] | None = None
+    ) -> Flower:
+        port = free_port()
+        env = {
+            **os.environ,
+            **hive_env,
+            "HIVE_FLOWER_BASIC_AUTH": ":".join(AUTH),
+            **(extra_env or {}),
+        }
+        name = f"flower{len(started)}"
+        proc = HiveProcess(
+            ["flower", "--port", str(port), *args], env, tmp_path / f"{name}.log", cwd=cwd
+        )
+        started.append(proc)
+        proc.wait_for_log("Visit me at", timeout_s=60)
+        flower = Flower(proc, port)
+        wait_until(lambda: flower.call("GET", "/api/workers")[0] == 200, 30, "flower's API")
+        return flower
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
+@pytest.mark.timeout(180)
+def test_flower_refuses_worker_shutdown_revoke_and_send_task_by_default(
+    start_worker: Callable[..., HiveProcess], start_flower: Callable[..., Flower]
+) -> None:
+    worker = start_worker("--concurrency", "1", name="target")
+    flower = start_flower()
+    wait_until(lambda: flower.knows_worker("target@test"), 30, "flower to see the worker")
+
+    shutdown, _ = flower.call("POST", "/api/worker/shutdown/target@test")
+    revoke, _ = flower.call("POST", f"/api/task/revoke/{uuid.uuid4()}")
+    send, _ = flower.call("POST", "/api/task/send-task/hive.beat.recover_stalled_runs")
+
+    assert (shutdown, revoke, send) == (403, 403, 403)
+    assert worker.proc.poll() is None, "the worker was stopped through Flower"
+
+
+@pytest.mark.timeout(180)
+def test_flower_with_allow_control_can_revoke_and_shut_down_a_worker(
+    start_worker: Callable[..., HiveProcess], start_flower: Callable[..., Flower]
+) -> None:
+    worker = start_worker("--concurrency", "1", name="target")
+    flower = start_flower("--allow-control")
+    wait_until(lambda: flower.knows_worker("target@test"), 30, "flower to see the worker")
+
+    revoke, _ = flower.call("POST", f"/api/task/revoke/{uuid.uuid4()}")
+    shutdown, _ = flower.call("POST", "/api/worker/shutdown/target@test")
+
+    assert (revoke, shutdown) == (200, 200)
+    wait_until(lambda: worker.proc.poll() is not None, 60, "the worker to shut down")
+
+
+@pytest.mark.timeout(120)
+def test_flower_ignores_a_flowerconfig_py_in_its_working_directory(
+    start_flower: Callable[..., Flower], tmp_path: Path
+) -> None:
+    marker = tmp_path / "flowerconfig-was-executed"
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    (workdir / "flowerconfig.py").write_text(
+        f"open({str(marker)!r}, 'w').close()\nread_only = False\n"
+    )
+
+    flower = start_flower(cwd=workdir)
+
+    assert not marker.exists()
+    assert flower.call("POST", f"/api/task/revoke/{uuid.uuid4()}")[0] == 403
+
+
+@pytest.mark.timeout(120)
+def test_flower_persistent_keeps_its_state_under_the_data_dir(
+    start_flower: Callable[..., Flower], tmp_path: Path
+) -> None:
+    data_dir = tmp_path / "data"
+
+    flower = start_flower("--persistent", extra_env={"HIVE_DATA_DIR": str(data_dir)})
+    flower.proc.stop()
+
+    assert list((data_dir / "flower").glob("flower.db*")), flower.proc.log()[-3000:]
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.10", "flower.example"])
+@pytest.mark.timeout(60)
+def test_flower_insecure_refuses_an_address_beyond_loopback(
+    address: str, hive_env: dict[str, str]
+) -> None:
+    env = {**os.environ, **hive_env}
+    env.pop("HIVE_FLOWER_BASIC_AUTH", None)
+
+    done = run_hive("flower", "--insecure", "--address", address, env=env, timeout_s=30)
+
+    assert done.returncode == 1, describe(done)
+    assert done.stderr.strip().splitlines() == [
+        f"error: --insecure: refusing to serve Flower without authentication on {address}"
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_flower_without_flower_installed_says_to_install_the_extra(
+    hive_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A package that fails to import as an absent one does, ahead of the installed Flower.
+    shadow = tmp_path / "shadow" / "flower"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'flower'\", name='flower')\n"
+    )
+    env = {
+        **os.environ,
+        **hive_env,
+        "HIVE_FLOWER_BASIC_AUTH": ":".join(AUTH),
+        "PYTHONPATH": str(shadow.parent),
+    }
+
+    done = run_hive("flower", env=env, timeout_s=30)
+
+    assert done.returncode == 1, describe(done)
+    assert done.stderr.strip().splitlines() == [
+        "error: Flower is not installed: pip install 'hive[flower]'"
+    ]

@@ -1,0 +1,108 @@
+"""The text agents take linear time: 200,000-character inputs crafted against their regexes.
+
+``doc-triage`` accepts texts this long, and a backtracking pattern turns one into minutes
+of a worker's time. The timeouts below are generous bounds, not speed measurements: the
+quadratic code these tests guard against takes minutes on the same inputs.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+import pytest
+
+from hive.agents import AgentContext
+from hive.agents.builtin import KeywordsAgent, PiiRedactAgent, SentimentAgent, SummarizeAgent
+from hive.agents.builtin.pii import _email_spans
+from hive.agents.builtin.text import split_sentences
+
+SIZE = 200_000
+
+# The email pattern as one regex: the behaviour _email_spans must keep, checked on short texts.
+EMAIL_REGEX = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+
+
+def repeated(unit: str, size: int = SIZE) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def halves(left: str, middle: str, right: str) -> str:
+    return repeated(left, SIZE // 2) + middle + repeated(right, SIZE // 2 - len(middle))
+
+
+ADVERSARIAL: dict[str, str] = {
+    "local-part-without-at": repeated("a"),
+    "local-part-then-bad-domain": halves("a", "@", "a"),
+    "local-part-then-single-letter-labels": halves("a.", "@", "a."),
+    "dashes-then-at": halves("a-", "@", "1-"),
+    "many-ats": repeated("a@"),
+    "dotted-digits": repeated("1."),
+    "digit-runs-with-spaces": repeated("1 "),
+    "digit-runs-with-dashes": repeated("1-"),
+    "plus-signs": repeated("+1 "),
+    "trunk-prefixes": repeated("+44 (0)"),
+    "abbreviations": repeated("Dr. "),
+    "initials": repeated("J. "),
+    "initialisms": repeated("U.S. "),
+    "blank-lines": repeated("x.\n \n"),
+    "apostrophes": repeated("a'"),
+    "clause-marks": repeated("not,"),
+}
+
+AGENTS: dict[str, Any] = {
+    "pii_redact": PiiRedactAgent,
+    "keywords": KeywordsAgent,
+    "summarize": SummarizeAgent,
+    "sentiment": SentimentAgent,
+}
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("text", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+@pytest.mark.parametrize("agent", AGENTS.values(), ids=AGENTS.keys())
+def test_text_agent_finishes_a_200k_adversarial_input_in_linear_time(agent: Any, text: str) -> None:
+    ctx = AgentContext(run_id="r", step_id="s", attempt=1)
+    agent().execute({"text": text}, ctx)
+
+
+@pytest.mark.timeout(10)
+def test_pii_redact_finds_an_email_after_200k_characters_of_local_part() -> None:
+    text = repeated("a") + "@mail.example.com"
+    result = PiiRedactAgent().execute({"text": text}, AgentContext("r", "s", 1))
+    assert result["text"] == "[EMAIL]"
+    assert result["counts"]["EMAIL"] == 1
+
+
+def test_email_spans_match_what_the_single_regex_finds() -> None:
+    # Every character class the pattern distinguishes, in random short texts.
+    rng = random.Random(8)
+    alphabet = "ab1.@-_ %+Z!"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        expected = [match.span() for match in EMAIL_REGEX.finditer(text)]
+        assert list(_email_spans(text)) == expected, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a@b.com.x@c.com",  # a match may start right where the previous one ended
+        "a@b.com-x@c.com",
+        "x@@a.com",
+        "foo!bar@x.org",
+        "@a.com",
+        "a@b.c",
+        "a@b.co1",
+    ],
+)
+def test_email_spans_keep_the_regex_edge_cases(text: str) -> None:
+    assert list(_email_spans(text)) == [m.span() for m in EMAIL_REGEX.finditer(text)]
+
+
+@pytest.mark.timeout(10)
+def test_a_sentence_of_200k_characters_of_abbreviations_stays_one_sentence() -> None:
+    sentences = split_sentences(repeated("Dr. "))
+    assert len(sentences) == 1
+    assert len(sentences[0]) == SIZE - 1

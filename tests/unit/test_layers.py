@@ -1,0 +1,52 @@
+"""The layers hold: imports point down only, and a producer loads no more than it needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_import_contracts_are_kept() -> None:
+    linter = Path(sys.executable).with_name("lint-imports")
+
+    result = subprocess.run(
+        [str(linter)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_a_producer_imports_neither_beat_nor_the_cli_and_its_app_has_no_beat_schedule() -> None:
+    script = (
+        "import sys\n"
+        "import hive.client\n"
+        "from hive.tasks.app import app\n"
+        "top = {'.'.join(m.split('.')[:2]) for m in sys.modules}\n"
+        "loaded = top & {'hive.beat', 'hive.cli'}\n"
+        "assert not loaded, loaded\n"
+        "assert not app.conf.beat_schedule, app.conf.beat_schedule\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_service_package_exports_exactly_its_operations() -> None:
+    import hive.service
+
+    assert sorted(hive.service.__all__) == [
+        "Caller", "DeadLetterView", "OPERATOR", "Right", "Role", "RunState", "RunView",
+        "StepView", "Submitted", "cancel_run", "check_broker", "check_pipeline_files",
+        "check_servers", "dead_letter_report", "get_pipeline", "get_run", "get_run_state",
+        "list_agents", "list_dead_letters", "list_pipelines", "list_runs", "parse_run_id",
+        "purge", "recover", "replay_failed_runs", "replay_run", "submit", "translate_failure",
+        "upgrade_schema", "validate_input", "wait_for_run",
+    ]  # fmt: skip
+    for name in hive.service.__all__:
+        assert getattr(hive.service, name) is not None
