@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import psycopg2
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
@@ -97,7 +97,7 @@ def fetch_all(
     """Rows of ``statement`` by column name, on either kind of connection."""
     if isinstance(db, DirectCursor):
         return list(db.fetch_all(statement, params))
-    return list(statement.execute(db, params).mappings().all())
+    return cast(list[Mapping[str, Any]], statement.execute(db, params).mappings().all())
 
 
 def fetch_one(
@@ -106,7 +106,7 @@ def fetch_one(
     """The first row of ``statement`` by column name, on either kind of connection."""
     if isinstance(db, DirectCursor):
         return db.fetch_one(statement, params)
-    return statement.execute(db, params).mappings().first()
+    return cast(Mapping[str, Any] | None, statement.execute(db, params).mappings().first())
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""The process's SQLAlchemy engine: created lazily, disposed after a fork."""
+"""The process's SQLAlchemy engines: created lazily, disposed after a fork, their pools
+sized to the worker's concurrency."""
 
 from __future__ import annotations
 
@@ -7,18 +8,38 @@ import threading
 from sqlalchemy import Engine, create_engine
 
 from hive.errors import ServiceUnavailable
+from hive.jsondata import dumps
 from hive.settings import get_settings
 
 _engines: dict[bool, Engine] = {}
 _lock = threading.Lock()
 
+# Connections each pool keeps (autocommit pool, transaction pool) unless the worker asks
+# for more; either pool may open this many again beyond that, for maintenance tasks and
+# the worker's main thread.
+_BASE_SIZE = {True: 2, False: 5}
+_OVERFLOW = 10
+_tasks_at_once = 0
+
+
+def size_pools(tasks_at_once: int) -> None:
+    """Let each pool hold a connection for every task this process runs at once (a thread
+    pool's concurrency), so that no task waits for another's connection: a step holds at
+    most one of each pool's at a time. Engines already built are rebuilt on next use."""
+    global _tasks_at_once
+    with _lock:
+        _tasks_at_once = tasks_at_once
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
 
 def get_engine(*, autocommit: bool = False) -> Engine:
     """The engine for ``HIVE_DATABASE_URL``; built on first use, never at import.
 
-    ``autocommit=True`` gives a second, small pool whose connections stay in autocommit,
-    for the direct cursors of the step path (:mod:`hive.db.direct`): a statement there is
-    its own transaction unless the cursor sends ``BEGIN`` with it.
+    ``autocommit=True`` gives a second pool whose connections stay in autocommit, for the
+    direct cursors of the step path (:mod:`hive.db.direct`): a statement there is its own
+    transaction unless the cursor sends ``BEGIN`` with it.
     """
     engine = _engines.get(autocommit)
     if engine is None:
@@ -29,10 +50,14 @@ def get_engine(*, autocommit: bool = False) -> Engine:
                 # already runs again on a dropped connection (hive.db.retrying).
                 engine = create_engine(
                     get_settings().database.url.get_secret_value(),
-                    pool_size=2 if autocommit else 5,
-                    max_overflow=10,
+                    pool_size=max(_BASE_SIZE[autocommit], _tasks_at_once),
+                    max_overflow=_OVERFLOW,
                     connect_args={"connect_timeout": 5},
                     isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
+                    # A failed statement's message would otherwise carry its parameters
+                    # (step inputs and outputs) into logs and error records.
+                    hide_parameters=True,
+                    json_serializer=dumps,
                 )
                 _engines[autocommit] = engine
     return engine

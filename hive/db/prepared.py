@@ -17,12 +17,13 @@ from typing import Any
 from psycopg2.extras import Json as PgJson
 from sqlalchemy import Connection, CursorResult, TextClause, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.types import Text
+from sqlalchemy.types import Text, TypeEngine
 
 from hive.db.models import Json
+from hive.jsondata import dumps
 from hive.settings import get_settings
 
-_SA_TYPES = {"jsonb": Json, "text[]": ARRAY(Text)}
+_SA_TYPES: dict[str, TypeEngine[Any]] = {"jsonb": Json, "text[]": ARRAY(Text)}
 _PARAM = re.compile(r"(?<![:\w]):([a-z_]\w*)")
 
 
@@ -92,7 +93,7 @@ def _adapt(value: Any, pg_type: str) -> Any:
     if value is None:
         return None
     if pg_type == "jsonb":
-        return PgJson(value)
+        return PgJson(value, dumps=dumps)
     if isinstance(value, uuid.UUID):
         return str(value)
     return value

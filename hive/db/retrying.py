@@ -15,6 +15,7 @@ from typing import TypeVar
 import psycopg2
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hive.db.direct import DirectCursor, direct_cursor
 from hive.db.engine import get_engine, unavailable
@@ -25,7 +26,10 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _is_disconnect(exc: DBAPIError | psycopg2.Error) -> bool:
+def _is_disconnect(exc: DBAPIError | psycopg2.Error | PoolTimeout) -> bool:
+    if isinstance(exc, PoolTimeout):
+        # Every connection stayed checked out: as unavailable as a database that is down.
+        return True
     if isinstance(exc, psycopg2.Error):  # from a direct cursor
         return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
     return isinstance(exc, OperationalError) or exc.connection_invalidated
@@ -77,7 +81,7 @@ def _retried(attempt: Callable[[], T], retry_s: float | None) -> T:
     while True:
         try:
             return attempt()
-        except (DBAPIError, psycopg2.Error) as exc:
+        except (DBAPIError, psycopg2.Error, PoolTimeout) as exc:
             if not _is_disconnect(exc):
                 raise
             if time.monotonic() + delay > deadline:

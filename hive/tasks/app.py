@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import setup_logging, worker_init, worker_process_init
 
 from hive import keys
 from hive.settings import Settings, get_settings
@@ -99,6 +99,16 @@ app.add_defaults(lambda: celery_config(get_settings()))
 # Names, not imports: a worker registers the maintenance tasks without the app importing
 # beat (beat sits above tasks). The schedule is attached by `hive beat` alone.
 app.conf.include = ["hive.tasks.step", "hive.beat.tasks"]
+
+
+@worker_init.connect
+def _size_pools(sender: Any, **_: Any) -> None:
+    """A thread pool runs ``concurrency`` steps in one process, each needing a connection at
+    once; a prefork child runs one, and opens no more than it uses."""
+    from hive.db.engine import size_pools
+
+    if isinstance(sender.concurrency, int):  # Celery resolves "auto" only after this signal
+        size_pools(sender.concurrency)
 
 
 @worker_process_init.connect

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, Table, insert, select, text
 
 from hive.db import events as event_log
 from hive.db import runs as run_store
@@ -109,8 +109,10 @@ def record_failed_attempt(
     *,
     step_input: Any = None,
     retryable: bool = True,
+    retry_s: float | None = None,
 ) -> str:
-    """Record a failed attempt and apply the step's retry policy.
+    """Record a failed attempt and apply the step's retry policy, retrying the transaction
+    for up to ``retry_s`` (default ``HIVE_DB_RETRY_S``) while PostgreSQL is unreachable.
 
     Returns ``"retried"`` (the next attempt is dispatched after a backoff), ``"failed"``
     (failed for good: dead letter, descendants skipped), or ``"lost"`` (this attempt no
@@ -136,7 +138,7 @@ def record_failed_attempt(
         _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)
         return "failed", None
 
-    outcome, publication = in_transaction(txn)
+    outcome, publication = in_transaction(txn, retry_s=retry_s)
     if publication:
         if outcome == "retried":
             logger.info("attempt %d failed (%s); retry dispatched", attempt, error["type"])
@@ -156,7 +158,7 @@ def _fail_for_good(
     policy: step_store.FailurePolicy,
 ) -> None:
     conn.execute(
-        insert(dead_letters).values(
+        insert(cast(Table, dead_letters)).values(
             run_id=run_id,
             step_id=step_id,
             pipeline=policy.pipeline,
@@ -190,7 +192,10 @@ def finish(
     """
     if failed_step is not None:
         return run_store.finish_run(conn, run_id, "failed")
-    run_input, output_spec = spec if spec and spec[1] else run_store.output_spec_of(conn, run_id)
+    if spec is not None and spec[1] is not None:
+        run_input, output_spec = spec[0], spec[1]
+    else:
+        run_input, output_spec = run_store.output_spec_of(conn, run_id)
     reads = _reads(output_spec)
     known = known or {}
     outputs = {s: known[s] for s in reads if s in known}

@@ -21,7 +21,7 @@ def backoff_s(attempt: int, options: dict[str, Any], rng: random.Random | None =
     delay = min(cap, base * (2 ** max(attempt - 1, 0)))
     if options.get("retry_jitter", True) and delay > 0:
         delay = delay / 2 + (rng or random).uniform(0, delay / 2)
-    return delay
+    return float(delay)
 
 
 _KINDS: dict[type[BaseException], str] = {

@@ -6,8 +6,8 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery import Task
@@ -34,10 +34,18 @@ T = TypeVar("T")
 
 # While PostgreSQL is down at claim time, the message comes back after this long.
 _CLAIM_RETRY_COUNTDOWN_S = 5.0
+# The claim retries its connection for at most this long...
+_CLAIM_RETRY_MAX_S = 30.0
+# ...and, before the step's time limit, leaves room for one last connection attempt
+# (hive.db.engine's connect timeout) and a backoff sleep.
+_CLAIM_LIMIT_MARGIN_S = 10.0
+# The worker's main process records a lost attempt only if PostgreSQL answers at once:
+# retrying would freeze its consumer, and the attempt's lease already covers it.
+_LOST_ATTEMPT_RETRY_S = 1.0
 
 
 @app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)
-def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
+def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> None:
     """Run one attempt of one step. The message carries ids only.
 
     Args:
@@ -65,9 +73,13 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
                 # is refused (a late finish) and recovery sends the step again.
                 wait_for_flush=settings.database.claim_sync_commit,
             ),
-            retry_s=min(settings.database.retry_s, 30.0),
+            retry_s=_claim_budget_s(settings.database.retry_s, self.request.timelimit),
         )
-    except ServiceUnavailable:
+    except Exception as exc:
+        # Unclaimed, the step has no lease for recovery to notice: the message itself must
+        # come back, even when the time limit cut the claim's wait short.
+        if not isinstance(exc, ServiceUnavailable) and not struck_by_soft_limit(exc):
+            raise
         log.warning("database unreachable at claim; message will come back")
         raise self.retry(countdown=_CLAIM_RETRY_COUNTDOWN_S, max_retries=None) from None
     if claimed is None:
@@ -103,7 +115,8 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
         )
         self.request.chain = None
         return
-    carried = _chain_next(self.request.chain, run_id)
+    # The stubs type the chain as a string; Celery keeps the signatures' dicts there.
+    carried = _chain_next(cast("list[dict[str, Any]] | None", self.request.chain), run_id)
     close = outcomes.closing(claimed.output_spec, claimed.run_input, step_id, output)
     # Nothing but the chain's own next step waits on this one, and either the run goes on
     # after it or its output is known here: the success can be one statement.
@@ -124,6 +137,17 @@ def run_step(self: Task, run_id: str, step_id: str, attempt: int) -> None:
     )
     if not recorded:
         self.request.chain = None
+
+
+def _claim_budget_s(db_retry_s: float, timelimit: Any) -> float:
+    """How long the claim may retry its connection: well inside the message's time limits
+    ``(hard, soft)``, which start with the task. Past them the claim gives up and the
+    message comes back later."""
+    limits = [float(t) for t in (timelimit or ()) if t]
+    budget = min(db_retry_s, _CLAIM_RETRY_MAX_S)
+    if limits:
+        budget = min(budget, min(limits) / 2 - _CLAIM_LIMIT_MARGIN_S)
+    return max(budget, 0.0)
 
 
 def _settle(record: Callable[[], T]) -> T:
@@ -156,7 +180,7 @@ def _chain_next(chain: list[dict[str, Any]] | None, run_id: str) -> str | None:
     """The step this message's chain sends next (Celery keeps the chain reversed)."""
     if not chain:
         return None
-    args = chain[-1].get("args") or ()
+    args: Sequence[Any] = chain[-1].get("args") or ()
     return str(args[1]) if len(args) == 3 and args[0] == run_id else None
 
 
@@ -185,7 +209,7 @@ class CancelCheck:
 
 @task_failure.connect(sender=run_step)
 def _on_lost_attempt(
-    sender: Task, task_id: str, exception: BaseException, args: Any, **_: Any
+    sender: Task[Any, Any], task_id: str, exception: BaseException, args: Any, **_: Any
 ) -> None:
     """In the worker's main process: a pool child died (SIGKILL, OOM, a poison step) or hit
     the hard time limit. The attempt is recorded as failed and the retry policy applies, so
@@ -196,7 +220,9 @@ def _on_lost_attempt(
     kind = "timeout" if isinstance(exception, TimeLimitExceeded) else "worker_lost"
     error = {"type": kind, "message": str(exception) or kind, "traceback": None}
     try:
-        outcome = outcomes.record_failed_attempt(uuid.UUID(run_id), step_id, attempt, error)
+        outcome = outcomes.record_failed_attempt(
+            uuid.UUID(run_id), step_id, attempt, error, retry_s=_LOST_ATTEMPT_RETRY_S
+        )
     except ServiceUnavailable:
         # The lease runs out and the recovery sweep takes the step back.
         logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)

@@ -1,4 +1,5 @@
-"""Direct cursors: commits that do not wait for their WAL flush, and transactions left open."""
+"""The engines and direct cursors: commits that do not wait for their WAL flush, transactions
+left open, parameters kept out of error messages, JSON cleaned for jsonb, pool timeouts."""
 
 from __future__ import annotations
 
@@ -6,12 +7,17 @@ from typing import Any
 
 import pytest
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-from sqlalchemy import text
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hive.db.direct import DirectCursor
 from hive.db.engine import get_engine
+from hive.db.models import Json
 from hive.db.prepared import PreparedStatement
-from hive.db.retrying import on_direct_cursor
+from hive.db.retrying import in_transaction, on_direct_cursor
+from hive.errors import ServiceUnavailable
+from hive.jsondata import REPLACEMENT
 
 _COMMIT_MODE = PreparedStatement(
     "test_commit_mode", text("SELECT current_setting('synchronous_commit') AS mode"), {}
@@ -52,3 +58,35 @@ def test_a_direct_transaction_left_open_by_an_error_is_rolled_back(hive_env) -> 
 
     # The same pool's connections: idle (no transaction), and the table never existed.
     assert {on_direct_cursor(status) for _ in range(5)} == {(TRANSACTION_STATUS_IDLE, True)}
+
+
+def test_a_failing_statement_s_error_holds_none_of_its_parameters(hive_env) -> None:
+    secret = "step-input-4111111111111111"
+    with pytest.raises(DBAPIError) as raised, get_engine().connect() as conn:
+        conn.execute(text("SELECT CAST(:value AS text), 1 / 0"), {"value": secret})
+    assert "division by zero" in str(raised.value)
+    assert secret not in str(raised.value)
+    assert secret not in repr(raised.value)
+
+
+_ECHO_JSON = PreparedStatement(
+    "test_echo_json", text("SELECT CAST(:doc AS jsonb) AS doc"), {"doc": "jsonb"}
+)
+
+
+def test_json_with_a_nul_character_is_stored_cleaned_on_either_path(hive_env) -> None:
+    doc = {"message": "bad \x00 byte", "trace": ["\x00"]}
+    cleaned = {"message": f"bad {REPLACEMENT} byte", "trace": [REPLACEMENT]}
+    direct = on_direct_cursor(lambda cursor: cursor.fetch_one(_ECHO_JSON, {"doc": doc}))
+    assert direct == {"doc": cleaned}
+    statement = text("SELECT CAST(:doc AS jsonb)").bindparams(bindparam("doc", type_=Json))
+    assert in_transaction(lambda conn: conn.execute(statement, {"doc": doc}).scalar()) == cleaned
+    assert in_transaction(lambda conn: _ECHO_JSON.execute(conn, {"doc": doc}).scalar()) == cleaned
+
+
+def test_a_pool_that_stays_exhausted_counts_as_the_database_being_unavailable(hive_env) -> None:
+    def exhausted(conn: Connection) -> None:
+        raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+    with pytest.raises(ServiceUnavailable, match="HIVE_DATABASE_URL"):
+        in_transaction(exhausted, retry_s=0.2)

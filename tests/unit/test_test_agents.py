@@ -1,4 +1,4 @@
-"""Agents that exist only for tests (crash, hang) are not in the product: the test set-up
+"""Agents that exist only for tests (crash, hang, nul_error) are not in the product: the test set-up
 installs them from tests/agents through the same entry point as any third-party agent."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from importlib.metadata import distribution, entry_points
 from hive.agents import BUILTIN_AGENTS, AgentRegistry
 from hive.agents.registry import ENTRY_POINT_GROUP
 
-TEST_ONLY = {"crash", "hang"}
+TEST_ONLY = {"crash", "hang", "nul_error"}
 
 
 def test_the_product_registers_no_test_only_agent() -> None:
@@ -33,7 +33,7 @@ def test_the_test_venv_registers_crash_and_hang_from_the_test_package() -> None:
         for ep in entry_points(group=ENTRY_POINT_GROUP)
         if ep.name in TEST_ONLY
     }
-    assert providers == {"crash": "hive-test-agents", "hang": "hive-test-agents"}
+    assert providers == dict.fromkeys(TEST_ONLY, "hive-test-agents")
 
     registry = AgentRegistry.discover()
     assert registry.broken == {}

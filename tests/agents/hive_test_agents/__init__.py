@@ -1,4 +1,5 @@
-"""Agents that break the farm on purpose, for its fault tests: ``crash`` and ``hang``.
+"""Agents that break the farm on purpose, for its fault tests: ``crash``, ``hang`` and
+``nul_error``.
 
 They are not part of Hive: a production worker must never run an agent that SIGKILLs its
 own process. The test set-up installs this package, whose ``hive.agents`` entry points
@@ -14,8 +15,18 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from hive.agents.base import Agent, AgentContext, AgentOptions
+from hive.errors import PermanentError
 
-__all__ = ["CrashAgent", "CrashInput", "CrashOutput", "HangAgent", "HangInput", "HangOutput"]
+__all__ = [
+    "CrashAgent",
+    "CrashInput",
+    "CrashOutput",
+    "HangAgent",
+    "HangInput",
+    "HangOutput",
+    "NulErrorAgent",
+    "NulErrorInput",
+]
 
 # How often hang wakes up (and swallows whatever interrupted it).
 _SLEEP_SLICE_S = 0.05
@@ -82,3 +93,22 @@ class HangAgent(Agent[HangInput, HangOutput]):
             except BaseException as exc:  # the point of this agent: it ignores every signal
                 ctx.logger.info("hang: ignoring %s", type(exc).__name__)
         return HangOutput(slept=round(time.monotonic() - started, 3))
+
+
+class NulErrorInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NulErrorAgent(Agent[NulErrorInput, CrashOutput]):
+    """Always fails with a NUL character in its error message, as an error quoting binary data
+    can: ``jsonb`` cannot store one as it is."""
+
+    name = "nul_error"
+    version = "1"
+    input_model = NulErrorInput
+    output_model = CrashOutput
+    options = AgentOptions(timeout=60.0, max_retries=0)
+
+    def run(self, data: NulErrorInput, ctx: AgentContext) -> CrashOutput:
+        """Raise :class:`PermanentError` with a NUL in its message."""
+        raise PermanentError("bad byte \x00 in the reply")
