@@ -1,4 +1,5 @@
-# Hive's entry points. CI (.ci/run) runs `make test`; `make check` adds the linters first.
+# Hive's entry points. CI (.ci/run) runs `make test`: the static checks (ruff, the import
+# contracts, mypy --strict), then the whole test suite; any failure fails the target.
 # Targets that need the virtualenv or the servers go through scripts/bootstrap.sh, which is
 # idempotent and quiet when there is nothing to do.
 
@@ -10,8 +11,8 @@ VENV_PYTHON := $(BIN)/python
 # Extra pytest arguments: make test PYTEST_ARGS="tests/unit -x"
 PYTEST_ARGS ?=
 
-.PHONY: bootstrap venv demo test lint check bench services-stop clean
-# `check` lints before it tests, even under make -j.
+.PHONY: bootstrap venv demo test lint typecheck check bench services-stop clean
+# The checks run before the tests, even under make -j.
 .NOTPARALLEL:
 
 bootstrap:
@@ -26,7 +27,7 @@ demo: bootstrap
 
 # pytest's status passes straight through: 5 ("no tests collected") fails the target too.
 # Only the tests install the test-only agents (tests/agents: crash, hang).
-test:
+test: lint typecheck
 	@bash scripts/bootstrap.sh --test-agents
 	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
@@ -35,7 +36,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
-check: lint test
+typecheck: venv
+	$(BIN)/mypy
+
+# Kept for habit: `test` already runs every check.
+check: test
 
 bench: bootstrap
 	$(VENV_PYTHON) -m bench.throughput
