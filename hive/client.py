@@ -59,6 +59,10 @@ class Client:
         tenant: act for this tenant alone; None acts for every tenant (the operator).
         role: the caller's role (:class:`hive.service.Role`); default ``producer`` for a
             tenant, ``operator`` without one.
+
+    Raises:
+        InvalidArgument: a tenant no run could be stored under: empty, longer than 200
+            characters, or holding a NUL character (also a ValueError).
     """
 
     def __init__(
@@ -107,9 +111,9 @@ class Client:
             InputError: the input does not fit, or is nested too deep or too large (see
                 ``HIVE_MAX_INPUT_DEPTH`` and ``HIVE_MAX_INPUT_BYTES``); names each field.
                 Nothing is stored or sent.
-            InvalidArgument: ``tenant`` or ``idempotency_key`` longer than 200 characters,
-                or a ``deadline`` that is not a finite positive number of seconds (also a
-                ValueError).
+            InvalidArgument: ``tenant`` empty, ``tenant`` or ``idempotency_key`` longer than
+                200 characters or holding a NUL character, or a ``deadline`` that is not a
+                finite positive number of seconds (also a ValueError).
             PermissionDenied: the client's role may not submit, or not for ``tenant``.
             ValueError: an unknown priority.
             ServiceUnavailable: PostgreSQL cannot be reached.
@@ -131,6 +135,7 @@ class Client:
 
         Raises:
             RunNotFound: no run with that id (that this client's tenant may see).
+            InvalidArgument: ``run_id`` is neither a UUID nor text.
         """
         return service.get_run(self.settings, self.caller, run_id)
 
@@ -157,7 +162,13 @@ class Client:
     def list(
         self, *, status: str | None = None, pipeline: str | None = None, limit: int = 20
     ) -> list[RunView]:
-        """This client's runs (every run, without a tenant), newest first."""
+        """This client's runs (every run, without a tenant), newest first, without their
+        steps (``steps`` is None: :meth:`get` reads them).
+
+        Raises:
+            InvalidArgument: ``limit`` is not from 1 to 10,000, or ``status`` is not a run
+                status.
+        """
         return service.list_runs(
             self.settings, self.caller, status=status, pipeline=pipeline, limit=limit
         )

@@ -177,6 +177,18 @@ def _no_constant(name: str) -> float:
 
 # --------------------------------------------------------------------------- output
 
+JSON_HELP = "Print JSON: the field names of the Python client and the HTTP API."
+
+
+def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--json`` (as ``as_json``), for every list and show command."""
+    return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)(func)
+
+
+def echo_json(value: Any) -> None:
+    """A view's ``to_json()`` (or a list of them) on stdout."""
+    click.echo(json.dumps(value, indent=2))
+
 
 def short(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"

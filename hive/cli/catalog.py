@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hive.cli.base import EXIT_USER_ERROR, group, table
+from hive.cli.base import EXIT_USER_ERROR, echo_json, group, json_option, table
 
 
 @group()
@@ -16,14 +16,18 @@ def agents() -> None:
 
 
 @agents.command("list")
-def agents_list() -> None:
+@json_option
+def agents_list(as_json: bool) -> None:
     """Name, version, queue and input fields of every agent."""
     from hive import service
     from hive.settings import get_settings
 
+    views = service.list_agents(get_settings(), service.OPERATOR)
+    if as_json:
+        echo_json([view.to_json() for view in views])
+        return
     rows = [
-        (a.name, a.version, a.options.queue, ", ".join(a.input_model.model_fields))
-        for a in service.list_agents(get_settings(), service.OPERATOR)
+        (a.name, a.version, a.queue, ", ".join(a.input_schema.get("properties", {}))) for a in views
     ]
     table(["NAME", "VERSION", "QUEUE", "INPUT"], rows)
 
@@ -34,16 +38,18 @@ def pipelines() -> None:
 
 
 @pipelines.command("list")
-def pipelines_list() -> None:
+@json_option
+def pipelines_list(as_json: bool) -> None:
     """Every pipeline with its version and steps."""
     from hive import service
     from hive.settings import get_settings
 
     found = service.list_pipelines(get_settings(), service.OPERATOR)
-    rows = [
-        (p.name, str(p.version), str(len(p.steps)), p.source)
-        for p in sorted(found.values(), key=lambda p: p.name)
-    ]
+    views = [service.pipeline_view(found[name]) for name in sorted(found)]
+    if as_json:
+        echo_json([view.to_json() for view in views])
+        return
+    rows = [(p.name, str(p.version), str(len(p.steps)), p.source) for p in views]
     table(["NAME", "VERSION", "STEPS", "FILE"], rows)
 
 

@@ -7,7 +7,17 @@ import uuid
 
 import click
 
-from hive.cli.base import RUN_ID, check_servers, group, parse_since, read_json, table
+from hive.cli.base import (
+    RUN_ID,
+    check_servers,
+    echo_json,
+    group,
+    json_option,
+    parse_since,
+    read_json,
+    short,
+    table,
+)
 
 
 @group()
@@ -19,7 +29,8 @@ def dlq() -> None:
 @click.option("--pipeline", default=None)
 @click.option("--since", default=None, help="30m, 2h, 7d, or an ISO timestamp.")
 @click.option("--limit", type=click.IntRange(1, 10000), default=100, show_default=True)
-def dlq_list(pipeline: str | None, since: str | None, limit: int) -> None:
+@json_option
+def dlq_list(pipeline: str | None, since: str | None, limit: int, as_json: bool) -> None:
     """Dead letters not yet replayed, newest first."""
     from hive import service
     from hive.settings import get_settings
@@ -28,6 +39,9 @@ def dlq_list(pipeline: str | None, since: str | None, limit: int) -> None:
     letters = service.list_dead_letters(
         get_settings(), service.OPERATOR, pipeline=pipeline, since=cutoff, limit=limit
     )
+    if as_json:
+        echo_json([letter.to_json() for letter in letters])
+        return
     table(
         ["RUN", "STEP", "PIPELINE", "ATTEMPTS", "ERROR", "AT"],
         [
@@ -43,13 +57,33 @@ def dlq_list(pipeline: str | None, since: str | None, limit: int) -> None:
 
 @dlq.command("show")
 @click.argument("run_id", type=RUN_ID)
-def dlq_show(run_id: uuid.UUID) -> None:
-    """A failed run's dead letters with error, traceback, attempts and pipeline context."""
+@json_option
+def dlq_show(run_id: uuid.UUID, as_json: bool) -> None:
+    """A failed run's dead letters with error, traceback, attempts and input. With --json:
+    {"run": the run of `runs show --json`, "dead_letters": the objects of `dlq list --json`}."""
     from hive import service
     from hive.settings import get_settings
 
     report = service.dead_letter_report(get_settings(), service.OPERATOR, run_id)
-    click.echo(json.dumps(report, indent=2, default=str))
+    if as_json:
+        echo_json(report.to_json())
+        return
+    run = report.run
+    click.echo(f"run {run.id}  {run.pipeline} v{run.pipeline_version}  {run.status}")
+    click.echo(f"  tenant   {run.tenant or '-'}\n  input    {short(json.dumps(run.input), 200)}")
+    if not report.dead_letters:
+        click.echo("\nno dead letters")
+    for letter in report.dead_letters:
+        error = letter.error
+        replayed = letter.replayed_at.isoformat(timespec="seconds") if letter.replayed_at else "-"
+        click.echo(
+            f"\nstep {letter.step_id}  agent {letter.agent}  attempts {letter.attempts}  "
+            f"at {letter.created_at.isoformat(timespec='seconds')}  replayed {replayed}"
+        )
+        click.echo(f"  error    {error.get('type')}: {error.get('message', '')}")
+        click.echo(f"  input    {short(json.dumps(letter.input), 200)}")
+        if error.get("traceback"):
+            click.echo("  " + str(error["traceback"]).rstrip().replace("\n", "\n  "))
 
 
 @dlq.command("replay")
@@ -80,6 +114,7 @@ def dlq_replay(
         click.echo(f"{run_id} replayed: {', '.join(sent) or 'no step ready yet'}")
         return
     count = 0
+    # An unknown pipeline is an error (UnknownPipeline, exit 1), not "0 runs replayed".
     for target, sent in service.replay_failed_runs(settings, service.OPERATOR, str(pipeline)):
         click.echo(f"{target} replayed: {', '.join(sent) or 'no step ready yet'}")
         count += 1

@@ -7,7 +7,17 @@ import uuid
 
 import click
 
-from hive.cli.base import RUN_ID, command, fail, group, read_json, short, table
+from hive.cli.base import (
+    RUN_ID,
+    command,
+    echo_json,
+    fail,
+    group,
+    json_option,
+    read_json,
+    short,
+    table,
+)
 from hive.statuses import RunStatus
 
 _RUN_STATUSES = [status.value for status in RunStatus]
@@ -75,17 +85,16 @@ def runs() -> None:
 
 @runs.command("show")
 @click.argument("run_id", type=RUN_ID)
-@click.option("--json", "as_json", is_flag=True, help="Print the run as JSON.")
+@json_option
 def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
     """The run and every step: status, attempts, timestamps, output, error."""
     from hive import service
     from hive.settings import get_settings
 
-    view = service.get_run(get_settings(), service.OPERATOR, run_id)
+    data = service.get_run(get_settings(), service.OPERATOR, run_id).to_json()
     if as_json:
-        click.echo(json.dumps(view.to_json(), indent=2, default=str))
+        echo_json(data)
         return
-    data = view.to_json()
     click.echo(f"run {data['id']}  {data['pipeline']} v{data['pipeline_version']}")
     click.echo(
         f"  status   {data['status']}   priority {data['priority']}   "
@@ -106,7 +115,7 @@ def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
             short(s["error"]["type"] + ": " + s["error"]["message"]) if s["error"]
             else short(json.dumps(s["output"])) if s["output"] is not None else "",
         )
-        for s in data["steps"]
+        for s in data["steps"] or []
     ]  # fmt: skip
     click.echo("")
     table(["STEP", "AGENT", "STATUS", "ATTEMPTS", "STARTED", "FINISHED", "OUTPUT/ERROR"], rows)
@@ -116,8 +125,10 @@ def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
 @click.option("--status", type=click.Choice(_RUN_STATUSES, case_sensitive=False), default=None)
 @click.option("--pipeline", default=None)
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
-def runs_list(status: str | None, pipeline: str | None, limit: int) -> None:
-    """Recent runs, newest first."""
+@json_option
+def runs_list(status: str | None, pipeline: str | None, limit: int, as_json: bool) -> None:
+    """Recent runs, newest first. With --json, the run objects of `runs show --json` with
+    "steps": null (a listing reads no step)."""
     from hive import service
     from hive.settings import get_settings
 
@@ -128,6 +139,9 @@ def runs_list(status: str | None, pipeline: str | None, limit: int) -> None:
         pipeline=pipeline,
         limit=limit,
     )
+    if as_json:
+        echo_json([view.to_json() for view in views])
+        return
     rows = [
         (v.id, v.pipeline, v.status, v.priority, v.created_at.isoformat(timespec="seconds"))
         for v in views

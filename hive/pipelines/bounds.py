@@ -16,10 +16,13 @@ from typing import Any
 from hive.errors import InvalidAgentOutput, InvalidArgument
 from hive.settings import Settings
 
-# The widths of runs.tenant and runs.idempotency_key (hive/db/models.py; a test holds
-# them equal): a longer value would fail deep in the INSERT.
+# The widths of their columns (hive/db/models.py; a test holds them equal): a longer value
+# would fail deep in the INSERT of every submit.
 TENANT_MAX_CHARS = 200
 IDEMPOTENCY_KEY_MAX_CHARS = 200
+PIPELINE_NAME_MAX_CHARS = 200
+STEP_ID_MAX_CHARS = 200
+AGENT_NAME_MAX_CHARS = 200
 # now() + the deadline must stay a timestamp PostgreSQL can hold.
 DEADLINE_MAX_S = 10 * 365 * 86400.0
 
@@ -74,17 +77,36 @@ def check_submission(tenant: Any, idempotency_key: Any, deadline: Any) -> None:
     """Refuse submit arguments PostgreSQL could not store, naming the argument.
 
     Raises:
-        InvalidArgument: ``tenant`` or ``idempotency_key`` is not a string, is longer than
-            its column or holds a NUL character; ``deadline`` is not a finite number of
-            seconds above zero and at most ten years.
+        InvalidArgument: ``tenant`` is not a tenant name (see :func:`check_tenant`);
+            ``idempotency_key`` is not a string, is longer than its column or holds a NUL
+            character; ``deadline`` is not a finite number of seconds above zero and at most
+            ten years.
     """
     problems = [
-        *_text_problems("tenant", tenant, TENANT_MAX_CHARS),
+        *_tenant_problems(tenant),
         *_text_problems("idempotency_key", idempotency_key, IDEMPOTENCY_KEY_MAX_CHARS),
         *_deadline_problems(deadline),
     ]
     if problems:
         raise InvalidArgument(problems)
+
+
+def check_tenant(tenant: Any) -> None:
+    """Refuse a tenant that no run could be stored under; None (no tenant) passes.
+
+    Raises:
+        InvalidArgument: not a string, empty (a run nobody bound to a tenant could ever
+            see), longer than its column, or holding a NUL character.
+    """
+    problems = _tenant_problems(tenant)
+    if problems:
+        raise InvalidArgument(problems)
+
+
+def _tenant_problems(tenant: Any) -> list[str]:
+    if tenant == "":
+        return ["tenant must be a non-empty name (or None for no tenant)"]
+    return _text_problems("tenant", tenant, TENANT_MAX_CHARS)
 
 
 def _text_problems(name: str, value: Any, max_chars: int) -> list[str]:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from hive.pipelines.bounds import AGENT_NAME_MAX_CHARS, PIPELINE_NAME_MAX_CHARS, STEP_ID_MAX_CHARS
 from hive.pipelines.refs import format_location
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -28,7 +29,8 @@ class PipelineDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    name: str
+    # Names are stored in varchar columns by every submit: too long fails there, not here.
+    name: str = Field(max_length=PIPELINE_NAME_MAX_CHARS)
     version: int = Field(ge=1)
     description: str | None = None
     input_schema: dict[str, Any]
@@ -42,8 +44,8 @@ class StepDocument(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: str
-    agent: str
+    id: str = Field(max_length=STEP_ID_MAX_CHARS)
+    agent: str = Field(max_length=AGENT_NAME_MAX_CHARS)
     needs: list[str] = Field(default_factory=list)
     input: dict[str, Any] = Field(default_factory=dict)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -127,6 +129,9 @@ def _problem(model: type[BaseModel], error: ErrorDetails, root: tuple[str | int,
         return where, f"unknown field; allowed fields: {allowed}"
     if error["type"] == "missing":
         return where, "required field is missing"
+    if error["type"] == "string_too_long":
+        limit = (error.get("ctx") or {}).get("max_length")
+        return where, f"{len(error['input']):,} characters long; at most {limit}"
     if error["type"].endswith("_type"):
         return where, f"{error['msg']}, not {describe_type(error['input'])}"
     return where, error["msg"]

@@ -17,6 +17,7 @@ from typing import Any
 from hive.agents.base import AgentOptions
 from hive.agents.registry import AgentRegistry
 from hive.errors import PipelineError
+from hive.pipelines.bounds import STEP_ID_MAX_CHARS
 from hive.pipelines.checks import (
     AgentClass,
     ReferenceScope,
@@ -211,7 +212,9 @@ def _draft_steps(raw_steps: list[Any]) -> list[_StepDraft]:
             drafts.append(draft)
             continue
         raw_id = item.get("id")
-        label = f"step {raw_id!r}" if isinstance(raw_id, str) else f"steps.{index}"
+        # An id too long to store is named by its place: repeating it would not help.
+        named = isinstance(raw_id, str) and len(raw_id) <= STEP_ID_MAX_CHARS
+        label = f"step {raw_id!r}" if named else f"steps.{index}"
         document, problems = validate_document(StepDocument, item)
         bad = {where.split(".")[0] for where, _ in problems}
         draft = _StepDraft(index, label, document)

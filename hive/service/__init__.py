@@ -10,7 +10,7 @@ live here and nowhere else.
 ::
 
     pipelines      list_pipelines, get_pipeline, validate_input, check_pipeline_files,
-                   list_agents
+                   list_agents (AgentViews); pipeline_view: a Pipeline as a PipelineView
     submit         submit (idempotent: every submit carries a key)
     runs           get_run, get_run_state, list_runs, wait_for_run, cancel_run
     replay         replay_run, replay_failed_runs
@@ -20,6 +20,7 @@ live here and nowhere else.
                    its setting
 """
 
+from hive.service.arguments import parse_run_id
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
@@ -37,16 +38,30 @@ from hive.service.runs import (
     get_run,
     get_run_state,
     list_runs,
-    parse_run_id,
     wait_for_run,
 )
 from hive.service.submit import submit
-from hive.service.views import DeadLetterView, RunState, RunView, StepView, Submitted
+from hive.service.views import (
+    AgentView,
+    DeadLetterReport,
+    DeadLetterView,
+    PipelineStepView,
+    PipelineView,
+    RunState,
+    RunView,
+    StepView,
+    Submitted,
+    pipeline_view,
+)
 
 __all__ = [
     "OPERATOR",
+    "AgentView",
     "Caller",
+    "DeadLetterReport",
     "DeadLetterView",
+    "PipelineStepView",
+    "PipelineView",
     "Right",
     "Role",
     "RunState",
@@ -66,6 +81,7 @@ __all__ = [
     "list_pipelines",
     "list_runs",
     "parse_run_id",
+    "pipeline_view",
     "purge",
     "recover",
     "replay_failed_runs",

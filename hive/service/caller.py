@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from hive.errors import PermissionDenied
+from hive.pipelines.bounds import check_tenant
 
 
 class Role(StrEnum):
@@ -48,6 +49,8 @@ class Caller:
     """A tenant-bound caller with a role, or the operator (``tenant=None``: every tenant).
 
     Raises:
+        InvalidArgument: a tenant no run could be stored under (empty, too long, holding a
+            NUL character); also a ValueError.
         ValueError: an operator bound to a tenant, or another role bound to none.
     """
 
@@ -57,8 +60,9 @@ class Caller:
     def __post_init__(self) -> None:
         if not isinstance(self.role, Role):
             object.__setattr__(self, "role", Role(self.role))
-        if self.tenant == "":
-            raise ValueError("a caller's tenant is a non-empty name, or None for every tenant")
+        # The rule submit applies to its ``tenant`` argument: a tenant-bound caller's runs
+        # are stored under this name.
+        check_tenant(self.tenant)
         if (self.role is Role.OPERATOR) != (self.tenant is None):
             raise ValueError(
                 "the operator, and only the operator, acts for every tenant "

@@ -7,13 +7,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from hive.agents.base import Agent
 from hive.agents.registry import default_registry
 from hive.errors import UnknownPipeline
 from hive.pipelines import Pipeline, load_pipelines, validate_paths, validate_run_input
 from hive.pipelines.loader import SUFFIXES
 from hive.preflight import check_pipelines_dir
 from hive.service.caller import Caller, Right
+from hive.service.views import AgentView, agent_view
 from hive.settings import Settings
 
 _Signature = tuple[tuple[str, int, int], ...]
@@ -65,10 +65,10 @@ def check_pipeline_files(settings: Settings, caller: Caller, paths: list[Path]) 
     return problems + validate_paths(targets, default_registry())
 
 
-def list_agents(settings: Settings, caller: Caller) -> list[type[Agent[Any, Any]]]:
+def list_agents(settings: Settings, caller: Caller) -> list[AgentView]:
     """The installed agents, by name."""
     caller.require(Right.READ)
-    return sorted(default_registry().all(), key=lambda agent: agent.name)
+    return [agent_view(agent) for agent in sorted(default_registry().all(), key=lambda a: a.name)]
 
 
 def _find(known: dict[str, Pipeline], name: str) -> Pipeline:

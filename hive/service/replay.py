@@ -9,8 +9,10 @@ from typing import Any
 from hive.db import dead_letters as letters
 from hive.db.retrying import in_transaction
 from hive.errors import ReplayError
+from hive.service.arguments import check_pipeline_name, parse_run_id
 from hive.service.caller import Caller, Right
-from hive.service.runs import parse_run_id, visible_state
+from hive.service.pipelines import get_pipeline
+from hive.service.runs import visible_state
 from hive.settings import Settings
 from hive.tasks.replay import replay
 
@@ -46,9 +48,15 @@ def replay_failed_runs(
 
     Raises:
         PermissionDenied: the role may not replay (at once, before anything is replayed).
+        UnknownPipeline: no failed run of that name, and no such pipeline either (a typo,
+            not "nothing to replay"); lists the known ones.
     """
     caller.require(Right.REPLAY)
+    check_pipeline_name(pipeline)
     targets = in_transaction(
         lambda conn: letters.failed_runs_of(conn, pipeline, tenant=caller.tenant), retry_s=0
     )
+    if not targets:
+        # Only now: the runs of a pipeline whose file has since gone are still replayable.
+        get_pipeline(settings, caller, pipeline)
     return ((target, replay(target, None)) for target in targets)

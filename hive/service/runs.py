@@ -15,21 +15,12 @@ from sqlalchemy import Connection
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction
 from hive.errors import RunFailed, RunNotFound
+from hive.service.arguments import check_listing, parse_run_id
 from hive.service.caller import Caller, Right
 from hive.service.views import RunState, RunView, run_view
 from hive.settings import Settings
 from hive.statuses import FINAL_RUN_STATUSES, RunStatus
 from hive.tasks.cancel import stop_run
-
-
-def parse_run_id(run_id: uuid.UUID | str) -> uuid.UUID:
-    """A run id given as text; text that is no UUID names no run."""
-    if isinstance(run_id, uuid.UUID):
-        return run_id
-    try:
-        return uuid.UUID(run_id)
-    except ValueError:
-        raise RunNotFound(run_id) from None
 
 
 def get_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunView:
@@ -81,15 +72,21 @@ def list_runs(
     pipeline: str | None = None,
     limit: int = 20,
 ) -> list[RunView]:
-    """The caller's runs, newest first, without their steps."""
+    """The caller's runs, newest first, without their steps (``steps`` is None).
+
+    Raises:
+        InvalidArgument: ``limit`` is not from 1 to 10,000, ``status`` is not a run status,
+            or ``pipeline`` is not a name.
+    """
     caller.require(Right.READ)
+    check_listing(limit=limit, pipeline=pipeline, status=status)
     rows = in_transaction(
         lambda conn: run_store.list_runs(
             conn, tenant=caller.tenant, status=status, pipeline=pipeline, limit=limit
         ),
         retry_s=0,
     )
-    return [run_view(row, []) for row in rows]
+    return [run_view(row, None) for row in rows]
 
 
 def wait_for_run(

@@ -44,8 +44,10 @@ def submit(
     Raises:
         PermissionDenied: the role may not submit, or may not for ``tenant``.
         UnknownPipeline, InputError: nothing is stored or sent.
-        InvalidArgument: ``tenant`` or ``idempotency_key`` too long for their columns, or a
-            ``deadline`` that is not a finite positive number of seconds (a ValueError too).
+        InvalidArgument: ``tenant`` empty, ``tenant`` or ``idempotency_key`` too long for
+            their columns or holding NUL, or a ``deadline`` that is not a finite positive
+            number of seconds (a ValueError too). The caller's own tenant was checked when
+            the Caller was made, by the same rule.
         ValueError: an unknown priority.
         ServiceUnavailable: PostgreSQL cannot be reached.
     """

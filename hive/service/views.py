@@ -1,6 +1,8 @@
 """What the service layer hands back: plain, JSON-ready snapshots, never database rows.
 
-The field names are the wire names of the Python client, ``--json`` and the HTTP API.
+The field names are the wire names of the Python client, ``--json`` and the HTTP API: one
+JSON shape per kind of object, from its ``to_json()``, wherever it is shown or listed. Ids
+are strings in JSON.
 """
 
 from __future__ import annotations
@@ -8,7 +10,11 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hive.agents.base import Agent
+    from hive.pipelines import Pipeline
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -47,7 +53,11 @@ class StepView:
 
 @dataclass(frozen=True)
 class RunView:
-    """A snapshot of a run and its steps."""
+    """A snapshot of a run and its steps.
+
+    ``steps`` is None in a listing (:func:`hive.service.list_runs`), which reads no step:
+    ``null`` in JSON, not ``[]``, since every run has steps. Read one run for its steps.
+    """
 
     id: str
     pipeline: str
@@ -61,7 +71,7 @@ class RunView:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    steps: list[StepView]
+    steps: list[StepView] | None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,7 +87,7 @@ class RunView:
             "created_at": _ts(self.created_at),
             "started_at": _ts(self.started_at),
             "finished_at": _ts(self.finished_at),
-            "steps": [s.to_json() for s in self.steps],
+            "steps": None if self.steps is None else [s.to_json() for s in self.steps],
         }
 
 
@@ -126,7 +136,120 @@ class DeadLetterView:
         }
 
 
-def run_view(run: Any, steps: list[Any]) -> RunView:
+@dataclass(frozen=True)
+class DeadLetterReport:
+    """A failed run, with its steps, and its dead letters: what ``hive dlq show`` prints."""
+
+    run: RunView
+    dead_letters: list[DeadLetterView]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run.to_json(),
+            "dead_letters": [letter.to_json() for letter in self.dead_letters],
+        }
+
+
+@dataclass(frozen=True)
+class PipelineStepView:
+    step_id: str
+    agent: str
+    needs: list[str]
+    input: dict[str, Any]
+    options: dict[str, Any]
+    """The agent's options with the step's overrides."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step_id": self.step_id,
+            "agent": self.agent,
+            "needs": self.needs,
+            "input": self.input,
+            "options": self.options,
+        }
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    """A loaded pipeline as its callers see it."""
+
+    name: str
+    version: int
+    description: str | None
+    source: str
+    input_schema: dict[str, Any]
+    steps: list[PipelineStepView]
+    output: Any
+    """The template of the run's output; None: each terminal step's output by step id."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "description": self.description,
+            "source": self.source,
+            "input_schema": self.input_schema,
+            "steps": [step.to_json() for step in self.steps],
+            "output": self.output,
+        }
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """An installed agent: what a pipeline step may name, and how its steps are run."""
+
+    name: str
+    version: str
+    options: dict[str, Any]
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+    @property
+    def queue(self) -> str:
+        return str(self.options["queue"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "options": self.options,
+            "input_schema": self.input_schema,
+            "output_schema": self.output_schema,
+        }
+
+
+def pipeline_view(pipeline: Pipeline) -> PipelineView:
+    return PipelineView(
+        name=pipeline.name,
+        version=pipeline.version,
+        description=pipeline.description,
+        source=pipeline.source,
+        input_schema=pipeline.input_schema,
+        steps=[
+            PipelineStepView(
+                step_id=step.id,
+                agent=step.agent,
+                needs=list(step.needs),
+                input=step.input,
+                options=step.options.model_dump(mode="json"),
+            )
+            for step in pipeline.steps
+        ],
+        output=pipeline.output,
+    )
+
+
+def agent_view(agent: type[Agent[Any, Any]]) -> AgentView:
+    return AgentView(
+        name=agent.name,
+        version=agent.version,
+        options=agent.options.model_dump(mode="json"),
+        input_schema=agent.input_model.model_json_schema(),
+        output_schema=agent.output_model.model_json_schema(),
+    )
+
+
+def run_view(run: Any, steps: list[Any] | None) -> RunView:
     return RunView(
         id=str(run.id),
         pipeline=run.pipeline,
@@ -140,7 +263,9 @@ def run_view(run: Any, steps: list[Any]) -> RunView:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        steps=[
+        steps=None
+        if steps is None
+        else [
             StepView(
                 step_id=s.step_id,
                 agent=s.agent,

@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from hive import Client
+from hive import Client, service
 from hive.errors import RunFailed
+from hive.settings import get_settings
 from tests.support import db
 
 pytestmark = pytest.mark.timeout(120)
@@ -41,12 +42,26 @@ def test_dead_letters_are_listed_shown_and_replayed_from_the_failed_step(
 
     listed = _hive(env, "dlq", "list", "--pipeline", "fault-dlq", "--since", "1h")
     assert listed.returncode == 0 and run_id in listed.stdout and "flaky" in listed.stdout
-    shown = json.loads(_hive(env, "dlq", "show", run_id).stdout)
+    listed_json = json.loads(_hive(env, "dlq", "list", "--json").stdout)
+    assert listed_json == [letter.to_json() for letter in service.list_dead_letters(
+        get_settings(), service.OPERATOR
+    )]  # fmt: skip
+    shown = json.loads(_hive(env, "dlq", "show", run_id, "--json").stdout)
     (letter,) = shown["dead_letters"]
-    assert (letter["step_id"], letter["attempts"]) == ("flaky", 2)
+    assert letter == listed_json[0], "one JSON shape for a dead letter, listed or shown"
+    assert (letter["run_id"], letter["step_id"], letter["attempts"]) == (run_id, "flaky", 2)
     assert letter["error"]["type"] == "RetryableError" and letter["error"]["traceback"]
     assert letter["input"] == {"times": 50}
-    assert shown["run"]["pipeline"] == "fault-dlq" and shown["run"]["input"] == {"times": 50}
+    # The run as `runs show --json` and the Python client give it, steps and all.
+    assert shown["run"] == client.get(run_id).to_json()
+    assert shown["run"]["pipeline_version"] == 1 and "version" not in shown["run"]
+    assert [(s["step_id"], s["status"]) for s in shown["run"]["steps"]] == [
+        ("first", "succeeded"), ("flaky", "failed"), ("last", "skipped"),
+    ]  # fmt: skip
+    text = _hive(env, "dlq", "show", run_id)
+    assert text.returncode == 0, text.stderr
+    assert "step flaky" in text.stdout and "attempts 2" in text.stdout
+    assert "RetryableError" in text.stdout and "Traceback" in text.stdout
 
     bad = _hive(env, "dlq", "replay", run_id, "--input", '{"times": "many"}')
     assert bad.returncode == 1 and "input.times" in bad.stderr and "Traceback" not in bad.stderr

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 
 from hive import Client, service
-from hive.errors import PermissionDenied, ReplayError, RunNotFound
+from hive.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    ReplayError,
+    RunNotFound,
+    UnknownPipeline,
+)
 from hive.service import OPERATOR, Caller, Role
 from hive.settings import Settings, get_settings
 from tests.support import db
@@ -206,3 +212,101 @@ def test_a_client_bound_to_a_tenant_sees_its_runs_alone(settings: Settings) -> N
         acme.run(theirs.id).status()
     assert Client(tenant="acme", role="viewer").get(mine.id).status == "queued"
     assert {v.id for v in Client().list()} == {str(mine.id), str(theirs.id)}
+
+
+def test_an_operator_cannot_submit_a_run_for_the_empty_tenant(settings: Settings) -> None:
+    # No tenant-bound caller could ever see such a run.
+    with pytest.raises(InvalidArgument, match="tenant must be a non-empty name"):
+        service.submit(settings, OPERATOR, "echo-one", {"text": "x"}, tenant="")
+    assert db.scalar("SELECT count(*) FROM runs") == 0
+
+
+@pytest.mark.parametrize("tenant", ["x" * 300, "a\x00b"], ids=["too-long", "nul"])
+def test_a_client_bound_to_a_tenant_no_run_could_be_stored_under_is_refused_at_once(
+    settings: Settings, tenant: str
+) -> None:
+    with pytest.raises(InvalidArgument, match="tenant"):
+        Client(settings, tenant=tenant).submit("echo-one", {"text": "x"})
+    assert db.scalar("SELECT count(*) FROM runs") == 0
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: Client(s).list(limit=-1),
+        lambda s: Client(s).list(limit=0),
+        lambda s: Client(s).list(status="finished"),
+        lambda s: service.list_dead_letters(s, OPERATOR, limit=-1),
+        lambda s: service.list_dead_letters(s, OPERATOR, since="yesterday"),
+    ],
+    ids=["list-negative", "list-zero", "list-status", "dead-letters-negative", "since-text"],
+)
+def test_listing_arguments_the_database_would_refuse_are_refused_by_name(
+    settings: Settings, call: Callable[[Settings], Any]
+) -> None:
+    with pytest.raises(InvalidArgument, match=r"^(limit|status|since) must be"):
+        call(settings)
+
+
+@pytest.mark.parametrize("run_id", [123, None, 4.5])
+def test_a_run_id_that_is_neither_text_nor_a_uuid_is_refused_naming_its_type(
+    settings: Settings, run_id: Any
+) -> None:
+    client = Client(settings)
+    for call in (client.get, client.run_row, client.cancel, client.run):
+        with pytest.raises(InvalidArgument, match="a run id is a UUID or its text, not"):
+            call(run_id)
+
+
+def test_replaying_every_failed_run_of_an_unknown_pipeline_names_the_known_ones(
+    settings: Settings,
+) -> None:
+    with pytest.raises(
+        UnknownPipeline, match=r"unknown pipeline 'nope'; known pipelines: .*echo-one"
+    ):
+        service.replay_failed_runs(settings, OPERATOR, "nope")
+    assert list(service.replay_failed_runs(settings, OPERATOR, "echo-one")) == []
+
+
+def test_failed_runs_of_a_pipeline_whose_file_is_gone_are_still_replayed(
+    settings: Settings,
+) -> None:
+    orphan = _submit(settings, None)
+    _as_failed(orphan)
+    db.execute("UPDATE runs SET pipeline = 'retired' WHERE id = :id", id=orphan)
+
+    assert list(service.replay_failed_runs(settings, OPERATOR, "retired")) == [(orphan, ["echo"])]
+
+
+def test_a_run_has_one_json_shape_whether_read_or_listed(settings: Settings) -> None:
+    run_id = _submit(settings, "acme")
+    client = Client(settings)
+
+    shown = client.get(run_id).to_json()
+    (listed,) = [view.to_json() for view in client.list()]
+
+    assert list(listed) == list(shown)
+    assert listed["steps"] is None, "a listing reads no step: null, not an empty list"
+    assert [step["step_id"] for step in shown["steps"]] == ["echo"]
+    assert {key: value for key, value in listed.items() if key != "steps"} == {
+        key: value for key, value in shown.items() if key != "steps"
+    }
+    assert shown["id"] == str(run_id)
+
+
+def test_a_dead_letter_report_is_the_run_and_the_dead_letters_as_read_and_listed(
+    settings: Settings,
+) -> None:
+    run_id = _submit(settings, "acme")
+    _as_failed(run_id)
+
+    report = service.dead_letter_report(settings, OPERATOR, run_id).to_json()
+
+    assert report == {
+        "run": service.get_run(settings, OPERATOR, run_id).to_json(),
+        "dead_letters": [
+            letter.to_json() for letter in service.list_dead_letters(settings, OPERATOR)
+        ],
+    }
+    assert report["run"]["pipeline_version"] == 1
+    assert report["dead_letters"][0]["run_id"] == str(run_id)

@@ -6,10 +6,13 @@ from typing import Any
 
 import pytest
 
-from hive.db.models import runs
+from hive.db.models import dead_letters, events, runs, step_attempts, step_runs
 from hive.errors import InvalidAgentOutput, InvalidArgument, PermanentError
 from hive.pipelines.bounds import (
+    AGENT_NAME_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_CHARS,
+    PIPELINE_NAME_MAX_CHARS,
+    STEP_ID_MAX_CHARS,
     TENANT_MAX_CHARS,
     check_output_bounds,
     check_submission,
@@ -30,6 +33,17 @@ def nested(depth: int) -> Any:
 def test_the_length_limits_are_the_database_columns_widths() -> None:
     assert runs.c.tenant.type.length == TENANT_MAX_CHARS
     assert runs.c.idempotency_key.type.length == IDEMPOTENCY_KEY_MAX_CHARS
+    assert {runs.c.pipeline.type.length, dead_letters.c.pipeline.type.length} == {
+        PIPELINE_NAME_MAX_CHARS
+    }
+    step_id_columns = [
+        step_runs.c.step_id, step_runs.c.chain_next, runs.c.failed_step, dead_letters.c.step_id,
+        step_attempts.c.step_id, events.c.step_id,
+    ]  # fmt: skip
+    assert {column.type.length for column in step_id_columns} == {STEP_ID_MAX_CHARS}
+    assert {step_runs.c.agent.type.length, dead_letters.c.agent.type.length} == {
+        AGENT_NAME_MAX_CHARS
+    }
 
 
 @pytest.mark.parametrize(
@@ -81,6 +95,7 @@ def test_output_in_bounds_passes() -> None:
         ({"idempotency_key": "k" * 500}, "idempotency_key is 500 characters long; at most 200"),
         ({"tenant": "a\x00b"}, "tenant contains a NUL character"),
         ({"tenant": 7}, "tenant must be a string, not int"),
+        ({"tenant": ""}, "tenant must be a non-empty name"),
         ({"deadline": float("nan")}, "deadline must be a positive number of seconds"),
         ({"deadline": float("inf")}, "not inf"),
         ({"deadline": -1.0}, "not -1.0"),
@@ -93,6 +108,7 @@ def test_output_in_bounds_passes() -> None:
         "long-key",
         "nul-tenant",
         "int-tenant",
+        "empty-tenant",
         "nan",
         "inf",
         "negative",

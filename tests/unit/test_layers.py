@@ -41,12 +41,13 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     import hive.service
 
     assert sorted(hive.service.__all__) == [
-        "Caller", "DeadLetterView", "OPERATOR", "Right", "Role", "RunState", "RunView",
+        "AgentView", "Caller", "DeadLetterReport", "DeadLetterView", "OPERATOR",
+        "PipelineStepView", "PipelineView", "Right", "Role", "RunState", "RunView",
         "StepView", "Submitted", "cancel_run", "check_broker", "check_pipeline_files",
         "check_servers", "dead_letter_report", "get_pipeline", "get_run", "get_run_state",
         "list_agents", "list_dead_letters", "list_pipelines", "list_runs", "parse_run_id",
-        "purge", "recover", "replay_failed_runs", "replay_run", "submit", "translate_failure",
-        "upgrade_schema", "validate_input", "wait_for_run",
+        "pipeline_view", "purge", "recover", "replay_failed_runs", "replay_run", "submit",
+        "translate_failure", "upgrade_schema", "validate_input", "wait_for_run",
     ]  # fmt: skip
     for name in hive.service.__all__:
         assert getattr(hive.service, name) is not None

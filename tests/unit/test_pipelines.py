@@ -773,3 +773,37 @@ def test_unreadable_needs_do_not_cause_false_upstream_problems(
     assert problems_of(path, registry) == [
         f"{path}: step 'words': needs: Input should be a valid list, not a string"
     ]
+
+
+def test_names_longer_than_their_columns_are_problems_at_load_not_at_every_submit(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    class LongNamedAgent(ShoutAgent):
+        name = "a" * 201
+
+    registry.register(LongNamedAgent)
+    text = (
+        VALID.replace("name: demo", f"name: {'p' * 201}")
+        .replace("id: again", f"id: {'s' * 201}")
+        .replace("agent: collect", f"agent: {'a' * 201}")
+        .replace("needs: [words, again]", "needs: [words]")
+    )
+    path = write(tmp_path, text)
+
+    assert problems_of(path, registry) == [
+        f"{path}: name: 201 characters long; at most 200",
+        f"{path}: steps.2: id: 201 characters long; at most 200",
+        f"{path}: step 'collect': agent: 201 characters long; at most 200",
+    ]
+
+
+def test_names_as_long_as_their_columns_load(tmp_path: Path, registry: AgentRegistry) -> None:
+    class LongNamedAgent(ShoutAgent):
+        name = "a" * 200
+
+    registry.register(LongNamedAgent)
+    text = VALID.replace("name: demo", f"name: {'p' * 200}") + (
+        f"  - id: {'s' * 200}\n    agent: {'a' * 200}\n    input: {{text: x}}\n"
+    )
+    pipeline = load_pipeline_file(write(tmp_path, text), registry)
+    assert (pipeline.name, pipeline.steps[-1].id) == ("p" * 200, "s" * 200)
