@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 
 import psycopg2
-from psycopg2 import errorcodes
+import psycopg2.errors
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -41,7 +41,7 @@ def database_error(exc: BaseException) -> HiveError | None:
         return ServiceUnavailable(_SETTING, _first_line(exc))
     orig = exc.orig if isinstance(exc, DBAPIError) else exc
     if isinstance(orig, psycopg2.Error):
-        if orig.pgcode == errorcodes.UNDEFINED_TABLE:
+        if isinstance(orig, psycopg2.errors.UndefinedTable):
             return DatabaseNotMigrated(get_settings().database.name)
         if isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError):
             return ServiceUnavailable(_SETTING, _first_line(orig))

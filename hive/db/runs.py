@@ -15,7 +15,7 @@ from hive.db.direct import DirectCursor
 from hive.db.models import Json, runs, step_runs
 from hive.db.prepared import PreparedStatement
 from hive.settings import get_settings
-from hive.statuses import ACTIVE_RUN_STATUSES
+from hive.statuses import ACTIVE_RUN_STATUSES, RunStatus
 
 
 class NewStep(Protocol):
@@ -223,7 +223,7 @@ _FINISH_PREPARED = PreparedStatement(
 def finish_run(
     conn: Connection,
     run_id: uuid.UUID,
-    status: str,
+    status: RunStatus,
     output: Any = None,
     error: dict[str, Any] | None = None,
 ) -> bool:
