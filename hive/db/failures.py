@@ -1,7 +1,7 @@
 """Failed attempts: what decides their fate, recording them, and skipping what depended on
-a step that failed for good. Each runs inside the caller's transaction (:func:`hive.db.
-retrying.in_transaction`): the failure, the retry's dispatch or the run's count-down
-commit together.
+a step that failed for good. Each runs inside the caller's transaction
+(:func:`~hive.db.retrying.in_transaction`): the failure, the retry's dispatch or the run's
+count-down commit together.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from hive.agents.base import AgentOptions
 from hive.errors import (
     InvalidAgentInput,
     InvalidAgentOutput,
+    MalformedReference,
     PermanentError,
     RetryableError,
     UnresolvedReference,
@@ -51,6 +52,7 @@ _KINDS: dict[type[BaseException], str] = {
     InvalidAgentInput: "invalid_input",
     InvalidAgentOutput: "invalid_output",
     UnresolvedReference: "invalid_input",
+    MalformedReference: "invalid_input",
 }
 
 
