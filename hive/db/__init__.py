@@ -9,8 +9,10 @@ Modules, one concept each::
     runs            insert a run with its steps, count down, finish; reads for the service
     stops, undeliverable, dead_letters, sweeps, events    the rest, by what they change
     options         stored step options read back as AgentOptions (one default each)
+    schema, migrate whether the tables are there; Alembic's upgrade
     errors          the one translation of driver errors into HiveErrors
     retrying        the two ways in: ``in_transaction`` and ``on_direct_cursor``
+    engine, direct, prepared, models    the engines, the direct cursor, PREPARE, the tables
 
 Two ways to reach PostgreSQL, both in :mod:`hive.db.retrying`, both retried while the
 database is unreachable and translated by :mod:`hive.db.errors`:
