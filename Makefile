@@ -22,7 +22,9 @@ bootstrap:
 venv:
 	@bash scripts/bootstrap.sh --no-services
 
-demo: bootstrap
+# The demo runs the product as shipped: the test-only agents are taken out of the venv.
+demo:
+	@bash scripts/bootstrap.sh --no-test-agents
 	$(VENV_PYTHON) scripts/demo.py
 
 # pytest's status passes straight through: 5 ("no tests collected") fails the target too.

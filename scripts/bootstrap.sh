@@ -2,8 +2,9 @@
 # Idempotent set-up behind `make demo`, `make test` and friends:
 #   1. a .venv made with Python 3.11+ (PYTHON=/path/to/python3.11 to choose one),
 #   2. the project installed into it, again only when pyproject.toml has changed,
-#   3. with --test-agents (make test), the test-only agents of tests/agents (crash, hang),
-#      which the product never installs,
+#   3. with --test-agents (make test), the test-only agents of tests/agents (crash, hang,
+#      nul_error), which the product never installs; with --no-test-agents (make demo) they
+#      are taken out again, so a demo in a venv the tests used runs the product's agents only,
 #   4. reachable Redis and PostgreSQL (scripts/services.py ensure) unless --no-services.
 # Silent when there is nothing to do; short progress lines on stderr when there is.
 set -euo pipefail
@@ -22,7 +23,8 @@ for arg in "$@"; do
     case "$arg" in
         --no-services) services=0 ;;
         --test-agents) test_agents=1 ;;
-        *) echo "usage: $0 [--no-services] [--test-agents]" >&2; exit 2 ;;
+        --no-test-agents) test_agents=-1 ;;
+        *) echo "usage: $0 [--no-services] [--test-agents|--no-test-agents]" >&2; exit 2 ;;
     esac
 done
 
@@ -73,6 +75,13 @@ if [ "$test_agents" = 1 ]; then
             || die "pip install of tests/agents failed"
         printf '%s\n' "$want" >"$AGENTS_STAMP"
     fi
+fi
+
+if [ "$test_agents" = -1 ] && [ -e "$AGENTS_STAMP" ]; then
+    say "taking the test-only agents out of $VENV (pip uninstall hive-test-agents)"
+    quietly "$VENV/bin/python" -m pip uninstall --disable-pip-version-check -y hive-test-agents \
+        || die "pip uninstall of hive-test-agents failed"
+    rm -f "$AGENTS_STAMP"
 fi
 
 if [ "$services" = 1 ]; then

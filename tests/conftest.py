@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tomllib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -35,13 +36,19 @@ def redis_db() -> Iterator[tuple[redis.Redis, int]]:
     client.flushdb()
 
 
+def _test_agent_names() -> list[str]:
+    """The agents tests/agents registers, as its pyproject.toml declares them."""
+    project = tomllib.loads((ROOT / "tests" / "agents" / "pyproject.toml").read_text())
+    return list(project["project"]["entry-points"]["hive.agents"])
+
+
 @pytest.fixture(scope="session")
 def pipelines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shipped pipelines plus the test pipelines."""
     from hive.agents.registry import default_registry
 
     # The fault pipelines use agents the product does not ship (tests/agents).
-    missing = sorted({"crash", "hang"} - set(default_registry().names()))
+    missing = sorted(set(_test_agent_names()) - set(default_registry().names()))
     if missing:
         pytest.fail(
             f"test-only agents {', '.join(missing)} are not installed: run the tests with "

@@ -237,8 +237,15 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,  # a failover: writes go to a replica for a moment
     redis.exceptions.OutOfMemoryError,  # maxmemory reached: frees up as workers consume
+    redis.exceptions.MasterDownError,  # a replica lost its primary: failover under way
+    redis.exceptions.TryAgainError,  # cluster resharding
+    redis.exceptions.ClusterDownError,
     kombu.exceptions.LimitExceeded,  # every pooled connection busy
 )
+# Replies redis-py has no class for, which say "not now" rather than "never": a failed
+# snapshot refusing writes (disk full), too few replicas for min-replicas-to-write, a
+# script or module busy past its time limit.
+_TRANSIENT_REPLIES = ("MISCONF", "NOREPLICAS", "BUSY")
 
 
 def is_transient_broker_error(exc: BaseException) -> bool:
@@ -249,6 +256,10 @@ def is_transient_broker_error(exc: BaseException) -> bool:
         if seen is None:
             return False
         if isinstance(seen, _TRANSIENT):
+            return True
+        if isinstance(seen, redis.exceptions.ResponseError) and str(seen).startswith(
+            _TRANSIENT_REPLIES
+        ):
             return True
         if seen.__cause__ is None:
             # kombu's own error, not a translation of redis-py's (no cause attached).
