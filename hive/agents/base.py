@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from hive.errors import InvalidAgentInput, InvalidAgentOutput
-from hive.keys import DEFAULT_QUEUE
 from hive.jsondata import unstorable
+from hive.keys import DEFAULT_QUEUE
 
 InputT = TypeVar("InputT", bound=BaseModel)
 OutputT = TypeVar("OutputT", bound=BaseModel)
