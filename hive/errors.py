@@ -4,7 +4,6 @@
 
     HiveError
     ├── SettingsError            a HIVE_* variable is malformed
-    ├── ServiceUnavailable       PostgreSQL or Redis cannot be reached
     ├── DatabaseNotMigrated      the database has no Hive tables (run `hive db upgrade`)
     ├── PipelineError            a pipeline file is invalid (carries every problem)
     ├── UnknownPipeline          no pipeline of that name
@@ -15,13 +14,17 @@
     ├── DispatchError            steps could not be published, and retrying will not help
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
     ├── ReplayError              the run cannot be replayed as asked
-    └── AgentError               raised by agents
-        ├── PermanentError       never retried
-        │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
-        │   └── InvalidAgentOutput   the agent returned something that does not fit its output model
-        └── RetryableError       always retried (within max_retries)
-            └── TransientError
+    ├── PermanentError           a step failing with it is never retried
+    │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
+    │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
+    │   ├── MalformedReference   a string starts with $ but is not a reference
+    │   └── UnresolvedReference  a reference names a step output or path that is not there
+    └── RetryableError           a step failing with it is retried (within max_retries)
+        └── TransientError       a passing fault (network, rate limit)
+            └── ServiceUnavailable   PostgreSQL or Redis cannot be reached
 
+Whether a failed step is retried follows from these classes alone
+(:func:`hive.tasks.retry.is_retryable`); an exception outside both branches is retried.
 Exceptions keep JSON-able constructor arguments so Celery can rebuild them.
 """
 
@@ -53,18 +56,6 @@ class SettingsError(HiveError):
 
     def __str__(self) -> str:
         return "\n".join(f"{variable}: {problem}" for variable, problem in self.problems)
-
-
-class ServiceUnavailable(HiveError):
-    """A server Hive needs cannot be reached; names the setting that points at it."""
-
-    def __init__(self, variable: str, detail: str) -> None:
-        super().__init__(variable, detail)
-        self.variable = variable
-        self.detail = detail
-
-    def __str__(self) -> str:
-        return f"cannot reach the server at {self.variable}: {self.detail}"
 
 
 class DatabaseNotMigrated(HiveError):
@@ -199,8 +190,8 @@ class ReplayError(HiveError):
         return f"cannot replay run {self.run_id}: {self.reason}"
 
 
-class AgentError(HiveError):
-    """Base of errors an agent raises on purpose."""
+class PermanentError(HiveError):
+    """The step cannot succeed: it is not retried. Agents raise it (or a subclass)."""
 
     def __init__(self, message: str = "") -> None:
         super().__init__(message)
@@ -210,21 +201,54 @@ class AgentError(HiveError):
         return self.message
 
 
-class PermanentError(AgentError):
-    """The step cannot succeed: it is not retried."""
-
-
-class RetryableError(AgentError):
-    """The step may succeed if tried again: it is retried within its max_retries."""
-
-
-class TransientError(RetryableError):
-    """A passing fault (network, rate limit): retried."""
-
-
 class InvalidAgentInput(PermanentError):
     """The step's resolved input does not fit the agent's input model."""
 
 
 class InvalidAgentOutput(PermanentError):
     """The agent's result does not fit its output model."""
+
+
+class MalformedReference(PermanentError):
+    """A string starts with ``$`` but is not a reference (:mod:`hive.pipelines.refs`)."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        HiveError.__init__(self, text, problem)  # the arguments Celery rebuilds it from
+        self.text = text
+        self.problem = problem
+        self.message = f"malformed reference {text!r}: {problem}"
+
+
+class UnresolvedReference(PermanentError):
+    """A reference whose step output or path does not exist in the data."""
+
+    def __init__(self, text: str, problem: str) -> None:
+        HiveError.__init__(self, text, problem)
+        self.text = text
+        self.problem = problem
+        self.message = f"cannot resolve {text}: {problem}"
+
+
+class RetryableError(HiveError):
+    """The step may succeed if tried again: it is retried within its max_retries."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class TransientError(RetryableError):
+    """A passing fault (network, rate limit): retried."""
+
+
+class ServiceUnavailable(TransientError):
+    """A server Hive needs cannot be reached; names the setting that points at it."""
+
+    def __init__(self, variable: str, detail: str) -> None:
+        HiveError.__init__(self, variable, detail)
+        self.variable = variable
+        self.detail = detail
+        self.message = f"cannot reach the server at {variable}: {detail}"

@@ -7,10 +7,8 @@ import time
 from pathlib import Path
 
 import redis
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, OperationalError
 
-from hive.db.engine import get_engine, unavailable
+from hive.db.schema import check_migrated
 from hive.errors import DatabaseNotMigrated, PipelineError, ServiceUnavailable, SettingsError
 from hive.settings import get_settings
 
@@ -28,18 +26,8 @@ def check_broker() -> None:
 
 
 def check_database() -> None:
-    """PostgreSQL answers and holds Hive's tables."""
-    engine = get_engine()
-    try:
-        with engine.connect() as conn:
-            migrated = conn.execute(text("SELECT to_regclass('runs') IS NOT NULL")).scalar()
-    except OperationalError as exc:
-        raise unavailable(exc) from None
-    except DBAPIError as exc:
-        # e.g. psycopg2's "invalid dsn" for an unknown ?option in the URL
-        raise SettingsError("HIVE_DATABASE_URL", _first_line(exc)) from None
-    if not migrated:
-        raise DatabaseNotMigrated(engine.url.database or "")
+    """PostgreSQL answers and holds Hive's tables (:func:`hive.db.schema.check_migrated`)."""
+    check_migrated()
 
 
 def check_pipelines_dir(path: Path | None = None) -> Path:
@@ -50,11 +38,6 @@ def check_pipelines_dir(path: Path | None = None) -> Path:
     if not path.is_dir():
         raise SettingsError("HIVE_PIPELINES_DIR", f"{path} is not a directory")
     return path
-
-
-def _first_line(exc: DBAPIError) -> str:
-    orig = exc.orig or exc
-    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 def wait_for_services(max_delay_s: float = 30.0) -> None:

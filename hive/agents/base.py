@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from hive.errors import InvalidAgentInput, InvalidAgentOutput
 from hive.jsondata import unstorable
+from hive.keys import DEFAULT_QUEUE
 
 InputT = TypeVar("InputT", bound=BaseModel)
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -28,7 +29,7 @@ class AgentOptions(BaseModel):
     # An infinite timeout or backoff cannot be stored as JSON nor given to Celery.
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    queue: str = "hive.default"
+    queue: str = DEFAULT_QUEUE
     timeout: float = Field(default=300.0, gt=0, description="seconds before the step times out")
     max_retries: int = Field(default=3, ge=0)
     retry_backoff: float = Field(default=1.0, ge=0, description="first retry delay, seconds")

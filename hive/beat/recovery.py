@@ -13,13 +13,12 @@ from dataclasses import asdict, dataclass
 from functools import partial
 
 import redis
-from sqlalchemy import Connection
 
 from hive import keys
 from hive.db import events as event_log
 from hive.db import sweeps
-from hive.db.retrying import in_transaction
-from hive.db.steps import unmark_chain_after
+from hive.db.marks import unmark_chain_after
+from hive.db.retrying import Connection, in_transaction
 from hive.errors import DispatchError
 from hive.settings import get_settings
 from hive.statuses import RunStatus
@@ -90,7 +89,7 @@ def recover(client: redis.Redis) -> RecoveryReport:
         outcome = outcomes.record_failed_attempt(
             stalled.run_id, stalled.step_id, stalled.attempt, error
         )
-        if outcome != "lost":
+        if outcome is not None:  # None: the attempt had ended already
             report.leases_expired += 1
 
     for run_id, failed_step in in_transaction(sweeps.unfinished_done_runs):

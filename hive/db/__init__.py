@@ -1,4 +1,49 @@
-"""PostgreSQL: the system of record for runs, steps, attempts and events."""
+"""PostgreSQL: the system of record for runs, steps, attempts and events. All of Hive's SQL
+lives in this package (an import-linter contract forbids SQLAlchemy and psycopg2 elsewhere).
+
+Modules, one concept each::
+
+    claims          a step's claim and its success (the two statements of every step)
+    failures        a failed attempt: the failure policy, recording it, skipping descendants
+    marks           the outbox: mark sent, confirm published, unmark, resend what was lost
+    runs            insert a run with its steps, count down, finish; reads for the service
+    stops, undeliverable, dead_letters, sweeps, events    the rest, by what they change
+    options         stored step options read back as AgentOptions (one default each)
+    schema, migrate whether the tables are there; Alembic's upgrade
+    errors          the one translation of driver errors into HiveErrors
+    retrying        the two ways in: ``in_transaction`` and ``on_direct_cursor``
+    engine, direct, prepared, models    the engines, the direct cursor, PREPARE, the tables
+
+Two ways to reach PostgreSQL, both in :mod:`hive.db.retrying`, both retried while the
+database is unreachable and translated by :mod:`hive.db.errors`:
+
+``on_direct_cursor(fn)``
+    A psycopg2 cursor from the autocommit pool (:mod:`hive.db.direct`); each statement is
+    its own transaction, server-side prepared (:mod:`hive.db.prepared`). Only for the
+    statements every step or submit pays for, where one round trip and no SQLAlchemy layer
+    matter: the claim (:func:`~hive.db.claims.claim`), the one-statement success
+    (:func:`~hive.db.claims.succeed_alone`), the publish confirmation
+    (:func:`~hive.db.marks.confirm_published`) and the submit
+    (:func:`~hive.db.runs.insert_run`). SQLAlchemy's ``Connection`` cost about 0.1 ms a
+    statement, ``BEGIN``/``COMMIT`` two round trips, and preparing took the claim from 0.73
+    to 0.53 ms (bench/RESULTS.md, third round: claim + success per hop 1.34 → 0.85 ms;
+    docs/architecture.md, "A chain step is two round trips").
+
+``in_transaction(fn)``
+    A SQLAlchemy ``Connection`` in one transaction, for everything else: whatever must
+    commit together (a failure with its retry's marks or the run's count-down, a success
+    that leaves dependents to send, a stop, a replay, the sweeps), and the service layer's
+    reads. The marks and the run's finish are prepared here too, through the same
+    :class:`~hive.db.prepared.PreparedStatement`.
+
+Nothing else opens a connection: no ``get_engine().connect()`` outside this package (the
+readiness check is :func:`hive.db.schema.check_migrated`; migrations go through Alembic's
+own engine, translated by :func:`hive.db.errors.translated`). Tests may use the engine.
+
+Status literals in SQL text are :mod:`hive.statuses` values written out: the planner
+matches partial indexes (migration 0003) only against literals, and a test holds every
+literal to the enums.
+"""
 
 from hive.db.engine import dispose_engine, get_engine
 from hive.db.models import Base, Event, Run, StepAttempt, StepRun

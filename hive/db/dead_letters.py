@@ -6,9 +6,35 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text
+from sqlalchemy import Connection, bindparam, insert, select, text
 
 from hive.db.models import Json, dead_letters, runs
+from hive.statuses import RunStatus
+
+
+def add(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    *,
+    pipeline: str,
+    agent: str,
+    attempts: int,
+    error: dict[str, Any],
+    step_input: Any,
+) -> None:
+    """File the step that failed for good after ``attempts``, for a replay to pick up."""
+    conn.execute(
+        insert(dead_letters).values(
+            run_id=run_id,
+            step_id=step_id,
+            pipeline=pipeline,
+            agent=agent,
+            attempts=attempts,
+            error=error,
+            input=step_input,
+        )
+    )
 
 
 def list_open(
@@ -56,7 +82,7 @@ def failed_runs_of(
         select(runs.c.id)
         .where(
             runs.c.pipeline == pipeline,
-            runs.c.status == "failed",
+            runs.c.status == RunStatus.FAILED,
             runs.c.id.in_(
                 select(dead_letters.c.run_id).where(dead_letters.c.replayed_at.is_(None))
             ),

@@ -2,21 +2,20 @@
 
 SQLAlchemy's ``Connection`` adds about 0.1 ms to each statement (result metadata, type
 processing, events, the pool's transaction bookkeeping). A step's claim, its
-one-statement success and a run's submit are sent here instead, on the autocommit
-pool's connections: a statement is its own transaction unless :meth:`DirectCursor.begin`
-opened one, whose ``BEGIN`` then travels with the first statement. Prepared statements
-are shared with the SQLAlchemy path through the connection's ``info``.
+one-statement success, its confirmation and a run's submit are sent here instead, on the
+autocommit pool's connections: each statement is its own transaction (one round trip, no
+``BEGIN``/``COMMIT``). Prepared statements are shared with the SQLAlchemy path through the
+connection's ``info``.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from typing import Any, cast
+from typing import Any
 
 import psycopg2
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-from sqlalchemy import Connection
 
 from hive.db.engine import get_engine
 from hive.db.prepared import PreparedStatement, prepared_on
@@ -32,18 +31,6 @@ class DirectCursor:
     def __init__(self, cursor: Any, prepared: set[str]) -> None:
         self.cursor = cursor
         self.prepared = prepared
-        self._begin_with_next = False
-        self.in_transaction = False
-
-    def begin(self) -> None:
-        """Open a transaction; ``BEGIN`` is sent with the next statement."""
-        self._begin_with_next = True
-
-    def commit(self) -> None:
-        if self.in_transaction:
-            self.cursor.execute("COMMIT")
-            self.in_transaction = False
-        self._begin_with_next = False
 
     def fetch_one(
         self,
@@ -69,51 +56,21 @@ class DirectCursor:
         self._run(statement, params, "" if wait_for_flush else _NO_FLUSH_WAIT)
         return int(self.cursor.rowcount)
 
-    def fetch_all(
-        self, statement: PreparedStatement, params: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
-        """Run ``statement``; every row by column name."""
-        self._run(statement, params)
-        names = self._names()
-        return [dict(zip(names, row, strict=True)) for row in self.cursor.fetchall()]
-
     def _run(
         self, statement: PreparedStatement, params: Mapping[str, Any], prefix: str = ""
     ) -> None:
-        begin = self._begin_with_next
-        statement.run(
-            self.cursor, self.prepared, params, prefix=("BEGIN; " if begin else "") + prefix
-        )
-        if begin:
-            self._begin_with_next, self.in_transaction = False, True
+        statement.run(self.cursor, self.prepared, params, prefix=prefix)
 
     def _names(self) -> list[str]:
         return [column.name for column in self.cursor.description]
 
 
-def fetch_all(
-    db: Connection | DirectCursor, statement: PreparedStatement, params: Mapping[str, Any]
-) -> list[Mapping[str, Any]]:
-    """Rows of ``statement`` by column name, on either kind of connection."""
-    if isinstance(db, DirectCursor):
-        return list(db.fetch_all(statement, params))
-    return cast(list[Mapping[str, Any]], statement.execute(db, params).mappings().all())
-
-
-def fetch_one(
-    db: Connection | DirectCursor, statement: PreparedStatement, params: Mapping[str, Any]
-) -> Mapping[str, Any] | None:
-    """The first row of ``statement`` by column name, on either kind of connection."""
-    if isinstance(db, DirectCursor):
-        return db.fetch_one(statement, params)
-    return cast(Mapping[str, Any] | None, statement.execute(db, params).mappings().first())
-
-
 @contextlib.contextmanager
 def direct_cursor() -> Iterator[DirectCursor]:
     """Check a connection out of the autocommit pool. A transaction left open by an error
-    is rolled back before the connection goes back. When a connection breaks, the pool's
-    other connections are dropped too, as SQLAlchemy does on a disconnect."""
+    (a multi-statement string cut short) is rolled back before the connection goes back.
+    When a connection breaks, the pool's other connections are dropped too, as SQLAlchemy
+    does on a disconnect."""
     engine = get_engine(autocommit=True)
     fairy = engine.raw_connection()
     try:

@@ -7,7 +7,6 @@ import threading
 
 from sqlalchemy import Engine, create_engine
 
-from hive.errors import ServiceUnavailable
 from hive.jsondata import dumps
 from hive.settings import get_settings
 
@@ -68,11 +67,3 @@ def dispose_engine() -> None:
     for engine in _engines.values():
         engine.dispose(close=False)
     _engines.clear()
-
-
-def unavailable(exc: Exception) -> ServiceUnavailable:
-    """Translate a connection failure (SQLAlchemy's or psycopg2's own) to the error that
-    names the setting."""
-    orig = getattr(exc, "orig", None) or exc
-    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
-    return ServiceUnavailable("HIVE_DATABASE_URL", detail)

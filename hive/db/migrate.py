@@ -6,9 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.exc import OperationalError
 
-from hive.db.engine import unavailable
+from hive.db.errors import translated
 from hive.settings import get_settings
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,7 +23,5 @@ def alembic_config(database_url: str | None = None) -> Config:
 
 def upgrade(database_url: str | None = None) -> None:
     """Bring the database to the newest schema; a no-op when it is already there."""
-    try:
+    with translated():
         command.upgrade(alembic_config(database_url), "head")
-    except OperationalError as exc:
-        raise unavailable(exc) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
     func,
     text,
@@ -170,8 +171,9 @@ class DeadLetter(Base):
     )
 
 
-runs = Run.__table__
-step_runs = StepRun.__table__
-step_attempts = StepAttempt.__table__
-events = Event.__table__
-dead_letters = DeadLetter.__table__
+# Declarative models type ``__table__`` as a FromClause; each is a Table.
+runs = cast(Table, Run.__table__)
+step_runs = cast(Table, StepRun.__table__)
+step_attempts = cast(Table, StepAttempt.__table__)
+events = cast(Table, Event.__table__)
+dead_letters = cast(Table, DeadLetter.__table__)

@@ -3,6 +3,10 @@
 The whole transaction is the unit that is retried: it rolled back, so running it
 again is safe. A commit whose acknowledgement was lost is the one ambiguous case;
 callers detect it through their compare-and-set (the row already shows their write).
+
+These two functions are the ways code outside :mod:`hive.db` reaches PostgreSQL (see
+:mod:`hive.db` for which statement takes which); both raise database errors translated
+by :mod:`hive.db.errors`.
 """
 
 from __future__ import annotations
@@ -12,27 +16,19 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import psycopg2
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from hive.db.direct import DirectCursor, direct_cursor
-from hive.db.engine import get_engine, unavailable
+from hive.db.engine import get_engine
+from hive.db.errors import DRIVER_ERRORS, database_error
+from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
+
+__all__ = ["Connection", "DirectCursor", "in_transaction", "on_direct_cursor"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def _is_disconnect(exc: DBAPIError | psycopg2.Error | PoolTimeout) -> bool:
-    if isinstance(exc, PoolTimeout):
-        # Every connection stayed checked out: as unavailable as a database that is down.
-        return True
-    if isinstance(exc, psycopg2.Error):  # from a direct cursor
-        return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError)
-    return isinstance(exc, OperationalError) or exc.connection_invalidated
 
 
 def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = None) -> T:
@@ -41,6 +37,7 @@ def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = Non
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
+        DatabaseNotMigrated, SettingsError: see :func:`hive.db.errors.database_error`.
     """
 
     def attempt() -> T:
@@ -50,24 +47,18 @@ def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = Non
     return _retried(attempt, retry_s)
 
 
-def on_direct_cursor(
-    fn: Callable[[DirectCursor], T], *, retry_s: float | None = None, transaction: bool = False
-) -> T:
-    """``fn(cursor)`` on a DBAPI cursor (:mod:`hive.db.direct`): each statement its own
-    transaction, or with ``transaction`` all of them in one. Tried again like
-    :func:`in_transaction`.
+def on_direct_cursor(fn: Callable[[DirectCursor], T], *, retry_s: float | None = None) -> T:
+    """``fn(cursor)`` on a DBAPI cursor of the autocommit pool (:mod:`hive.db.direct`):
+    each statement its own transaction. Tried again like :func:`in_transaction`.
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
+        DatabaseNotMigrated, SettingsError: see :func:`hive.db.errors.database_error`.
     """
 
     def attempt() -> T:
         with direct_cursor() as cursor:
-            if transaction:
-                cursor.begin()
-            result = fn(cursor)
-            cursor.commit()
-            return result
+            return fn(cursor)
 
     return _retried(attempt, retry_s)
 
@@ -81,11 +72,12 @@ def _retried(attempt: Callable[[], T], retry_s: float | None) -> T:
     while True:
         try:
             return attempt()
-        except (DBAPIError, psycopg2.Error, PoolTimeout) as exc:
-            if not _is_disconnect(exc):
+        except DRIVER_ERRORS as exc:
+            error = database_error(exc)
+            if error is None:
                 raise
-            if time.monotonic() + delay > deadline:
-                raise unavailable(exc) from None
+            if not isinstance(error, ServiceUnavailable) or time.monotonic() + delay > deadline:
+                raise error from exc
             if delay:
                 logger.warning("database unreachable; retrying in %.1fs", delay)
             time.sleep(delay)

@@ -11,10 +11,11 @@ from sqlalchemy import Connection, Select, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
-from hive.db.direct import DirectCursor, fetch_one
+from hive.db.direct import DirectCursor
 from hive.db.models import Json, runs, step_runs
 from hive.db.prepared import PreparedStatement
 from hive.settings import get_settings
+from hive.statuses import ACTIVE_RUN_STATUSES, RunStatus
 
 
 class NewStep(Protocol):
@@ -87,7 +88,7 @@ _RUN_BY_KEY = PreparedStatement(
 
 
 def insert_run(
-    db: Connection | DirectCursor,
+    cursor: DirectCursor,
     *,
     run_id: uuid.UUID,
     pipeline: str,
@@ -103,7 +104,7 @@ def insert_run(
 ) -> uuid.UUID:
     """Insert the run and one row per step (status queued / pending), in one statement.
     The ``sent`` steps are marked sent, to be confirmed within ``HIVE_PUBLISH_GRACE_S``
-    like :func:`hive.db.steps.mark_enqueued`'s marks.
+    like :func:`hive.db.marks.mark_enqueued`'s marks.
 
     With an ``idempotency_key`` already used by the tenant, nothing is inserted and the
     existing run's id is returned (concurrent calls wait on the unique index).
@@ -123,8 +124,7 @@ def insert_run(
         }
         for i, s in enumerate(steps)
     ]
-    inserted = fetch_one(
-        db,
+    inserted = cursor.fetch_one(
         _INSERT_RUN_PREPARED,
         {
             "run_id": run_id,
@@ -143,7 +143,7 @@ def insert_run(
     )
     if inserted is not None:
         return run_id
-    existing = fetch_one(db, _RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
+    existing = cursor.fetch_one(_RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
     if existing is None:  # the row that stopped the insert was deleted since
         raise LookupError(f"run with idempotency key {idempotency_key!r} vanished")
     return uuid.UUID(str(existing["id"]))
@@ -223,7 +223,7 @@ _FINISH_PREPARED = PreparedStatement(
 def finish_run(
     conn: Connection,
     run_id: uuid.UUID,
-    status: str,
+    status: RunStatus,
     output: Any = None,
     error: dict[str, Any] | None = None,
 ) -> bool:
@@ -245,6 +245,12 @@ def get_run(conn: Connection, run_id: uuid.UUID, *, tenant: str | None = None) -
 
 
 _STATE_COLUMNS = (runs.c.id, runs.c.status, runs.c.output, runs.c.error, runs.c.tenant)
+
+
+def is_active(conn: Connection, run_id: uuid.UUID) -> bool:
+    """Whether the run may still start steps (neither finished nor stopped)."""
+    status = conn.execute(select(runs.c.status).where(runs.c.id == run_id)).scalar()
+    return status in ACTIVE_RUN_STATUSES
 
 
 def get_run_state(conn: Connection, run_id: uuid.UUID, *, tenant: str | None = None) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 
 from hive.db.models import Json
+from hive.statuses import RunStatus, StepStatus
 
 _STOP_RUN = text(
     """
@@ -33,7 +34,7 @@ _STOP_STEPS = text(
 
 
 def stop(
-    conn: Connection, run_id: uuid.UUID, status: str, error: dict[str, Any]
+    conn: Connection, run_id: uuid.UUID, status: RunStatus, error: dict[str, Any]
 ) -> list[str] | None:
     """End an active run as ``status``; its pending and running steps end ``cancelled``.
     Returns the Celery task ids of the steps that were running (to revoke), or None when
@@ -42,4 +43,4 @@ def stop(
     if not conn.execute(_STOP_RUN, {"run_id": run_id, "status": status, "error": error}).first():
         return None
     rows = conn.execute(_STOP_STEPS, {"run_id": run_id}).all()
-    return [r.task_id for r in rows if r.was == "running" and r.task_id]
+    return [r.task_id for r in rows if r.was == StepStatus.RUNNING and r.task_id]

@@ -13,13 +13,12 @@
 Loading raises :class:`~hive.errors.PipelineError` listing every problem at once.
 """
 
+from hive.errors import MalformedReference, UnresolvedReference
 from hive.pipelines.inputs import validate_run_input
 from hive.pipelines.loader import load_pipeline_file, load_pipelines, validate_paths
 from hive.pipelines.plan import StepPlan, output_spec, plan_steps
 from hive.pipelines.refs import (
-    MalformedReference,
     Reference,
-    UnresolvedReference,
     parse_reference,
     referenced_steps,
     resolve,

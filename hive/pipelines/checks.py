@@ -19,10 +19,10 @@ from referencing.exceptions import PointerToNowhere, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from hive.agents.base import Agent, AgentOptions
+from hive.errors import MalformedReference
 from hive.pipelines.document import Problem, describe_type
 from hive.pipelines.refs import (
     Location,
-    MalformedReference,
     format_location,
     is_reference,
     iter_references,

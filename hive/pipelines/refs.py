@@ -14,36 +14,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from hive.errors import HiveError
+from hive.errors import MalformedReference, UnresolvedReference
 
 Location = tuple[str | int, ...]
 
 _ESCAPE = "$$"
 _ROOTS = ("input", "steps")
-
-
-class MalformedReference(HiveError):
-    """A string starts with ``$`` but is not a reference this module understands."""
-
-    def __init__(self, text: str, problem: str) -> None:
-        super().__init__(text, problem)
-        self.text = text
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"malformed reference {self.text!r}: {self.problem}"
-
-
-class UnresolvedReference(HiveError):
-    """A reference whose step output or path does not exist in the data."""
-
-    def __init__(self, text: str, problem: str) -> None:
-        super().__init__(text, problem)
-        self.text = text
-        self.problem = problem
-
-    def __str__(self) -> str:
-        return f"cannot resolve {self.text}: {self.problem}"
 
 
 @dataclass(frozen=True)

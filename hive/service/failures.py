@@ -1,19 +1,17 @@
 """Server errors that escaped the library, as the HiveError that names their setting.
 
-The one translation at the edge of the service layer: the CLI prints it as one line, the
-HTTP API will answer with it.
+The last translation at the edge of the service layer: Redis here, PostgreSQL through
+:func:`hive.db.errors.database_error` (the one every database call already uses). The CLI
+prints it as one line, the HTTP API will answer with it.
 """
 
 from __future__ import annotations
 
 import kombu.exceptions
-import psycopg2
 import redis
-from psycopg2 import errorcodes
-from sqlalchemy.exc import DBAPIError
 
-from hive.errors import DatabaseNotMigrated, HiveError, ServiceUnavailable, SettingsError
-from hive.settings import get_settings
+from hive.db.errors import database_error
+from hive.errors import HiveError, ServiceUnavailable
 
 
 def translate_failure(exc: Exception) -> HiveError | None:
@@ -21,16 +19,8 @@ def translate_failure(exc: Exception) -> HiveError | None:
     error Hive knows (a bug, to be raised as it is)."""
     if isinstance(exc, redis.RedisError | kombu.exceptions.OperationalError):
         return ServiceUnavailable("HIVE_BROKER_URL", _first_line(exc))
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if not isinstance(orig, psycopg2.Error):
-        return None
-    if orig.pgcode == errorcodes.UNDEFINED_TABLE:
-        return DatabaseNotMigrated(get_settings().database.name)
-    if isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError):
-        return ServiceUnavailable("HIVE_DATABASE_URL", _first_line(orig))
-    if str(orig).startswith("invalid dsn"):
-        return SettingsError("HIVE_DATABASE_URL", _first_line(orig))
-    return None
+    # PostgreSQL's half is hive.db's one translation.
+    return database_error(exc)
 
 
 def _first_line(exc: BaseException) -> str:

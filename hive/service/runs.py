@@ -10,10 +10,8 @@ import time
 import uuid
 from typing import Any
 
-from sqlalchemy import Connection
-
 from hive.db import runs as run_store
-from hive.db.retrying import in_transaction
+from hive.db.retrying import Connection, in_transaction
 from hive.errors import RunFailed, RunNotFound
 from hive.service.arguments import check_listing, parse_run_id
 from hive.service.caller import Caller, Right

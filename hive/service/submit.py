@@ -12,8 +12,7 @@ import uuid
 from typing import Any
 
 from hive.db import runs as run_store
-from hive.db.direct import DirectCursor
-from hive.db.retrying import on_direct_cursor
+from hive.db.retrying import DirectCursor, on_direct_cursor
 from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.pipelines import output_spec, plan_steps
 from hive.pipelines.bounds import check_submission

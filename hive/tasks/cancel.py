@@ -13,7 +13,9 @@ from hive.tasks.app import app
 logger = logging.getLogger(__name__)
 
 
-def stop_run(run_id: uuid.UUID, *, status: str = RunStatus.CANCELLED, reason: str = "") -> bool:
+def stop_run(
+    run_id: uuid.UUID, *, status: RunStatus = RunStatus.CANCELLED, reason: str = ""
+) -> bool:
     """End an active run as ``cancelled`` or ``expired``: no new step of it starts (claims
     check the run's status), unfinished steps end ``cancelled``, running ones are revoked.
     False when the run was not active."""

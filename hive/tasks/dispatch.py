@@ -21,15 +21,13 @@ import kombu.exceptions
 import redis.exceptions
 from celery import chain, group
 from celery.canvas import Signature
-from sqlalchemy import Connection
 
 from hive import keys
 from hive.db import events as event_log
+from hive.db import failures, marks, undeliverable
 from hive.db import runs as run_store
-from hive.db import steps as step_store
-from hive.db import undeliverable
-from hive.db.direct import DirectCursor
-from hive.db.retrying import in_transaction, on_direct_cursor
+from hive.db.options import step_options
+from hive.db.retrying import Connection, in_transaction, on_direct_cursor
 from hive.db.runs import NewStep
 from hive.errors import DispatchError, HiveError
 from hive.statuses import RunStatus
@@ -48,7 +46,7 @@ class Publication:
     """Messages decided inside a transaction, to be sent once it has committed."""
 
     run_id: uuid.UUID
-    stretches: list[list[step_store.MarkedStep]] = field(default_factory=list)
+    stretches: list[list[marks.MarkedStep]] = field(default_factory=list)
     priority: int = PRIORITIES["normal"]
     countdown_s: float | None = None
 
@@ -83,7 +81,7 @@ class Publication:
         self._confirm(self.stretches)
         return True
 
-    def _publish(self, stretches: list[list[step_store.MarkedStep]]) -> None:
+    def _publish(self, stretches: list[list[marks.MarkedStep]]) -> None:
         # Only a retry has a countdown (left out otherwise: Celery's types take no None).
         timing: dict[str, Any] = {} if self.countdown_s is None else {"countdown": self.countdown_s}
         if len(stretches) == 1:
@@ -100,7 +98,7 @@ class Publication:
         stretches that fail on their own (one may break a whole group), record them, raise.
         Those that go out are confirmed (a copy from a partly sent group is dropped by the
         claim); those that meet a broker outage now are left to recovery."""
-        broken: list[tuple[list[step_store.MarkedStep], Exception]] = []
+        broken: list[tuple[list[marks.MarkedStep], Exception]] = []
         if len(self.stretches) == 1:
             broken.append((self.stretches[0], exc))
         else:
@@ -126,39 +124,37 @@ class Publication:
         in_transaction(lambda conn: _fail_undeliverable(conn, self.run_id, heads, error))
         raise DispatchError(str(self.run_id), heads, _describe(cause)) from cause
 
-    def _leave_to_recovery(
-        self, stretches: list[list[step_store.MarkedStep]], exc: Exception
-    ) -> None:
+    def _leave_to_recovery(self, stretches: list[list[marks.MarkedStep]], exc: Exception) -> None:
         step_ids = [s.step_id for stretch in stretches for s in stretch]
         logger.warning(
             "could not publish %d steps (%s); recovery will send them", len(step_ids), exc
         )
         try:
-            in_transaction(lambda conn: step_store.unmark(conn, self.run_id, step_ids), retry_s=5)
+            in_transaction(lambda conn: marks.unmark(conn, self.run_id, step_ids), retry_s=5)
         except HiveError:
             logger.warning("could not unmark; recovery will send them once unconfirmed")
 
-    def _confirm(self, stretches: list[list[step_store.MarkedStep]]) -> None:
+    def _confirm(self, stretches: list[list[marks.MarkedStep]]) -> None:
         step_ids = [s.step_id for stretch in stretches for s in stretch]
         try:
             on_direct_cursor(
-                lambda cursor: step_store.confirm_published(cursor, self.run_id, step_ids),
+                lambda cursor: marks.confirm_published(cursor, self.run_id, step_ids),
                 retry_s=5,
             )
         except HiveError:
             # Sent but unconfirmed: recovery sends them again; the claim drops the copies.
             logger.warning("could not confirm %d published steps", len(step_ids))
 
-    def _canvas(self, stretches: list[list[step_store.MarkedStep]]) -> Signature:
+    def _canvas(self, stretches: list[list[marks.MarkedStep]]) -> Signature:
         links = [self._stretch(stretch) for stretch in stretches]
         return links[0] if len(links) == 1 else group(links)
 
-    def _stretch(self, stretch: list[step_store.MarkedStep]) -> Signature:
+    def _stretch(self, stretch: list[marks.MarkedStep]) -> Signature:
         sigs = [self._signature(s) for s in stretch]
         return sigs[0] if len(sigs) == 1 else chain(*sigs)
 
-    def _signature(self, step: step_store.MarkedStep) -> Signature:
-        timeout_s = float(step.options["timeout"])
+    def _signature(self, step: marks.MarkedStep) -> Signature:
+        timeout_s = step.options.timeout
         args = (str(self.run_id), step.step_id, step.attempt + 1)
         return app.signature(
             keys.RUN_STEP_TASK,
@@ -171,7 +167,7 @@ class Publication:
             # a fifth of a publish): messages go to the anonymous exchange, straight onto the
             # queue's Redis list, which needs no binding; workers declare what they consume.
             declare=[],
-            queue=keys.agent_queue(step.options.get("queue")),
+            queue=keys.agent_queue(step.options.queue),
             priority=self.priority,
             soft_time_limit=timeout_s,
             time_limit=timeout_s + _HARD_LIMIT_MARGIN_S,
@@ -185,13 +181,16 @@ def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str)
     rows of ``publication.step_ids`` marked sent (:func:`hive.db.runs.insert_run`).
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
-    plan = {s.step_id: step_store.MarkedStep(s.step_id, s.chain_next, 0, s.options) for s in steps}
+    plan = {
+        s.step_id: marks.MarkedStep(s.step_id, s.chain_next, 0, step_options(s.options))
+        for s in steps
+    }
     publication.stretches = _stretches([s.step_id for s in steps if not s.needs], plan)
     return publication
 
 
 def dispatch(
-    db: Connection | DirectCursor,
+    conn: Connection,
     run_id: uuid.UUID,
     ready: list[str],
     priority: str,
@@ -205,20 +204,20 @@ def dispatch(
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
     if ready:
-        marked = step_store.mark_enqueued(db, run_id, ready)
+        marked = marks.mark_enqueued(conn, run_id, ready)
         publication.stretches = _stretches(ready, {m.step_id: m for m in marked})
     return publication
 
 
 def _stretches(
-    heads: list[str], marked: dict[str, step_store.MarkedStep]
-) -> list[list[step_store.MarkedStep]]:
+    heads: list[str], marked: dict[str, marks.MarkedStep]
+) -> list[list[marks.MarkedStep]]:
     """Each marked head with the marked steps after it along ``chain_next``, in order. A
     stretch ends at its first step not marked: a step marked without its predecessor
     would never get a message from this stretch."""
     stretches = []
     for head in sorted(set(heads)):
-        stretch: list[step_store.MarkedStep] = []
+        stretch: list[marks.MarkedStep] = []
         step = marked.get(head)
         while step is not None:
             stretch.append(step)
@@ -287,7 +286,7 @@ def _fail_undeliverable(
     if nothing is left: the step-failure path, for steps that never started."""
     failed = undeliverable.fail_undeliverable(conn, run_id, heads, error)
     for step_id in failed:
-        skipped = step_store.skip_descendants(conn, run_id, step_id)
+        skipped = failures.skip_descendants(conn, run_id, step_id)
         run_error = {"step_id": step_id, "type": error["type"], "message": error["message"]}
         count = run_store.count_down(
             conn, run_id, 1 + len(skipped), failed_step=step_id, error=run_error

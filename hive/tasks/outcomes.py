@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, text
-
+from hive.db import claims, failures, marks
+from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db import runs as run_store
-from hive.db import steps as step_store
-from hive.db.models import dead_letters, step_runs
-from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.pipelines.refs import UnresolvedReference, resolve
+from hive.db.retrying import Connection, in_transaction, on_direct_cursor
+from hive.errors import UnresolvedReference
+from hive.pipelines.refs import resolve
+from hive.statuses import AttemptOutcome, RunStatus
 from hive.tasks.dispatch import Publication, dispatch
 from hive.tasks.retry import backoff_s
 
@@ -34,7 +34,7 @@ def record_success(
     *,
     carried_next: str | None = None,
     alone: bool = False,
-    close: step_store.RunClose | None = None,
+    close: claims.RunClose | None = None,
 ) -> bool:
     """Record the attempt's success once and dispatch what it made ready; False for a late
     finish (the step was taken back).
@@ -51,10 +51,10 @@ def record_success(
     dependent that needs sending), a second transaction does it; should this process die
     in between, the recovery sweep does.
     """
-    done: step_store.Succeeded | None = None
+    done: claims.Succeeded | None = None
     if alone:
         done = on_direct_cursor(
-            lambda cursor: step_store.succeed_alone(
+            lambda cursor: claims.succeed_alone(
                 cursor, run_id, step_id, attempt, step_input, output, close
             )
         )
@@ -64,7 +64,7 @@ def record_success(
     def txn(conn: Connection) -> tuple[bool, Publication]:
         recorded = done
         if not alone:
-            recorded = step_store.succeed(conn, run_id, step_id, attempt, step_input, output)
+            recorded = claims.succeed(conn, run_id, step_id, attempt, step_input, output)
         if recorded is None:
             return False, _after_lost_race(conn, run_id, step_id, attempt)
         return True, _after_success(conn, run_id, step_id, recorded, carried_next, output)
@@ -74,7 +74,7 @@ def record_success(
     return recorded
 
 
-def _left_to_do(done: step_store.Succeeded, carried_next: str | None) -> bool:
+def _left_to_do(done: claims.Succeeded, carried_next: str | None) -> bool:
     unclosed = done.remaining == 0 and not done.closed
     return unclosed or any(not sent or s != carried_next for s, sent in done.ready)
 
@@ -83,14 +83,14 @@ def _after_success(
     conn: Connection,
     run_id: uuid.UUID,
     step_id: str,
-    done: step_store.Succeeded,
+    done: claims.Succeeded,
     carried_next: str | None,
     output: Any,
 ) -> Publication:
     """Dispatch what the success made ready and finish the run if it was its last step."""
     orphaned = [s for s, sent in done.ready if sent and s != carried_next]
     if orphaned:
-        step_store.unmark(conn, run_id, orphaned)
+        marks.unmark(conn, run_id, orphaned)
     ready = [s for s, sent in done.ready if not sent or s != carried_next]
     publication = dispatch(conn, run_id, ready, done.priority)
     if done.remaining == 0 and not done.closed:
@@ -110,40 +110,41 @@ def record_failed_attempt(
     step_input: Any = None,
     retryable: bool = True,
     retry_s: float | None = None,
-) -> str:
+) -> AttemptOutcome | None:
     """Record a failed attempt and apply the step's retry policy, retrying the transaction
     for up to ``retry_s`` (default ``HIVE_DB_RETRY_S``) while PostgreSQL is unreachable.
 
-    Returns ``"retried"`` (the next attempt is dispatched after a backoff), ``"failed"``
-    (failed for good: dead letter, descendants skipped), or ``"lost"`` (this attempt no
-    longer owned the step: nothing is recorded but an event, unless the attempt had in
-    fact succeeded, in which case what it made ready is sent again).
+    Returns ``RETRIED`` (the next attempt is dispatched after a backoff), ``FAILED``
+    (failed for good: dead letter, descendants skipped), or None when the attempt was lost
+    (it no longer owned the step: nothing is recorded but an event, unless the attempt had
+    in fact succeeded, in which case what it made ready is sent again).
     """
 
-    def txn(conn: Connection) -> tuple[str, Publication | None]:
-        policy = step_store.failure_policy(conn, run_id, step_id)
+    def txn(conn: Connection) -> tuple[AttemptOutcome | None, Publication | None]:
+        policy = failures.failure_policy(conn, run_id, step_id)
         retry = policy is not None and retryable and policy.retries_left(attempt)
-        if policy is None or not step_store.end_attempt(
+        if policy is None or not failures.end_attempt(
             conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry
         ):
             # If this very attempt had succeeded (its process died after recording it and
             # before Celery sent the chain on), what it made ready is sent again.
-            return "lost", _after_lost_race(conn, run_id, step_id, attempt)
+            return None, _after_lost_race(conn, run_id, step_id, attempt)
         if retry:
             # The message that carried the rest of this step's chain is done with:
             # the dispatcher sends the chain again with the next attempt.
-            step_store.unmark_chain_after(conn, run_id, step_id)
+            marks.unmark_chain_after(conn, run_id, step_id)
             delay = backoff_s(attempt - policy.attempt_base, policy.options)
-            return "retried", dispatch(conn, run_id, [step_id], policy.priority, countdown_s=delay)
+            retried = dispatch(conn, run_id, [step_id], policy.priority, countdown_s=delay)
+            return AttemptOutcome.RETRIED, retried
         _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)
-        return "failed", None
+        return AttemptOutcome.FAILED, None
 
     outcome, publication = in_transaction(txn, retry_s=retry_s)
     if publication:
-        if outcome == "retried":
+        if outcome == AttemptOutcome.RETRIED:
             logger.info("attempt %d failed (%s); retry dispatched", attempt, error["type"])
         publication.send()
-    if outcome == "failed":
+    if outcome == AttemptOutcome.FAILED:
         logger.warning("step failed for good after %d attempts: %s", attempt, error["type"])
     return outcome
 
@@ -155,20 +156,19 @@ def _fail_for_good(
     attempt: int,
     error: dict[str, Any],
     step_input: Any,
-    policy: step_store.FailurePolicy,
+    policy: failures.FailurePolicy,
 ) -> None:
-    conn.execute(
-        insert(cast(Table, dead_letters)).values(
-            run_id=run_id,
-            step_id=step_id,
-            pipeline=policy.pipeline,
-            agent=policy.agent,
-            attempts=attempt,
-            error=error,
-            input=step_input,
-        )
+    letters.add(
+        conn,
+        run_id,
+        step_id,
+        pipeline=policy.pipeline,
+        agent=policy.agent,
+        attempts=attempt,
+        error=error,
+        step_input=step_input,
     )
-    skipped = step_store.skip_descendants(conn, run_id, step_id)
+    skipped = failures.skip_descendants(conn, run_id, step_id)
     run_error = {"step_id": step_id, "type": error["type"], "message": error["message"]}
     count = run_store.count_down(
         conn, run_id, 1 + len(skipped), failed_step=step_id, error=run_error
@@ -191,7 +191,7 @@ def finish(
     ``spec`` (run input, output spec) and ``known`` step outputs spare reading them again.
     """
     if failed_step is not None:
-        return run_store.finish_run(conn, run_id, "failed")
+        return run_store.finish_run(conn, run_id, RunStatus.FAILED)
     if spec is not None and spec[1] is not None:
         run_input, output_spec = spec[0], spec[1]
     else:
@@ -205,20 +205,20 @@ def finish(
     except UnresolvedReference as exc:
         # Every step succeeded, but the pipeline's output names data they did not produce.
         error = {"step_id": None, "type": "output_unresolved", "message": f"output: {exc}"}
-        return run_store.finish_run(conn, run_id, "failed", error=error)
-    return run_store.finish_run(conn, run_id, "succeeded", output)
+        return run_store.finish_run(conn, run_id, RunStatus.FAILED, error=error)
+    return run_store.finish_run(conn, run_id, RunStatus.SUCCEEDED, output)
 
 
 def closing(
     output_spec: dict[str, Any] | None, run_input: Any, step_id: str, output: Any
-) -> step_store.RunClose | None:
+) -> claims.RunClose | None:
     """The run's output if ``step_id`` is its last step and the output needs no other
     step's output (the common case: one terminal step); else None."""
     if output_spec is None or not set(_reads(output_spec)) <= {step_id}:
         return None
     outputs = {step_id: output} if step_id in _reads(output_spec) else {}
     try:
-        return step_store.RunClose(_run_output(output_spec, run_input, outputs))
+        return claims.RunClose(_run_output(output_spec, run_input, outputs))
     except UnresolvedReference:
         return None  # finish() closes the run as failed, saying why
 
@@ -232,17 +232,6 @@ def _run_output(output_spec: dict[str, Any], run_input: Any, outputs: dict[str, 
     return outputs if template is None else resolve(template, run_input, outputs)
 
 
-_READY_AFTER = text(
-    """
-    UPDATE step_runs SET enqueued_at = NULL
-     WHERE run_id = :run_id AND step_id = ANY(
-             SELECT unnest(dependents) FROM step_runs WHERE run_id = :run_id AND step_id = :step_id)
-       AND status = 'pending' AND pending_needs = 0
-    RETURNING step_id
-    """
-)
-
-
 def _after_lost_race(
     conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int
 ) -> Publication:
@@ -250,15 +239,8 @@ def _after_lost_race(
     before the connection dropped, or its process died after the commit and before Celery
     sent the chain on — make sure what it made ready is sent (copies are dropped by the
     claim). Otherwise record a late finish."""
-    row = conn.execute(
-        select(step_runs.c.status, step_runs.c.attempt).where(
-            step_runs.c.run_id == run_id, step_runs.c.step_id == step_id
-        )
-    ).first()
-    if row is not None and row.status == "succeeded" and row.attempt == attempt:
-        ready = [
-            r.step_id for r in conn.execute(_READY_AFTER, {"run_id": run_id, "step_id": step_id})
-        ]
+    if claims.succeeded_at(conn, run_id, step_id, attempt):
+        ready = marks.unmark_ready_dependents(conn, run_id, step_id)
         run = run_store.get_run(conn, run_id)
         return dispatch(conn, run_id, ready, run.priority)
     _late_finish(conn, run_id, step_id, attempt)

@@ -6,12 +6,11 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import Connection
 
 from hive.agents.registry import default_registry
 from hive.db import dead_letters as letters
 from hive.db import events as event_log
-from hive.db.retrying import in_transaction
+from hive.db.retrying import Connection, in_transaction
 from hive.errors import ReplayError
 from hive.pipelines.bounds import json_bound_problems
 from hive.settings import get_settings

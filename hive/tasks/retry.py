@@ -7,19 +7,42 @@ import traceback
 from typing import Any
 
 from billiard.exceptions import SoftTimeLimitExceeded
-from pydantic import ValidationError
 
-from hive.errors import InvalidAgentInput, InvalidAgentOutput, PermanentError
-from hive.pipelines.refs import UnresolvedReference
+from hive.agents.base import AgentOptions
+from hive.errors import (
+    InvalidAgentInput,
+    InvalidAgentOutput,
+    MalformedReference,
+    PermanentError,
+    RetryableError,
+    UnresolvedReference,
+)
+
+# The policy for a failure whose class says nothing (neither PermanentError nor
+# RetryableError): a bug, a library's error, the soft time limit. Retried, within
+# max_retries, like a RetryableError: a step that fails the same way every time ends in
+# the dead letters after its retries, and a passing fault gets its chance.
+RETRY_UNCLASSIFIED = True
 
 
-def backoff_s(attempt: int, options: dict[str, Any], rng: random.Random | None = None) -> float:
+def is_retryable(exc: BaseException) -> bool:
+    """Whether a step failing with ``exc`` is tried again (within its max_retries), read
+    from the class alone (:mod:`hive.errors`): :class:`~hive.errors.PermanentError`
+    never, :class:`~hive.errors.RetryableError` (:class:`~hive.errors.TransientError`,
+    :class:`~hive.errors.ServiceUnavailable`) always, anything else by
+    :data:`RETRY_UNCLASSIFIED`."""
+    if isinstance(exc, PermanentError):
+        return False
+    if isinstance(exc, RetryableError):
+        return True
+    return RETRY_UNCLASSIFIED
+
+
+def backoff_s(attempt: int, options: AgentOptions, rng: random.Random | None = None) -> float:
     """Delay before the attempt after ``attempt``: exponential from ``retry_backoff``, capped
     at ``retry_backoff_max``, with "equal jitter" (half fixed, half random) when enabled."""
-    base = float(options.get("retry_backoff", 1.0))
-    cap = float(options.get("retry_backoff_max", 300.0))
-    delay = min(cap, base * (2 ** max(attempt - 1, 0)))
-    if options.get("retry_jitter", True) and delay > 0:
+    delay = min(options.retry_backoff_max, options.retry_backoff * (2 ** max(attempt - 1, 0)))
+    if options.retry_jitter and delay > 0:
         delay = delay / 2 + (rng or random).uniform(0, delay / 2)
     return float(delay)
 
@@ -29,6 +52,7 @@ _KINDS: dict[type[BaseException], str] = {
     InvalidAgentInput: "invalid_input",
     InvalidAgentOutput: "invalid_output",
     UnresolvedReference: "invalid_input",
+    MalformedReference: "invalid_input",
 }
 
 
@@ -41,8 +65,3 @@ def error_info(exc: BaseException) -> dict[str, Any]:
         "message": message[:4000],
         "traceback": "".join(traceback.format_exception(exc))[-16000:],
     }
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """Permanent errors and invalid data are never retried; everything else may be."""
-    return not isinstance(exc, PermanentError | ValidationError | UnresolvedReference)

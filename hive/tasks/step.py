@@ -12,13 +12,12 @@ from typing import Any, TypeVar, cast
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery import Task
 from celery.signals import task_failure
-from sqlalchemy import Connection, select
 
 from hive import keys
 from hive.agents.base import AgentContext
 from hive.agents.registry import default_registry
-from hive.db import steps as step_store
-from hive.db.models import runs
+from hive.db import claims
+from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ServiceUnavailable
 from hive.pipelines.bounds import check_output_bounds
@@ -61,7 +60,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     settings = get_settings()
     try:
         claimed = on_direct_cursor(
-            lambda cursor: step_store.claim(
+            lambda cursor: claims.claim(
                 cursor,
                 rid,
                 step_id,
@@ -199,12 +198,11 @@ class CancelCheck:
             self._checked_at = now
             # Unreachable database: keep going; claim and finish are compare-and-set anyway.
             with contextlib.suppress(ServiceUnavailable):
-                self._cancelled = not in_transaction(self._active, retry_s=0)
+                active = in_transaction(
+                    lambda conn: run_store.is_active(conn, self._run_id), retry_s=0
+                )
+                self._cancelled = not active
         return self._cancelled
-
-    def _active(self, conn: Connection) -> bool:
-        status = conn.execute(select(runs.c.status).where(runs.c.id == self._run_id)).scalar()
-        return status in ("queued", "running")
 
 
 @task_failure.connect(sender=run_step)

@@ -62,3 +62,51 @@ def test_step_fails_when_retryable_failures_outlast_max_retries(
     assert raised.value.step_id == "flaky"
     assert view.error is not None
     assert view.error["step_id"] == "flaky"
+
+
+@pytest.mark.timeout(120)
+def test_options_missing_from_a_stored_step_take_the_agent_options_defaults(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    """A row written without max_retries and timeout (by an older Hive, or by hand) runs with
+    AgentOptions' defaults: 3 retries (not 0) and a 300 s timeout (its lease and time limit)."""
+    import dataclasses
+    import uuid
+
+    from hive.agents.base import AgentOptions
+    from hive.db import runs as run_store
+    from hive.db.retrying import DirectCursor, on_direct_cursor
+    from hive.pipelines import output_spec, plan_steps
+    from hive.tasks.dispatch import dispatch_new_run
+
+    start_worker("--concurrency", "2")
+    spec = Client().pipeline("flaky")
+    plan = [
+        dataclasses.replace(step, options={"queue": step.options["queue"], "retry_backoff": 0.05})
+        for step in plan_steps(spec)
+    ]
+    run_id = uuid.uuid4()
+    publication = dispatch_new_run(run_id, plan, "normal")
+
+    def store(cursor: DirectCursor) -> uuid.UUID:
+        return run_store.insert_run(
+            cursor,
+            run_id=run_id,
+            pipeline=spec.name,
+            pipeline_version=spec.version,
+            tenant=None,
+            priority="normal",
+            run_input={"times": 10},
+            output_spec=output_spec(spec),
+            steps=plan,
+            sent=publication.step_ids,
+        )
+
+    on_direct_cursor(store)
+    publication.send()
+    with pytest.raises(RunFailed):
+        Client().run(run_id).wait(timeout=60)
+
+    attempts = attempts_of(run_id, "flaky")
+    assert AgentOptions().max_retries == 3
+    assert [a.outcome for a in attempts] == ["retried", "retried", "retried", "failed"]

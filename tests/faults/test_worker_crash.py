@@ -116,7 +116,7 @@ def test_a_lost_worker_report_for_an_attempt_that_had_succeeded_sends_its_chain_
         )
     lost = {"type": "worker_lost", "message": "signal 9", "traceback": None}
 
-    assert outcomes.record_failed_attempt(run.id, "a", 1, lost) == "lost"
+    assert outcomes.record_failed_attempt(run.id, "a", 1, lost) is None  # lost: no outcome
     start_worker("--concurrency", "1")
     assert run.wait(timeout=30) == {"c": {"text": "chain goes on"}}
     assert db.attempts_of(run.id, "a") == []

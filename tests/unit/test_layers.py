@@ -51,3 +51,20 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     ]  # fmt: skip
     for name in hive.service.__all__:
         assert getattr(hive.service, name) is not None
+
+
+def test_every_module_outside_hive_db_is_forbidden_the_database_drivers() -> None:
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (contract,) = [
+        c for c in contracts["contracts"] if c["name"] == "only hive.db talks to PostgreSQL"
+    ]
+    top_level = {
+        f"hive.{path.stem}"
+        for path in (ROOT / "hive").iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").exists()
+    }
+
+    assert set(contract["source_modules"]) == top_level - {"hive.db"}
+    assert {"sqlalchemy", "psycopg2"} <= set(contract["forbidden_modules"])

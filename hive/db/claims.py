@@ -1,7 +1,9 @@
-"""Compare-and-set transitions of a step, each one statement (or a few) on a caller's transaction.
+"""Claims and successes: the two statements of every step's path.
 
-Every function takes a ``Connection`` inside a transaction the caller owns, so a
-transition and the dispatch it causes commit together.
+A claim takes the step for one attempt (compare-and-set on "pending, this attempt");
+a success records it, releases the dependents and counts the run down, in one statement
+that can also close the run. Both are prepared and sent on the direct cursor (see
+:mod:`hive.db`); :func:`succeed` runs the same statement inside a caller's transaction.
 """
 
 from __future__ import annotations
@@ -11,14 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.types import Text
+from sqlalchemy import Connection, bindparam, select, text
 
-from hive.db.direct import DirectCursor, fetch_all
-from hive.db.models import Json
+from hive.agents.base import AgentOptions
+from hive.db.direct import DirectCursor
+from hive.db.models import Json, step_runs
+from hive.db.options import DEFAULT_TIMEOUT_S, step_options
 from hive.db.prepared import PreparedStatement
-from hive.settings import get_settings
+from hive.statuses import StepStatus
 
 _CLAIM = text(
     """
@@ -26,7 +28,8 @@ _CLAIM = text(
         UPDATE step_runs s
            SET status = 'running', attempt = :attempt, started_at = now(), finished_at = NULL,
                enqueued_at = NULL, publish_by = NULL, worker = :worker, task_id = :task_id,
-               lease_until = now() + make_interval(secs => (s.options->>'timeout')::float + :grace)
+               lease_until = now() + make_interval(
+                   secs => coalesce((s.options->>'timeout')::float, :default_timeout) + :grace)
           FROM runs r
          WHERE s.run_id = :run_id AND s.step_id = :step_id
            AND s.status = 'pending' AND s.attempt = :attempt - 1 AND s.pending_needs = 0
@@ -51,7 +54,7 @@ _CLAIM_PREPARED = PreparedStatement(
     "hive_claim",
     _CLAIM,
     {"run_id": "uuid", "step_id": "text", "attempt": "int", "worker": "text",
-     "task_id": "text", "grace": "float8"},
+     "task_id": "text", "grace": "float8", "default_timeout": "float8"},
 )  # fmt: skip
 
 
@@ -60,7 +63,7 @@ class ClaimedStep:
     agent: str
     input_template: Any
     needs: list[str]
-    options: dict[str, Any]
+    options: AgentOptions
     dependents: list[str]
     run_input: Any
     tenant: str | None
@@ -94,6 +97,7 @@ def claim(
             "worker": worker,
             "task_id": task_id,
             "grace": grace_s,
+            "default_timeout": DEFAULT_TIMEOUT_S,
         },
         wait_for_flush=wait_for_flush,
     )
@@ -103,7 +107,7 @@ def claim(
         agent=row["agent"],
         input_template=row["input_template"],
         needs=list(row["needs"]),
-        options=row["options"],
+        options=step_options(row["options"]),
         dependents=list(row["dependents"]),
         run_input=row["input"],
         tenant=row["tenant"],
@@ -238,7 +242,7 @@ def _succeed_params(
     }
 
 
-def _succeeded(row: Mapping[str, Any]) -> Succeeded:
+def _succeeded(row: Mapping[Any, Any]) -> Succeeded:
     return Succeeded(
         ready=[(str(step), bool(sent)) for step, sent in row["ready"]],
         remaining=row["steps_remaining"],
@@ -250,211 +254,12 @@ def _succeeded(row: Mapping[str, Any]) -> Succeeded:
     )
 
 
-_END_ATTEMPT = text(
-    """
-    WITH ended AS (
-        UPDATE step_runs
-           SET status = :status, error = :error, input = coalesce(:input, input),
-               lease_until = NULL,
-               finished_at = CASE WHEN :status = 'pending' THEN NULL ELSE now() END,
-               enqueued_at = NULL, task_id = NULL
-         WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
-           AND status = 'running'
-        RETURNING run_id, step_id, attempt, worker, started_at
-    )
-    INSERT INTO step_attempts (run_id, step_id, attempt, outcome, error, worker, started_at)
-    SELECT run_id, step_id, attempt, :outcome, :error, worker, started_at FROM ended
-    RETURNING id
-    """
-).bindparams(bindparam("error", type_=Json), bindparam("input", type_=Json))
-
-
-def end_attempt(
-    conn: Connection,
-    run_id: uuid.UUID,
-    step_id: str,
-    attempt: int,
-    *,
-    error: dict[str, Any],
-    step_input: Any,
-    retry: bool,
-) -> bool:
-    """Record a failed attempt. With ``retry`` the step goes back to pending, ready for the
-    dispatcher; otherwise it fails for good. False when the attempt no longer owns the step."""
+def succeeded_at(conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int) -> bool:
+    """Whether the step's recorded success is ``attempt``'s (a commit whose answer was lost,
+    or whose process died before its chain went on)."""
     row = conn.execute(
-        _END_ATTEMPT,
-        {
-            "run_id": run_id,
-            "step_id": step_id,
-            "attempt": attempt,
-            "status": "pending" if retry else "failed",
-            "outcome": "retried" if retry else "failed",
-            "error": error,
-            "input": step_input,
-        },
+        select(step_runs.c.status, step_runs.c.attempt).where(
+            step_runs.c.run_id == run_id, step_runs.c.step_id == step_id
+        )
     ).first()
-    return row is not None
-
-
-_DESCENDANTS = text(
-    """
-    WITH RECURSIVE down(step_id) AS (
-        SELECT unnest(dependents) FROM step_runs WHERE run_id = :run_id AND step_id = :step_id
-        UNION
-        SELECT unnest(s.dependents) FROM step_runs s JOIN down d
-            ON s.run_id = :run_id AND s.step_id = d.step_id
-    )
-    UPDATE step_runs s SET status = 'skipped', enqueued_at = NULL, finished_at = now()
-     WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM down))
-       AND s.status = 'pending'
-    RETURNING s.step_id
-    """
-)
-
-
-def skip_descendants(conn: Connection, run_id: uuid.UUID, step_id: str) -> list[str]:
-    """Mark every pending step downstream of ``step_id`` skipped; returns their ids."""
-    return [r.step_id for r in conn.execute(_DESCENDANTS, {"run_id": run_id, "step_id": step_id})]
-
-
-# Rows are picked by primary key from the array of ids the CTE found: joining the CTE
-# instead let the planner, which expects a handful of rows, pick a nested loop that
-# compared every step of a 1000-wide fan-out with every other (345 ms for one mark).
-_MARK_ENQUEUED = text(
-    """
-    WITH RECURSIVE chain(step_id) AS (
-        SELECT step_id FROM step_runs
-         WHERE run_id = :run_id AND step_id = ANY(:heads)
-           AND status = 'pending' AND pending_needs = 0 AND enqueued_at IS NULL
-        UNION ALL
-        SELECT s.chain_next
-          FROM chain c JOIN step_runs s ON s.run_id = :run_id AND s.step_id = c.step_id
-         WHERE s.chain_next IS NOT NULL
-    )
-    UPDATE step_runs s
-       SET enqueued_at = now(), publish_by = now() + make_interval(secs => :publish_grace)
-     WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM chain))
-       AND s.status = 'pending' AND s.enqueued_at IS NULL
-    RETURNING s.step_id, s.chain_next, s.attempt, s.options
-    """
-).bindparams(bindparam("heads", type_=ARRAY(Text)))
-
-
-_MARK_PREPARED = PreparedStatement(
-    "hive_mark_enqueued",
-    _MARK_ENQUEUED,
-    {"run_id": "uuid", "heads": "text[]", "publish_grace": "float8"},
-)
-
-
-@dataclass(frozen=True)
-class MarkedStep:
-    """A step marked sent, with what the dispatcher needs to build its message."""
-
-    step_id: str
-    chain_next: str | None
-    attempt: int
-    options: dict[str, Any]
-
-
-def mark_enqueued(
-    db: Connection | DirectCursor, run_id: uuid.UUID, heads: list[str]
-) -> list[MarkedStep]:
-    """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
-    "pending, not yet sent"); only the rows returned may be published. Each mark must be
-    confirmed (:func:`confirm_published`) within ``HIVE_PUBLISH_GRACE_S``."""
-    params = {
-        "run_id": run_id,
-        "heads": heads,
-        "publish_grace": get_settings().recovery.publish_grace_s,
-    }
-    rows = fetch_all(db, _MARK_PREPARED, params)
-    return [MarkedStep(r["step_id"], r["chain_next"], r["attempt"], r["options"]) for r in rows]
-
-
-_CONFIRM = PreparedStatement(
-    "hive_confirm_published",
-    text(
-        """
-        UPDATE step_runs SET publish_by = NULL
-         WHERE (run_id, step_id) IN (
-               -- A row locked by its claim is being taken anyway: do not wait for it.
-               SELECT run_id, step_id FROM step_runs
-                WHERE run_id = :run_id AND step_id = ANY(:ids) AND publish_by IS NOT NULL
-                  FOR UPDATE SKIP LOCKED)
-        """
-    ),
-    {"run_id": "uuid", "ids": "text[]"},
-)
-
-
-def confirm_published(cursor: DirectCursor, run_id: uuid.UUID, step_ids: list[str]) -> None:
-    """The messages for these marked steps are in the broker. Not worth a WAL flush: if a
-    crash undoes it, the step is sent twice and the second message is dropped by the claim."""
-    cursor.execute(_CONFIRM, {"run_id": run_id, "ids": step_ids}, wait_for_flush=False)
-
-
-_FAILURE_POLICY = text(
-    """
-    SELECT s.options, s.attempt_base, s.agent, s.dependents, r.priority, r.pipeline
-      FROM step_runs s JOIN runs r ON r.id = s.run_id
-     WHERE s.run_id = :run_id AND s.step_id = :step_id
-       FOR UPDATE OF s
-    """
-)
-
-
-@dataclass(frozen=True)
-class FailurePolicy:
-    options: dict[str, Any]
-    attempt_base: int
-    agent: str
-    priority: str
-    pipeline: str
-
-    def retries_left(self, attempt: int) -> bool:
-        return attempt - self.attempt_base <= int(self.options.get("max_retries", 0))
-
-
-def failure_policy(conn: Connection, run_id: uuid.UUID, step_id: str) -> FailurePolicy | None:
-    """What decides a failed attempt's fate (locks the step row)."""
-    row = conn.execute(_FAILURE_POLICY, {"run_id": run_id, "step_id": step_id}).first()
-    if row is None:
-        return None
-    return FailurePolicy(row.options, row.attempt_base, row.agent, row.priority, row.pipeline)
-
-
-_UNMARK_CHAIN = text(
-    """
-    WITH RECURSIVE tail(step_id) AS (
-        SELECT chain_next FROM step_runs
-         WHERE run_id = :run_id AND step_id = :step_id AND chain_next IS NOT NULL
-        UNION ALL
-        SELECT s.chain_next FROM step_runs s JOIN tail t
-            ON s.run_id = :run_id AND s.step_id = t.step_id
-         WHERE s.chain_next IS NOT NULL
-    )
-    UPDATE step_runs s SET enqueued_at = NULL
-     WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM tail))
-       AND s.status = 'pending' AND s.pending_needs > 0
-    """
-)
-
-
-def unmark_chain_after(conn: Connection, run_id: uuid.UUID, step_id: str) -> None:
-    """Forget that the stretch after ``step_id`` was sent with it: the message carrying that
-    chain is gone, so the dispatcher must send it again with the step's next attempt."""
-    conn.execute(_UNMARK_CHAIN, {"run_id": run_id, "step_id": step_id})
-
-
-_UNMARK = text(
-    """
-    UPDATE step_runs SET enqueued_at = NULL
-     WHERE run_id = :run_id AND step_id = ANY(:ids) AND status = 'pending'
-    """
-).bindparams(bindparam("ids", type_=ARRAY(Text)))
-
-
-def unmark(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> None:
-    """Forget that these steps were sent (their publish failed)."""
-    conn.execute(_UNMARK, {"run_id": run_id, "ids": step_ids})
+    return row is not None and row.status == StepStatus.SUCCEEDED and row.attempt == attempt

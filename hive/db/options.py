@@ -1,0 +1,37 @@
+"""Step options as stored (JSON) read back as :class:`~hive.agents.base.AgentOptions`.
+
+Options are validated when a pipeline is loaded and stored whole, but a row may hold fewer
+keys (written by an older Hive, or by hand): every reading goes through
+:func:`step_options`, so a missing option takes ``AgentOptions``' default, the one
+default there is. A farm has few distinct option sets, so each is validated once per
+process and the frozen result is shared: reading a step's options costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hive.agents.base import AgentOptions
+
+_validated: dict[tuple[tuple[str, Any], ...], AgentOptions] = {}
+# Far above the option sets of any farm's pipelines; a bound all the same.
+_MAX_CACHED = 4096
+
+DEFAULT_TIMEOUT_S: float = AgentOptions.model_fields["timeout"].default
+"""For SQL that reads the timeout from the stored JSON (the claim's lease)."""
+
+
+def step_options(stored: Mapping[str, Any] | None) -> AgentOptions:
+    """The options of a step row.
+
+    Raises:
+        pydantic.ValidationError: the stored options are not valid ones.
+    """
+    key = tuple(sorted((stored or {}).items()))
+    options = _validated.get(key)
+    if options is None:
+        options = AgentOptions.model_validate(stored or {})
+        if len(_validated) < _MAX_CACHED:
+            _validated[key] = options
+    return options

@@ -1,0 +1,151 @@
+"""Whether a failed step is retried follows from its error's class, and nothing else."""
+
+from __future__ import annotations
+
+import random
+
+import psycopg2
+import psycopg2.errors
+import pytest
+from billiard.exceptions import SoftTimeLimitExceeded
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from hive.agents.base import AgentOptions
+from hive.db.errors import database_error, translated
+from hive.errors import (
+    DatabaseNotMigrated,
+    HiveError,
+    InvalidAgentInput,
+    InvalidAgentOutput,
+    MalformedReference,
+    PermanentError,
+    RetryableError,
+    ServiceUnavailable,
+    SettingsError,
+    TransientError,
+    UnresolvedReference,
+)
+from hive.tasks.retry import RETRY_UNCLASSIFIED, backoff_s, is_retryable
+
+
+class _Model(BaseModel):
+    n: int
+
+
+def _validation_error() -> ValidationError:
+    try:
+        _Model.model_validate({"n": "x"})
+    except ValidationError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+class _AgentsOwnPermanent(PermanentError):
+    pass
+
+
+class _AgentsOwnTransient(TransientError):
+    pass
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermanentError("no"),
+        InvalidAgentInput("input.x: missing"),
+        InvalidAgentOutput("output.y: missing"),
+        UnresolvedReference("$steps.a.x", "step 'a' has no output"),
+        MalformedReference("$nope", "must start with $input or $steps"),
+        _AgentsOwnPermanent("a subclass an agent defines"),
+    ],
+)
+def test_a_permanent_error_and_every_subclass_is_never_retried(error: HiveError) -> None:
+    assert not is_retryable(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RetryableError("again"),
+        TransientError("rate limited"),
+        ServiceUnavailable("HIVE_DATABASE_URL", "connection refused"),
+        _AgentsOwnTransient("a subclass an agent defines"),
+    ],
+)
+def test_a_retryable_error_and_every_subclass_is_always_retried(error: HiveError) -> None:
+    assert is_retryable(error)
+
+
+def test_service_unavailable_is_transient() -> None:
+    assert issubclass(ServiceUnavailable, TransientError)
+    assert issubclass(ServiceUnavailable, RetryableError)
+    assert not issubclass(ServiceUnavailable, PermanentError)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [RuntimeError("a bug"), KeyError("k"), SoftTimeLimitExceeded(), _validation_error()],
+)
+def test_an_unclassified_error_follows_the_one_stated_policy(error: BaseException) -> None:
+    assert RETRY_UNCLASSIFIED is True
+    assert is_retryable(error) is RETRY_UNCLASSIFIED
+
+
+def test_the_errors_keep_their_arguments_and_messages() -> None:
+    unavailable = ServiceUnavailable("HIVE_DATABASE_URL", "down")
+    assert unavailable.args == ("HIVE_DATABASE_URL", "down")
+    assert str(unavailable) == "cannot reach the server at HIVE_DATABASE_URL: down"
+    unresolved = UnresolvedReference("$input.a", "no key 'a'")
+    assert unresolved.args == ("$input.a", "no key 'a'")
+    assert str(unresolved) == "cannot resolve $input.a: no key 'a'"
+    assert str(PermanentError("boom")) == "boom"
+
+
+def test_the_backoff_reads_the_options_attributes() -> None:
+    fixed = AgentOptions(retry_backoff=2.0, retry_backoff_max=5.0, retry_jitter=False)
+
+    assert [backoff_s(n, fixed) for n in (1, 2, 3, 4)] == [2.0, 4.0, 5.0, 5.0]
+    jittered = AgentOptions(retry_backoff=4.0, retry_jitter=True)
+    assert 2.0 <= backoff_s(1, jittered, random.Random(7)) <= 4.0
+
+
+# --------------------------------------------------------------- the one database translation
+
+
+def test_a_dropped_or_refused_connection_is_the_database_being_unavailable() -> None:
+    refused = psycopg2.OperationalError("connection refused\nIs the server running?")
+    for error in (
+        refused,
+        OperationalError("SELECT 1", {}, refused),
+        InterfaceError("SELECT 1", {}, psycopg2.InterfaceError("connection already closed")),
+        PoolTimeout("QueuePool limit of size 5 overflow 10 reached"),
+    ):
+        translated_error = database_error(error)
+        assert isinstance(translated_error, ServiceUnavailable), error
+        assert translated_error.variable == "HIVE_DATABASE_URL"
+    assert database_error(refused).detail == "connection refused"  # type: ignore[union-attr]
+
+
+def test_an_undefined_table_is_a_database_not_migrated() -> None:
+    missing = psycopg2.errors.UndefinedTable('relation "runs" does not exist')
+
+    assert isinstance(database_error(ProgrammingError("SELECT", {}, missing)), DatabaseNotMigrated)
+
+
+def test_an_invalid_dsn_is_a_settings_error() -> None:
+    error = database_error(psycopg2.ProgrammingError('invalid dsn: invalid connection option "x"'))
+
+    assert isinstance(error, SettingsError) and error.variable == "HIVE_DATABASE_URL"
+
+
+def test_other_database_errors_pass_unchanged() -> None:
+    constraint = psycopg2.IntegrityError("duplicate key")
+
+    assert database_error(constraint) is None
+    with pytest.raises(psycopg2.IntegrityError), translated():
+        raise constraint
+    with pytest.raises(ServiceUnavailable) as raised, translated():
+        raise PoolTimeout("QueuePool limit reached")
+    assert isinstance(raised.value.__cause__, PoolTimeout)
