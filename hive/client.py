@@ -55,7 +55,9 @@ class Client:
     """Submit and inspect runs. Reads settings from the environment unless given.
 
     Args:
-        settings: Hive's settings (default: from the environment).
+        settings: Hive's settings (default: from the environment). They may choose the
+            pipelines folder and the input bounds; the servers must be the process's own
+            (one farm per process, as with Celery's app).
         tenant: act for this tenant alone; None acts for every tenant (the operator).
         role: the caller's role (:class:`hive.service.Role`); default ``producer`` for a
             tenant, ``operator`` without one.
@@ -63,6 +65,8 @@ class Client:
     Raises:
         InvalidArgument: a tenant no run could be stored under: empty, longer than 200
             characters, or holding a NUL character (also a ValueError).
+        SettingsError: ``settings`` name another database, broker or key prefix than the
+            process's own settings (names the variable).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class Client:
         role: Role | str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
+        service.check_farm(self.settings)
         self.caller = Caller.for_tenant(tenant, role)
 
     @property

@@ -18,12 +18,15 @@ live here and nowhere else.
     maintenance    recover, purge, upgrade_schema, check_servers, check_broker
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
+    farm           check_farm, and the @operation mark every operation above carries: the
+                   settings given must name the process's own servers (one farm a process)
 """
 
 from hive.service.arguments import parse_run_id
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
+from hive.service.farm import check_farm
 from hive.service.maintenance import check_broker, check_servers, purge, recover, upgrade_schema
 from hive.service.pipelines import (
     check_pipeline_files,
@@ -70,6 +73,7 @@ __all__ = [
     "Submitted",
     "cancel_run",
     "check_broker",
+    "check_farm",
     "check_pipeline_files",
     "check_servers",
     "dead_letter_report",

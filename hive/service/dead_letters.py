@@ -9,11 +9,13 @@ from hive.db import dead_letters as letters
 from hive.db.retrying import in_transaction
 from hive.service.arguments import check_listing, parse_run_id
 from hive.service.caller import Caller, Right
+from hive.service.farm import operation
 from hive.service.runs import get_run
 from hive.service.views import DeadLetterReport, DeadLetterView, dead_letter_view
 from hive.settings import Settings
 
 
+@operation
 def list_dead_letters(
     settings: Settings,
     caller: Caller,
@@ -39,6 +41,7 @@ def list_dead_letters(
     return [dead_letter_view(row) for row in rows]
 
 
+@operation
 def dead_letter_report(
     settings: Settings, caller: Caller, run_id: uuid.UUID | str
 ) -> DeadLetterReport:

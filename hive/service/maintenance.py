@@ -7,9 +7,11 @@ from typing import Any
 
 from hive import preflight
 from hive.service.caller import Caller, Right
+from hive.service.farm import operation
 from hive.settings import Settings
 
 
+@operation
 def recover(settings: Settings, caller: Caller) -> dict[str, Any] | None:
     """One recovery sweep now (what beat runs every ``HIVE_RECOVERY_INTERVAL_S``); its
     report, or None when another sweep holds the lock."""
@@ -20,6 +22,7 @@ def recover(settings: Settings, caller: Caller) -> dict[str, Any] | None:
     return recover_now()
 
 
+@operation
 def purge(settings: Settings, caller: Caller) -> dict[str, Any] | None:
     """Delete what is older than ``HIVE_RETENTION_DAYS``; None when a purge holds the lock."""
     caller.require(Right.MAINTAIN)
@@ -28,6 +31,7 @@ def purge(settings: Settings, caller: Caller) -> dict[str, Any] | None:
     return purge_now()
 
 
+@operation
 def upgrade_schema(settings: Settings, caller: Caller) -> None:
     """Apply the database migrations (safe to run again)."""
     caller.require(Right.MAINTAIN)
@@ -36,6 +40,7 @@ def upgrade_schema(settings: Settings, caller: Caller) -> None:
     upgrade()
 
 
+@operation
 def check_servers(settings: Settings) -> None:
     """Redis and PostgreSQL answer, and the database holds Hive's tables: fail now, naming
     the setting, rather than retry for ``HIVE_DB_RETRY_S``.
@@ -47,6 +52,7 @@ def check_servers(settings: Settings) -> None:
     preflight.check_database()
 
 
+@operation
 def check_broker(settings: Settings) -> None:
     """Redis answers (raises ServiceUnavailable naming ``HIVE_BROKER_URL``)."""
     preflight.check_broker()

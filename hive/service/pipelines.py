@@ -13,6 +13,7 @@ from hive.pipelines import Pipeline, load_pipelines, validate_paths, validate_ru
 from hive.pipelines.loader import SUFFIXES
 from hive.preflight import check_pipelines_dir
 from hive.service.caller import Caller, Right
+from hive.service.farm import operation
 from hive.service.views import AgentView, agent_view
 from hive.settings import Settings
 
@@ -22,6 +23,7 @@ _lock = threading.Lock()
 _loaded: dict[Path, tuple[_Signature, dict[str, Pipeline]]] = {}
 
 
+@operation
 def list_pipelines(settings: Settings, caller: Caller) -> dict[str, Pipeline]:
     """Every pipeline by name.
 
@@ -33,12 +35,14 @@ def list_pipelines(settings: Settings, caller: Caller) -> dict[str, Pipeline]:
     return dict(_catalog(settings))
 
 
+@operation
 def get_pipeline(settings: Settings, caller: Caller, name: str) -> Pipeline:
     """Raises UnknownPipeline (naming the known ones) besides what list_pipelines raises."""
     caller.require(Right.READ)
     return _find(_catalog(settings), name)
 
 
+@operation
 def validate_input(settings: Settings, caller: Caller, pipeline: str, data: Any) -> Pipeline:
     """Check ``data`` against the pipeline's ``input_schema`` without storing anything.
 
@@ -51,6 +55,7 @@ def validate_input(settings: Settings, caller: Caller, pipeline: str, data: Any)
     return spec
 
 
+@operation
 def check_pipeline_files(settings: Settings, caller: Caller, paths: list[Path]) -> list[str]:
     """Every problem in the pipeline files and directories ``paths`` (default: the
     pipelines directory), one line each; empty when all are fine."""
@@ -65,6 +70,7 @@ def check_pipeline_files(settings: Settings, caller: Caller, paths: list[Path]) 
     return problems + validate_paths(targets, default_registry())
 
 
+@operation
 def list_agents(settings: Settings, caller: Caller) -> list[AgentView]:
     """The installed agents, by name."""
     caller.require(Right.READ)

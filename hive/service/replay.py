@@ -11,12 +11,14 @@ from hive.db.retrying import in_transaction
 from hive.errors import ReplayError
 from hive.service.arguments import check_pipeline_name, parse_run_id
 from hive.service.caller import Caller, Right
+from hive.service.farm import operation
 from hive.service.pipelines import get_pipeline
 from hive.service.runs import visible_state
 from hive.settings import Settings
 from hive.tasks.replay import replay
 
 
+@operation
 def replay_run(
     settings: Settings,
     caller: Caller,
@@ -40,6 +42,7 @@ def replay_run(
     return replay(rid, new_input)
 
 
+@operation
 def replay_failed_runs(
     settings: Settings, caller: Caller, pipeline: str
 ) -> Iterator[tuple[uuid.UUID, list[str]]]:

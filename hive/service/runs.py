@@ -15,12 +15,14 @@ from hive.db.retrying import Connection, in_transaction
 from hive.errors import RunFailed, RunNotFound
 from hive.service.arguments import check_listing, parse_run_id
 from hive.service.caller import Caller, Right
+from hive.service.farm import operation
 from hive.service.views import RunState, RunView, run_view
 from hive.settings import Settings
 from hive.statuses import FINAL_RUN_STATUSES, RunStatus
 from hive.tasks.cancel import stop_run
 
 
+@operation
 def get_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunView:
     """The run and its steps.
 
@@ -41,6 +43,7 @@ def get_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunV
     return view
 
 
+@operation
 def get_run_state(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunState:
     """The run's status, output and error, without its steps.
 
@@ -62,6 +65,7 @@ def visible_state(caller: Caller, run_id: uuid.UUID) -> RunState:
     return RunState(id=row.id, status=row.status, output=row.output, error=row.error)
 
 
+@operation
 def list_runs(
     settings: Settings,
     caller: Caller,
@@ -87,6 +91,7 @@ def list_runs(
     return [run_view(row, None) for row in rows]
 
 
+@operation
 def wait_for_run(
     settings: Settings,
     caller: Caller,
@@ -120,6 +125,7 @@ def wait_for_run(
         delay = min(delay * 1.5, 0.5)
 
 
+@operation
 def cancel_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> bool:
     """Cancel a run: no new step starts, running steps are revoked, unfinished steps and
     the run end ``cancelled``. False if the run had already ended.

@@ -17,6 +17,7 @@ from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.pipelines import output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
 from hive.service.caller import Caller, Right
+from hive.service.farm import operation
 from hive.service.pipelines import validate_input
 from hive.service.views import Submitted
 from hive.settings import Settings
@@ -26,6 +27,7 @@ from hive.tasks.dispatch import dispatch_new_run
 logger = logging.getLogger(__name__)
 
 
+@operation
 def submit(
     settings: Settings,
     caller: Caller,

@@ -17,10 +17,11 @@ from hive.errors import (
     PermissionDenied,
     ReplayError,
     RunNotFound,
+    SettingsError,
     UnknownPipeline,
 )
 from hive.service import OPERATOR, Caller, Role
-from hive.settings import Settings, get_settings
+from hive.settings import DatabaseSettings, Settings, get_settings
 from tests.support import db
 
 pytestmark = pytest.mark.timeout(60)
@@ -310,3 +311,53 @@ def test_a_dead_letter_report_is_the_run_and_the_dead_letters_as_read_and_listed
     }
     assert report["run"]["pipeline_version"] == 1
     assert report["dead_letters"][0]["run_id"] == str(run_id)
+
+
+def test_settings_naming_another_database_are_refused_before_anything_is_read(
+    settings: Settings,
+) -> None:
+    elsewhere = settings.model_copy(
+        update={"database": DatabaseSettings(url="postgresql://postgres@127.0.0.1:1/nowhere")}
+    )
+
+    with pytest.raises(SettingsError) as raised:
+        Client(elsewhere)
+    with pytest.raises(SettingsError):
+        service.list_runs(elsewhere, OPERATOR)
+
+    assert raised.value.variable == "HIVE_DATABASE_URL"
+    assert "nowhere" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "update", "variable"),
+    [
+        ("broker", {"url": "redis://127.0.0.1:1/0"}, "HIVE_BROKER_URL"),
+        ("broker", {"key_prefix": "another-farm"}, "HIVE_KEY_PREFIX"),
+    ],
+)
+def test_settings_naming_another_broker_or_key_prefix_are_refused(
+    settings: Settings, section: str, update: dict[str, Any], variable: str
+) -> None:
+    changed = getattr(settings, section).model_copy(update=update)
+    elsewhere = settings.model_copy(update={section: changed})
+
+    with pytest.raises(SettingsError) as raised:
+        service.submit(elsewhere, OPERATOR, "echo-one", {"text": "x"})
+
+    assert raised.value.variable == variable
+    assert db.scalar("SELECT count(*) FROM runs") == 0
+
+
+def test_settings_that_only_choose_the_pipelines_are_used_as_given(
+    settings: Settings, tmp_path: Any
+) -> None:
+    (tmp_path / "only.yaml").write_text(
+        "name: only-here\nversion: 1\ninput_schema: {type: object}\n"
+        "steps:\n  - id: a\n    agent: echo\n    input: {text: hi}\n"
+    )
+    mine = settings.model_copy(
+        update={"pipelines": settings.pipelines.model_copy(update={"dir": tmp_path})}
+    )
+
+    assert list(Client(mine).pipelines()) == ["only-here"]

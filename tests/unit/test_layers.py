@@ -43,7 +43,7 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     assert sorted(hive.service.__all__) == [
         "AgentView", "Caller", "DeadLetterReport", "DeadLetterView", "OPERATOR",
         "PipelineStepView", "PipelineView", "Right", "Role", "RunState", "RunView",
-        "StepView", "Submitted", "cancel_run", "check_broker", "check_pipeline_files",
+        "StepView", "Submitted", "cancel_run", "check_broker", "check_farm", "check_pipeline_files",
         "check_servers", "dead_letter_report", "get_pipeline", "get_run", "get_run_state",
         "list_agents", "list_dead_letters", "list_pipelines", "list_runs", "parse_run_id",
         "pipeline_view", "purge", "recover", "replay_failed_runs", "replay_run", "submit",

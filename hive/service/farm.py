@@ -1,0 +1,57 @@
+"""One farm per process: the settings an operation is given must name the servers this
+process talks to.
+
+The service takes its settings as an argument, and reads from it what is the caller's to
+choose (the pipelines folder, the bounds on input). Which PostgreSQL and which Redis it
+reaches is the process's, though: engines, the Celery app and Hive's own Redis clients are
+built once per process from :func:`hive.settings.get_settings`, as Celery's app is. A
+caller handing in settings that name other servers would otherwise read and write the
+process's farm without a word; :func:`operation` refuses that, naming the variable.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
+from hive.errors import SettingsError
+from hive.settings import Settings, get_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def check_farm(settings: Settings) -> None:
+    """Raise unless ``settings`` name the same servers and keys as the process's own.
+
+    Raises:
+        SettingsError: names the first variable that differs (never its value).
+    """
+    process = get_settings()
+    if settings is process:
+        return
+    differs = [
+        ("HIVE_DATABASE_URL", settings.database.url != process.database.url),
+        ("HIVE_BROKER_URL", settings.broker.url != process.broker.url),
+        ("HIVE_RESULT_BACKEND", settings.broker.result_backend != process.broker.result_backend),
+        ("HIVE_KEY_PREFIX", settings.broker.key_prefix != process.broker.key_prefix),
+    ]
+    for variable, different in differs:
+        if different:
+            raise SettingsError(
+                variable,
+                "differs from this process's own setting; a process talks to one farm, so "
+                "set it in the environment before Hive is first used",
+            )
+
+
+def operation(fn: Callable[Concatenate[Settings, P], R]) -> Callable[Concatenate[Settings, P], R]:
+    """Mark a service operation: its settings are checked against the process's first."""
+
+    @functools.wraps(fn)
+    def checked(settings: Settings, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        check_farm(settings)
+        return fn(settings, *args, **kwargs)
+
+    return checked
