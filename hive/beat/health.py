@@ -74,11 +74,15 @@ def sweep_services() -> ServiceSweepReport:
     # No transaction is open while probing: that takes up to the probe timeout.
     probes = probe_all({t.id: t.health_url for t in targets}, settings.timeout_s)
     report.probed = len(probes)
+    for probe in probes.values():
+        _count(report, probe)
 
-    def record(conn: Connection) -> None:
+    def record(conn: Connection) -> tuple[int, int]:
+        # Counted here and returned: a transaction retried after a dropped connection
+        # starts over, and so do its counts.
+        changed = stale = 0
         for target in targets:
             probe = probes[target.id]
-            _count(report, probe)
             status, failures = next_state(
                 target.status,
                 target.failures,
@@ -96,15 +100,16 @@ def sweep_services() -> ServiceSweepReport:
                 output=probe.output,
             )
             if not applied:
-                report.stale += 1
+                stale += 1
             elif status != target.status:
-                report.changed += 1
+                changed += 1
                 logger.info(
                     "service instance %s: %s -> %s (%s)",
                     target.id, target.status, status, probe.output,
                 )  # fmt: skip
+        return changed, stale
 
-    in_transaction(record)
+    report.changed, report.stale = in_transaction(record)
     return report
 
 
