@@ -107,3 +107,38 @@ def test_listing_arguments_are_checked() -> None:
         check_lookup(limit=0)
     with pytest.raises(InvalidArgument, match="instance id must be text"):
         check_lookup(instance_id=3)
+
+
+def test_the_health_sweep_and_the_cleanup_join_beat_on_their_own_intervals() -> None:
+    from hive import keys
+    from hive.beat.schedule import beat_schedule
+    from hive.settings import HealthSettings, Settings
+
+    settings = Settings(health=HealthSettings(interval_s=7, cleanup_interval_s=90))
+    schedule = {entry["task"]: entry for entry in beat_schedule(settings).values()}
+
+    health, cleanup = schedule[keys.HEALTH_TASK], schedule[keys.CLEANUP_TASK]
+    assert (health["schedule"], health["options"]["expires"]) == (7, 7)
+    assert (cleanup["schedule"], cleanup["options"]["expires"]) == (90, 90)
+    assert {health["options"]["queue"], cleanup["options"]["queue"]} == {keys.MAINTENANCE_QUEUE}
+    assert (keys.HEALTH_TASK, keys.CLEANUP_TASK) == (
+        "hive.beat.health_sweep",
+        "hive.beat.cleanup_services",
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("HIVE_HEALTH_FAILURES", "0"), ("HIVE_HEALTH_TIMEOUT_S", "0"),
+     ("HIVE_HEALTH_INTERVAL_S", "-1"), ("HIVE_CLEANUP_INTERVAL_S", "nan")],
+)  # fmt: skip
+def test_health_settings_out_of_range_are_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    from hive.errors import SettingsError
+    from hive.settings import load_settings
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert refused.value.variable == variable
