@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -38,11 +39,26 @@ def verdict_of(status_code: int) -> Verdict:
     return Verdict.FAIL
 
 
+_RESOLVERS = 32
+
+
 def probe_all(urls: dict[str, str], timeout_s: float) -> dict[str, Probe]:
     """Each key's URL probed concurrently; the whole takes about ``timeout_s`` at most."""
     if not urls:
         return {}
-    return asyncio.run(_probe_all(urls, timeout_s))
+    # Host names are resolved in the loop's executor threads. Not asyncio.run's: it has
+    # as few threads as CPUs plus 4 (probes would queue behind slow lookups and time out
+    # unheard), and it waits for every lookup at exit (a resolver that hangs would hang
+    # the sweep past its timeout). These are left to finish on their own.
+    loop = asyncio.new_event_loop()
+    resolvers = ThreadPoolExecutor(_RESOLVERS, thread_name_prefix="hive-probe-resolver")
+    loop.set_default_executor(resolvers)
+    try:
+        return loop.run_until_complete(_probe_all(urls, timeout_s))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        resolvers.shutdown(wait=False, cancel_futures=True)
+        loop.close()
 
 
 async def _probe_all(urls: dict[str, str], timeout_s: float) -> dict[str, Probe]:
