@@ -66,10 +66,14 @@ def test_beat_probes_health_urls_into_warning_and_critical_and_back_and_cleans_u
             "tool-api", "http://127.0.0.1:1/", health_url=stub.url(name), instance_id=name,
             deregister_after_s=2.0 if name == "broken" else None,
         )  # fmt: skip
+    services.register("model-server", "http://127.0.0.1:1/", ttl_s=1, instance_id="silent")
     start_worker("--concurrency", "2", extra_env=FAST_HEALTH)
     start_beat(extra_env=FAST_HEALTH)
 
-    wanted = {"ok": "passing", "busy": "warning", "hang": "critical", "flip": "critical"}
+    wanted = {
+        "ok": "passing", "busy": "warning", "hang": "critical", "flip": "critical",
+        "silent": "critical",
+    }  # fmt: skip
     wait_until(lambda: {name: _status(name) for name in wanted} == wanted, 60, f"statuses {wanted}")
     shown = services.get("hang")
     assert shown.failures >= 2 and shown.last_check_output == "no answer within 1s"
@@ -85,6 +89,7 @@ def test_beat_probes_health_urls_into_warning_and_critical_and_back_and_cleans_u
     assert changes.count(("flip", "passing", "critical")) == 1
     assert ("flip", "critical", "passing") in changes
     assert ("ok", "passing", "critical") not in changes
+    assert ("silent", "passing", "critical") in changes, "its TTL passed without a heartbeat"
     (cleaned,) = _events("service_deregistered")
     assert cleaned["instance_id"] == "broken" and cleaned["status"] == "critical"
     assert "deregister_after_s" in cleaned["reason"]
