@@ -70,20 +70,23 @@ def register(conn: Connection, new: NewInstance) -> Any:
     """Insert the instance, or update the one of that id (a re-registration: its checks
     start over, ``passing``). Returns the stored row, or None when the id is held by an
     instance ``new.tenant`` may not see."""
-    existing = _locked(conn, new.instance_id)
-    if existing is None:
-        values = {
-            "id": new.instance_id, "service": new.service, "tenant": new.tenant,
-            "url": new.url, "health_url": new.health_url, "ttl_s": new.ttl_s,
-            "deregister_after_s": new.deregister_after_s, "meta": new.meta,
-            "status": ServiceStatus.PASSING, "failures": 0,
-        }  # fmt: skip
+    values = {
+        "id": new.instance_id, "service": new.service, "tenant": new.tenant,
+        "url": new.url, "health_url": new.health_url, "ttl_s": new.ttl_s,
+        "deregister_after_s": new.deregister_after_s, "meta": new.meta,
+        "status": ServiceStatus.PASSING, "failures": 0,
+    }  # fmt: skip
+    while True:
+        existing = _locked(conn, new.instance_id)
+        if existing is not None:
+            break
         query = pg_insert(instances).values(values).on_conflict_do_nothing()
         row = conn.execute(query.returning(*instances.c)).first()
         if row is not None:
             event_log.record(conn, "service_registered", _identity(row))
             return row
-        existing = _locked(conn, new.instance_id)  # registered meanwhile: update it
+        # Registered by another transaction meanwhile: update that one (or, should it be
+        # gone again already, insert).
     if new.tenant is not None and existing.tenant != new.tenant:
         return None
     row = conn.execute(

@@ -1,9 +1,10 @@
-"""The registry's check writes against real PostgreSQL: compare-and-set, TTL expiry and
-cleanup, each change an event."""
+"""The registry's writes against real PostgreSQL: the checks' compare-and-set, cleanup,
+heartbeats, racing registrations; each change an event."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -104,3 +105,22 @@ def test_a_heartbeat_does_not_revive_an_instance_its_probes_hold_critical(empty:
 
     statuses = dict(db.rows("SELECT id, status FROM service_instances"))
     assert statuses == {"probed": "critical", "ttl-only": "passing"}
+
+
+def test_registrations_of_one_id_racing_each_other_leave_one_instance(empty: None) -> None:
+    from hive import Client
+
+    services = Client().services
+
+    def register(n: int) -> str:
+        return services.register("svc", f"http://h{n}/", instance_id="same")
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(register, range(16)))
+
+    assert set(ids) == {"same"}
+    assert db.scalar("SELECT count(*) FROM service_instances") == 1
+    kinds = [r.detail.get("again", False) for r in db.rows(
+        "SELECT detail FROM events WHERE kind = 'service_registered'"
+    )]  # fmt: skip
+    assert kinds.count(False) == 1 and len(kinds) == 16
