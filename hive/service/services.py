@@ -21,12 +21,9 @@ from hive.errors import InvalidArgument, NoPassingInstance, ServiceInstanceNotFo
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.service_args import NAME_MAX_CHARS, check_lookup, check_registration
+from hive.service.views import _ts  # the one JSON form of a time, in this package
 from hive.settings import Settings
 from hive.statuses import ServiceStatus
-
-
-def _ts(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 @dataclass(frozen=True)
