@@ -9,6 +9,8 @@ MAINTENANCE_QUEUE = "hive.maintenance"
 RUN_STEP_TASK = "hive.tasks.run_step"
 RECOVER_TASK = "hive.beat.recover_stalled_runs"
 PURGE_TASK = "hive.beat.purge_retention"
+HEALTH_TASK = "hive.beat.health_sweep"
+CLEANUP_TASK = "hive.beat.cleanup_services"
 
 
 def agent_queue(name: str | None) -> str:

@@ -205,6 +205,31 @@ class RetentionSettings(_Section):
     )
 
 
+class HealthSettings(_Section):
+    """The service registry's checks: beat's health sweep and cleanup."""
+
+    interval_s: float = _var(
+        "HEALTH_INTERVAL_S", "how often beat runs `health_sweep`", default=10.0, gt=0
+    )
+    cleanup_interval_s: float = _var(
+        "CLEANUP_INTERVAL_S", "how often beat runs `cleanup_services`", default=60.0, gt=0
+    )
+    timeout_s: float = _var(
+        "HEALTH_TIMEOUT_S",
+        "how long `health_sweep` waits for each health URL's answer (all are probed at once)",
+        default=5.0,
+        gt=0,
+        le=300,
+    )
+    failures: int = _var(
+        "HEALTH_FAILURES",
+        "consecutive failed probes (not 2xx, not 429, or no answer) that make an instance "
+        "`critical`; one success makes it `passing` again",
+        default=3,
+        ge=1,
+    )
+
+
 class PipelineSettings(_Section):
     """Where pipelines are read from, and the bounds on what enters and leaves their steps."""
 
@@ -307,6 +332,7 @@ class Settings(BaseModel):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)

@@ -35,6 +35,14 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
 
 
+class ServiceStatus(StrEnum):
+    """A registered service instance's health, as Consul's checks report it."""
+
+    PASSING = "passing"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
 ACTIVE_RUN_STATUSES: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
     RunStatus.SUCCEEDED,
@@ -48,5 +56,6 @@ __all__ = [
     "FINAL_RUN_STATUSES",
     "AttemptOutcome",
     "RunStatus",
+    "ServiceStatus",
     "StepStatus",
 ]

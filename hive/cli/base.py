@@ -129,15 +129,47 @@ _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+def _duration(value: str) -> timedelta | None:
+    """``30s``, ``10m``, ``2h``, ``7d`` as a timedelta; None if not of that shape.
+
+    Raises:
+        OverflowError: too long for a timedelta.
+    """
+    match = _DURATION.match(value.strip())
+    if not match:
+        return None
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A duration such as ``30s``, ``10m``, ``2h`` or ``7d``, as seconds (a float)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            parsed = _duration(str(value))
+        except (OverflowError, ValueError):
+            parsed = None
+        if parsed is None:
+            self.fail(f"{value!r} is not a duration (30s, 10m, 2h, 7d)", param, ctx)
+        return parsed.total_seconds()
+
+
+DURATION = DurationType()
+
+
 def parse_since(value: str) -> datetime:
     """``30m``, ``2h``, ``7d`` (ago) or an ISO-8601 timestamp."""
-    match = _DURATION.match(value.strip())
-    if match:
-        amount, unit = match.groups()
-        try:
-            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
-        except (OverflowError, ValueError):
-            raise click.BadParameter(f"{value!r} is too far back", param_hint="--since") from None
+    try:
+        ago = _duration(value)
+        if ago is not None:
+            return datetime.now(UTC) - ago
+    except (OverflowError, ValueError):
+        raise click.BadParameter(f"{value!r} is too far back", param_hint="--since") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

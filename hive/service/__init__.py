@@ -15,7 +15,11 @@ live here and nowhere else.
     runs           get_run, get_run_state, list_runs, wait_for_run, cancel_run
     replay         replay_run, replay_failed_runs
     dead_letters   list_dead_letters, dead_letter_report
-    maintenance    recover, purge, upgrade_schema, check_servers, check_broker
+    services       register_service, heartbeat_service, deregister_service,
+                   get_service_instance, list_service_instances, pick_instance
+                   (ServiceInstanceViews): the service registry
+    maintenance    recover, purge, health_sweep, cleanup_services, upgrade_schema,
+                   check_servers, check_broker
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -27,7 +31,15 @@ from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
 from hive.service.farm import check_farm
-from hive.service.maintenance import check_broker, check_servers, purge, recover, upgrade_schema
+from hive.service.maintenance import (
+    check_broker,
+    check_servers,
+    cleanup_services,
+    health_sweep,
+    purge,
+    recover,
+    upgrade_schema,
+)
 from hive.service.pipelines import (
     check_pipeline_files,
     get_pipeline,
@@ -42,6 +54,15 @@ from hive.service.runs import (
     get_run_state,
     list_runs,
     wait_for_run,
+)
+from hive.service.services import (
+    ServiceInstanceView,
+    deregister_service,
+    get_service_instance,
+    heartbeat_service,
+    list_service_instances,
+    pick_instance,
+    register_service,
 )
 from hive.service.submit import submit
 from hive.service.views import (
@@ -69,6 +90,7 @@ __all__ = [
     "Role",
     "RunState",
     "RunView",
+    "ServiceInstanceView",
     "StepView",
     "Submitted",
     "cancel_run",
@@ -76,18 +98,26 @@ __all__ = [
     "check_farm",
     "check_pipeline_files",
     "check_servers",
+    "cleanup_services",
     "dead_letter_report",
+    "deregister_service",
     "get_pipeline",
     "get_run",
     "get_run_state",
+    "get_service_instance",
+    "health_sweep",
+    "heartbeat_service",
     "list_agents",
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
+    "list_service_instances",
     "parse_run_id",
+    "pick_instance",
     "pipeline_view",
     "purge",
     "recover",
+    "register_service",
     "replay_failed_runs",
     "replay_run",
     "submit",
