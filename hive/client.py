@@ -16,10 +16,10 @@ from typing import Any
 
 from hive import service
 from hive.pipelines import Pipeline
-from hive.service import Caller, Role, RunState, RunView, StepView
+from hive.service import Caller, Role, RunState, RunView, StepView, WorkerView
 from hive.settings import Settings, get_settings
 
-__all__ = ["Client", "Run", "RunView", "StepView"]
+__all__ = ["Client", "Run", "RunView", "StepView", "WorkerView"]
 
 
 class Run:
@@ -163,6 +163,16 @@ class Client:
 
     def run(self, run_id: uuid.UUID | str) -> Run:
         return Run(self, service.parse_run_id(run_id))
+
+    def workers(self, *, state: str | None = None) -> list[WorkerView]:
+        """The workers in the registry by name, or those in ``state`` (``online``,
+        ``offline`` after a clean stop, ``lost`` when they stopped heartbeating).
+
+        Raises:
+            PermissionDenied: the client is not the operator (a tenant-bound client).
+            InvalidArgument: ``state`` is not a worker state.
+        """
+        return service.list_workers(self.settings, self.caller, state=state)
 
     def list(
         self, *, status: str | None = None, pipeline: str | None = None, limit: int = 20

@@ -35,6 +35,16 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
 
 
+class WorkerState(StrEnum):
+    """A worker in the registry (``workers.state``)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    """Stopped cleanly (warm shutdown)."""
+    LOST = "lost"
+    """Silent for longer than ``HIVE_WORKER_LOST_AFTER_S``: presumed dead."""
+
+
 ACTIVE_RUN_STATUSES: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
     RunStatus.SUCCEEDED,
@@ -49,4 +59,5 @@ __all__ = [
     "AttemptOutcome",
     "RunStatus",
     "StepStatus",
+    "WorkerState",
 ]

@@ -11,7 +11,7 @@ from typing import Any
 import redis
 
 from hive import keys
-from hive.beat import lock, recovery
+from hive.beat import lock, recovery, workers
 from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction
@@ -24,9 +24,14 @@ logger = logging.getLogger(__name__)
 def recover_now() -> dict[str, Any] | None:
     """One recovery sweep; None if another one is running."""
     ttl = max(get_settings().recovery.interval_s * 4, 60.0)
-    return lock.run_exclusively(
-        "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
-    )
+    return lock.run_exclusively("recover", ttl, _logged("recover", _recover))
+
+
+def _recover(client: redis.Redis) -> dict[str, Any]:
+    # The worker sweep goes first: a lost worker's steps are taken back as `worker_lost`
+    # (at once) rather than as `lease_expired` (when their lease runs out).
+    swept = workers.sweep_workers(get_settings().workers.lost_after_s)
+    return {**swept.as_dict(), **recovery.recover(client).as_dict()}
 
 
 def purge_now() -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
 """The ``hive`` command: this module assembles the area modules' commands under ``main``.
 
-Each area module (processes, runs, dlq, maintenance, catalog, db) imports only
+Each area module (processes, runs, dlq, maintenance, catalog, db, workers) imports only
 :mod:`hive.cli.base` and the layers below the CLI, never another area module.
 """
 
@@ -15,6 +15,7 @@ from hive.cli.dlq import dlq
 from hive.cli.maintenance import maintenance
 from hive.cli.processes import beat, flower, worker
 from hive.cli.runs import runs, submit
+from hive.cli.workers import workers
 
 __all__ = ["main"]
 
@@ -26,5 +27,7 @@ def main() -> None:
     exit_on_sigterm()
 
 
-for _command in (worker, beat, flower, db, agents, pipelines, submit, runs, dlq, maintenance):
+for _command in (
+    worker, beat, flower, db, agents, pipelines, submit, runs, dlq, maintenance, workers,
+):  # fmt: skip
     main.add_command(_command)

@@ -16,6 +16,7 @@ live here and nowhere else.
     replay         replay_run, replay_failed_runs
     dead_letters   list_dead_letters, dead_letter_report
     maintenance    recover, purge, upgrade_schema, check_servers, check_broker
+    workers        list_workers (WorkerViews): the workers in the registry
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -56,6 +57,7 @@ from hive.service.views import (
     Submitted,
     pipeline_view,
 )
+from hive.service.workers import WorkerView, list_workers
 
 __all__ = [
     "OPERATOR",
@@ -71,6 +73,7 @@ __all__ = [
     "RunView",
     "StepView",
     "Submitted",
+    "WorkerView",
     "cancel_run",
     "check_broker",
     "check_farm",
@@ -84,6 +87,7 @@ __all__ = [
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
+    "list_workers",
     "parse_run_id",
     "pipeline_view",
     "purge",
