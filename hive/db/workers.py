@@ -110,13 +110,30 @@ def mark_offline(conn: Connection, name: str, pid: int) -> bool:
     return bool(conn.execute(_OFFLINE, params).rowcount)
 
 
+_SILENT = text(
+    """
+    SELECT name FROM workers
+     WHERE state = :online AND heartbeat_at < now() - make_interval(secs => :after_s)
+     ORDER BY name
+    """
+)
+
+
+def silent_workers(conn: Connection, lost_after_s: float) -> list[str]:
+    """Online workers whose last heartbeat is older than ``lost_after_s``."""
+    params = {"online": WorkerState.ONLINE, "after_s": lost_after_s}
+    return [r.name for r in conn.execute(_SILENT, params)]
+
+
 _MARK_LOST = text(
     """
     UPDATE workers SET state = :lost, lost_at = now()
-     WHERE state = :online AND heartbeat_at < now() - make_interval(secs => :after_s)
+     WHERE name = ANY(:names)
+       AND state = :online AND heartbeat_at < now() - make_interval(secs => :after_s)
     RETURNING name, heartbeat_at
     """
-)
+).bindparams(bindparam("names", type_=ARRAY(Text)))
+
 
 # Running steps of active runs claimed by a worker before it was marked lost. Started from
 # the unfinished runs, as the lease sweep is (migration 0003), then one key lookup each.
@@ -137,11 +154,12 @@ _STEP_STATES = {"queued": RunStatus.QUEUED, "running_run": RunStatus.RUNNING,
                 "running_step": StepStatus.RUNNING, "lost": WorkerState.LOST}  # fmt: skip
 
 
-def mark_lost(conn: Connection, lost_after_s: float) -> list[LostWorker]:
-    """Mark lost every online worker whose last heartbeat is older than ``lost_after_s``
-    (compare-and-set on ``online``: a worker that just beat is spared), with the steps each
-    was running."""
-    params = {"lost": WorkerState.LOST, "online": WorkerState.ONLINE, "after_s": lost_after_s}
+def mark_lost(conn: Connection, names: list[str], lost_after_s: float) -> list[LostWorker]:
+    """Mark lost those of ``names`` still online and silent for longer than
+    ``lost_after_s`` (compare-and-set: a worker that beat meanwhile is spared), with the
+    steps each was running."""
+    params = {"lost": WorkerState.LOST, "online": WorkerState.ONLINE, "after_s": lost_after_s,
+              "names": names}  # fmt: skip
     lost = {r.name: r.heartbeat_at for r in conn.execute(_MARK_LOST, params)}
     if not lost:
         return []

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 # should it not answer, the first heartbeat that gets through registers instead.
 _REGISTER_RETRY_S = 5.0
 
+# How long the sweep waits for a silent worker to answer a ping.
+_PING_TIMEOUT_S = 1.0
+
 _current: Presence | None = None
 
 
@@ -144,3 +147,16 @@ def on_worker_shutdown() -> None:
     if _current is not None:
         _current.stop()
         _current = None
+
+
+def answering(names: list[str], timeout_s: float = _PING_TIMEOUT_S) -> set[str]:
+    """Those of the workers ``names`` that answer Celery's ping within ``timeout_s``: alive
+    and consuming, whatever their heartbeats say. Empty when the broker cannot be reached."""
+    from hive.tasks.app import app
+
+    try:
+        replies = app.control.ping(destination=names, timeout=timeout_s, limit=len(names))
+    except Exception as exc:  # the broker is down: no second opinion to be had
+        logger.warning("could not ping workers %s: %s", ", ".join(names), exc)
+        return set()
+    return {name for reply in replies or [] for name in reply} & set(names)

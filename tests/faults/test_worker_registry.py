@@ -136,3 +136,25 @@ def test_a_frozen_worker_marked_lost_comes_back_online_and_its_late_finish_is_re
     nap = db.steps_of(run.id)["nap"]
     assert (nap.status, nap.attempt, nap.worker) == ("succeeded", 2, "healthy@test")
     assert db.duplicate_successes() == 0
+
+
+def test_a_worker_whose_heartbeats_did_not_land_but_answers_a_ping_is_not_lost(
+    start_worker, success_audit
+) -> None:
+    """As after PostgreSQL was out of reach for longer than HIVE_WORKER_LOST_AFTER_S: the
+    heartbeats are old, but the worker answers Celery's ping, so its steps stay with it."""
+    from hive.beat.workers import sweep_workers
+
+    slow = {"HIVE_WORKER_HEARTBEAT_S": "60", "HIVE_WORKER_LOST_AFTER_S": "120"}
+    start_worker("--concurrency", "1", extra_env=slow, name="quiet")
+    run = Client().submit("fault-long-lease", {"seconds": 2})
+    wait_until(lambda: _running(run.id), 20, "the step to start")
+    db.execute("UPDATE workers SET heartbeat_at = now() - interval '1 hour'")
+
+    swept = sweep_workers(lost_after_s=3)
+
+    assert (swept.workers_answering, swept.workers_lost, swept.steps_taken_back) == (1, 0, 0)
+    assert _worker("quiet@test").state == "online"
+    assert run.wait(timeout=30) == {"after": {"text": "after the nap"}}
+    assert db.steps_of(run.id)["nap"].attempt == 1
+    assert _events("worker_lost") == []
