@@ -69,6 +69,14 @@ def test_a_worker_registers_heartbeats_and_goes_offline_on_a_warm_shutdown(
         env={**os.environ, **hive_env}, capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     (shown,) = json.loads(listed.stdout)
+    table = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "workers", "list"],
+        env={**os.environ, **hive_env}, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert table[0].split() == ["NAME", "STATE", "HEARTBEAT", "PID", "POOL", "QUEUES",
+                                "HIVE/CELERY"]  # fmt: skip
+    assert table[1].split()[:2] == ["listed@test", "online"]
+    assert "threads/2" in table[1] and "hive.default,hive.maintenance" in table[1]
     assert {k: v for k, v in shown.items() if k != "heartbeat_at"} == {
         k: v for k, v in view.to_json().items() if k != "heartbeat_at"
     }
@@ -158,3 +166,26 @@ def test_a_worker_whose_heartbeats_did_not_land_but_answers_a_ping_is_not_lost(
     assert run.wait(timeout=30) == {"after": {"text": "after the nap"}}
     assert db.steps_of(run.id)["nap"].attempt == 1
     assert _events("worker_lost") == []
+
+
+def test_retention_purges_workers_gone_for_longer_than_it_and_keeps_the_rest(
+    clean_state,
+) -> None:
+    from hive.beat.tasks import purge_now
+
+    for name, state, age in [
+        ("old-offline", "offline", "40 days"), ("old-lost", "lost", "40 days"),
+        ("recent-lost", "lost", "1 day"), ("old-online", "online", "40 days"),
+    ]:  # fmt: skip
+        db.execute(
+            "INSERT INTO workers (name, pid, queues, concurrency, pool, hive_version,"
+            " celery_version, started_at, heartbeat_at, state)"
+            " VALUES (:name, 1, '{hive.default}', 1, 'prefork', '0', '5', now(),"
+            " now() - CAST(:age AS interval), :state)",
+            name=name, state=state, age=age,
+        )  # fmt: skip
+
+    result = purge_now()
+
+    assert result is not None and result["workers"] == 2
+    assert [w.name for w in Client().workers()] == ["old-online", "recent-lost"]
