@@ -16,11 +16,27 @@ from typing import Any
 
 from hive import service
 from hive.pipelines import Pipeline
-from hive.service import Caller, Role, RunState, RunView, ServiceInstanceView, StepView
+from hive.service import (
+    Caller,
+    Role,
+    RunState,
+    RunView,
+    ServiceInstanceView,
+    StepView,
+    WorkerView,
+)
 from hive.settings import Settings, get_settings
 from hive.statuses import ServiceStatus
 
-__all__ = ["Client", "Run", "RunView", "ServiceInstanceView", "Services", "StepView"]
+__all__ = [
+    "Client",
+    "Run",
+    "RunView",
+    "ServiceInstanceView",
+    "Services",
+    "StepView",
+    "WorkerView",
+]
 
 
 class Run:
@@ -232,6 +248,16 @@ class Client:
 
     def run(self, run_id: uuid.UUID | str) -> Run:
         return Run(self, service.parse_run_id(run_id))
+
+    def workers(self, *, state: str | None = None) -> list[WorkerView]:
+        """The workers in the registry by name, or those in ``state`` (``online``,
+        ``offline`` after a clean stop, ``lost`` when they stopped heartbeating).
+
+        Raises:
+            PermissionDenied: the client is not the operator (a tenant-bound client).
+            InvalidArgument: ``state`` is not a worker state.
+        """
+        return service.list_workers(self.settings, self.caller, state=state)
 
     def list(
         self, *, status: str | None = None, pipeline: str | None = None, limit: int = 20

@@ -43,6 +43,16 @@ class ServiceStatus(StrEnum):
     CRITICAL = "critical"
 
 
+class WorkerState(StrEnum):
+    """A worker in the registry (``workers.state``)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    """Stopped cleanly (warm shutdown)."""
+    LOST = "lost"
+    """Silent for longer than ``HIVE_WORKER_LOST_AFTER_S``: presumed dead."""
+
+
 ACTIVE_RUN_STATUSES: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
     RunStatus.SUCCEEDED,
@@ -58,4 +68,5 @@ __all__ = [
     "RunStatus",
     "ServiceStatus",
     "StepStatus",
+    "WorkerState",
 ]

@@ -22,6 +22,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from hive.beat import workers
 from hive.beat.probes import Probe, Verdict, probe_all
 from hive.db import service_checks
 from hive.db.retrying import Connection, in_transaction
@@ -48,8 +49,14 @@ class ServiceSweepReport:
 
 
 def sweep() -> dict[str, Any]:
-    """One health sweep: every kind of check, each reported under its own key."""
-    return {"services": sweep_services().as_dict()}
+    """One health sweep: every kind of check, each reported under its own key. Workers go
+    first: a lost worker's steps are taken back at once (as `worker_lost`), not when their
+    lease runs out."""
+    lost_after_s = get_settings().workers.lost_after_s
+    return {
+        "workers": workers.sweep_workers(lost_after_s).as_dict(),
+        "services": sweep_services().as_dict(),
+    }
 
 
 def next_state(

@@ -81,15 +81,8 @@ def recover(client: redis.Redis) -> RecoveryReport:
         logger.warning("%s: %d sent steps will be sent again", cause, forgotten)
 
     for stalled in in_transaction(sweeps.expired_leases):
-        error = {
-            "type": "lease_expired",
-            "message": f"no word from worker {stalled.worker} before the lease ran out",
-            "traceback": None,
-        }
-        outcome = outcomes.record_failed_attempt(
-            stalled.run_id, stalled.step_id, stalled.attempt, error
-        )
-        if outcome is not None:  # None: the attempt had ended already
+        message = f"no word from worker {stalled.worker} before the lease ran out"
+        if take_back(stalled, "lease_expired", message):
             report.leases_expired += 1
 
     for run_id, failed_step in in_transaction(sweeps.unfinished_done_runs):
@@ -104,6 +97,18 @@ def recover(client: redis.Redis) -> RecoveryReport:
     if any(asdict(report).values()):
         logger.info("recovery: %s", report.as_dict())
     return report
+
+
+def take_back(stalled: sweeps.StalledStep, kind: str, message: str) -> bool:
+    """End a running attempt whose worker is presumed gone: recorded as failed (``kind``,
+    retryable) and, with retries left, the next attempt dispatched by the one dispatcher.
+    The attempt's own late finish is then refused by the compare-and-set. False when the
+    attempt had ended already."""
+    error = {"type": kind, "message": message, "traceback": None}
+    outcome = outcomes.record_failed_attempt(
+        stalled.run_id, stalled.step_id, stalled.attempt, error
+    )
+    return outcome is not None
 
 
 def _send_unsent(report: RecoveryReport, stale_s: float) -> None:

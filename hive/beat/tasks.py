@@ -24,9 +24,11 @@ logger = logging.getLogger(__name__)
 def recover_now() -> dict[str, Any] | None:
     """One recovery sweep; None if another one is running."""
     ttl = max(get_settings().recovery.interval_s * 4, 60.0)
-    return lock.run_exclusively(
-        "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
-    )
+    return lock.run_exclusively("recover", ttl, _logged("recover", _recover))
+
+
+def _recover(client: redis.Redis) -> dict[str, Any]:
+    return recovery.recover(client).as_dict()
 
 
 def purge_now() -> dict[str, Any] | None:
@@ -40,7 +42,8 @@ def purge_now() -> dict[str, Any] | None:
 
 
 def health_now() -> dict[str, Any] | None:
-    """One health sweep (services' TTLs and health URLs); None if another one is running."""
+    """One health sweep (services' TTLs and health URLs, workers' heartbeats); None if
+    another one is running."""
     settings = get_settings().health
     # Outlives a sweep: its probes take at most one probe timeout, all at once.
     ttl = max(settings.interval_s * 4, settings.timeout_s * 2 + 60.0)

@@ -207,6 +207,25 @@ class ServiceInstance(Base):
     )
 
 
+class Worker(Base):
+    """A `hive worker` process as it registered itself, and what its heartbeats say."""
+
+    __tablename__ = "workers"
+
+    # Celery's node name (``--hostname``): what ``step_runs.worker`` holds.
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    concurrency: Mapped[int] = mapped_column(Integer)
+    pool: Mapped[str] = mapped_column(String(32))
+    hive_version: Mapped[str] = mapped_column(String(64))
+    celery_version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(_TS)
+    heartbeat_at: Mapped[datetime] = mapped_column(_TS)
+    state: Mapped[str] = mapped_column(String(16))
+    lost_at: Mapped[datetime | None] = mapped_column(_TS)
+
+
 # Declarative models type ``__table__`` as a FromClause; each is a Table.
 runs = cast(Table, Run.__table__)
 step_runs = cast(Table, StepRun.__table__)
@@ -214,3 +233,4 @@ step_attempts = cast(Table, StepAttempt.__table__)
 events = cast(Table, Event.__table__)
 dead_letters = cast(Table, DeadLetter.__table__)
 service_instances = cast(Table, ServiceInstance.__table__)
+workers = cast(Table, Worker.__table__)

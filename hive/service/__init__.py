@@ -20,6 +20,7 @@ live here and nowhere else.
                    (ServiceInstanceViews): the service registry
     maintenance    recover, purge, health_sweep, cleanup_services, upgrade_schema,
                    check_servers, check_broker
+    workers        list_workers (WorkerViews): the workers in the registry
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -77,6 +78,7 @@ from hive.service.views import (
     Submitted,
     pipeline_view,
 )
+from hive.service.workers import WorkerView, list_workers
 
 __all__ = [
     "OPERATOR",
@@ -93,6 +95,7 @@ __all__ = [
     "ServiceInstanceView",
     "StepView",
     "Submitted",
+    "WorkerView",
     "cancel_run",
     "check_broker",
     "check_farm",
@@ -112,6 +115,7 @@ __all__ = [
     "list_pipelines",
     "list_runs",
     "list_service_instances",
+    "list_workers",
     "parse_run_id",
     "pick_instance",
     "pipeline_view",

@@ -7,7 +7,8 @@ the tenant. Nothing above this layer checks either.
     viewer     reads runs, dead letters and pipelines of its tenant
     producer   also submits and cancels runs
     admin      also replays failed runs and manages the service registry
-    operator   everything, across every tenant, and maintenance: the CLI's role
+    operator   everything, across every tenant, maintenance, and the farm's workers: the
+               CLI's role
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Right(StrEnum):
     REPLAY = "replay runs"
     MAINTAIN = "run maintenance"
     MANAGE_SERVICES = "manage services"
+    INSPECT = "inspect the farm's workers"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {
