@@ -11,6 +11,12 @@ RECOVER_TASK = "hive.beat.recover_stalled_runs"
 PURGE_TASK = "hive.beat.purge_retention"
 
 
+def step_task_name(agent: str) -> str:
+    """The name a step shows under in Flower and in Celery's own log lines (the message's
+    ``shadow``): its agent's. The task that runs it stays :data:`RUN_STEP_TASK`."""
+    return f"hive.step.{agent}"
+
+
 def agent_queue(name: str | None) -> str:
     """The Celery queue an agent's steps go to."""
     return name or DEFAULT_QUEUE

@@ -15,6 +15,7 @@ from hive.beat import lock, recovery
 from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction
+from hive.logs import log_context
 from hive.settings import get_settings
 from hive.tasks.app import app
 
@@ -24,19 +25,21 @@ logger = logging.getLogger(__name__)
 def recover_now() -> dict[str, Any] | None:
     """One recovery sweep; None if another one is running."""
     ttl = max(get_settings().recovery.interval_s * 4, 60.0)
-    return lock.run_exclusively(
-        "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
-    )
+    with log_context(task=keys.RECOVER_TASK):
+        return lock.run_exclusively(
+            "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
+        )
 
 
 def purge_now() -> dict[str, Any] | None:
     """Delete what is older than ``HIVE_RETENTION_DAYS``; None if another purge is running."""
     days = get_settings().retention.days
-    return lock.run_exclusively(
-        "purge",
-        3600.0,
-        _logged("purge", lambda _: in_transaction(lambda c: sweeps.purge_older_than(c, days))),
-    )
+    with log_context(task=keys.PURGE_TASK):
+        return lock.run_exclusively(
+            "purge",
+            3600.0,
+            _logged("purge", lambda _: in_transaction(lambda c: sweeps.purge_older_than(c, days))),
+        )
 
 
 def _logged(

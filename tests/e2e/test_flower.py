@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from hive import Client
 from tests.support.commands import describe, run_hive
 from tests.support.processes import HiveProcess, wait_until
 from tests.support.redis_server import free_port
@@ -27,6 +28,10 @@ class Flower:
         self.base = f"http://127.0.0.1:{port}"
 
     def call(self, method: str, path: str) -> tuple[int, Any]:
+        status, body = self.fetch(method, path)
+        return status, json.loads(body) if body else None
+
+    def fetch(self, method: str, path: str) -> tuple[int, str]:
         token = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
         request = urllib.request.Request(
             self.base + path,
@@ -36,10 +41,9 @@ class Flower:
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
-                body = answer.read()
-                return answer.status, json.loads(body) if body else None
+                return answer.status, answer.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, None
+            return exc.code, ""
 
     def knows_worker(self, name: str) -> bool:
         status, workers = self.call("GET", "/api/workers?refresh=1")
@@ -106,6 +110,45 @@ def test_flower_with_allow_control_can_revoke_and_shut_down_a_worker(
 
     assert (revoke, shutdown) == (200, 200)
     wait_until(lambda: worker.proc.poll() is not None, 60, "the worker to shut down")
+
+
+@pytest.mark.timeout(180)
+def test_flower_lists_steps_by_agent_in_its_tasks_its_filters_and_its_metrics(
+    start_worker: Callable[..., HiveProcess], start_flower: Callable[..., Flower]
+) -> None:
+    start_worker("--concurrency", "2", name="steps")
+    flower = start_flower()
+    wait_until(lambda: flower.knows_worker("steps@test"), 30, "flower to see the worker")
+
+    # Two chatty steps, then an echo: two agents.
+    run = Client().submit("logged", {"text": "hi"})
+    run.wait(timeout=60)
+
+    def succeeded() -> list[tuple[str, str]]:
+        _, tasks = flower.call("GET", "/api/tasks")
+        return sorted((t["name"], t["state"]) for t in (tasks or {}).values())
+
+    expected = [
+        ("hive.step.chatty", "SUCCESS"),
+        ("hive.step.chatty", "SUCCESS"),
+        ("hive.step.echo", "SUCCESS"),
+    ]
+    wait_until(lambda: succeeded() == expected, 30, "flower to list the three steps")
+    status, echo_only = flower.call("GET", "/api/tasks?taskname=hive.step.echo")
+    assert status == 200
+    assert [t["name"] for t in echo_only.values()] == ["hive.step.echo"]
+    # Flower shows the message's arguments, which are ids only.
+    assert all(str(run.id) in t["args"] for t in echo_only.values())
+
+    status, metrics = flower.fetch("GET", "/metrics")
+    assert status == 200
+    for agent, count in (("chatty", 2), ("echo", 1)):
+        line = (
+            f'flower_events_total{{task="hive.step.{agent}",type="task-succeeded",'
+            f'worker="steps@test"}} {float(count)}'
+        )
+        assert line in metrics.splitlines(), metrics[-3000:]
+    assert "hive.tasks.run_step" not in metrics
 
 
 @pytest.mark.timeout(120)
