@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from hive import Client
 from tests.support.commands import describe, run_hive
@@ -149,6 +150,27 @@ def test_flower_lists_steps_by_agent_in_its_tasks_its_filters_and_its_metrics(
         )
         assert line in metrics.splitlines(), metrics[-3000:]
     assert "hive.tasks.run_step" not in metrics
+
+
+@pytest.mark.timeout(120)
+def test_a_step_message_queued_without_the_agent_name_still_runs(
+    start_worker: Callable[..., HiveProcess], redis_db: tuple[redis.Redis, int]
+) -> None:
+    from hive import keys
+    from hive.tasks.app import app
+
+    client, _ = redis_db
+    run = Client().submit("echo-one", {"text": "queued before"})
+    # The message as a farm before shadow names sent it: the task's own name only.
+    for queue in client.scan_iter(match=f"{keys.DEFAULT_QUEUE}*"):
+        client.delete(queue)
+    app.send_task(keys.RUN_STEP_TASK, args=(str(run.id), "echo", 1), queue=keys.DEFAULT_QUEUE)
+
+    worker = start_worker("--concurrency", "1")
+
+    assert run.wait(timeout=60) == {"echo": {"text": "queued before"}}
+    assert f"Task {keys.RUN_STEP_TASK}[" in worker.log()
+    assert "hive.step.echo" not in worker.log()
 
 
 @pytest.mark.timeout(120)
