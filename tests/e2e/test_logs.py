@@ -14,7 +14,7 @@ import pytest
 
 from hive import Client
 from tests.support.commands import describe, run_hive, run_python
-from tests.support.processes import HiveProcess
+from tests.support.processes import HiveProcess, wait_until
 
 STEP_FIELDS = ("run_id", "step_id", "attempt", "task_id", "agent", "pipeline", "tenant", "trace_id")
 # Only the DEBUG record holds it: payloads never appear above DEBUG.
@@ -128,6 +128,30 @@ def test_text_logs_show_the_ids_compactly(
     assert line.endswith(
         f"[run={run.id} step=left#1 agent=chatty pipeline=logged tenant=acme trace={trace_id}]"
     ), line
+
+
+@pytest.mark.timeout(120)
+def test_a_maintenance_task_beat_sends_logs_with_its_task_name_and_id(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    env: dict[str, str],
+) -> None:
+    json_env = {**env, "HIVE_LOG_FORMAT": "json", "HIVE_RECOVERY_INTERVAL_S": "1"}
+    worker = start_worker("--concurrency", "1", extra_env=json_env)
+    start_beat(extra_env=json_env)
+
+    def swept() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in _records(worker.log())
+            if r["logger"] == "celery.app.trace" and "succeeded" in r["message"]
+        ]
+
+    wait_until(lambda: bool(swept()), 60, "beat's recovery to run on the worker")
+    record = swept()[0]
+    assert record["task"] == "hive.beat.recover_stalled_runs", record
+    assert record["task_id"] in record["message"], record
+    assert "run_id" not in record
 
 
 @pytest.mark.timeout(120)
