@@ -6,7 +6,8 @@ task for its sweep. :class:`ContextFilter`, on the handler :func:`configure_logg
 installs, copies them into every record that passes through it, whichever logger wrote it:
 an agent's own, a library's inside the agent, Celery's. A context variable follows the
 thread (or task) that set it, so steps running side by side in a thread pool keep theirs
-apart.
+apart. A run's trace id (:func:`new_trace_id`) is one of those ids: the one that outlives
+the farm, passed on to the services agents call.
 """
 
 from __future__ import annotations

@@ -128,6 +128,8 @@ def test_text_logs_show_the_ids_compactly(
     assert line.endswith(
         f"[run={run.id} step=left#1 agent=chatty pipeline=logged tenant=acme trace={trace_id}]"
     ), line
+    shown = run_hive("runs", "show", str(run.id), env=env)
+    assert f"  trace    {trace_id}" in shown.stdout.splitlines(), describe(shown)
 
 
 @pytest.mark.timeout(120)
