@@ -13,6 +13,12 @@ HEALTH_TASK = "hive.beat.health_sweep"
 CLEANUP_TASK = "hive.beat.cleanup_services"
 
 
+def step_task_name(agent: str) -> str:
+    """The name a step shows under in Flower and in Celery's own log lines (the message's
+    ``shadow``): its agent's. The task that runs it stays :data:`RUN_STEP_TASK`."""
+    return f"hive.step.{agent}"
+
+
 def agent_queue(name: str | None) -> str:
     """The Celery queue an agent's steps go to."""
     return name or DEFAULT_QUEUE

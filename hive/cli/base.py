@@ -64,9 +64,16 @@ def _one_line(exc: click.UsageError) -> click.ClickException:
 
 class HiveCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
+        import logging
+
+        from hive.logs import configure_logging
         from hive.settings import get_settings
 
         get_settings()  # a malformed HIVE_* variable stops every command here
+        # Records in the farm's format, with their ids. A one-shot command's answer is its
+        # output: only warnings and errors go to stderr beside it. The long-running
+        # processes configure again, at their --loglevel.
+        configure_logging(at_least=logging.WARNING)
         return super().invoke(ctx)
 
 

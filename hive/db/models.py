@@ -51,6 +51,8 @@ class Run(Base):
     steps_remaining: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     deadline_at: Mapped[datetime | None] = mapped_column(_TS)
+    # W3C trace-context trace id (32 hex digits), made at submit; NULL before migration 0009.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
