@@ -97,8 +97,11 @@ def test_a_queue_nobody_consumes_holds_one_copy_per_step_and_the_runs_finish_onc
     details = db.rows("SELECT detail FROM events WHERE kind = 'redispatch' AND created_at > :t",
                       t=lost_at)  # fmt: skip
     assert sum(len(d.detail["resent"]) for d in details) == 2
+    # The recovery sweep's reports (beat's health sweep records its own too).
     reports = db.rows(
-        "SELECT detail FROM events WHERE kind = 'maintenance' AND created_at > :t", t=lost_at
+        "SELECT detail FROM events WHERE kind = 'maintenance' AND detail->>'task' = 'recover'"
+        " AND created_at > :t",
+        t=lost_at,
     )
     assert sum(r.detail["result"]["resent_steps"] for r in reports) == 2
 
