@@ -13,7 +13,7 @@ from hive.cli.catalog import agents, pipelines
 from hive.cli.db import db
 from hive.cli.dlq import dlq
 from hive.cli.maintenance import maintenance
-from hive.cli.processes import beat, flower, worker
+from hive.cli.processes import beat, exporter, flower, worker
 from hive.cli.runs import runs, submit
 
 __all__ = ["main"]
@@ -26,5 +26,17 @@ def main() -> None:
     exit_on_sigterm()
 
 
-for _command in (worker, beat, flower, db, agents, pipelines, submit, runs, dlq, maintenance):
+for _command in (
+    worker,
+    beat,
+    flower,
+    exporter,
+    db,
+    agents,
+    pipelines,
+    submit,
+    runs,
+    dlq,
+    maintenance,
+):
     main.add_command(_command)
