@@ -16,6 +16,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ def prepare_multiprocess_dir(base: Path | None = None) -> Path:
     remove those of workers that are gone, and point prometheus-client at it.
 
     Must run before anything imports prometheus-client."""
+    if "prometheus_client" in sys.modules:
+        # Its values would stay in this process's memory: /metrics would show nothing.
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory")
     root = base or Path(tempfile.gettempdir()) / f"hive-metrics-{os.getuid()}"
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     for child in root.iterdir():

@@ -1,4 +1,5 @@
-"""Make sure the Redis and PostgreSQL that Hive's settings name are reachable.
+"""Make sure the Redis and PostgreSQL that Hive's settings name are reachable, and that
+Prometheus is installed (``ensure`` installs Debian's package as root, its service stopped).
 
 ::
 

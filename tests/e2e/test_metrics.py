@@ -118,6 +118,13 @@ def test_prometheus_sees_the_farm_figures_and_the_worker_metrics_move(
         "recover's last success",
     )
 
+    _eventually(
+        prometheus,
+        'hive_maintenance_interval_seconds{task="recover"}',
+        lambda v: v == 30,
+        "recover's interval (HIVE_RECOVERY_INTERVAL_S)",
+    )
+
     # A prefork worker with two pool processes: /metrics sums both.
     start_worker(
         "--concurrency",
