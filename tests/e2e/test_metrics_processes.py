@@ -82,18 +82,25 @@ def test_pool_processes_are_summed_and_a_killed_one_keeps_its_counts_not_its_run
     assert not any(dict(ls).get("pid") for (_, ls) in samples)
 
 
-def test_worker_metrics_port_in_use_stops_the_worker_with_one_line(
-    env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("command", "option", "setting"),
+    [
+        ("worker", "--metrics-port", "HIVE_METRICS_PORT (or --metrics-port)"),
+        ("exporter", "--port", "HIVE_EXPORTER_PORT (or --port)"),
+    ],
+)
+def test_a_metrics_port_in_use_stops_the_process_with_one_line(
+    env: dict[str, str], command: str, option: str, setting: str
 ) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = run_hive("worker", "--metrics-port", str(port), env={**env, **LOCAL})
+        done = run_hive(command, option, str(port), env={**env, **LOCAL})
     assert done.returncode == 1, describe(done)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, describe(done)
-    assert "HIVE_METRICS_PORT (or --metrics-port)" in lines[0]
+    assert setting in lines[0]
     assert f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0]
 
 
