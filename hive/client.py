@@ -16,10 +16,27 @@ from typing import Any
 
 from hive import service
 from hive.pipelines import Pipeline
-from hive.service import Caller, Role, RunState, RunView, StepView
+from hive.service import (
+    Caller,
+    Role,
+    RunState,
+    RunView,
+    ServiceInstanceView,
+    StepView,
+    WorkerView,
+)
 from hive.settings import Settings, get_settings
+from hive.statuses import ServiceStatus
 
-__all__ = ["Client", "Run", "RunView", "StepView"]
+__all__ = [
+    "Client",
+    "Run",
+    "RunView",
+    "ServiceInstanceView",
+    "Services",
+    "StepView",
+    "WorkerView",
+]
 
 
 class Run:
@@ -51,6 +68,73 @@ class Run:
         )
 
 
+class Services:
+    """The service registry, as ``Client().services``: the services agents call and their
+    instances' health. Registering, heartbeating and deregistering take the ``admin`` or
+    ``operator`` role; a tenant-bound client sees its tenant's instances alone."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def register(
+        self,
+        name: str,
+        url: str,
+        *,
+        health_url: str | None = None,
+        ttl_s: float | None = None,
+        deregister_after_s: float | None = None,
+        meta: dict[str, str] | None = None,
+        instance_id: str | None = None,
+    ) -> str:
+        """Register an instance of service ``name`` at ``url``; its id (``instance_id``, or
+        a new one). Registering an id again updates it, and its checks start over.
+
+        Args:
+            health_url: probed by beat's health sweep: 2xx passing, 429 warning, anything
+                else (``HIVE_HEALTH_FAILURES`` times in a row) critical.
+            ttl_s: without a heartbeat for longer than this, the instance is critical.
+            deregister_after_s: critical for longer than this, it is deregistered.
+            meta: text key/values (at most 64), for the callers that pick it.
+
+        Raises:
+            InvalidArgument: names each argument that is not as documented.
+            PermissionDenied: the client's role may not manage services.
+        """
+        c = self._client
+        return service.register_service(
+            c.settings, c.caller, name, url, health_url=health_url, ttl_s=ttl_s,
+            deregister_after_s=deregister_after_s, meta=meta, instance_id=instance_id,
+        )  # fmt: skip
+
+    def heartbeat(self, instance_id: str) -> ServiceInstanceView:
+        """The instance is alive: its TTL check passes. Raises ServiceInstanceNotFound."""
+        return service.heartbeat_service(self._client.settings, self._client.caller, instance_id)
+
+    def deregister(self, instance_id: str) -> None:
+        """Remove the instance. Raises ServiceInstanceNotFound."""
+        service.deregister_service(self._client.settings, self._client.caller, instance_id)
+
+    def get(self, instance_id: str) -> ServiceInstanceView:
+        """Raises ServiceInstanceNotFound."""
+        return service.get_service_instance(self._client.settings, self._client.caller, instance_id)
+
+    def instances(self, name: str, *, healthy_only: bool = False) -> list[ServiceInstanceView]:
+        """The instances of service ``name``; with ``healthy_only``, the passing ones."""
+        status = ServiceStatus.PASSING if healthy_only else None
+        return service.list_service_instances(
+            self._client.settings, self._client.caller, name=name, status=status
+        )
+
+    def pick(self, name: str) -> ServiceInstanceView:
+        """One passing instance of service ``name``, at random, spreading the load.
+
+        Raises:
+            NoPassingInstance: none is passing (names the service).
+        """
+        return service.pick_instance(self._client.settings, self._client.caller, name)
+
+
 class Client:
     """Submit and inspect runs. Reads settings from the environment unless given.
 
@@ -79,6 +163,7 @@ class Client:
         self.settings = settings or get_settings()
         service.check_farm(self.settings)
         self.caller = Caller.for_tenant(tenant, role)
+        self.services = Services(self)
 
     @property
     def tenant(self) -> str | None:
@@ -163,6 +248,16 @@ class Client:
 
     def run(self, run_id: uuid.UUID | str) -> Run:
         return Run(self, service.parse_run_id(run_id))
+
+    def workers(self, *, state: str | None = None) -> list[WorkerView]:
+        """The workers in the registry by name, or those in ``state`` (``online``,
+        ``offline`` after a clean stop, ``lost`` when they stopped heartbeating).
+
+        Raises:
+            PermissionDenied: the client is not the operator (a tenant-bound client).
+            InvalidArgument: ``state`` is not a worker state.
+        """
+        return service.list_workers(self.settings, self.caller, state=state)
 
     def list(
         self, *, status: str | None = None, pipeline: str | None = None, limit: int = 20

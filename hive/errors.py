@@ -14,6 +14,8 @@
     ├── DispatchError            steps could not be published, and retrying will not help
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
     ├── ReplayError              the run cannot be replayed as asked
+    ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
+    ├── NoPassingInstance        pick(): no instance of the service is passing
     ├── PermanentError           a step failing with it is never retried
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
     │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
@@ -188,6 +190,34 @@ class ReplayError(HiveError):
 
     def __str__(self) -> str:
         return f"cannot replay run {self.run_id}: {self.reason}"
+
+
+class ServiceInstanceNotFound(HiveError):
+    """No registered service instance with that id; also what a tenant-bound caller hears
+    of another tenant's instance."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(instance_id)
+        self.instance_id = instance_id
+
+    def __str__(self) -> str:
+        return f"no service instance with id {self.instance_id!r}"
+
+
+class NoPassingInstance(HiveError):
+    """``pick(service)`` found no passing instance; ``counts`` holds how many instances the
+    service has by status, so the message says whether it is down or unknown."""
+
+    def __init__(self, service: str, counts: dict[str, int]) -> None:
+        super().__init__(service, counts)
+        self.service = service
+        self.counts = counts
+
+    def __str__(self) -> str:
+        if not self.counts:
+            return f"service {self.service!r} has no registered instance"
+        held = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
+        return f"service {self.service!r} has no passing instance ({held})"
 
 
 class PermanentError(HiveError):

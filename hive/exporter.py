@@ -2,7 +2,8 @@
 
 No worker has to report them, and they stay true when no worker runs at all: runs in flight,
 queue depths (per priority), the age of each queue's oldest waiting step, open dead
-letters, and when each maintenance task last succeeded. A source that cannot be read is
+letters, when each maintenance task last succeeded, services' instances and workers by
+status. A source that cannot be read is
 reported as ``hive_exporter_source_up{source} 0`` and its figures are left out of that
 scrape; the exporter itself keeps serving.
 """
@@ -69,6 +70,11 @@ class FarmCollector(Collector):
                 metrics.MAINTENANCE_LAST_SUCCESS,
                 [((t,), s) for t, s in figures.maintenance_last_success.items()],
             )
+            yield _family(
+                metrics.SERVICE_INSTANCES,
+                [(k, float(n)) for k, n in figures.service_instances.items()],
+            )
+            yield _family(metrics.WORKERS, [((s,), float(n)) for s, n in figures.workers.items()])
         yield _family(
             metrics.MAINTENANCE_INTERVAL,
             [((t,), s) for t, s in maintenance_intervals(self._settings).items()],

@@ -9,6 +9,14 @@ MAINTENANCE_QUEUE = "hive.maintenance"
 RUN_STEP_TASK = "hive.tasks.run_step"
 RECOVER_TASK = "hive.beat.recover_stalled_runs"
 PURGE_TASK = "hive.beat.purge_retention"
+HEALTH_TASK = "hive.beat.health_sweep"
+CLEANUP_TASK = "hive.beat.cleanup_services"
+
+
+def step_task_name(agent: str) -> str:
+    """The name a step shows under in Flower and in Celery's own log lines (the message's
+    ``shadow``): its agent's. The task that runs it stays :data:`RUN_STEP_TASK`."""
+    return f"hive.step.{agent}"
 
 
 def agent_queue(name: str | None) -> str:

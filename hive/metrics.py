@@ -106,6 +106,8 @@ QUEUE_OLDEST = "hive_queue_oldest_seconds"
 DEAD_LETTERS = "hive_dead_letters"
 MAINTENANCE_LAST_SUCCESS = "hive_maintenance_last_success_timestamp_seconds"
 MAINTENANCE_INTERVAL = "hive_maintenance_interval_seconds"
+SERVICE_INSTANCES = "hive_service_instances"
+WORKERS = "hive_workers"
 EXPORTER_UP = "hive_exporter_source_up"
 EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
 
@@ -128,6 +130,11 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
         "How often beat runs each maintenance task, as the exporter's settings say.",
         ("task",),
     ),
+    SERVICE_INSTANCES: (
+        "Registered instances of each service, by status (passing, warning, critical).",
+        ("service", "status"),
+    ),
+    WORKERS: ("Workers in the registry, by state (online, offline, lost).", ("state",)),
     EXPORTER_UP: (
         "1 if the exporter could read the source (postgresql, redis) on this scrape, else 0.",
         ("source",),

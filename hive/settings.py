@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic.fields import FieldInfo
@@ -191,6 +192,34 @@ class RecoverySettings(_Section):
     )
 
 
+class WorkerSettings(_Section):
+    """Workers in the registry: how often each heartbeats, and when one is presumed lost."""
+
+    heartbeat_s: float = _var(
+        "WORKER_HEARTBEAT_S",
+        "how often each `hive worker` records its heartbeat in PostgreSQL (from a thread of "
+        "its main process); must be shorter than `HIVE_WORKER_LOST_AFTER_S`",
+        default=5.0,
+        gt=0,
+    )
+    lost_after_s: float = _var(
+        "WORKER_LOST_AFTER_S",
+        "a worker silent for longer than this is marked lost by the sweep, and the steps it "
+        "was running are taken back at once instead of when their lease runs out",
+        default=30.0,
+        gt=0,
+    )
+
+    @field_validator("lost_after_s")
+    @classmethod
+    def _longer_than_heartbeat(cls, value: float, info: ValidationInfo) -> float:
+        # Otherwise every worker would be marked lost between two of its own heartbeats.
+        heartbeat = info.data.get("heartbeat_s")
+        if heartbeat is not None and value <= heartbeat:
+            raise ValueError("must be longer than HIVE_WORKER_HEARTBEAT_S")
+        return value
+
+
 class RetentionSettings(_Section):
     """How long finished runs and events are kept."""
 
@@ -202,6 +231,31 @@ class RetentionSettings(_Section):
     )
     purge_interval_s: float = _var(
         "PURGE_INTERVAL_S", "how often beat runs `purge_retention`", default=86400.0, gt=0
+    )
+
+
+class HealthSettings(_Section):
+    """The service registry's checks: beat's health sweep and cleanup."""
+
+    interval_s: float = _var(
+        "HEALTH_INTERVAL_S", "how often beat runs `health_sweep`", default=10.0, gt=0
+    )
+    cleanup_interval_s: float = _var(
+        "CLEANUP_INTERVAL_S", "how often beat runs `cleanup_services`", default=60.0, gt=0
+    )
+    timeout_s: float = _var(
+        "HEALTH_TIMEOUT_S",
+        "how long `health_sweep` waits for each health URL's answer (all are probed at once)",
+        default=5.0,
+        gt=0,
+        le=300,
+    )
+    failures: int = _var(
+        "HEALTH_FAILURES",
+        "consecutive failed probes (not 2xx, not 429, or no answer) that make an instance "
+        "`critical`; one success makes it `passing` again",
+        default=3,
+        ge=1,
     )
 
 
@@ -333,7 +387,9 @@ class Settings(BaseModel):
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     recovery: RecoverySettings = Field(default_factory=RecoverySettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
@@ -420,6 +476,13 @@ def _celery_overrides() -> list[tuple[str, str]]:
     ]
 
 
+def _variable_of(section: type[_Section], name: str) -> str:
+    """The ``HIVE_*`` variable read by the field ``name`` (a variable's name is kept)."""
+    field = section.model_fields.get(name)
+    alias = field.validation_alias if field else None
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else name
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment.
 
@@ -434,6 +497,8 @@ def load_settings() -> Settings:
         except ValidationError as exc:
             for error in exc.errors():
                 variable = str(error["loc"][0]) if error["loc"] else "?"
+                # A default checked against another field's value is reported by field name.
+                variable = _variable_of(section, variable)
                 problems.append((variable.upper(), error["msg"].removeprefix("Value error, ")))
     if problems:
         raise SettingsError.of(problems)

@@ -35,6 +35,24 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
 
 
+class ServiceStatus(StrEnum):
+    """A registered service instance's health, as Consul's checks report it."""
+
+    PASSING = "passing"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class WorkerState(StrEnum):
+    """A worker in the registry (``workers.state``)."""
+
+    ONLINE = "online"
+    OFFLINE = "offline"
+    """Stopped cleanly (warm shutdown)."""
+    LOST = "lost"
+    """Silent for longer than ``HIVE_WORKER_LOST_AFTER_S``: presumed dead."""
+
+
 ACTIVE_RUN_STATUSES: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING)
 FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
     RunStatus.SUCCEEDED,
@@ -48,5 +66,7 @@ __all__ = [
     "FINAL_RUN_STATUSES",
     "AttemptOutcome",
     "RunStatus",
+    "ServiceStatus",
     "StepStatus",
+    "WorkerState",
 ]

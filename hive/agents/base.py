@@ -60,6 +60,11 @@ class AgentContext:
     """Outputs of the step's direct ``needs``, keyed by step id (used by ``merge``)."""
     is_cancelled: Callable[[], bool] = lambda: False
     usage: dict[str, float] = field(default_factory=dict)
+    pipeline: str | None = None
+    trace_id: str | None = None
+    """The run's W3C trace id (32 hex digits): an agent calling out passes it on, e.g. as
+    ``traceparent: 00-<trace_id>-<a span id of its own>-01``. None for a run stored before
+    runs had one."""
 
     def report_usage(self, **amounts: float) -> None:
         """Add to the step's usage counters (tokens, cost, calls...)."""

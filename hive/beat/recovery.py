@@ -20,6 +20,7 @@ from hive.db import sweeps
 from hive.db.marks import unmark_chain_after
 from hive.db.retrying import Connection, in_transaction
 from hive.errors import DispatchError
+from hive.logs import log_context
 from hive.settings import get_settings
 from hive.statuses import RunStatus
 from hive.tasks import outcomes
@@ -81,15 +82,8 @@ def recover(client: redis.Redis) -> RecoveryReport:
         logger.warning("%s: %d sent steps will be sent again", cause, forgotten)
 
     for stalled in in_transaction(sweeps.expired_leases):
-        error = {
-            "type": "lease_expired",
-            "message": f"no word from worker {stalled.worker} before the lease ran out",
-            "traceback": None,
-        }
-        outcome = outcomes.record_failed_attempt(
-            stalled.run_id, stalled.step_id, stalled.attempt, error
-        )
-        if outcome is not None:  # None: the attempt had ended already
+        message = f"no word from worker {stalled.worker} before the lease ran out"
+        if take_back(stalled, "lease_expired", message):
             report.leases_expired += 1
 
     for run_id, failed_step in in_transaction(sweeps.unfinished_done_runs):
@@ -97,13 +91,28 @@ def recover(client: redis.Redis) -> RecoveryReport:
             report.finished_runs += 1
 
     for run_id in in_transaction(sweeps.overdue_runs):
-        if stop_run(run_id, status=RunStatus.EXPIRED, reason="the run passed its deadline"):
-            report.expired_runs += 1
+        with log_context(run_id=str(run_id)):
+            if stop_run(run_id, status=RunStatus.EXPIRED, reason="the run passed its deadline"):
+                report.expired_runs += 1
 
     _send_unsent(report, settings.recovery.redispatch_after_s)
     if any(asdict(report).values()):
         logger.info("recovery: %s", report.as_dict())
     return report
+
+
+def take_back(stalled: sweeps.StalledStep, kind: str, message: str) -> bool:
+    """End a running attempt whose worker is presumed gone: recorded as failed (``kind``,
+    retryable) and, with retries left, the next attempt dispatched by the one dispatcher.
+    The attempt's own late finish is then refused by the compare-and-set. False when the
+    attempt had ended already."""
+    error = {"type": kind, "message": message, "traceback": None}
+    ids = {"run_id": str(stalled.run_id), "step_id": stalled.step_id}
+    with log_context(**ids, attempt=stalled.attempt):
+        outcome = outcomes.record_failed_attempt(
+            stalled.run_id, stalled.step_id, stalled.attempt, error
+        )
+    return outcome is not None
 
 
 def _send_unsent(report: RecoveryReport, stale_s: float) -> None:

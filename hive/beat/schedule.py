@@ -29,6 +29,23 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
                 "expires": settings.retention.purge_interval_s,
             },
         },
+        "health-sweep": {
+            "task": keys.HEALTH_TASK,
+            "schedule": settings.health.interval_s,
+            "options": {
+                "queue": keys.MAINTENANCE_QUEUE,
+                "expires": settings.health.interval_s,
+                "priority": 0,  # a status that lags is a pick() of a dead instance
+            },
+        },
+        "cleanup-services": {
+            "task": keys.CLEANUP_TASK,
+            "schedule": settings.health.cleanup_interval_s,
+            "options": {
+                "queue": keys.MAINTENANCE_QUEUE,
+                "expires": settings.health.cleanup_interval_s,
+            },
+        },
     }
 
 
@@ -38,4 +55,6 @@ def maintenance_intervals(settings: Settings) -> dict[str, float]:
     return {
         "recover": settings.recovery.interval_s,
         "purge": settings.retention.purge_interval_s,
+        "health": settings.health.interval_s,
+        "cleanup": settings.health.cleanup_interval_s,
     }

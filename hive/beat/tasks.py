@@ -11,10 +11,11 @@ from typing import Any
 import redis
 
 from hive import keys
-from hive.beat import lock, recovery
+from hive.beat import health, lock, recovery
 from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction
+from hive.logs import log_context
 from hive.settings import get_settings
 from hive.tasks.app import app
 
@@ -24,19 +25,42 @@ logger = logging.getLogger(__name__)
 def recover_now() -> dict[str, Any] | None:
     """One recovery sweep; None if another one is running."""
     ttl = max(get_settings().recovery.interval_s * 4, 60.0)
-    return lock.run_exclusively(
-        "recover", ttl, _logged("recover", lambda r: recovery.recover(r).as_dict())
-    )
+    with log_context(task=keys.RECOVER_TASK):
+        return lock.run_exclusively("recover", ttl, _logged("recover", _recover))
+
+
+def _recover(client: redis.Redis) -> dict[str, Any]:
+    return recovery.recover(client).as_dict()
 
 
 def purge_now() -> dict[str, Any] | None:
     """Delete what is older than ``HIVE_RETENTION_DAYS``; None if another purge is running."""
     days = get_settings().retention.days
-    return lock.run_exclusively(
-        "purge",
-        3600.0,
-        _logged("purge", lambda _: in_transaction(lambda c: sweeps.purge_older_than(c, days))),
-    )
+    with log_context(task=keys.PURGE_TASK):
+        return lock.run_exclusively(
+            "purge",
+            3600.0,
+            _logged("purge", lambda _: in_transaction(lambda c: sweeps.purge_older_than(c, days))),
+        )
+
+
+def health_now() -> dict[str, Any] | None:
+    """One health sweep (services' TTLs and health URLs, workers' heartbeats); None if
+    another one is running."""
+    settings = get_settings().health
+    # Outlives a sweep: its probes take at most one probe timeout, all at once.
+    ttl = max(settings.interval_s * 4, settings.timeout_s * 2 + 60.0)
+    with log_context(task=keys.HEALTH_TASK):
+        return lock.run_exclusively("health", ttl, _logged("health", lambda _: health.sweep()))
+
+
+def cleanup_now() -> dict[str, Any] | None:
+    """Deregister instances critical too long; None if another cleanup is running."""
+    ttl = max(get_settings().health.cleanup_interval_s * 4, 60.0)
+    with log_context(task=keys.CLEANUP_TASK):
+        return lock.run_exclusively(
+            "cleanup", ttl, _logged("cleanup", lambda _: health.cleanup_services())
+        )
 
 
 def _logged(
@@ -64,3 +88,13 @@ def recover_stalled_runs() -> dict[str, Any] | None:
 @app.task(name=keys.PURGE_TASK, ignore_result=True)
 def purge_retention() -> dict[str, Any] | None:
     return purge_now()
+
+
+@app.task(name=keys.HEALTH_TASK, ignore_result=True)
+def health_sweep() -> dict[str, Any] | None:
+    return health_now()
+
+
+@app.task(name=keys.CLEANUP_TASK, ignore_result=True)
+def cleanup_services() -> dict[str, Any] | None:
+    return cleanup_now()

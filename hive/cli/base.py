@@ -64,9 +64,16 @@ def _one_line(exc: click.UsageError) -> click.ClickException:
 
 class HiveCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
+        import logging
+
+        from hive.logs import configure_logging
         from hive.settings import get_settings
 
         get_settings()  # a malformed HIVE_* variable stops every command here
+        # Records in the farm's format, with their ids. A one-shot command's answer is its
+        # output: only warnings and errors go to stderr beside it. The long-running
+        # processes configure again, at their --loglevel.
+        configure_logging(at_least=logging.WARNING)
         return super().invoke(ctx)
 
 
@@ -129,15 +136,47 @@ _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
+def _duration(value: str) -> timedelta | None:
+    """``30s``, ``10m``, ``2h``, ``7d`` as a timedelta; None if not of that shape.
+
+    Raises:
+        OverflowError: too long for a timedelta.
+    """
+    match = _DURATION.match(value.strip())
+    if not match:
+        return None
+    amount, unit = match.groups()
+    return timedelta(**{_UNITS[unit]: int(amount)})
+
+
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
+    """A duration such as ``30s``, ``10m``, ``2h`` or ``7d``, as seconds (a float)."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, float):
+            return value
+        try:
+            parsed = _duration(str(value))
+        except (OverflowError, ValueError):
+            parsed = None
+        if parsed is None:
+            self.fail(f"{value!r} is not a duration (30s, 10m, 2h, 7d)", param, ctx)
+        return parsed.total_seconds()
+
+
+DURATION = DurationType()
+
+
 def parse_since(value: str) -> datetime:
     """``30m``, ``2h``, ``7d`` (ago) or an ISO-8601 timestamp."""
-    match = _DURATION.match(value.strip())
-    if match:
-        amount, unit = match.groups()
-        try:
-            return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
-        except (OverflowError, ValueError):
-            raise click.BadParameter(f"{value!r} is too far back", param_hint="--since") from None
+    try:
+        ago = _duration(value)
+        if ago is not None:
+            return datetime.now(UTC) - ago
+    except (OverflowError, ValueError):
+        raise click.BadParameter(f"{value!r} is too far back", param_hint="--since") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -36,6 +36,26 @@ def maintenance_purge() -> None:
     _report(service.purge(get_settings(), service.OPERATOR), "purge")
 
 
+@maintenance.command("health")
+def maintenance_health() -> None:
+    """Check the service registry now: TTLs missed, health URLs probed."""
+    from hive import service
+    from hive.settings import get_settings
+
+    check_servers()
+    _report(service.health_sweep(get_settings(), service.OPERATOR), "health")
+
+
+@maintenance.command("cleanup")
+def maintenance_cleanup() -> None:
+    """Deregister instances critical for longer than their deregister-after."""
+    from hive import service
+    from hive.settings import get_settings
+
+    check_servers()
+    _report(service.cleanup_services(get_settings(), service.OPERATOR), "cleanup")
+
+
 def _report(result: dict[str, Any] | None, name: str) -> None:
     if result is None:
         click.echo(f"{name} is already running elsewhere; nothing done", err=True)

@@ -102,7 +102,7 @@ def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
     )
     click.echo(
         f"  created  {data['created_at']}\n  started  {data['started_at'] or '-'}\n"
-        f"  finished {data['finished_at'] or '-'}"
+        f"  finished {data['finished_at'] or '-'}\n  trace    {data['trace_id'] or '-'}"
     )
     if data["error"]:
         click.echo(f"  error    {json.dumps(data['error'])}")

@@ -1,4 +1,4 @@
-"""PostgreSQL: the system of record for runs, steps, attempts and events. All of Hive's SQL
+"""PostgreSQL: the system of record for runs, steps, attempts, events and workers. All of Hive's SQL
 lives in this package (an import-linter contract forbids SQLAlchemy and psycopg2 elsewhere).
 
 Modules, one concept each::
@@ -8,6 +8,7 @@ Modules, one concept each::
     marks           the outbox: mark sent, confirm published, unmark, resend what was lost
     runs            insert a run with its steps, count down, finish; reads for the service
     stops, undeliverable, dead_letters, sweeps, events    the rest, by what they change
+    workers         the worker registry: register, heartbeat, offline, the lost-worker sweep
     figures         the farm-wide figures ``hive exporter`` reads on each scrape
     options         stored step options read back as AgentOptions (one default each)
     schema, migrate whether the tables are there; Alembic's upgrade

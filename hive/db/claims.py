@@ -46,7 +46,8 @@ _CLAIM = text(
          WHERE id = :run_id AND status = 'queued' AND EXISTS (SELECT 1 FROM claimed)
     )
     SELECT c.agent, c.input_template, c.needs, c.options, c.dependents, r.input, r.tenant,
-           r.steps_remaining, CASE WHEN r.steps_remaining = 1 THEN r.output_spec END AS output_spec,
+           r.pipeline, r.trace_id, r.steps_remaining,
+           CASE WHEN r.steps_remaining = 1 THEN r.output_spec END AS output_spec,
            (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
               FROM step_runs u
              WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from)) AS upstream,
@@ -76,6 +77,9 @@ class ClaimedStep:
     dependents: list[str]
     run_input: Any
     tenant: str | None
+    pipeline: str
+    trace_id: str | None
+    """The run's W3C trace id (None for a run stored before it had one)."""
     steps_remaining: int
     """The run's unfinished steps when this one was claimed, this one included."""
     output_spec: dict[str, Any] | None
@@ -123,6 +127,8 @@ def claim(
         dependents=list(row["dependents"]),
         run_input=row["input"],
         tenant=row["tenant"],
+        pipeline=row["pipeline"],
+        trace_id=row["trace_id"],
         steps_remaining=row["steps_remaining"],
         output_spec=row["output_spec"],
         upstream=row["upstream"],

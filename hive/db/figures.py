@@ -1,7 +1,8 @@
-"""Farm-wide figures for ``hive exporter``: what is in flight, waiting, dead, and when each
-maintenance task last succeeded. Read on each scrape, in one read-only transaction, each
-query starting from an index: unfinished runs (``ix_runs_unfinished``), open dead letters
-(``ix_dead_letters_open``), maintenance events (``ix_events_maintenance``, migration 0009).
+"""Farm-wide figures for ``hive exporter``: what is in flight, waiting, dead, when each
+maintenance task last succeeded, and the registry's services and workers by status. Read on
+each scrape, in one transaction, each query starting from an index: unfinished runs
+(``ix_runs_unfinished``), open dead letters (``ix_dead_letters_open``), maintenance events
+(``ix_events_maintenance``, migration 0010), instances by status; the workers table is small.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
+
+from hive.statuses import ServiceStatus, WorkerState
 
 _IN_FLIGHT = text(
     """
@@ -65,6 +68,12 @@ _MAINTENANCE = text(
 )
 
 
+_SERVICE_INSTANCES = text(
+    "SELECT service, status, count(*) AS n FROM service_instances GROUP BY 1, 2"
+)
+_WORKERS = text("SELECT state, count(*) AS n FROM workers GROUP BY 1")
+
+
 @dataclass(frozen=True)
 class FarmFigures:
     runs_in_flight: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -77,6 +86,10 @@ class FarmFigures:
     """pipeline -> dead letters not replayed."""
     maintenance_last_success: dict[str, float] = field(default_factory=dict)
     """task -> Unix time of its last recorded (successful) run."""
+    service_instances: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(service, status) -> instances; every status of a registered service, 0 included."""
+    workers: dict[str, int] = field(default_factory=dict)
+    """state -> workers in the registry; every state, 0 included."""
 
 
 def read_figures(conn: Connection, default_queue: str) -> FarmFigures:
@@ -88,6 +101,13 @@ def read_figures(conn: Connection, default_queue: str) -> FarmFigures:
             r.task: r.last_s for r in conn.execute(_MAINTENANCE) if r.last_s is not None
         },
     )
+    # Zeros too: "no passing instance" is a series at 0, not a missing one.
+    for row in conn.execute(_SERVICE_INSTANCES):
+        for status in ServiceStatus:
+            figures.service_instances.setdefault((row.service, status.value), 0)
+        figures.service_instances[(row.service, row.status)] = row.n
+    figures.workers.update({state.value: 0 for state in WorkerState})
+    figures.workers.update({row.state: row.n for row in conn.execute(_WORKERS)})
     for row in conn.execute(_WAITING, {"default_queue": default_queue}):
         figures.waiting[row.queue] = row.n
         figures.oldest_waiting_s[row.queue] = max(row.oldest_s or 0.0, 0.0)

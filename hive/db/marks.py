@@ -39,7 +39,7 @@ _MARK_ENQUEUED = text(
        SET enqueued_at = now(), publish_by = now() + make_interval(secs => :publish_grace)
      WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM chain))
        AND s.status = 'pending' AND s.enqueued_at IS NULL
-    RETURNING s.step_id, s.chain_next, s.attempt, s.options
+    RETURNING s.step_id, s.chain_next, s.attempt, s.options, s.agent
     """
 ).bindparams(bindparam("heads", type_=ARRAY(Text)))
 
@@ -59,6 +59,7 @@ class MarkedStep:
     chain_next: str | None
     attempt: int
     options: AgentOptions
+    agent: str
 
 
 def mark_enqueued(conn: Connection, run_id: uuid.UUID, heads: list[str]) -> list[MarkedStep]:
@@ -71,7 +72,10 @@ def mark_enqueued(conn: Connection, run_id: uuid.UUID, heads: list[str]) -> list
         "publish_grace": get_settings().recovery.publish_grace_s,
     }
     rows = _MARK_PREPARED.execute(conn, params)
-    return [MarkedStep(r.step_id, r.chain_next, r.attempt, step_options(r.options)) for r in rows]
+    return [
+        MarkedStep(r.step_id, r.chain_next, r.attempt, step_options(r.options), r.agent)
+        for r in rows
+    ]
 
 
 _CONFIRM = PreparedStatement(

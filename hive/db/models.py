@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -50,6 +51,8 @@ class Run(Base):
     steps_remaining: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     deadline_at: Mapped[datetime | None] = mapped_column(_TS)
+    # W3C trace-context trace id (32 hex digits), made at submit; NULL before migration 0009.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
@@ -143,7 +146,7 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
 
     __table_args__ = (
-        # Each maintenance task's last success, for the exporter (migration 0009).
+        # Each maintenance task's last success, for the exporter (migration 0010).
         Index(
             "ix_events_maintenance",
             text("(detail->>'task')"),
@@ -181,9 +184,65 @@ class DeadLetter(Base):
     )
 
 
+class ServiceInstance(Base):
+    """One instance of a service agents call (a tool API, a model server), with its health.
+
+    ``status`` follows its checks (hive/db/service_checks.py): a TTL missed, or
+    ``HIVE_HEALTH_FAILURES`` failed probes of ``health_url``, make it critical.
+    """
+
+    __tablename__ = "service_instances"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(200))
+    # Nullable: registered by the operator for every tenant (tenant-managed in issue 12).
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    health_url: Mapped[str | None] = mapped_column(Text)
+    ttl_s: Mapped[float | None] = mapped_column(Double)
+    deregister_after_s: Mapped[float | None] = mapped_column(Double)
+    meta: Mapped[Any] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16))
+    failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_check_at: Mapped[datetime | None] = mapped_column(_TS)
+    # What the last probe found ("HTTP 503", "no answer within 5s"): never the URL.
+    last_check_output: Mapped[str | None] = mapped_column(Text)
+    last_heartbeat_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+    registered_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+    critical_since: Mapped[datetime | None] = mapped_column(_TS)
+
+    __table_args__ = (
+        # pick() and `services list NAME [--status S]`; cleanup reads critical ones.
+        Index("ix_service_instances_service_status", "service", "status"),
+        Index("ix_service_instances_tenant_service", "tenant", "service"),
+        Index("ix_service_instances_status", "status"),
+    )
+
+
+class Worker(Base):
+    """A `hive worker` process as it registered itself, and what its heartbeats say."""
+
+    __tablename__ = "workers"
+
+    # Celery's node name (``--hostname``): what ``step_runs.worker`` holds.
+    name: Mapped[str] = mapped_column(String(300), primary_key=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    queues: Mapped[list[str]] = mapped_column(ARRAY(Text))
+    concurrency: Mapped[int] = mapped_column(Integer)
+    pool: Mapped[str] = mapped_column(String(32))
+    hive_version: Mapped[str] = mapped_column(String(64))
+    celery_version: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(_TS)
+    heartbeat_at: Mapped[datetime] = mapped_column(_TS)
+    state: Mapped[str] = mapped_column(String(16))
+    lost_at: Mapped[datetime | None] = mapped_column(_TS)
+
+
 # Declarative models type ``__table__`` as a FromClause; each is a Table.
 runs = cast(Table, Run.__table__)
 step_runs = cast(Table, StepRun.__table__)
 step_attempts = cast(Table, StepAttempt.__table__)
 events = cast(Table, Event.__table__)
 dead_letters = cast(Table, DeadLetter.__table__)
+service_instances = cast(Table, ServiceInstance.__table__)
+workers = cast(Table, Worker.__table__)

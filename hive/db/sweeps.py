@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
-from hive.statuses import RunStatus, StepStatus
+from hive.statuses import RunStatus, StepStatus, WorkerState
 
 
 @dataclass(frozen=True)
@@ -198,9 +198,22 @@ _PURGE = (
 )
 
 
+# Workers that left (offline) or were lost that long ago: a farm whose node names change
+# with every deployment would otherwise keep a row for each one forever.
+_PURGE_WORKERS = text(
+    """
+    DELETE FROM workers
+     WHERE state <> :online AND heartbeat_at < now() - make_interval(days => :days)
+    """
+)
+
+
 def purge_older_than(conn: Connection, days: int) -> dict[str, Any]:
-    """Delete finished runs (their steps, attempts, events and dead letters cascade) and
-    events older than ``days``. Active runs are never purged."""
+    """Delete finished runs (their steps, attempts, events and dead letters cascade),
+    events, and workers gone (offline or lost) older than ``days``. Active runs and online
+    workers are never purged."""
     events_deleted = conn.execute(_PURGE[0], {"days": days}).rowcount
     runs_deleted = conn.execute(_PURGE[1], {"days": days}).rowcount
-    return {"runs": runs_deleted, "events": events_deleted}
+    params = {"days": days, "online": WorkerState.ONLINE}
+    workers_deleted = conn.execute(_PURGE_WORKERS, params).rowcount
+    return {"runs": runs_deleted, "events": events_deleted, "workers": workers_deleted}

@@ -15,7 +15,12 @@ live here and nowhere else.
     runs           get_run, get_run_state, list_runs, wait_for_run, cancel_run
     replay         replay_run, replay_failed_runs
     dead_letters   list_dead_letters, dead_letter_report
-    maintenance    recover, purge, upgrade_schema, check_servers, check_broker
+    services       register_service, heartbeat_service, deregister_service,
+                   get_service_instance, list_service_instances, pick_instance
+                   (ServiceInstanceViews): the service registry
+    maintenance    recover, purge, health_sweep, cleanup_services, upgrade_schema,
+                   check_servers, check_broker
+    workers        list_workers (WorkerViews): the workers in the registry
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -27,7 +32,15 @@ from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
 from hive.service.farm import check_farm
-from hive.service.maintenance import check_broker, check_servers, purge, recover, upgrade_schema
+from hive.service.maintenance import (
+    check_broker,
+    check_servers,
+    cleanup_services,
+    health_sweep,
+    purge,
+    recover,
+    upgrade_schema,
+)
 from hive.service.pipelines import (
     check_pipeline_files,
     get_pipeline,
@@ -43,6 +56,15 @@ from hive.service.runs import (
     list_runs,
     wait_for_run,
 )
+from hive.service.services import (
+    ServiceInstanceView,
+    deregister_service,
+    get_service_instance,
+    heartbeat_service,
+    list_service_instances,
+    pick_instance,
+    register_service,
+)
 from hive.service.submit import submit
 from hive.service.views import (
     AgentView,
@@ -56,6 +78,7 @@ from hive.service.views import (
     Submitted,
     pipeline_view,
 )
+from hive.service.workers import WorkerView, list_workers
 
 __all__ = [
     "OPERATOR",
@@ -69,25 +92,36 @@ __all__ = [
     "Role",
     "RunState",
     "RunView",
+    "ServiceInstanceView",
     "StepView",
     "Submitted",
+    "WorkerView",
     "cancel_run",
     "check_broker",
     "check_farm",
     "check_pipeline_files",
     "check_servers",
+    "cleanup_services",
     "dead_letter_report",
+    "deregister_service",
     "get_pipeline",
     "get_run",
     "get_run_state",
+    "get_service_instance",
+    "health_sweep",
+    "heartbeat_service",
     "list_agents",
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
+    "list_service_instances",
+    "list_workers",
     "parse_run_id",
+    "pick_instance",
     "pipeline_view",
     "purge",
     "recover",
+    "register_service",
     "replay_failed_runs",
     "replay_run",
     "submit",

@@ -6,8 +6,9 @@ the tenant. Nothing above this layer checks either.
 
     viewer     reads runs, dead letters and pipelines of its tenant
     producer   also submits and cancels runs
-    admin      also replays failed runs
-    operator   everything, across every tenant, and maintenance: the CLI's role
+    admin      also replays failed runs and manages the service registry
+    operator   everything, across every tenant, maintenance, and the farm's workers: the
+               CLI's role
 """
 
 from __future__ import annotations
@@ -34,12 +35,16 @@ class Right(StrEnum):
     CANCEL = "cancel runs"
     REPLAY = "replay runs"
     MAINTAIN = "run maintenance"
+    MANAGE_SERVICES = "manage services"
+    INSPECT = "inspect the farm's workers"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {
     Role.VIEWER: frozenset({Right.READ}),
     Role.PRODUCER: frozenset({Right.READ, Right.SUBMIT, Right.CANCEL}),
-    Role.ADMIN: frozenset({Right.READ, Right.SUBMIT, Right.CANCEL, Right.REPLAY}),
+    Role.ADMIN: frozenset(
+        {Right.READ, Right.SUBMIT, Right.CANCEL, Right.REPLAY, Right.MANAGE_SERVICES}
+    ),
     Role.OPERATOR: frozenset(Right),
 }
 

@@ -32,6 +32,26 @@ def purge(settings: Settings, caller: Caller) -> dict[str, Any] | None:
 
 
 @operation
+def health_sweep(settings: Settings, caller: Caller) -> dict[str, Any] | None:
+    """One health sweep now (what beat runs every ``HIVE_HEALTH_INTERVAL_S``): TTLs and
+    health URLs of the service registry; its report, or None when a sweep holds the lock."""
+    caller.require(Right.MAINTAIN)
+    from hive.beat.tasks import health_now
+
+    return health_now()
+
+
+@operation
+def cleanup_services(settings: Settings, caller: Caller) -> dict[str, Any] | None:
+    """Deregister the instances critical for longer than their ``deregister_after_s``
+    now; None when a cleanup holds the lock."""
+    caller.require(Right.MAINTAIN)
+    from hive.beat.tasks import cleanup_now
+
+    return cleanup_now()
+
+
+@operation
 def upgrade_schema(settings: Settings, caller: Caller) -> None:
     """Apply the database migrations (safe to run again)."""
     caller.require(Right.MAINTAIN)

@@ -9,6 +9,7 @@ from typing import Any
 from hive.db import dead_letters as letters
 from hive.db.retrying import in_transaction
 from hive.errors import ReplayError
+from hive.logs import log_context
 from hive.service.arguments import check_pipeline_name, parse_run_id
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
@@ -39,7 +40,8 @@ def replay_run(
     visible_state(caller, rid)
     if new_input is not None and not isinstance(new_input, dict):
         raise ReplayError(str(rid), "the new input must be a JSON object")
-    return replay(rid, new_input)
+    with log_context(run_id=str(rid)):
+        return replay(rid, new_input)
 
 
 @operation

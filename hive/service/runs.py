@@ -13,6 +13,7 @@ from typing import Any
 from hive.db import runs as run_store
 from hive.db.retrying import Connection, in_transaction
 from hive.errors import RunFailed, RunNotFound
+from hive.logs import log_context
 from hive.service.arguments import check_listing, parse_run_id
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
@@ -136,4 +137,5 @@ def cancel_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> b
     caller.require(Right.CANCEL)
     rid = parse_run_id(run_id)
     visible_state(caller, rid)
-    return stop_run(rid, status=RunStatus.CANCELLED, reason="cancelled by request")
+    with log_context(run_id=str(rid)):
+        return stop_run(rid, status=RunStatus.CANCELLED, reason="cancelled by request")

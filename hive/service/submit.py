@@ -14,6 +14,7 @@ from typing import Any
 from hive.db import runs as run_store
 from hive.db.retrying import DirectCursor, on_direct_cursor
 from hive.errors import PermissionDenied, ServiceUnavailable
+from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
 from hive.service.caller import Caller, Right
@@ -59,6 +60,7 @@ def submit(
     check_submission(tenant, idempotency_key, deadline)
     spec = validate_input(settings, caller, pipeline, input)
     run_id = uuid.uuid4()
+    trace_id = new_trace_id()
     key = idempotency_key or f"auto:{run_id.hex}"
     plan = plan_steps(spec)
     publication = dispatch_new_run(run_id, plan, priority)
@@ -77,22 +79,29 @@ def submit(
             sent=publication.step_ids,
             idempotency_key=key,
             deadline_s=deadline,
+            trace_id=trace_id,
         )
 
-    # One statement, its own transaction, not retried while PostgreSQL is down: the caller
-    # hears at once. Tried a second time, once: the connection may have dropped after the
-    # commit, and the key then finds the run this call stored.
-    try:
-        stored_id = on_direct_cursor(store, retry_s=0)
-    except ServiceUnavailable as exc:
-        logger.info("submit of run %s lost its connection (%s); trying once more", run_id, exc)
-        stored_id = on_direct_cursor(store, retry_s=0)
-    if stored_id != run_id:  # an earlier submit with this idempotency key
-        return Submitted(stored_id, created=False)
-    # A broker outage leaves the stored run to recovery (send() says so in the log and
-    # returns False); any other publish failure is recorded on the run and raised.
-    publication.send()
-    return Submitted(run_id, created=True)
+    with log_context(run_id=str(run_id), pipeline=spec.name, tenant=owner, trace_id=trace_id):
+        # One statement, its own transaction, not retried while PostgreSQL is down: the
+        # caller hears at once. Tried a second time, once: the connection may have dropped
+        # after the commit, and the key then finds the run this call stored.
+        try:
+            stored_id = on_direct_cursor(store, retry_s=0)
+        except ServiceUnavailable as exc:
+            logger.info("submit lost its connection (%s); trying once more", exc)
+            stored_id = on_direct_cursor(store, retry_s=0)
+        if stored_id == run_id:
+            # A broker outage leaves the stored run to recovery (send() says so in the log
+            # and returns False); any other publish failure is recorded and raised.
+            publication.send()
+            # The ids as extra too: a producer's own handlers lack Hive's ContextFilter.
+            logger.info("run submitted", extra=dict(current_log_context()))
+            return Submitted(run_id, created=True)
+    # An earlier submit with this idempotency key: its run, not the one this call made up.
+    ids = {"run_id": str(stored_id), "pipeline": spec.name, "tenant": owner}
+    logger.info("idempotency key already used; nothing stored", extra=ids)
+    return Submitted(stored_id, created=False)
 
 
 def _owner(caller: Caller, tenant: str | None) -> str | None:

@@ -72,6 +72,8 @@ class RunView:
     started_at: datetime | None
     finished_at: datetime | None
     steps: list[StepView] | None
+    trace_id: str | None = None
+    """W3C trace id, in every log record of the run (None for runs stored before 0009)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class RunView:
             "created_at": _ts(self.created_at),
             "started_at": _ts(self.started_at),
             "finished_at": _ts(self.finished_at),
+            "trace_id": self.trace_id,
             "steps": None if self.steps is None else [s.to_json() for s in self.steps],
         }
 
@@ -263,6 +266,7 @@ def run_view(run: Any, steps: list[Any] | None) -> RunView:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
+        trace_id=run.trace_id,
         steps=None
         if steps is None
         else [

@@ -7,7 +7,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
-from celery.signals import setup_logging, worker_init, worker_process_init
+from celery.signals import (
+    setup_logging,
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+)
 
 from hive import keys
 from hive.settings import Settings, get_settings
@@ -118,6 +124,22 @@ def _after_fork(**_: Any) -> None:
 
     dispose_engine()
     close_inherited_server()
+
+
+@worker_ready.connect
+def _register_worker(sender: Any, **_: Any) -> None:
+    """In the main process, once the worker consumes: it joins the registry and heartbeats."""
+    from hive.tasks.presence import on_worker_ready
+
+    on_worker_ready(sender)
+
+
+@worker_shutdown.connect
+def _deregister_worker(**_: Any) -> None:
+    """Warm shutdown, after the running steps finished: the worker leaves as offline."""
+    from hive.tasks.presence import on_worker_shutdown
+
+    on_worker_shutdown()
 
 
 @setup_logging.connect

@@ -30,6 +30,7 @@ from hive.db.options import step_options
 from hive.db.retrying import Connection, in_transaction, on_direct_cursor
 from hive.db.runs import NewStep
 from hive.errors import DispatchError, HiveError
+from hive.logs import log_context
 from hive.statuses import RunStatus
 from hive.tasks.app import PRIORITIES, app
 
@@ -71,14 +72,15 @@ class Publication:
         """
         if not self.stretches:
             return True
-        try:
-            self._publish(self.stretches)
-        except Exception as exc:
-            if is_transient_broker_error(exc):
-                self._leave_to_recovery(self.stretches, exc)
-                return False
-            return self._sort_out(exc)
-        self._confirm(self.stretches)
+        with log_context(run_id=str(self.run_id)):  # recovery and replay send many runs'
+            try:
+                self._publish(self.stretches)
+            except Exception as exc:
+                if is_transient_broker_error(exc):
+                    self._leave_to_recovery(self.stretches, exc)
+                    return False
+                return self._sort_out(exc)
+            self._confirm(self.stretches)
         return True
 
     def _publish(self, stretches: list[list[marks.MarkedStep]]) -> None:
@@ -163,6 +165,9 @@ class Publication:
             # What Flower shows; given, so Celery need not saferepr every message.
             argsrepr=repr(args),
             kwargsrepr="{}",
+            # Flower, its /metrics and Celery's log lines name the step by its agent; the
+            # task that runs it is still RUN_STEP_TASK, so queued messages keep working.
+            shadow=keys.step_task_name(step.agent),
             # No queue declaration per message (kombu copies and binds the queue each time,
             # a fifth of a publish): messages go to the anonymous exchange, straight onto the
             # queue's Redis list, which needs no binding; workers declare what they consume.
@@ -182,7 +187,7 @@ def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str)
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
     plan = {
-        s.step_id: marks.MarkedStep(s.step_id, s.chain_next, 0, step_options(s.options))
+        s.step_id: marks.MarkedStep(s.step_id, s.chain_next, 0, step_options(s.options), s.agent)
         for s in steps
     }
     publication.stretches = _stretches([s.step_id for s in steps if not s.needs], plan)

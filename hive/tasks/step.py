@@ -21,11 +21,13 @@ from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ServiceUnavailable
+from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
 from hive.settings import get_settings
 from hive.tasks import outcomes
 from hive.tasks.app import app
+from hive.tasks.log_context import bind_claimed
 from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
@@ -53,11 +55,8 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         step_id: the step's id within the run.
         attempt: the attempt this message is for (1 for the first).
     """
+    # Every record from here to the end of the task carries the ids (see log_context).
     rid = uuid.UUID(run_id)
-    log = logging.LoggerAdapter(
-        logger,
-        {"run_id": run_id, "step_id": step_id, "task_id": self.request.id, "attempt": attempt},
-    )
     settings = get_settings()
     try:
         claimed = on_direct_cursor(
@@ -80,14 +79,20 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         # come back, even when the time limit cut the claim's wait short.
         if not isinstance(exc, ServiceUnavailable) and not struck_by_soft_limit(exc):
             raise
-        log.warning("database unreachable at claim; message will come back")
+        logger.warning("database unreachable at claim; message will come back")
         raise self.retry(countdown=_CLAIM_RETRY_COUNTDOWN_S, max_retries=None) from None
     if claimed is None:
         # A duplicate, a late message, or a run no longer active: whoever owns it goes on.
-        log.debug("step not claimable; message dropped")
+        logger.debug("step not claimable; message dropped")
         self.request.chain = None
         return
 
+    bind_claimed(
+        agent=claimed.agent,
+        pipeline=claimed.pipeline,
+        tenant=claimed.tenant,
+        trace_id=claimed.trace_id,
+    )
     _observe_wait(claimed.waited_s, self.request.eta, claimed.options.queue)
     agent_cls = default_registry().get(claimed.agent)
     step_input: Any = None
@@ -100,7 +105,9 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             step_id=step_id,
             attempt=attempt,
             tenant=claimed.tenant,
-            logger=log.logger,
+            logger=logging.getLogger(f"hive.agent.{claimed.agent}"),
+            pipeline=claimed.pipeline,
+            trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=CancelCheck(rid),
         )
@@ -108,7 +115,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             output = agent_cls().execute(step_input, ctx)
         check_output_bounds(output, settings)
     except Exception as exc:
-        log.info("attempt failed: %s", type(exc).__name__)
+        logger.info("attempt failed: %s", type(exc).__name__)
         error, retryable = error_info(exc), is_retryable(exc)
         _settle(
             lambda: outcomes.record_failed_attempt(
@@ -245,12 +252,13 @@ def _on_lost_attempt(
     run_id, step_id, attempt = args
     kind = "timeout" if isinstance(exception, TimeLimitExceeded) else "worker_lost"
     error = {"type": kind, "message": str(exception) or kind, "traceback": None}
-    try:
-        outcome = outcomes.record_failed_attempt(
-            uuid.UUID(run_id), step_id, attempt, error, retry_s=_LOST_ATTEMPT_RETRY_S
-        )
-    except ServiceUnavailable:
-        # The lease runs out and the recovery sweep takes the step back.
-        logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)
-        return
-    logger.warning("attempt %s of %s/%s ended: %s; %s", attempt, run_id, step_id, kind, outcome)
+    with log_context(run_id=run_id, step_id=step_id, attempt=attempt, task_id=task_id):
+        try:
+            outcome = outcomes.record_failed_attempt(
+                uuid.UUID(run_id), step_id, attempt, error, retry_s=_LOST_ATTEMPT_RETRY_S
+            )
+        except ServiceUnavailable:
+            # The lease runs out and the recovery sweep takes the step back.
+            logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)
+            return
+        logger.warning("attempt %s of %s/%s ended: %s; %s", attempt, run_id, step_id, kind, outcome)

@@ -237,6 +237,7 @@ def test_cli_on_a_database_without_hive_tables_says_to_run_db_upgrade(
         ["submit", "echo-one", "--input", '{"text": "x"}', "--wait", "--timeout", "-1"],
         ["dlq", "list", "--since", "99999999999d"],
         ["dlq", "show", "not-a-uuid"],
+        ["workers", "list", "--state", "gone"],
     ],
     ids=lambda args: " ".join(args),
 )

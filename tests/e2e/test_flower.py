@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from hive import Client
 from tests.support.commands import describe, run_hive
 from tests.support.processes import HiveProcess, wait_until
 from tests.support.redis_server import free_port
@@ -27,6 +29,10 @@ class Flower:
         self.base = f"http://127.0.0.1:{port}"
 
     def call(self, method: str, path: str) -> tuple[int, Any]:
+        status, body = self.fetch(method, path)
+        return status, json.loads(body) if body else None
+
+    def fetch(self, method: str, path: str) -> tuple[int, str]:
         token = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
         request = urllib.request.Request(
             self.base + path,
@@ -36,10 +42,9 @@ class Flower:
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
-                body = answer.read()
-                return answer.status, json.loads(body) if body else None
+                return answer.status, answer.read().decode()
         except urllib.error.HTTPError as exc:
-            return exc.code, None
+            return exc.code, ""
 
     def knows_worker(self, name: str) -> bool:
         status, workers = self.call("GET", "/api/workers?refresh=1")
@@ -106,6 +111,66 @@ def test_flower_with_allow_control_can_revoke_and_shut_down_a_worker(
 
     assert (revoke, shutdown) == (200, 200)
     wait_until(lambda: worker.proc.poll() is not None, 60, "the worker to shut down")
+
+
+@pytest.mark.timeout(180)
+def test_flower_lists_steps_by_agent_in_its_tasks_its_filters_and_its_metrics(
+    start_worker: Callable[..., HiveProcess], start_flower: Callable[..., Flower]
+) -> None:
+    start_worker("--concurrency", "2", name="steps")
+    flower = start_flower()
+    wait_until(lambda: flower.knows_worker("steps@test"), 30, "flower to see the worker")
+
+    # Two chatty steps, then an echo: two agents.
+    run = Client().submit("logged", {"text": "hi"})
+    run.wait(timeout=60)
+
+    def succeeded() -> list[tuple[str, str]]:
+        _, tasks = flower.call("GET", "/api/tasks")
+        return sorted((t["name"], t["state"]) for t in (tasks or {}).values())
+
+    expected = [
+        ("hive.step.chatty", "SUCCESS"),
+        ("hive.step.chatty", "SUCCESS"),
+        ("hive.step.echo", "SUCCESS"),
+    ]
+    wait_until(lambda: succeeded() == expected, 30, "flower to list the three steps")
+    status, echo_only = flower.call("GET", "/api/tasks?taskname=hive.step.echo")
+    assert status == 200
+    assert [t["name"] for t in echo_only.values()] == ["hive.step.echo"]
+    # Flower shows the message's arguments, which are ids only.
+    assert all(str(run.id) in t["args"] for t in echo_only.values())
+
+    status, metrics = flower.fetch("GET", "/metrics")
+    assert status == 200
+    for agent, count in (("chatty", 2), ("echo", 1)):
+        line = (
+            f'flower_events_total{{task="hive.step.{agent}",type="task-succeeded",'
+            f'worker="steps@test"}} {float(count)}'
+        )
+        assert line in metrics.splitlines(), metrics[-3000:]
+    assert "hive.tasks.run_step" not in metrics
+
+
+@pytest.mark.timeout(120)
+def test_a_step_message_queued_without_the_agent_name_still_runs(
+    start_worker: Callable[..., HiveProcess], redis_db: tuple[redis.Redis, int]
+) -> None:
+    from hive import keys
+    from hive.tasks.app import app
+
+    client, _ = redis_db
+    run = Client().submit("echo-one", {"text": "queued before"})
+    # The message as a farm before shadow names sent it: the task's own name only.
+    for queue in client.scan_iter(match=f"{keys.DEFAULT_QUEUE}*"):
+        client.delete(queue)
+    app.send_task(keys.RUN_STEP_TASK, args=(str(run.id), "echo", 1), queue=keys.DEFAULT_QUEUE)
+
+    worker = start_worker("--concurrency", "1")
+
+    assert run.wait(timeout=60) == {"echo": {"text": "queued before"}}
+    assert f"Task {keys.RUN_STEP_TASK}[" in worker.log()
+    assert "hive.step.echo" not in worker.log()
 
 
 @pytest.mark.timeout(120)

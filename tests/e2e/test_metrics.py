@@ -125,6 +125,16 @@ def test_prometheus_sees_the_farm_figures_and_the_worker_metrics_move(
         "recover's interval (HIVE_RECOVERY_INTERVAL_S)",
     )
 
+    registered = run_hive("services", "register", "search", "--url", "http://127.0.0.1:1/", env=env)
+    assert registered.returncode == 0, describe(registered)
+    _eventually(
+        prometheus,
+        'sum(hive_service_instances{service="search"})',
+        lambda v: v == 1,
+        "the registered instance",
+    )
+    _eventually(prometheus, 'hive_workers{state="online"}', lambda v: v == 0, "no worker yet")
+
     # A prefork worker with two pool processes: /metrics sums both.
     start_worker(
         "--concurrency",
@@ -135,6 +145,7 @@ def test_prometheus_sees_the_farm_figures_and_the_worker_metrics_move(
     )
     submit(env, "fault-dlq", [{"times": 5}])  # retried once, then a dead letter
 
+    _eventually(prometheus, 'hive_workers{state="online"}', lambda v: v == 1, "one worker")
     steps = 'sum(hive_steps_total{agent="echo",status="succeeded"})'
     _eventually(prometheus, steps, lambda v: v == 4, "4 echo steps (3 runs + fault-dlq's first)")
     _eventually(

@@ -43,10 +43,14 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     assert sorted(hive.service.__all__) == [
         "AgentView", "Caller", "DeadLetterReport", "DeadLetterView", "OPERATOR",
         "PipelineStepView", "PipelineView", "Right", "Role", "RunState", "RunView",
-        "StepView", "Submitted", "cancel_run", "check_broker", "check_farm", "check_pipeline_files",
-        "check_servers", "dead_letter_report", "get_pipeline", "get_run", "get_run_state",
-        "list_agents", "list_dead_letters", "list_pipelines", "list_runs", "parse_run_id",
-        "pipeline_view", "purge", "recover", "replay_failed_runs", "replay_run", "submit",
+        "ServiceInstanceView", "StepView", "Submitted", "WorkerView", "cancel_run",
+        "check_broker", "check_farm", "check_pipeline_files", "check_servers",
+        "cleanup_services", "dead_letter_report", "deregister_service", "get_pipeline",
+        "get_run", "get_run_state", "get_service_instance", "health_sweep", "heartbeat_service",
+        "list_agents", "list_dead_letters", "list_pipelines", "list_runs",
+        "list_service_instances", "list_workers", "parse_run_id", "pick_instance",
+        "pipeline_view", "purge", "recover", "register_service", "replay_failed_runs",
+        "replay_run", "submit",
         "translate_failure", "upgrade_schema", "validate_input", "wait_for_run",
     ]  # fmt: skip
     for name in hive.service.__all__:

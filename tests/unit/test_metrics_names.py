@@ -9,7 +9,10 @@ from prometheus_client import Counter, Gauge, Histogram
 from hive import metrics
 
 # Bounded sets only: never a run, step, task or worker id.
-ALLOWED_LABELS = {"agent", "pipeline", "queue", "priority", "status", "reason", "task", "source"}
+ALLOWED_LABELS = {
+    *("agent", "pipeline", "queue", "priority", "status", "reason", "task", "source"),
+    *("service", "state"),
+}
 
 
 def _name(metric: Counter | Gauge | Histogram) -> str:
@@ -56,6 +59,8 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
         "hive_dead_letters",
         "hive_maintenance_last_success_timestamp_seconds",
         "hive_maintenance_interval_seconds",
+        "hive_service_instances",
+        "hive_workers",
         "hive_exporter_source_up",
         "hive_exporter_scrape_duration_seconds",
     }
@@ -66,6 +71,8 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
     assert metrics.FARM_FIGURES["hive_runs_in_flight"][1] == ("pipeline", "status")
     assert metrics.FARM_FIGURES["hive_queue_depth"][1] == ("queue", "priority")
     assert metrics.FARM_FIGURES["hive_dead_letters"][1] == ("pipeline",)
+    assert metrics.FARM_FIGURES["hive_service_instances"][1] == ("service", "status")
+    assert metrics.FARM_FIGURES["hive_workers"][1] == ("state",)
 
 
 def test_a_retried_attempt_counts_under_its_reason() -> None:

@@ -222,3 +222,16 @@ def test_data_dir_must_not_be_empty(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
     assert raised.value.variable == "HIVE_DATA_DIR"
+
+
+def test_a_heartbeat_no_shorter_than_the_lost_worker_threshold_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HIVE_WORKER_HEARTBEAT_S", "30")
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    assert refused.value.problems == [
+        ["HIVE_WORKER_LOST_AFTER_S", "must be longer than HIVE_WORKER_HEARTBEAT_S"]
+    ]
+    monkeypatch.setenv("HIVE_WORKER_LOST_AFTER_S", "31")
+    assert load_settings().workers.lost_after_s == 31.0

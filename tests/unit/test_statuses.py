@@ -6,10 +6,10 @@ import ast
 import re
 from pathlib import Path
 
-from hive.statuses import AttemptOutcome, RunStatus, StepStatus
+from hive.statuses import AttemptOutcome, RunStatus, ServiceStatus, StepStatus
 
 HIVE = Path(__file__).resolve().parents[2] / "hive"
-KNOWN = {str(s) for enum in (RunStatus, StepStatus, AttemptOutcome) for s in enum}
+KNOWN = {str(s) for enum in (RunStatus, StepStatus, AttemptOutcome, ServiceStatus) for s in enum}
 
 # `status = 'x'`, `status IN ('x', 'y')`, `status <> 'x'`, `SET status = 'x'`,
 # `THEN 'x' ELSE status`: every place a status is written out in SQL text.

@@ -1,5 +1,5 @@
-"""Agents that break the farm on purpose, for its fault tests: ``crash``, ``hang`` and
-``nul_error``.
+"""Agents that exist only for the farm's tests: ``crash``, ``hang`` and ``nul_error`` break
+it on purpose, ``chatty`` logs the way agents and the libraries they call do.
 
 They are not part of Hive: a production worker must never run an agent that SIGKILLs its
 own process. The test set-up installs this package, whose ``hive.agents`` entry points
@@ -8,6 +8,7 @@ register them in the test venv's workers.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -18,6 +19,9 @@ from hive.agents.base import Agent, AgentContext, AgentOptions
 from hive.errors import PermanentError
 
 __all__ = [
+    "ChattyAgent",
+    "ChattyInput",
+    "ChattyOutput",
     "CrashAgent",
     "CrashInput",
     "CrashOutput",
@@ -112,3 +116,39 @@ class NulErrorAgent(Agent[NulErrorInput, CrashOutput]):
     def run(self, data: NulErrorInput, ctx: AgentContext) -> CrashOutput:
         """Raise :class:`PermanentError` with a NUL in its message."""
         raise PermanentError("bad byte \x00 in the reply")
+
+
+class ChattyInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+
+
+class ChattyOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    trace_id: str | None
+
+
+# A library the agent calls, logging under its own name as any SDK does.
+_library_logger = logging.getLogger("chatty_sdk.client")
+
+
+class ChattyAgent(Agent[ChattyInput, ChattyOutput]):
+    """Logs through ``ctx.logger``, a library's logger and the root logger, each record
+    naming its step, and returns its text with the trace id it was given."""
+
+    name = "chatty"
+    version = "1"
+    input_model = ChattyInput
+    output_model = ChattyOutput
+    options = AgentOptions(timeout=60.0, max_retries=0)
+
+    def run(self, data: ChattyInput, ctx: AgentContext) -> ChattyOutput:
+        """Log four records (one at DEBUG, with the payload) and echo ``data.text``."""
+        ctx.logger.info("chatty: starting %s", ctx.step_id)
+        _library_logger.info("chatty_sdk: calling out for %s", ctx.step_id)
+        logging.getLogger().warning("chatty: root logger in %s", ctx.step_id)
+        ctx.logger.debug("chatty: payload %r", data.text)
+        return ChattyOutput(text=data.text, trace_id=ctx.trace_id)

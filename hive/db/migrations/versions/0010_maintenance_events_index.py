@@ -5,8 +5,8 @@ Recovery alone records a ``maintenance`` event every 30 s, so reading them all g
 the retention period; this partial index answers "the latest per task" with one probe
 per task (hive/db/figures.py).
 
-Revision ID: 0009
-Revises: 0006
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-02
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0006"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

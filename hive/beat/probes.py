@@ -1,0 +1,89 @@
+"""Probe health URLs, all at once, each within a timeout: Consul's HTTP check.
+
+A 2xx answer passes, 429 (too many requests) is a warning, any other answer, or none within
+the timeout, is a failure. Redirects are not followed: a 3xx is "any other answer".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+
+class Verdict(StrEnum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Probe:
+    verdict: Verdict
+    output: str
+    """What was found, for the operator: "HTTP 503", "no answer within 5s". Never the URL,
+    which may carry a token in its query."""
+
+
+def verdict_of(status_code: int) -> Verdict:
+    if 200 <= status_code < 300:
+        return Verdict.PASS
+    if status_code == 429:
+        return Verdict.WARN
+    return Verdict.FAIL
+
+
+_RESOLVERS = 32
+
+
+def probe_all(urls: dict[str, str], timeout_s: float) -> dict[str, Probe]:
+    """Each key's URL probed concurrently; the whole takes about ``timeout_s`` at most."""
+    if not urls:
+        return {}
+    # Host names are resolved in the loop's executor threads. Not asyncio.run's: it has
+    # as few threads as CPUs plus 4 (probes would queue behind slow lookups and time out
+    # unheard), and it waits for every lookup at exit (a resolver that hangs would hang
+    # the sweep past its timeout). These are left to finish on their own.
+    loop = asyncio.new_event_loop()
+    resolvers = ThreadPoolExecutor(_RESOLVERS, thread_name_prefix="hive-probe-resolver")
+    loop.set_default_executor(resolvers)
+    try:
+        return loop.run_until_complete(_probe_all(urls, timeout_s))
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        resolvers.shutdown(wait=False, cancel_futures=True)
+        loop.close()
+
+
+async def _probe_all(urls: dict[str, str], timeout_s: float) -> dict[str, Probe]:
+    # No pool limit: a limit would queue probes behind hanging ones and time them out
+    # unheard. trust_env=False: a proxy answering for an instance would misreport its health.
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(
+        timeout=timeout_s, limits=limits, trust_env=False, follow_redirects=False
+    ) as client:
+        keys = list(urls)
+        probes = await asyncio.gather(*(_probe(client, urls[k], timeout_s) for k in keys))
+    return dict(zip(keys, probes, strict=True))
+
+
+async def _probe(client: httpx.AsyncClient, url: str, timeout_s: float) -> Probe:
+    try:
+        # The status line is the answer; the body is not read. asyncio.timeout bounds the whole
+        # exchange, which httpx's timeouts bound only per read.
+        async with asyncio.timeout(timeout_s), client.stream("GET", url) as response:
+            code = response.status_code
+    except (TimeoutError, httpx.TimeoutException):
+        return Probe(Verdict.FAIL, f"no answer within {timeout_s:g}s")
+    except httpx.HTTPError as exc:
+        return Probe(Verdict.FAIL, f"no answer: {type(exc).__name__}")
+    except Exception as exc:  # any probe's own trouble is its failure, not the sweep's
+        logger.debug("probe failed", exc_info=True)
+        return Probe(Verdict.FAIL, f"no answer: {type(exc).__name__}")
+    return Probe(verdict_of(code), f"HTTP {code}")

@@ -1,0 +1,208 @@
+"""Workers in the registry: registration, heartbeats, a clean stop, and the sweep's queries.
+
+Every time is PostgreSQL's ``now()``: a heartbeat and the sweep that judges it read one
+clock, whatever the hosts' clocks say. Each change of state is a compare-and-set on the
+state (and, for the worker's own writes, its pid), so a sweep racing a heartbeat, or a
+restarted worker racing its predecessor's last write, leaves one answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import Text
+
+from hive.db.sweeps import StalledStep
+from hive.statuses import RunStatus, StepStatus, WorkerState
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """What a worker says of itself when it registers."""
+
+    name: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    pool: str
+    hive_version: str
+    celery_version: str
+
+
+@dataclass(frozen=True)
+class WorkerRow:
+    name: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    pool: str
+    hive_version: str
+    celery_version: str
+    started_at: datetime
+    heartbeat_at: datetime
+    state: str
+    lost_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LostWorker:
+    name: str
+    heartbeat_at: datetime
+    steps: list[StalledStep]
+    """The steps it was running when it was marked lost."""
+
+
+_REGISTER = text(
+    """
+    INSERT INTO workers AS w (name, pid, queues, concurrency, pool, hive_version,
+                              celery_version, started_at, heartbeat_at, state, lost_at)
+    VALUES (:name, :pid, :queues, :concurrency, :pool, :hive_version, :celery_version,
+            now(), now(), :online, NULL)
+    ON CONFLICT (name) DO UPDATE
+       SET pid = excluded.pid, queues = excluded.queues, concurrency = excluded.concurrency,
+           pool = excluded.pool, hive_version = excluded.hive_version,
+           celery_version = excluded.celery_version, started_at = excluded.started_at,
+           heartbeat_at = excluded.heartbeat_at, state = excluded.state, lost_at = NULL
+    """
+).bindparams(bindparam("queues", type_=ARRAY(Text)))
+
+
+def register(conn: Connection, info: WorkerInfo) -> None:
+    """Record the worker as online, started now; a row of the same name (an earlier run of
+    this node) is taken over."""
+    params = {**info.__dict__, "online": WorkerState.ONLINE}
+    conn.execute(_REGISTER, params)
+
+
+_HEARTBEAT = text(
+    """
+    UPDATE workers w SET heartbeat_at = now(), state = :online, lost_at = NULL
+      FROM (SELECT name, state FROM workers WHERE name = :name AND pid = :pid FOR UPDATE) old
+     WHERE w.name = old.name
+    RETURNING old.state
+    """
+)
+
+
+def heartbeat(conn: Connection, name: str, pid: int) -> WorkerState | None:
+    """Record a heartbeat; the state the worker had before it (``lost``: it came back), or
+    None when no row is this process's (gone, or taken by another process of that name)."""
+    row = conn.execute(_HEARTBEAT, {"name": name, "pid": pid, "online": WorkerState.ONLINE})
+    state = row.scalar_one_or_none()
+    return None if state is None else WorkerState(state)
+
+
+_OFFLINE = text(
+    """
+    UPDATE workers SET state = :offline, heartbeat_at = now()
+     WHERE name = :name AND pid = :pid AND state <> :offline
+    """
+)
+
+
+def mark_offline(conn: Connection, name: str, pid: int) -> bool:
+    """The worker stopped cleanly; False if the row is not this process's."""
+    params = {"name": name, "pid": pid, "offline": WorkerState.OFFLINE}
+    return bool(conn.execute(_OFFLINE, params).rowcount)
+
+
+_SILENT = text(
+    """
+    SELECT name FROM workers
+     WHERE state = :online AND heartbeat_at < now() - make_interval(secs => :after_s)
+     ORDER BY name
+    """
+)
+
+
+def silent_workers(conn: Connection, lost_after_s: float) -> list[str]:
+    """Online workers whose last heartbeat is older than ``lost_after_s``."""
+    params = {"online": WorkerState.ONLINE, "after_s": lost_after_s}
+    return [r.name for r in conn.execute(_SILENT, params)]
+
+
+_MARK_LOST = text(
+    """
+    UPDATE workers SET state = :lost, lost_at = now()
+     WHERE name = ANY(:names)
+       AND state = :online AND heartbeat_at < now() - make_interval(secs => :after_s)
+    RETURNING name, heartbeat_at
+    """
+).bindparams(bindparam("names", type_=ARRAY(Text)))
+
+
+# Running steps of active runs claimed by a worker before it was marked lost. Started from
+# the unfinished runs, as the lease sweep is (migration 0003), then one key lookup each.
+_LOST_STEPS = text(
+    """
+    SELECT s.run_id, s.step_id, s.attempt, s.worker
+      FROM runs r JOIN step_runs s ON s.run_id = r.id
+     WHERE r.finished_at IS NULL AND r.status IN (:queued, :running_run)
+       AND s.status = :running_step
+       AND EXISTS (SELECT 1 FROM workers w
+                    WHERE w.name = s.worker AND w.state = :lost AND s.started_at <= w.lost_at)
+     ORDER BY s.started_at
+     LIMIT :limit
+    """
+)
+
+_STEP_STATES = {"queued": RunStatus.QUEUED, "running_run": RunStatus.RUNNING,
+                "running_step": StepStatus.RUNNING, "lost": WorkerState.LOST}  # fmt: skip
+
+
+def mark_lost(conn: Connection, names: list[str], lost_after_s: float) -> list[LostWorker]:
+    """Mark lost those of ``names`` still online and silent for longer than
+    ``lost_after_s`` (compare-and-set: a worker that beat meanwhile is spared), with the
+    steps each was running."""
+    params = {"lost": WorkerState.LOST, "online": WorkerState.ONLINE, "after_s": lost_after_s,
+              "names": names}  # fmt: skip
+    lost = {r.name: r.heartbeat_at for r in conn.execute(_MARK_LOST, params)}
+    if not lost:
+        return []
+    steps: dict[str, list[StalledStep]] = {name: [] for name in lost}
+    for step in steps_of_lost_workers(conn):
+        if step.worker in steps:
+            steps[step.worker].append(step)
+    return [LostWorker(name, at, steps[name]) for name, at in sorted(lost.items())]
+
+
+def steps_of_lost_workers(conn: Connection, limit: int = 1000) -> list[StalledStep]:
+    """Steps still running under a lost worker's name, claimed before it was lost: a sweep
+    that stopped halfway leaves them for the next one."""
+    rows = conn.execute(_LOST_STEPS, {**_STEP_STATES, "limit": limit})
+    return [StalledStep(r.run_id, r.step_id, r.attempt, r.worker) for r in rows]
+
+
+_LIST = text(
+    """
+    SELECT name, pid, queues, concurrency, pool, hive_version, celery_version, started_at,
+           heartbeat_at, state, lost_at
+      FROM workers
+     WHERE CAST(:state AS text) IS NULL OR state = :state
+     ORDER BY name
+     LIMIT :limit
+    """
+)
+
+
+def list_workers(
+    conn: Connection, *, state: str | None = None, limit: int = 1000
+) -> list[WorkerRow]:
+    """The registered workers by name, of one state or all."""
+    rows = conn.execute(_LIST, {"state": state, "limit": limit})
+    return [WorkerRow(**_row(r._mapping)) for r in rows]
+
+
+def _row(mapping: Any) -> dict[str, Any]:
+    row = dict(mapping)
+    row["queues"] = list(row["queues"] or [])
+    return row
+
+
+def step_ids(steps: list[StalledStep]) -> list[dict[str, Any]]:
+    """Steps as an event's detail lists them."""
+    return [{"run_id": str(s.run_id), "step_id": s.step_id, "attempt": s.attempt} for s in steps]

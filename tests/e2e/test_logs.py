@@ -1,0 +1,176 @@
+"""Logs that carry ids: with ``HIVE_LOG_FORMAT=json`` every record of a real worker is one
+JSON object, and every record written while a step runs (the agent's own, a library's,
+Celery's) carries the run, step, attempt, task, agent, pipeline, tenant and trace id."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hive import Client
+from tests.support.commands import describe, run_hive, run_python
+from tests.support.processes import HiveProcess, wait_until
+
+STEP_FIELDS = ("run_id", "step_id", "attempt", "task_id", "agent", "pipeline", "tenant", "trace_id")
+# Only the DEBUG record holds it: payloads never appear above DEBUG.
+PAYLOAD = "payload-7f3c-never-above-debug"
+# A text-format record, which must not appear when JSON was asked for.
+TEXT_RECORD = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:,.]+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) ")
+
+_PRODUCER = """
+import sys
+from hive import Client
+from hive.logs import configure_logging
+configure_logging()
+print(Client(tenant="acme").submit("logged", {"text": sys.argv[1]}).id)
+"""
+
+
+def _records(text: str) -> list[dict[str, Any]]:
+    """Every JSON record in a process's output; fails on a record in any other form."""
+    records = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            records.append(json.loads(line))
+        else:
+            assert not TEXT_RECORD.match(line), f"a record that is not JSON: {line!r}"
+    return records
+
+
+@pytest.mark.parametrize("pool", ["prefork", "threads"])
+@pytest.mark.timeout(180)
+def test_every_record_of_a_step_carries_the_run_step_and_trace_ids_in_json(
+    pool: str, start_worker: Callable[..., HiveProcess], env: dict[str, str]
+) -> None:
+    json_env = {**env, "HIVE_LOG_FORMAT": "json", "HIVE_LOG_LEVEL": "INFO"}
+    # Two pool processes or threads: the two chatty steps run side by side.
+    worker = start_worker("--concurrency", "2", "--pool", pool, extra_env=json_env)
+
+    produced = run_python(_PRODUCER, PAYLOAD, env=json_env)
+    assert produced.returncode == 0, describe(produced)
+    run_id = str(uuid.UUID(produced.stdout.strip()))
+    output = Client().run(run_id).wait(timeout=60)
+
+    shown = run_hive("runs", "show", run_id, "--json", env=env)
+    assert shown.returncode == 0, describe(shown)
+    trace_id = json.loads(shown.stdout)["trace_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id) and trace_id != "0" * 32
+    assert Client().get(run_id).trace_id == trace_id
+    # The agent saw it on its context (ctx.trace_id), to pass on to what it calls.
+    assert output["left"] == {"text": PAYLOAD, "trace_id": trace_id}
+
+    # The producer's record of the submit.
+    submitted = [r for r in _records(produced.stderr) if r["message"] == "run submitted"]
+    assert len(submitted) == 1, produced.stderr
+    assert {k: submitted[0].get(k) for k in ("run_id", "pipeline", "tenant", "trace_id")} == {
+        "run_id": run_id,
+        "pipeline": "logged",
+        "tenant": "acme",
+        "trace_id": trace_id,
+    }
+
+    records = _records(worker.log())
+    mine = [r for r in records if r.get("run_id") == run_id]
+    expected = {"run_id": run_id, "pipeline": "logged", "tenant": "acme", "trace_id": trace_id}
+    for record in mine:
+        assert {k: record.get(k) for k in expected} == expected, record
+        assert set(STEP_FIELDS) <= record.keys(), record
+
+    # The agent's records, through ctx.logger, a library's logger and the root logger, each
+    # with the ids of the step that wrote it, though the two ran at once.
+    by_logger: dict[str, list[dict[str, Any]]] = {}
+    for record in mine:
+        if record["message"].startswith(("chatty:", "chatty_sdk:")):
+            assert record["message"].endswith(record["step_id"]), record
+            assert record["agent"] == "chatty" and record["attempt"] == 1, record
+            by_logger.setdefault(record["logger"], []).append(record)
+    assert {name: len(found) for name, found in by_logger.items()} == {
+        "hive.agent.chatty": 2,
+        "chatty_sdk.client": 2,
+        "root": 2,
+    }, mine
+    # Celery's own line for each step, under the agent's name.
+    done = sorted(
+        (r["step_id"], r["agent"])
+        for r in mine
+        if r["logger"] == "celery.app.trace" and "succeeded" in r["message"]
+    )
+    assert done == [("last", "echo"), ("left", "chatty"), ("right", "chatty")], mine
+    assert all(
+        "hive.step." + r["agent"] in r["message"] for r in mine if r["logger"] == "celery.app.trace"
+    )
+    if pool == "prefork":
+        # A pool process writes only inside its steps here: every one of its records has them.
+        in_pool = [r for r in records if r["process"] != "MainProcess"]
+        assert in_pool, records
+        assert all(set(STEP_FIELDS) <= r.keys() for r in in_pool), in_pool
+
+    assert PAYLOAD not in worker.log()
+    assert PAYLOAD not in produced.stderr
+
+
+@pytest.mark.timeout(120)
+def test_text_logs_show_the_ids_compactly(
+    start_worker: Callable[..., HiveProcess], env: dict[str, str]
+) -> None:
+    worker = start_worker("--concurrency", "1", extra_env={"HIVE_LOG_FORMAT": "text"})
+
+    run = Client(tenant="acme").submit("logged", {"text": "hi"})
+    run.wait(timeout=60)
+
+    trace_id = Client().get(run.id).trace_id
+    line = next(ln for ln in worker.log().splitlines() if "chatty_sdk: calling out for left" in ln)
+    assert line.endswith(
+        f"[run={run.id} step=left#1 agent=chatty pipeline=logged tenant=acme trace={trace_id}]"
+    ), line
+    shown = run_hive("runs", "show", str(run.id), env=env)
+    assert f"  trace    {trace_id}" in shown.stdout.splitlines(), describe(shown)
+
+
+@pytest.mark.timeout(120)
+def test_a_maintenance_task_beat_sends_logs_with_its_task_name_and_id(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    env: dict[str, str],
+) -> None:
+    json_env = {**env, "HIVE_LOG_FORMAT": "json", "HIVE_RECOVERY_INTERVAL_S": "1"}
+    worker = start_worker("--concurrency", "1", extra_env=json_env)
+    start_beat(extra_env=json_env)
+
+    def swept() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in _records(worker.log())
+            if r["logger"] == "celery.app.trace" and "succeeded" in r["message"]
+        ]
+
+    wait_until(lambda: bool(swept()), 60, "beat's recovery to run on the worker")
+    record = swept()[0]
+    assert record["task"] == "hive.beat.recover_stalled_runs", record
+    assert record["task_id"] in record["message"], record
+    assert "run_id" not in record
+
+
+@pytest.mark.timeout(120)
+def test_a_maintenance_run_names_its_task_in_its_records(env: dict[str, str]) -> None:
+    json_env = {**env, "HIVE_LOG_FORMAT": "json"}
+    source = (
+        "import logging\n"
+        "from hive.logs import configure_logging\n"
+        "from hive.beat.tasks import recover_now\n"
+        "configure_logging('INFO')\n"
+        "from hive.beat import lock\n"
+        "with lock.held(lock.broker_redis(), 'recover', 30):\n"
+        "    recover_now()\n"
+    )
+
+    done = run_python(source, env=json_env)
+
+    assert done.returncode == 0, describe(done)
+    skipped = [r for r in _records(done.stderr) if "already running" in r["message"]]
+    assert [r.get("task") for r in skipped] == ["hive.beat.recover_stalled_runs"], done.stderr

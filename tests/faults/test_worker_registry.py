@@ -1,0 +1,195 @@
+"""Workers in the registry: each registers, heartbeats and leaves cleanly; one that stops
+heartbeating is marked lost and its steps run again elsewhere, long before their lease."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from importlib.metadata import version
+
+import celery
+import pytest
+
+from hive import Client
+from hive.errors import PermissionDenied
+from tests.faults.conftest import FAST
+from tests.support import db
+from tests.support.processes import wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+# Heartbeats twice a second; silent for 3 s is lost (the health sweep runs every second).
+BEATING = {
+    "HIVE_WORKER_HEARTBEAT_S": "0.5",
+    "HIVE_WORKER_LOST_AFTER_S": "3",
+    "HIVE_HEALTH_INTERVAL_S": "1",
+}
+ENV = {**FAST, **BEATING}
+
+
+def _worker(name: str) -> object:
+    rows = db.rows("SELECT * FROM workers WHERE name = :name", name=name)
+    return rows[0] if rows else None
+
+
+def _events(kind: str) -> list[object]:
+    return db.rows("SELECT * FROM events WHERE kind = :kind ORDER BY id", kind=kind)
+
+
+def _running(run_id: object) -> bool:
+    return db.steps_of(run_id)["nap"].status == "running"
+
+
+def test_a_worker_registers_heartbeats_and_goes_offline_on_a_warm_shutdown(
+    start_worker, hive_env
+) -> None:
+    worker = start_worker(
+        "--concurrency", "2", "--pool", "threads", "--queues", "hive.default,hive.maintenance",
+        extra_env=BEATING, name="listed",
+    )  # fmt: skip
+    row = _worker("listed@test")  # registered before Celery logs "ready."
+    assert row is not None
+    assert (row.state, row.pid, row.lost_at) == ("online", worker.pid, None)
+    assert (row.queues, row.concurrency, row.pool) == (
+        ["hive.default", "hive.maintenance"], 2, "threads"
+    )  # fmt: skip
+    assert (row.hive_version, row.celery_version) == (version("hive"), celery.__version__)
+    first = row.heartbeat_at
+    wait_until(lambda: _worker("listed@test").heartbeat_at > first, 10, "a heartbeat")
+
+    (view,) = Client().workers()
+    assert view.to_json() == {
+        "name": "listed@test", "state": "online", "pid": worker.pid,
+        "queues": ["hive.default", "hive.maintenance"], "concurrency": 2, "pool": "threads",
+        "hive_version": version("hive"), "celery_version": celery.__version__,
+        "started_at": view.started_at.isoformat(), "heartbeat_at": view.heartbeat_at.isoformat(),
+        "lost_at": None,
+    }  # fmt: skip
+    listed = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "workers", "list", "--json"],
+        env={**os.environ, **hive_env}, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    (shown,) = json.loads(listed.stdout)
+    table = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "workers", "list"],
+        env={**os.environ, **hive_env}, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert table[0].split() == ["NAME", "STATE", "HEARTBEAT", "PID", "POOL", "QUEUES",
+                                "HIVE/CELERY"]  # fmt: skip
+    assert table[1].split()[:2] == ["listed@test", "online"]
+    assert "threads/2" in table[1] and "hive.default,hive.maintenance" in table[1]
+    assert {k: v for k, v in shown.items() if k != "heartbeat_at"} == {
+        k: v for k, v in view.to_json().items() if k != "heartbeat_at"
+    }
+    with pytest.raises(PermissionDenied):
+        Client(tenant="acme", role="admin").workers()
+
+    worker.signal(signal.SIGTERM)  # warm shutdown
+    worker.proc.wait(timeout=30)
+    row = _worker("listed@test")
+    assert (row.state, row.lost_at) == ("offline", None)
+    assert [e.detail["worker"] for e in _events("worker_offline")] == ["listed@test"]
+    assert [w.name for w in Client().workers(state="offline")] == ["listed@test"]
+    assert Client().workers(state="online") == []
+
+
+def test_a_worker_killed_mid_step_is_marked_lost_and_its_step_runs_again_before_its_lease(
+    start_worker, start_beat, success_audit
+) -> None:
+    doomed = start_worker("--concurrency", "1", extra_env=ENV, name="doomed")
+    run = Client().submit("fault-long-lease", {"seconds": 2})
+    wait_until(lambda: _running(run.id), 20, "the step to start")
+    lease = db.steps_of(run.id)["nap"].lease_until
+
+    os.killpg(doomed.pid, signal.SIGKILL)  # the whole worker: main process and pool
+    start_worker("--concurrency", "1", extra_env=ENV, name="rescuer")
+    start_beat(extra_env=ENV)
+
+    # The lease has two minutes to go: only the worker sweep can finish the run this soon.
+    assert run.wait(timeout=60) == {"after": {"text": "after the nap"}}
+    assert db.scalar("SELECT now() < :lease", lease=lease)
+    nap = db.steps_of(run.id)["nap"]
+    assert (nap.status, nap.attempt) == ("succeeded", 2)
+    assert nap.worker == "rescuer@test"
+    (attempt,) = db.attempts_of(run.id, "nap")
+    assert (attempt.outcome, attempt.error["type"]) == ("retried", "worker_lost")
+    assert "doomed@test" in attempt.error["message"]
+    (lost,) = _events("worker_lost")
+    assert lost.detail["worker"] == "doomed@test"
+    assert lost.detail["steps"] == [{"run_id": str(run.id), "step_id": "nap", "attempt": 1}]
+    row = _worker("doomed@test")
+    assert row.state == "lost" and row.lost_at is not None
+    assert _worker("rescuer@test").state == "online"
+    assert db.duplicate_successes() == 0
+
+
+def test_a_frozen_worker_marked_lost_comes_back_online_and_its_late_finish_is_refused(
+    start_worker, start_beat, success_audit
+) -> None:
+    frozen = start_worker("--concurrency", "1", extra_env=ENV, name="frozen")
+    run = Client().submit("fault-long-lease", {"seconds": 3})
+    wait_until(lambda: _running(run.id), 20, "the step to start")
+
+    os.killpg(frozen.pid, signal.SIGSTOP)  # alive but silent: a long pause, a partition
+    try:
+        start_worker("--concurrency", "1", extra_env=ENV, name="healthy")
+        start_beat(extra_env=ENV)
+        wait_until(lambda: _worker("frozen@test").state == "lost", 30, "the worker lost")
+        run.wait(timeout=60)
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+
+    wait_until(lambda: _worker("frozen@test").state == "online", 30, "the worker back")
+    assert [e.detail["worker"] for e in _events("worker_back")] == ["frozen@test"]
+    wait_until(lambda: bool(_events("late_finish")), 30, "the frozen attempt refused")
+    nap = db.steps_of(run.id)["nap"]
+    assert (nap.status, nap.attempt, nap.worker) == ("succeeded", 2, "healthy@test")
+    assert db.duplicate_successes() == 0
+
+
+def test_a_worker_whose_heartbeats_did_not_land_but_answers_a_ping_is_not_lost(
+    start_worker, success_audit
+) -> None:
+    """As after PostgreSQL was out of reach for longer than HIVE_WORKER_LOST_AFTER_S: the
+    heartbeats are old, but the worker answers Celery's ping, so its steps stay with it."""
+    from hive.beat.workers import sweep_workers
+
+    slow = {"HIVE_WORKER_HEARTBEAT_S": "60", "HIVE_WORKER_LOST_AFTER_S": "120"}
+    start_worker("--concurrency", "1", extra_env=slow, name="quiet")
+    run = Client().submit("fault-long-lease", {"seconds": 2})
+    wait_until(lambda: _running(run.id), 20, "the step to start")
+    db.execute("UPDATE workers SET heartbeat_at = now() - interval '1 hour'")
+
+    swept = sweep_workers(lost_after_s=3)
+
+    assert (swept.workers_answering, swept.workers_lost, swept.steps_taken_back) == (1, 0, 0)
+    assert _worker("quiet@test").state == "online"
+    assert run.wait(timeout=30) == {"after": {"text": "after the nap"}}
+    assert db.steps_of(run.id)["nap"].attempt == 1
+    assert _events("worker_lost") == []
+
+
+def test_retention_purges_workers_gone_for_longer_than_it_and_keeps_the_rest(
+    clean_state,
+) -> None:
+    from hive.beat.tasks import purge_now
+
+    for name, state, age in [
+        ("old-offline", "offline", "40 days"), ("old-lost", "lost", "40 days"),
+        ("recent-lost", "lost", "1 day"), ("old-online", "online", "40 days"),
+    ]:  # fmt: skip
+        db.execute(
+            "INSERT INTO workers (name, pid, queues, concurrency, pool, hive_version,"
+            " celery_version, started_at, heartbeat_at, state)"
+            " VALUES (:name, 1, '{hive.default}', 1, 'prefork', '0', '5', now(),"
+            " now() - CAST(:age AS interval), :state)",
+            name=name, state=state, age=age,
+        )  # fmt: skip
+
+    result = purge_now()
+
+    assert result is not None and result["workers"] == 2
+    assert [w.name for w in Client().workers()] == ["old-online", "recent-lost"]
