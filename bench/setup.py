@@ -53,7 +53,16 @@ def bench_env(pipelines_dir: Path, redis_db: int) -> dict[str, str]:
         "HIVE_RESULT_BACKEND": "",
         "HIVE_PIPELINES_DIR": str(pipelines_dir),
         "HIVE_LOG_LEVEL": "WARNING",
+        # Metrics on, as in production, on a port nothing else holds.
+        "HIVE_METRICS_PORT": str(free_port()),
+        "HIVE_METRICS_ADDRESS": "127.0.0.1",
     }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def install_env(env: dict[str, str]) -> None:

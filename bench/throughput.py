@@ -1,11 +1,13 @@
 """``python -m bench.throughput [--n N] [--json] [--skip-build]``: Hive against raw Celery.
 
-One worker (``--concurrency 2 --pool prefork``), one broker, one run, five phases:
-N single-step runs at once; 200 single-step runs one at a time (idle start latency);
-N/10 ten-step chains one at a time and then at once; one fan-out of 1000; and the same
-shapes as raw Celery tasks. In the one-at-a-time phases each Hive run is followed by its
-raw Celery twin, so both see the same background load. Progress goes to stderr; the
-report (or one JSON object with ``--json``) to stdout.
+One worker (``--concurrency 2 --pool prefork``, serving its metrics), one broker, one run,
+five phases: N single-step runs at once; 200 single-step runs one at a time (idle start
+latency); N/10 ten-step chains one at a time and then at once; one fan-out of 1000; and the
+same shapes as raw Celery tasks. Then a second worker with its metrics off
+(``HIVE_METRICS_PORT=0``) runs phases 1 and 1b again: what metrics cost. In the
+one-at-a-time phases each Hive run is followed by its raw Celery twin, so both see the same
+background load. Progress goes to stderr; the report (or one JSON object with ``--json``) to
+stdout.
 """
 
 from __future__ import annotations
@@ -192,6 +194,38 @@ def run_phases(
     }
 
 
+def metrics_off_phases(
+    args: argparse.Namespace, broker: BrokerClaim, env: dict[str, str], log_path: Path
+) -> dict[str, Any]:
+    """Phases 1 and 1b again, on a worker whose metrics are off."""
+    from bench.hive_phases import ECHO, HiveBench
+
+    worker = WorkerProcess({**env, "HIVE_METRICS_PORT": "0"}, log_path)
+    hive = HiveBench()
+    try:
+        worker.wait_ready()
+        broker.reset()
+        say("6. metrics off: warm-up")
+        hive.burst(ECHO, _WARMUP)
+        broker.reset()
+        if args.analyze:
+            hive.analyze()
+        say(f"6. metrics off: {args.n} single-step runs at once")
+        load = hive.burst(ECHO, args.n)
+        broker.reset()
+        if args.analyze:
+            hive.analyze()
+        say(f"6b. metrics off: {args.n} single-step runs queued, then the worker alone")
+        drain_s = hive.drain(ECHO, args.n, worker.pause, worker.resume)
+    finally:
+        hive.close()
+        worker.stop()
+    return {
+        "metrics_off_steps_per_s": rate(args.n, load.wall_s),
+        "metrics_off_drain_steps_per_s": rate(args.n, drain_s),
+    }
+
+
 def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The spec's targets, each with the figure it is judged on."""
     checks = {
@@ -203,6 +237,7 @@ def targets(r: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "<=",
             r["single_step_ms"],
         ),
+        "metrics cost <= 5% of the worker-alone throughput": (r["metrics_cost"], "<=", 0.05),
     }
     return {
         name: {"value": value, "target": f"{op} {bound:.3g}", "met": _holds(value, op, bound)}
@@ -244,6 +279,10 @@ def report(r: dict[str, Any]) -> str:
         f"celery {r['celery_chain10_tasks_per_s']:.1f} tasks/s",
         f"fan-out 1000: {r['fanout1000_s']:.2f} s, {r['fanout_per_step_ms']:.2f} ms/step "
         f"vs single-step run {r['single_step_ms']:.2f} ms/step",
+        f"metrics on/off: at once {r['hive_steps_per_s']:.1f} / "
+        f"{r['metrics_off_steps_per_s']:.1f} steps/s, worker alone "
+        f"{r['hive_drain_steps_per_s']:.1f} / {r['metrics_off_drain_steps_per_s']:.1f} steps/s "
+        f"(cost {r['metrics_cost']:.1%})",
         "targets:",
     ]
     for name, t in r["targets"].items():
@@ -271,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
             worker.wait_ready()
             results = run_phases(args, broker, worker)
             errors = [line for line in worker.log_tail(20000).splitlines() if "ERROR" in line]
+            say("stopping worker")
+            worker.stop()
+            results.update(metrics_off_phases(args, broker, env, Path(tmp) / "worker-off.log"))
+            # The worker alone is where a step's own cost shows, undiluted by submitting.
+            results["metrics_cost"] = (
+                1 - results["hive_drain_steps_per_s"] / results["metrics_off_drain_steps_per_s"]
+            )
         finally:
             say("stopping worker")
             worker.stop()

@@ -37,3 +37,13 @@ def broker_epoch(prefix: str) -> str:
 def database_epoch(prefix: str) -> str:
     """When PostgreSQL last started, as recovery last saw it."""
     return f"{prefix}:database-epoch"
+
+
+# kombu's Redis transport keeps one list per priority step: the queue's own name for step
+# 0, the name, this separator and the step for the others (its Channel._q_for_pri).
+_KOMBU_PRIORITY_SEP = "\x06\x16"
+
+
+def priority_list(queue: str, step: int) -> str:
+    """The Redis list that holds ``queue``'s messages of priority step ``step``."""
+    return f"{queue}{_KOMBU_PRIORITY_SEP}{step}" if step else queue

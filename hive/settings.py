@@ -351,6 +351,33 @@ class LogSettings(_Section):
         return value.strip().upper() if isinstance(value, str) else value
 
 
+class MetricsSettings(_Section):
+    """Prometheus: each worker's own `/metrics` and the farm-wide exporter."""
+
+    port: int = _var(
+        "METRICS_PORT",
+        "where `hive worker` serves `/metrics` for all its pool processes; `0` turns it off "
+        "(`--metrics-port` overrides)",
+        default=9808,
+        ge=0,
+        le=65535,
+    )
+    exporter_port: int = _var(
+        "EXPORTER_PORT",
+        "where `hive exporter` serves the farm-wide figures (`--port` overrides)",
+        default=9809,
+        ge=1,
+        le=65535,
+    )
+    # Prometheus scrapes from another host, as node_exporter is: every interface by default.
+    address: str = _var(
+        "METRICS_ADDRESS",
+        "the address the worker's `/metrics` and `hive exporter` listen on",
+        default="0.0.0.0",
+        min_length=1,
+    )
+
+
 class Settings(BaseModel):
     """All of Hive's configuration, by section. Built from the environment by
     :func:`load_settings`; each section can also be given whole (tests, embedding)."""
@@ -367,6 +394,7 @@ class Settings(BaseModel):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
 
 def _check_redis_url(value: str) -> None:

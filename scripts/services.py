@@ -1,4 +1,5 @@
-"""Make sure the Redis and PostgreSQL that Hive's settings name are reachable.
+"""Make sure the Redis and PostgreSQL that Hive's settings name are reachable, and that
+Prometheus is installed (``ensure`` installs Debian's package as root, its service stopped).
 
 ::
 
@@ -48,6 +49,11 @@ REDIS_LOG = REDIS_DIR / "redis.log"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 REDIS_PACKAGE = "redis-server"
 PG_PACKAGE = "postgresql"
+# Debian's package gives `prometheus` and `promtool`, which the tests run (their own server,
+# on a free port). Without the recommended node exporter: nothing else to listen anywhere.
+PROMETHEUS_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
+# Makes invoke-rc.d (and deb-systemd-invoke) leave a package's service stopped.
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 # initdb and postgres refuse to run as root; as root we run them as this user.
 PG_OS_USER = "postgres"
 START_TIMEOUT_S = 30
@@ -655,7 +661,43 @@ def cmd_ensure() -> int:
             f"nothing listens on {where} and no server is installed to start; "
             f"run: {sudo}apt-get install -y {packages}"
         )
+    try:
+        ensure_prometheus()
+    except ServiceError as exc:
+        say(str(exc))
+        failures.append(exc)
     return 1 if failures else 0
+
+
+def ensure_prometheus() -> None:
+    """``prometheus`` and ``promtool`` are installed: installed now as root, else the line
+    to run. The package's own service is left stopped, so no Prometheus of the package's
+    listens on 9090 (the tests start theirs on free ports, with their own config)."""
+    if _find_binary("prometheus", "/usr/bin/prometheus") and _find_binary(
+        "promtool", "/usr/bin/promtool"
+    ):
+        return
+    line = " ".join(PROMETHEUS_INSTALL)
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sudo = "" if os.geteuid() == 0 else "sudo "
+        raise ServiceError(f"prometheus is not installed; run: {sudo}{line}")
+    say(f"installing Prometheus ({line}), its service left stopped")
+    ours = not POLICY_RC_D.exists()
+    if ours:
+        POLICY_RC_D.write_text("#!/bin/sh\n# scripts/services.py: start no service\nexit 101\n")
+        POLICY_RC_D.chmod(0o755)
+    try:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        done = subprocess.run(
+            PROMETHEUS_INSTALL, env=env, capture_output=True, text=True, timeout=600, check=False
+        )
+    finally:
+        if ours:
+            POLICY_RC_D.unlink(missing_ok=True)
+    if done.returncode != 0:
+        raise ServiceError(
+            f"{line} failed (exit {done.returncode}):\n{_indent(done.stdout + done.stderr)}"
+        )
 
 
 def cmd_stop() -> int:

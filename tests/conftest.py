@@ -77,6 +77,8 @@ def hive_env(
         "HIVE_RESULT_BACKEND": "",
         "HIVE_PIPELINES_DIR": str(pipelines_dir),
         "HIVE_LOG_LEVEL": "INFO",
+        # Several workers run at once: only the metrics tests serve /metrics, on free ports.
+        "HIVE_METRICS_PORT": "0",
     }
     # In-process clients read the same settings (pytest's own process is a producer too).
     os.environ.update(env)

@@ -47,3 +47,14 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
             },
         },
     }
+
+
+def maintenance_intervals(settings: Settings) -> dict[str, float]:
+    """Each maintenance task's interval, under the name its ``maintenance`` events carry
+    (hive/beat/tasks.py): the exporter reports them, so an alert can say "three intervals"."""
+    return {
+        "recover": settings.recovery.interval_s,
+        "purge": settings.retention.purge_interval_s,
+        "health": settings.health.interval_s,
+        "cleanup": settings.health.cleanup_interval_s,
+    }

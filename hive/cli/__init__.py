@@ -13,7 +13,7 @@ from hive.cli.catalog import agents, pipelines
 from hive.cli.db import db
 from hive.cli.dlq import dlq
 from hive.cli.maintenance import maintenance
-from hive.cli.processes import beat, flower, worker
+from hive.cli.processes import beat, exporter, flower, worker
 from hive.cli.runs import runs, submit
 from hive.cli.services import services
 from hive.cli.workers import workers
@@ -29,8 +29,8 @@ def main() -> None:
 
 
 _COMMANDS = (
-    worker, beat, flower, db, agents, pipelines, submit, runs, dlq, maintenance, services,
-    workers,
+    worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, maintenance,
+    services, workers,
 )  # fmt: skip
 for _command in _COMMANDS:
     main.add_command(_command)

@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +23,24 @@ _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], ca
 @click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
 @click.option("--hostname", "-n", default=None, help="Node name (default hive@<host>).")
 @click.option("--loglevel", "-l", type=_LOG_LEVELS, default=None)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics here, for every pool process; 0 turns it off "
+    "[default: HIVE_METRICS_PORT, 9808].",
+)
 def worker(
     queues: str | None,
     concurrency: int | None,
     pool: str,
     hostname: str | None,
     loglevel: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Start a Celery worker that runs agent steps."""
+    # First: prometheus-client must see its directory before anything imports it.
+    _serve_metrics(metrics_port)
     from hive import keys
     from hive.agents.registry import default_registry
     from hive.logs import configure_logging
@@ -56,6 +67,16 @@ def worker(
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     run_celery(argv)
+
+
+def _serve_metrics(port: int | None) -> None:
+    from hive.exposition import prepare_multiprocess_dir, serve_worker_metrics
+    from hive.settings import get_settings
+
+    settings = get_settings().metrics
+    port = settings.port if port is None else port
+    if port:
+        serve_worker_metrics(settings.address, port, prepare_multiprocess_dir())
 
 
 def run_celery(argv: list[str]) -> None:
@@ -155,6 +176,32 @@ def flower(port: int, address: str, insecure: bool, allow_control: bool, persist
         # Given to Flower through its own variable so the password never shows in `ps`.
         os.environ["FLOWER_BASIC_AUTH"] = auth.get_secret_value()
     run_celery(argv)
+
+
+@command()
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve /metrics here [default: HIVE_EXPORTER_PORT, 9809].",
+)
+@click.option("--loglevel", "-l", type=_LOG_LEVELS, default=None)
+def exporter(port: int | None, loglevel: str | None) -> None:
+    """Serve the farm-wide Prometheus figures, read from PostgreSQL and Redis on each scrape."""
+    from hive.exporter import farm_registry
+    from hive.exposition import serve
+    from hive.logs import configure_logging
+    from hive.settings import get_settings
+
+    configure_logging(loglevel)
+    settings = get_settings()
+    port = port or settings.metrics.exporter_port
+    address = settings.metrics.address
+    serve(farm_registry(settings), address, port, "HIVE_EXPORTER_PORT (or --port)")
+    # Not a log record: the line a supervisor (or a test) waits for, whatever the level.
+    click.echo(f"hive exporter: serving /metrics on {address}:{port}", err=True)
+    while True:  # the server runs in a daemon thread; SIGTERM ends the process
+        time.sleep(3600)
 
 
 def _is_loopback(address: str) -> bool:

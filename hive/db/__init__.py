@@ -9,6 +9,7 @@ Modules, one concept each::
     runs            insert a run with its steps, count down, finish; reads for the service
     stops, undeliverable, dead_letters, sweeps, events    the rest, by what they change
     workers         the worker registry: register, heartbeat, offline, the lost-worker sweep
+    figures         the farm-wide figures ``hive exporter`` reads on each scrape
     options         stored step options read back as AgentOptions (one default each)
     schema, migrate whether the tables are there; Alembic's upgrade
     errors          the one translation of driver errors into HiveErrors

@@ -22,9 +22,14 @@ from hive.db.options import DEFAULT_TIMEOUT_S, step_options
 from hive.db.prepared import PreparedStatement
 from hive.statuses import StepStatus
 
+# ``waited_s``: since the step's message went out, or since its last need finished (a
+# chain marks its later steps sent with the first; their messages go out one by one), read
+# before the update clears the mark.
 _CLAIM = text(
     """
-    WITH claimed AS (
+    WITH before AS (
+        SELECT enqueued_at FROM step_runs WHERE run_id = :run_id AND step_id = :step_id
+    ), claimed AS (
         UPDATE step_runs s
            SET status = 'running', attempt = :attempt, started_at = now(), finished_at = NULL,
                enqueued_at = NULL, publish_by = NULL, worker = :worker, task_id = :task_id,
@@ -45,7 +50,11 @@ _CLAIM = text(
            CASE WHEN r.steps_remaining = 1 THEN r.output_spec END AS output_spec,
            (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
               FROM step_runs u
-             WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from)) AS upstream
+             WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from)) AS upstream,
+           extract(epoch FROM now() - greatest(
+               (SELECT enqueued_at FROM before),
+               (SELECT max(n.finished_at) FROM step_runs n
+                 WHERE n.run_id = :run_id AND n.step_id = ANY(c.needs))))::float8 AS waited_s
       FROM claimed c JOIN runs r ON r.id = :run_id
     """
 )
@@ -76,6 +85,9 @@ class ClaimedStep:
     output_spec: dict[str, Any] | None
     """How the run's output is built; only when this step was the last one left."""
     upstream: dict[str, Any]
+    waited_s: float | None
+    """Seconds since the message was sent or the step's last need finished; None if
+    neither is known (a mark already cleared)."""
 
 
 def claim(
@@ -120,6 +132,7 @@ def claim(
         steps_remaining=row["steps_remaining"],
         output_spec=row["output_spec"],
         upstream=row["upstream"],
+        waited_s=row["waited_s"],
     )
 
 
@@ -152,12 +165,14 @@ _SUCCEED = text(
                                    AND status IN ('queued', 'running')
                                   THEN now() ELSE finished_at END
          WHERE id = :run_id AND EXISTS (SELECT 1 FROM done)
-        RETURNING steps_remaining, failed_step, priority,
+        RETURNING steps_remaining, failed_step, priority, pipeline,
+                  extract(epoch FROM now() - created_at)::float8 AS age_s,
                   steps_remaining = 0 AND status = 'succeeded' AS closed,
                   CASE WHEN steps_remaining = 0 THEN output_spec END AS output_spec,
                   CASE WHEN steps_remaining = 0 THEN input END AS run_input
     )
     SELECT c.steps_remaining, c.failed_step, c.priority, c.closed, c.output_spec, c.run_input,
+           c.pipeline, c.age_s,
            (SELECT coalesce(jsonb_agg(jsonb_build_array(step_id, enqueued)), '[]'::jsonb)
               FROM released WHERE pending_needs = 0) AS ready
       FROM counted c
@@ -194,6 +209,9 @@ class Succeeded:
     output_spec: dict[str, Any] | None
     """Set only when this was the run's last step, with ``run_input``: to build its output."""
     run_input: Any
+    pipeline: str
+    age_s: float
+    """Seconds since the run was submitted."""
 
 
 def succeed(
@@ -257,6 +275,8 @@ def _succeeded(row: Mapping[Any, Any]) -> Succeeded:
         closed=bool(row["closed"]),
         output_spec=row["output_spec"],
         run_input=row["run_input"],
+        pipeline=row["pipeline"],
+        age_s=row["age_s"],
     )
 
 

@@ -145,6 +145,16 @@ class Event(Base):
     detail: Mapped[Any | None] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
 
+    __table_args__ = (
+        # Each maintenance task's last success, for the exporter (migration 0010).
+        Index(
+            "ix_events_maintenance",
+            text("(detail->>'task')"),
+            "created_at",
+            postgresql_where=text("kind = 'maintenance'"),
+        ),
+    )
+
 
 class DeadLetter(Base):
     """A step that failed for good, with what is needed to look at it and replay it."""

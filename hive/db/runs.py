@@ -196,7 +196,7 @@ _FINISH = text(
     UPDATE runs SET status = :status, output = :output, error = coalesce(:error, error),
                     finished_at = now()
      WHERE id = :run_id AND status IN ('queued', 'running')
-    RETURNING id
+    RETURNING pipeline, status, extract(epoch FROM finished_at - created_at)::float8 AS age_s
     """
 ).bindparams(bindparam("output", type_=Json), bindparam("error", type_=Json))
 
@@ -222,16 +222,27 @@ _FINISH_PREPARED = PreparedStatement(
 )
 
 
+@dataclass(frozen=True)
+class ClosedRun:
+    """A run just moved to a final status."""
+
+    pipeline: str
+    status: str
+    age_s: float
+    """Seconds from its submit to its close."""
+
+
 def finish_run(
     conn: Connection,
     run_id: uuid.UUID,
     status: RunStatus,
     output: Any = None,
     error: dict[str, Any] | None = None,
-) -> bool:
-    """Move an active run to a final status; False if it was already final."""
+) -> ClosedRun | None:
+    """Move an active run to a final status; None if it was already final."""
     params = {"run_id": run_id, "status": status, "output": output, "error": error}
-    return _FINISH_PREPARED.execute(conn, params).first() is not None
+    row = _FINISH_PREPARED.execute(conn, params).first()
+    return None if row is None else ClosedRun(row.pipeline, row.status, row.age_s)
 
 
 # Reads for the service layer. ``tenant`` scopes each one: with a tenant, a run of another

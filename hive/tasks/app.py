@@ -120,8 +120,10 @@ def _size_pools(sender: Any, **_: Any) -> None:
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     from hive.db.engine import dispose_engine
+    from hive.exposition import close_inherited_server
 
     dispose_engine()
+    close_inherited_server()
 
 
 @worker_ready.connect

@@ -11,12 +11,15 @@ import logging
 import uuid
 from typing import Any
 
+from hive import metrics
 from hive.db import claims, failures, marks
 from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db import runs as run_store
 from hive.db.retrying import Connection, in_transaction, on_direct_cursor
+from hive.db.runs import ClosedRun
 from hive.errors import UnresolvedReference
+from hive.metrics import StepOutcome
 from hive.pipelines.refs import resolve
 from hive.statuses import AttemptOutcome, RunStatus
 from hive.tasks.dispatch import Publication, dispatch
@@ -35,6 +38,7 @@ def record_success(
     carried_next: str | None = None,
     alone: bool = False,
     close: claims.RunClose | None = None,
+    agent: str = "unknown",
 ) -> bool:
     """Record the attempt's success once and dispatch what it made ready; False for a late
     finish (the step was taken back).
@@ -50,6 +54,8 @@ def record_success(
     if this was its last step. If something was left after all (a run to close, a
     dependent that needs sending), a second transaction does it; should this process die
     in between, the recovery sweep does.
+
+    ``agent`` labels the metrics, counted once the outcome is committed.
     """
     done: claims.Succeeded | None = None
     if alone:
@@ -58,20 +64,30 @@ def record_success(
                 cursor, run_id, step_id, attempt, step_input, output, close
             )
         )
+        if done is not None and done.closed:
+            metrics.run_closed(done.pipeline, RunStatus.SUCCEEDED, done.age_s)
         if done is not None and not _left_to_do(done, carried_next):
+            metrics.step_ended(agent, StepOutcome.SUCCEEDED)
             return True
 
-    def txn(conn: Connection) -> tuple[bool, Publication]:
+    def txn(conn: Connection) -> tuple[bool, Publication, ClosedRun | None]:
         recorded = done
         if not alone:
             recorded = claims.succeed(conn, run_id, step_id, attempt, step_input, output)
         if recorded is None:
-            return False, _after_lost_race(conn, run_id, step_id, attempt)
-        return True, _after_success(conn, run_id, step_id, recorded, carried_next, output)
+            return False, _after_lost_race(conn, run_id, step_id, attempt), None
+        return True, *_after_success(conn, run_id, step_id, recorded, carried_next, output)
 
-    recorded, publication = in_transaction(txn)
+    recorded, publication, closed = in_transaction(txn)
     publication.send()
+    _count_closed(closed)
+    metrics.step_ended(agent, StepOutcome.SUCCEEDED if recorded else StepOutcome.LOST)
     return recorded
+
+
+def _count_closed(closed: ClosedRun | None) -> None:
+    if closed is not None:
+        metrics.run_closed(closed.pipeline, closed.status, closed.age_s)
 
 
 def _left_to_do(done: claims.Succeeded, carried_next: str | None) -> bool:
@@ -86,19 +102,20 @@ def _after_success(
     done: claims.Succeeded,
     carried_next: str | None,
     output: Any,
-) -> Publication:
+) -> tuple[Publication, ClosedRun | None]:
     """Dispatch what the success made ready and finish the run if it was its last step."""
     orphaned = [s for s, sent in done.ready if sent and s != carried_next]
     if orphaned:
         marks.unmark(conn, run_id, orphaned)
     ready = [s for s, sent in done.ready if not sent or s != carried_next]
     publication = dispatch(conn, run_id, ready, done.priority)
+    closed = None
     if done.remaining == 0 and not done.closed:
-        finish(
+        closed = finish(
             conn, run_id, done.failed_step,
             spec=(done.run_input, done.output_spec), known={step_id: output},
         )  # fmt: skip
-    return publication
+    return publication, closed
 
 
 def record_failed_attempt(
@@ -120,8 +137,13 @@ def record_failed_attempt(
     in fact succeeded, in which case what it made ready is sent again).
     """
 
+    agent = "unknown"
+    closed: ClosedRun | None = None
+
     def txn(conn: Connection) -> tuple[AttemptOutcome | None, Publication | None]:
+        nonlocal agent, closed
         policy = failures.failure_policy(conn, run_id, step_id)
+        agent = policy.agent if policy is not None else "unknown"
         retry = policy is not None and retryable and policy.retries_left(attempt)
         if policy is None or not failures.end_attempt(
             conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry
@@ -136,7 +158,7 @@ def record_failed_attempt(
             delay = backoff_s(attempt - policy.attempt_base, policy.options)
             retried = dispatch(conn, run_id, [step_id], policy.priority, countdown_s=delay)
             return AttemptOutcome.RETRIED, retried
-        _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)
+        closed = _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)
         return AttemptOutcome.FAILED, None
 
     outcome, publication = in_transaction(txn, retry_s=retry_s)
@@ -146,6 +168,9 @@ def record_failed_attempt(
         publication.send()
     if outcome == AttemptOutcome.FAILED:
         logger.warning("step failed for good after %d attempts: %s", attempt, error["type"])
+    _count_closed(closed)
+    counted = StepOutcome.LOST if outcome is None else StepOutcome(outcome.value)
+    metrics.step_ended(agent, counted, reason=str(error.get("type") or "unknown"))
     return outcome
 
 
@@ -157,7 +182,7 @@ def _fail_for_good(
     error: dict[str, Any],
     step_input: Any,
     policy: failures.FailurePolicy,
-) -> None:
+) -> ClosedRun | None:
     letters.add(
         conn,
         run_id,
@@ -174,7 +199,8 @@ def _fail_for_good(
         conn, run_id, 1 + len(skipped), failed_step=step_id, error=run_error
     )
     if count.remaining == 0:
-        finish(conn, run_id, count.failed_step)
+        return finish(conn, run_id, count.failed_step)
+    return None
 
 
 def finish(
@@ -184,8 +210,8 @@ def finish(
     *,
     spec: tuple[Any, dict[str, Any] | None] | None = None,
     known: dict[str, Any] | None = None,
-) -> bool:
-    """Close the run: failed if a step failed, else succeeded with its output. False if it
+) -> ClosedRun | None:
+    """Close the run: failed if a step failed, else succeeded with its output. None if it
     was already closed.
 
     ``spec`` (run input, output spec) and ``known`` step outputs spare reading them again.

@@ -6,14 +6,15 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery import Task
 from celery.signals import task_failure
 
-from hive import keys
+from hive import keys, metrics
 from hive.agents.base import AgentContext
 from hive.agents.registry import default_registry
 from hive.db import claims
@@ -92,6 +93,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         tenant=claimed.tenant,
         trace_id=claimed.trace_id,
     )
+    _observe_wait(claimed.waited_s, self.request.eta, claimed.options.queue)
     agent_cls = default_registry().get(claimed.agent)
     step_input: Any = None
     try:
@@ -109,7 +111,8 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=CancelCheck(rid),
         )
-        output = agent_cls().execute(step_input, ctx)
+        with _timed(claimed.agent):
+            output = agent_cls().execute(step_input, ctx)
         check_output_bounds(output, settings)
     except Exception as exc:
         logger.info("attempt failed: %s", type(exc).__name__)
@@ -139,10 +142,35 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             carried_next=carried,
             alone=alone,
             close=close,
+            agent=claimed.agent,
         )
     )
     if not recorded:
         self.request.chain = None
+
+
+@contextlib.contextmanager
+def _timed(agent: str) -> Iterator[None]:
+    """The agent's run: counted as running meanwhile, its duration observed."""
+    running = metrics.STEPS_RUNNING.labels(agent)
+    running.inc()
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        running.dec()
+        metrics.STEP_DURATION.labels(agent).observe(time.perf_counter() - began)
+
+
+def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:
+    """Time the step's message waited. A retry's message is due only at its ETA: its wait
+    counts from then, not from when its backoff began."""
+    if eta:
+        with contextlib.suppress(ValueError):
+            since_due = time.time() - datetime.fromisoformat(str(eta)).timestamp()
+            waited_s = since_due if waited_s is None else min(waited_s, since_due)
+    if waited_s is not None:
+        metrics.STEP_WAIT.labels(keys.agent_queue(queue)).observe(max(waited_s, 0.0))
 
 
 def _claim_budget_s(db_retry_s: float, timelimit: Any) -> float:

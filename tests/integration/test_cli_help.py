@@ -29,6 +29,7 @@ def test_the_command_tree_has_the_documented_commands() -> None:
         ("worker",),
         ("beat",),
         ("flower",),
+        ("exporter",),
         ("submit",),
         ("db", "upgrade"),
         ("runs", "show"),

@@ -57,3 +57,16 @@ def test_a_throwaway_redis_wants_the_password_of_the_broker_url(
     pid = (services.REDIS_PID).read_text().strip()
     ps = subprocess.run(["ps", "-o", "args=", "-p", pid], capture_output=True, text=True)
     assert password not in ps.stdout
+
+
+def test_set_up_without_prometheus_and_without_root_names_the_install_line(
+    services: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "_find_binary", lambda *_: None)
+    monkeypatch.setattr(services.os, "geteuid", lambda: 1000)
+    with pytest.raises(services.ServiceError) as raised:
+        services.ensure_prometheus()
+    assert str(raised.value) == (
+        "prometheus is not installed; run: "
+        "sudo apt-get install -y --no-install-recommends prometheus"
+    )

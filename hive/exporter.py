@@ -1,0 +1,136 @@
+"""``hive exporter``: the farm-wide figures, read from PostgreSQL and Redis on each scrape.
+
+No worker has to report them, and they stay true when no worker runs at all: runs in flight,
+queue depths (per priority), the age of each queue's oldest waiting step, open dead
+letters, when each maintenance task last succeeded, services' instances and workers by
+status. A source that cannot be read is
+reported as ``hive_exporter_source_up{source} 0`` and its figures are left out of that
+scrape; the exporter itself keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from hive import keys, metrics
+from hive.agents.registry import default_registry
+from hive.beat.schedule import maintenance_intervals
+from hive.db.figures import FarmFigures, read_figures
+from hive.db.retrying import in_transaction
+from hive.errors import HiveError
+from hive.settings import Settings
+from hive.tasks.app import PRIORITIES
+
+logger = logging.getLogger(__name__)
+
+_REDIS_TIMEOUT_S = 5.0
+
+
+class FarmCollector(Collector):
+    """A prometheus-client collector that reads the figures afresh on every ``collect``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._redis: redis.Redis | None = None
+
+    def describe(self) -> Iterable[Any]:
+        return []  # registering must not query the servers
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        began = time.perf_counter()
+        figures: FarmFigures | None = None
+        try:
+            figures = in_transaction(lambda c: read_figures(c, keys.DEFAULT_QUEUE), retry_s=0)
+        except HiveError as exc:
+            logger.warning("exporter: cannot read PostgreSQL: %s", exc)
+        queues = self._queues(figures)
+        depths = self._depths(queues)
+        yield _family(metrics.EXPORTER_UP, [(("postgresql",), float(figures is not None)),
+                                            (("redis",), float(depths is not None))])  # fmt: skip
+        if figures is not None:
+            yield _family(
+                metrics.RUNS_IN_FLIGHT, [(k, float(n)) for k, n in figures.runs_in_flight.items()]
+            )
+            yield _family(
+                metrics.QUEUE_OLDEST,
+                [((q,), figures.oldest_waiting_s.get(q, 0.0)) for q in queues],
+            )
+            yield _family(
+                metrics.DEAD_LETTERS, [((p,), float(n)) for p, n in figures.dead_letters.items()]
+            )
+            yield _family(
+                metrics.MAINTENANCE_LAST_SUCCESS,
+                [((t,), s) for t, s in figures.maintenance_last_success.items()],
+            )
+            yield _family(
+                metrics.SERVICE_INSTANCES,
+                [(k, float(n)) for k, n in figures.service_instances.items()],
+            )
+            yield _family(metrics.WORKERS, [((s,), float(n)) for s, n in figures.workers.items()])
+        yield _family(
+            metrics.MAINTENANCE_INTERVAL,
+            [((t,), s) for t, s in maintenance_intervals(self._settings).items()],
+        )
+        if depths is not None:
+            yield _family(metrics.QUEUE_DEPTH, [(k, float(n)) for k, n in depths.items()])
+        yield _family(metrics.EXPORTER_SCRAPE, [((), time.perf_counter() - began)])
+
+    def _queues(self, figures: FarmFigures | None) -> list[str]:
+        """Every queue an installed agent uses, Hive's own, and any a waiting step names (a
+        pipeline may route a step elsewhere)."""
+        names = {keys.DEFAULT_QUEUE, keys.MAINTENANCE_QUEUE}
+        names.update(keys.agent_queue(a.options.queue) for a in default_registry().all())
+        if figures is not None:
+            names.update(figures.waiting)
+        return sorted(names)
+
+    def _depths(self, queues: list[str]) -> dict[tuple[str, str], int] | None:
+        """(queue, priority) -> messages in the broker; None if Redis cannot be read."""
+        by_step = {step: name for name, step in PRIORITIES.items()}
+        lists = [(q, p, keys.priority_list(q, s)) for q in queues for s, p in by_step.items()]
+        try:
+            pipe = self._client().pipeline(transaction=False)
+            for _, _, key in lists:
+                pipe.llen(key)
+            lengths = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            logger.warning("exporter: cannot read Redis: %s", type(exc).__name__)
+            self._redis = None
+            return None
+        # A key holding something else (WRONGTYPE) holds no message.
+        return {
+            (q, p): n if isinstance(n, int) else 0
+            for (q, p, _), n in zip(lists, lengths, strict=True)
+        }
+
+    def _client(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                self._settings.broker.url.get_secret_value(),
+                socket_timeout=_REDIS_TIMEOUT_S,
+                socket_connect_timeout=_REDIS_TIMEOUT_S,
+            )
+        return self._redis
+
+
+def _family(name: str, samples: list[tuple[tuple[str, ...], float]]) -> GaugeMetricFamily:
+    help_text, labels = metrics.FARM_FIGURES[name]
+    family = GaugeMetricFamily(name, help_text, labels=list(labels))
+    for values, value in samples:
+        family.add_metric(list(values), value)
+    return family
+
+
+def farm_registry(settings: Settings) -> CollectorRegistry:
+    """A registry holding the farm's figures alone."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(FarmCollector(settings))
+    return registry

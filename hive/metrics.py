@@ -1,0 +1,143 @@
+"""Hive's Prometheus metrics: every name, label and help text, in one leaf module.
+
+Names follow Prometheus conventions (``hive_<what>_<unit>``, ``_total`` counters,
+``_seconds`` histograms); labels are bounded sets (agent, pipeline, queue, priority,
+status, reason, task), never ids.
+
+Two kinds live here:
+
+- **Worker metrics**, updated by the step task and the outcome recorders in whatever
+  process runs them. ``hive worker`` sets ``PROMETHEUS_MULTIPROC_DIR`` before anything
+  imports prometheus-client, so each pool process writes its own files and the main process
+  serves their sum (:mod:`hive.exposition`). Elsewhere (a producer, ``hive maintenance``)
+  they count in memory and nobody reads them: recording is a few memory writes, never a
+  round trip.
+- **Farm-wide figures**, read from PostgreSQL and Redis on each scrape by ``hive exporter``
+  (:mod:`hive.exporter`): only their names and help texts are here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from prometheus_client import Counter, Gauge, Histogram
+
+
+class StepOutcome(StrEnum):
+    """How one attempt of a step ended, as ``hive_steps_total`` counts it."""
+
+    SUCCEEDED = "succeeded"
+    RETRIED = "retried"
+    """Failed; the next attempt is dispatched."""
+    FAILED = "failed"
+    """Failed for good: a dead letter."""
+    LOST = "lost"
+    """Not recorded: the attempt no longer owned the step (a late finish)."""
+
+
+# From a millisecond agent to an hour-long one.
+_STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+_RUN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 86400)
+
+STEPS = Counter(
+    "hive_steps_total",
+    "Attempts of steps that ended, by agent and outcome (succeeded, retried, failed, lost).",
+    ["agent", "status"],
+)
+STEP_DURATION = Histogram(
+    "hive_step_duration_seconds",
+    "How long the agent ran for one attempt (input validation to validated output).",
+    ["agent"],
+    buckets=_STEP_BUCKETS,
+)
+STEP_WAIT = Histogram(
+    "hive_step_wait_seconds",
+    "From a step's message being sent (or its last need finishing, or its retry falling "
+    "due) to a worker claiming it.",
+    ["queue"],
+    buckets=_STEP_BUCKETS,
+)
+STEP_RETRIES = Counter(
+    "hive_step_retries_total",
+    "Failed attempts that were retried, by agent and reason (the recorded error type: "
+    "timeout, worker_lost, lease_expired, or the exception's class).",
+    ["agent", "reason"],
+)
+# livesum: a pool process that dies takes its share with it (see hive.exposition).
+STEPS_RUNNING = Gauge(
+    "hive_steps_running",
+    "Steps whose agent is running now, by agent.",
+    ["agent"],
+    multiprocess_mode="livesum",
+)
+RUNS = Counter(
+    "hive_runs_total",
+    "Runs closed by a worker (the last step's success or a step failing for good), by "
+    "pipeline and final status.",
+    ["pipeline", "status"],
+)
+RUN_DURATION = Histogram(
+    "hive_run_duration_seconds",
+    "From a run's submit to its close by a worker, by pipeline.",
+    ["pipeline"],
+    buckets=_RUN_BUCKETS,
+)
+
+WORKER_METRICS = (STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_RUNNING, RUNS, RUN_DURATION)
+
+
+def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> None:
+    """Count one attempt's end; a retried one also counts under its reason."""
+    STEPS.labels(agent, outcome).inc()
+    if outcome == StepOutcome.RETRIED:
+        STEP_RETRIES.labels(agent, reason or "unknown").inc()
+
+
+def run_closed(pipeline: str, status: str, duration_s: float) -> None:
+    """Count a run a worker closed, and how long it took from submit."""
+    RUNS.labels(pipeline, status).inc()
+    RUN_DURATION.labels(pipeline).observe(max(duration_s, 0.0))
+
+
+# Farm-wide figures (hive exporter): name -> (help, labels). Gauges all.
+RUNS_IN_FLIGHT = "hive_runs_in_flight"
+QUEUE_DEPTH = "hive_queue_depth"
+QUEUE_OLDEST = "hive_queue_oldest_seconds"
+DEAD_LETTERS = "hive_dead_letters"
+MAINTENANCE_LAST_SUCCESS = "hive_maintenance_last_success_timestamp_seconds"
+MAINTENANCE_INTERVAL = "hive_maintenance_interval_seconds"
+SERVICE_INSTANCES = "hive_service_instances"
+WORKERS = "hive_workers"
+EXPORTER_UP = "hive_exporter_source_up"
+EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
+
+FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
+    RUNS_IN_FLIGHT: ("Runs not yet finished, by pipeline and status.", ("pipeline", "status")),
+    QUEUE_DEPTH: (
+        "Messages waiting in the broker, by queue and priority (sum by queue for the total).",
+        ("queue", "priority"),
+    ),
+    QUEUE_OLDEST: (
+        "Age of the oldest step waiting in each queue: ready and sent, not yet claimed.",
+        ("queue",),
+    ),
+    DEAD_LETTERS: ("Dead letters not yet replayed, by pipeline.", ("pipeline",)),
+    MAINTENANCE_LAST_SUCCESS: (
+        "Unix time of each maintenance task's last successful run.",
+        ("task",),
+    ),
+    MAINTENANCE_INTERVAL: (
+        "How often beat runs each maintenance task, as the exporter's settings say.",
+        ("task",),
+    ),
+    SERVICE_INSTANCES: (
+        "Registered instances of each service, by status (passing, warning, critical).",
+        ("service", "status"),
+    ),
+    WORKERS: ("Workers in the registry, by state (online, offline, lost).", ("state",)),
+    EXPORTER_UP: (
+        "1 if the exporter could read the source (postgresql, redis) on this scrape, else 0.",
+        ("source",),
+    ),
+    EXPORTER_SCRAPE: ("How long this scrape took to read every figure.", ()),
+}

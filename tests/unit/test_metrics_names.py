@@ -1,0 +1,90 @@
+"""Metric names and labels follow the conventions: hive_ prefix, units, bounded labels."""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from hive import metrics
+
+# Bounded sets only: never a run, step, task or worker id.
+ALLOWED_LABELS = {
+    *("agent", "pipeline", "queue", "priority", "status", "reason", "task", "source"),
+    *("service", "state"),
+}
+
+
+def _name(metric: Counter | Gauge | Histogram) -> str:
+    # prometheus-client keeps a counter's name without its _total.
+    name = metric._name
+    return f"{name}_total" if isinstance(metric, Counter) else name
+
+
+def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
+    names = {_name(m): m for m in metrics.WORKER_METRICS}
+    assert set(names) == {
+        "hive_steps_total",
+        "hive_step_duration_seconds",
+        "hive_step_wait_seconds",
+        "hive_step_retries_total",
+        "hive_steps_running",
+        "hive_runs_total",
+        "hive_run_duration_seconds",
+    }
+    for name, metric in names.items():
+        assert re.fullmatch(r"hive_[a-z_]+", name), name
+        assert set(metric._labelnames) <= ALLOWED_LABELS, name
+        if isinstance(metric, Histogram):
+            assert name.endswith("_seconds"), name
+        assert metric._documentation, name
+    assert names["hive_steps_total"]._labelnames == ("agent", "status")
+    assert names["hive_step_duration_seconds"]._labelnames == ("agent",)
+    assert names["hive_step_wait_seconds"]._labelnames == ("queue",)
+    assert names["hive_step_retries_total"]._labelnames == ("agent", "reason")
+    assert names["hive_runs_total"]._labelnames == ("pipeline", "status")
+    assert names["hive_run_duration_seconds"]._labelnames == ("pipeline",)
+
+
+def test_the_running_gauge_sums_live_processes_only() -> None:
+    # "all" (the default) would label every pool process by pid.
+    assert metrics.STEPS_RUNNING._multiprocess_mode == "livesum"
+
+
+def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
+    assert set(metrics.FARM_FIGURES) == {
+        "hive_runs_in_flight",
+        "hive_queue_depth",
+        "hive_queue_oldest_seconds",
+        "hive_dead_letters",
+        "hive_maintenance_last_success_timestamp_seconds",
+        "hive_maintenance_interval_seconds",
+        "hive_service_instances",
+        "hive_workers",
+        "hive_exporter_source_up",
+        "hive_exporter_scrape_duration_seconds",
+    }
+    for name, (help_text, labels) in metrics.FARM_FIGURES.items():
+        assert re.fullmatch(r"hive_[a-z_]+", name) and not name.endswith("_total"), name
+        assert set(labels) <= ALLOWED_LABELS, name
+        assert help_text, name
+    assert metrics.FARM_FIGURES["hive_runs_in_flight"][1] == ("pipeline", "status")
+    assert metrics.FARM_FIGURES["hive_queue_depth"][1] == ("queue", "priority")
+    assert metrics.FARM_FIGURES["hive_dead_letters"][1] == ("pipeline",)
+    assert metrics.FARM_FIGURES["hive_service_instances"][1] == ("service", "status")
+    assert metrics.FARM_FIGURES["hive_workers"][1] == ("state",)
+
+
+def test_a_retried_attempt_counts_under_its_reason() -> None:
+    before = metrics.STEP_RETRIES.labels("unit-agent", "timeout")._value.get()
+    metrics.step_ended("unit-agent", metrics.StepOutcome.RETRIED, reason="timeout")
+    metrics.step_ended("unit-agent", metrics.StepOutcome.SUCCEEDED)
+    assert metrics.STEP_RETRIES.labels("unit-agent", "timeout")._value.get() == before + 1
+    assert metrics.STEPS.labels("unit-agent", "succeeded")._value.get() >= 1
+
+
+def test_step_outcomes_extend_the_attempt_outcomes() -> None:
+    from hive.statuses import AttemptOutcome, StepStatus
+
+    assert {o.value for o in AttemptOutcome} <= {o.value for o in metrics.StepOutcome}
+    assert StepStatus.SUCCEEDED.value in {o.value for o in metrics.StepOutcome}
