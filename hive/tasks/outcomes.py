@@ -274,5 +274,5 @@ def _after_lost_race(
 
 
 def _late_finish(conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int) -> None:
-    event_log.record(conn, "late_finish", {"attempt": attempt}, run_id=run_id, step_id=step_id)
-    logger.info("attempt %d no longer owns the step; its result is not recorded", attempt)
+    if event_log.record_late_finish(conn, run_id, step_id, attempt):
+        logger.info("attempt %d no longer owns the step; its result is not recorded", attempt)
