@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -34,25 +35,93 @@ logger = logging.getLogger(__name__)
 _REDIS_TIMEOUT_S = 5.0
 
 
+@dataclass(frozen=True)
+class FarmReading:
+    """What one look at the farm found. A source that could not be read is None."""
+
+    figures: FarmFigures | None
+    """From PostgreSQL."""
+    depths: dict[tuple[str, str], int] | None
+    """(queue, priority) -> messages in the broker, from Redis."""
+    queues: list[str]
+    """Every queue looked at."""
+
+
+class FarmReader:
+    """Reads the farm-wide figures from PostgreSQL and the queue depths from Redis, keeping
+    one Redis client between readings. Shared by the exporter and ``hive status``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._redis: redis.Redis | None = None
+
+    def read(self) -> FarmReading:
+        figures: FarmFigures | None = None
+        try:
+            figures = in_transaction(lambda c: read_figures(c, keys.DEFAULT_QUEUE), retry_s=0)
+        except HiveError as exc:
+            logger.warning("farm figures: cannot read PostgreSQL: %s", exc)
+        queues = self._queues(figures)
+        return FarmReading(figures, self._depths(queues), queues)
+
+    def _queues(self, figures: FarmFigures | None) -> list[str]:
+        """Every queue an installed agent uses, Hive's own, and any a waiting step names (a
+        pipeline may route a step elsewhere)."""
+        names = {keys.DEFAULT_QUEUE, keys.MAINTENANCE_QUEUE}
+        names.update(keys.agent_queue(a.options.queue) for a in default_registry().all())
+        if figures is not None:
+            names.update(figures.waiting)
+        return sorted(names)
+
+    def _depths(self, queues: list[str]) -> dict[tuple[str, str], int] | None:
+        """(queue, priority) -> messages in the broker; None if Redis cannot be read."""
+        by_step = {step: name for name, step in PRIORITIES.items()}
+        lists = [(q, p, keys.priority_list(q, s)) for q in queues for s, p in by_step.items()]
+        try:
+            pipe = self._client().pipeline(transaction=False)
+            for _, _, key in lists:
+                pipe.llen(key)
+            lengths = pipe.execute(raise_on_error=False)
+        except redis.RedisError as exc:
+            logger.warning("farm figures: cannot read Redis: %s", type(exc).__name__)
+            self._redis = None
+            return None
+        # A key holding something else (WRONGTYPE) holds no message.
+        return {
+            (q, p): n if isinstance(n, int) else 0
+            for (q, p, _), n in zip(lists, lengths, strict=True)
+        }
+
+    def close(self) -> None:
+        """Close the Redis client (the next reading opens another)."""
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+    def _client(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(
+                self._settings.broker.url.get_secret_value(),
+                socket_timeout=_REDIS_TIMEOUT_S,
+                socket_connect_timeout=_REDIS_TIMEOUT_S,
+            )
+        return self._redis
+
+
 class FarmCollector(Collector):
     """A prometheus-client collector that reads the figures afresh on every ``collect``."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._redis: redis.Redis | None = None
+        self._reader = FarmReader(settings)
 
     def describe(self) -> Iterable[Any]:
         return []  # registering must not query the servers
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         began = time.perf_counter()
-        figures: FarmFigures | None = None
-        try:
-            figures = in_transaction(lambda c: read_figures(c, keys.DEFAULT_QUEUE), retry_s=0)
-        except HiveError as exc:
-            logger.warning("exporter: cannot read PostgreSQL: %s", exc)
-        queues = self._queues(figures)
-        depths = self._depths(queues)
+        reading = self._reader.read()
+        figures, depths, queues = reading.figures, reading.depths, reading.queues
         yield _family(metrics.EXPORTER_UP, [(("postgresql",), float(figures is not None)),
                                             (("redis",), float(depths is not None))])  # fmt: skip
         if figures is not None:
@@ -82,43 +151,6 @@ class FarmCollector(Collector):
         if depths is not None:
             yield _family(metrics.QUEUE_DEPTH, [(k, float(n)) for k, n in depths.items()])
         yield _family(metrics.EXPORTER_SCRAPE, [((), time.perf_counter() - began)])
-
-    def _queues(self, figures: FarmFigures | None) -> list[str]:
-        """Every queue an installed agent uses, Hive's own, and any a waiting step names (a
-        pipeline may route a step elsewhere)."""
-        names = {keys.DEFAULT_QUEUE, keys.MAINTENANCE_QUEUE}
-        names.update(keys.agent_queue(a.options.queue) for a in default_registry().all())
-        if figures is not None:
-            names.update(figures.waiting)
-        return sorted(names)
-
-    def _depths(self, queues: list[str]) -> dict[tuple[str, str], int] | None:
-        """(queue, priority) -> messages in the broker; None if Redis cannot be read."""
-        by_step = {step: name for name, step in PRIORITIES.items()}
-        lists = [(q, p, keys.priority_list(q, s)) for q in queues for s, p in by_step.items()]
-        try:
-            pipe = self._client().pipeline(transaction=False)
-            for _, _, key in lists:
-                pipe.llen(key)
-            lengths = pipe.execute(raise_on_error=False)
-        except redis.RedisError as exc:
-            logger.warning("exporter: cannot read Redis: %s", type(exc).__name__)
-            self._redis = None
-            return None
-        # A key holding something else (WRONGTYPE) holds no message.
-        return {
-            (q, p): n if isinstance(n, int) else 0
-            for (q, p, _), n in zip(lists, lengths, strict=True)
-        }
-
-    def _client(self) -> redis.Redis:
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(
-                self._settings.broker.url.get_secret_value(),
-                socket_timeout=_REDIS_TIMEOUT_S,
-                socket_connect_timeout=_REDIS_TIMEOUT_S,
-            )
-        return self._redis
 
 
 def _family(name: str, samples: list[tuple[tuple[str, ...], float]]) -> GaugeMetricFamily:

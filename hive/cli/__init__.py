@@ -1,7 +1,7 @@
 """The ``hive`` command: this module assembles the area modules' commands under ``main``.
 
-Each area module (processes, runs, dlq, maintenance, catalog, db, services, workers)
-imports only :mod:`hive.cli.base` and the layers below the CLI, never another area module.
+Each area module (processes, runs, dlq, maintenance, catalog, db, services, workers,
+status) imports only :mod:`hive.cli.base` and the layers below the CLI, never another area module.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from hive.cli.maintenance import maintenance
 from hive.cli.processes import beat, exporter, flower, worker
 from hive.cli.runs import runs, submit
 from hive.cli.services import services
+from hive.cli.status import status
 from hive.cli.workers import workers
 
 __all__ = ["main"]
@@ -30,7 +31,7 @@ def main() -> None:
 
 _COMMANDS = (
     worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, maintenance,
-    services, workers,
+    services, workers, status,
 )  # fmt: skip
 for _command in _COMMANDS:
     main.add_command(_command)

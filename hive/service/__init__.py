@@ -21,6 +21,7 @@ live here and nowhere else.
     maintenance    recover, purge, health_sweep, cleanup_services, upgrade_schema,
                    check_servers, check_broker
     workers        list_workers (WorkerViews): the workers in the registry
+    status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -65,6 +66,7 @@ from hive.service.services import (
     pick_instance,
     register_service,
 )
+from hive.service.status import FarmStatus, farm_status
 from hive.service.submit import submit
 from hive.service.views import (
     AgentView,
@@ -86,6 +88,7 @@ __all__ = [
     "Caller",
     "DeadLetterReport",
     "DeadLetterView",
+    "FarmStatus",
     "PipelineStepView",
     "PipelineView",
     "Right",
@@ -104,6 +107,7 @@ __all__ = [
     "cleanup_services",
     "dead_letter_report",
     "deregister_service",
+    "farm_status",
     "get_pipeline",
     "get_run",
     "get_run_state",

@@ -36,7 +36,7 @@ class Right(StrEnum):
     REPLAY = "replay runs"
     MAINTAIN = "run maintenance"
     MANAGE_SERVICES = "manage services"
-    INSPECT = "inspect the farm's workers"
+    INSPECT = "inspect the farm (workers, queues, status)"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {

@@ -1,0 +1,112 @@
+"""`hive status`: the farm on one screen, read from real processes' traces in PostgreSQL and
+Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from hive import Client, service
+from hive.errors import PermissionDenied
+from hive.service import Caller, Role
+from hive.settings import get_settings
+from tests.support import db
+from tests.support.commands import describe, run_hive
+from tests.support.processes import HiveProcess, wait_until
+
+pytestmark = pytest.mark.timeout(120)
+
+FAST = {"HIVE_RECOVERY_INTERVAL_S": "1", "HIVE_HEALTH_INTERVAL_S": "1"}
+
+
+def _status(env: dict[str, str]) -> Any:
+    result = run_hive("status", "--json", env=env)
+    assert result.returncode == 0, describe(result)
+    return json.loads(result.stdout)
+
+
+def test_status_shows_workers_waiting_runs_queues_services_and_maintenance(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    env: dict[str, str],
+) -> None:
+    db.execute("TRUNCATE service_instances, workers")
+    # Only maintenance is consumed: the runs' steps wait in hive.default.
+    start_worker("--queues", "hive.maintenance", extra_env=FAST, name="maint")
+    start_beat(extra_env=FAST)
+    # The first sweep finds Redis emptied (clean_state) and sends every marked step again:
+    # submit after it, so each run has one message.
+    wait_until(
+        lambda: (
+            db.scalar(
+                "SELECT count(*) FROM events WHERE kind = 'maintenance'"
+                " AND detail->>'task' = 'recover'"
+            )
+            >= 1
+        ),
+        60,
+        "the first recovery sweep",
+    )
+    since = db.scalar("SELECT now()")
+    client = Client()
+    for i in range(3):
+        client.submit("echo-one", {"text": f"waiting {i}"})
+    client.services.register("search", "http://127.0.0.1:9/", ttl_s=3600)
+    wait_until(
+        lambda: (
+            db.scalar(
+                "SELECT count(DISTINCT detail->>'task') FROM events WHERE kind = 'maintenance'"
+                " AND detail->>'task' IN ('recover', 'health') AND created_at > :t",
+                t=since,
+            )
+            == 2
+        ),
+        60,
+        "a recovery and a health sweep after the submits",
+    )
+
+    shown = _status(env)
+
+    assert shown["sources"] == {"postgresql": True, "redis": True}
+    assert shown["workers"]["online"] == 1
+    assert shown["runs_in_flight"]["queued"] == 3
+    default = next(q for q in shown["queues"] if q["name"] == "hive.default")
+    assert (default["depth"], default["waiting"]) == (3, 3)
+    assert default["oldest_s"] >= 0
+    assert shown["services"] == {"search": {"passing": 1, "warning": 0, "critical": 0}}
+    by_task = {m["task"]: m for m in shown["maintenance"]}
+    assert by_task["recover"]["last_success_age_s"] is not None
+    assert by_task["recover"]["overdue"] is False
+    assert by_task["purge"]["last_success_age_s"] is None  # daily: not yet run
+
+    text = run_hive("status", env=env)
+    assert text.returncode == 0, describe(text)
+    assert "workers      online 1" in text.stdout
+    assert "queued 3 in flight" in text.stdout
+    assert "hive.default" in text.stdout and "3 queued, 3 steps waiting" in text.stdout
+    assert "search" in text.stdout and "passing 1" in text.stdout
+
+
+def test_status_names_an_unreachable_database_and_still_shows_the_queues(
+    env: dict[str, str],
+) -> None:
+    broken = {**env, "HIVE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/hive"}
+
+    shown = _status(broken)
+
+    assert shown["sources"] == {"postgresql": False, "redis": True}
+    assert shown["workers"] is None and shown["runs_in_flight"] is None
+    assert any(q["name"] == "hive.default" for q in shown["queues"])
+    text = run_hive("status", env=broken)
+    assert "UNREACHABLE  postgresql" in text.stdout
+    assert "Traceback" not in text.stderr
+
+
+def test_status_is_the_operators_alone(env: dict[str, str]) -> None:
+    admin = Caller(tenant="acme", role=Role.ADMIN)
+
+    with pytest.raises(PermissionDenied):
+        service.farm_status(get_settings(), admin)
