@@ -287,9 +287,7 @@ class PipelineSettings(_Section):
     @classmethod
     def _not_empty(cls, value: object) -> object:
         # Path("") is the working directory: every YAML file there would be read as a pipeline.
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be empty")
-        return value
+        return _not_blank(value)
 
 
 class StorageSettings(_Section):
@@ -305,9 +303,7 @@ class StorageSettings(_Section):
     @field_validator("data_dir", mode="before")
     @classmethod
     def _not_empty(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            raise ValueError("must not be empty")
-        return value
+        return _not_blank(value)
 
 
 class FlowerSettings(_Section):
@@ -395,6 +391,13 @@ class Settings(BaseModel):
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+
+def _not_blank(value: object) -> object:
+    """A path setting given as blank text: refused (``Path("")`` is the working directory)."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("must not be empty")
+    return value
 
 
 def _check_redis_url(value: str) -> None:
