@@ -16,6 +16,7 @@
     ├── ReplayError              the run cannot be replayed as asked
     ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
     ├── NoPassingInstance        pick(): no instance of the service is passing
+    ├── StepDeferred             not a failure: the step waits (limit, open breaker) and comes back
     ├── PermanentError           a step failing with it is never retried
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
     │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
@@ -259,12 +260,31 @@ class UnresolvedReference(PermanentError):
         self.message = f"cannot resolve {text}: {problem}"
 
 
-class RetryableError(HiveError):
-    """The step may succeed if tried again: it is retried within its max_retries."""
+class StepDeferred(HiveError):
+    """Not a failure: the step cannot start now (a rate or concurrency limit is reached, a
+    breaker is open) and goes back to its queue for ``countdown_s`` seconds. It does not use
+    up a retry and holds no worker slot while it waits. ``reason`` names what it waits for
+    (``"rate limit service:partner"``); it is recorded as an event, never as an error."""
 
-    def __init__(self, message: str = "") -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, countdown_s: float) -> None:
+        super().__init__(reason, countdown_s)
+        self.reason = reason
+        self.countdown_s = max(float(countdown_s), 0.0)
+
+    def __str__(self) -> str:
+        return f"deferred {self.countdown_s:.3g}s: {self.reason}"
+
+
+class RetryableError(HiveError):
+    """The step may succeed if tried again: it is retried within its max_retries.
+
+    ``retry_after_s``, when given (an HTTP ``Retry-After``), is the retry's countdown in
+    place of the step's backoff."""
+
+    def __init__(self, message: str = "", retry_after_s: float | None = None) -> None:
+        super().__init__(message, retry_after_s)
         self.message = message
+        self.retry_after_s = retry_after_s
 
     def __str__(self) -> str:
         return self.message

@@ -5,7 +5,15 @@ Nothing here knows of Celery or the database (see ``ARCHITECTURE.md``).
 
 from __future__ import annotations
 
-from hive.agents.base import Agent, AgentContext, AgentOptions
+from hive.agents.base import (
+    Agent,
+    AgentContext,
+    AgentOptions,
+    CallGuard,
+    CallTicket,
+    Resource,
+    ServiceLookup,
+)
 from hive.agents.builtin import BUILTIN_AGENTS
 from hive.agents.registry import AgentRegistry, default_registry
 
@@ -15,5 +23,9 @@ __all__ = [
     "AgentContext",
     "AgentOptions",
     "AgentRegistry",
+    "CallGuard",
+    "CallTicket",
+    "Resource",
+    "ServiceLookup",
     "default_registry",
 ]

@@ -7,10 +7,11 @@ or :class:`~hive.errors.PermanentError` to say how a failure should be treated.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -47,6 +48,71 @@ class AgentOptions(BaseModel):
         return queue
 
 
+@dataclass(frozen=True)
+class Resource:
+    """Something outside the farm that a step uses; the farm's limits and breakers key on it.
+
+    ``kind`` is ``"service"`` (a name in the service registry, or a host for a bare URL) or
+    ``"model"`` (``name`` is ``"<provider>:<model>"``). ``tokens`` is an LLM call's estimate
+    of the tokens it will use, for tokens-per-minute limits; corrected after the call with
+    :meth:`CallTicket.used_tokens`.
+    """
+
+    kind: Literal["service", "model"]
+    name: str
+    tokens: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+class CallTicket(Protocol):
+    """What :meth:`AgentContext.call` yields for one outside call."""
+
+    def used_tokens(self, tokens: int) -> None:
+        """The call's real token count, to correct the estimate taken before it."""
+
+    def failed(self) -> None:
+        """Count this call as a failure for the resource's breaker without raising (an agent
+        that handles the error itself, e.g. by trying a fallback). An exception leaving the
+        ``with`` block counts as a failure by itself."""
+
+
+class CallGuard(Protocol):
+    """The farm's admission for outside calls (rate and concurrency limits, breakers)."""
+
+    def __call__(self, resource: Resource) -> contextlib.AbstractContextManager[CallTicket]:
+        """Admit one call to ``resource`` for the ``with`` block, or raise
+        :class:`~hive.errors.StepDeferred` (a limit is reached or the breaker is open: the
+        step comes back later, without using up a retry)."""
+        ...
+
+
+class ServiceLookup(Protocol):
+    """Resolves a service name through the registry to one passing instance's address."""
+
+    def pick(self, service: str, exclude: Sequence[str] = ()) -> str:
+        """The address URL of a passing instance of ``service``, not one of ``exclude``
+        (addresses already tried); raises :class:`~hive.errors.NoPassingInstance`."""
+        ...
+
+
+class _Unguarded:
+    """Outside the farm (an agent run by hand, a unit test): every call is admitted."""
+
+    def used_tokens(self, tokens: int) -> None:
+        return None
+
+    def failed(self) -> None:
+        return None
+
+
+@contextlib.contextmanager
+def unguarded(resource: Resource) -> Iterator[CallTicket]:
+    """The :class:`CallGuard` of an agent run outside the farm: admits every call."""
+    yield _Unguarded()
+
+
 @dataclass
 class AgentContext:
     """What an agent may know about the step it runs in."""
@@ -65,6 +131,11 @@ class AgentContext:
     """The run's W3C trace id (32 hex digits): an agent calling out passes it on, e.g. as
     ``traceparent: 00-<trace_id>-<a span id of its own>-01``. None for a run stored before
     runs had one."""
+    call: CallGuard = unguarded
+    """Wrap every outside call: ``with ctx.call(Resource("service", "partner")) as ticket:``.
+    In the farm it holds the fleet-wide rate and concurrency limits and the breakers."""
+    services: ServiceLookup | None = None
+    """The service registry (``ctx.services.pick(name)``); None outside the farm."""
 
     def report_usage(self, **amounts: float) -> None:
         """Add to the step's usage counters (tokens, cost, calls...)."""

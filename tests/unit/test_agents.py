@@ -21,6 +21,7 @@ from hive.agents import (
     AgentContext,
     AgentOptions,
     AgentRegistry,
+    Resource,
     default_registry,
 )
 from hive.agents.builtin import (
@@ -79,6 +80,10 @@ def test_hive_agents_all_lists_exactly_the_public_names() -> None:
             "AgentRegistry",
             "default_registry",
             "BUILTIN_AGENTS",
+            "CallGuard",
+            "CallTicket",
+            "Resource",
+            "ServiceLookup",
         ]
     )
     for name in hive.agents.__all__:
@@ -666,3 +671,12 @@ def test_fail_with_zero_times_succeeds_at_once() -> None:
 def test_fail_retries_fast_enough_for_tests() -> None:
     options = FailAgent.options
     assert (options.max_retries, options.retry_backoff, options.retry_backoff_max) == (5, 0.1, 1)
+
+
+def test_an_agent_run_outside_the_farm_has_every_call_admitted() -> None:
+    ctx = AgentContext(run_id="r", step_id="s", attempt=1)
+    with ctx.call(Resource("service", "partner", tokens=10)) as ticket:
+        ticket.used_tokens(12)
+        ticket.failed()
+    assert ctx.services is None
+    assert str(Resource("model", "openai:gpt-4o")) == "model:openai:gpt-4o"
