@@ -105,8 +105,13 @@ class StepRun(Base):
     error: Mapped[Any | None] = mapped_column(Json)
     worker: Mapped[str | None] = mapped_column(String(300))
     task_id: Mapped[str | None] = mapped_column(String(64))
-    # Attempts made before the last replay: retries are counted from here.
+    # Attempts that do not count against max_retries: those before the last replay, and
+    # every deferral. Retries are counted from here.
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
+    # Deferrals of the step (limits, breakers: hive/db/deferrals.py), each an attempt number
+    # that did not run; and when the current run of them began (cleared when an attempt ends).
+    deferrals: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    deferred_since: Mapped[datetime | None] = mapped_column(_TS)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
 

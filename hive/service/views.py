@@ -27,6 +27,7 @@ class StepView:
     agent: str
     status: str
     attempts: int
+    """Attempts that ran (a deferral is none: see ``deferrals``)."""
     needs: list[str]
     input: Any
     output: Any
@@ -34,6 +35,8 @@ class StepView:
     worker: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    deferrals: int = 0
+    """Times the step was sent back to wait (a limit, an open breaker) without running."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,7 @@ class StepView:
             "worker": self.worker,
             "started_at": _ts(self.started_at),
             "finished_at": _ts(self.finished_at),
+            "deferrals": self.deferrals,
         }
 
 
@@ -274,7 +278,7 @@ def run_view(run: Any, steps: list[Any] | None) -> RunView:
                 step_id=s.step_id,
                 agent=s.agent,
                 status=s.status,
-                attempts=s.attempt,
+                attempts=s.attempt - s.deferrals,
                 needs=list(s.needs),
                 input=s.input,
                 output=s.output,
@@ -282,6 +286,7 @@ def run_view(run: Any, steps: list[Any] | None) -> RunView:
                 worker=s.worker,
                 started_at=s.started_at,
                 finished_at=s.finished_at,
+                deferrals=s.deferrals,
             )
             for s in steps
         ],
