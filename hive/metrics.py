@@ -131,6 +131,7 @@ MAINTENANCE_LAST_SUCCESS = "hive_maintenance_last_success_timestamp_seconds"
 MAINTENANCE_INTERVAL = "hive_maintenance_interval_seconds"
 SERVICE_INSTANCES = "hive_service_instances"
 WORKERS = "hive_workers"
+BREAKER_STATE = "hive_breaker_state"
 EXPORTER_UP = "hive_exporter_source_up"
 EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
 
@@ -158,6 +159,11 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("service", "status"),
     ),
     WORKERS: ("Workers in the registry, by state (online, offline, lost).", ("state",)),
+    BREAKER_STATE: (
+        "Each circuit breaker's state: 0 closed, 1 half-open (a probe may go), 2 open; kind "
+        "is service or provider.",
+        ("kind", "service"),
+    ),
     EXPORTER_UP: (
         "1 if the exporter could read the source (postgresql, redis) on this scrape, else 0.",
         ("source",),

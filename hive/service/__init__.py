@@ -21,6 +21,8 @@ live here and nowhere else.
     maintenance    recover, purge, health_sweep, cleanup_services, upgrade_schema,
                    check_servers, check_broker
     workers        list_workers (WorkerViews): the workers in the registry
+    breakers       list_breakers, get_breaker, open_breaker, close_breaker (BreakerViews):
+                   the fleet's circuit breakers (hive.guard)
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
@@ -29,6 +31,13 @@ live here and nowhere else.
 """
 
 from hive.service.arguments import parse_run_id
+from hive.service.breakers import (
+    BreakerView,
+    close_breaker,
+    get_breaker,
+    list_breakers,
+    open_breaker,
+)
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
@@ -85,6 +94,7 @@ from hive.service.workers import WorkerView, list_workers
 __all__ = [
     "OPERATOR",
     "AgentView",
+    "BreakerView",
     "Caller",
     "DeadLetterReport",
     "DeadLetterView",
@@ -105,9 +115,11 @@ __all__ = [
     "check_pipeline_files",
     "check_servers",
     "cleanup_services",
+    "close_breaker",
     "dead_letter_report",
     "deregister_service",
     "farm_status",
+    "get_breaker",
     "get_pipeline",
     "get_run",
     "get_run_state",
@@ -115,11 +127,13 @@ __all__ = [
     "health_sweep",
     "heartbeat_service",
     "list_agents",
+    "list_breakers",
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
     "list_service_instances",
     "list_workers",
+    "open_breaker",
     "parse_run_id",
     "pick_instance",
     "pipeline_view",

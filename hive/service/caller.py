@@ -6,7 +6,7 @@ the tenant. Nothing above this layer checks either.
 
     viewer     reads runs, dead letters and pipelines of its tenant
     producer   also submits and cancels runs
-    admin      also replays failed runs and manages the service registry
+    admin      also replays failed runs, manages the service registry and the breakers
     operator   everything, across every tenant, maintenance, and the farm's workers: the
                CLI's role
 """
@@ -37,13 +37,21 @@ class Right(StrEnum):
     MAINTAIN = "run maintenance"
     MANAGE_SERVICES = "manage services"
     INSPECT = "inspect the farm (workers, queues, status)"
+    BREAKERS = "see and operate the circuit breakers"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {
     Role.VIEWER: frozenset({Right.READ}),
     Role.PRODUCER: frozenset({Right.READ, Right.SUBMIT, Right.CANCEL}),
     Role.ADMIN: frozenset(
-        {Right.READ, Right.SUBMIT, Right.CANCEL, Right.REPLAY, Right.MANAGE_SERVICES}
+        {
+            Right.READ,
+            Right.SUBMIT,
+            Right.CANCEL,
+            Right.REPLAY,
+            Right.MANAGE_SERVICES,
+            Right.BREAKERS,
+        }
     ),
     Role.OPERATOR: frozenset(Right),
 }

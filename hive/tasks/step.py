@@ -1,4 +1,4 @@
-"""The step task: claim, resolve inputs, run the agent, record the outcome."""
+"""The step task: claim, resolve inputs, admit (hive.guard), run the agent, record the outcome."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ServiceUnavailable, StepDeferred
+from hive.guard import FarmCalls, StepInfo, admit_step
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
@@ -101,6 +102,15 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         if agent_cls is None:
             raise LookupError(f"agent {claimed.agent!r} is not installed on this worker")
         step_input = resolve(claimed.input_template, claimed.run_input, claimed.upstream)
+        guarded = StepInfo(
+            run_id=run_id,
+            step_id=step_id,
+            attempt=attempt,
+            agent=claimed.agent,
+            tenant=claimed.tenant,
+            timeout_s=claimed.options.timeout,
+            worker=self.request.hostname or "?",
+        )
         ctx = AgentContext(
             run_id=run_id,
             step_id=step_id,
@@ -111,8 +121,10 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=CancelCheck(rid),
+            call=FarmCalls(guarded),
         )
-        with _timed(claimed.agent):
+        # The agent's and the tenant's limits, held while the agent runs (else StepDeferred).
+        with admit_step(guarded), _timed(claimed.agent):
             output = agent_cls().execute(step_input, ctx)
         check_output_bounds(output, settings)
     except StepDeferred as deferred:

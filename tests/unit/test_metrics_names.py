@@ -11,7 +11,7 @@ from hive import metrics
 # Bounded sets only: never a run, step, task or worker id.
 ALLOWED_LABELS = {
     *("agent", "pipeline", "queue", "priority", "status", "reason", "task", "source"),
-    *("service", "state"),
+    *("service", "state", "kind"),
 }
 
 
@@ -63,6 +63,7 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
         "hive_maintenance_interval_seconds",
         "hive_service_instances",
         "hive_workers",
+        "hive_breaker_state",
         "hive_exporter_source_up",
         "hive_exporter_scrape_duration_seconds",
     }
@@ -75,6 +76,7 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
     assert metrics.FARM_FIGURES["hive_dead_letters"][1] == ("pipeline",)
     assert metrics.FARM_FIGURES["hive_service_instances"][1] == ("service", "status")
     assert metrics.FARM_FIGURES["hive_workers"][1] == ("state",)
+    assert metrics.FARM_FIGURES["hive_breaker_state"][1] == ("kind", "service")
 
 
 def test_a_retried_attempt_counts_under_its_reason() -> None:
