@@ -141,11 +141,13 @@ def admit_step(info: StepInfo, policy: Policy | None = None) -> Iterator[None]:
 class FarmCalls:
     """``ctx.call`` in the farm: the :class:`~hive.agents.base.CallGuard` of one step."""
 
-    def __init__(self, info: StepInfo) -> None:
+    def __init__(self, info: StepInfo, policy: Policy | None = None) -> None:
         self._info = info
+        self._policy = policy
 
     def __call__(self, resource: Resource) -> contextlib.AbstractContextManager[CallTicket]:
-        return _Call(self._info, resource, current_policy())
+        policy = current_policy() if self._policy is None else self._policy
+        return _Call(self._info, resource, policy)
 
 
 @dataclass
