@@ -23,7 +23,7 @@ from hive.metrics import StepOutcome
 from hive.pipelines.refs import resolve
 from hive.statuses import AttemptOutcome, RunStatus
 from hive.tasks.dispatch import Publication, dispatch
-from hive.tasks.retry import backoff_s
+from hive.tasks.retry import retry_delay_s
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def record_failed_attempt(
             # The message that carried the rest of this step's chain is done with:
             # the dispatcher sends the chain again with the next attempt.
             marks.unmark_chain_after(conn, run_id, step_id)
-            delay = backoff_s(attempt - policy.attempt_base, policy.options)
+            delay = retry_delay_s(attempt - policy.attempt_base, policy.options, error)
             retried = dispatch(conn, run_id, [step_id], policy.priority, countdown_s=delay)
             return AttemptOutcome.RETRIED, retried
         closed = _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)
