@@ -23,7 +23,7 @@ from hive.metrics import StepOutcome
 from hive.pipelines.refs import resolve
 from hive.statuses import AttemptOutcome, RunStatus
 from hive.tasks.dispatch import Publication, dispatch
-from hive.tasks.retry import backoff_s
+from hive.tasks.retry import retry_delay_s
 
 logger = logging.getLogger(__name__)
 
@@ -130,13 +130,12 @@ def record_failed_attempt(
     retryable: bool = True,
     retry_s: float | None = None,
     usage: dict[str, float] | None = None,
-    retry_after_s: float | None = None,
 ) -> AttemptOutcome | None:
     """Record a failed attempt and apply the step's retry policy, retrying the transaction
     for up to ``retry_s`` (default ``HIVE_DB_RETRY_S``) while PostgreSQL is unreachable.
 
     ``usage`` is what the attempt used all the same (the tokens of calls it made), recorded
-    with it. ``retry_after_s`` (a provider's ``Retry-After``) replaces the backoff.
+    with it.
 
     Returns ``RETRIED`` (the next attempt is dispatched after a backoff), ``FAILED``
     (failed for good: dead letter, descendants skipped), or None when the attempt was lost
@@ -163,9 +162,7 @@ def record_failed_attempt(
             # The message that carried the rest of this step's chain is done with:
             # the dispatcher sends the chain again with the next attempt.
             marks.unmark_chain_after(conn, run_id, step_id)
-            delay = backoff_s(attempt - policy.attempt_base, policy.options)
-            if retry_after_s is not None:
-                delay = max(retry_after_s, 0.0)
+            delay = retry_delay_s(attempt - policy.attempt_base, policy.options, error)
             retried = dispatch(conn, run_id, [step_id], policy.priority, countdown_s=delay)
             return AttemptOutcome.RETRIED, retried
         closed = _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)

@@ -20,7 +20,7 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import RetryableError, ServiceUnavailable
+from hive.errors import ServiceUnavailable
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
@@ -119,7 +119,6 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     except Exception as exc:
         logger.info("attempt failed: %s", type(exc).__name__)
         error, retryable = error_info(exc), is_retryable(exc)
-        wait_s = exc.retry_after_s if isinstance(exc, RetryableError) else None
         _settle(
             lambda: outcomes.record_failed_attempt(
                 rid,
@@ -129,7 +128,6 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
                 step_input=step_input,
                 retryable=retryable,
                 usage=usage,
-                retry_after_s=wait_s,
             )
         )
         self.request.chain = None

@@ -204,6 +204,7 @@ def test_a_429_everywhere_is_retried_after_its_retry_after(
     (first,) = attempts_of(run.id, "ask")
     assert (first.attempt, first.outcome, first.error["type"]) == (1, "retried", "TransientError")
     assert "HTTP 429 (rate limited)" in first.error["message"]
+    assert first.error["retry_after_s"] == 2
     assert first.usage is None  # no tokens used
     step = steps_of(run.id)["ask"]
     assert step.attempt == 2
