@@ -7,6 +7,10 @@ connection, a body that is no completion; the next provider is tried), one that 
 (:class:`Refused`: any other 4xx, which no retry will change). httpx's exceptions are
 translated once, here. The API key goes in one header and nowhere else: any text kept
 from the provider's answer has it blanked out, should the provider echo it.
+
+httpx (a dependency already), not the OpenAI SDK: the SDK retries 429s and 5xx on its own,
+sleeping in the worker slot, where the farm wants to see each failure (fallback, breaker,
+a retry with the step's countdown); and one request shape is all this agent needs.
 """
 
 from __future__ import annotations
