@@ -24,6 +24,7 @@ live here and nowhere else.
     breakers       list_breakers, get_breaker, open_breaker, close_breaker (BreakerViews):
                    the fleet's circuit breakers (hive.guard)
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
+    usage          usage_by_tenant (UsageViews): tokens and cost per tenant
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -77,6 +78,7 @@ from hive.service.services import (
 )
 from hive.service.status import FarmStatus, farm_status
 from hive.service.submit import submit
+from hive.service.usage import UsageView, usage_by_tenant
 from hive.service.views import (
     AgentView,
     DeadLetterReport,
@@ -108,6 +110,7 @@ __all__ = [
     "ServiceInstanceView",
     "StepView",
     "Submitted",
+    "UsageView",
     "WorkerView",
     "cancel_run",
     "check_broker",
@@ -145,6 +148,7 @@ __all__ = [
     "submit",
     "translate_failure",
     "upgrade_schema",
+    "usage_by_tenant",
     "validate_input",
     "wait_for_run",
 ]

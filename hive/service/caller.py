@@ -6,7 +6,8 @@ the tenant. Nothing above this layer checks either.
 
     viewer     reads runs, dead letters and pipelines of its tenant
     producer   also submits and cancels runs
-    admin      also replays failed runs, manages the service registry and the breakers
+    admin      also replays failed runs, manages the service registry and the breakers,
+               and reads its tenant's usage and cost
     operator   everything, across every tenant, maintenance, and the farm's workers: the
                CLI's role
 """
@@ -37,6 +38,7 @@ class Right(StrEnum):
     MAINTAIN = "run maintenance"
     MANAGE_SERVICES = "manage services"
     INSPECT = "inspect the farm (workers, queues, status)"
+    USAGE = "read usage and cost"
     BREAKERS = "see and operate the circuit breakers"
 
 
@@ -50,6 +52,7 @@ _RIGHTS: dict[Role, frozenset[Right]] = {
             Right.CANCEL,
             Right.REPLAY,
             Right.MANAGE_SERVICES,
+            Right.USAGE,
             Right.BREAKERS,
         }
     ),

@@ -40,6 +40,7 @@ def record_success(
     alone: bool = False,
     close: claims.RunClose | None = None,
     agent: str = "unknown",
+    usage: dict[str, float] | None = None,
 ) -> bool:
     """Record the attempt's success once and dispatch what it made ready; False for a late
     finish (the step was taken back).
@@ -56,13 +57,14 @@ def record_success(
     dependent that needs sending), a second transaction does it; should this process die
     in between, the recovery sweep does.
 
-    ``agent`` labels the metrics, counted once the outcome is committed.
+    ``agent`` labels the metrics, counted once the outcome is committed. ``usage`` (what
+    the agent reported: tokens, cost) is recorded with the success, in its statement.
     """
     done: claims.Succeeded | None = None
     if alone:
         done = on_direct_cursor(
             lambda cursor: claims.succeed_alone(
-                cursor, run_id, step_id, attempt, step_input, output, close
+                cursor, run_id, step_id, attempt, step_input, output, close, usage
             )
         )
         if done is not None and done.closed:
@@ -74,7 +76,7 @@ def record_success(
     def txn(conn: Connection) -> tuple[bool, Publication, ClosedRun | None]:
         recorded = done
         if not alone:
-            recorded = claims.succeed(conn, run_id, step_id, attempt, step_input, output)
+            recorded = claims.succeed(conn, run_id, step_id, attempt, step_input, output, usage)
         if recorded is None:
             return False, _after_lost_race(conn, run_id, step_id, attempt), None
         return True, *_after_success(conn, run_id, step_id, recorded, carried_next, output)
@@ -128,9 +130,13 @@ def record_failed_attempt(
     step_input: Any = None,
     retryable: bool = True,
     retry_s: float | None = None,
+    usage: dict[str, float] | None = None,
 ) -> AttemptOutcome | None:
     """Record a failed attempt and apply the step's retry policy, retrying the transaction
     for up to ``retry_s`` (default ``HIVE_DB_RETRY_S``) while PostgreSQL is unreachable.
+
+    ``usage`` is what the attempt used all the same (the tokens of calls it made), recorded
+    with it.
 
     Returns ``RETRIED`` (the next attempt is dispatched after a backoff), ``FAILED``
     (failed for good: dead letter, descendants skipped), or None when the attempt was lost
@@ -147,8 +153,9 @@ def record_failed_attempt(
         agent = policy.agent if policy is not None else "unknown"
         retry = policy is not None and retryable and policy.retries_left(attempt)
         if policy is None or not failures.end_attempt(
-            conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry
-        ):
+            conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry,
+            usage=usage,
+        ):  # fmt: skip
             # If this very attempt had succeeded (its process died after recording it and
             # before Celery sent the chain on), what it made ready is sent again.
             return None, _after_lost_race(conn, run_id, step_id, attempt)

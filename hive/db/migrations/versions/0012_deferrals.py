@@ -5,8 +5,8 @@ to its queue is counted, and the start of its wait kept, so a step cannot wait f
 run, so the step's real attempts are ``attempt - deferrals``); ``deferred_since`` is when
 its current run of deferrals began, cleared when an attempt really ends.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-07
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
