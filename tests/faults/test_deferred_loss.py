@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from collections.abc import Callable
 
 import pytest
@@ -69,7 +68,11 @@ def test_a_deferred_step_runs_when_redis_restarts_empty_while_it_waits(
     # A worker holding a message with a countdown when its broker connection drops exits
     # ("Unrecoverable error", kombu 5.7 restoring the unacknowledged message through a
     # connection it already closed): its supervisor starts it again.
-    time.sleep(2)
+    wait_until(
+        lambda: worker.proc.poll() is not None or db.run_status(run_id) == "succeeded",
+        60,
+        "the worker to exit or the run to finish",
+    )
     if worker.proc.poll() is not None:
         start_worker("--concurrency", "1", extra_env=env, name="restarted")
 

@@ -13,8 +13,8 @@ class PartnerServer:
     def __init__(self, status: int = 200, delay_s: float = 0.0) -> None:
         self.status = status
         self.delay_s = delay_s
-        self.answered: list[tuple[float, int]] = []
-        """(time answered, status) of every request."""
+        self.answered: list[tuple[float, float, int]] = []
+        """(time received, time answered, status) of every request."""
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
@@ -22,6 +22,7 @@ class PartnerServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                received = time.time()
                 with partner._lock:
                     partner.in_flight += 1
                     partner.max_in_flight = max(partner.max_in_flight, partner.in_flight)
@@ -34,7 +35,7 @@ class PartnerServer:
                 finally:
                     with partner._lock:
                         partner.in_flight -= 1
-                        partner.answered.append((time.time(), status))
+                        partner.answered.append((received, time.time(), status))
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -54,7 +55,7 @@ class PartnerServer:
 
     def served(self, status: int | None = None) -> int:
         with self._lock:
-            return sum(1 for _, s in self.answered if status is None or s == status)
+            return sum(1 for _, _, s in self.answered if status is None or s == status)
 
     def reset_max(self) -> None:
         with self._lock:
