@@ -201,3 +201,26 @@ def test_losing_redis_state_closes_breakers(clean_state: None) -> None:
 
     assert breakers.read(["service:gone"])["service:gone"].state == CLOSED
     assert breakers.allow("service:gone", POLICY, "a", 10).allowed
+
+
+def test_the_exporter_reads_every_breakers_state_from_redis(clean_state: None) -> None:
+    from hive.exporter import FarmReader
+
+    breakers = Breakers()
+    breakers.force("service:partner", "open")
+    for holder in "abc":
+        breakers.record("provider:openai", POLICY, holder, ok=False)
+    time.sleep(0.55)  # openai's cooldown is over: the next call probes
+    breakers.record("service:fine", POLICY, "a", ok=False)
+
+    reader = FarmReader(get_settings())
+    try:
+        reading = reader.read()
+    finally:
+        reader.close()
+
+    assert reading.breakers == {
+        ("service", "partner"): 2,
+        ("provider", "openai"): 1,
+        ("service", "fine"): 0,
+    }
