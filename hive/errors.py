@@ -16,6 +16,9 @@
     ├── ReplayError              the run cannot be replayed as asked
     ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
     ├── NoPassingInstance        pick(): no instance of the service is passing
+    ├── ApprovalNotFound         no approval of that step (that the caller may see)
+    ├── ApprovalError            decided already, or the edited input does not fit
+    ├── ApprovalRequired         not a failure: the input guard holds the step for a person
     ├── StepDeferred             not a failure: the step waits (limit, open breaker) and comes back
     ├── PermanentError           a step failing with it is never retried
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
@@ -258,6 +261,44 @@ class UnresolvedReference(PermanentError):
         self.text = text
         self.problem = problem
         self.message = f"cannot resolve {text}: {problem}"
+
+
+class ApprovalNotFound(HiveError):
+    """No approval of that step: none was asked, or the run is another tenant's."""
+
+    def __init__(self, run_id: str, step_id: str) -> None:
+        super().__init__(run_id, step_id)
+        self.run_id = run_id
+        self.step_id = step_id
+
+    def __str__(self) -> str:
+        return f"no approval of step {self.step_id!r} of run {self.run_id}"
+
+
+class ApprovalError(HiveError):
+    """The approval cannot be decided as asked: someone decided it already, or the edited
+    input does not fit the agent (the message names each field)."""
+
+    def __init__(self, run_id: str, step_id: str, reason: str) -> None:
+        super().__init__(run_id, step_id, reason)
+        self.run_id = run_id
+        self.step_id = step_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"step {self.step_id!r} of run {self.run_id}: {self.reason}"
+
+
+class ApprovalRequired(HiveError):
+    """Raised in the step path by the input guard: the step is held for a person's decision
+    (``awaiting_approval``) instead of running. ``reason`` never quotes the input."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class StepDeferred(HiveError):

@@ -391,6 +391,18 @@ class LlmSettings(_Section):
         return _not_blank(value)
 
 
+class ApprovalSettings(_Section):
+    """Steps held for a person's decision."""
+
+    interval_s: float = _var(
+        "APPROVALS_INTERVAL_S",
+        "how often beat runs `expire_approvals`, which decides the approvals past their "
+        "`approval_timeout`",
+        default=30.0,
+        gt=0,
+    )
+
+
 class Settings(BaseModel):
     """All of Hive's configuration, by section. Built from the environment by
     :func:`load_settings`; each section can also be given whole (tests, embedding)."""
@@ -409,6 +421,7 @@ class Settings(BaseModel):
     logs: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
 
 
 def _not_blank(value: object) -> object:

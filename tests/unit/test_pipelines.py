@@ -593,7 +593,8 @@ def test_invalid_option_overrides_are_problems(tmp_path: Path, registry: AgentRe
     assert problems_of(path, registry) == [
         f"{path}: step 'words': options.timeout: Input should be greater than 0, not 0",
         f"{path}: step 'words': options.retires: unknown option; options are: queue, timeout, "
-        "max_retries, retry_backoff, retry_backoff_max, retry_jitter",
+        "max_retries, retry_backoff, retry_backoff_max, retry_jitter, approval, "
+        "approval_timeout, approval_timeout_action, input_guard",
     ]
 
 
