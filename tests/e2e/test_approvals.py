@@ -76,6 +76,9 @@ def test_an_approval_holds_the_run_through_a_worker_restart_and_a_redis_flush_un
     assert pending["input"] is None  # a listing never shows the input (personal data)
     shown = run_hive("approvals", "show", str(run.id), "send", "--json", env=env)
     assert json.loads(shown.stdout)["input"] == {"text": "ship it"}, describe(shown)
+    figures = _exported()
+    assert 'hive_approvals_pending{pipeline="approval-echo"} 1.0' in figures
+    assert 'hive_approvals_oldest_pending_seconds{pipeline="approval-echo"}' in figures
 
     # Nothing in memory or in Redis holds the approval: a restart and a flush change nothing.
     worker.stop()
@@ -118,6 +121,17 @@ def test_an_approval_holds_the_run_through_a_worker_restart_and_a_redis_flush_un
     assert [e.kind for e in decided.history or []] == ["approval_requested", "approval_approved"]
     assert decided.decided_at is not None and decided.decided_at >= decided.requested_at
     assert client.approvals.list() == []
+    assert "hive_approvals_pending{" not in _exported()
+
+
+def _exported() -> str:
+    """What `hive exporter` would serve now, read from this session's PostgreSQL."""
+    from prometheus_client import generate_latest
+
+    from hive.exporter import farm_registry
+    from hive.settings import get_settings
+
+    return generate_latest(farm_registry(get_settings())).decode()
 
 
 def test_an_edited_input_is_checked_by_field_and_the_step_runs_with_it(

@@ -70,6 +70,8 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
         "hive_maintenance_interval_seconds",
         "hive_service_instances",
         "hive_workers",
+        "hive_approvals_pending",
+        "hive_approvals_oldest_pending_seconds",
         "hive_exporter_source_up",
         "hive_exporter_scrape_duration_seconds",
     }
