@@ -23,6 +23,7 @@
     ├── PermanentError           a step failing with it is never retried
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
     │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
+    │   ├── InputBlocked         the input guard refused the step's input (never quoting it)
     │   ├── MalformedReference   a string starts with $ but is not a reference
     │   └── UnresolvedReference  a reference names a step output or path that is not there
     └── RetryableError           a step failing with it is retried (within max_retries)
@@ -243,6 +244,11 @@ class InvalidAgentOutput(PermanentError):
     """The agent's result does not fit its output model."""
 
 
+class InputBlocked(PermanentError):
+    """The input guard blocked the step: its prompt scored as an injection. The message says
+    so and gives the score and categories, never the text or the rule that matched."""
+
+
 class MalformedReference(PermanentError):
     """A string starts with ``$`` but is not a reference (:mod:`hive.pipelines.refs`)."""
 
@@ -291,11 +297,13 @@ class ApprovalError(HiveError):
 
 class ApprovalRequired(HiveError):
     """Raised in the step path by the input guard: the step is held for a person's decision
-    (``awaiting_approval``) instead of running. ``reason`` never quotes the input."""
+    (``awaiting_approval``) instead of running. ``reason`` never quotes the input;
+    ``step_input`` is the input as screened (redacted), for the approver to read."""
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: str, step_input: Any = None) -> None:
+        super().__init__(reason, step_input)
         self.reason = reason
+        self.step_input = step_input
 
     def __str__(self) -> str:
         return self.reason

@@ -105,9 +105,16 @@ LLM_COST = Counter(
     ["provider", "model"],
 )
 
+INPUT_SCREENED = Counter(
+    "hive_input_screened_total",
+    "Step inputs the input guard screened, by agent and outcome (pass, flag, block, "
+    "escalate: what the injection score led to).",
+    ["agent", "outcome"],
+)
+
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_RUNNING, RUNS, RUN_DURATION),
-    *(LLM_CALLS, LLM_TOKENS, LLM_COST),
+    *(LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
 )
 
 

@@ -403,6 +403,22 @@ class ApprovalSettings(_Section):
     )
 
 
+class InputGuardSettings(_Section):
+    """The input guard before `llm` steps (and the `guard` agent)."""
+
+    rules_file: Path | None = _var(
+        "INPUT_GUARD_RULES_FILE",
+        "a YAML file of prompt-injection rules added to the shipped ones (a rule with a "
+        "shipped rule's id replaces it); empty: the shipped rules alone",
+        default=None,
+    )
+
+    @field_validator("rules_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 class Settings(BaseModel):
     """All of Hive's configuration, by section. Built from the environment by
     :func:`load_settings`; each section can also be given whole (tests, embedding)."""
@@ -422,6 +438,7 @@ class Settings(BaseModel):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    input_guard: InputGuardSettings = Field(default_factory=InputGuardSettings)
 
 
 def _not_blank(value: object) -> object:

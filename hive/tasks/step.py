@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
@@ -20,12 +21,13 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ServiceUnavailable
+from hive.errors import ApprovalRequired, ServiceUnavailable
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
+from hive.screening import screen_step
 from hive.settings import get_settings
-from hive.tasks import outcomes
+from hive.tasks import holds, outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import bind_claimed
 from hive.tasks.retry import error_info, is_retryable
@@ -101,6 +103,10 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         if agent_cls is None:
             raise LookupError(f"agent {claimed.agent!r} is not installed on this worker")
         step_input = resolve(claimed.input_template, claimed.run_input, claimed.upstream)
+        # The input guard (hive/screening): redacted, or blocked, or held for a person.
+        step_input = screen_step(
+            rid, step_id, claimed.agent, claimed.options.input_guard, step_input
+        )
         ctx = AgentContext(
             run_id=run_id,
             step_id=step_id,
@@ -116,6 +122,10 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         with _timed(claimed.agent):
             output = agent_cls().execute(step_input, ctx)
         check_output_bounds(output, settings)
+    except ApprovalRequired as held:
+        _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, held.step_input))
+        self.request.chain = None
+        return
     except Exception as exc:
         logger.info("attempt failed: %s", type(exc).__name__)
         error, retryable = error_info(exc), is_retryable(exc)

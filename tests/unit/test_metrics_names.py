@@ -37,6 +37,7 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_llm_calls_total",
         "hive_llm_tokens_total",
         "hive_llm_cost_total",
+        "hive_input_screened_total",
     }
     for name, metric in names.items():
         assert re.fullmatch(r"hive_[a-z_]+", name), name

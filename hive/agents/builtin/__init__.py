@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hive.agents.base import Agent
+from hive.agents.builtin.guard import GuardAgent
 from hive.agents.builtin.llm import LlmAgent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
@@ -20,12 +21,14 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     SleepAgent,
     FailAgent,
     LlmAgent,
+    GuardAgent,
 ]
 
 __all__ = [
     "BUILTIN_AGENTS",
     "EchoAgent",
     "FailAgent",
+    "GuardAgent",
     "KeywordsAgent",
     "LlmAgent",
     "MergeAgent",
