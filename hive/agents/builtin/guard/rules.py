@@ -42,10 +42,15 @@ def compile_linear(pattern: str) -> Matcher:
     Raises:
         ValueError: RE2 cannot compile it (a syntax error, a backreference, a lookaround).
     """
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # RE2 would write its own line to stderr besides ours
     try:
-        return cast(Matcher, re2.compile(f"(?i:{pattern})"))
+        return cast(Matcher, re2.compile(pattern, options=options))
     except re2.error as exc:
-        raise ValueError(f"not an RE2 pattern: {exc}") from None
+        reason = exc.args[0] if exc.args else exc
+        text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+        raise ValueError(f"not an RE2 pattern: {text}") from None
 
 
 class RuleDocument(BaseModel):
