@@ -76,6 +76,9 @@ def test_an_approval_holds_the_run_through_a_worker_restart_and_a_redis_flush_un
     assert pending["input"] is None  # a listing never shows the input (personal data)
     shown = run_hive("approvals", "show", str(run.id), "send", "--json", env=env)
     assert json.loads(shown.stdout)["input"] == {"text": "ship it"}, describe(shown)
+    for status, expected in (("awaiting_approval", [str(run.id)]), ("running", [])):
+        listed_runs = run_hive("runs", "list", "--status", status, "--json", env=env)
+        assert [r["id"] for r in json.loads(listed_runs.stdout)] == expected, status
     figures = _exported()
     assert 'hive_approvals_pending{pipeline="approval-echo"} 1.0' in figures
     assert 'hive_approvals_oldest_pending_seconds{pipeline="approval-echo"}' in figures
