@@ -11,6 +11,7 @@ its value (URLs and the Flower setting carry passwords, hence ``SecretStr``).
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hive.errors import SettingsError
+from hive.errors import CredentialError, SettingsError
 
 _PREFIX = "HIVE_"
 
@@ -374,6 +375,50 @@ class MetricsSettings(_Section):
     )
 
 
+class HttpSettings(_Section):
+    """The `http` agent's calls to services outside the farm."""
+
+    max_response_bytes: int = _var(
+        "HTTP_MAX_RESPONSE_BYTES",
+        "the largest answer body (decoded) the `http` agent reads; it stops reading there and "
+        "fails the step for good",
+        default=10_000_000,
+        gt=0,
+    )
+    retry_after_max_s: float = _var(
+        "HTTP_RETRY_AFTER_MAX_S",
+        "the longest `Retry-After` of a 429 or 5xx answer honoured as the retry's countdown; a "
+        "longer one is cut to this",
+        default=300.0,
+        ge=0,
+    )
+
+
+class CredentialSettings(_Section):
+    """Which environment variables a pipeline may name as a credential."""
+
+    env_prefixes: str = _var(
+        "CREDENTIAL_ENV_PREFIXES",
+        "comma-separated prefixes (`PARTNER_,LLM_`) that every variable a step names in "
+        "`auth: {env: ...}` must start with; empty: any name but `HIVE_*`",
+        default="",
+    )
+
+    @field_validator("env_prefixes")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        for prefix in _split(value):
+            if not _CREDENTIAL_NAME.fullmatch(prefix) or prefix.startswith(_PREFIX):
+                raise ValueError(
+                    f"{prefix!r} is not the start of a variable name (A-Z, 0-9, _), or is HIVE_"
+                )
+        return value
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return tuple(_split(self.env_prefixes))
+
+
 class Settings(BaseModel):
     """All of Hive's configuration, by section. Built from the environment by
     :func:`load_settings`; each section can also be given whole (tests, embedding)."""
@@ -391,6 +436,12 @@ class Settings(BaseModel):
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    credentials: CredentialSettings = Field(default_factory=CredentialSettings)
+
+
+def _split(listed: str) -> list[str]:
+    return [item.strip() for item in listed.split(",") if item.strip()]
 
 
 def _not_blank(value: object) -> object:
@@ -414,6 +465,47 @@ def _check_redis_url(value: str) -> None:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ValueError("must end in a database number, like redis://localhost:6379/0")
+
+
+_CREDENTIAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+_CREDENTIAL_NAME_MAX_CHARS = 200
+
+
+def credential_name_problem(variable: str) -> str | None:
+    """Why ``variable`` can never name a credential, or None. Hive's own ``HIVE_*`` variables
+    hold its servers' passwords: a pipeline must not send them to a service."""
+    if len(variable) > _CREDENTIAL_NAME_MAX_CHARS or not _CREDENTIAL_NAME.fullmatch(variable):
+        return (
+            "must be an environment variable name: capital letters, digits and _, not "
+            f"starting with a digit, at most {_CREDENTIAL_NAME_MAX_CHARS}"
+        )
+    if variable.startswith(_PREFIX):
+        return "HIVE_* variables are Hive's own settings and are never sent to a service"
+    return None
+
+
+def credential(variable: str) -> SecretStr:
+    """The value of the environment variable a pipeline names for a credential
+    (``auth: {env: PARTNER_TOKEN}``), read now, on the worker that makes the call: the value
+    lives in that environment alone, never in a pipeline, a run, a message or a log.
+
+    Raises:
+        CredentialError: the name is malformed, a ``HIVE_*`` one, outside
+            ``HIVE_CREDENTIAL_ENV_PREFIXES``, or not set (empty counts as not set); it names
+            the variable, never a value.
+    """
+    problem = credential_name_problem(variable)
+    if problem is not None:
+        raise CredentialError(variable[:60], problem)
+    allowed = get_settings().credentials.prefixes
+    if allowed and not variable.startswith(allowed):
+        raise CredentialError(
+            variable, f"HIVE_CREDENTIAL_ENV_PREFIXES allows only {', '.join(allowed)}"
+        )
+    value = os.environ.get(variable, "")
+    if not value:
+        raise CredentialError(variable, "not set in this worker's environment")
+    return SecretStr(value)
 
 
 def sections() -> dict[str, type[_Section]]:
