@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hive.agents.base import Agent
+from hive.agents.builtin.http import HttpAgent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
 from hive.agents.builtin.sentiment import SentimentAgent
@@ -16,6 +17,7 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     SummarizeAgent,
     SentimentAgent,
     MergeAgent,
+    HttpAgent,
     SleepAgent,
     FailAgent,
 ]
@@ -24,6 +26,7 @@ __all__ = [
     "BUILTIN_AGENTS",
     "EchoAgent",
     "FailAgent",
+    "HttpAgent",
     "KeywordsAgent",
     "MergeAgent",
     "PiiRedactAgent",
