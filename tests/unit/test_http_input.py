@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -157,3 +159,19 @@ def test_retry_after_is_seconds_or_a_date_within_the_cap(
     header: str | None, seconds: float | None
 ) -> None:
     assert retry_after_s(header, 300.0, now=NOW) == seconds
+
+
+def test_a_producer_that_loads_the_agents_does_not_import_httpx() -> None:
+    script = (
+        "import sys\n"
+        "import hive.client\n"
+        "from hive.agents.registry import default_registry\n"
+        "assert 'http' in default_registry()\n"
+        "assert 'httpx' not in sys.modules, 'httpx is for workers that call out'\n"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
