@@ -76,8 +76,10 @@ def test_a_503_is_retried_as_a_new_attempt_and_then_succeeds(
     assert failed.error["message"] == (
         f"GET {service.url('/flaky')} answered 503 Service Unavailable; retry after 1s"
     )
-    ids = [r.headers["x-request-id"] for r in service.requests]
-    assert ids == [f"{run.id}:call:1", f"{run.id}:call:2"]
+    first, second = service.requests
+    assert first.headers["x-request-id"] == f"{run.id}:call:1"
+    assert second.headers["x-request-id"] == f"{run.id}:call:2"
+    assert first.client_port == second.client_port, "the pool process kept its connection"
 
 
 # Needs branch `guard` (its `retry-after:` commit): the step's countdown is the answer's
