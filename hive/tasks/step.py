@@ -29,6 +29,7 @@ from hive.settings import get_settings
 from hive.tasks import outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import bind_claimed
+from hive.tasks.lookup import RegistryLookup
 from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=CancelCheck(rid),
+            services=RegistryLookup(claimed.tenant),
             usage=usage,
         )
         with _timed(claimed.agent):
