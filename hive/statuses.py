@@ -52,6 +52,16 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
 
 
+class DeferOutcome(StrEnum):
+    """What became of an attempt given back to wait
+    (:func:`hive.tasks.outcomes.record_deferral`)."""
+
+    DEFERRED = "deferred"
+    """Pending again; the next attempt is dispatched with the countdown."""
+    FAILED = "failed"
+    """Deferred for longer than ``HIVE_DEFER_MAX_S`` in a row: failed for good."""
+
+
 class ServiceStatus(StrEnum):
     """A registered service instance's health, as Consul's checks report it."""
 
@@ -83,6 +93,7 @@ __all__ = [
     "FINAL_RUN_STATUSES",
     "ApprovalStatus",
     "AttemptOutcome",
+    "DeferOutcome",
     "RunStatus",
     "ServiceStatus",
     "StepStatus",

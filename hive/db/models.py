@@ -91,7 +91,7 @@ class StepRun(Base):
     inputs_from: Mapped[list[str]] = mapped_column(ARRAY(Text))
     input_template: Mapped[Any] = mapped_column(Json)
     options: Mapped[Any] = mapped_column(Json)
-    # 32 since migration 0012: awaiting_approval.
+    # 32 since migration 0013: awaiting_approval.
     status: Mapped[str] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     pending_needs: Mapped[int] = mapped_column(Integer)
@@ -109,8 +109,13 @@ class StepRun(Base):
     task_id: Mapped[str | None] = mapped_column(String(64))
     # What the successful attempt used (ctx.report_usage: tokens, cost...); migration 0011.
     usage: Mapped[Any | None] = mapped_column(Json)
-    # Attempts made before the last replay: retries are counted from here.
+    # Attempts that do not count against max_retries: those before the last replay, and
+    # every deferral. Retries are counted from here.
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
+    # Deferrals of the step (limits, breakers: hive/db/deferrals.py), each an attempt number
+    # that did not run; and when the current run of them began (cleared when an attempt ends).
+    deferrals: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    deferred_since: Mapped[datetime | None] = mapped_column(_TS)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
 
@@ -163,7 +168,7 @@ class Event(Base):
 
 
 class Approval(Base):
-    """A step's request for a person's decision (migration 0012): the current one and its
+    """A step's request for a person's decision (migration 0013): the current one and its
     outcome; every request and decision is also an event (``approval_*``)."""
 
     __tablename__ = "approvals"

@@ -217,7 +217,10 @@ def dispatch(
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
     if ready:
-        marked = {m.step_id: m for m in marks.mark_enqueued(conn, run_id, ready)}
+        marked = {
+            m.step_id: m
+            for m in marks.mark_enqueued(conn, run_id, ready, delay_s=countdown_s or 0.0)
+        }
         publication.stretches = _stretches(ready, marked)
         unmarked = [s for s in ready if s not in marked]
         if unmarked:  # sent by another dispatcher, or awaiting a person's approval

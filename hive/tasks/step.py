@@ -21,7 +21,7 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ApprovalRequired, ServiceUnavailable
+from hive.errors import ApprovalRequired, ServiceUnavailable, StepDeferred
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
@@ -30,6 +30,7 @@ from hive.settings import get_settings
 from hive.tasks import holds, outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import bind_claimed
+from hive.tasks.lookup import RegistryLookup
 from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
@@ -117,11 +118,18 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=CancelCheck(rid),
+            services=RegistryLookup(claimed.tenant),
             usage=usage,
         )
         with _timed(claimed.agent):
             output = agent_cls().execute(step_input, ctx)
         check_output_bounds(output, settings)
+    except StepDeferred as deferred:
+        # Not a failure: the step waits for its countdown, in no worker slot, and its
+        # next attempt does not count against its retries.
+        _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred))
+        self.request.chain = None
+        return
     except ApprovalRequired as held:
         _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, held.step_input))
         self.request.chain = None

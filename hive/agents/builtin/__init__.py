@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hive.agents.base import Agent
 from hive.agents.builtin.guard import GuardAgent
+from hive.agents.builtin.http import HttpAgent
 from hive.agents.builtin.llm import LlmAgent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
@@ -18,6 +19,7 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     SummarizeAgent,
     SentimentAgent,
     MergeAgent,
+    HttpAgent,
     SleepAgent,
     FailAgent,
     LlmAgent,
@@ -29,6 +31,7 @@ __all__ = [
     "EchoAgent",
     "FailAgent",
     "GuardAgent",
+    "HttpAgent",
     "KeywordsAgent",
     "LlmAgent",
     "MergeAgent",

@@ -6,8 +6,8 @@ current request and decision (the history is in ``events``); ``ix_approvals_pend
 serves the inbox, beat's timeouts and the exporter's gauge, all of which read the
 pending ones alone.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-08
 """
 
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
