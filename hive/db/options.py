@@ -37,8 +37,12 @@ def step_options(stored: Mapping[str, Any] | None) -> AgentOptions:
     Raises:
         pydantic.ValidationError: the stored options are not valid ones.
     """
-    key = tuple(sorted((k, _frozen(v)) for k, v in (stored or {}).items()))
-    options = _validated.get(key)
+    key: tuple[tuple[str, Any], ...] = tuple(sorted((stored or {}).items()))
+    try:
+        options = _validated.get(key)
+    except TypeError:  # a nested value (input_guard): hashed through a frozen copy
+        key = tuple(sorted((k, _frozen(v)) for k, v in (stored or {}).items()))
+        options = _validated.get(key)
     if options is None:
         options = AgentOptions.model_validate(stored or {})
         if len(_validated) < _MAX_CACHED:

@@ -166,6 +166,11 @@ def test_a_rejected_step_fails_for_good_and_its_run_fails_like_any_permanent_fai
     start_worker()
     run = Client().submit("approval-echo", {"text": "risky"})
     _awaiting(run.id, "send")
+    listed = run_hive("approvals", "list", env=env)
+    assert str(run.id) in listed.stdout and "approval: required" in listed.stdout
+    assert "risky" not in listed.stdout, describe(listed)  # never the input in a listing
+    shown = run_hive("approvals", "show", str(run.id), "send", env=env)
+    assert '"text": "risky"' in shown.stdout and "requested" in shown.stdout, describe(shown)
 
     rejected = run_hive(
         "approvals", "reject", str(run.id), "send", "--reason", "too risky", "--by", "bob",
