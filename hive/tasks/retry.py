@@ -17,6 +17,7 @@ from hive.errors import (
     RetryableError,
     UnresolvedReference,
 )
+from hive.tasks.deadline import RunCancelled
 
 # The policy for a failure whose class says nothing (neither PermanentError nor
 # RetryableError): a bug, a library's error, the soft time limit. Retried, within
@@ -49,6 +50,7 @@ def backoff_s(attempt: int, options: AgentOptions, rng: random.Random | None = N
 
 _KINDS: dict[type[BaseException], str] = {
     SoftTimeLimitExceeded: "timeout",
+    RunCancelled: "cancelled",
     InvalidAgentInput: "invalid_input",
     InvalidAgentOutput: "invalid_output",
     UnresolvedReference: "invalid_input",
