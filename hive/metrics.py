@@ -70,6 +70,14 @@ STEPS_RUNNING = Gauge(
     ["agent"],
     multiprocess_mode="livesum",
 )
+ABANDONED_AGENTS = Gauge(
+    "hive_agents_abandoned",
+    "Agents still running on a thread pool's agent threads after their step timed out or "
+    "their run was cancelled: their results are dropped; a worker stops when they fill "
+    "its slots.",
+    ["agent"],
+    multiprocess_mode="livesum",
+)
 RUNS = Counter(
     "hive_runs_total",
     "Runs closed by a worker (the last step's success or a step failing for good), by "
@@ -83,7 +91,16 @@ RUN_DURATION = Histogram(
     buckets=_RUN_BUCKETS,
 )
 
-WORKER_METRICS = (STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_RUNNING, RUNS, RUN_DURATION)
+WORKER_METRICS = (
+    STEPS,
+    STEP_DURATION,
+    STEP_WAIT,
+    STEP_RETRIES,
+    STEPS_RUNNING,
+    ABANDONED_AGENTS,
+    RUNS,
+    RUN_DURATION,
+)
 
 
 def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> None:

@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 
 from billiard.exceptions import SoftTimeLimitExceeded
 
+from hive import metrics
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -91,6 +93,7 @@ def call_within(
     *,
     expired: threading.Event,
     cancelled: Callable[[], bool],
+    agent: str,
 ) -> T:
     """``fn()`` on an agent thread, waited for until ``deadline`` (``time.monotonic()``).
 
@@ -108,11 +111,11 @@ def call_within(
             pass
         if time.monotonic() >= deadline:
             expired.set()
-            _abandon(future, "ran past its timeout")
+            _abandon(future, agent, "ran past its timeout")
             raise SoftTimeLimitExceeded()
         if cancelled():
             expired.set()
-            _abandon(future, "belongs to a cancelled run")
+            _abandon(future, agent, "belongs to a cancelled run")
             raise RunCancelled("the run was cancelled")
 
 
@@ -157,20 +160,24 @@ class _AgentThreads:
 _threads = _AgentThreads()
 
 
-def _abandon(future: Future[Any], why: str) -> None:
+def _abandon(future: Future[Any], agent: str, why: str) -> None:
+    gauge = metrics.ABANDONED_AGENTS.labels(agent)
     with _lock:
         if not future.done():  # finished just now: nothing left running
             _abandoned.add(future)
+            gauge.inc()
         alive = len(_abandoned)
-    future.add_done_callback(_forget)
+
+    def forget(done: Future[Any]) -> None:
+        with _lock:
+            if done in _abandoned:
+                _abandoned.discard(done)
+                gauge.dec()
+
+    future.add_done_callback(forget)
     logger.warning("agent %s; its thread is abandoned (%d abandoned still run)", why, alive)
     if _slots and alive >= max(_slots, MIN_ABANDONED_TO_STOP):
         _stop_worker(alive)
-
-
-def _forget(future: Future[Any]) -> None:
-    with _lock:
-        _abandoned.discard(future)
 
 
 def _stop_worker(alive: int) -> None:

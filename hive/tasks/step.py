@@ -120,6 +120,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
                 lambda: agent.execute(step_input, ctx),
                 began + claimed.options.timeout,
                 cancel,
+                claimed.agent,
             )
         check_output_bounds(output, settings)
     except Exception as exc:
@@ -157,13 +158,15 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         self.request.chain = None
 
 
-def _execute(run: Callable[[], T], ends_at: float, cancel: CancelCheck) -> T:
+def _execute(run: Callable[[], T], ends_at: float, cancel: CancelCheck, agent: str) -> T:
     """The agent's run: in this thread where the pool enforces the step's time limits
     (prefork), else on a thread of its own that is abandoned at the deadline
     (:mod:`hive.tasks.deadline`)."""
     if deadline.enforced_by_pool():
         return run()
-    return deadline.call_within(run, ends_at, expired=cancel.expired, cancelled=cancel.run_ended)
+    return deadline.call_within(
+        run, ends_at, expired=cancel.expired, cancelled=cancel.run_ended, agent=agent
+    )
 
 
 @contextlib.contextmanager
