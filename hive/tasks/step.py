@@ -99,6 +99,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     agent_cls = default_registry().get(claimed.agent)
     step_input: Any = None
     cancel = CancelCheck(rid)
+    usage: dict[str, float] = {}  # the agent's ctx.usage, recorded with the outcome
     try:
         if agent_cls is None:
             raise LookupError(f"agent {claimed.agent!r} is not installed on this worker")
@@ -113,6 +114,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=cancel,
+            usage=usage,
         )
         agent = agent_cls()
         with _timed(claimed.agent):
@@ -128,7 +130,14 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         error, retryable = error_info(exc), is_retryable(exc)
         _settle(
             lambda: outcomes.record_failed_attempt(
-                rid, step_id, attempt, error, step_input=step_input, retryable=retryable
+                rid,
+                step_id,
+                attempt,
+                error,
+                step_input=step_input,
+                retryable=retryable,
+                # A copy: an abandoned agent (hive.tasks.deadline) may still be adding to it.
+                usage=dict(usage),
             )
         )
         self.request.chain = None
@@ -152,6 +161,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             alone=alone,
             close=close,
             agent=claimed.agent,
+            usage=usage,
         )
     )
     if not recorded:
