@@ -263,13 +263,13 @@ class UnresolvedReference(PermanentError):
 
 class CredentialError(PermanentError):
     """The environment variable a step names for a credential is malformed, not allowed, or
-    not set on this worker. Names the variable, never a value."""
+    not set on this worker. ``variable`` is its name (None when the name is malformed: it
+    may be the secret itself); the message never holds a value."""
 
-    def __init__(self, variable: str, problem: str) -> None:
-        HiveError.__init__(self, variable, problem)
+    def __init__(self, variable: str | None, message: str) -> None:
+        HiveError.__init__(self, variable, message)
         self.variable = variable
-        self.problem = problem
-        self.message = f"credential {variable}: {problem}"
+        self.message = message
 
 
 class StepDeferred(HiveError):

@@ -14,7 +14,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -385,13 +385,6 @@ class HttpSettings(_Section):
         default=10_000_000,
         gt=0,
     )
-    retry_after_max_s: float = _var(
-        "HTTP_RETRY_AFTER_MAX_S",
-        "the longest `Retry-After` of a 429 or 5xx answer honoured as the retry's countdown; a "
-        "longer one is cut to this",
-        default=300.0,
-        ge=0,
-    )
 
 
 class CredentialSettings(_Section):
@@ -399,8 +392,9 @@ class CredentialSettings(_Section):
 
     env_prefixes: str = _var(
         "CREDENTIAL_ENV_PREFIXES",
-        "comma-separated prefixes (`PARTNER_,LLM_`) that every variable a step names in "
-        "`auth: {env: ...}` must start with; empty: any name but `HIVE_*`",
+        "comma-separated prefixes (`PARTNER_,LLM_`) that every variable a step names as a "
+        "credential (`auth: {env: ...}`, `api_key_env`) must start with; empty: any name but "
+        "`HIVE_*`",
         default="",
     )
 
@@ -408,15 +402,32 @@ class CredentialSettings(_Section):
     @classmethod
     def _names(cls, value: str) -> str:
         for prefix in _split(value):
-            if not _CREDENTIAL_NAME.fullmatch(prefix) or prefix.startswith(_PREFIX):
+            if not _CREDENTIAL_NAME.fullmatch(prefix) or prefix.upper().startswith(_PREFIX):
                 raise ValueError(
-                    f"{prefix!r} is not the start of a variable name (A-Z, 0-9, _), or is HIVE_"
+                    f"{prefix!r} is not the start of a variable name (letters, digits, _), or "
+                    "is HIVE_"
                 )
         return value
 
     @property
     def prefixes(self) -> tuple[str, ...]:
         return tuple(_split(self.env_prefixes))
+
+
+class LlmSettings(_Section):
+    """The `llm` agent: what its calls cost."""
+
+    prices_file: Path = _var(
+        "LLM_PRICES_FILE",
+        "the price table of the `llm` agent (YAML: per model, per 1M input and output "
+        "tokens); missing: usage is recorded without a cost",
+        default=Path("config/prices.yaml"),
+    )
+
+    @field_validator("prices_file", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        return _not_blank(value)
 
 
 class Settings(BaseModel):
@@ -438,6 +449,7 @@ class Settings(BaseModel):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
 
 def _split(listed: str) -> list[str]:
@@ -467,45 +479,59 @@ def _check_redis_url(value: str) -> None:
         raise ValueError("must end in a database number, like redis://localhost:6379/0")
 
 
-_CREDENTIAL_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+# An environment variable's name as a shell would accept it.
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CREDENTIAL_NAME_MAX_CHARS = 200
 
 
-def credential_name_problem(variable: str) -> str | None:
-    """Why ``variable`` can never name a credential, or None. Hive's own ``HIVE_*`` variables
-    hold its servers' passwords: a pipeline must not send them to a service."""
-    if len(variable) > _CREDENTIAL_NAME_MAX_CHARS or not _CREDENTIAL_NAME.fullmatch(variable):
+def credential_name_problem(env_name: object) -> str | None:
+    """Why ``env_name`` can never name a credential, or None. The agents' input models
+    check it when a pipeline loads, :func:`credential` again at call time. Never quotes a
+    malformed name: it may be the secret itself, given where its name belongs."""
+    if not _well_formed(env_name):
         return (
-            "must be an environment variable name: capital letters, digits and _, not "
-            f"starting with a digit, at most {_CREDENTIAL_NAME_MAX_CHARS}"
+            "must be the name of an environment variable (letters, digits and _, at most "
+            f"{_CREDENTIAL_NAME_MAX_CHARS}), not its value"
         )
-    if variable.startswith(_PREFIX):
-        return "HIVE_* variables are Hive's own settings and are never sent to a service"
+    if env_name.upper().startswith(_PREFIX):
+        # Hive's own settings hold its servers' passwords: never sent to a service.
+        return f"{env_name} is one of Hive's own settings, not a credential a step may use"
     return None
 
 
-def credential(variable: str) -> SecretStr:
-    """The value of the environment variable a pipeline names for a credential
-    (``auth: {env: PARTNER_TOKEN}``), read now, on the worker that makes the call: the value
-    lives in that environment alone, never in a pipeline, a run, a message or a log.
+def _well_formed(env_name: object) -> TypeGuard[str]:
+    return (
+        isinstance(env_name, str)
+        and len(env_name) <= _CREDENTIAL_NAME_MAX_CHARS
+        and _CREDENTIAL_NAME.fullmatch(env_name) is not None
+    )
+
+
+def credential(env_name: str) -> str:
+    """The value of the environment variable ``env_name``, read now: a credential a step
+    names (``auth: {env: PARTNER_TOKEN}``, ``api_key_env``). Steps carry the variable's
+    name only; the value is read on the worker at call time and must never be stored,
+    logged or put in a message.
 
     Raises:
-        CredentialError: the name is malformed, a ``HIVE_*`` one, outside
-            ``HIVE_CREDENTIAL_ENV_PREFIXES``, or not set (empty counts as not set); it names
-            the variable, never a value.
+        CredentialError: (a PermanentError) the name is malformed, a ``HIVE_*`` one,
+            outside ``HIVE_CREDENTIAL_ENV_PREFIXES``, or the variable is not set (or
+            empty); the message names the variable, never a value.
     """
-    problem = credential_name_problem(variable)
+    problem = credential_name_problem(env_name)
     if problem is not None:
-        raise CredentialError(variable[:60], problem)
+        raise CredentialError(env_name if _well_formed(env_name) else None, problem)
     allowed = get_settings().credentials.prefixes
-    if allowed and not variable.startswith(allowed):
+    if allowed and not env_name.startswith(allowed):
         raise CredentialError(
-            variable, f"HIVE_CREDENTIAL_ENV_PREFIXES allows only {', '.join(allowed)}"
+            env_name,
+            f"{env_name} is outside HIVE_CREDENTIAL_ENV_PREFIXES ({', '.join(allowed)})",
         )
-    value = os.environ.get(variable, "")
-    if not value:
-        raise CredentialError(variable, "not set in this worker's environment")
-    return SecretStr(value)
+    if not os.environ.get(env_name):
+        raise CredentialError(
+            env_name, f"the environment variable {env_name} is not set on this worker"
+        )
+    return os.environ[env_name]
 
 
 def sections() -> dict[str, type[_Section]]:

@@ -105,6 +105,8 @@ class StepRun(Base):
     error: Mapped[Any | None] = mapped_column(Json)
     worker: Mapped[str | None] = mapped_column(String(300))
     task_id: Mapped[str | None] = mapped_column(String(64))
+    # What the successful attempt used (ctx.report_usage: tokens, cost...); migration 0011.
+    usage: Mapped[Any | None] = mapped_column(Json)
     # Attempts made before the last replay: retries are counted from here.
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
@@ -125,6 +127,8 @@ class StepAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[Any | None] = mapped_column(Json)
     worker: Mapped[str | None] = mapped_column(String(300))
+    # What the failed attempt used all the same (tokens of calls made); migration 0011.
+    usage: Mapped[Any | None] = mapped_column(Json)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
 

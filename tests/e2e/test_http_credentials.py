@@ -5,102 +5,22 @@ services do."""
 
 from __future__ import annotations
 
-import base64
 import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from sqlalchemy import text
 
 from hive import Client
-from hive.db.engine import get_engine
 from hive.errors import RunFailed
-from tests.support import db, services
+from tests.support import db
+from tests.support.dumps import RedisMonitor, database_texts, decoded, redis_texts
 from tests.support.flower import Flower
 from tests.support.http_service import HttpService, Reply
 from tests.support.processes import HiveProcess, wait_until
 
 STEP_TASKS = 7  # echo 1, flaky 2, denied 1, partner-lookup 2, service denied 1
-
-
-class RedisMonitor:
-    """Every command the Redis server runs on one db index, from now until :meth:`stop`:
-    the messages, events and keys that pass through, even those gone by the end."""
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.client = redis.Redis.from_url(f"{services.redis_base_url()}/{index}")
-        self.commands: list[str] = []
-        self._stopping = threading.Event()
-        self._started = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
-        assert self._started.wait(10), "MONITOR did not start"
-
-    def _watch(self) -> None:
-        with self.client.monitor() as monitor:
-            self._started.set()
-            while not self._stopping.is_set():
-                command = monitor.next_command()
-                if command["db"] == self.index:
-                    self.commands.append(command["command"])
-
-    def stop(self) -> str:
-        self._stopping.set()
-        self.client.ping()  # one more command, so that the watching thread wakes to stop
-        self.thread.join(10)
-        return "\n".join(self.commands)
-
-
-def _forms(secret: str) -> list[str]:
-    """The secret, and what it looks like inside base64 at each of the three alignments
-    (kombu base64-encodes message bodies)."""
-    forms = [secret]
-    for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + secret.encode()).decode()
-        forms.append(encoded[4 if shift else 0 : -4])
-    return forms
-
-
-def _tables() -> str:
-    """Every row of every table of the test's database, as text."""
-    dumped = []
-    with get_engine().connect() as conn:
-        names = conn.execute(
-            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
-        ).scalars()
-        for name in list(names):
-            rows = conn.execute(text(f'SELECT t::text FROM "{name}" t')).scalars()
-            dumped.append(f"-- {name}\n" + "\n".join(rows))
-    return "\n".join(dumped)
-
-
-def _redis_now(client: redis.Redis) -> str:
-    """Every key left in the test's Redis db and its value, whatever its type."""
-    dumped = []
-    for key in client.scan_iter():
-        kind = client.type(key).decode()
-        dumped.append(f"{key!r} {kind} {_value(client, key, kind)!r}")
-    return "\n".join(dumped)
-
-
-def _value(client: redis.Redis, key: bytes, kind: str) -> object:
-    if kind == "string":
-        return client.get(key)
-    if kind == "list":
-        return client.lrange(key, 0, -1)
-    if kind == "hash":
-        return client.hgetall(key)
-    if kind == "set":
-        return client.smembers(key)
-    if kind == "zset":
-        return client.zrange(key, 0, -1, withscores=True)
-    if kind == "stream":
-        return client.xrange(key)
-    return kind
 
 
 def _flower(flower: Flower, task_ids: list[str]) -> str:
@@ -149,7 +69,7 @@ def test_credentials_reach_the_service_and_appear_in_no_table_log_message_or_flo
     db.execute("TRUNCATE service_instances")
     Client().services.register("partner", service.url("/api"))
     flower = start_flower()
-    monitor = RedisMonitor(index)
+    monitor = RedisMonitor(client, db=index)
     worker = start_worker(
         "--concurrency", "2", "--loglevel", "DEBUG", name="creds",
         extra_env={
@@ -184,10 +104,10 @@ def test_credentials_reach_the_service_and_appear_in_no_table_log_message_or_flo
         "flower to have every step task done",
     )
     seen = {
-        "the tables": _tables(),
+        "the tables": "\n".join(database_texts()),
         "the worker's log": worker.log(),
-        "Redis, as it went": monitor.stop(),
-        "Redis, at the end": _redis_now(client),
+        "Redis, as it went": "\n".join(monitor.stop()),
+        "Redis, at the end": "\n".join(redis_texts(client)),
         "Flower": _flower(flower, list(flower_tasks())),
     }
 
@@ -195,8 +115,8 @@ def test_credentials_reach_the_service_and_appear_in_no_table_log_message_or_flo
     sent = {r.headers.get("authorization") for r in service.requests}
     assert f"Bearer {token}" in sent
     assert {r.headers.get("x-api-key") for r in service.requests} >= {key}
-    assert outputs[0]["body"]["headers"]["authorization"] == "[REDACTED]"
-    assert outputs[2]["customer"]["notes"] == "asked with [REDACTED]"
+    assert outputs[0]["body"]["headers"]["authorization"] == "***"
+    assert outputs[2]["customer"]["notes"] == "asked with ***"
     # ...and every place looked in holds what it should: not an empty look.
     assert all(str(run.id) in seen["the tables"] for run in succeeded + failed)
     records = [
@@ -206,8 +126,7 @@ def test_credentials_reach_the_service_and_appear_in_no_table_log_message_or_flo
     assert any(r["logger"].startswith("httpcore") for r in records), "the client's own DEBUG"
     assert "hive.step.http" in seen["Redis, as it went"] and "LPUSH" in seen["Redis, as it went"]
     assert all(str(run.id) in seen["Flower"] for run in succeeded + failed)
-    # The credentials appear nowhere, in clear or in base64.
+    # The credentials appear nowhere, in clear or in base64 (kombu's message bodies).
     for place, content in seen.items():
-        for secret in (token, key):
-            leaked = [form for form in _forms(secret) if form in content]
-            assert not leaked, f"a credential is in {place}"
+        for variant in decoded(content):
+            assert token not in variant and key not in variant, f"a credential is in {place}"

@@ -82,9 +82,6 @@ def test_a_503_is_retried_as_a_new_attempt_and_then_succeeds(
     assert first.client_port == second.client_port, "the pool process kept its connection"
 
 
-# Needs branch `guard` (its `retry-after:` commit): the step's countdown is the answer's
-# Retry-After rather than the step's backoff. Until it is merged this fails, as expected.
-@pytest.mark.xfail(strict=True, reason="Retry-After as the countdown comes with branch guard")
 @pytest.mark.timeout(120)
 def test_the_retry_waits_for_the_answer_s_retry_after_not_the_step_s_backoff(
     worker: HiveProcess, service: HttpService

@@ -47,6 +47,7 @@ BUILTIN_NAMES = {
     "http",
     "sleep",
     "fail",
+    "llm",
 }
 
 

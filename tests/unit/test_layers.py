@@ -43,7 +43,7 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     assert sorted(hive.service.__all__) == [
         "AgentView", "Caller", "DeadLetterReport", "DeadLetterView", "FarmStatus", "OPERATOR",
         "PipelineStepView", "PipelineView", "Right", "Role", "RunState", "RunView",
-        "ServiceInstanceView", "StepView", "Submitted", "WorkerView", "cancel_run",
+        "ServiceInstanceView", "StepView", "Submitted", "UsageView", "WorkerView", "cancel_run",
         "check_broker", "check_farm", "check_pipeline_files", "check_servers",
         "cleanup_services", "dead_letter_report", "deregister_service", "farm_status",
         "get_pipeline",
@@ -52,7 +52,8 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
         "list_service_instances", "list_workers", "parse_run_id", "pick_instance",
         "pipeline_view", "purge", "recover", "register_service", "replay_failed_runs",
         "replay_run", "submit",
-        "translate_failure", "upgrade_schema", "validate_input", "wait_for_run",
+        "translate_failure", "upgrade_schema", "usage_by_tenant", "validate_input",
+        "wait_for_run",
     ]  # fmt: skip
     for name in hive.service.__all__:
         assert getattr(hive.service, name) is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hive.agents.base import Agent
 from hive.agents.builtin.http import HttpAgent
+from hive.agents.builtin.llm import LlmAgent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
 from hive.agents.builtin.sentiment import SentimentAgent
@@ -20,6 +21,7 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     HttpAgent,
     SleepAgent,
     FailAgent,
+    LlmAgent,
 ]
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "FailAgent",
     "HttpAgent",
     "KeywordsAgent",
+    "LlmAgent",
     "MergeAgent",
     "PiiRedactAgent",
     "SentimentAgent",

@@ -118,9 +118,10 @@ def _read(response: httpx.Response, limit: int, whole: bool) -> bytes:
     return b"".join(chunks)
 
 
-def retry_after_s(value: str | None, cap_s: float, now: datetime | None = None) -> float | None:
-    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP-date), from 0
-    to ``cap_s``; None when absent or unreadable."""
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP-date; 0 for a
+    date past), None when absent or unreadable. The farm caps it, as any retry's delay, at
+    the step's ``retry_backoff_max``."""
     if value is None or not value.strip():
         return None
     text = value.strip()
@@ -136,4 +137,4 @@ def retry_after_s(value: str | None, cap_s: float, now: datetime | None = None) 
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     if not math.isfinite(seconds):
         return None
-    return min(max(seconds, 0.0), cap_s)
+    return max(seconds, 0.0)
