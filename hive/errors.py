@@ -21,7 +21,8 @@
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
     │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
     │   ├── MalformedReference   a string starts with $ but is not a reference
-    │   └── UnresolvedReference  a reference names a step output or path that is not there
+    │   ├── UnresolvedReference  a reference names a step output or path that is not there
+    │   └── CredentialError      a credential a step names cannot be read (never shows its value)
     └── RetryableError           a step failing with it is retried (within max_retries)
         └── TransientError       a passing fault (network, rate limit)
             └── ServiceUnavailable   PostgreSQL or Redis cannot be reached
@@ -258,6 +259,17 @@ class UnresolvedReference(PermanentError):
         self.text = text
         self.problem = problem
         self.message = f"cannot resolve {text}: {problem}"
+
+
+class CredentialError(PermanentError):
+    """The environment variable a step names for a credential is malformed, not allowed, or
+    not set on this worker. ``variable`` is its name (None when the name is malformed: it
+    may be the secret itself); the message never holds a value."""
+
+    def __init__(self, variable: str | None, message: str) -> None:
+        HiveError.__init__(self, variable, message)
+        self.variable = variable
+        self.message = message
 
 
 class StepDeferred(HiveError):

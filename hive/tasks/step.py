@@ -29,6 +29,7 @@ from hive.settings import get_settings
 from hive.tasks import deadline, outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import bind_claimed
+from hive.tasks.lookup import RegistryLookup
 from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
@@ -114,6 +115,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=cancel,
+            services=RegistryLookup(claimed.tenant),
             usage=usage,
         )
         agent = agent_cls()
