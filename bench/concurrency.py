@@ -62,17 +62,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _check_agent() -> None:
-    from bench.inflight import CALL_STEP
-    from hive.agents.registry import default_registry
-
-    if str(CALL_STEP["agent"]) not in default_registry():
-        raise SystemExit(
-            f"agent {CALL_STEP['agent']!r} is not installed: pip install -e tests/agents "
-            "(or scripts/bootstrap.sh --test-agents)"
-        )
-
-
 def _phase_timeout_s(args: argparse.Namespace) -> float:
     return max(120.0, args.n / args.concurrency * args.delay_s * 10)
 
@@ -195,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
         from bench.inflight import CALL, call_pipeline
 
         (pipelines / f"{CALL}.yaml").write_text(yaml.safe_dump(call_pipeline(), sort_keys=False))
-        _check_agent()
         broker = BrokerClaim(args.redis_db)
         broker.claim()
         say(f"{'emptying' if args.skip_build else 'building'} database {DATABASE}")

@@ -27,9 +27,8 @@ from hive.keys import DEFAULT_QUEUE
 from hive.tasks.app import PRIORITIES, app
 
 CALL = "bench-call"
-# The one step of bench-call. Until the built-in `http` agent lands this is the test-only
-# `fetch` agent (tests/agents); then: {"agent": "http", "input": {"url": "$input.url"}}.
-CALL_STEP = {"id": "call", "agent": "fetch", "input": {"url": "$input.url"}}
+# The one step of bench-call: the built-in http agent, one GET.
+CALL_STEP = {"id": "call", "agent": "http", "input": {"url": "$input.url"}}
 
 _INTERVALS = text(
     """

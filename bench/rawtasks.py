@@ -2,8 +2,9 @@
 
 ``bench.stamp`` pushes ``[tag, time.time()]`` (taken when its body starts) onto a Redis
 list: the benchmark reads start latency from it and counts completions with LLEN.
-``bench.fetch`` makes the same HTTP call as a step of ``bench.concurrency``'s pipeline, with
-the same client, and pushes ``[tag, start, end]``.
+``bench.fetch`` makes the same HTTP call as a step of ``bench.concurrency``'s pipeline (the
+``http`` agent's GET), with a client made the same way, and pushes ``[tag, start, end,
+error]``.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def _redis() -> redis.Redis:
 
 
 def _http_client() -> httpx.Client:
-    """As the ``fetch`` agent's: one per thread, sharing the process's SSL context."""
+    """As the ``http`` agent's: one per thread, sharing the process's SSL context."""
     client: httpx.Client | None = getattr(_local, "client", None)
     if client is None:
         with _lock:

@@ -26,15 +26,17 @@ _THREADS = ("--pool", "threads")
 _QUICK_LOSS = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "1", "HIVE_WORKER_LOST_AFTER_S": "3"}
 
 
-def _submit(count: int, url: str) -> list[Run]:
+def _submit(count: int, server: SlowServerProcess) -> list[Run]:
+    """``count`` runs of one http step each, the i-th calling the path ``/call/<i>``."""
     client = Client()
-    return [client.submit("fault-fetch", {"url": url}) for _ in range(count)]
+    return [client.submit("fault-call", {"url": server.call_url(str(i))}) for i in range(count)]
 
 
 def _wait_all(runs: list[Run], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     for run in runs:
-        assert run.wait(timeout=max(deadline - time.monotonic(), 1)) == {"call": {"status": 200}}
+        output = run.wait(timeout=max(deadline - time.monotonic(), 1))
+        assert output["call"]["status"] == 200, output
 
 
 def _running_steps() -> int:
@@ -50,7 +52,7 @@ def test_two_hundred_slow_calls_are_in_flight_at_once_on_one_thread_pool_worker(
     # Each call is held 8 s: long enough for one worker to start all 200 while the
     # first still wait, however loaded the machine.
     server = slow_server(8.0)
-    runs = _submit(200, server.call_url())
+    runs = _submit(200, server)
     worker = start_worker(*_THREADS, "--concurrency", "200")
 
     peak = server.wait_for("peak", 200, timeout_s=120)
@@ -72,7 +74,7 @@ def test_every_run_finishes_after_a_thread_pool_worker_is_killed_with_many_calls
     success_audit: None,
 ) -> None:
     server = slow_server(3.0)
-    runs = _submit(120, server.call_url())
+    runs = _submit(120, server)
     doomed = start_worker(*_THREADS, "--concurrency", "200", extra_env=_QUICK_LOSS, name="doomed")
     wait_until(lambda: server.stats()["in_flight"] >= 100, 120, "100 calls in flight")
 
@@ -100,7 +102,7 @@ def test_a_warm_shutdown_finishes_the_calls_in_flight_and_leaves_the_rest_queued
     success_audit: None,
 ) -> None:
     server = slow_server(3.0)
-    runs = _submit(60, server.call_url())
+    runs = _submit(60, server)
     first = start_worker(*_THREADS, "--concurrency", "20", extra_env=FAST, name="first")
     wait_until(lambda: server.stats()["in_flight"] >= 20, 60, "20 calls in flight")
 
@@ -118,7 +120,8 @@ def test_a_warm_shutdown_finishes_the_calls_in_flight_and_leaves_the_rest_queued
     assert db.duplicate_successes() == 0
 
 
-_RUN_IN_MESSAGE = re.compile(r"fetch: (?:calling|answered \d+) for run ([0-9a-f-]{36})")
+# The http agent's DEBUG record of each answer names the path called: /call/<i> for run i.
+_ANSWER = re.compile(r"^GET http://127\.0\.0\.1:\d+/call/(\d+) answered 200 ")
 
 
 @pytest.mark.timeout(240)
@@ -127,18 +130,18 @@ def test_log_records_of_steps_running_side_by_side_in_threads_carry_their_own_id
     slow_server: Callable[[float], SlowServerProcess],
 ) -> None:
     server = slow_server(2.0)
-    runs = _submit(40, server.call_url())
+    runs = _submit(40, server)
     worker = start_worker(
         *_THREADS, "--concurrency", "40",
-        extra_env={"HIVE_LOG_FORMAT": "json", "HIVE_LOG_LEVEL": "INFO"},
+        extra_env={"HIVE_LOG_FORMAT": "json", "HIVE_LOG_LEVEL": "DEBUG"},
     )  # fmt: skip
     _wait_all(runs, 120)
     assert server.stats()["peak"] >= 10, "the steps did overlap"
 
     records = [json.loads(line) for line in worker.log().splitlines() if line.startswith("{")]
-    told = [(r, m.group(1)) for r in records if (m := _RUN_IN_MESSAGE.search(r["message"]))]
-    assert len(told) == 80, "each step logs before and after its call"
-    for record, run_id in told:
-        assert (record.get("run_id"), record.get("step_id")) == (run_id, "call"), record
-        assert record.get("agent") == "fetch"
-    assert {run_id for _, run_id in told} == {str(run.id) for run in runs}
+    answers = [(r, int(m.group(1))) for r in records if (m := _ANSWER.match(r["message"]))]
+    assert sorted(i for _, i in answers) == list(range(40)), "one answer per step, each logged"
+    for record, i in answers:
+        # Logged on an agent thread: the ids are those of the step that made this call.
+        assert (record.get("run_id"), record.get("step_id")) == (str(runs[i].id), "call")
+        assert (record.get("agent"), record.get("attempt")) == ("http", 1)
