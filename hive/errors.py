@@ -276,12 +276,15 @@ class StepDeferred(HiveError):
     """Not a failure: the step cannot start now (a rate or concurrency limit is reached, a
     breaker is open) and goes back to its queue for ``countdown_s`` seconds. It does not use
     up a retry and holds no worker slot while it waits. ``reason`` names what it waits for
-    (``"rate limit service:partner"``); it is recorded as an event, never as an error."""
+    (``"rate limit service:partner"``); it is recorded as an event, never as an error.
+    ``kind`` is the bounded label metrics count it under: ``rate_limit``, ``concurrency``,
+    ``breaker``, or ``other`` (an agent's own)."""
 
-    def __init__(self, reason: str, countdown_s: float) -> None:
-        super().__init__(reason, countdown_s)
+    def __init__(self, reason: str, countdown_s: float, kind: str = "other") -> None:
+        super().__init__(reason, countdown_s, kind)
         self.reason = reason
         self.countdown_s = max(float(countdown_s), 0.0)
+        self.kind = kind
 
     def __str__(self) -> str:
         return f"deferred {self.countdown_s:.3g}s: {self.reason}"

@@ -63,6 +63,12 @@ STEP_RETRIES = Counter(
     "timeout, worker_lost, lease_expired, or the exception's class).",
     ["agent", "reason"],
 )
+STEPS_DEFERRED = Counter(
+    "hive_steps_deferred_total",
+    "Steps sent back to wait without running or using up a retry, by agent and reason "
+    "(rate_limit, concurrency, breaker, other).",
+    ["agent", "reason"],
+)
 # livesum: a pool process that dies takes its share with it (see hive.exposition).
 STEPS_RUNNING = Gauge(
     "hive_steps_running",
@@ -114,10 +120,12 @@ LLM_COST = Counter(
 )
 
 WORKER_METRICS = (
-    *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_RUNNING, ABANDONED_AGENTS),
-    *(RUNS, RUN_DURATION),
-    *(LLM_CALLS, LLM_TOKENS, LLM_COST),
+    *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
+    *(ABANDONED_AGENTS, RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST),
 )
+
+# The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
+DEFER_REASONS = frozenset({"rate_limit", "concurrency", "breaker", "other"})
 
 
 def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> None:
@@ -144,6 +152,11 @@ def llm_called(
         LLM_TOKENS.labels(provider, model, "completion").inc(completion_tokens)
     if cost:
         LLM_COST.labels(provider, model).inc(cost)
+
+
+def step_deferred(agent: str, reason: str) -> None:
+    """Count one deferral, under a bounded reason."""
+    STEPS_DEFERRED.labels(agent, reason if reason in DEFER_REASONS else "other").inc()
 
 
 def run_closed(pipeline: str, status: str, duration_s: float) -> None:

@@ -271,6 +271,29 @@ class HealthSettings(_Section):
     )
 
 
+class GuardSettings(_Section):
+    """Fleet-wide limits and breakers on what steps call, and deferred steps."""
+
+    limits_file: Path | None = _var(
+        "LIMITS_FILE",
+        "the policy file of fleet-wide rate and concurrency limits and circuit breakers "
+        "(YAML, see Limits and breakers); empty: no limits, no breakers",
+        default=None,
+    )
+    defer_max_s: float = _var(
+        "DEFER_MAX_S",
+        "the longest a step may wait deferred in a row (a limit reached, a breaker open) "
+        "before it fails for good as `deferred_too_long`",
+        default=3600.0,
+        gt=0,
+    )
+
+    @field_validator("limits_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 class PipelineSettings(_Section):
     """Where pipelines are read from, and the bounds on what enters and leaves their steps."""
 
@@ -453,6 +476,7 @@ class Settings(BaseModel):
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)

@@ -23,8 +23,9 @@ _IN_FLIGHT = text(
 )
 
 # A step waits from its mark, or from its last need's finish when a chain marked it sent
-# with the first step of the stretch (its message goes out only then). A retry waiting
-# out its backoff counts as waiting: its mark is made when the backoff starts.
+# with the first step of the stretch (its message goes out only then). A retry or a
+# deferred step waits from when its countdown ends (its mark is when the message falls due,
+# hive/db/marks.py): until then it is in no queue.
 _WAITING = text(
     """
     SELECT coalesce(s.options->>'queue', :default_queue) AS queue, count(*) AS n,
@@ -35,6 +36,7 @@ _WAITING = text(
       FROM runs r JOIN step_runs s ON s.run_id = r.id
      WHERE r.finished_at IS NULL AND r.status IN ('queued', 'running')
        AND s.status = 'pending' AND s.pending_needs = 0 AND s.enqueued_at IS NOT NULL
+       AND s.enqueued_at <= now()
      GROUP BY 1
     """
 )

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
@@ -21,7 +22,7 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ServiceUnavailable
+from hive.errors import ServiceUnavailable, StepDeferred
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
@@ -127,6 +128,12 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
                 claimed.agent,
             )
         check_output_bounds(output, settings)
+    except StepDeferred as deferred:
+        # Not a failure: the step waits for its countdown, in no worker slot, and its
+        # next attempt does not count against its retries.
+        _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred))
+        self.request.chain = None
+        return
     except Exception as exc:
         logger.info("attempt failed: %s", type(exc).__name__)
         error, retryable = error_info(exc), is_retryable(exc)
