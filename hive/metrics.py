@@ -76,6 +76,14 @@ STEPS_RUNNING = Gauge(
     ["agent"],
     multiprocess_mode="livesum",
 )
+ABANDONED_AGENTS = Gauge(
+    "hive_agents_abandoned",
+    "Agents still running on a thread pool's agent threads after their step timed out or "
+    "their run was cancelled: their results are dropped; a worker stops when they fill "
+    "its slots.",
+    ["agent"],
+    multiprocess_mode="livesum",
+)
 RUNS = Counter(
     "hive_runs_total",
     "Runs closed by a worker (the last step's success or a step failing for good), by "
@@ -120,7 +128,7 @@ INPUT_SCREENED = Counter(
 
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
-    *(RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
+    *(ABANDONED_AGENTS, RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
 )
 
 # The reasons hive_steps_deferred_total counts a deferral under; any other is "other".

@@ -129,6 +129,17 @@ class DatabaseSettings(_Section):
         default=120.0,
         ge=0,
     )
+    # A step holds a connection only for its claim and its finish, so a few dozen serve
+    # hundreds of threads waiting on outside calls; one per thread would exhaust
+    # PostgreSQL's max_connections (100 by default) for every other client.
+    pool_max: int = _var(
+        "DB_POOL_MAX",
+        "the most connections each of a worker process's two pools keeps open: a thread "
+        "pool's `--concurrency`, capped at this; a step waiting longer than 30 s for one "
+        "retries as if PostgreSQL were down",
+        default=20,
+        ge=1,
+    )
 
     @field_validator("url")
     @classmethod

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
@@ -187,6 +187,30 @@ class Agent(Generic[InputT, OutputT]):
     input_model: ClassVar[type[BaseModel]]
     output_model: ClassVar[type[BaseModel]]
     options: ClassVar[AgentOptions] = AgentOptions()
+
+    @classmethod
+    def pinned_fields(cls, template: Mapping[str, Any]) -> dict[str, str]:
+        """Input fields a step must write in its pipeline file: no ``$input`` or ``$steps``
+        reference anywhere inside them. Each maps to why, to complete the load error
+        "must be written in the pipeline, not taken from a reference: <why>".
+
+        The pipeline is the trust boundary: operators deploy pipelines, producers only
+        submit runs. A field that decides where a worker's credential goes, or that labels
+        metrics and keys the farm's limits (which must stay a bounded set), cannot be left
+        to a run's input or to what an earlier step answered. The loader checks this for
+        every step, and an edited input (a replay's) may not change these fields either
+        (:func:`hive.pipelines.checks.pinned_changes`); at run time the resolved input no
+        longer shows what was a reference, so those are the guarantee.
+
+        Args:
+            template: the step's ``input`` as the pipeline writes it (keys as written), so
+                that what is pinned may depend on it (``http`` pins its address only when
+                it sends a credential).
+
+        Returns:
+            Field name → why; empty by default.
+        """
+        return {}
 
     def run(self, data: InputT, ctx: AgentContext) -> OutputT:
         """Do the agent's work.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -19,10 +20,13 @@ _STOP_RUN = text(
     """
 ).bindparams(bindparam("error", type_=Json))
 
+# A step runs in a worker whose pool can terminate it (prefork; a worker the registry does not
+# know is taken for one) or not (threads, solo: their steps' waiting threads notice the
+# cancellation themselves, see hive.tasks.deadline).
 _STOP_STEPS = text(
     """
     WITH before AS (
-        SELECT step_id, status, task_id FROM step_runs
+        SELECT step_id, status, task_id, worker FROM step_runs
          WHERE run_id = :run_id AND status IN ('pending', 'running', 'awaiting_approval')
            FOR UPDATE
     )
@@ -30,19 +34,29 @@ _STOP_STEPS = text(
        SET status = 'cancelled', finished_at = now(), enqueued_at = NULL, lease_until = NULL
       FROM before b
      WHERE s.run_id = :run_id AND s.step_id = b.step_id
-    RETURNING b.status AS was, b.task_id
+    RETURNING b.status AS was, b.task_id,
+              coalesce((SELECT w.pool FROM workers w WHERE w.name = b.worker), 'prefork')
+                  = 'prefork' AS terminable
     """
 )
 
 
+@dataclass(frozen=True)
+class Running:
+    """A step that was running when its run stopped: its Celery task, and whether its
+    worker's pool can terminate it (prefork) or not (threads, solo)."""
+
+    task_id: str
+    terminable: bool
+
+
 def stop(
     conn: Connection, run_id: uuid.UUID, status: RunStatus, error: dict[str, Any]
-) -> list[str] | None:
+) -> list[Running] | None:
     """End an active run as ``status``; its pending, running and awaiting steps end
     ``cancelled``, and their pending approvals with them (an ``approval_cancelled`` event).
-    Returns the Celery task ids of the steps that were running (to revoke), or None when
-    the run was not active. No step of the run can be claimed after this commits: claims
-    check the run's status."""
+    Returns the steps that were running (to revoke), or None when the run was not active.
+    No step of the run can be claimed after this commits: claims check the run's status."""
     if not conn.execute(_STOP_RUN, {"run_id": run_id, "status": status, "error": error}).first():
         return None
     rows = conn.execute(_STOP_STEPS, {"run_id": run_id}).all()
@@ -50,4 +64,8 @@ def stop(
     for step_id in approvals.close_for_run(conn, run_id, by="hive", reason=reason):
         detail = {"by": "hive", "status": str(status), "reason": reason}
         events.record(conn, "approval_cancelled", detail, run_id=run_id, step_id=step_id)
-    return [r.task_id for r in rows if r.was == StepStatus.RUNNING and r.task_id]
+    return [
+        Running(r.task_id, bool(r.terminable))
+        for r in rows
+        if r.was == StepStatus.RUNNING and r.task_id
+    ]

@@ -31,7 +31,7 @@ from hive.statuses import ApprovalStatus, StepStatus
 from hive.tasks.dispatch import Publication, dispatch
 from hive.tasks.holds import SYSTEM
 from hive.tasks.outcomes import fail_unstarted
-from hive.tasks.replay import new_input_problem
+from hive.tasks.replay import new_input_problem, pinned_input_problem
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ def approve(
         target = _pending(conn, run_id, step_id, tenant)
         template = None
         if new_input is not None:
-            problem = new_input_problem(target.agent, step_id, new_input)
+            problem = new_input_problem(target.agent, step_id, new_input) or (
+                pinned_input_problem(target.agent, step_id, target.input_template, new_input)
+            )
             if problem is not None:
                 raise ApprovalError(str(run_id), step_id, problem)
             template = as_literal(new_input)

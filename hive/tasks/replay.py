@@ -14,6 +14,7 @@ from hive.db.retrying import Connection, in_transaction
 from hive.errors import ReplayError
 from hive.jsondata import unstorable
 from hive.pipelines.bounds import json_bound_problems
+from hive.pipelines.checks import pinned_changes
 from hive.pipelines.refs import as_literal
 from hive.settings import get_settings
 from hive.tasks.dispatch import Publication, dispatch
@@ -25,8 +26,9 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
     them again. Returns the steps sent now.
 
     Raises:
-        ReplayError: the run is not ``failed``, ``new_input`` is ambiguous, or it does not
-            fit the failed step's agent (the message names each field).
+        ReplayError: the run is not ``failed``, ``new_input`` is ambiguous, it does not
+            fit the failed step's agent, or it changes a field the agent pins to what the
+            pipeline writes (the message names each field).
     """
 
     def txn(conn: Connection) -> Publication:
@@ -39,7 +41,10 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
                 names = ", ".join(step for step, _ in failed)
                 raise ReplayError(str(run_id), f"--input needs one failed step, not: {names}")
             step_id, agent = failed[0]
-            problem = new_input_problem(agent, step_id, new_input)
+            template = letters.input_template(conn, run_id, step_id)
+            problem = new_input_problem(agent, step_id, new_input) or pinned_input_problem(
+                agent, step_id, template, new_input
+            )
             if problem is not None:
                 raise ReplayError(str(run_id), problem)
             letters.set_input_template(conn, run_id, step_id, as_literal(new_input))
@@ -58,8 +63,9 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
 
 
 def new_input_problem(agent_name: str, step_id: str, data: dict[str, Any]) -> str | None:
-    """Why ``data`` cannot be the new input of step ``step_id`` (its size, or each field
-    that does not fit agent ``agent_name``'s input model); None when it can."""
+    """Why ``data`` cannot be the new input of step ``step_id`` (its size, what JSON cannot
+    hold, or each field that does not fit agent ``agent_name``'s input model); None when it
+    can. For every path that edits a step's input, with :func:`pinned_input_problem`."""
     agent = default_registry().get(agent_name)
     if agent is None:
         return f"agent {agent_name!r} of step {step_id!r} is not installed"
@@ -78,3 +84,21 @@ def new_input_problem(agent_name: str, step_id: str, data: dict[str, Any]) -> st
             problems
         )
     return None
+
+
+def pinned_input_problem(
+    agent_name: str, step_id: str, template: Any, data: dict[str, Any]
+) -> str | None:
+    """Why ``data`` cannot replace the input ``template`` of step ``step_id``: it changes a
+    field its agent pins (where a credential goes, what the farm's limits key on), which
+    only the pipeline may set; None when it changes none. For every path that edits a
+    step's input."""
+    agent = default_registry().get(agent_name)
+    if agent is None or not isinstance(template, dict):
+        return None  # an uninstalled agent is refused by the input's own check
+    changed = pinned_changes(agent, template, data)
+    if not changed:
+        return None
+    return f"the new input of step {step_id!r} changes what its pipeline sets: " + "; ".join(
+        f"{where}: {message}" for where, message in changed
+    )

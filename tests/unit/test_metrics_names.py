@@ -33,6 +33,7 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_step_retries_total",
         "hive_steps_deferred_total",
         "hive_steps_running",
+        "hive_agents_abandoned",
         "hive_runs_total",
         "hive_run_duration_seconds",
         "hive_llm_calls_total",
@@ -61,6 +62,7 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
 def test_the_running_gauge_sums_live_processes_only() -> None:
     # "all" (the default) would label every pool process by pid.
     assert metrics.STEPS_RUNNING._multiprocess_mode == "livesum"
+    assert metrics.ABANDONED_AGENTS._multiprocess_mode == "livesum"
 
 
 def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
