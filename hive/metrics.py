@@ -119,9 +119,16 @@ LLM_COST = Counter(
     ["provider", "model"],
 )
 
+INPUT_SCREENED = Counter(
+    "hive_input_screened_total",
+    "Step inputs the input guard screened, by agent and outcome (pass, flag, block, "
+    "escalate: what the injection score led to).",
+    ["agent", "outcome"],
+)
+
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
-    *(ABANDONED_AGENTS, RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST),
+    *(ABANDONED_AGENTS, RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
 )
 
 # The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
@@ -174,6 +181,8 @@ MAINTENANCE_LAST_SUCCESS = "hive_maintenance_last_success_timestamp_seconds"
 MAINTENANCE_INTERVAL = "hive_maintenance_interval_seconds"
 SERVICE_INSTANCES = "hive_service_instances"
 WORKERS = "hive_workers"
+APPROVALS_PENDING = "hive_approvals_pending"
+APPROVALS_OLDEST = "hive_approvals_oldest_pending_seconds"
 EXPORTER_UP = "hive_exporter_source_up"
 EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
 
@@ -201,6 +210,11 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("service", "status"),
     ),
     WORKERS: ("Workers in the registry, by state (online, offline, lost).", ("state",)),
+    APPROVALS_PENDING: ("Steps awaiting a person's approval, by pipeline.", ("pipeline",)),
+    APPROVALS_OLDEST: (
+        "How long the oldest pending approval of each pipeline has waited.",
+        ("pipeline",),
+    ),
     EXPORTER_UP: (
         "1 if the exporter could read the source (postgresql, redis) on this scrape, else 0.",
         ("source",),

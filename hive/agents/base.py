@@ -16,6 +16,13 @@ from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from hive.agents.governance import (
+    MAX_APPROVAL_TIMEOUT_S,
+    InputGuardOptions,
+    TimeoutAction,
+    duration_s,
+    guard_options,
+)
 from hive.errors import InvalidAgentInput, InvalidAgentOutput
 from hive.jsondata import unstorable
 from hive.keys import DEFAULT_QUEUE
@@ -36,6 +43,31 @@ class AgentOptions(BaseModel):
     retry_backoff: float = Field(default=1.0, ge=0, description="first retry delay, seconds")
     retry_backoff_max: float = Field(default=300.0, ge=0, description="cap on the retry delay")
     retry_jitter: bool = True
+    # Governance (hive/agents/governance.py): a person's approval, the input guard.
+    approval: Literal["required"] | None = Field(
+        default=None, description="required: the step waits for a person to approve it"
+    )
+    approval_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_APPROVAL_TIMEOUT_S,
+        description="seconds (or 30m, 2h, 7d) an approval may wait before "
+        "approval_timeout_action decides it; none: it waits",
+    )
+    approval_timeout_action: TimeoutAction = "reject"
+    input_guard: InputGuardOptions | None = Field(
+        default=None, description="PII redaction and injection screening before the agent runs"
+    )
+
+    @field_validator("approval_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return duration_s(value)
+
+    @field_validator("input_guard", mode="before")
+    @classmethod
+    def _guard_off(cls, value: Any) -> Any:
+        return guard_options(value)
 
     @field_validator("queue")
     @classmethod

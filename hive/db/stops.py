@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from hive.db import approvals, events
 from hive.db.models import Json
 from hive.statuses import RunStatus, StepStatus
 
@@ -26,7 +27,8 @@ _STOP_STEPS = text(
     """
     WITH before AS (
         SELECT step_id, status, task_id, worker FROM step_runs
-         WHERE run_id = :run_id AND status IN ('pending', 'running') FOR UPDATE
+         WHERE run_id = :run_id AND status IN ('pending', 'running', 'awaiting_approval')
+           FOR UPDATE
     )
     UPDATE step_runs s
        SET status = 'cancelled', finished_at = now(), enqueued_at = NULL, lease_until = NULL
@@ -51,12 +53,17 @@ class Running:
 def stop(
     conn: Connection, run_id: uuid.UUID, status: RunStatus, error: dict[str, Any]
 ) -> list[Running] | None:
-    """End an active run as ``status``; its pending and running steps end ``cancelled``.
+    """End an active run as ``status``; its pending, running and awaiting steps end
+    ``cancelled``, and their pending approvals with them (an ``approval_cancelled`` event).
     Returns the steps that were running (to revoke), or None when the run was not active.
     No step of the run can be claimed after this commits: claims check the run's status."""
     if not conn.execute(_STOP_RUN, {"run_id": run_id, "status": status, "error": error}).first():
         return None
     rows = conn.execute(_STOP_STEPS, {"run_id": run_id}).all()
+    reason = str(error.get("message") or status)
+    for step_id in approvals.close_for_run(conn, run_id, by="hive", reason=reason):
+        detail = {"by": "hive", "status": str(status), "reason": reason}
+        events.record(conn, "approval_cancelled", detail, run_id=run_id, step_id=step_id)
     return [
         Running(r.task_id, bool(r.terminable))
         for r in rows

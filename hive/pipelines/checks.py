@@ -19,6 +19,7 @@ from referencing.exceptions import PointerToNowhere, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from hive.agents.base import Agent, AgentOptions
+from hive.agents.governance import InputGuardOptions
 from hive.errors import MalformedReference
 from hive.pipelines.document import Problem, describe_type
 from hive.pipelines.refs import (
@@ -142,12 +143,35 @@ def merge_options(
         problems: list[Problem] = []
         for error in exc.errors():
             where = format_location(error["loc"], "options")
-            if error["type"] == "extra_forbidden":
+            if error["type"] == "extra_forbidden" and len(error["loc"]) > 1:
+                problems.append((where, _unknown_guard_field()))
+            elif error["type"] == "extra_forbidden":
                 allowed = ", ".join(AgentOptions.model_fields)
                 problems.append((where, f"unknown option; options are: {allowed}"))
             else:
                 problems.append((where, f"{error['msg']}, not {error['input']!r}"))
         return None, problems
+
+
+def check_pipeline_guard(value: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """A pipeline's ``input_guard``, as the step option it becomes; None when absent or
+    wrong (then with its problems, each at ``input_guard.<field>``)."""
+    if value is None:
+        return None, []
+    try:
+        guard = AgentOptions.model_validate({"input_guard": value}, strict=True).input_guard
+    except ValidationError as exc:
+        return None, [
+            (format_location(e["loc"]), _unknown_guard_field())
+            if e["type"] == "extra_forbidden"
+            else (format_location(e["loc"]), f"{e['msg']}, not {e['input']!r}")
+            for e in exc.errors()
+        ]
+    return (None if guard is None else guard.model_dump(mode="json")), []
+
+
+def _unknown_guard_field() -> str:
+    return f"unknown field; input_guard takes {', '.join(InputGuardOptions.model_fields)}"
 
 
 def check_json(template: Any, root: str) -> list[Problem]:

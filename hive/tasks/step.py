@@ -22,12 +22,13 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ServiceUnavailable, StepDeferred
+from hive.errors import ApprovalRequired, ServiceUnavailable, StepDeferred
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
+from hive.screening import screen_step
 from hive.settings import get_settings
-from hive.tasks import deadline, outcomes
+from hive.tasks import deadline, holds, outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import bind_claimed
 from hive.tasks.lookup import RegistryLookup
@@ -106,6 +107,10 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         if agent_cls is None:
             raise LookupError(f"agent {claimed.agent!r} is not installed on this worker")
         step_input = resolve(claimed.input_template, claimed.run_input, claimed.upstream)
+        # The input guard (hive/screening): redacted, or blocked, or held for a person.
+        step_input = screen_step(
+            rid, step_id, claimed.agent, claimed.options.input_guard, step_input
+        )
         ctx = AgentContext(
             run_id=run_id,
             step_id=step_id,
@@ -132,6 +137,10 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         # Not a failure: the step waits for its countdown, in no worker slot, and its
         # next attempt does not count against its retries.
         _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred))
+        self.request.chain = None
+        return
+    except ApprovalRequired as held:
+        _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, held.step_input))
         self.request.chain = None
         return
     except Exception as exc:

@@ -39,6 +39,7 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_llm_calls_total",
         "hive_llm_tokens_total",
         "hive_llm_cost_total",
+        "hive_input_screened_total",
     }
     for name, metric in names.items():
         assert re.fullmatch(r"hive_[a-z_]+", name), name
@@ -74,6 +75,8 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
         "hive_maintenance_interval_seconds",
         "hive_service_instances",
         "hive_workers",
+        "hive_approvals_pending",
+        "hive_approvals_oldest_pending_seconds",
         "hive_exporter_source_up",
         "hive_exporter_scrape_duration_seconds",
     }

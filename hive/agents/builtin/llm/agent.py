@@ -33,6 +33,7 @@ from hive.agents.builtin.llm.client import CallFailed, Completion, ProviderDown,
 from hive.agents.builtin.llm.models import LlmInput, LlmOutput, LlmUsage, Provider
 from hive.agents.builtin.llm.pricing import PriceTable, price_table
 from hive.agents.builtin.llm.repair import OutputSchema, answer_with_repairs
+from hive.agents.governance import InputGuardOptions
 from hive.errors import (
     NoPassingInstance,
     PermanentError,
@@ -50,8 +51,11 @@ class LlmAgent(Agent[LlmInput, LlmOutput]):
     version = "1"
     input_model = LlmInput
     output_model = LlmOutput
-    # A call may take a while and a step may make several (fallbacks, repairs).
-    options = AgentOptions(timeout=600.0, max_retries=3, retry_backoff=2.0)
+    # A call may take a while and a step may make several (fallbacks, repairs). The farm's
+    # input guard screens every llm step's messages unless a pipeline says otherwise.
+    options = AgentOptions(
+        timeout=600.0, max_retries=3, retry_backoff=2.0, input_guard=InputGuardOptions()
+    )
 
     @classmethod
     def pinned_fields(cls, template: Mapping[str, Any]) -> dict[str, str]:
