@@ -173,6 +173,14 @@ class FarmCollector(Collector):
                 [(k, float(n)) for k, n in figures.service_instances.items()],
             )
             yield _family(metrics.WORKERS, [((s,), float(n)) for s, n in figures.workers.items()])
+            yield _family(
+                metrics.APPROVALS_PENDING,
+                [((p,), float(n)) for p, n in figures.approvals_pending.items()],
+            )
+            yield _family(
+                metrics.APPROVALS_OLDEST,
+                [((p,), s) for p, s in figures.approvals_oldest_s.items()],
+            )
         yield _family(
             metrics.MAINTENANCE_INTERVAL,
             [((t,), s) for t, s in maintenance_intervals(self._settings).items()],

@@ -76,6 +76,14 @@ STEPS_RUNNING = Gauge(
     ["agent"],
     multiprocess_mode="livesum",
 )
+ABANDONED_AGENTS = Gauge(
+    "hive_agents_abandoned",
+    "Agents still running on a thread pool's agent threads after their step timed out or "
+    "their run was cancelled: their results are dropped; a worker stops when they fill "
+    "its slots.",
+    ["agent"],
+    multiprocess_mode="livesum",
+)
 RUNS = Counter(
     "hive_runs_total",
     "Runs closed by a worker (the last step's success or a step failing for good), by "
@@ -111,9 +119,16 @@ LLM_COST = Counter(
     ["provider", "model"],
 )
 
+INPUT_SCREENED = Counter(
+    "hive_input_screened_total",
+    "Step inputs the input guard screened, by agent and outcome (pass, flag, block, "
+    "escalate: what the injection score led to).",
+    ["agent", "outcome"],
+)
+
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
-    *(RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST),
+    *(ABANDONED_AGENTS, RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
 )
 
 # The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
@@ -167,6 +182,8 @@ MAINTENANCE_INTERVAL = "hive_maintenance_interval_seconds"
 SERVICE_INSTANCES = "hive_service_instances"
 WORKERS = "hive_workers"
 BREAKER_STATE = "hive_breaker_state"
+APPROVALS_PENDING = "hive_approvals_pending"
+APPROVALS_OLDEST = "hive_approvals_oldest_pending_seconds"
 EXPORTER_UP = "hive_exporter_source_up"
 EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
 
@@ -198,6 +215,11 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Each circuit breaker's state: 0 closed, 1 half-open (a probe may go), 2 open; kind "
         "is service or provider.",
         ("kind", "service"),
+    ),
+    APPROVALS_PENDING: ("Steps awaiting a person's approval, by pipeline.", ("pipeline",)),
+    APPROVALS_OLDEST: (
+        "How long the oldest pending approval of each pipeline has waited.",
+        ("pipeline",),
     ),
     EXPORTER_UP: (
         "1 if the exporter could read the source (postgresql, redis) on this scrape, else 0.",

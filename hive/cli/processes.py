@@ -45,6 +45,7 @@ def worker(
     from hive.agents.registry import default_registry
     from hive.logs import configure_logging
     from hive.preflight import (
+        check_injection_rules,
         check_limits_file,
         check_price_table,
         check_visibility_timeout,
@@ -58,6 +59,7 @@ def worker(
     configure_logging(loglevel)
     check_visibility_timeout()
     check_price_table()
+    check_injection_rules()
     check_limits_file()
     wait_for_services()
     names = names or _all_queues(default_registry(), keys)

@@ -4,10 +4,10 @@ the tenant. Nothing above this layer checks either.
 
 ::
 
-    viewer     reads runs, dead letters and pipelines of its tenant
+    viewer     reads runs, dead letters, approvals and pipelines of its tenant
     producer   also submits and cancels runs
-    admin      also replays failed runs, manages the service registry and the breakers,
-               and reads its tenant's usage and cost
+    admin      also replays failed runs, approves and rejects held steps, manages the
+               service registry and the breakers, and reads its tenant's usage and cost
     operator   everything, across every tenant, maintenance, and the farm's workers: the
                CLI's role
 """
@@ -39,6 +39,7 @@ class Right(StrEnum):
     MANAGE_SERVICES = "manage services"
     INSPECT = "inspect the farm (workers, queues, status)"
     USAGE = "read usage and cost"
+    DECIDE = "approve or reject steps"
     BREAKERS = "see and operate the circuit breakers"
 
 
@@ -53,6 +54,7 @@ _RIGHTS: dict[Role, frozenset[Right]] = {
             Right.REPLAY,
             Right.MANAGE_SERVICES,
             Right.USAGE,
+            Right.DECIDE,
             Right.BREAKERS,
         }
     ),

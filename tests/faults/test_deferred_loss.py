@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -20,6 +21,16 @@ pytestmark = pytest.mark.timeout(180)
 
 def _deferred_once(run_id: object) -> bool:
     return db.scalar("SELECT deferrals FROM step_runs WHERE run_id = :id", id=str(run_id)) == 1
+
+
+def _exits_within(process: HiveProcess, timeout_s: float) -> bool:
+    """Whether ``process`` exits within ``timeout_s`` (False: it is still running)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.proc.poll() is not None:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _swept() -> bool:
@@ -68,12 +79,8 @@ def test_a_deferred_step_runs_when_redis_restarts_empty_while_it_waits(
     # A worker holding a message with a countdown when its broker connection drops exits
     # ("Unrecoverable error", kombu 5.7 restoring the unacknowledged message through a
     # connection it already closed): its supervisor starts it again.
-    wait_until(
-        lambda: worker.proc.poll() is not None or db.run_status(run_id) == "succeeded",
-        60,
-        "the worker to exit or the run to finish",
-    )
-    if worker.proc.poll() is not None:
+    # Its exit takes a while on a loaded machine: wait for it, not a fixed time.
+    if _exits_within(worker, 20):
         start_worker("--concurrency", "1", extra_env=env, name="restarted")
 
     assert run.wait(timeout=90) == {"wait": {"attempt": 2}}

@@ -44,9 +44,11 @@ BUILTIN_NAMES = {
     "summarize",
     "sentiment",
     "merge",
+    "http",
     "sleep",
     "fail",
     "llm",
+    "guard",
 }
 
 
