@@ -72,20 +72,25 @@ def test_a_rate_limit_holds_across_two_worker_hosts_without_using_retries(
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize(("pool", "slots"), [("prefork", "3"), ("threads", "8")])
 def test_a_concurrency_limit_is_never_exceeded_across_workers(
-    start_worker: Callable[..., HiveProcess], tmp_path: Path, partner: PartnerServer
+    start_worker: Callable[..., HiveProcess],
+    tmp_path: Path,
+    partner: PartnerServer,
+    pool: str,
+    slots: str,
 ) -> None:
     partner.delay_s = 0.5
     env = _limits(tmp_path, "limits:\n  service:partner: {concurrency: 2}\n")
-    start_worker("--concurrency", "3", extra_env=env, name="host-a")
-    start_worker("--concurrency", "3", extra_env=env, name="host-b")
+    start_worker("--pool", pool, "--concurrency", slots, extra_env=env, name="host-a")
+    start_worker("--pool", pool, "--concurrency", slots, extra_env=env, name="host-b")
 
     client = Client()
     runs = [client.submit("callout", {"url": partner.url}) for _ in range(12)]
     for run in runs:
         assert run.wait(timeout=120)["call"]["status"] == 200
 
-    print(f"\nconcurrency 2 on 2 workers of 3: the partner saw {partner.max_in_flight} at once")
+    print(f"\nconcurrency 2 on 2 {pool} workers of {slots}: {partner.max_in_flight} at once")
     assert partner.max_in_flight == 2, "never more than the limit, and the limit was reached"
     assert partner.served() == 12
     assert db.scalar("SELECT count(*) FROM step_attempts") == 0, "no retry used"
