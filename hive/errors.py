@@ -20,7 +20,10 @@
     ├── ApprovalError            decided already, or the edited input does not fit
     ├── ApprovalRequired         not a failure: the input guard holds the step for a person
     ├── StepDeferred             not a failure: the step waits (limit, open breaker) and comes back
+    ├── LimitsFileError          HIVE_LIMITS_FILE is invalid (carries every problem)
+    ├── UnknownBreaker           no breaker of that name in the limits file
     ├── PermanentError           a step failing with it is never retried
+    │   ├── BreakerOpen          a call's breaker is open and its policy says fail, not defer
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
     │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
     │   ├── InputBlocked         the input guard refused the step's input (never quoting it)
@@ -337,6 +340,45 @@ class StepDeferred(HiveError):
 
     def __str__(self) -> str:
         return f"deferred {self.countdown_s:.3g}s: {self.reason}"
+
+
+class LimitsFileError(HiveError):
+    """Problems in the limits file (``HIVE_LIMITS_FILE``); ``problems`` holds one line each,
+    every one naming the file and the key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(self.problems)
+
+
+class UnknownBreaker(HiveError):
+    """No breaker of that name: the limits file declares none for it (nor a default)."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(name, known)
+        self.name = name
+        self.known = known
+
+    def __str__(self) -> str:
+        known = ", ".join(sorted(self.known)) or "none"
+        return (
+            f"no breaker {self.name!r} (a breaker is declared under `breakers:` in "
+            f"HIVE_LIMITS_FILE); known breakers: {known}"
+        )
+
+
+class BreakerOpen(PermanentError):
+    """A call's breaker is open and its policy says ``on_open: fail``: the step fails at once
+    rather than waiting. ``retry_in_s`` is how long the breaker stays open."""
+
+    def __init__(self, breaker: str, retry_in_s: float) -> None:
+        HiveError.__init__(self, breaker, retry_in_s)
+        self.breaker = breaker
+        self.retry_in_s = retry_in_s
+        self.message = f"breaker {breaker} is open for {retry_in_s:.3g}s more (on_open: fail)"
 
 
 class RetryableError(HiveError):

@@ -3,7 +3,8 @@
 No worker has to report them, and they stay true when no worker runs at all: runs in flight,
 queue depths (per priority), the age of each queue's oldest waiting step, open dead
 letters, when each maintenance task last succeeded, services' instances and workers by
-status. A source that cannot be read is
+status, and the state of every circuit breaker (kept in Redis, so it holds across every
+worker). A source that cannot be read is
 reported as ``hive_exporter_source_up{source} 0`` and its figures are left out of that
 scrape; the exporter itself keeps serving.
 """
@@ -27,6 +28,7 @@ from hive.beat.schedule import maintenance_intervals
 from hive.db.figures import FarmFigures, read_figures
 from hive.db.retrying import in_transaction
 from hive.errors import HiveError
+from hive.guard import Breakers, gauge_value, load_policy
 from hive.settings import Settings
 from hive.tasks.app import PRIORITIES
 
@@ -45,6 +47,8 @@ class FarmReading:
     """(queue, priority) -> messages in the broker, from Redis."""
     queues: list[str]
     """Every queue looked at."""
+    breakers: dict[tuple[str, str], int] | None = None
+    """(kind, name) -> ``hive_breaker_state`` (0 closed, 1 half-open, 2 open), from Redis."""
 
 
 class FarmReader:
@@ -62,7 +66,32 @@ class FarmReader:
         except HiveError as exc:
             logger.warning("farm figures: cannot read PostgreSQL: %s", exc)
         queues = self._queues(figures)
-        return FarmReading(figures, self._depths(queues), queues)
+        depths = self._depths(queues)
+        return FarmReading(
+            figures, depths, queues, self._breakers() if depths is not None else None
+        )
+
+    def _breakers(self) -> dict[tuple[str, str], int] | None:
+        """Every breaker the limits file declares or Redis holds; None if Redis cannot be
+        read. A limits file that cannot be read leaves out only the breakers it declares
+        that never had state."""
+        declared: list[str] = []
+        path = self._settings.guard.limits_file
+        if path is not None:
+            try:
+                declared = load_policy(path).breaker_names()
+            except HiveError as exc:
+                logger.warning("breakers: %s", exc)
+        try:
+            store = Breakers(self._client())
+            states = store.read(sorted(set(declared) | store.known()))
+        except HiveError as exc:
+            logger.warning("breakers: cannot read Redis: %s", exc)
+            return None
+        return {
+            (name.partition(":")[0], name.partition(":")[2]): gauge_value(state)
+            for name, state in states.items()
+        }
 
     def _queues(self, figures: FarmFigures | None) -> list[str]:
         """Every queue an installed agent uses, Hive's own, and any a waiting step names (a
@@ -158,6 +187,10 @@ class FarmCollector(Collector):
         )
         if depths is not None:
             yield _family(metrics.QUEUE_DEPTH, [(k, float(n)) for k, n in depths.items()])
+        if reading.breakers is not None:
+            yield _family(
+                metrics.BREAKER_STATE, [(k, float(v)) for k, v in reading.breakers.items()]
+            )
         yield _family(metrics.EXPORTER_SCRAPE, [((), time.perf_counter() - began)])
 
 

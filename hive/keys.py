@@ -48,3 +48,39 @@ _KOMBU_PRIORITY_SEP = "\x06\x16"
 def priority_list(queue: str, step: int) -> str:
     """The Redis list that holds ``queue``'s messages of priority step ``step``."""
     return f"{queue}{_KOMBU_PRIORITY_SEP}{step}" if step else queue
+
+
+# The guard's keys (hive/guard): fleet-wide limits and breakers, all under the farm's prefix.
+# ``entry`` is a policy key as the limits file writes it (``service:partner``,
+# ``model:openai:gpt-4o``); ``holder`` names a step (``<run id>:<step id>``).
+
+
+def rate_key(prefix: str, entry: str, measure: str) -> str:
+    """A rate limit's state (GCRA's theoretical arrival time); ``measure`` is ``requests``
+    or ``tokens``."""
+    return f"{prefix}:rate:{measure}:{entry}"
+
+
+def rate_reservation(prefix: str, entry: str, measure: str, holder: str) -> str:
+    """A slot of that rate limit reserved for a deferred step, holding when it falls due."""
+    return f"{prefix}:rate:{measure}:{entry}:held:{holder}"
+
+
+def concurrency_key(prefix: str, entry: str) -> str:
+    """A concurrency limit's leases: a sorted set of holder → lease expiry."""
+    return f"{prefix}:slots:{entry}"
+
+
+def concurrency_waiters(prefix: str, entry: str) -> str:
+    """How often each step waiting for that concurrency limit was turned away in a row."""
+    return f"{prefix}:slots:{entry}:waiting"
+
+
+def breaker_key(prefix: str, name: str) -> str:
+    """A circuit breaker's state (a hash); ``name`` is ``service:NAME`` or ``provider:NAME``."""
+    return f"{prefix}:breaker:{name}"
+
+
+def breaker_index(prefix: str) -> str:
+    """The set of breaker names that have state, for listing them."""
+    return f"{prefix}:breakers"

@@ -181,6 +181,7 @@ MAINTENANCE_LAST_SUCCESS = "hive_maintenance_last_success_timestamp_seconds"
 MAINTENANCE_INTERVAL = "hive_maintenance_interval_seconds"
 SERVICE_INSTANCES = "hive_service_instances"
 WORKERS = "hive_workers"
+BREAKER_STATE = "hive_breaker_state"
 APPROVALS_PENDING = "hive_approvals_pending"
 APPROVALS_OLDEST = "hive_approvals_oldest_pending_seconds"
 EXPORTER_UP = "hive_exporter_source_up"
@@ -210,6 +211,11 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("service", "status"),
     ),
     WORKERS: ("Workers in the registry, by state (online, offline, lost).", ("state",)),
+    BREAKER_STATE: (
+        "Each circuit breaker's state: 0 closed, 1 half-open (a probe may go), 2 open; kind "
+        "is service or provider.",
+        ("kind", "service"),
+    ),
     APPROVALS_PENDING: ("Steps awaiting a person's approval, by pipeline.", ("pipeline",)),
     APPROVALS_OLDEST: (
         "How long the oldest pending approval of each pipeline has waited.",

@@ -40,6 +40,14 @@ def check_pipelines_dir(path: Path | None = None) -> Path:
     return path
 
 
+def check_limits_file() -> None:
+    """``HIVE_LIMITS_FILE``, when set, reads and validates: a worker refuses to start on a
+    file it would not apply (each problem named with its file and key)."""
+    from hive.guard import check_limits_file as check
+
+    check()
+
+
 def wait_for_services(max_delay_s: float = 30.0) -> None:
     """Block until Redis and PostgreSQL answer, saying which one is missing meanwhile."""
     delay = 1.0

@@ -46,6 +46,7 @@ def worker(
     from hive.logs import configure_logging
     from hive.preflight import (
         check_injection_rules,
+        check_limits_file,
         check_price_table,
         check_visibility_timeout,
         wait_for_services,
@@ -59,6 +60,7 @@ def worker(
     check_visibility_timeout()
     check_price_table()
     check_injection_rules()
+    check_limits_file()
     wait_for_services()
     names = names or _all_queues(default_registry(), keys)
     argv = [

@@ -23,6 +23,8 @@ live here and nowhere else.
     maintenance    recover, purge, health_sweep, cleanup_services, upgrade_schema,
                    check_servers, check_broker
     workers        list_workers (WorkerViews): the workers in the registry
+    breakers       list_breakers, get_breaker, open_breaker, close_breaker (BreakerViews):
+                   the fleet's circuit breakers (hive.guard)
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
     usage          usage_by_tenant (UsageViews): tokens and cost per tenant
     failures       translate_failure: a server error that escaped, as the HiveError naming
@@ -33,6 +35,13 @@ live here and nowhere else.
 
 from hive.service.approvals import approve, get_approval, list_approvals, reject
 from hive.service.arguments import parse_run_id
+from hive.service.breakers import (
+    BreakerView,
+    close_breaker,
+    get_breaker,
+    list_breakers,
+    open_breaker,
+)
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
@@ -94,6 +103,7 @@ __all__ = [
     "AgentView",
     "ApprovalEvent",
     "ApprovalView",
+    "BreakerView",
     "Caller",
     "DeadLetterReport",
     "DeadLetterView",
@@ -116,10 +126,12 @@ __all__ = [
     "check_pipeline_files",
     "check_servers",
     "cleanup_services",
+    "close_breaker",
     "dead_letter_report",
     "deregister_service",
     "farm_status",
     "get_approval",
+    "get_breaker",
     "get_pipeline",
     "get_run",
     "get_run_state",
@@ -128,11 +140,13 @@ __all__ = [
     "heartbeat_service",
     "list_agents",
     "list_approvals",
+    "list_breakers",
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
     "list_service_instances",
     "list_workers",
+    "open_breaker",
     "parse_run_id",
     "pick_instance",
     "pipeline_view",

@@ -7,7 +7,7 @@ the tenant. Nothing above this layer checks either.
     viewer     reads runs, dead letters, approvals and pipelines of its tenant
     producer   also submits and cancels runs
     admin      also replays failed runs, approves and rejects held steps, manages the
-               service registry and reads its tenant's usage and cost
+               service registry and the breakers, and reads its tenant's usage and cost
     operator   everything, across every tenant, maintenance, and the farm's workers: the
                CLI's role
 """
@@ -40,6 +40,7 @@ class Right(StrEnum):
     INSPECT = "inspect the farm (workers, queues, status)"
     USAGE = "read usage and cost"
     DECIDE = "approve or reject steps"
+    BREAKERS = "see and operate the circuit breakers"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {
@@ -54,6 +55,7 @@ _RIGHTS: dict[Role, frozenset[Right]] = {
             Right.MANAGE_SERVICES,
             Right.USAGE,
             Right.DECIDE,
+            Right.BREAKERS,
         }
     ),
     Role.OPERATOR: frozenset(Right),

@@ -236,7 +236,8 @@ def record_deferral(
     if publication:
         publication.send()
     if outcome == DeferOutcome.DEFERRED:
-        logger.info("deferred %.3gs: %s", countdown_s, deferred.reason)
+        # Debug: a rate-limited farm defers often; the summarised events keep the story.
+        logger.debug("deferred %.3gs: %s", countdown_s, deferred.reason)
         metrics.step_deferred(agent, deferred.kind)
     elif outcome == DeferOutcome.FAILED:
         logger.warning("step failed for good: deferred for longer than %gs", max_wait_s)

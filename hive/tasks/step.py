@@ -1,4 +1,4 @@
-"""The step task: claim, resolve inputs, run the agent, record the outcome."""
+"""The step task: claim, resolve inputs, admit (hive.guard), run the agent, record the outcome."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ApprovalRequired, ServiceUnavailable, StepDeferred
+from hive.guard import FarmCalls, StepInfo, admit_step
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
@@ -111,6 +112,15 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         step_input = screen_step(
             rid, step_id, claimed.agent, claimed.options.input_guard, step_input
         )
+        guarded = StepInfo(
+            run_id=run_id,
+            step_id=step_id,
+            attempt=attempt,
+            agent=claimed.agent,
+            tenant=claimed.tenant,
+            timeout_s=claimed.options.timeout,
+            worker=self.request.hostname or "?",
+        )
         ctx = AgentContext(
             run_id=run_id,
             step_id=step_id,
@@ -123,9 +133,11 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             is_cancelled=cancel,
             services=RegistryLookup(claimed.tenant),
             usage=usage,
+            call=FarmCalls(guarded),
         )
         agent = agent_cls()
-        with _timed(claimed.agent):
+        # The agent's and the tenant's limits, held while the agent runs (else StepDeferred).
+        with admit_step(guarded), _timed(claimed.agent):
             output = _execute(
                 lambda: agent.execute(step_input, ctx),
                 began + claimed.options.timeout,

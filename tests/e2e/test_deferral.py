@@ -120,3 +120,27 @@ def test_recovery_does_not_send_a_deferred_step_again_before_it_falls_due(
     assert recover.returncode == 0, recover.stderr
     assert json.loads(recover.stdout)["redispatched_steps"] == 0
     assert db.scalar("SELECT resends FROM step_runs WHERE run_id = :id", id=str(run.id)) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_deferred_step_past_its_runs_deadline_never_runs(
+    hive_env: dict[str, str], start_worker: Callable[..., HiveProcess]
+) -> None:
+    """The deadline falls while the step waits out its countdown: recovery expires the run,
+    and the message that comes back finds nothing to claim."""
+    start_worker("--concurrency", "2")
+    run = Client().submit("deferred", {"times": 1, "countdown_s": 5}, deadline=2)
+    wait_until(
+        lambda: (
+            db.scalar("SELECT deferrals FROM step_runs WHERE run_id = :id", id=str(run.id)) == 1
+        ),
+        30,
+        "the step to be deferred once",
+    )
+    time.sleep(2.5)
+    assert run_hive("maintenance", "recover", env={**os.environ, **hive_env}).returncode == 0
+    assert db.run_status(run.id) == "expired"
+
+    time.sleep(4)  # past the countdown: the message came back
+    row = db.steps_of(run.id)["wait"]
+    assert (row.status, row.attempt, row.deferrals) == ("cancelled", 1, 1)

@@ -13,7 +13,7 @@ ALLOWED_LABELS = {
     *("agent", "pipeline", "queue", "priority", "status", "reason", "task", "source"),
     *("service", "state"),
     # The llm agent's: the providers and models pipelines name, the kind of token, and how
-    # a call ended (a closed set).
+    # a call ended (a closed set); a breaker's kind (service, provider).
     *("provider", "model", "kind", "outcome"),
 }
 
@@ -75,6 +75,7 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
         "hive_maintenance_interval_seconds",
         "hive_service_instances",
         "hive_workers",
+        "hive_breaker_state",
         "hive_approvals_pending",
         "hive_approvals_oldest_pending_seconds",
         "hive_exporter_source_up",
@@ -89,6 +90,7 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
     assert metrics.FARM_FIGURES["hive_dead_letters"][1] == ("pipeline",)
     assert metrics.FARM_FIGURES["hive_service_instances"][1] == ("service", "status")
     assert metrics.FARM_FIGURES["hive_workers"][1] == ("state",)
+    assert metrics.FARM_FIGURES["hive_breaker_state"][1] == ("kind", "service")
 
 
 def test_a_retried_attempt_counts_under_its_reason() -> None:

@@ -12,13 +12,19 @@ import logging
 import os
 import signal
 import time
+import urllib.error
+import urllib.request
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hive.agents.base import Agent, AgentContext, AgentOptions
+from hive.agents.base import Agent, AgentContext, AgentOptions, Resource
 from hive.errors import PermanentError, RetryableError, StepDeferred
 
 __all__ = [
+    "CalloutAgent",
+    "CalloutInput",
+    "CalloutOutput",
     "ChattyAgent",
     "ChattyInput",
     "ChattyOutput",
@@ -206,3 +212,45 @@ class DeferAgent(Agent[DeferInput, CrashOutput]):
         if ctx.attempt <= data.times:
             raise StepDeferred(f"test deferral {ctx.attempt}", data.countdown_s, data.kind)
         return CrashOutput(attempt=ctx.attempt)
+
+
+class CalloutInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(description="a loopback server of the test's")
+    name: str = Field(default="partner", description="the resource the farm guards")
+    kind: Literal["service", "model"] = "service"
+    tokens: int = Field(default=0, ge=0, description="the call's estimate")
+    used_tokens: int | None = Field(default=None, ge=0, description="what it turns out to use")
+
+
+class CalloutOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: int
+    attempt: int
+
+
+class CalloutAgent(Agent[CalloutInput, CalloutOutput]):
+    """Calls ``url`` once inside ``ctx.call(Resource(kind, name))``, as an http or llm agent
+    does: a 5xx answer raises (a failure for the breaker, a retryable one for the step)."""
+
+    name = "callout"
+    version = "1"
+    input_model = CalloutInput
+    output_model = CalloutOutput
+    options = AgentOptions(timeout=30.0, max_retries=5, retry_backoff=0.1, retry_backoff_max=0.5)
+
+    def run(self, data: CalloutInput, ctx: AgentContext) -> CalloutOutput:
+        """GET ``url``; raise :class:`RetryableError` on a 5xx."""
+        with ctx.call(Resource(data.kind, data.name, tokens=data.tokens)) as ticket:
+            try:
+                with urllib.request.urlopen(data.url, timeout=60) as answer:
+                    status = int(answer.status)
+            except urllib.error.HTTPError as exc:
+                status = exc.code
+            if data.used_tokens is not None:
+                ticket.used_tokens(data.used_tokens)
+            if status >= 500:
+                raise RetryableError(f"partner answered {status}")
+        return CalloutOutput(status=status, attempt=ctx.attempt)

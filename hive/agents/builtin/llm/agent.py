@@ -278,7 +278,7 @@ def _none_answered(deferred: list[StepDeferred], failed: list[CallFailed]) -> Ex
     """What the step raises when no endpoint of the chain answered."""
     if not failed:
         soonest = min(deferred, key=lambda d: d.countdown_s)
-        return StepDeferred(soonest.reason, soonest.countdown_s)
+        return StepDeferred(soonest.reason, soonest.countdown_s, soonest.kind)
     waits = [d.countdown_s for d in deferred]
     waits += [
         f.retry_after_s

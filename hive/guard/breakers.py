@@ -1,0 +1,305 @@
+"""Circuit breakers shared by the fleet, per service (``service:NAME``) and per LLM provider
+(``provider:NAME``).
+
+``closed`` → ``open`` after ``failures`` failures in a row, or a ``failure_ratio`` of the
+calls in a ``window_s`` (at least ``min_calls`` of them; the window is a tumbling one). Open
+for ``cooldown_s``: calls are turned away (the step is deferred until the cooldown ends, or
+fails at once with ``on_open: fail``). Then ``half_open``: the first call is let through as
+the probe, the only one (a Redis hash and a Lua script make the choice atomic across the
+fleet; a probe whose holder dies is replaced once its lease runs out); its success closes
+the breaker, its failure opens it again. An operator can open one (for a time, or until
+closed) and close one.
+
+The state is a Redis hash, rebuilt from nothing: losing it closes every breaker. Each
+transition is returned by the script that made it, so exactly one process sees it, and that
+process records it: a ``breaker`` event in PostgreSQL and a log line. ``hive exporter``
+reads the states for ``hive_breaker_state``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from hive import keys
+from hive.db import events as event_log
+from hive.db.retrying import in_transaction
+from hive.errors import HiveError
+from hive.guard.policy import BreakerPolicy
+from hive.guard.store import as_text, guard_redis, prefix, unavailable
+
+logger = logging.getLogger(__name__)
+
+CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
+GAUGE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
+# An idle closed breaker's hash expires; an open one lasts well past its cooldown.
+_OPEN_KEEP_S = 86400
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_ALLOW = (
+    _NOW
+    + """
+local h = KEYS[1]
+local state = redis.call('HGET', h, 'state') or 'closed'
+if state == 'closed' then return {1, state, 0, ''} end
+local holder, lease, cooldown = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+if state == 'open' then
+  local till = tonumber(redis.call('HGET', h, 'open_until') or '0')
+  if till == 0 then return {0, state, cooldown, ''} end
+  if now < till then return {0, state, till - now, ''} end
+  redis.call('HSET', h, 'state', 'half_open', 'probe', holder, 'probe_until', now + lease,
+             'changed_at', now)
+  return {1, 'half_open', 0, 'open>half_open'}
+end
+local probe = redis.call('HGET', h, 'probe')
+if probe == holder then return {1, state, 0, ''} end
+local till = tonumber(redis.call('HGET', h, 'probe_until') or '0')
+if probe and now < till then return {0, state, math.min(till - now, cooldown), ''} end
+redis.call('HSET', h, 'probe', holder, 'probe_until', now + lease)
+return {1, state, 0, ''}
+"""
+)
+
+_RECORD = (
+    _NOW
+    + """
+local h = KEYS[1]
+local holder, ok = ARGV[1], ARGV[2] == '1'
+local threshold, ratio = tonumber(ARGV[3]), tonumber(ARGV[4])
+local window, min_calls, cooldown = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local keep = tonumber(ARGV[8])
+local state = redis.call('HGET', h, 'state') or 'closed'
+local function open(from)
+  redis.call('HSET', h, 'state', 'open', 'open_until', now + cooldown, 'opened_at', now,
+             'changed_at', now, 'by', 'failures')
+  redis.call('HDEL', h, 'probe', 'probe_until')
+  redis.call('PEXPIRE', h, cooldown + keep)
+  redis.call('SADD', KEYS[2], ARGV[9])
+  return {'open', from .. '>open', redis.call('HGET', h, 'failures') or '0'}
+end
+if state == 'half_open' then
+  if redis.call('HGET', h, 'probe') ~= holder then return {state, '', '0'} end
+  if ok then
+    redis.call('DEL', h)
+    redis.call('HSET', h, 'state', 'closed', 'changed_at', now, 'failures', 0)
+    redis.call('PEXPIRE', h, math.max(window, 60000) * 2)
+    return {'closed', 'half_open>closed', '0'}
+  end
+  redis.call('HINCRBY', h, 'failures', 1)
+  return open('half_open')
+end
+if state == 'open' then return {state, '', '0'} end
+local started = tonumber(redis.call('HGET', h, 'window_start') or '0')
+if now - started >= window then
+  redis.call('HSET', h, 'window_start', now, 'window_calls', 0, 'window_failures', 0)
+end
+local calls = redis.call('HINCRBY', h, 'window_calls', 1)
+redis.call('PEXPIRE', h, math.max(window, 60000) * 2)
+if ok then
+  redis.call('HSET', h, 'failures', 0)
+  return {state, '', '0'}
+end
+redis.call('SADD', KEYS[2], ARGV[9])
+local failures = redis.call('HINCRBY', h, 'failures', 1)
+local failed = redis.call('HINCRBY', h, 'window_failures', 1)
+if failures >= threshold or (ratio > 0 and calls >= min_calls and failed / calls >= ratio) then
+  return open('closed')
+end
+return {state, '', tostring(failures)}
+"""
+)
+
+_RELEASE_PROBE = """
+if redis.call('HGET', KEYS[1], 'state') == 'half_open'
+   and redis.call('HGET', KEYS[1], 'probe') == ARGV[1] then
+  redis.call('HDEL', KEYS[1], 'probe', 'probe_until')
+end
+return 1
+"""
+
+_FORCE = (
+    _NOW
+    + """
+local h = KEYS[1]
+local before = redis.call('HGET', h, 'state') or 'closed'
+if ARGV[1] == 'open' then
+  local for_ms = tonumber(ARGV[2])
+  local till = 0
+  if for_ms > 0 then till = now + for_ms end
+  redis.call('HSET', h, 'state', 'open', 'open_until', till, 'opened_at', now,
+             'changed_at', now, 'by', 'operator')
+  redis.call('HDEL', h, 'probe', 'probe_until')
+  redis.call('PERSIST', h)
+  if for_ms > 0 then redis.call('PEXPIRE', h, for_ms + tonumber(ARGV[3])) end
+else
+  redis.call('DEL', h)
+  redis.call('HSET', h, 'state', 'closed', 'changed_at', now, 'failures', 0, 'by', 'operator')
+  redis.call('PEXPIRE', h, 120000)
+end
+redis.call('SADD', KEYS[2], ARGV[4])
+return {before, ARGV[1]}
+"""
+)
+
+
+@dataclass(frozen=True)
+class Allowance:
+    allowed: bool
+    state: str
+    wait_s: float = 0.0
+    """Turned away: how long until the breaker may let a call through (its cooldown's end, or
+    the probe's lease)."""
+    transition: str = ""
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    """What a breaker's hash holds now."""
+
+    name: str
+    state: str
+    failures: int
+    open_for_s: float | None
+    """Open: seconds left of its cooldown; 0 once it will let a probe through; None when
+    held open by an operator until closed, or not open."""
+    changed_at: float | None
+    """Unix time of the last transition, if any is kept."""
+    by: str | None
+    """``failures`` or ``operator``: what last opened or closed it."""
+    window_calls: int
+    window_failures: int
+
+
+class Breakers:
+    """The fleet's breakers, read and changed through Lua scripts on Redis."""
+
+    def __init__(self, client: redis.Redis | None = None) -> None:
+        self._client = client
+        self._scripts: dict[str, Script] = {}
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client or guard_redis()
+
+    def allow(
+        self, name: str, policy: BreakerPolicy, holder: str, probe_lease_s: float
+    ) -> Allowance:
+        """Whether a call may go: always while closed; the one probe while half-open."""
+        args = [holder, int(probe_lease_s * 1000), int(policy.cooldown_s * 1000)]
+        allowed, state, wait_ms, transition = self._run("allow", _ALLOW, [self._key(name)], args)
+        return Allowance(bool(allowed), as_text(state), float(wait_ms) / 1000, as_text(transition))
+
+    def record(self, name: str, policy: BreakerPolicy, holder: str, ok: bool) -> str:
+        """Count a call's outcome; returns the transition it caused (``closed>open``) or ''."""
+        args = [
+            holder,
+            "1" if ok else "0",
+            policy.failures,
+            policy.failure_ratio or 0,
+            int(policy.window_s * 1000),
+            policy.min_calls,
+            int(policy.cooldown_s * 1000),
+            _OPEN_KEEP_S * 1000,
+            name,
+        ]
+        keys_ = [self._key(name), keys.breaker_index(prefix())]
+        _, transition, _ = self._run("record", _RECORD, keys_, args)
+        return as_text(transition)
+
+    def release_probe(self, name: str, holder: str) -> None:
+        """A probe that never made its call (another limit turned it away) lets another go."""
+        self._run("release", _RELEASE_PROBE, [self._key(name)], [holder])
+
+    def force(self, name: str, state: str, for_s: float | None = None) -> tuple[str, str]:
+        """An operator's open (for ``for_s``, or until closed) or close; returns (before, after)."""
+        keys_ = [self._key(name), keys.breaker_index(prefix())]
+        args = [state, int((for_s or 0) * 1000), _OPEN_KEEP_S * 1000, name]
+        before, after = self._run("force", _FORCE, keys_, args)
+        return as_text(before), as_text(after)
+
+    def read(self, names: list[str]) -> dict[str, BreakerState]:
+        """The state of each of ``names`` (closed, with no count, when Redis holds none)."""
+        try:
+            now_s, now_us = self.client.time()
+            with self.client.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(self._key(name))
+                found = pipe.execute()
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+        now_ms = now_s * 1000 + now_us // 1000
+        return {name: _state(name, raw, now_ms) for name, raw in zip(names, found, strict=True)}
+
+    def known(self) -> set[str]:
+        """Breakers that have had state in Redis (the index may name some since expired)."""
+        try:
+            return {as_text(n) for n in self.client.smembers(keys.breaker_index(prefix()))}
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+
+    def _key(self, name: str) -> str:
+        return keys.breaker_key(prefix(), name)
+
+    def _run(self, which: str, source: str, keys_: list[str], args: list[Any]) -> Any:
+        script = self._scripts.get(which)
+        if script is None:
+            script = self._scripts[which] = self.client.register_script(source)
+        try:
+            return script(keys_, args)
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+
+
+def _state(name: str, raw: dict[Any, Any], now_ms: int) -> BreakerState:
+    fields = {as_text(k): as_text(v) for k, v in raw.items()}
+    state = fields.get("state", CLOSED)
+    open_for: float | None = None
+    if state == OPEN:
+        till = float(fields.get("open_until", "0"))
+        open_for = None if till == 0 else max(till - now_ms, 0.0) / 1000
+    changed = fields.get("changed_at")
+    return BreakerState(
+        name=name,
+        state=state,
+        failures=int(fields.get("failures", "0")),
+        open_for_s=open_for,
+        changed_at=float(changed) / 1000 if changed else None,
+        by=fields.get("by"),
+        window_calls=int(fields.get("window_calls", "0")),
+        window_failures=int(fields.get("window_failures", "0")),
+    )
+
+
+def gauge_value(state: BreakerState) -> int:
+    """``hive_breaker_state``: 0 closed, 1 half-open (or open past its cooldown: the next
+    call probes), 2 open."""
+    if state.state == OPEN and state.open_for_s == 0:
+        return GAUGE_VALUE[HALF_OPEN]
+    return GAUGE_VALUE.get(state.state, 0)
+
+
+def record_transition(name: str, transition: str, **detail: Any) -> None:
+    """A ``breaker`` event in PostgreSQL and a log line. The event is worth little against a
+    step's progress: if PostgreSQL cannot take it now, it is logged and dropped."""
+    before, _, after = transition.partition(">")
+    logger.warning("breaker %s: %s -> %s", name, before, after)
+    body = {"breaker": name, "from": before, "to": after, **detail}
+    try:
+        in_transaction(lambda conn: event_log.record(conn, "breaker", body), retry_s=1)
+    except HiveError as exc:
+        logger.warning("breaker %s: transition not recorded as an event: %s", name, exc)
+
+
+def breaker_name(kind: str, name: str) -> str:
+    """The breaker of a resource: ``service:NAME``, or for a model ``provider:PROVIDER``."""
+    if kind == "model":
+        return f"provider:{name.split(':', 1)[0]}"
+    return f"service:{name}"

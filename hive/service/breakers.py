@@ -1,0 +1,179 @@
+"""The fleet's circuit breakers, as an operator or an admin sees and works them:
+``hive breakers list|show|open|close``.
+
+A breaker is named ``service:NAME`` or ``provider:NAME`` (a bare ``NAME`` is a service's).
+Its policy comes from the limits file the caller's settings name (``HIVE_LIMITS_FILE``, read
+afresh), its state from Redis. Opening or closing one records a ``breaker`` event, as a
+worker's transition does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from hive.errors import InvalidArgument, UnknownBreaker
+from hive.guard import (
+    EMPTY,
+    BreakerPolicy,
+    Breakers,
+    BreakerState,
+    Policy,
+    load_policy,
+    record_transition,
+)
+from hive.service.caller import Caller, Right
+from hive.service.farm import operation
+from hive.settings import Settings
+
+
+@dataclass(frozen=True)
+class BreakerView:
+    """A breaker's state and the policy it follows."""
+
+    name: str
+    kind: str
+    """``service`` or ``provider``."""
+    state: str
+    """``closed``, ``half_open`` or ``open``."""
+    open_for_s: float | None
+    """Open: seconds left of its cooldown (0: the next call probes); None when held open
+    until closed, or not open."""
+    failures: int
+    """Failures in a row, as the breaker counts them."""
+    window_calls: int
+    window_failures: int
+    changed_at: datetime | None
+    by: str | None
+    """What last opened or closed it: ``failures`` or ``operator``."""
+    policy: BreakerPolicy | None
+    """None for a breaker with state in Redis that the limits file no longer declares."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "state": self.state,
+            "open_for_s": None if self.open_for_s is None else round(self.open_for_s, 3),
+            "failures": self.failures,
+            "window_calls": self.window_calls,
+            "window_failures": self.window_failures,
+            "changed_at": self.changed_at.isoformat() if self.changed_at else None,
+            "by": self.by,
+            "policy": None if self.policy is None else self.policy.model_dump(),
+        }
+
+
+def _policy(settings: Settings) -> Policy:
+    path = settings.guard.limits_file
+    return EMPTY if path is None else load_policy(path)
+
+
+def breaker_name(text: str) -> str:
+    """``service:NAME`` or ``provider:NAME``; a bare name is a service's.
+
+    Raises:
+        InvalidArgument: another kind, or no name.
+    """
+    kind, sep, name = text.partition(":")
+    if not sep:
+        kind, name = "service", text
+    if kind not in ("service", "provider") or not name.strip() or ":" in name:
+        raise InvalidArgument(
+            [f"breaker {text!r}: a breaker is service:NAME or provider:NAME (or a bare NAME)"]
+        )
+    return f"{kind}:{name}"
+
+
+def _views(policy: Policy, names: list[str]) -> list[BreakerView]:
+    states = Breakers().read(names)
+    return [_view(states[name], policy.breaker(name)) for name in names]
+
+
+def _view(state: BreakerState, policy: BreakerPolicy | None) -> BreakerView:
+    changed = (
+        datetime.fromtimestamp(state.changed_at, UTC) if state.changed_at is not None else None
+    )
+    return BreakerView(
+        name=state.name,
+        kind=state.name.partition(":")[0],
+        state=state.state,
+        open_for_s=state.open_for_s,
+        failures=state.failures,
+        window_calls=state.window_calls,
+        window_failures=state.window_failures,
+        changed_at=changed,
+        by=state.by,
+        policy=policy,
+    )
+
+
+@operation
+def list_breakers(settings: Settings, caller: Caller) -> list[BreakerView]:
+    """Every breaker the limits file names, and every other one with state in Redis (made
+    by the file's ``default``, or no longer declared), by name.
+
+    Raises:
+        PermissionDenied: the caller is neither an admin nor the operator.
+        LimitsFileError: the limits file is invalid.
+    """
+    caller.require(Right.BREAKERS)
+    policy = _policy(settings)
+    names = sorted(set(policy.breaker_names()) | Breakers().known())
+    return _views(policy, names)
+
+
+@operation
+def get_breaker(settings: Settings, caller: Caller, name: str) -> BreakerView:
+    """One breaker.
+
+    Raises:
+        UnknownBreaker: the limits file has no policy for it and Redis no state.
+    """
+    caller.require(Right.BREAKERS)
+    policy, name = _policy(settings), breaker_name(name)
+    if policy.breaker(name) is None and name not in Breakers().known():
+        raise UnknownBreaker(name, policy.breaker_names())
+    (view,) = _views(policy, [name])
+    return view
+
+
+@operation
+def open_breaker(
+    settings: Settings, caller: Caller, name: str, *, for_s: float | None = None
+) -> BreakerView:
+    """Open a breaker: calls through it are turned away (deferred, or failed with
+    ``on_open: fail``) for ``for_s`` seconds, then one probe decides; without ``for_s``,
+    until :func:`close_breaker`.
+
+    Raises:
+        UnknownBreaker: the limits file declares no breaker that applies to it.
+        InvalidArgument: ``for_s`` is not above 0.
+    """
+    caller.require(Right.BREAKERS)
+    if for_s is not None and not for_s > 0:
+        raise InvalidArgument([f"--for: {for_s:g}s must be above 0"])
+    return _force(settings, name, "open", for_s)
+
+
+@operation
+def close_breaker(settings: Settings, caller: Caller, name: str) -> BreakerView:
+    """Close a breaker: calls go through again, its failure count starts from 0.
+
+    Raises:
+        UnknownBreaker: the limits file declares no breaker that applies to it.
+    """
+    caller.require(Right.BREAKERS)
+    return _force(settings, name, "closed", None)
+
+
+def _force(settings: Settings, name: str, state: str, for_s: float | None) -> BreakerView:
+    policy, name = _policy(settings), breaker_name(name)
+    if policy.breaker(name) is None:
+        raise UnknownBreaker(name, policy.breaker_names())
+    before, after = Breakers().force(name, state, for_s)
+    if before != after:
+        record_transition(name, f"{before}>{after}", by="operator", for_s=for_s)
+    (view,) = _views(policy, [name])
+    return view

@@ -1,0 +1,64 @@
+"""A worker SIGKILLed in the middle of a guarded call cannot give its concurrency slot back:
+the slot's lease runs out and the next step takes it; until then, no step exceeds the
+limit."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hive import Client
+from tests.faults.conftest import FAST
+from tests.support import db
+from tests.support.partner import PartnerServer
+from tests.support.processes import HiveProcess, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+# callout-short's timeout is 5 s: its slot's lease is 5 + 10 s (hive/guard/admission.py).
+LEASE_S = 15.0
+
+
+@pytest.fixture
+def partner() -> Iterator[PartnerServer]:
+    server = PartnerServer()
+    yield server
+    server.close()
+
+
+def test_a_killed_workers_slot_comes_back_after_its_lease(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    tmp_path: Path,
+    partner: PartnerServer,
+) -> None:
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("limits:\n  service:partner: {concurrency: 1}\n")
+    env = {**FAST, "HIVE_LIMITS_FILE": str(limits)}
+    # The first call is held 4 s by the partner: long enough to kill its worker mid-call,
+    # short enough that the partner is done with it before the slot's lease ends.
+    partner.delay_s = 4.0
+    doomed = start_worker("--concurrency", "1", extra_env=env, name="doomed")
+    first = Client().submit("callout-short", {"url": partner.url})
+    wait_until(lambda: partner.in_flight == 1, 30, "the first call to reach the partner")
+    claimed_at = db.scalar("SELECT started_at FROM step_runs WHERE run_id = :id", id=str(first.id))
+    partner.delay_s = 0.0
+
+    os.killpg(doomed.pid, signal.SIGKILL)  # the whole worker: nobody gives the slot back
+    start_worker("--concurrency", "2", extra_env=env, name="survivor")
+    start_beat(extra_env=env)
+    second = Client().submit("callout-short", {"url": partner.url})
+
+    assert second.wait(timeout=120)["call"]["status"] == 200
+    assert first.wait(timeout=120)["call"]["status"] == 200  # taken back by its own lease
+    row = db.steps_of(second.id)["call"]
+    waited = (row.started_at - claimed_at).total_seconds()
+    print(f"\nslot of a killed worker: the next step ran {waited:.1f}s after it was taken")
+    # The slot was leased a moment after the first step's claim.
+    assert waited >= LEASE_S - 0.5
+    assert row.deferrals >= 1 and row.attempt - row.deferrals == 1
+    assert partner.max_in_flight == 1, "the limit held throughout"

@@ -1,0 +1,116 @@
+"""Admission as the step task and ctx.call use it, against the real Redis: which limits and
+breakers apply to what, tokens estimated then corrected, StepDeferred and BreakerOpen."""
+
+from __future__ import annotations
+
+import pytest
+
+from hive.agents.base import Resource
+from hive.errors import BreakerOpen, StepDeferred
+from hive.guard import FarmCalls, StepInfo, admit_step, parse_policy
+from hive.guard.breakers import Breakers
+
+pytestmark = pytest.mark.timeout(60)
+
+POLICY = parse_policy(
+    """
+limits:
+  agent:echo: {concurrency: 1}
+  tenant:default: {rate: 1/hour}
+  model:acme:big: {tokens_per_minute: 1000}
+  model:acme: {concurrency: 2}
+breakers:
+  service:partner: {failures: 2, cooldown_s: 60}
+  provider:acme: {failures: 1, cooldown_s: 60, on_open: fail}
+""",
+    "limits.yaml",
+)
+
+
+def _step(step_id: str, tenant: str | None = None, agent: str = "echo") -> StepInfo:
+    return StepInfo("run", step_id, 1, agent, tenant, timeout_s=30, worker="w@test")
+
+
+def test_a_step_holds_its_agents_slot_while_it_runs(clean_state: None) -> None:
+    with admit_step(_step("a"), POLICY):
+        with pytest.raises(StepDeferred) as raised, admit_step(_step("b"), POLICY):
+            pass
+        assert raised.value.kind == "concurrency"
+        assert raised.value.reason == "concurrency limit agent:echo (1 at once)"
+        assert 0.05 <= raised.value.countdown_s <= 0.2
+    with admit_step(_step("b"), POLICY):
+        pass
+
+
+def test_each_tenant_gets_the_default_limit_of_its_own(clean_state: None) -> None:
+    with admit_step(_step("a", "acme", agent="other"), POLICY):
+        pass
+    with admit_step(_step("b", "globex", agent="other"), POLICY):
+        pass
+    with pytest.raises(StepDeferred) as raised, admit_step(_step("c", "acme", "other"), POLICY):
+        pass
+    assert (raised.value.kind, raised.value.reason) == (
+        "rate_limit",
+        "rate limit tenant:acme (requests)",
+    )
+    # An hour away, past the booking horizon: unbooked, back when it is within it.
+    assert 3600 - 60 - 1 < raised.value.countdown_s <= 3600 - 60 + 15
+    # No tenant (the operator's runs): no tenant limit.
+    with admit_step(_step("d", None, agent="other"), POLICY):
+        pass
+
+
+def test_a_model_call_counts_tokens_and_its_providers_limits(clean_state: None) -> None:
+    calls = FarmCalls(_step("a"), POLICY)
+    with calls(Resource("model", "acme:big", tokens=400)) as ticket:
+        ticket.used_tokens(1000)  # the whole minute's tokens
+    with pytest.raises(StepDeferred) as raised, calls(Resource("model", "acme:big", tokens=10)):
+        pass
+    assert raised.value.reason == "rate limit model:acme:big (tokens)"
+    assert 0.5 < raised.value.countdown_s <= 0.7, "10 tokens at 1000 a minute, booked"
+    # Another model of the provider: only model:acme's concurrency applies.
+    small = Resource("model", "acme:small")
+    with calls(small), calls(small), pytest.raises(StepDeferred) as third, calls(small):
+        pass
+    assert third.value.reason == "concurrency limit model:acme (2 at once)"
+
+
+def test_failures_leaving_the_block_open_the_breaker_and_defer_the_next_call(
+    clean_state: None,
+) -> None:
+    calls = FarmCalls(_step("a"), POLICY)
+    with calls(Resource("service", "partner")) as ticket:
+        ticket.failed()  # handled by the agent, said aloud
+    with pytest.raises(RuntimeError), calls(Resource("service", "partner")):
+        raise RuntimeError("503")
+
+    with pytest.raises(StepDeferred) as raised, calls(Resource("service", "partner")):
+        pass
+    assert (raised.value.kind, raised.value.reason) == (
+        "breaker",
+        "breaker service:partner is open",
+    )
+    assert 59 < raised.value.countdown_s <= 60
+    # Unlimited services pass untouched.
+    with calls(Resource("service", "other")):
+        pass
+
+
+def test_a_breaker_whose_policy_says_fail_fails_the_step_at_once(clean_state: None) -> None:
+    calls = FarmCalls(_step("a"), POLICY)
+    with pytest.raises(RuntimeError), calls(Resource("model", "acme:big")):
+        raise RuntimeError("500")
+
+    refused = pytest.raises(BreakerOpen, match="breaker provider:acme is open")
+    with refused, calls(Resource("model", "acme:big")):
+        pass
+    assert Breakers().read(["provider:acme"])["provider:acme"].state == "open"
+
+
+def test_a_deferral_inside_a_call_is_no_word_on_its_breaker(clean_state: None) -> None:
+    calls = FarmCalls(_step("a"), POLICY)
+    for _ in range(3):
+        with pytest.raises(StepDeferred), calls(Resource("service", "partner")):
+            raise StepDeferred("another limit", 1.0, "rate_limit")
+
+    assert Breakers().read(["service:partner"])["service:partner"].state == "closed"

@@ -1,0 +1,226 @@
+"""The guard's Redis scripts, against the real server: GCRA spacing and booked slots,
+all-or-nothing admission, token corrections, leased slots, and the breaker's states."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hive import keys
+from hive.guard.breakers import CLOSED, HALF_OPEN, OPEN, Breakers, gauge_value
+from hive.guard.policy import BreakerPolicy
+from hive.guard.rates import RateLimiter, requests_limit, tokens_limit
+from hive.guard.slots import ConcurrencyLimit, Semaphore
+from hive.settings import get_settings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_rate_limit_spaces_requests_and_books_the_next_slot_for_who_waits(
+    clean_state: None,
+) -> None:
+    limiter = RateLimiter()
+    limit = requests_limit("service:partner", interval_s=0.5, burst=1)
+
+    assert limiter.admit([limit], "a").admitted
+    second = limiter.admit([limit], "b")
+    assert not second.admitted and second.booked
+    assert 0.4 < second.wait_s <= 0.5
+    third = limiter.admit([limit], "c")
+    assert not third.admitted and third.booked
+    assert 0.9 < third.wait_s <= 1.0, "booked behind b, not on the same slot"
+    # b coming back early finds its slot still ahead, and books nothing more.
+    again = limiter.admit([limit], "b")
+    assert not again.admitted and again.wait_s <= second.wait_s
+    time.sleep(second.wait_s)
+    assert limiter.admit([limit], "b").admitted, "b's booked slot is its own"
+    assert not limiter.admit([limit], "d").admitted, "d waits behind c"
+
+
+def test_a_burst_lets_that_many_through_at_once(clean_state: None) -> None:
+    limiter = RateLimiter()
+    limit = requests_limit("agent:echo", interval_s=1.0, burst=3)
+
+    decisions = [limiter.admit([limit], f"s{i}") for i in range(4)]
+
+    assert [d.admitted for d in decisions] == [True, True, True, False]
+
+
+def test_admission_against_several_limits_spends_none_when_one_says_no(
+    clean_state: None,
+) -> None:
+    limiter = RateLimiter()
+    roomy = requests_limit("agent:echo", interval_s=0.001, burst=100)
+    tight = requests_limit("tenant:acme", interval_s=120.0, burst=1)
+    assert limiter.admit([tight], "first").admitted
+
+    far = limiter.admit([roomy, tight], "second")
+
+    assert not far.admitted and not far.booked, "120 s is past the booking horizon"
+    assert far.limit == tight
+    # Nothing of the roomy limit was spent: its whole burst is still there.
+    assert all(limiter.admit([roomy], f"r{i}").admitted for i in range(100))
+
+
+def test_tokens_are_estimated_then_corrected_both_ways(clean_state: None) -> None:
+    limiter = RateLimiter()
+    estimate = tokens_limit("model:openai:gpt-4o", tokens_per_minute=6000, cost=1000)
+
+    assert limiter.admit([estimate], "a").admitted
+    # The call used all 6000: the minute is spent.
+    limiter.correct(estimate, 5000)
+    refused = limiter.admit([estimate], "b")
+    assert not refused.admitted
+    assert 9 < refused.wait_s <= 10.1, "1000 tokens at 100 a second"
+    # It used 1000 after all: given back.
+    limiter.correct(estimate, -5000)
+    assert limiter.admit([tokens_limit("model:openai:gpt-4o", 6000, 1000)], "c").admitted
+
+
+def test_a_concurrency_limit_leases_slots_that_come_back_on_release_or_expiry(
+    clean_state: None,
+) -> None:
+    semaphore = Semaphore()
+    two = ConcurrencyLimit("service:partner", 2)
+    one = ConcurrencyLimit("tenant:acme", 1)
+
+    assert semaphore.acquire([two], "a", lease_s=60).acquired
+    assert semaphore.acquire([two], "a", lease_s=60).acquired, "a holder holds one slot"
+    assert semaphore.acquire([two, one], "b", lease_s=0.5).acquired
+    turned = semaphore.acquire([two], "c", lease_s=60)
+    assert (turned.acquired, turned.limit, turned.denials) == (False, two, 1)
+    assert semaphore.acquire([two], "c", lease_s=60).denials == 2
+    assert semaphore.holders("service:partner") == 2
+
+    semaphore.release([two, one], "b")
+    assert semaphore.acquire([two], "c", lease_s=0.3).acquired
+    # c's holder never releases (a killed worker): its lease runs out.
+    assert not semaphore.acquire([two], "d", lease_s=60).acquired
+    time.sleep(0.4)
+    assert semaphore.acquire([two], "d", lease_s=60).acquired
+
+
+def test_all_or_no_slots(clean_state: None) -> None:
+    semaphore = Semaphore()
+    roomy, full = ConcurrencyLimit("agent:echo", 5), ConcurrencyLimit("tenant:acme", 1)
+    assert semaphore.acquire([full], "x", lease_s=60).acquired
+
+    assert not semaphore.acquire([roomy, full], "y", lease_s=60).acquired
+    assert semaphore.holders("agent:echo") == 0
+
+
+POLICY = BreakerPolicy(failures=3, cooldown_s=0.5)
+
+
+def test_a_breaker_opens_after_failures_in_a_row_and_one_probe_closes_it(
+    clean_state: None,
+) -> None:
+    breakers = Breakers()
+    name = "service:partner"
+    assert breakers.allow(name, POLICY, "a", 10).allowed
+
+    assert breakers.record(name, POLICY, "a", ok=False) == ""
+    assert breakers.record(name, POLICY, "b", ok=True) == "", "a success resets the count"
+    assert breakers.record(name, POLICY, "c", ok=False) == ""
+    assert breakers.record(name, POLICY, "d", ok=False) == ""
+    assert breakers.record(name, POLICY, "e", ok=False) == "closed>open"
+
+    turned = breakers.allow(name, POLICY, "f", 10)
+    assert (turned.allowed, turned.state) == (False, OPEN)
+    assert 0.3 < turned.wait_s <= 0.5
+    assert breakers.read([name])[name].state == OPEN
+    time.sleep(0.55)
+    assert gauge_value(breakers.read([name])[name]) == 1, "past its cooldown: the next probes"
+
+    probe = breakers.allow(name, POLICY, "probe", 10)
+    assert (probe.allowed, probe.state, probe.transition) == (True, HALF_OPEN, "open>half_open")
+    others = [breakers.allow(name, POLICY, f"o{i}", 10) for i in range(5)]
+    assert not any(o.allowed for o in others), "exactly one probe"
+    # A straggler's result from before does not decide.
+    assert breakers.record(name, POLICY, "c", ok=True) == ""
+    assert breakers.record(name, POLICY, "probe", ok=True) == "half_open>closed"
+    assert breakers.allow(name, POLICY, "g", 10).allowed
+    assert breakers.read([name])[name].state == CLOSED
+
+
+def test_a_failed_probe_opens_it_again_and_a_dead_probe_is_replaced(clean_state: None) -> None:
+    breakers = Breakers()
+    name = "provider:openai"
+    for holder in "abc":
+        breakers.record(name, POLICY, holder, ok=False)
+    time.sleep(0.55)
+    assert breakers.allow(name, POLICY, "p1", 10).allowed
+    assert breakers.record(name, POLICY, "p1", ok=False) == "half_open>open"
+    assert not breakers.allow(name, POLICY, "x", 10).allowed
+
+    time.sleep(0.55)
+    assert breakers.allow(name, POLICY, "p2", 0.2).allowed  # then p2's worker dies
+    assert not breakers.allow(name, POLICY, "p3", 10).allowed
+    time.sleep(0.25)
+    assert breakers.allow(name, POLICY, "p3", 10).allowed, "p2's probe lease ran out"
+    # A probe that never called (another limit said no) lets the next one go at once.
+    breakers.release_probe(name, "p3")
+    assert breakers.allow(name, POLICY, "p4", 10).allowed
+
+
+def test_a_failure_ratio_over_the_window_opens_it(clean_state: None) -> None:
+    breakers = Breakers()
+    policy = BreakerPolicy(failures=100, failure_ratio=0.5, window_s=60, min_calls=4)
+    name = "service:flaky"
+    outcomes = [True, False, True, False]  # never two failures in a row
+
+    transitions = [breakers.record(name, policy, f"h{i}", ok) for i, ok in enumerate(outcomes)]
+
+    assert transitions == ["", "", "", "closed>open"]
+
+
+def test_an_operator_opens_a_breaker_until_closed_and_closes_it(clean_state: None) -> None:
+    breakers = Breakers()
+    name = "service:partner"
+
+    assert breakers.force(name, "open") == (CLOSED, OPEN)
+    held = breakers.read([name])[name]
+    assert (held.state, held.open_for_s, held.by) == (OPEN, None, "operator")
+    turned = breakers.allow(name, POLICY, "a", 10)
+    assert not turned.allowed and turned.wait_s == POLICY.cooldown_s
+    assert name in breakers.known()
+
+    assert breakers.force(name, "closed") == (OPEN, CLOSED)
+    assert breakers.allow(name, POLICY, "a", 10).allowed
+
+
+def test_losing_redis_state_closes_breakers(clean_state: None) -> None:
+    breakers = Breakers()
+    for holder in "abc":
+        breakers.record("service:gone", POLICY, holder, ok=False)
+    assert breakers.read(["service:gone"])["service:gone"].state == OPEN
+
+    # What a Redis restarted empty would leave of it.
+    breakers.client.delete(keys.breaker_key(get_settings().broker.key_prefix, "service:gone"))
+
+    assert breakers.read(["service:gone"])["service:gone"].state == CLOSED
+    assert breakers.allow("service:gone", POLICY, "a", 10).allowed
+
+
+def test_the_exporter_reads_every_breakers_state_from_redis(clean_state: None) -> None:
+    from hive.exporter import FarmReader
+
+    breakers = Breakers()
+    breakers.force("service:partner", "open")
+    for holder in "abc":
+        breakers.record("provider:openai", POLICY, holder, ok=False)
+    time.sleep(0.55)  # openai's cooldown is over: the next call probes
+    breakers.record("service:fine", POLICY, "a", ok=False)
+
+    reader = FarmReader(get_settings())
+    try:
+        reading = reader.read()
+    finally:
+        reader.close()
+
+    assert reading.breakers == {
+        ("service", "partner"): 2,
+        ("provider", "openai"): 1,
+        ("service", "fine"): 0,
+    }
