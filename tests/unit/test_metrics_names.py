@@ -29,7 +29,6 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_step_wait_seconds",
         "hive_step_retries_total",
         "hive_steps_running",
-        "hive_runs_total",
         "hive_run_duration_seconds",
     }
     for name, metric in names.items():
@@ -42,7 +41,6 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
     assert names["hive_step_duration_seconds"]._labelnames == ("agent",)
     assert names["hive_step_wait_seconds"]._labelnames == ("queue",)
     assert names["hive_step_retries_total"]._labelnames == ("agent", "reason")
-    assert names["hive_runs_total"]._labelnames == ("pipeline", "status")
     assert names["hive_run_duration_seconds"]._labelnames == ("pipeline",)
 
 
@@ -73,6 +71,18 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
     assert metrics.FARM_FIGURES["hive_dead_letters"][1] == ("pipeline",)
     assert metrics.FARM_FIGURES["hive_service_instances"][1] == ("service", "status")
     assert metrics.FARM_FIGURES["hive_workers"][1] == ("state",)
+
+
+def test_farm_counters_are_named_and_labelled_by_the_conventions() -> None:
+    # Served by the exporter from PostgreSQL, not by workers: no worker metric shares a name.
+    assert set(metrics.FARM_COUNTERS) == {"hive_runs_total"}
+    assert not set(metrics.FARM_COUNTERS) & {_name(m) for m in metrics.WORKER_METRICS}
+    assert not set(metrics.FARM_COUNTERS) & set(metrics.FARM_FIGURES)
+    for name, (help_text, labels) in metrics.FARM_COUNTERS.items():
+        assert re.fullmatch(r"hive_[a-z_]+_total", name), name
+        assert set(labels) <= ALLOWED_LABELS, name
+        assert help_text, name
+    assert metrics.FARM_COUNTERS["hive_runs_total"][1] == ("pipeline", "status")
 
 
 def test_a_retried_attempt_counts_under_its_reason() -> None:
