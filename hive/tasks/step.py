@@ -27,7 +27,7 @@ from hive.pipelines.refs import resolve
 from hive.settings import get_settings
 from hive.tasks import outcomes
 from hive.tasks.app import app
-from hive.tasks.log_context import bind_claimed
+from hive.tasks.log_context import StepRequest, bind_claimed
 from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,8 @@ _CLAIM_LIMIT_MARGIN_S = 10.0
 _LOST_ATTEMPT_RETRY_S = 1.0
 
 
-@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)
+# StepRequest: what the worker's main process logs about a step carries its ids.
+@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None, Request=StepRequest)
 def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> None:
     """Run one attempt of one step. The message carries ids only.
 
