@@ -1,7 +1,8 @@
 """The ``hive`` command: this module assembles the area modules' commands under ``main``.
 
 Each area module (processes, runs, dlq, maintenance, catalog, db, services, workers,
-status) imports only :mod:`hive.cli.base` and the layers below the CLI, never another area module.
+status, healthcheck) imports only :mod:`hive.cli.base` and the layers below the CLI, never
+another area module.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from hive.cli.base import HiveGroup, exit_on_sigterm
 from hive.cli.catalog import agents, pipelines
 from hive.cli.db import db
 from hive.cli.dlq import dlq
+from hive.cli.healthcheck import healthcheck
 from hive.cli.maintenance import maintenance
 from hive.cli.processes import beat, exporter, flower, worker
 from hive.cli.runs import runs, submit
@@ -31,7 +33,7 @@ def main() -> None:
 
 _COMMANDS = (
     worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, maintenance,
-    services, workers, status,
+    services, workers, status, healthcheck,
 )  # fmt: skip
 for _command in _COMMANDS:
     main.add_command(_command)

@@ -22,6 +22,8 @@ live here and nowhere else.
                    check_servers, check_broker
     workers        list_workers (WorkerViews): the workers in the registry
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
+    health         ping_worker, beat_health, flower_health, exporter_health (Health): is
+                   each long-running process doing its job (`hive healthcheck`)
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -33,6 +35,13 @@ from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
 from hive.service.farm import check_farm
+from hive.service.health import (
+    Health,
+    beat_health,
+    exporter_health,
+    flower_health,
+    ping_worker,
+)
 from hive.service.maintenance import (
     check_broker,
     check_servers,
@@ -89,6 +98,7 @@ __all__ = [
     "DeadLetterReport",
     "DeadLetterView",
     "FarmStatus",
+    "Health",
     "PipelineStepView",
     "PipelineView",
     "Right",
@@ -99,6 +109,7 @@ __all__ = [
     "StepView",
     "Submitted",
     "WorkerView",
+    "beat_health",
     "cancel_run",
     "check_broker",
     "check_farm",
@@ -107,7 +118,9 @@ __all__ = [
     "cleanup_services",
     "dead_letter_report",
     "deregister_service",
+    "exporter_health",
     "farm_status",
+    "flower_health",
     "get_pipeline",
     "get_run",
     "get_run_state",
@@ -122,6 +135,7 @@ __all__ = [
     "list_workers",
     "parse_run_id",
     "pick_instance",
+    "ping_worker",
     "pipeline_view",
     "purge",
     "recover",

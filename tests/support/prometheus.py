@@ -16,11 +16,12 @@ import yaml
 from tests.support.redis_server import free_port
 from tests.support.services import missing
 
-INSTALL = "apt-get install -y --no-install-recommends prometheus"
+INSTALL = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"
 
 
 def binary(name: str) -> str:
-    """``prometheus`` or ``promtool``; skips (fails under CI=true) when not installed."""
+    """``prometheus``, ``promtool``, ``prometheus-alertmanager`` or ``amtool``; skips (fails
+    under CI=true) when not installed."""
     found = shutil.which(name)
     if found is None:
         missing(f"{name} is not installed (scripts/bootstrap.sh installs it: {INSTALL})")
