@@ -12,6 +12,7 @@ call goes through :mod:`hive.service`, where the tenant and the role are enforce
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from hive import service
@@ -23,6 +24,7 @@ from hive.service import (
     RunView,
     ServiceInstanceView,
     StepView,
+    UsageView,
     WorkerView,
 )
 from hive.settings import Settings, get_settings
@@ -35,6 +37,7 @@ __all__ = [
     "ServiceInstanceView",
     "Services",
     "StepView",
+    "UsageView",
     "WorkerView",
 ]
 
@@ -258,6 +261,17 @@ class Client:
             InvalidArgument: ``state`` is not a worker state.
         """
         return service.list_workers(self.settings, self.caller, state=state)
+
+    def usage(self, *, tenant: str | None = None, since: datetime | None = None) -> list[UsageView]:
+        """Tokens, calls and cost of the runs created since ``since`` (all time when None),
+        one view per tenant: every tenant for the operator (or ``tenant``), its own for a
+        tenant's admin.
+
+        Raises:
+            PermissionDenied: the client is neither an admin nor the operator.
+            InvalidArgument: ``tenant`` is no tenant name, or ``since`` is not a datetime.
+        """
+        return service.usage_by_tenant(self.settings, self.caller, tenant=tenant, since=since)
 
     def list(
         self, *, status: str | None = None, pipeline: str | None = None, limit: int = 20

@@ -78,7 +78,32 @@ RUN_DURATION = Histogram(
     buckets=_RUN_BUCKETS,
 )
 
-WORKER_METRICS = (STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_RUNNING, RUN_DURATION)
+# The llm agent's calls. provider and model are the names pipelines give their llm steps
+# (a bounded set while pipelines do not take them from run input; the README says so).
+LLM_CALLS = Counter(
+    "hive_llm_calls_total",
+    "Calls of the llm agent to a chat-completion API, by provider, model and outcome (ok, "
+    "error: 5xx, timeout or no answer, rate_limited: 429, refused: another 4xx, deferred: "
+    "not made, the farm's guard deferred it).",
+    ["provider", "model", "outcome"],
+)
+LLM_TOKENS = Counter(
+    "hive_llm_tokens_total",
+    "Tokens the llm agent's calls used as the provider reported them, by provider, model "
+    "and kind (prompt, completion).",
+    ["provider", "model", "kind"],
+)
+LLM_COST = Counter(
+    "hive_llm_cost_total",
+    "What the llm agent's calls cost by the price table (HIVE_LLM_PRICES_FILE, in its "
+    "currency), by provider and model; calls of a model the table lacks count nothing.",
+    ["provider", "model"],
+)
+
+WORKER_METRICS = (
+    *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_RUNNING, RUN_DURATION),
+    *(LLM_CALLS, LLM_TOKENS, LLM_COST),
+)
 
 
 def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> None:
@@ -86,6 +111,25 @@ def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> N
     STEPS.labels(agent, outcome).inc()
     if outcome == StepOutcome.RETRIED:
         STEP_RETRIES.labels(agent, reason or "unknown").inc()
+
+
+def llm_called(
+    provider: str,
+    model: str,
+    outcome: str,
+    *,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    cost: float | None = None,
+) -> None:
+    """Count one call of the llm agent, the tokens it used and what they cost."""
+    LLM_CALLS.labels(provider, model, outcome).inc()
+    if prompt_tokens:
+        LLM_TOKENS.labels(provider, model, "prompt").inc(prompt_tokens)
+    if completion_tokens:
+        LLM_TOKENS.labels(provider, model, "completion").inc(completion_tokens)
+    if cost:
+        LLM_COST.labels(provider, model).inc(cost)
 
 
 def run_closed(pipeline: str, duration_s: float) -> None:
@@ -145,7 +189,7 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
 # second later), beat closes expired runs and those a dying worker left open. A counter
 # kept in each closing process's memory would miss those and restart from zero with the
 # process. PostgreSQL counts every close instead, in the transaction that makes it (a
-# trigger on runs, migration 0011), and never subtracts: retention deleting old runs and a
+# trigger on runs, migration 0012), and never subtracts: retention deleting old runs and a
 # replay reopening one leave it as it was, so rate() never sees it go down. Being a
 # database's count, it survives the exporter's restarts; every exporter serves the same
 # value, so take max() over them, not sum(), when running two.

@@ -92,3 +92,11 @@ def check_visibility_timeout() -> None:
             "plus 60s "
             f"({where} has timeout {longest:g}s)",
         )
+
+
+def check_price_table() -> None:
+    """``HIVE_LLM_PRICES_FILE``: a malformed price table stops ``hive worker`` before it
+    takes a step, naming each entry at fault; a missing one is a warning (no costs)."""
+    from hive.agents.builtin.llm.pricing import check_price_table as check
+
+    check()

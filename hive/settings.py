@@ -11,6 +11,7 @@ its value (URLs and the Flower setting carry passwords, hence ``SecretStr``).
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +30,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hive.errors import SettingsError
+from hive.errors import PermanentError, SettingsError
 
 _PREFIX = "HIVE_"
 
@@ -374,6 +375,22 @@ class MetricsSettings(_Section):
     )
 
 
+class LlmSettings(_Section):
+    """The `llm` agent: what its calls cost."""
+
+    prices_file: Path = _var(
+        "LLM_PRICES_FILE",
+        "the price table of the `llm` agent (YAML: per model, per 1M input and output "
+        "tokens); missing: usage is recorded without a cost",
+        default=Path("config/prices.yaml"),
+    )
+
+    @field_validator("prices_file", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object) -> object:
+        return _not_blank(value)
+
+
 class Settings(BaseModel):
     """All of Hive's configuration, by section. Built from the environment by
     :func:`load_settings`; each section can also be given whole (tests, embedding)."""
@@ -391,6 +408,7 @@ class Settings(BaseModel):
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    llm: LlmSettings = Field(default_factory=LlmSettings)
 
 
 def _not_blank(value: object) -> object:
@@ -506,6 +524,34 @@ def load_settings() -> Settings:
     if problems:
         raise SettingsError.of(problems)
     return Settings.model_validate(built)
+
+
+# An environment variable's name as a shell would accept it.
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def credential(env_name: str) -> str:
+    """The value of the environment variable ``env_name``, read now: a credential a step
+    names (an API key, a token). Steps carry the variable's name only; the value is read
+    on the worker at call time and must never be stored, logged or put in a message.
+
+    ``HIVE_*`` variables are Hive's own settings (database and broker URLs with their
+    passwords) and are never handed out as credentials.
+
+    Raises:
+        PermanentError: the name is not a variable name, is a ``HIVE_*`` name, or the
+            variable is not set (or empty); the message names the variable, never a value.
+    """
+    if not isinstance(env_name, str) or not _ENV_NAME.fullmatch(env_name):
+        raise PermanentError(f"{env_name!r} is not an environment variable name")
+    if env_name.upper().startswith(_PREFIX):
+        raise PermanentError(
+            f"{env_name} is one of Hive's own settings, not a credential a step may use"
+        )
+    value = os.environ.get(env_name, "")
+    if not value:
+        raise PermanentError(f"the environment variable {env_name} is not set on this worker")
+    return value
 
 
 @lru_cache(maxsize=1)

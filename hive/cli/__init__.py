@@ -1,8 +1,8 @@
 """The ``hive`` command: this module assembles the area modules' commands under ``main``.
 
 Each area module (processes, runs, dlq, maintenance, catalog, db, services, workers,
-status, healthcheck) imports only :mod:`hive.cli.base` and the layers below the CLI, never
-another area module.
+status, usage, healthcheck) imports only :mod:`hive.cli.base` and the layers below the CLI,
+never another area module.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hive.cli.processes import beat, exporter, flower, worker
 from hive.cli.runs import runs, submit
 from hive.cli.services import services
 from hive.cli.status import status
+from hive.cli.usage import usage
 from hive.cli.workers import workers
 
 __all__ = ["main"]
@@ -33,7 +34,7 @@ def main() -> None:
 
 _COMMANDS = (
     worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, maintenance,
-    services, workers, status, healthcheck,
+    services, workers, status, usage, healthcheck,
 )  # fmt: skip
 for _command in _COMMANDS:
     main.add_command(_command)

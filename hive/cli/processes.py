@@ -43,7 +43,7 @@ def worker(
     from hive import keys
     from hive.agents.registry import default_registry
     from hive.logs import configure_logging
-    from hive.preflight import check_visibility_timeout, wait_for_services
+    from hive.preflight import check_price_table, check_visibility_timeout, wait_for_services
     from hive.settings import get_settings
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else []
@@ -51,6 +51,7 @@ def worker(
         raise click.BadParameter("no queue names given", param_hint="--queues")
     configure_logging(loglevel)
     check_visibility_timeout()
+    check_price_table()
     wait_for_services()
     names = names or _all_queues(default_registry(), keys)
     argv = [

@@ -10,6 +10,8 @@ Modules, one concept each::
     stops, undeliverable, dead_letters, sweeps, events    the rest, by what they change
     workers         the worker registry: register, heartbeat, offline, the lost-worker sweep
     figures         the farm-wide figures ``hive exporter`` reads on each scrape
+    usage           what steps used (tokens, cost): stored with each outcome, summed per
+                    run and per tenant
     options         stored step options read back as AgentOptions (one default each)
     schema, migrate whether the tables are there; Alembic's upgrade
     errors          the one translation of driver errors into HiveErrors

@@ -20,6 +20,7 @@ from hive.db.direct import DirectCursor
 from hive.db.models import Json, step_runs
 from hive.db.options import DEFAULT_TIMEOUT_S, step_options
 from hive.db.prepared import PreparedStatement
+from hive.db.usage import stored as stored_usage
 from hive.statuses import StepStatus
 
 # ``waited_s``: since the step's message went out, or since its last need finished (a
@@ -141,7 +142,7 @@ _SUCCEED = text(
     WITH done AS (
         UPDATE step_runs
            SET status = 'succeeded', output = :output, input = :input, error = NULL,
-               finished_at = now(), lease_until = NULL
+               usage = :usage, finished_at = now(), lease_until = NULL
          WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
            AND status = 'running'
         RETURNING dependents
@@ -177,14 +178,16 @@ _SUCCEED = text(
               FROM released WHERE pending_needs = 0) AS ready
       FROM counted c
     """
-).bindparams(bindparam("output", type_=Json), bindparam("input", type_=Json))
+).bindparams(
+    bindparam("output", type_=Json), bindparam("input", type_=Json), bindparam("usage", type_=Json)
+)
 
 
 _SUCCEED_PREPARED = PreparedStatement(
     "hive_succeed",
     _SUCCEED,
     {"run_id": "uuid", "step_id": "text", "attempt": "int", "output": "jsonb", "input": "jsonb",
-     "close": "bool", "run_output": "jsonb"},
+     "usage": "jsonb", "close": "bool", "run_output": "jsonb"},
 )  # fmt: skip
 
 
@@ -221,11 +224,12 @@ def succeed(
     attempt: int,
     step_input: Any,
     output: Any,
+    usage: dict[str, float] | None = None,
 ) -> Succeeded | None:
-    """Record the attempt's success, release its dependents and count the run down, in one
-    statement on the caller's transaction. None when the attempt no longer owns the step
-    (a late finish)."""
-    params = _succeed_params(run_id, step_id, attempt, step_input, output, None)
+    """Record the attempt's success (with what it used, ``usage``), release its dependents
+    and count the run down, in one statement on the caller's transaction. None when the
+    attempt no longer owns the step (a late finish)."""
+    params = _succeed_params(run_id, step_id, attempt, step_input, output, None, usage)
     row = _SUCCEED_PREPARED.execute(conn, params).mappings().first()
     return None if row is None else _succeeded(row)
 
@@ -238,12 +242,12 @@ def succeed_alone(
     step_input: Any,
     output: Any,
     close: RunClose | None = None,
+    usage: dict[str, float] | None = None,
 ) -> Succeeded | None:
     """:func:`succeed` as a transaction of its own. With ``close``, if this was the run's
     last step and no step failed, the run is closed too, with ``close.output``."""
-    row = cursor.fetch_one(
-        _SUCCEED_PREPARED, _succeed_params(run_id, step_id, attempt, step_input, output, close)
-    )
+    params = _succeed_params(run_id, step_id, attempt, step_input, output, close, usage)
+    row = cursor.fetch_one(_SUCCEED_PREPARED, params)
     return None if row is None else _succeeded(row)
 
 
@@ -254,6 +258,7 @@ def _succeed_params(
     step_input: Any,
     output: Any,
     close: RunClose | None,
+    usage: dict[str, float] | None,
 ) -> dict[str, Any]:
     return {
         "run_id": run_id,
@@ -261,6 +266,7 @@ def _succeed_params(
         "attempt": attempt,
         "output": output,
         "input": step_input,
+        "usage": stored_usage(usage),
         "close": close is not None,
         "run_output": None if close is None else close.output,
     }

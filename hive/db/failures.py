@@ -15,6 +15,7 @@ from sqlalchemy import Connection, bindparam, text
 from hive.agents.base import AgentOptions
 from hive.db.models import Json
 from hive.db.options import step_options
+from hive.db.usage import stored as stored_usage
 from hive.statuses import AttemptOutcome, StepStatus
 
 _FAILURE_POLICY = text(
@@ -63,11 +64,14 @@ _END_ATTEMPT = text(
            AND status = 'running'
         RETURNING run_id, step_id, attempt, worker, started_at
     )
-    INSERT INTO step_attempts (run_id, step_id, attempt, outcome, error, worker, started_at)
-    SELECT run_id, step_id, attempt, :outcome, :error, worker, started_at FROM ended
+    INSERT INTO step_attempts (run_id, step_id, attempt, outcome, error, worker, started_at,
+                               usage)
+    SELECT run_id, step_id, attempt, :outcome, :error, worker, started_at, :usage FROM ended
     RETURNING id
     """
-).bindparams(bindparam("error", type_=Json), bindparam("input", type_=Json))
+).bindparams(
+    bindparam("error", type_=Json), bindparam("input", type_=Json), bindparam("usage", type_=Json)
+)
 
 
 def end_attempt(
@@ -79,9 +83,11 @@ def end_attempt(
     error: dict[str, Any],
     step_input: Any,
     retry: bool,
+    usage: dict[str, float] | None = None,
 ) -> bool:
-    """Record a failed attempt. With ``retry`` the step goes back to pending, ready for the
-    dispatcher; otherwise it fails for good. False when the attempt no longer owns the step."""
+    """Record a failed attempt, with what it used (``usage``: a failed call still cost its
+    tokens). With ``retry`` the step goes back to pending, ready for the dispatcher;
+    otherwise it fails for good. False when the attempt no longer owns the step."""
     row = conn.execute(
         _END_ATTEMPT,
         {
@@ -92,6 +98,7 @@ def end_attempt(
             "outcome": AttemptOutcome.RETRIED if retry else AttemptOutcome.FAILED,
             "error": error,
             "input": step_input,
+            "usage": stored_usage(usage),
         },
     ).first()
     return row is not None

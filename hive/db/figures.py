@@ -3,7 +3,7 @@ maintenance task last succeeded, the registry's services and workers by status, 
 many runs closed. Read on each scrape, in one transaction, each query starting from an
 index: unfinished runs (``ix_runs_unfinished``), open dead letters (``ix_dead_letters_open``),
 maintenance events (``ix_events_maintenance``, migration 0010), instances by status; the
-workers table and the run-close counters (``run_closes``, migration 0011) are small.
+workers table and the run-close counters (``run_closes``, migration 0012) are small.
 """
 
 from __future__ import annotations

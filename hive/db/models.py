@@ -106,6 +106,8 @@ class StepRun(Base):
     error: Mapped[Any | None] = mapped_column(Json)
     worker: Mapped[str | None] = mapped_column(String(300))
     task_id: Mapped[str | None] = mapped_column(String(64))
+    # What the successful attempt used (ctx.report_usage: tokens, cost...); migration 0011.
+    usage: Mapped[Any | None] = mapped_column(Json)
     # Attempts made before the last replay: retries are counted from here.
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
@@ -126,6 +128,8 @@ class StepAttempt(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     error: Mapped[Any | None] = mapped_column(Json)
     worker: Mapped[str | None] = mapped_column(String(300))
+    # What the failed attempt used all the same (tokens of calls made); migration 0011.
+    usage: Mapped[Any | None] = mapped_column(Json)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
 
@@ -242,7 +246,7 @@ class Worker(Base):
 class RunClose(Base):
     """How many runs closed, by pipeline and final status: ``hive_runs_total``.
 
-    Only a trigger on ``runs`` writes it (migration 0011), in the transaction that closes a
+    Only a trigger on ``runs`` writes it (migration 0012), in the transaction that closes a
     run; nothing subtracts, so retention and replays never make the counter go down. Each
     connection adds to its own shard; readers sum them.
     """

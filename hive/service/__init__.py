@@ -22,6 +22,7 @@ live here and nowhere else.
                    check_servers, check_broker
     workers        list_workers (WorkerViews): the workers in the registry
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
+    usage          usage_by_tenant (UsageViews): tokens and cost per tenant
     health         ping_worker, beat_health, flower_health, exporter_health (Health): is
                    each long-running process doing its job (`hive healthcheck`)
     failures       translate_failure: a server error that escaped, as the HiveError naming
@@ -77,6 +78,7 @@ from hive.service.services import (
 )
 from hive.service.status import FarmStatus, farm_status
 from hive.service.submit import submit
+from hive.service.usage import UsageView, usage_by_tenant
 from hive.service.views import (
     AgentView,
     DeadLetterReport,
@@ -108,6 +110,7 @@ __all__ = [
     "ServiceInstanceView",
     "StepView",
     "Submitted",
+    "UsageView",
     "WorkerView",
     "beat_health",
     "cancel_run",
@@ -145,6 +148,7 @@ __all__ = [
     "submit",
     "translate_failure",
     "upgrade_schema",
+    "usage_by_tenant",
     "validate_input",
     "wait_for_run",
 ]

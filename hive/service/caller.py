@@ -6,7 +6,8 @@ the tenant. Nothing above this layer checks either.
 
     viewer     reads runs, dead letters and pipelines of its tenant
     producer   also submits and cancels runs
-    admin      also replays failed runs and manages the service registry
+    admin      also replays failed runs, manages the service registry and reads its
+               tenant's usage and cost
     operator   everything, across every tenant, maintenance, and the farm's workers: the
                CLI's role
 """
@@ -37,13 +38,14 @@ class Right(StrEnum):
     MAINTAIN = "run maintenance"
     MANAGE_SERVICES = "manage services"
     INSPECT = "inspect the farm (workers, queues, status)"
+    USAGE = "read usage and cost"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {
     Role.VIEWER: frozenset({Right.READ}),
     Role.PRODUCER: frozenset({Right.READ, Right.SUBMIT, Right.CANCEL}),
     Role.ADMIN: frozenset(
-        {Right.READ, Right.SUBMIT, Right.CANCEL, Right.REPLAY, Right.MANAGE_SERVICES}
+        {Right.READ, Right.SUBMIT, Right.CANCEL, Right.REPLAY, Right.MANAGE_SERVICES, Right.USAGE}
     ),
     Role.OPERATOR: frozenset(Right),
 }

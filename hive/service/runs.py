@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from hive.db import runs as run_store
+from hive.db import usage as usage_store
 from hive.db.retrying import Connection, in_transaction
 from hive.errors import RunFailed, RunNotFound
 from hive.logs import log_context
@@ -35,7 +36,9 @@ def get_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunV
 
     def read(conn: Connection) -> RunView | None:
         run = run_store.get_run(conn, rid, tenant=caller.tenant)
-        return None if run is None else run_view(run, run_store.get_steps(conn, rid))
+        if run is None:
+            return None
+        return run_view(run, run_store.get_steps(conn, rid), usage_store.run_usage(conn, rid))
 
     # Not retried: the caller hears at once that PostgreSQL is down.
     view = in_transaction(read, retry_s=0)
@@ -83,13 +86,15 @@ def list_runs(
     """
     caller.require(Right.READ)
     check_listing(limit=limit, pipeline=pipeline, status=status)
-    rows = in_transaction(
-        lambda conn: run_store.list_runs(
+
+    def read(conn: Connection) -> tuple[list[Any], dict[uuid.UUID, dict[str, float | int]]]:
+        rows = run_store.list_runs(
             conn, tenant=caller.tenant, status=status, pipeline=pipeline, limit=limit
-        ),
-        retry_s=0,
-    )
-    return [run_view(row, None) for row in rows]
+        )
+        return rows, usage_store.runs_usage(conn, [row.id for row in rows])
+
+    rows, usage = in_transaction(read, retry_s=0)
+    return [run_view(row, None, total=usage.get(row.id, {})) for row in rows]
 
 
 @operation

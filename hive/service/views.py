@@ -34,6 +34,10 @@ class StepView:
     worker: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    usage: dict[str, float | int] | None = None
+    """What the step's attempts used (tokens, calls), summed; None if nothing reported."""
+    cost: float | None = None
+    """What that cost by the price table; None if no attempt had a priced usage."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +52,8 @@ class StepView:
             "worker": self.worker,
             "started_at": _ts(self.started_at),
             "finished_at": _ts(self.finished_at),
+            "usage": self.usage,
+            "cost": self.cost,
         }
 
 
@@ -74,6 +80,11 @@ class RunView:
     steps: list[StepView] | None
     trace_id: str | None = None
     """W3C trace id, in every log record of the run (None for runs stored before 0009)."""
+    usage: dict[str, float | int] | None = None
+    """What the run's steps used (tokens, calls), every attempt summed; ``{}`` if nothing
+    was reported."""
+    cost: float | None = None
+    """What that cost by the price table; None if nothing was priced."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +101,8 @@ class RunView:
             "started_at": _ts(self.started_at),
             "finished_at": _ts(self.finished_at),
             "trace_id": self.trace_id,
+            "usage": self.usage,
+            "cost": self.cost,
             "steps": None if self.steps is None else [s.to_json() for s in self.steps],
         }
 
@@ -252,7 +265,22 @@ def agent_view(agent: type[Agent[Any, Any]]) -> AgentView:
     )
 
 
-def run_view(run: Any, steps: list[Any] | None) -> RunView:
+def run_view(
+    run: Any,
+    steps: list[Any] | None,
+    usage: dict[str, dict[str, float | int]] | None = None,
+    *,
+    total: dict[str, float | int] | None = None,
+) -> RunView:
+    """``usage``: step id → what it used (:func:`hive.db.usage.run_usage`), read with the
+    steps; ``total``: the run's sum, given instead in a listing (which reads no step)."""
+    usage = usage or {}
+    if total is None:
+        total = {}
+        for step_usage in usage.values():
+            for key, value in step_usage.items():
+                total[key] = total.get(key, 0) + value
+    run_usage, run_cost = split_cost(total)
     return RunView(
         id=str(run.id),
         pipeline=run.pipeline,
@@ -267,6 +295,8 @@ def run_view(run: Any, steps: list[Any] | None) -> RunView:
         started_at=run.started_at,
         finished_at=run.finished_at,
         trace_id=run.trace_id,
+        usage=run_usage,
+        cost=run_cost,
         steps=None
         if steps is None
         else [
@@ -282,10 +312,25 @@ def run_view(run: Any, steps: list[Any] | None) -> RunView:
                 worker=s.worker,
                 started_at=s.started_at,
                 finished_at=s.finished_at,
+                **_step_usage(usage.get(s.step_id)),
             )
             for s in steps
         ],
     )
+
+
+def split_cost(usage: dict[str, float | int]) -> tuple[dict[str, float | int], float | None]:
+    """Usage counters without ``cost``, and the cost (None when there is none)."""
+    counters = {key: value for key, value in usage.items() if key != "cost"}
+    cost = usage.get("cost")
+    return counters, None if cost is None else round(float(cost), 9)
+
+
+def _step_usage(usage: dict[str, float | int] | None) -> dict[str, Any]:
+    if not usage:
+        return {"usage": None, "cost": None}
+    counters, cost = split_cost(usage)
+    return {"usage": counters, "cost": cost}
 
 
 def dead_letter_view(row: Any) -> DeadLetterView:

@@ -23,7 +23,7 @@ from hive.metrics import StepOutcome
 from hive.pipelines.refs import resolve
 from hive.statuses import AttemptOutcome, RunStatus
 from hive.tasks.dispatch import Publication, dispatch
-from hive.tasks.retry import backoff_s
+from hive.tasks.retry import retry_delay_s
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ def record_success(
     alone: bool = False,
     close: claims.RunClose | None = None,
     agent: str = "unknown",
+    usage: dict[str, float] | None = None,
 ) -> bool:
     """Record the attempt's success once and dispatch what it made ready; False for a late
     finish (the step was taken back).
@@ -55,13 +56,14 @@ def record_success(
     dependent that needs sending), a second transaction does it; should this process die
     in between, the recovery sweep does.
 
-    ``agent`` labels the metrics, counted once the outcome is committed.
+    ``agent`` labels the metrics, counted once the outcome is committed. ``usage`` (what
+    the agent reported: tokens, cost) is recorded with the success, in its statement.
     """
     done: claims.Succeeded | None = None
     if alone:
         done = on_direct_cursor(
             lambda cursor: claims.succeed_alone(
-                cursor, run_id, step_id, attempt, step_input, output, close
+                cursor, run_id, step_id, attempt, step_input, output, close, usage
             )
         )
         if done is not None and done.closed:
@@ -73,7 +75,7 @@ def record_success(
     def txn(conn: Connection) -> tuple[bool, Publication, ClosedRun | None]:
         recorded = done
         if not alone:
-            recorded = claims.succeed(conn, run_id, step_id, attempt, step_input, output)
+            recorded = claims.succeed(conn, run_id, step_id, attempt, step_input, output, usage)
         if recorded is None:
             return False, _after_lost_race(conn, run_id, step_id, attempt), None
         return True, *_after_success(conn, run_id, step_id, recorded, carried_next, output)
@@ -127,9 +129,13 @@ def record_failed_attempt(
     step_input: Any = None,
     retryable: bool = True,
     retry_s: float | None = None,
+    usage: dict[str, float] | None = None,
 ) -> AttemptOutcome | None:
     """Record a failed attempt and apply the step's retry policy, retrying the transaction
     for up to ``retry_s`` (default ``HIVE_DB_RETRY_S``) while PostgreSQL is unreachable.
+
+    ``usage`` is what the attempt used all the same (the tokens of calls it made), recorded
+    with it.
 
     Returns ``RETRIED`` (the next attempt is dispatched after a backoff), ``FAILED``
     (failed for good: dead letter, descendants skipped), or None when the attempt was lost
@@ -146,8 +152,9 @@ def record_failed_attempt(
         agent = policy.agent if policy is not None else "unknown"
         retry = policy is not None and retryable and policy.retries_left(attempt)
         if policy is None or not failures.end_attempt(
-            conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry
-        ):
+            conn, run_id, step_id, attempt, error=error, step_input=step_input, retry=retry,
+            usage=usage,
+        ):  # fmt: skip
             # If this very attempt had succeeded (its process died after recording it and
             # before Celery sent the chain on), what it made ready is sent again.
             return None, _after_lost_race(conn, run_id, step_id, attempt)
@@ -155,7 +162,7 @@ def record_failed_attempt(
             # The message that carried the rest of this step's chain is done with:
             # the dispatcher sends the chain again with the next attempt.
             marks.unmark_chain_after(conn, run_id, step_id)
-            delay = backoff_s(attempt - policy.attempt_base, policy.options)
+            delay = retry_delay_s(attempt - policy.attempt_base, policy.options, error)
             retried = dispatch(conn, run_id, [step_id], policy.priority, countdown_s=delay)
             return AttemptOutcome.RETRIED, retried
         closed = _fail_for_good(conn, run_id, step_id, attempt, error, step_input, policy)

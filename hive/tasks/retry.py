@@ -47,6 +47,18 @@ def backoff_s(attempt: int, options: AgentOptions, rng: random.Random | None = N
     return float(delay)
 
 
+def retry_delay_s(attempt: int, options: AgentOptions, error: dict[str, Any]) -> float:
+    """Countdown before the attempt after ``attempt``: the server's own word when the error
+    carries one (``retry_after_s``, from an HTTP ``Retry-After``), else :func:`backoff_s`.
+    Either way at most ``retry_backoff_max``, the step's cap on any retry delay: a message's
+    countdown must stay well inside the broker's visibility timeout, and a step that must
+    wait longer says so in its options."""
+    retry_after = error.get("retry_after_s")
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        return float(min(max(retry_after, 0.0), options.retry_backoff_max))
+    return backoff_s(attempt, options)
+
+
 _KINDS: dict[type[BaseException], str] = {
     SoftTimeLimitExceeded: "timeout",
     InvalidAgentInput: "invalid_input",
@@ -60,8 +72,12 @@ def error_info(exc: BaseException) -> dict[str, Any]:
     """What is recorded of a failure: a type, a message and the traceback."""
     kind = next((k for cls, k in _KINDS.items() if isinstance(exc, cls)), type(exc).__name__)
     message = "the step ran past its timeout" if kind == "timeout" else str(exc)
-    return {
+    info: dict[str, Any] = {
         "type": kind,
         "message": message[:4000],
         "traceback": "".join(traceback.format_exception(exc))[-16000:],
     }
+    if isinstance(exc, RetryableError) and exc.retry_after_s is not None:
+        # Kept with the error: the retry's countdown (retry_delay_s) and whoever reads it.
+        info["retry_after_s"] = float(exc.retry_after_s)
+    return info

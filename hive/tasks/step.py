@@ -97,6 +97,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     _observe_wait(claimed.waited_s, self.request.eta, claimed.options.queue)
     agent_cls = default_registry().get(claimed.agent)
     step_input: Any = None
+    usage: dict[str, float] = {}  # the agent's ctx.usage, recorded with the outcome
     try:
         if agent_cls is None:
             raise LookupError(f"agent {claimed.agent!r} is not installed on this worker")
@@ -111,6 +112,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=CancelCheck(rid),
+            usage=usage,
         )
         with _timed(claimed.agent):
             output = agent_cls().execute(step_input, ctx)
@@ -120,7 +122,13 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         error, retryable = error_info(exc), is_retryable(exc)
         _settle(
             lambda: outcomes.record_failed_attempt(
-                rid, step_id, attempt, error, step_input=step_input, retryable=retryable
+                rid,
+                step_id,
+                attempt,
+                error,
+                step_input=step_input,
+                retryable=retryable,
+                usage=usage,
             )
         )
         self.request.chain = None
@@ -144,6 +152,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             alone=alone,
             close=close,
             agent=claimed.agent,
+            usage=usage,
         )
     )
     if not recorded:

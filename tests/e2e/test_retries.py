@@ -110,3 +110,23 @@ def test_options_missing_from_a_stored_step_take_the_agent_options_defaults(
     attempts = attempts_of(run_id, "flaky")
     assert AgentOptions().max_retries == 3
     assert [a.outcome for a in attempts] == ["retried", "retried", "retried", "failed"]
+
+
+@pytest.mark.timeout(120)
+def test_a_retry_waits_for_the_retry_after_its_error_carries(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    """The agent's backoff is 0: only the Retry-After (3 s) can delay its retry, which must
+    not start before it (a lower bound, whatever the machine's load)."""
+    start_worker("--concurrency", "2")
+
+    run = Client().submit("retry-after", {"times": 1, "retry_after_s": 3})
+    assert run.wait(timeout=60) == {"throttled": {"attempt": 2}}
+
+    (failed,) = attempts_of(str(run.id), "throttled")
+    assert (failed.attempt, failed.outcome) == (1, "retried")
+    assert failed.error["retry_after_s"] == 3.0
+    (step,) = run.view().steps
+    assert (step.status, step.attempts) == ("succeeded", 2)
+    assert step.started_at is not None
+    assert (step.started_at - failed.finished_at).total_seconds() >= 3.0 - 0.05

@@ -46,6 +46,7 @@ BUILTIN_NAMES = {
     "merge",
     "sleep",
     "fail",
+    "llm",
 }
 
 

@@ -43,16 +43,17 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     assert sorted(hive.service.__all__) == [
         "AgentView", "Caller", "DeadLetterReport", "DeadLetterView", "FarmStatus", "Health",
         "OPERATOR", "PipelineStepView", "PipelineView", "Right", "Role", "RunState", "RunView",
-        "ServiceInstanceView", "StepView", "Submitted", "WorkerView", "beat_health",
-        "cancel_run", "check_broker", "check_farm", "check_pipeline_files", "check_servers",
-        "cleanup_services", "dead_letter_report", "deregister_service", "exporter_health",
-        "farm_status", "flower_health", "get_pipeline",
+        "ServiceInstanceView", "StepView", "Submitted", "UsageView", "WorkerView",
+        "beat_health", "cancel_run", "check_broker", "check_farm", "check_pipeline_files",
+        "check_servers", "cleanup_services", "dead_letter_report", "deregister_service",
+        "exporter_health", "farm_status", "flower_health", "get_pipeline",
         "get_run", "get_run_state", "get_service_instance", "health_sweep", "heartbeat_service",
         "list_agents", "list_dead_letters", "list_pipelines", "list_runs",
         "list_service_instances", "list_workers", "parse_run_id", "pick_instance", "ping_worker",
         "pipeline_view", "purge", "recover", "register_service", "replay_failed_runs",
         "replay_run", "submit",
-        "translate_failure", "upgrade_schema", "validate_input", "wait_for_run",
+        "translate_failure", "upgrade_schema", "usage_by_tenant", "validate_input",
+        "wait_for_run",
     ]  # fmt: skip
     for name in hive.service.__all__:
         assert getattr(hive.service, name) is not None

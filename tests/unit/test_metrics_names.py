@@ -12,6 +12,9 @@ from hive import metrics
 ALLOWED_LABELS = {
     *("agent", "pipeline", "queue", "priority", "status", "reason", "task", "source"),
     *("service", "state"),
+    # The llm agent's: the providers and models pipelines name, the kind of token, and how
+    # a call ended (a closed set).
+    *("provider", "model", "kind", "outcome"),
 }
 
 
@@ -30,6 +33,9 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_step_retries_total",
         "hive_steps_running",
         "hive_run_duration_seconds",
+        "hive_llm_calls_total",
+        "hive_llm_tokens_total",
+        "hive_llm_cost_total",
     }
     for name, metric in names.items():
         assert re.fullmatch(r"hive_[a-z_]+", name), name
@@ -42,6 +48,9 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
     assert names["hive_step_wait_seconds"]._labelnames == ("queue",)
     assert names["hive_step_retries_total"]._labelnames == ("agent", "reason")
     assert names["hive_run_duration_seconds"]._labelnames == ("pipeline",)
+    assert names["hive_llm_calls_total"]._labelnames == ("provider", "model", "outcome")
+    assert names["hive_llm_tokens_total"]._labelnames == ("provider", "model", "kind")
+    assert names["hive_llm_cost_total"]._labelnames == ("provider", "model")
 
 
 def test_the_running_gauge_sums_live_processes_only() -> None:
@@ -98,3 +107,23 @@ def test_step_outcomes_extend_the_attempt_outcomes() -> None:
 
     assert {o.value for o in AttemptOutcome} <= {o.value for o in metrics.StepOutcome}
     assert StepStatus.SUCCEEDED.value in {o.value for o in metrics.StepOutcome}
+
+
+def test_an_llm_call_counts_its_tokens_by_kind_and_its_cost() -> None:
+    def value(metric: Counter, *labels: str) -> float:
+        return float(metric.labels(*labels)._value.get())
+
+    before = (
+        value(metrics.LLM_CALLS, "unit", "m", "ok"),
+        value(metrics.LLM_TOKENS, "unit", "m", "prompt"),
+        value(metrics.LLM_TOKENS, "unit", "m", "completion"),
+        value(metrics.LLM_COST, "unit", "m"),
+    )
+    metrics.llm_called("unit", "m", "ok", prompt_tokens=120, completion_tokens=30, cost=0.25)
+    after = (
+        value(metrics.LLM_CALLS, "unit", "m", "ok"),
+        value(metrics.LLM_TOKENS, "unit", "m", "prompt"),
+        value(metrics.LLM_TOKENS, "unit", "m", "completion"),
+        value(metrics.LLM_COST, "unit", "m"),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 120, 30, 0.25]

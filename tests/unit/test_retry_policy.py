@@ -27,7 +27,13 @@ from hive.errors import (
     TransientError,
     UnresolvedReference,
 )
-from hive.tasks.retry import RETRY_UNCLASSIFIED, backoff_s, is_retryable
+from hive.tasks.retry import (
+    RETRY_UNCLASSIFIED,
+    backoff_s,
+    error_info,
+    is_retryable,
+    retry_delay_s,
+)
 
 
 class _Model(BaseModel):
@@ -109,6 +115,24 @@ def test_the_backoff_reads_the_options_attributes() -> None:
     assert [backoff_s(n, fixed) for n in (1, 2, 3, 4)] == [2.0, 4.0, 5.0, 5.0]
     jittered = AgentOptions(retry_backoff=4.0, retry_jitter=True)
     assert 2.0 <= backoff_s(1, jittered, random.Random(7)) <= 4.0
+
+
+def test_a_retry_after_replaces_the_backoff_within_the_steps_cap() -> None:
+    options = AgentOptions(retry_backoff=2.0, retry_backoff_max=60.0, retry_jitter=False)
+
+    assert retry_delay_s(1, options, error_info(TransientError("429", retry_after_s=12.5))) == 12.5
+    assert retry_delay_s(1, options, error_info(RetryableError("503", retry_after_s=0))) == 0.0
+    # Longer than the step allows any retry delay: the cap holds.
+    assert retry_delay_s(1, options, error_info(RetryableError("429", retry_after_s=900))) == 60.0
+    # Without one, the backoff.
+    assert retry_delay_s(3, options, error_info(RetryableError("503"))) == 8.0
+    assert retry_delay_s(3, options, error_info(RuntimeError("a bug"))) == 8.0
+
+
+def test_the_recorded_error_keeps_the_retry_after_and_only_when_given() -> None:
+    assert error_info(TransientError("429", retry_after_s=3))["retry_after_s"] == 3.0
+    assert "retry_after_s" not in error_info(TransientError("429"))
+    assert "retry_after_s" not in error_info(PermanentError("no"))
 
 
 # --------------------------------------------------------------- the one database translation

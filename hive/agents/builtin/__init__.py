@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hive.agents.base import Agent
+from hive.agents.builtin.llm import LlmAgent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
 from hive.agents.builtin.sentiment import SentimentAgent
@@ -18,6 +19,7 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     MergeAgent,
     SleepAgent,
     FailAgent,
+    LlmAgent,
 ]
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "EchoAgent",
     "FailAgent",
     "KeywordsAgent",
+    "LlmAgent",
     "MergeAgent",
     "PiiRedactAgent",
     "SentimentAgent",

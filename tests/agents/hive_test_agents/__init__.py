@@ -16,7 +16,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from hive.agents.base import Agent, AgentContext, AgentOptions
-from hive.errors import PermanentError
+from hive.errors import PermanentError, RetryableError
 
 __all__ = [
     "ChattyAgent",
@@ -30,6 +30,8 @@ __all__ = [
     "HangOutput",
     "NulErrorAgent",
     "NulErrorInput",
+    "RetryAfterAgent",
+    "RetryAfterInput",
 ]
 
 # How often hang wakes up (and swallows whatever interrupted it).
@@ -152,3 +154,27 @@ class ChattyAgent(Agent[ChattyInput, ChattyOutput]):
         logging.getLogger().warning("chatty: root logger in %s", ctx.step_id)
         ctx.logger.debug("chatty: payload %r", data.text)
         return ChattyOutput(text=data.text, trace_id=ctx.trace_id)
+
+
+class RetryAfterInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    times: int = Field(ge=0, description="attempts that fail before one succeeds")
+    retry_after_s: float = Field(ge=0, description="what each failure says to wait")
+
+
+class RetryAfterAgent(Agent[RetryAfterInput, CrashOutput]):
+    """Fails its first ``times`` attempts as a server answering 429 with ``Retry-After``."""
+
+    name = "retry_after"
+    version = "1"
+    input_model = RetryAfterInput
+    output_model = CrashOutput
+    # The backoff alone would retry at once: any wait comes from Retry-After.
+    options = AgentOptions(timeout=60.0, max_retries=3, retry_backoff=0.0, retry_backoff_max=30.0)
+
+    def run(self, data: RetryAfterInput, ctx: AgentContext) -> CrashOutput:
+        """Raise :class:`RetryableError` with ``retry_after_s`` while ``attempt <= times``."""
+        if ctx.attempt <= data.times:
+            raise RetryableError("429 Too Many Requests", retry_after_s=data.retry_after_s)
+        return CrashOutput(attempt=ctx.attempt)

@@ -1,0 +1,233 @@
+"""The ``llm`` agent: a chat completion from an OpenAI-compatible API, with a fallback chain
+of providers, an optional ``output_schema`` with repairs, and the tokens' usage and cost.
+
+Every call goes through ``ctx.call(Resource("model", "<provider>:<model>"))``, so the
+farm's rate and token limits and the provider's breaker hold. What happens when a call
+brings no answer:
+
+- 5xx, a timeout, no connection, a body that is no completion, or a 429: the next provider
+  of the chain is tried (a 429 tries the fallback first, since another provider or model
+  has its own quota). If none answers, the step fails with a retryable
+  :class:`~hive.errors.TransientError`; when a 429 said how long to wait (or the farm
+  deferred a provider), the shortest such wait is the retry's countdown.
+- The farm defers the call (a limit is reached, the breaker is open): the next provider is
+  tried; if every provider was deferred, the step is deferred with the shortest countdown.
+- Another 4xx (bad request, unknown model, wrong key): the step fails for good, naming it.
+
+5xx, timeouts and unreachable providers count as failures of that provider's breaker;
+429 and other 4xx do not (the provider is up and answering). Once a provider fails, the
+step's later calls (repairs) start from the one that answered.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from hive import metrics
+from hive.agents.base import Agent, AgentContext, AgentOptions, Resource
+from hive.agents.builtin.llm import client
+from hive.agents.builtin.llm.client import CallFailed, Completion, ProviderDown, RateLimited
+from hive.agents.builtin.llm.models import LlmInput, LlmOutput, LlmUsage, Provider
+from hive.agents.builtin.llm.pricing import PriceTable, price_table
+from hive.agents.builtin.llm.repair import OutputSchema, answer_with_repairs
+from hive.errors import PermanentError, SettingsError, StepDeferred, TransientError
+from hive.settings import credential
+
+
+class LlmAgent(Agent[LlmInput, LlmOutput]):
+    """Asks a chat model; see the module's docstring for fallbacks and failures."""
+
+    name = "llm"
+    version = "1"
+    input_model = LlmInput
+    output_model = LlmOutput
+    # A call may take a while and a step may make several (fallbacks, repairs).
+    options = AgentOptions(timeout=600.0, max_retries=3, retry_backoff=2.0)
+
+    def run(self, data: LlmInput, ctx: AgentContext) -> LlmOutput:
+        """Ask ``data.model`` (or a fallback) and return its answer.
+
+        Args:
+            data: the endpoints, the messages and how to ask.
+            ctx: the step; its ``call`` admits each call, its usage receives the tokens.
+
+        Returns:
+            The answer, its parsed JSON with ``output_schema``, the endpoint that gave it,
+            and the tokens and cost of every call the step made.
+
+        Raises:
+            StepDeferred: the farm deferred every provider of the chain.
+            TransientError: no provider answered (retried).
+            PermanentError: a provider refused the request (4xx), an API key variable is
+                not set, the price table is malformed, or the answer never fit
+                ``output_schema``.
+        """
+        try:
+            prices = price_table()  # before any call: a broken table must not cost tokens
+        except SettingsError as exc:
+            raise PermanentError(str(exc)) from None
+        chain = _Chain(data, ctx, prices)
+        schema = OutputSchema(data.output_schema) if data.output_schema is not None else None
+        messages = [{"role": m.role, "content": m.text()} for m in data.messages]
+        answer = answer_with_repairs(chain.ask, messages, schema, data.max_repairs)
+        answered = chain.endpoints[chain.position]
+        return LlmOutput(
+            content=answer.completion.content,
+            data=answer.data,
+            provider=answered.provider,
+            model=answered.model,
+            finish_reason=answer.completion.finish_reason,
+            usage=LlmUsage(
+                prompt_tokens=chain.prompt_tokens, completion_tokens=chain.completion_tokens
+            ),
+            cost=chain.cost,
+            calls=chain.calls,
+            repairs=answer.repairs,
+        )
+
+
+@dataclass
+class _Chain:
+    """The step's endpoints, asked in order; remembers which one answered last."""
+
+    data: LlmInput
+    ctx: AgentContext
+    prices: PriceTable | None
+    endpoints: list[Provider] = field(init=False)
+    position: int = 0
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = None
+
+    def __post_init__(self) -> None:
+        self.endpoints = self.data.chain()
+
+    def ask(self, messages: list[dict[str, str]]) -> Completion:
+        """One answer from the first endpoint, from ``position`` on, that gives one.
+
+        Raises:
+            StepDeferred, TransientError, PermanentError: see the module's docstring.
+        """
+        if self.calls and self.ctx.is_cancelled():
+            raise PermanentError("the run was cancelled; no further call made")
+        deferred: list[StepDeferred] = []
+        failed: list[CallFailed] = []
+        for index in range(self.position, len(self.endpoints)):
+            endpoint = self.endpoints[index]
+            try:
+                completion = self._call(endpoint, messages)
+            except StepDeferred as exc:
+                metrics.llm_called(endpoint.provider, endpoint.model, "deferred")
+                self.ctx.logger.info("%s deferred: %s", endpoint.resource_name, exc.reason)
+                deferred.append(exc)
+                continue
+            except (ProviderDown, RateLimited) as exc:
+                metrics.llm_called(endpoint.provider, endpoint.model, exc.outcome)
+                self.ctx.logger.warning("llm call failed: %s", exc)
+                failed.append(exc)
+                continue
+            except CallFailed as exc:  # Refused: no other provider is asked to fix the request
+                metrics.llm_called(endpoint.provider, endpoint.model, exc.outcome)
+                raise PermanentError(f"{exc}") from None
+            self.position = index
+            self._count(endpoint, completion)
+            return completion
+        raise _none_answered(deferred, failed)
+
+    def _call(self, endpoint: Provider, messages: list[dict[str, str]]) -> Completion:
+        # Read before the guard admits the call: a missing key is no failure of the provider.
+        api_key = credential(endpoint.api_key_env) if endpoint.api_key_env else None
+        body = client.request_body(
+            endpoint.model,
+            messages,
+            temperature=self.data.temperature,
+            max_tokens=self.data.max_tokens,
+        )
+        estimate = client.estimate_tokens(messages, self.data.max_tokens)
+        refused: CallFailed | None = None
+        with self.ctx.call(Resource("model", endpoint.resource_name, tokens=estimate)) as ticket:
+            try:
+                completion = client.chat(
+                    endpoint, api_key, body, timeout_s=self.data.timeout_s, headers=self._headers()
+                )
+            except (RateLimited, client.Refused) as exc:
+                # The provider is up and answered: not a failure for its breaker.
+                ticket.used_tokens(0)
+                refused = exc
+            else:
+                ticket.used_tokens(completion.total_tokens)
+        if refused is not None:
+            raise refused
+        return completion
+
+    def _headers(self) -> dict[str, str]:
+        ctx = self.ctx
+        headers = {"X-Request-ID": f"{ctx.run_id}-{ctx.step_id}-{ctx.attempt}"}
+        if ctx.trace_id:
+            # A span id of this call's own (W3C: 16 hex digits, not all zero).
+            headers["traceparent"] = f"00-{ctx.trace_id}-{secrets.token_hex(8)}-01"
+        return headers
+
+    def _count(self, endpoint: Provider, completion: Completion) -> None:
+        cost = None
+        if self.prices is not None:
+            cost = self.prices.cost(
+                endpoint.provider,
+                endpoint.model,
+                completion.prompt_tokens,
+                completion.completion_tokens,
+            )
+        if cost is None and self.prices is not None:
+            _warn_unpriced(self.ctx, endpoint)
+        self.calls += 1
+        self.prompt_tokens += completion.prompt_tokens
+        self.completion_tokens += completion.completion_tokens
+        usage = {
+            "prompt_tokens": float(completion.prompt_tokens),
+            "completion_tokens": float(completion.completion_tokens),
+            "llm_calls": 1.0,
+        }
+        if cost is not None:
+            self.cost = (self.cost or 0.0) + cost
+            usage["cost"] = cost
+        self.ctx.report_usage(**usage)
+        metrics.llm_called(
+            endpoint.provider,
+            endpoint.model,
+            "ok",
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            cost=cost,
+        )
+
+
+_unpriced: set[str] = set()
+
+
+def _warn_unpriced(ctx: AgentContext, endpoint: Provider) -> None:
+    # Once per model and process: every call of it would say the same.
+    if endpoint.resource_name not in _unpriced:
+        _unpriced.add(endpoint.resource_name)
+        ctx.logger.warning(
+            "the price table has no price for %s; its tokens are recorded without a cost",
+            endpoint.resource_name,
+        )
+
+
+def _none_answered(deferred: list[StepDeferred], failed: list[CallFailed]) -> Exception:
+    """What the step raises when no endpoint of the chain answered."""
+    if not failed:
+        soonest = min(deferred, key=lambda d: d.countdown_s)
+        return StepDeferred(soonest.reason, soonest.countdown_s)
+    waits = [d.countdown_s for d in deferred]
+    waits += [
+        f.retry_after_s
+        for f in failed
+        if isinstance(f, RateLimited) and f.retry_after_s is not None
+    ]
+    reasons = [str(f) for f in failed] + [f"{d.reason} (deferred)" for d in deferred]
+    return TransientError(
+        "no provider answered: " + "; ".join(reasons), retry_after_s=min(waits) if waits else None
+    )

@@ -1,0 +1,220 @@
+"""One call to an OpenAI-compatible chat-completions endpoint, over httpx.
+
+The HTTP answer is sorted here into what the agent does next: an answer
+(:class:`Completion`), a provider that is down (:class:`ProviderDown`: 5xx, a timeout, no
+connection, a body that is no completion; the next provider is tried), one that throttles
+(:class:`RateLimited`: 429 with its ``Retry-After``), or one that refuses the request
+(:class:`Refused`: any other 4xx, which no retry will change). httpx's exceptions are
+translated once, here. The API key goes in one header and nowhere else: any text kept
+from the provider's answer has it blanked out, should the provider echo it.
+
+httpx (a dependency already), not the OpenAI SDK: the SDK retries 429s and 5xx on its own,
+sleeping in the worker slot, where the farm wants to see each failure (fallback, breaker,
+a retry with the step's countdown); and one request shape is all this agent needs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from hive.agents.builtin.llm.models import Provider
+
+logger = logging.getLogger(__name__)
+
+# Enough of a provider's error to say what was wrong, not a page of HTML.
+_DETAIL_CHARS = 300
+# Connecting is quick or not at all; the read timeout is the step's timeout_s.
+_CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class CallFailed(Exception):
+    """A call that brought no answer; ``outcome`` labels it in ``hive_llm_calls_total``."""
+
+    outcome = "error"
+
+    def __init__(self, endpoint: Provider, detail: str) -> None:
+        super().__init__(f"{endpoint.resource_name}: {detail}")
+        self.detail = detail
+
+
+class ProviderDown(CallFailed):
+    """5xx, a timeout, no connection, or a 2xx that is no completion: try the next one."""
+
+
+class RateLimited(CallFailed):
+    """429: the provider throttles this key; ``retry_after_s`` from its headers, if any."""
+
+    outcome = "rate_limited"
+
+    def __init__(self, endpoint: Provider, detail: str, retry_after_s: float | None) -> None:
+        super().__init__(endpoint, detail)
+        self.retry_after_s = retry_after_s
+
+
+class Refused(CallFailed):
+    """Another 4xx (bad request, unknown model, wrong key): the step cannot succeed."""
+
+    outcome = "refused"
+
+
+def chat(
+    endpoint: Provider,
+    api_key: str | None,
+    body: dict[str, Any],
+    *,
+    timeout_s: float,
+    headers: dict[str, str] | None = None,
+) -> Completion:
+    """POST ``body`` to ``<base_url>/chat/completions`` and read the completion.
+
+    Raises:
+        ProviderDown, RateLimited, Refused: see the module's docstring.
+    """
+    sent = {"Accept": "application/json", **(headers or {})}
+    if api_key:
+        sent["Authorization"] = f"Bearer {api_key}"
+    timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S))
+    url = f"{endpoint.base_url}/chat/completions"
+    logger.debug("POST %s (model %s, %d messages)", url, endpoint.model, len(body["messages"]))
+    try:
+        response = _http().post(url, json=body, headers=sent, timeout=timeout)
+    except httpx.TimeoutException as exc:
+        raise ProviderDown(endpoint, f"no answer within {timeout_s:g}s") from exc
+    except httpx.HTTPError as exc:
+        # Connection refused, reset, DNS: the message names no header.
+        raise ProviderDown(endpoint, f"cannot reach it: {type(exc).__name__}: {exc}") from exc
+    status = response.status_code
+    if status == 429:
+        detail = f"HTTP 429 (rate limited){_detail(response, api_key)}"
+        raise RateLimited(endpoint, detail, retry_after_s(response.headers))
+    if status >= 500:
+        raise ProviderDown(endpoint, f"HTTP {status}{_detail(response, api_key)}")
+    if status >= 400 or status < 200:
+        raise Refused(endpoint, f"HTTP {status}{_detail(response, api_key)}")
+    return _completion(endpoint, response)
+
+
+def _completion(endpoint: Provider, response: httpx.Response) -> Completion:
+    try:
+        data = response.json()
+        choice = data["choices"][0]
+        message = choice["message"]
+        content = message.get("content") or ""
+        usage = data.get("usage") or {}
+        prompt = int(usage.get("prompt_tokens") or 0)
+        completion = int(usage.get("completion_tokens") or 0)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise ProviderDown(endpoint, "answered with something that is no chat completion") from exc
+    if not isinstance(content, str):
+        raise ProviderDown(endpoint, "answered with a message whose content is not text")
+    return Completion(
+        content=content,
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=max(prompt, 0),
+        completion_tokens=max(completion, 0),
+    )
+
+
+def _detail(response: httpx.Response, api_key: str | None) -> str:
+    """The provider's own error message (OpenAI's ``{"error": {"message": ...}}``), short,
+    with the key blanked out should it be echoed."""
+    try:
+        data = response.json()
+        error = data.get("error") if isinstance(data, dict) else None
+        text = error.get("message") if isinstance(error, dict) else error
+    except ValueError:
+        text = None
+    if not isinstance(text, str) or not text.strip():
+        return ""
+    text = " ".join(text.split())
+    if api_key:
+        text = text.replace(api_key, "***")
+    return f": {text[:_DETAIL_CHARS]}"
+
+
+def retry_after_s(headers: httpx.Headers) -> float | None:
+    """The wait a 429 asks for: ``retry-after-ms``, or ``Retry-After`` in seconds or as an
+    HTTP date; None when there is none or it does not parse."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+_client: httpx.Client | None = None
+_client_pid = 0
+_client_lock = threading.Lock()
+
+
+def _http() -> httpx.Client:
+    """The process's client: its connections are kept for the next step. A pool process
+    forked from a parent that had one makes its own (sockets do not survive a fork)."""
+    global _client, _client_pid
+    with _client_lock:
+        if _client is None or _client_pid != os.getpid():
+            # No pool limit: how many calls are in flight is the farm's to limit (its
+            # concurrency limits and the worker's pool), not a queue hidden in here.
+            _client = httpx.Client(
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
+                follow_redirects=False,
+            )
+            _client_pid = os.getpid()
+        return _client
+
+
+def request_body(
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    temperature: float | None,
+    max_tokens: int | None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": model, "messages": messages, "stream": False}
+    if temperature is not None:
+        body["temperature"] = temperature
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    return body
+
+
+def estimate_tokens(messages: list[dict[str, str]], max_tokens: int | None) -> int:
+    """Tokens the call may use, for tokens-per-minute limits before it is made: about four
+    characters a token for the prompt, and ``max_tokens`` (else 256) for the answer. The
+    real count corrects it after the call."""
+    chars = len(json.dumps(messages, ensure_ascii=False))
+    return chars // 4 + (max_tokens or 256)
