@@ -21,7 +21,8 @@
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
     │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
     │   ├── MalformedReference   a string starts with $ but is not a reference
-    │   └── UnresolvedReference  a reference names a step output or path that is not there
+    │   ├── UnresolvedReference  a reference names a step output or path that is not there
+    │   └── CredentialError      a credential a step names cannot be read (never shows its value)
     └── RetryableError           a step failing with it is retried (within max_retries)
         └── TransientError       a passing fault (network, rate limit)
             └── ServiceUnavailable   PostgreSQL or Redis cannot be reached
@@ -260,16 +261,30 @@ class UnresolvedReference(PermanentError):
         self.message = f"cannot resolve {text}: {problem}"
 
 
+class CredentialError(PermanentError):
+    """The environment variable a step names for a credential is malformed, not allowed, or
+    not set on this worker. ``variable`` is its name (None when the name is malformed: it
+    may be the secret itself); the message never holds a value."""
+
+    def __init__(self, variable: str | None, message: str) -> None:
+        HiveError.__init__(self, variable, message)
+        self.variable = variable
+        self.message = message
+
+
 class StepDeferred(HiveError):
     """Not a failure: the step cannot start now (a rate or concurrency limit is reached, a
     breaker is open) and goes back to its queue for ``countdown_s`` seconds. It does not use
     up a retry and holds no worker slot while it waits. ``reason`` names what it waits for
-    (``"rate limit service:partner"``); it is recorded as an event, never as an error."""
+    (``"rate limit service:partner"``); it is recorded as an event, never as an error.
+    ``kind`` is the bounded label metrics count it under: ``rate_limit``, ``concurrency``,
+    ``breaker``, or ``other`` (an agent's own)."""
 
-    def __init__(self, reason: str, countdown_s: float) -> None:
-        super().__init__(reason, countdown_s)
+    def __init__(self, reason: str, countdown_s: float, kind: str = "other") -> None:
+        super().__init__(reason, countdown_s, kind)
         self.reason = reason
         self.countdown_s = max(float(countdown_s), 0.0)
+        self.kind = kind
 
     def __str__(self) -> str:
         return f"deferred {self.countdown_s:.3g}s: {self.reason}"

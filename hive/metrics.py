@@ -64,6 +64,12 @@ STEP_RETRIES = Counter(
     "timeout, worker_lost, lease_expired, or the exception's class).",
     ["agent", "reason"],
 )
+STEPS_DEFERRED = Counter(
+    "hive_steps_deferred_total",
+    "Steps sent back to wait without running or using up a retry, by agent and reason "
+    "(rate_limit, concurrency, breaker, other).",
+    ["agent", "reason"],
+)
 # livesum: a pool process that dies takes its share with it (see hive.exposition).
 STEPS_RUNNING = Gauge(
     "hive_steps_running",
@@ -101,9 +107,12 @@ LLM_COST = Counter(
 )
 
 WORKER_METRICS = (
-    *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_RUNNING, RUN_DURATION),
-    *(LLM_CALLS, LLM_TOKENS, LLM_COST),
+    *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
+    *(RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST),
 )
+
+# The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
+DEFER_REASONS = frozenset({"rate_limit", "concurrency", "breaker", "other"})
 
 
 def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> None:
@@ -130,6 +139,11 @@ def llm_called(
         LLM_TOKENS.labels(provider, model, "completion").inc(completion_tokens)
     if cost:
         LLM_COST.labels(provider, model).inc(cost)
+
+
+def step_deferred(agent: str, reason: str) -> None:
+    """Count one deferral, under a bounded reason."""
+    STEPS_DEFERRED.labels(agent, reason if reason in DEFER_REASONS else "other").inc()
 
 
 def run_closed(pipeline: str, duration_s: float) -> None:
@@ -189,7 +203,7 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
 # second later), beat closes expired runs and those a dying worker left open. A counter
 # kept in each closing process's memory would miss those and restart from zero with the
 # process. PostgreSQL counts every close instead, in the transaction that makes it (a
-# trigger on runs, migration 0012), and never subtracts: retention deleting old runs and a
+# trigger on runs, migration 0013), and never subtracts: retention deleting old runs and a
 # replay reopening one leave it as it was, so rate() never sees it go down. Being a
 # database's count, it survives the exporter's restarts; every exporter serves the same
 # value, so take max() over them, not sum(), when running two.

@@ -14,7 +14,7 @@ import os
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from hive.errors import PermanentError, SettingsError
+from hive.errors import CredentialError, SettingsError
 
 _PREFIX = "HIVE_"
 
@@ -260,6 +260,29 @@ class HealthSettings(_Section):
     )
 
 
+class GuardSettings(_Section):
+    """Fleet-wide limits and breakers on what steps call, and deferred steps."""
+
+    limits_file: Path | None = _var(
+        "LIMITS_FILE",
+        "the policy file of fleet-wide rate and concurrency limits and circuit breakers "
+        "(YAML, see Limits and breakers); empty: no limits, no breakers",
+        default=None,
+    )
+    defer_max_s: float = _var(
+        "DEFER_MAX_S",
+        "the longest a step may wait deferred in a row (a limit reached, a breaker open) "
+        "before it fails for good as `deferred_too_long`",
+        default=3600.0,
+        gt=0,
+    )
+
+    @field_validator("limits_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 class PipelineSettings(_Section):
     """Where pipelines are read from, and the bounds on what enters and leaves their steps."""
 
@@ -375,6 +398,45 @@ class MetricsSettings(_Section):
     )
 
 
+class HttpSettings(_Section):
+    """The `http` agent's calls to services outside the farm."""
+
+    max_response_bytes: int = _var(
+        "HTTP_MAX_RESPONSE_BYTES",
+        "the largest answer body (decoded) the `http` agent reads; it stops reading there and "
+        "fails the step for good",
+        default=10_000_000,
+        gt=0,
+    )
+
+
+class CredentialSettings(_Section):
+    """Which environment variables a pipeline may name as a credential."""
+
+    env_prefixes: str = _var(
+        "CREDENTIAL_ENV_PREFIXES",
+        "comma-separated prefixes (`PARTNER_,LLM_`) that every variable a step names as a "
+        "credential (`auth: {env: ...}`, `api_key_env`) must start with; empty: any name but "
+        "`HIVE_*`",
+        default="",
+    )
+
+    @field_validator("env_prefixes")
+    @classmethod
+    def _names(cls, value: str) -> str:
+        for prefix in _split(value):
+            if not _CREDENTIAL_NAME.fullmatch(prefix) or prefix.upper().startswith(_PREFIX):
+                raise ValueError(
+                    f"{prefix!r} is not the start of a variable name (letters, digits, _), or "
+                    "is HIVE_"
+                )
+        return value
+
+    @property
+    def prefixes(self) -> tuple[str, ...]:
+        return tuple(_split(self.env_prefixes))
+
+
 class LlmSettings(_Section):
     """The `llm` agent: what its calls cost."""
 
@@ -403,12 +465,19 @@ class Settings(BaseModel):
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
+    guard: GuardSettings = Field(default_factory=GuardSettings)
     pipelines: PipelineSettings = Field(default_factory=PipelineSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     flower: FlowerSettings = Field(default_factory=FlowerSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+
+
+def _split(listed: str) -> list[str]:
+    return [item.strip() for item in listed.split(",") if item.strip()]
 
 
 def _not_blank(value: object) -> object:
@@ -432,6 +501,61 @@ def _check_redis_url(value: str) -> None:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ValueError("must end in a database number, like redis://localhost:6379/0")
+
+
+# An environment variable's name as a shell would accept it.
+_CREDENTIAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CREDENTIAL_NAME_MAX_CHARS = 200
+
+
+def credential_name_problem(env_name: object) -> str | None:
+    """Why ``env_name`` can never name a credential, or None. The agents' input models
+    check it when a pipeline loads, :func:`credential` again at call time. Never quotes a
+    malformed name: it may be the secret itself, given where its name belongs."""
+    if not _well_formed(env_name):
+        return (
+            "must be the name of an environment variable (letters, digits and _, at most "
+            f"{_CREDENTIAL_NAME_MAX_CHARS}), not its value"
+        )
+    if env_name.upper().startswith(_PREFIX):
+        # Hive's own settings hold its servers' passwords: never sent to a service.
+        return f"{env_name} is one of Hive's own settings, not a credential a step may use"
+    return None
+
+
+def _well_formed(env_name: object) -> TypeGuard[str]:
+    return (
+        isinstance(env_name, str)
+        and len(env_name) <= _CREDENTIAL_NAME_MAX_CHARS
+        and _CREDENTIAL_NAME.fullmatch(env_name) is not None
+    )
+
+
+def credential(env_name: str) -> str:
+    """The value of the environment variable ``env_name``, read now: a credential a step
+    names (``auth: {env: PARTNER_TOKEN}``, ``api_key_env``). Steps carry the variable's
+    name only; the value is read on the worker at call time and must never be stored,
+    logged or put in a message.
+
+    Raises:
+        CredentialError: (a PermanentError) the name is malformed, a ``HIVE_*`` one,
+            outside ``HIVE_CREDENTIAL_ENV_PREFIXES``, or the variable is not set (or
+            empty); the message names the variable, never a value.
+    """
+    problem = credential_name_problem(env_name)
+    if problem is not None:
+        raise CredentialError(env_name if _well_formed(env_name) else None, problem)
+    allowed = get_settings().credentials.prefixes
+    if allowed and not env_name.startswith(allowed):
+        raise CredentialError(
+            env_name,
+            f"{env_name} is outside HIVE_CREDENTIAL_ENV_PREFIXES ({', '.join(allowed)})",
+        )
+    if not os.environ.get(env_name):
+        raise CredentialError(
+            env_name, f"the environment variable {env_name} is not set on this worker"
+        )
+    return os.environ[env_name]
 
 
 def sections() -> dict[str, type[_Section]]:
@@ -524,34 +648,6 @@ def load_settings() -> Settings:
     if problems:
         raise SettingsError.of(problems)
     return Settings.model_validate(built)
-
-
-# An environment variable's name as a shell would accept it.
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def credential(env_name: str) -> str:
-    """The value of the environment variable ``env_name``, read now: a credential a step
-    names (an API key, a token). Steps carry the variable's name only; the value is read
-    on the worker at call time and must never be stored, logged or put in a message.
-
-    ``HIVE_*`` variables are Hive's own settings (database and broker URLs with their
-    passwords) and are never handed out as credentials.
-
-    Raises:
-        PermanentError: the name is not a variable name, is a ``HIVE_*`` name, or the
-            variable is not set (or empty); the message names the variable, never a value.
-    """
-    if not isinstance(env_name, str) or not _ENV_NAME.fullmatch(env_name):
-        raise PermanentError(f"{env_name!r} is not an environment variable name")
-    if env_name.upper().startswith(_PREFIX):
-        raise PermanentError(
-            f"{env_name} is one of Hive's own settings, not a credential a step may use"
-        )
-    value = os.environ.get(env_name, "")
-    if not value:
-        raise PermanentError(f"the environment variable {env_name} is not set on this worker")
-    return value
 
 
 @lru_cache(maxsize=1)

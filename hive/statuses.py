@@ -35,6 +35,16 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
 
 
+class DeferOutcome(StrEnum):
+    """What became of an attempt given back to wait
+    (:func:`hive.tasks.outcomes.record_deferral`)."""
+
+    DEFERRED = "deferred"
+    """Pending again; the next attempt is dispatched with the countdown."""
+    FAILED = "failed"
+    """Deferred for longer than ``HIVE_DEFER_MAX_S`` in a row: failed for good."""
+
+
 class ServiceStatus(StrEnum):
     """A registered service instance's health, as Consul's checks report it."""
 
@@ -65,6 +75,7 @@ __all__ = [
     "ACTIVE_RUN_STATUSES",
     "FINAL_RUN_STATUSES",
     "AttemptOutcome",
+    "DeferOutcome",
     "RunStatus",
     "ServiceStatus",
     "StepStatus",

@@ -113,6 +113,7 @@ _RESET_STEPS = text(
     """
     UPDATE step_runs s
        SET status = 'pending', attempt_base = s.attempt, error = NULL, output = NULL,
+           deferred_since = NULL,
            finished_at = NULL, enqueued_at = NULL, lease_until = NULL, task_id = NULL,
            pending_needs = (
                SELECT count(*) FROM unnest(s.needs) AS n(step_id)

@@ -20,7 +20,7 @@ from hive.statuses import AttemptOutcome, StepStatus
 
 _FAILURE_POLICY = text(
     """
-    SELECT s.options, s.attempt_base, s.agent, s.dependents, r.priority, r.pipeline
+    SELECT s.options, s.attempt_base, s.agent, s.dependents, s.deferrals, r.priority, r.pipeline
       FROM step_runs s JOIN runs r ON r.id = s.run_id
      WHERE s.run_id = :run_id AND s.step_id = :step_id
        FOR UPDATE OF s
@@ -32,10 +32,13 @@ _FAILURE_POLICY = text(
 class FailurePolicy:
     options: AgentOptions
     attempt_base: int
-    """The attempt a replay restarted the count from (0 for a step never replayed)."""
+    """Attempts that do not count against ``max_retries``: those before the last replay,
+    and every deferral (:mod:`hive.db.deferrals`)."""
     agent: str
     priority: str
     pipeline: str
+    deferrals: int = 0
+    """Attempt numbers the step's deferrals used: its real attempts are ``attempt - deferrals``."""
 
     def retries_left(self, attempt: int) -> bool:
         """Whether ``attempt`` failing leaves a retry (``max_retries`` past the base)."""
@@ -48,7 +51,12 @@ def failure_policy(conn: Connection, run_id: uuid.UUID, step_id: str) -> Failure
     if row is None:
         return None
     return FailurePolicy(
-        step_options(row.options), row.attempt_base, row.agent, row.priority, row.pipeline
+        step_options(row.options),
+        row.attempt_base,
+        row.agent,
+        row.priority,
+        row.pipeline,
+        row.deferrals,
     )
 
 
@@ -59,7 +67,7 @@ _END_ATTEMPT = text(
            SET status = :status, error = :error, input = coalesce(:input, input),
                lease_until = NULL,
                finished_at = CASE WHEN :status = 'pending' THEN NULL ELSE now() END,
-               enqueued_at = NULL, task_id = NULL
+               enqueued_at = NULL, task_id = NULL, deferred_since = NULL
          WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
            AND status = 'running'
         RETURNING run_id, step_id, attempt, worker, started_at

@@ -3,7 +3,7 @@ maintenance task last succeeded, the registry's services and workers by status, 
 many runs closed. Read on each scrape, in one transaction, each query starting from an
 index: unfinished runs (``ix_runs_unfinished``), open dead letters (``ix_dead_letters_open``),
 maintenance events (``ix_events_maintenance``, migration 0010), instances by status; the
-workers table and the run-close counters (``run_closes``, migration 0012) are small.
+workers table and the run-close counters (``run_closes``, migration 0013) are small.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ _IN_FLIGHT = text(
 )
 
 # A step waits from its mark, or from its last need's finish when a chain marked it sent
-# with the first step of the stretch (its message goes out only then). A retry waiting
-# out its backoff counts as waiting: its mark is made when the backoff starts.
+# with the first step of the stretch (its message goes out only then). A retry or a
+# deferred step waits from when its countdown ends (its mark is when the message falls due,
+# hive/db/marks.py): until then it is in no queue.
 _WAITING = text(
     """
     SELECT coalesce(s.options->>'queue', :default_queue) AS queue, count(*) AS n,
@@ -36,6 +37,7 @@ _WAITING = text(
       FROM runs r JOIN step_runs s ON s.run_id = r.id
      WHERE r.finished_at IS NULL AND r.status IN ('queued', 'running')
        AND s.status = 'pending' AND s.pending_needs = 0 AND s.enqueued_at IS NOT NULL
+       AND s.enqueued_at <= now()
      GROUP BY 1
     """
 )

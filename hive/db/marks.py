@@ -36,7 +36,8 @@ _MARK_ENQUEUED = text(
          WHERE s.chain_next IS NOT NULL
     )
     UPDATE step_runs s
-       SET enqueued_at = now(), publish_by = now() + make_interval(secs => :publish_grace)
+       SET enqueued_at = now() + make_interval(secs => :delay_s),
+           publish_by = now() + make_interval(secs => :publish_grace)
      WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM chain))
        AND s.status = 'pending' AND s.enqueued_at IS NULL
     RETURNING s.step_id, s.chain_next, s.attempt, s.options, s.agent
@@ -47,7 +48,7 @@ _MARK_ENQUEUED = text(
 _MARK_PREPARED = PreparedStatement(
     "hive_mark_enqueued",
     _MARK_ENQUEUED,
-    {"run_id": "uuid", "heads": "text[]", "publish_grace": "float8"},
+    {"run_id": "uuid", "heads": "text[]", "publish_grace": "float8", "delay_s": "float8"},
 )
 
 
@@ -62,14 +63,22 @@ class MarkedStep:
     agent: str
 
 
-def mark_enqueued(conn: Connection, run_id: uuid.UUID, heads: list[str]) -> list[MarkedStep]:
+def mark_enqueued(
+    conn: Connection, run_id: uuid.UUID, heads: list[str], delay_s: float = 0.0
+) -> list[MarkedStep]:
     """Mark ready ``heads`` and the linear stretch after each as sent (compare-and-set on
     "pending, not yet sent"); only the rows returned may be published. Each mark must be
-    confirmed (:func:`confirm_published`) within ``HIVE_PUBLISH_GRACE_S``."""
+    confirmed (:func:`confirm_published`) within ``HIVE_PUBLISH_GRACE_S``.
+
+    A message sent with a countdown (a retry's backoff, a deferral) is marked with the time
+    it falls due, ``delay_s`` from now: until then it is not in its queue but held by a
+    worker, and the recovery sweep counts its age from then, so a long countdown is not
+    taken for a lost message."""
     params = {
         "run_id": run_id,
         "heads": heads,
         "publish_grace": get_settings().recovery.publish_grace_s,
+        "delay_s": delay_s,
     }
     rows = _MARK_PREPARED.execute(conn, params)
     return [

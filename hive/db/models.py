@@ -108,8 +108,13 @@ class StepRun(Base):
     task_id: Mapped[str | None] = mapped_column(String(64))
     # What the successful attempt used (ctx.report_usage: tokens, cost...); migration 0011.
     usage: Mapped[Any | None] = mapped_column(Json)
-    # Attempts made before the last replay: retries are counted from here.
+    # Attempts that do not count against max_retries: those before the last replay, and
+    # every deferral. Retries are counted from here.
     attempt_base: Mapped[int] = mapped_column(Integer, default=0)
+    # Deferrals of the step (limits, breakers: hive/db/deferrals.py), each an attempt number
+    # that did not run; and when the current run of them began (cleared when an attempt ends).
+    deferrals: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    deferred_since: Mapped[datetime | None] = mapped_column(_TS)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
 
@@ -246,7 +251,7 @@ class Worker(Base):
 class RunClose(Base):
     """How many runs closed, by pipeline and final status: ``hive_runs_total``.
 
-    Only a trigger on ``runs`` writes it (migration 0012), in the transaction that closes a
+    Only a trigger on ``runs`` writes it (migration 0013), in the transaction that closes a
     run; nothing subtracts, so retention and replays never make the counter go down. Each
     connection adds to its own shard; readers sum them.
     """

@@ -3,6 +3,8 @@
 ``tenant`` scopes every call as it scopes runs: with a tenant, another tenant's instance
 (or one of no tenant) is not there at all; None (the operator) reaches every instance.
 Instance ids are unique across tenants, so a tenant cannot take an id another one holds.
+A run's step reaches other instances (:func:`pick` with ``for_run``): those of its tenant
+and the farm's shared ones, of no tenant; a run of no tenant, the shared ones alone.
 Every status change and every deregistration is an event in the same transaction
 (``service_status``, ``service_registered``, ``service_deregistered``); the checks' own
 writes are in :mod:`hive.db.service_checks`.
@@ -10,6 +12,7 @@ writes are in :mod:`hive.db.service_checks`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hive.db import events as event_log
 from hive.db.models import service_instances as instances
+from hive.errors import NoPassingInstance
 from hive.statuses import ServiceStatus
 
 
@@ -57,7 +61,11 @@ def deregistered(conn: Connection, row: Any, reason: str) -> None:
     )  # fmt: skip
 
 
-def _scoped(query: Any, tenant: str | None) -> Any:
+def _scoped(query: Any, tenant: str | None, *, for_run: bool = False) -> Any:
+    if for_run:
+        # A step may call its own tenant's instances and the shared ones, never another's.
+        shared = instances.c.tenant.is_(None)
+        return query.where(shared if tenant is None else shared | (instances.c.tenant == tenant))
     return query if tenant is None else query.where(instances.c.tenant == tenant)
 
 
@@ -170,13 +178,45 @@ def list_instances(
     return list(conn.execute(_scoped(query.limit(limit), tenant)))
 
 
-def count_by_status(conn: Connection, service: str, *, tenant: str | None) -> dict[str, int]:
+def count_by_status(
+    conn: Connection, service: str, *, tenant: str | None, for_run: bool = False
+) -> dict[str, int]:
     query = (
         select(instances.c.status, func.count().label("n"))
         .where(instances.c.service == service)
         .group_by(instances.c.status)
     )
-    return {row.status: int(row.n) for row in conn.execute(_scoped(query, tenant))}
+    scoped = _scoped(query, tenant, for_run=for_run)
+    return {row.status: int(row.n) for row in conn.execute(scoped)}
+
+
+def pick(
+    conn: Connection,
+    service: str,
+    *,
+    tenant: str | None,
+    for_run: bool = False,
+    exclude: Sequence[str] = (),
+) -> Any:
+    """One passing instance of ``service`` at random, so that callers spread their load over
+    them; none whose URL is in ``exclude`` (those a caller has tried already). ``for_run``
+    scopes it as a run of ``tenant`` sees the registry (see the module's docstring).
+
+    Raises:
+        NoPassingInstance: none is left; says how many instances there are by status.
+    """
+    query = select(instances).where(
+        instances.c.service == service, instances.c.status == ServiceStatus.PASSING
+    )
+    if exclude:
+        query = query.where(instances.c.url.not_in(list(exclude)))
+    # ix_service_instances_service_status finds a service's few passing rows to shuffle.
+    query = _scoped(query, tenant, for_run=for_run).order_by(func.random()).limit(1)
+    row = conn.execute(query).first()
+    if row is None:
+        counts = count_by_status(conn, service, tenant=tenant, for_run=for_run)
+        raise NoPassingInstance(service, counts)
+    return row
 
 
 __all__ = [
@@ -187,6 +227,7 @@ __all__ = [
     "get",
     "heartbeat",
     "list_instances",
+    "pick",
     "register",
     "status_changed",
 ]

@@ -93,14 +93,16 @@ def unsent_ready_steps(
     ]
 
 
-# Steps whose message should be in their queue now: ready, marked sent, and not in the
-# middle of being published (a mark still within its publish grace may not be there yet).
+# Steps whose message should be in their queue now: ready, marked sent, not in the middle
+# of being published (a mark still within its publish grace may not be there yet), and due
+# (a message with a countdown is held by a worker until then, not in the queue's list).
 _WAITING = text(
     """
     SELECT coalesce(s.options->>'queue', :default_queue) AS queue, count(*) AS n
       FROM runs r JOIN step_runs s ON s.run_id = r.id
      WHERE r.finished_at IS NULL AND r.status IN (:queued, :running)
        AND s.status = :pending AND s.pending_needs = 0 AND s.enqueued_at IS NOT NULL
+       AND s.enqueued_at <= now()
        AND (s.publish_by IS NULL OR s.publish_by < now())
        AND coalesce(s.options->>'queue', :default_queue) = ANY(:queues)
      GROUP BY 1

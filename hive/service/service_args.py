@@ -10,54 +10,17 @@ from __future__ import annotations
 import math
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
+from hive.addresses import name_problems, url_problems
 from hive.errors import InvalidArgument
 from hive.statuses import ServiceStatus
 
-NAME_MAX_CHARS = 200  # the width of service_instances.service and .id (hive/db/models.py)
-URL_MAX_CHARS = 2000
 DURATION_MAX_S = 365 * 86400.0
 META_MAX_KEYS = 64
 META_KEY_MAX_CHARS = 128
 META_VALUE_MAX_CHARS = 512
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
 _META_KEY = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def name_problems(value: Any, what: str) -> list[str]:
-    """A service name or an instance id: letters, digits, ``_ . : -``, at most 200."""
-    if not isinstance(value, str):
-        return [f"{what} must be text, not {type(value).__name__}"]
-    if not value or len(value) > NAME_MAX_CHARS or not _NAME.fullmatch(value):
-        shown = value if len(value) <= 60 else value[:59] + "…"
-        return [
-            f"{what} {shown!r} must be 1 to {NAME_MAX_CHARS} letters, digits or _ . : - "
-            "(starting with a letter or digit)"
-        ]
-    return []
-
-
-def url_problems(value: Any, what: str) -> list[str]:
-    if not isinstance(value, str):
-        return [f"{what} must be text, not {type(value).__name__}"]
-    if len(value) > URL_MAX_CHARS:
-        return [f"{what} is longer than {URL_MAX_CHARS} characters"]
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
-        return [f"{what} must not contain spaces or control characters"]
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        return [f"{what} must be an http:// or https:// URL"]
-    try:
-        port = parts.port
-    except ValueError:
-        return [f"{what} has a port that is not a number from 1 to 65535"]
-    if not parts.hostname or port == 0:
-        return [f"{what} names no host (http://host:port/path)"]
-    if parts.username is not None or parts.password is not None:
-        return [f"{what} must not carry user:password@ (every viewer reads the registry)"]
-    return []
 
 
 def duration_problems(value: Any, what: str) -> list[str]:

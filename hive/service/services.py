@@ -9,18 +9,18 @@ tenant and sees only its tenant's instances: another tenant's instance is
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from hive.addresses import NAME_MAX_CHARS
 from hive.db import services as registry
 from hive.db.retrying import in_transaction
-from hive.errors import InvalidArgument, NoPassingInstance, ServiceInstanceNotFound
+from hive.errors import InvalidArgument, ServiceInstanceNotFound
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
-from hive.service.service_args import NAME_MAX_CHARS, check_lookup, check_registration
+from hive.service.service_args import check_lookup, check_registration
 from hive.service.views import _ts  # the one JSON form of a time, in this package
 from hive.settings import Settings
 from hive.statuses import ServiceStatus
@@ -206,10 +206,7 @@ def pick_instance(settings: Settings, caller: Caller, name: str) -> ServiceInsta
     Raises:
         NoPassingInstance: none is passing; says how many there are by status.
     """
-    passing = list_service_instances(settings, caller, name=name, status=ServiceStatus.PASSING)
-    if passing:
-        return random.choice(passing)
-    counts = in_transaction(
-        lambda conn: registry.count_by_status(conn, name, tenant=caller.tenant), retry_s=0
-    )
-    raise NoPassingInstance(name, counts)
+    caller.require(Right.READ)
+    check_lookup(name=name)
+    row = in_transaction(lambda conn: registry.pick(conn, name, tenant=caller.tenant), retry_s=0)
+    return _view(row)

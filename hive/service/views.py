@@ -27,6 +27,7 @@ class StepView:
     agent: str
     status: str
     attempts: int
+    """Attempts that ran (a deferral is none: see ``deferrals``)."""
     needs: list[str]
     input: Any
     output: Any
@@ -38,6 +39,8 @@ class StepView:
     """What the step's attempts used (tokens, calls), summed; None if nothing reported."""
     cost: float | None = None
     """What that cost by the price table; None if no attempt had a priced usage."""
+    deferrals: int = 0
+    """Times the step was sent back to wait (a limit, an open breaker) without running."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class StepView:
             "finished_at": _ts(self.finished_at),
             "usage": self.usage,
             "cost": self.cost,
+            "deferrals": self.deferrals,
         }
 
 
@@ -304,7 +308,7 @@ def run_view(
                 step_id=s.step_id,
                 agent=s.agent,
                 status=s.status,
-                attempts=s.attempt,
+                attempts=s.attempt - s.deferrals,
                 needs=list(s.needs),
                 input=s.input,
                 output=s.output,
@@ -313,6 +317,7 @@ def run_view(
                 started_at=s.started_at,
                 finished_at=s.finished_at,
                 **_step_usage(usage.get(s.step_id)),
+                deferrals=s.deferrals,
             )
             for s in steps
         ],

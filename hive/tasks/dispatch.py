@@ -209,7 +209,7 @@ def dispatch(
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
     if ready:
-        marked = marks.mark_enqueued(conn, run_id, ready)
+        marked = marks.mark_enqueued(conn, run_id, ready, delay_s=countdown_s or 0.0)
         publication.stretches = _stretches(ready, {m.step_id: m for m in marked})
     return publication
 

@@ -12,16 +12,17 @@ import uuid
 from typing import Any
 
 from hive import metrics
-from hive.db import claims, failures, marks
+from hive.db import claims, deferrals, failures, marks
 from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db import runs as run_store
 from hive.db.retrying import Connection, in_transaction, on_direct_cursor
 from hive.db.runs import ClosedRun
-from hive.errors import UnresolvedReference
+from hive.errors import StepDeferred, UnresolvedReference
 from hive.metrics import StepOutcome
 from hive.pipelines.refs import resolve
-from hive.statuses import AttemptOutcome, RunStatus
+from hive.settings import get_settings
+from hive.statuses import AttemptOutcome, DeferOutcome, RunStatus
 from hive.tasks.dispatch import Publication, dispatch
 from hive.tasks.retry import retry_delay_s
 
@@ -181,6 +182,69 @@ def record_failed_attempt(
     return outcome
 
 
+# One countdown at most this long: a step that must wait longer is deferred again when it
+# comes back. A message's countdown is held in a worker's memory, unacknowledged, and must
+# stay well inside the broker's visibility timeout; a cancelled step's message dies sooner.
+MAX_DEFER_COUNTDOWN_S = 300.0
+
+
+def record_deferral(
+    run_id: uuid.UUID, step_id: str, attempt: int, deferred: StepDeferred
+) -> DeferOutcome | None:
+    """Give a running attempt back without counting it as a try (:mod:`hive.db.deferrals`):
+    the step is pending again and its next attempt is dispatched with the deferral's
+    countdown. Past ``HIVE_DEFER_MAX_S`` deferred in a row it fails for good instead, as
+    ``deferred_too_long``.
+
+    Returns ``DEFERRED``, ``FAILED``, or None when the attempt no longer owned the step (the
+    run was cancelled or expired meanwhile: nothing to do).
+    """
+    max_wait_s = get_settings().guard.defer_max_s
+    countdown_s = min(deferred.countdown_s, MAX_DEFER_COUNTDOWN_S)
+    agent = "unknown"
+    closed: ClosedRun | None = None
+
+    def txn(conn: Connection) -> tuple[DeferOutcome | None, Publication | None]:
+        nonlocal agent, closed
+        policy = failures.failure_policy(conn, run_id, step_id)
+        if policy is None:
+            return None, None
+        agent = policy.agent
+        deferral = deferrals.defer(conn, run_id, step_id, attempt, max_wait_s=max_wait_s)
+        if deferral is not None:
+            deferrals.record_event(
+                conn, run_id, step_id, deferral,
+                reason=deferred.reason, kind=deferred.kind, countdown_s=countdown_s,
+            )  # fmt: skip
+            marks.unmark_chain_after(conn, run_id, step_id)
+            sent = dispatch(conn, run_id, [step_id], policy.priority, countdown_s=countdown_s)
+            return DeferOutcome.DEFERRED, sent
+        error = {
+            "type": "deferred_too_long",
+            "message": f"the step waited longer than HIVE_DEFER_MAX_S ({max_wait_s:g}s) for "
+            f"what deferred it; last: {deferred.reason}"[:4000],
+            "traceback": None,
+        }
+        if not failures.end_attempt(
+            conn, run_id, step_id, attempt, error=error, step_input=None, retry=False
+        ):
+            return None, None  # cancelled, expired, or taken back meanwhile
+        closed = _fail_for_good(conn, run_id, step_id, attempt, error, None, policy)
+        return DeferOutcome.FAILED, None
+
+    outcome, publication = in_transaction(txn)
+    if publication:
+        publication.send()
+    if outcome == DeferOutcome.DEFERRED:
+        logger.info("deferred %.3gs: %s", countdown_s, deferred.reason)
+        metrics.step_deferred(agent, deferred.kind)
+    elif outcome == DeferOutcome.FAILED:
+        logger.warning("step failed for good: deferred for longer than %gs", max_wait_s)
+        metrics.step_ended(agent, StepOutcome.FAILED, reason="deferred_too_long")
+    _count_closed(closed)
+    return outcome
+
+
 def _fail_for_good(
     conn: Connection,
     run_id: uuid.UUID,
@@ -196,7 +260,7 @@ def _fail_for_good(
         step_id,
         pipeline=policy.pipeline,
         agent=policy.agent,
-        attempts=attempt,
+        attempts=attempt - policy.deferrals,
         error=error,
         step_input=step_input,
     )

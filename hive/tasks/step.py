@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
@@ -20,7 +21,7 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ServiceUnavailable
+from hive.errors import ServiceUnavailable, StepDeferred
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
@@ -28,6 +29,7 @@ from hive.settings import get_settings
 from hive.tasks import outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import StepRequest, bind_claimed
+from hive.tasks.lookup import RegistryLookup
 from hive.tasks.retry import error_info, is_retryable
 
 logger = logging.getLogger(__name__)
@@ -112,11 +114,18 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
             is_cancelled=CancelCheck(rid),
+            services=RegistryLookup(claimed.tenant),
             usage=usage,
         )
         with _timed(claimed.agent):
             output = agent_cls().execute(step_input, ctx)
         check_output_bounds(output, settings)
+    except StepDeferred as deferred:
+        # Not a failure: the step waits for its countdown, in no worker slot, and its
+        # next attempt does not count against its retries.
+        _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred))
+        self.request.chain = None
+        return
     except Exception as exc:
         logger.info("attempt failed: %s", type(exc).__name__)
         error, retryable = error_info(exc), is_retryable(exc)

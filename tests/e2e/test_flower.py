@@ -2,84 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import os
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from hive import Client
 from tests.support.commands import describe, run_hive
+from tests.support.flower import AUTH, Flower
 from tests.support.processes import HiveProcess, wait_until
-from tests.support.redis_server import free_port
-
-AUTH = ("admin", "flower-pw")
-
-
-class Flower:
-    def __init__(self, proc: HiveProcess, port: int) -> None:
-        self.proc = proc
-        self.base = f"http://127.0.0.1:{port}"
-
-    def call(self, method: str, path: str) -> tuple[int, Any]:
-        status, body = self.fetch(method, path)
-        return status, json.loads(body) if body else None
-
-    def fetch(self, method: str, path: str) -> tuple[int, str]:
-        token = base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
-        request = urllib.request.Request(
-            self.base + path,
-            method=method,
-            data=b"" if method == "POST" else None,
-            headers={"Authorization": f"Basic {token}"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                return answer.status, answer.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, ""
-
-    def knows_worker(self, name: str) -> bool:
-        status, workers = self.call("GET", "/api/workers?refresh=1")
-        return status == 200 and name in (workers or {})
-
-
-@pytest.fixture
-def start_flower(
-    hive_env: dict[str, str], tmp_path: Path, clean_state: None
-) -> Iterator[Callable[..., Flower]]:
-    started: list[HiveProcess] = []
-
-    def start(
-        *args: str, cwd: Path | None = None, extra_env: dict[str, str] | None = None
-    ) -> Flower:
-        port = free_port()
-        env = {
-            **os.environ,
-            **hive_env,
-            "HIVE_FLOWER_BASIC_AUTH": ":".join(AUTH),
-            **(extra_env or {}),
-        }
-        name = f"flower{len(started)}"
-        proc = HiveProcess(
-            ["flower", "--port", str(port), *args], env, tmp_path / f"{name}.log", cwd=cwd
-        )
-        started.append(proc)
-        proc.wait_for_log("Visit me at", timeout_s=60)
-        flower = Flower(proc, port)
-        wait_until(lambda: flower.call("GET", "/api/workers")[0] == 200, 30, "flower's API")
-        return flower
-
-    yield start
-    for proc in started:
-        proc.stop()
 
 
 @pytest.mark.timeout(180)

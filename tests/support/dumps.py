@@ -75,10 +75,12 @@ def _text(value: Any) -> str:
 
 
 class RedisMonitor:
-    """Records every command the Redis server receives (MONITOR) until :meth:`stop`."""
+    """Records every command the Redis server receives (MONITOR) until :meth:`stop`; only
+    those on db index ``db`` when given (other test sessions may share the server)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, db: int | None = None) -> None:
         self.client = client
+        self.db = db
         self.commands: list[str] = []
         self._stopping = threading.Event()
         self._ready = threading.Event()
@@ -91,7 +93,8 @@ class RedisMonitor:
         with self.client.monitor() as monitor:
             self._ready.set()
             for command in monitor.listen():
-                self.commands.append(str(command.get("command", "")))
+                if self.db is None or command.get("db") == self.db:
+                    self.commands.append(str(command.get("command", "")))
                 if self._stopping.is_set():
                     return
 

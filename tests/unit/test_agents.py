@@ -44,6 +44,7 @@ BUILTIN_NAMES = {
     "summarize",
     "sentiment",
     "merge",
+    "http",
     "sleep",
     "fail",
     "llm",

@@ -127,7 +127,7 @@ def test_credential_reads_the_named_variable_now(monkeypatch: pytest.MonkeyPatch
         ("EMPTY_API_KEY", "EMPTY_API_KEY is not set"),
         ("HIVE_DATABASE_URL", "one of Hive's own settings"),
         ("hive_broker_url", "one of Hive's own settings"),
-        ("not a name", "is not an environment variable name"),
+        ("not a name", "must be the name of an environment variable"),
     ],
 )
 def test_credential_refuses_a_missing_variable_or_hives_own_naming_it_without_a_value(

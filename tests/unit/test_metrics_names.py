@@ -31,6 +31,7 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_step_duration_seconds",
         "hive_step_wait_seconds",
         "hive_step_retries_total",
+        "hive_steps_deferred_total",
         "hive_steps_running",
         "hive_run_duration_seconds",
         "hive_llm_calls_total",
@@ -47,6 +48,7 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
     assert names["hive_step_duration_seconds"]._labelnames == ("agent",)
     assert names["hive_step_wait_seconds"]._labelnames == ("queue",)
     assert names["hive_step_retries_total"]._labelnames == ("agent", "reason")
+    assert names["hive_steps_deferred_total"]._labelnames == ("agent", "reason")
     assert names["hive_run_duration_seconds"]._labelnames == ("pipeline",)
     assert names["hive_llm_calls_total"]._labelnames == ("provider", "model", "outcome")
     assert names["hive_llm_tokens_total"]._labelnames == ("provider", "model", "kind")
@@ -127,3 +129,15 @@ def test_an_llm_call_counts_its_tokens_by_kind_and_its_cost() -> None:
         value(metrics.LLM_COST, "unit", "m"),
     )
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 120, 30, 0.25]
+
+
+def test_a_deferral_is_counted_under_a_bounded_reason() -> None:
+    def count(reason: str) -> float:
+        return metrics.STEPS_DEFERRED.labels("echo", reason)._value.get()
+
+    before = {r: count(r) for r in metrics.DEFER_REASONS}
+    metrics.step_deferred("echo", "rate_limit")
+    metrics.step_deferred("echo", "an agent's own words")
+
+    assert count("rate_limit") == before["rate_limit"] + 1
+    assert count("other") == before["other"] + 1

@@ -8,7 +8,7 @@ from importlib.metadata import distribution, entry_points
 from hive.agents import BUILTIN_AGENTS, AgentRegistry
 from hive.agents.registry import ENTRY_POINT_GROUP
 
-TEST_ONLY = {"crash", "hang", "nul_error", "chatty", "retry_after"}
+TEST_ONLY = {"crash", "hang", "nul_error", "chatty", "retry_after", "defer"}
 
 
 def test_the_product_registers_no_test_only_agent() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hive.agents.base import Agent
+from hive.agents.builtin.http import HttpAgent
 from hive.agents.builtin.llm import LlmAgent
 from hive.agents.builtin.merge import MergeAgent
 from hive.agents.builtin.pii import PiiRedactAgent
@@ -17,6 +18,7 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     SummarizeAgent,
     SentimentAgent,
     MergeAgent,
+    HttpAgent,
     SleepAgent,
     FailAgent,
     LlmAgent,
@@ -26,6 +28,7 @@ __all__ = [
     "BUILTIN_AGENTS",
     "EchoAgent",
     "FailAgent",
+    "HttpAgent",
     "KeywordsAgent",
     "LlmAgent",
     "MergeAgent",

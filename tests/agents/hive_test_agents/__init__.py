@@ -16,7 +16,7 @@ import time
 from pydantic import BaseModel, ConfigDict, Field
 
 from hive.agents.base import Agent, AgentContext, AgentOptions
-from hive.errors import PermanentError, RetryableError
+from hive.errors import PermanentError, RetryableError, StepDeferred
 
 __all__ = [
     "ChattyAgent",
@@ -25,6 +25,8 @@ __all__ = [
     "CrashAgent",
     "CrashInput",
     "CrashOutput",
+    "DeferAgent",
+    "DeferInput",
     "HangAgent",
     "HangInput",
     "HangOutput",
@@ -177,4 +179,30 @@ class RetryAfterAgent(Agent[RetryAfterInput, CrashOutput]):
         """Raise :class:`RetryableError` with ``retry_after_s`` while ``attempt <= times``."""
         if ctx.attempt <= data.times:
             raise RetryableError("429 Too Many Requests", retry_after_s=data.retry_after_s)
+        return CrashOutput(attempt=ctx.attempt)
+
+
+class DeferInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    times: int = Field(ge=0, description="attempt numbers that defer before one runs")
+    countdown_s: float = Field(default=0.2, ge=0)
+    kind: str = "other"
+
+
+class DeferAgent(Agent[DeferInput, CrashOutput]):
+    """Defers its step itself (``StepDeferred``) while ``ctx.attempt <= times``: each
+    deferral uses an attempt number, none a retry. ``max_retries`` is 0, so one counted
+    failure would fail the step."""
+
+    name = "defer"
+    version = "1"
+    input_model = DeferInput
+    output_model = CrashOutput
+    options = AgentOptions(timeout=60.0, max_retries=0)
+
+    def run(self, data: DeferInput, ctx: AgentContext) -> CrashOutput:
+        """Raise :class:`StepDeferred` while ``attempt <= times``, then succeed."""
+        if ctx.attempt <= data.times:
+            raise StepDeferred(f"test deferral {ctx.attempt}", data.countdown_s, data.kind)
         return CrashOutput(attempt=ctx.attempt)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator, SchemaError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
+from hive.settings import credential_name_problem
+
 # Provider names label metrics and name the farm's limits and breakers ("model:<p>:<m>").
 _PROVIDER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Provider(BaseModel):
@@ -49,8 +49,9 @@ class Provider(BaseModel):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not _ENV_NAME.fullmatch(value):
-            raise ValueError("must be the name of an environment variable, not its value")
+        problem = credential_name_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
     @property

@@ -1,0 +1,53 @@
+"""The rules for the addresses of outside services: a service name and an http(s) URL.
+
+The service registry checks what it stores with them and the ``http`` agent checks a step's
+``url`` and ``service`` with them, so a URL the registry refuses is refused in a pipeline too.
+Each check returns one line per problem (empty: none) and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+NAME_MAX_CHARS = 200  # the width of service_instances.service and .id (hive/db/models.py)
+URL_MAX_CHARS = 2000
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]*")
+
+
+def name_problems(value: Any, what: str) -> list[str]:
+    """A service name or an instance id: letters, digits, ``_ . : -``, at most 200."""
+    if not isinstance(value, str):
+        return [f"{what} must be text, not {type(value).__name__}"]
+    if not value or len(value) > NAME_MAX_CHARS or not _NAME.fullmatch(value):
+        shown = value if len(value) <= 60 else value[:59] + "…"
+        return [
+            f"{what} {shown!r} must be 1 to {NAME_MAX_CHARS} letters, digits or _ . : - "
+            "(starting with a letter or digit)"
+        ]
+    return []
+
+
+def url_problems(value: Any, what: str) -> list[str]:
+    """An http or https URL with a host and no ``user:password@``: whatever holds it (the
+    registry, a run's stored input) is read by people who must not learn a secret."""
+    if not isinstance(value, str):
+        return [f"{what} must be text, not {type(value).__name__}"]
+    if len(value) > URL_MAX_CHARS:
+        return [f"{what} is longer than {URL_MAX_CHARS} characters"]
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return [f"{what} must not contain spaces or control characters"]
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        return [f"{what} must be an http:// or https:// URL"]
+    try:
+        port = parts.port
+    except ValueError:
+        return [f"{what} has a port that is not a number from 1 to 65535"]
+    if not parts.hostname or port == 0:
+        return [f"{what} names no host (http://host:port/path)"]
+    if parts.username is not None or parts.password is not None:
+        return [f"{what} must not carry user:password@ (credentials live in the environment)"]
+    return []

@@ -1,0 +1,140 @@
+"""One HTTP exchange for agents that call out: a client per process and thread, kept for its
+connections; the answer read as a stream and never past a size cap; ``Retry-After`` read.
+
+Nothing here knows of steps or errors the farm retries: :mod:`hive.agents.builtin.http`
+turns what happens into an output or a :class:`~hive.errors.HiveError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+
+import httpx
+
+# What a failed call's answer is read of, for its error message: enough to say why.
+EXCERPT_BYTES = 1024
+
+_local = threading.local()
+
+
+def shared_client() -> httpx.Client:
+    """This thread's client, made on first use and kept, so that calls to a host reuse its
+    connections. One per thread: a thread of the threads pool never waits on another's
+    connection pool. One per process: a prefork child forked after its parent made one
+    makes its own, since the parent's sockets are not its to use."""
+    held: tuple[int, httpx.Client] | None = getattr(_local, "held", None)
+    if held is not None and held[0] == os.getpid():
+        return held[1]
+    client = httpx.Client(
+        follow_redirects=False,  # a redirect would carry the auth header to another host
+        # No cookie is ever kept: the client serves every run and tenant of this thread.
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        headers={"User-Agent": "hive"},
+    )
+    _local.held = (os.getpid(), client)
+    return client
+
+
+class BodyTooLarge(Exception):
+    """The answer's body is larger than the cap; ``seen`` is how much was known of it."""
+
+    def __init__(self, limit: int, seen: int) -> None:
+        super().__init__(limit, seen)
+        self.limit = limit
+        self.seen = seen
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response: its whole body if its status was wanted, else an excerpt of it."""
+
+    status: int
+    reason: str
+    headers: httpx.Headers
+    body: bytes
+    encoding: str
+    elapsed_s: float
+
+
+def exchange(
+    method: str,
+    url: httpx.URL,
+    *,
+    headers: httpx.Headers,
+    body: dict[str, Any],
+    timeout: httpx.Timeout,
+    max_bytes: int,
+    wanted: Callable[[int], bool],
+) -> Answer:
+    """Send one request and read its answer: all of it, for a ``wanted`` status, or the
+    first :data:`EXCERPT_BYTES` otherwise. ``body`` is httpx's ``json=`` or ``content=``.
+
+    Raises:
+        BodyTooLarge: a wanted answer is longer than ``max_bytes`` (declared so, or read so:
+            reading stops there).
+        httpx.TransportError: no answer (connection, timeout, protocol).
+    """
+    began = time.perf_counter()
+    with shared_client().stream(method, url, headers=headers, timeout=timeout, **body) as response:
+        whole = wanted(response.status_code)
+        limit = max_bytes if whole else EXCERPT_BYTES
+        declared = response.headers.get("content-length", "")
+        # A declared length is of the encoded body; decoded it can only be checked as read.
+        encoded = "content-encoding" in response.headers
+        if whole and declared.isdigit() and not encoded and int(declared) > limit:
+            raise BodyTooLarge(limit, int(declared))
+        read = _read(response, limit, whole)
+        return Answer(
+            status=response.status_code,
+            reason=response.reason_phrase,
+            headers=response.headers,
+            body=read[:limit],
+            encoding=response.encoding or "utf-8",
+            elapsed_s=time.perf_counter() - began,
+        )
+
+
+def _read(response: httpx.Response, limit: int, whole: bool) -> bytes:
+    """At most one chunk past ``limit`` of the decoded body: past it, the ``whole`` body of a
+    wanted answer is :class:`BodyTooLarge`; an excerpt simply stops there."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            if whole:
+                raise BodyTooLarge(limit, size)
+            break
+    return b"".join(chunks)
+
+
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delay-seconds or an HTTP-date; 0 for a
+    date past), None when absent or unreadable. The farm caps it, as any retry's delay, at
+    the step's ``retry_backoff_max``."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)

@@ -1,0 +1,86 @@
+"""A deferred step's message is held by the worker that deferred it until its countdown ends:
+if that worker dies, or Redis loses everything, the step is still sent again from
+PostgreSQL, once it falls due, and the run finishes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import pytest
+
+from hive import Client
+from tests.faults.conftest import FAST
+from tests.support import db, producer
+from tests.support.processes import HiveProcess, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _deferred_once(run_id: object) -> bool:
+    return db.scalar("SELECT deferrals FROM step_runs WHERE run_id = :id", id=str(run_id)) == 1
+
+
+def _exits_within(process: HiveProcess, timeout_s: float) -> bool:
+    """Whether ``process`` exits within ``timeout_s`` (False: it is still running)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.proc.poll() is not None:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _swept() -> bool:
+    return bool(db.scalar("SELECT count(*) FROM events WHERE kind = 'maintenance'"))
+
+
+def test_a_deferred_step_whose_worker_dies_holding_its_message_still_runs(
+    start_worker: Callable[..., HiveProcess], start_beat: Callable[..., HiveProcess]
+) -> None:
+    env = {**FAST, "HIVE_REDISPATCH_AFTER_S": "2"}
+    holder = start_worker("--concurrency", "1", extra_env=env, name="holder")
+    start_beat(extra_env=env)
+    # Recovery's first sweep sends every marked step again (it finds no broker marker yet).
+    wait_until(_swept, 30, "recovery's first sweep")
+    run = Client().submit("deferred", {"times": 1, "countdown_s": 3})
+    wait_until(lambda: _deferred_once(run.id), 30, "the step to be deferred once")
+
+    # Its message (due in 3 s) now sits in the holder's memory and Redis's unacked hash,
+    # invisible for HIVE_VISIBILITY_TIMEOUT_S (4 h).
+    holder.signal(signal.SIGKILL)
+    start_worker("--concurrency", "1", extra_env=env, name="other")
+
+    assert run.wait(timeout=90) == {"wait": {"attempt": 2}}
+    row = db.steps_of(run.id)["wait"]
+    assert row.worker == "celery@other" or row.worker.endswith("other@test")
+    assert row.resends == 1, "sent again once, after it fell due"
+
+
+def test_a_deferred_step_runs_when_redis_restarts_empty_while_it_waits(
+    hive_env: dict[str, str],
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    own_redis,
+) -> None:
+    env = {**FAST, "HIVE_BROKER_URL": own_redis.url}
+    worker = start_worker("--concurrency", "1", extra_env=env)
+    start_beat(extra_env=env)
+    wait_until(_swept, 30, "recovery's first sweep")
+    (run_id,) = producer.submit(
+        {**os.environ, **hive_env, **env}, "deferred", [{"times": 1, "countdown_s": 3}]
+    )
+    run = Client().run(run_id)
+    wait_until(lambda: _deferred_once(run.id), 30, "the step to be deferred once")
+
+    own_redis.restart_empty()
+    # A worker holding a message with a countdown when its broker connection drops exits
+    # ("Unrecoverable error", kombu 5.7 restoring the unacknowledged message through a
+    # connection it already closed): its supervisor starts it again.
+    # Its exit takes a while on a loaded machine: wait for it, not a fixed time.
+    if _exits_within(worker, 20):
+        start_worker("--concurrency", "1", extra_env=env, name="restarted")
+
+    assert run.wait(timeout=90) == {"wait": {"attempt": 2}}
