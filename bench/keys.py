@@ -4,6 +4,7 @@ from __future__ import annotations
 
 NOOP_TASK = "bench.noop"
 STAMP_TASK = "bench.stamp"
+FETCH_TASK = "bench.fetch"
 
 _PREFIX = "hive-bench"
 

@@ -1,4 +1,4 @@
-"""What counting each run's close costs (the trigger of migration 0013, ``hive_runs_total``).
+"""What counting each run's close costs (the trigger of migration 0014, ``hive_runs_total``).
 
     python -m bench.run_closes [--runs-per-block 2000] [--rounds 3] [--connections 4]
 

@@ -40,15 +40,15 @@ _TEXT_SCHEMA = {"type": "object", "required": ["text"], "properties": {"text": {
 # --------------------------------------------------------------------------- environment
 
 
-def database_url() -> str:
+def database_url(database: str = BENCH_DATABASE) -> str:
     base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://", 1)
-    return f"{base}/{BENCH_DATABASE}"
+    return f"{base}/{database}"
 
 
-def bench_env(pipelines_dir: Path, redis_db: int) -> dict[str, str]:
+def bench_env(pipelines_dir: Path, redis_db: int, database: str = BENCH_DATABASE) -> dict[str, str]:
     """The HIVE_* variables the benchmark and its worker share."""
     return {
-        "HIVE_DATABASE_URL": database_url(),
+        "HIVE_DATABASE_URL": database_url(database),
         "HIVE_BROKER_URL": f"{REDIS_BASE_URL}/{redis_db}",
         "HIVE_RESULT_BACKEND": "",
         "HIVE_PIPELINES_DIR": str(pipelines_dir),
@@ -113,14 +113,14 @@ def write_pipelines(directory: Path) -> None:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-def build_database(skip_build: bool) -> None:
-    """Drop and create ``hive_bench`` and migrate it; with ``skip_build`` keep the database
-    (creating it only if missing) and empty its tables instead."""
+def build_database(skip_build: bool, database: str = BENCH_DATABASE) -> None:
+    """Drop and create ``database`` (``hive_bench``) and migrate it; with ``skip_build`` keep
+    the database (creating it only if missing) and empty its tables instead."""
     conn = psycopg2.connect(PG_ADMIN_URL, connect_timeout=5)
     conn.autocommit = True
-    name = sql.Identifier(BENCH_DATABASE)
+    name = sql.Identifier(database)
     with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DATABASE,))
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         exists = cur.fetchone() is not None
         if exists and not skip_build:
             cur.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
@@ -129,7 +129,7 @@ def build_database(skip_build: bool) -> None:
     conn.close()
     from hive.db.migrate import upgrade
 
-    upgrade(database_url())
+    upgrade(database_url(database))
     if skip_build:
         from sqlalchemy import text
 
@@ -206,13 +206,14 @@ class WorkerProcess:
         log_path: Path,
         concurrency: int = 2,
         module: str = "bench.worker",
+        pool: str = "prefork",
     ) -> None:
         self.hostname = f"bench-{os.getpid()}@{socket.gethostname()}"
         self.log_path = log_path
         args = [
             sys.executable, "-m", module,
             "--concurrency", str(concurrency),
-            "--pool", "prefork",
+            "--pool", pool,
             "--loglevel", "WARNING",
             "--hostname", self.hostname,
         ]  # fmt: skip
@@ -259,6 +260,27 @@ class WorkerProcess:
         from hive.tasks.app import app
 
         app.control.add_consumer(DEFAULT_QUEUE, destination=[self.hostname], reply=True)
+
+    def tree_rss_mb(self) -> float:
+        """Resident memory of the worker and its pool processes, in MiB (0 once gone)."""
+        total_kib = 0
+        for pid in [self.pid, *self.pool_pids()]:
+            with contextlib.suppress(OSError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                total_kib += next(
+                    int(line.split()[1]) for line in status.splitlines()
+                    if line.startswith("VmRSS:")
+                )  # fmt: skip
+        return total_kib / 1024
+
+    def tree_cpu_s(self) -> float:
+        """CPU time (user and system) of the worker and its live pool processes, seconds."""
+        ticks = 0
+        for pid in [self.pid, *self.pool_pids()]:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def pool_pids(self) -> list[int]:
         out = subprocess.run(

@@ -11,6 +11,7 @@ call goes through :mod:`hive.service`, where the tenant and the role are enforce
 
 from __future__ import annotations
 
+import getpass
 import uuid
 from datetime import datetime
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from hive import service
 from hive.pipelines import Pipeline
 from hive.service import (
+    ApprovalView,
     Caller,
     Role,
     RunState,
@@ -31,6 +33,8 @@ from hive.settings import Settings, get_settings
 from hive.statuses import ServiceStatus
 
 __all__ = [
+    "ApprovalView",
+    "Approvals",
     "Client",
     "Run",
     "RunView",
@@ -138,6 +142,64 @@ class Services:
         return service.pick_instance(self._client.settings, self._client.caller, name)
 
 
+class Approvals:
+    """Steps held for a person's decision, as ``Client().approvals``. Listing and reading
+    them is every role's; approving and rejecting the ``admin``'s (its tenant's runs) and
+    the operator's. Decisions are recorded with ``by``: the client's ``identity`` unless
+    given."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self, *, pipeline: str | None = None, limit: int = 100) -> list[ApprovalView]:
+        """Pending approvals, oldest first, without their input (which may hold personal
+        data: :meth:`get` has it)."""
+        c = self._client
+        return service.list_approvals(c.settings, c.caller, pipeline=pipeline, limit=limit)
+
+    def get(self, run_id: uuid.UUID | str, step_id: str) -> ApprovalView:
+        """The step's approval with its input and every request and decision.
+
+        Raises:
+            ApprovalNotFound: the step never asked (or is another tenant's).
+        """
+        return service.get_approval(self._client.settings, self._client.caller, run_id, step_id)
+
+    def approve(
+        self,
+        run_id: uuid.UUID | str,
+        step_id: str,
+        *,
+        input: dict[str, Any] | None = None,
+        by: str | None = None,
+    ) -> ApprovalView:
+        """Let the step run, with ``input`` in its place if given (checked against its
+        agent's input model).
+
+        Raises:
+            ApprovalNotFound: the step is not awaiting approval (or is another tenant's).
+            ApprovalError: someone decided it already (says who and when), or ``input``
+                does not fit (names each field).
+            PermissionDenied: the client's role may not decide approvals.
+        """
+        c = self._client
+        return service.approve(
+            c.settings, c.caller, run_id, step_id, by=by or c.identity, new_input=input
+        )
+
+    def reject(
+        self, run_id: uuid.UUID | str, step_id: str, *, reason: str, by: str | None = None
+    ) -> ApprovalView:
+        """Fail the step for good (a dead letter), and its run as any permanent failure does.
+
+        Raises:
+            ApprovalNotFound, ApprovalError, PermissionDenied: as :meth:`approve`.
+        """
+        c = self._client
+        return service.reject(c.settings, c.caller, run_id, step_id, reason=reason,
+                              by=by or c.identity)  # fmt: skip
+
+
 class Client:
     """Submit and inspect runs. Reads settings from the environment unless given.
 
@@ -148,6 +210,8 @@ class Client:
         tenant: act for this tenant alone; None acts for every tenant (the operator).
         role: the caller's role (:class:`hive.service.Role`); default ``producer`` for a
             tenant, ``operator`` without one.
+        identity: who decides approvals made through this client (``by``); default the
+            operating system's user name.
 
     Raises:
         InvalidArgument: a tenant no run could be stored under: empty, longer than 200
@@ -162,11 +226,14 @@ class Client:
         *,
         tenant: str | None = None,
         role: Role | str | None = None,
+        identity: str | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         service.check_farm(self.settings)
         self.caller = Caller.for_tenant(tenant, role)
+        self.identity = identity or getpass.getuser()
         self.services = Services(self)
+        self.approvals = Approvals(self)
 
     @property
     def tenant(self) -> str | None:

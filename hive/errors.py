@@ -16,10 +16,14 @@
     ├── ReplayError              the run cannot be replayed as asked
     ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
     ├── NoPassingInstance        pick(): no instance of the service is passing
+    ├── ApprovalNotFound         no approval of that step (that the caller may see)
+    ├── ApprovalError            decided already, or the edited input does not fit
+    ├── ApprovalRequired         not a failure: the input guard holds the step for a person
     ├── StepDeferred             not a failure: the step waits (limit, open breaker) and comes back
     ├── PermanentError           a step failing with it is never retried
     │   ├── InvalidAgentInput    the step's input does not fit the agent's input model
     │   ├── InvalidAgentOutput   the agent returned something that does not fit its output model
+    │   ├── InputBlocked         the input guard refused the step's input (never quoting it)
     │   ├── MalformedReference   a string starts with $ but is not a reference
     │   ├── UnresolvedReference  a reference names a step output or path that is not there
     │   └── CredentialError      a credential a step names cannot be read (never shows its value)
@@ -241,6 +245,11 @@ class InvalidAgentOutput(PermanentError):
     """The agent's result does not fit its output model."""
 
 
+class InputBlocked(PermanentError):
+    """The input guard blocked the step: its prompt scored as an injection. The message says
+    so and gives the score and categories, never the text or the rule that matched."""
+
+
 class MalformedReference(PermanentError):
     """A string starts with ``$`` but is not a reference (:mod:`hive.pipelines.refs`)."""
 
@@ -270,6 +279,46 @@ class CredentialError(PermanentError):
         HiveError.__init__(self, variable, message)
         self.variable = variable
         self.message = message
+
+
+class ApprovalNotFound(HiveError):
+    """No approval of that step: none was asked, or the run is another tenant's."""
+
+    def __init__(self, run_id: str, step_id: str) -> None:
+        super().__init__(run_id, step_id)
+        self.run_id = run_id
+        self.step_id = step_id
+
+    def __str__(self) -> str:
+        return f"no approval of step {self.step_id!r} of run {self.run_id}"
+
+
+class ApprovalError(HiveError):
+    """The approval cannot be decided as asked: someone decided it already, or the edited
+    input does not fit the agent (the message names each field)."""
+
+    def __init__(self, run_id: str, step_id: str, reason: str) -> None:
+        super().__init__(run_id, step_id, reason)
+        self.run_id = run_id
+        self.step_id = step_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"step {self.step_id!r} of run {self.run_id}: {self.reason}"
+
+
+class ApprovalRequired(HiveError):
+    """Raised in the step path by the input guard: the step is held for a person's decision
+    (``awaiting_approval``) instead of running. ``reason`` never quotes the input;
+    ``step_input`` is the input as screened (redacted), for the approver to read."""
+
+    def __init__(self, reason: str, step_input: Any = None) -> None:
+        super().__init__(reason, step_input)
+        self.reason = reason
+        self.step_input = step_input
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class StepDeferred(HiveError):

@@ -145,6 +145,14 @@ class FarmCollector(Collector):
                 [(k, float(n)) for k, n in figures.service_instances.items()],
             )
             yield _family(metrics.WORKERS, [((s,), float(n)) for s, n in figures.workers.items()])
+            yield _family(
+                metrics.APPROVALS_PENDING,
+                [((p,), float(n)) for p, n in figures.approvals_pending.items()],
+            )
+            yield _family(
+                metrics.APPROVALS_OLDEST,
+                [((p,), s) for p, s in figures.approvals_oldest_s.items()],
+            )
             yield _counter(
                 metrics.RUNS_CLOSED, [(k, float(n)) for k, n in figures.runs_closed.items()]
             )

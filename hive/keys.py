@@ -11,6 +11,7 @@ RECOVER_TASK = "hive.beat.recover_stalled_runs"
 PURGE_TASK = "hive.beat.purge_retention"
 HEALTH_TASK = "hive.beat.health_sweep"
 CLEANUP_TASK = "hive.beat.cleanup_services"
+APPROVALS_TASK = "hive.beat.expire_approvals"
 
 
 _STEP_TASK_PREFIX = "hive.step."

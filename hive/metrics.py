@@ -77,6 +77,14 @@ STEPS_RUNNING = Gauge(
     ["agent"],
     multiprocess_mode="livesum",
 )
+ABANDONED_AGENTS = Gauge(
+    "hive_agents_abandoned",
+    "Agents still running on a thread pool's agent threads after their step timed out or "
+    "their run was cancelled: their results are dropped; a worker stops when they fill "
+    "its slots.",
+    ["agent"],
+    multiprocess_mode="livesum",
+)
 RUN_DURATION = Histogram(
     "hive_run_duration_seconds",
     "From a run's submit to its close by a worker (succeeded, or failed by a step).",
@@ -106,9 +114,16 @@ LLM_COST = Counter(
     ["provider", "model"],
 )
 
+INPUT_SCREENED = Counter(
+    "hive_input_screened_total",
+    "Step inputs the input guard screened, by agent and outcome (pass, flag, block, "
+    "escalate: what the injection score led to).",
+    ["agent", "outcome"],
+)
+
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
-    *(RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST),
+    *(ABANDONED_AGENTS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
 )
 
 # The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
@@ -161,6 +176,8 @@ MAINTENANCE_LAST_SUCCESS = "hive_maintenance_last_success_timestamp_seconds"
 MAINTENANCE_INTERVAL = "hive_maintenance_interval_seconds"
 SERVICE_INSTANCES = "hive_service_instances"
 WORKERS = "hive_workers"
+APPROVALS_PENDING = "hive_approvals_pending"
+APPROVALS_OLDEST = "hive_approvals_oldest_pending_seconds"
 EXPORTER_UP = "hive_exporter_source_up"
 EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
 RUNS_CLOSED = "hive_runs_total"
@@ -189,6 +206,11 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("service", "status"),
     ),
     WORKERS: ("Workers in the registry, by state (online, offline, lost).", ("state",)),
+    APPROVALS_PENDING: ("Steps awaiting a person's approval, by pipeline.", ("pipeline",)),
+    APPROVALS_OLDEST: (
+        "How long the oldest pending approval of each pipeline has waited.",
+        ("pipeline",),
+    ),
     EXPORTER_UP: (
         "1 if the exporter could read the source (postgresql, redis) on this scrape, else 0.",
         ("source",),
@@ -203,7 +225,7 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
 # second later), beat closes expired runs and those a dying worker left open. A counter
 # kept in each closing process's memory would miss those and restart from zero with the
 # process. PostgreSQL counts every close instead, in the transaction that makes it (a
-# trigger on runs, migration 0013), and never subtracts: retention deleting old runs and a
+# trigger on runs, migration 0014), and never subtracts: retention deleting old runs and a
 # replay reopening one leave it as it was, so rate() never sees it go down. Being a
 # database's count, it survives the exporter's restarts; every exporter serves the same
 # value, so take max() over them, not sum(), when running two.

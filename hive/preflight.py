@@ -94,6 +94,15 @@ def check_visibility_timeout() -> None:
         )
 
 
+def check_injection_rules() -> None:
+    """``HIVE_INPUT_GUARD_RULES_FILE``: the input guard's rules, the shipped ones and the
+    user's, are validated whole before ``hive worker`` takes a step; a malformed rule stops
+    it, naming the file, the rule and the field."""
+    from hive.agents.builtin.guard import rule_set
+
+    rule_set()
+
+
 def check_price_table() -> None:
     """``HIVE_LLM_PRICES_FILE``: a malformed price table stops ``hive worker`` before it
     takes a step, naming each entry at fault; a missing one is a warning (no costs)."""

@@ -129,6 +129,17 @@ class DatabaseSettings(_Section):
         default=120.0,
         ge=0,
     )
+    # A step holds a connection only for its claim and its finish, so a few dozen serve
+    # hundreds of threads waiting on outside calls; one per thread would exhaust
+    # PostgreSQL's max_connections (100 by default) for every other client.
+    pool_max: int = _var(
+        "DB_POOL_MAX",
+        "the most connections each of a worker process's two pools keeps open: a thread "
+        "pool's `--concurrency`, capped at this; a step waiting longer than 30 s for one "
+        "retries as if PostgreSQL were down",
+        default=20,
+        ge=1,
+    )
 
     @field_validator("url")
     @classmethod
@@ -453,6 +464,34 @@ class LlmSettings(_Section):
         return _not_blank(value)
 
 
+class ApprovalSettings(_Section):
+    """Steps held for a person's decision."""
+
+    interval_s: float = _var(
+        "APPROVALS_INTERVAL_S",
+        "how often beat runs `expire_approvals`, which decides the approvals past their "
+        "`approval_timeout`",
+        default=30.0,
+        gt=0,
+    )
+
+
+class InputGuardSettings(_Section):
+    """The input guard before `llm` steps (and the `guard` agent)."""
+
+    rules_file: Path | None = _var(
+        "INPUT_GUARD_RULES_FILE",
+        "a YAML file of prompt-injection rules added to the shipped ones (a rule with a "
+        "shipped rule's id replaces it); empty: the shipped rules alone",
+        default=None,
+    )
+
+    @field_validator("rules_file", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+
 class Settings(BaseModel):
     """All of Hive's configuration, by section. Built from the environment by
     :func:`load_settings`; each section can also be given whole (tests, embedding)."""
@@ -474,6 +513,8 @@ class Settings(BaseModel):
     http: HttpSettings = Field(default_factory=HttpSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    input_guard: InputGuardSettings = Field(default_factory=InputGuardSettings)
 
 
 def _split(listed: str) -> list[str]:

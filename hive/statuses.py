@@ -17,6 +17,10 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Shown, never stored: an active run (stored ``queued`` or ``running``) with a step
+    awaiting a person's decision. Its other branches go on; it is cancelled, expired and
+    recovered as any active run (hive/db/runs.py derives it when a run is read)."""
 
 
 class StepStatus(StrEnum):
@@ -26,6 +30,19 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    AWAITING_APPROVAL = "awaiting_approval"
+    """Ready, held until a person approves or rejects it (``approval: required``, or
+    escalated by the input guard): no message, no lease, nothing for recovery to send."""
+
+
+class ApprovalStatus(StrEnum):
+    """Where an approval stands (``approvals.status``)."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    """Its run was cancelled or expired while it waited."""
 
 
 class AttemptOutcome(StrEnum):
@@ -74,6 +91,7 @@ FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
 __all__ = [
     "ACTIVE_RUN_STATUSES",
     "FINAL_RUN_STATUSES",
+    "ApprovalStatus",
     "AttemptOutcome",
     "DeferOutcome",
     "RunStatus",

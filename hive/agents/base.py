@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
+from hive.agents.governance import (
+    MAX_APPROVAL_TIMEOUT_S,
+    InputGuardOptions,
+    TimeoutAction,
+    duration_s,
+    guard_options,
+)
 from hive.errors import InvalidAgentInput, InvalidAgentOutput
 from hive.jsondata import unstorable
 from hive.keys import DEFAULT_QUEUE
@@ -36,6 +43,31 @@ class AgentOptions(BaseModel):
     retry_backoff: float = Field(default=1.0, ge=0, description="first retry delay, seconds")
     retry_backoff_max: float = Field(default=300.0, ge=0, description="cap on the retry delay")
     retry_jitter: bool = True
+    # Governance (hive/agents/governance.py): a person's approval, the input guard.
+    approval: Literal["required"] | None = Field(
+        default=None, description="required: the step waits for a person to approve it"
+    )
+    approval_timeout: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_APPROVAL_TIMEOUT_S,
+        description="seconds (or 30m, 2h, 7d) an approval may wait before "
+        "approval_timeout_action decides it; none: it waits",
+    )
+    approval_timeout_action: TimeoutAction = "reject"
+    input_guard: InputGuardOptions | None = Field(
+        default=None, description="PII redaction and injection screening before the agent runs"
+    )
+
+    @field_validator("approval_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return duration_s(value)
+
+    @field_validator("input_guard", mode="before")
+    @classmethod
+    def _guard_off(cls, value: Any) -> Any:
+        return guard_options(value)
 
     @field_validator("queue")
     @classmethod
@@ -155,6 +187,30 @@ class Agent(Generic[InputT, OutputT]):
     input_model: ClassVar[type[BaseModel]]
     output_model: ClassVar[type[BaseModel]]
     options: ClassVar[AgentOptions] = AgentOptions()
+
+    @classmethod
+    def pinned_fields(cls, template: Mapping[str, Any]) -> dict[str, str]:
+        """Input fields a step must write in its pipeline file: no ``$input`` or ``$steps``
+        reference anywhere inside them. Each maps to why, to complete the load error
+        "must be written in the pipeline, not taken from a reference: <why>".
+
+        The pipeline is the trust boundary: operators deploy pipelines, producers only
+        submit runs. A field that decides where a worker's credential goes, or that labels
+        metrics and keys the farm's limits (which must stay a bounded set), cannot be left
+        to a run's input or to what an earlier step answered. The loader checks this for
+        every step, and an edited input (a replay's) may not change these fields either
+        (:func:`hive.pipelines.checks.pinned_changes`); at run time the resolved input no
+        longer shows what was a reference, so those are the guarantee.
+
+        Args:
+            template: the step's ``input`` as the pipeline writes it (keys as written), so
+                that what is pinned may depend on it (``http`` pins its address only when
+                it sends a credential).
+
+        Returns:
+            Field name → why; empty by default.
+        """
+        return {}
 
     def run(self, data: InputT, ctx: AgentContext) -> OutputT:
         """Do the agent's work.

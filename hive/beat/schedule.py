@@ -46,6 +46,14 @@ def beat_schedule(settings: Settings) -> dict[str, Any]:
                 "expires": settings.health.cleanup_interval_s,
             },
         },
+        "expire-approvals": {
+            "task": keys.APPROVALS_TASK,
+            "schedule": settings.approvals.interval_s,
+            "options": {
+                "queue": keys.MAINTENANCE_QUEUE,
+                "expires": settings.approvals.interval_s,
+            },
+        },
     }
 
 
@@ -57,4 +65,5 @@ def maintenance_intervals(settings: Settings) -> dict[str, float]:
         "purge": settings.retention.purge_interval_s,
         "health": settings.health.interval_s,
         "cleanup": settings.health.cleanup_interval_s,
+        "approvals": settings.approvals.interval_s,
     }

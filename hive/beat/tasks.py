@@ -17,6 +17,7 @@ from hive.db import sweeps
 from hive.db.retrying import in_transaction
 from hive.logs import log_context
 from hive.settings import get_settings
+from hive.tasks import approvals
 from hive.tasks.app import app
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,16 @@ def cleanup_now() -> dict[str, Any] | None:
         )
 
 
+def approvals_now() -> dict[str, Any] | None:
+    """Decide the approvals past their ``approval_timeout``; None if another sweep is
+    running."""
+    ttl = max(get_settings().approvals.interval_s * 4, 60.0)
+    with log_context(task=keys.APPROVALS_TASK):
+        return lock.run_exclusively(
+            "approvals", ttl, _logged("approvals", lambda _: approvals.expire_due())
+        )
+
+
 def _logged(
     name: str, fn: Callable[[redis.Redis], dict[str, Any]]
 ) -> Callable[[redis.Redis], dict[str, Any]]:
@@ -98,3 +109,8 @@ def health_sweep() -> dict[str, Any] | None:
 @app.task(name=keys.CLEANUP_TASK, ignore_result=True)
 def cleanup_services() -> dict[str, Any] | None:
     return cleanup_now()
+
+
+@app.task(name=keys.APPROVALS_TASK, ignore_result=True)
+def expire_approvals() -> dict[str, Any] | None:
+    return approvals_now()

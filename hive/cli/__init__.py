@@ -1,7 +1,8 @@
 """The ``hive`` command: this module assembles the area modules' commands under ``main``.
 
-Each area module (processes, runs, dlq, maintenance, catalog, db, services, workers,
-status, usage, healthcheck) imports only :mod:`hive.cli.base` and the layers below the CLI,
+Each area module (processes, runs, dlq, approvals, maintenance, catalog, db, services,
+workers, status, usage, healthcheck) imports only :mod:`hive.cli.base` and the layers below
+the CLI,
 never another area module.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import click
 
+from hive.cli.approvals import approvals
 from hive.cli.base import HiveGroup, exit_on_sigterm
 from hive.cli.catalog import agents, pipelines
 from hive.cli.db import db
@@ -33,8 +35,8 @@ def main() -> None:
 
 
 _COMMANDS = (
-    worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, maintenance,
-    services, workers, status, usage, healthcheck,
+    worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, approvals,
+    maintenance, services, workers, status, usage, healthcheck,
 )  # fmt: skip
 for _command in _COMMANDS:
     main.add_command(_command)

@@ -43,7 +43,12 @@ def worker(
     from hive import keys
     from hive.agents.registry import default_registry
     from hive.logs import configure_logging
-    from hive.preflight import check_price_table, check_visibility_timeout, wait_for_services
+    from hive.preflight import (
+        check_injection_rules,
+        check_price_table,
+        check_visibility_timeout,
+        wait_for_services,
+    )
     from hive.settings import get_settings
 
     names = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else []
@@ -52,6 +57,7 @@ def worker(
     configure_logging(loglevel)
     check_visibility_timeout()
     check_price_table()
+    check_injection_rules()
     wait_for_services()
     names = names or _all_queues(default_registry(), keys)
     argv = [

@@ -105,6 +105,10 @@ _LOCK_FAILED_RUN = text(
     "SELECT id, priority FROM runs WHERE id = :run_id AND status = 'failed' FOR UPDATE"
 )
 
+_GET_TEMPLATE = text(
+    "SELECT input_template FROM step_runs WHERE run_id = :run_id AND step_id = :step_id"
+)
+
 _SET_TEMPLATE = text(
     "UPDATE step_runs SET input_template = :template WHERE run_id = :run_id AND step_id = :step_id"
 ).bindparams(bindparam("template", type_=Json))
@@ -146,6 +150,11 @@ def lock_failed_run(conn: Connection, run_id: uuid.UUID) -> str | None:
 def failed_steps(conn: Connection, run_id: uuid.UUID) -> list[tuple[str, str]]:
     """(step id, agent) of the run's failed steps."""
     return [(r.step_id, r.agent) for r in conn.execute(_FAILED_STEPS, {"run_id": run_id})]
+
+
+def input_template(conn: Connection, run_id: uuid.UUID, step_id: str) -> Any:
+    """The step's input template: its pipeline's, or the input an earlier replay gave it."""
+    return conn.execute(_GET_TEMPLATE, {"run_id": run_id, "step_id": step_id}).scalar_one()
 
 
 def set_input_template(conn: Connection, run_id: uuid.UUID, step_id: str, template: Any) -> None:

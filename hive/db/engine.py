@@ -23,8 +23,9 @@ _tasks_at_once = 0
 
 def size_pools(tasks_at_once: int) -> None:
     """Let each pool hold a connection for every task this process runs at once (a thread
-    pool's concurrency), so that no task waits for another's connection: a step holds at
-    most one of each pool's at a time. Engines already built are rebuilt on next use."""
+    pool's concurrency), up to ``HIVE_DB_POOL_MAX``, so that few tasks wait for another's
+    connection: a step holds at most one of each pool's at a time, and only while it claims
+    or finishes. Engines already built are rebuilt on next use."""
     global _tasks_at_once
     with _lock:
         _tasks_at_once = tasks_at_once
@@ -47,9 +48,11 @@ def get_engine(*, autocommit: bool = False) -> Engine:
             if engine is None:
                 # No pre-ping: it costs a round trip per transaction, and every transaction
                 # already runs again on a dropped connection (hive.db.retrying).
+                settings = get_settings().database
+                wanted = min(_tasks_at_once, settings.pool_max)
                 engine = create_engine(
-                    get_settings().database.url.get_secret_value(),
-                    pool_size=max(_BASE_SIZE[autocommit], _tasks_at_once),
+                    settings.url.get_secret_value(),
+                    pool_size=max(_BASE_SIZE[autocommit], wanted),
                     max_overflow=_OVERFLOW,
                     connect_args={"connect_timeout": 5},
                     isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",

@@ -2,8 +2,9 @@
 maintenance task last succeeded, the registry's services and workers by status, and how
 many runs closed. Read on each scrape, in one transaction, each query starting from an
 index: unfinished runs (``ix_runs_unfinished``), open dead letters (``ix_dead_letters_open``),
-maintenance events (``ix_events_maintenance``, migration 0010), instances by status; the
-workers table and the run-close counters (``run_closes``, migration 0013) are small.
+maintenance events (``ix_events_maintenance``, migration 0010), pending approvals
+(``ix_approvals_pending``, migration 0013), instances by status; the workers table and the
+run-close counters (``run_closes``, migration 0014) are small.
 """
 
 from __future__ import annotations
@@ -71,6 +72,17 @@ _MAINTENANCE = text(
 )
 
 
+# From ix_approvals_pending: the pending ones alone.
+_APPROVALS = text(
+    """
+    SELECT r.pipeline, count(*) AS n,
+           extract(epoch FROM now() - min(a.requested_at))::float8 AS oldest_s
+      FROM approvals a JOIN runs r ON r.id = a.run_id
+     WHERE a.status = 'pending'
+     GROUP BY 1
+    """
+)
+
 _SERVICE_INSTANCES = text(
     "SELECT service, status, count(*) AS n FROM service_instances GROUP BY 1, 2"
 )
@@ -95,6 +107,10 @@ class FarmFigures:
     """(service, status) -> instances; every status of a registered service, 0 included."""
     workers: dict[str, int] = field(default_factory=dict)
     """state -> workers in the registry; every state, 0 included."""
+    approvals_pending: dict[str, int] = field(default_factory=dict)
+    """pipeline -> steps awaiting approval."""
+    approvals_oldest_s: dict[str, float] = field(default_factory=dict)
+    """pipeline -> how long its oldest pending approval has waited."""
     runs_closed: dict[tuple[str, str], int] = field(default_factory=dict)
     """(pipeline, final status) -> runs closed since the counters began: never decreases."""
 
@@ -119,6 +135,9 @@ def read_figures(conn: Connection, default_queue: str) -> FarmFigures:
         figures.service_instances[(row.service, row.status)] = row.n
     figures.workers.update({state.value: 0 for state in WorkerState})
     figures.workers.update({row.state: row.n for row in conn.execute(_WORKERS)})
+    for row in conn.execute(_APPROVALS):
+        figures.approvals_pending[row.pipeline] = row.n
+        figures.approvals_oldest_s[row.pipeline] = max(row.oldest_s or 0.0, 0.0)
     for row in conn.execute(_WAITING, {"default_queue": default_queue}):
         figures.waiting[row.queue] = row.n
         figures.oldest_waiting_s[row.queue] = max(row.oldest_s or 0.0, 0.0)

@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Double,
     ForeignKey,
@@ -91,7 +92,8 @@ class StepRun(Base):
     inputs_from: Mapped[list[str]] = mapped_column(ARRAY(Text))
     input_template: Mapped[Any] = mapped_column(Json)
     options: Mapped[Any] = mapped_column(Json)
-    status: Mapped[str] = mapped_column(String(16))
+    # 32 since migration 0013: awaiting_approval.
+    status: Mapped[str] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     pending_needs: Mapped[int] = mapped_column(Integer)
     # Set while a message for the next attempt is believed to be in the broker.
@@ -163,6 +165,35 @@ class Event(Base):
             "created_at",
             postgresql_where=text("kind = 'maintenance'"),
         ),
+    )
+
+
+class Approval(Base):
+    """A step's request for a person's decision (migration 0013): the current one and its
+    outcome; every request and decision is also an event (``approval_*``)."""
+
+    __tablename__ = "approvals"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    # "required" (the step's option) or "input_guard" (an escalation).
+    source: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text)
+    # The step's input as resolved when it asked; NULL if it could not be resolved.
+    input: Mapped[Any | None] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+    timeout_at: Mapped[datetime | None] = mapped_column(_TS)
+    timeout_action: Mapped[str | None] = mapped_column(String(16))
+    decided_at: Mapped[datetime | None] = mapped_column(_TS)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    input_edited: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+    __table_args__ = (
+        Index("ix_approvals_pending", "requested_at", postgresql_where=text("status = 'pending'")),
     )
 
 
@@ -251,7 +282,7 @@ class Worker(Base):
 class RunClose(Base):
     """How many runs closed, by pipeline and final status: ``hive_runs_total``.
 
-    Only a trigger on ``runs`` writes it (migration 0013), in the transaction that closes a
+    Only a trigger on ``runs`` writes it (migration 0014), in the transaction that closes a
     run; nothing subtracts, so retention and replays never make the counter go down. Each
     connection adds to its own shard; readers sum them.
     """
@@ -270,6 +301,7 @@ step_runs = cast(Table, StepRun.__table__)
 step_attempts = cast(Table, StepAttempt.__table__)
 events = cast(Table, Event.__table__)
 dead_letters = cast(Table, DeadLetter.__table__)
+approvals = cast(Table, Approval.__table__)
 service_instances = cast(Table, ServiceInstance.__table__)
 workers = cast(Table, Worker.__table__)
 run_closes = cast(Table, RunClose.__table__)

@@ -22,14 +22,27 @@ DEFAULT_TIMEOUT_S: float = AgentOptions.model_fields["timeout"].default
 """For SQL that reads the timeout from the stored JSON (the claim's lease)."""
 
 
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for an option's value (``input_guard`` is an object of lists)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 def step_options(stored: Mapping[str, Any] | None) -> AgentOptions:
     """The options of a step row.
 
     Raises:
         pydantic.ValidationError: the stored options are not valid ones.
     """
-    key = tuple(sorted((stored or {}).items()))
-    options = _validated.get(key)
+    key: tuple[tuple[str, Any], ...] = tuple(sorted((stored or {}).items()))
+    try:
+        options = _validated.get(key)
+    except TypeError:  # a nested value (input_guard): hashed through a frozen copy
+        key = tuple(sorted((k, _frozen(v)) for k, v in (stored or {}).items()))
+        options = _validated.get(key)
     if options is None:
         options = AgentOptions.model_validate(stored or {})
         if len(_validated) < _MAX_CACHED:

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, bindparam, select, text
+from sqlalchemy import Connection, Select, and_, bindparam, case, literal, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
@@ -15,7 +15,7 @@ from hive.db.direct import DirectCursor
 from hive.db.models import Json, runs, step_runs
 from hive.db.prepared import PreparedStatement
 from hive.settings import get_settings
-from hive.statuses import ACTIVE_RUN_STATUSES, RunStatus
+from hive.statuses import ACTIVE_RUN_STATUSES, RunStatus, StepStatus
 
 
 class NewStep(Protocol):
@@ -253,11 +253,30 @@ def _scoped(query: Select[Any], tenant: str | None) -> Select[Any]:
     return query if tenant is None else query.where(runs.c.tenant == tenant)
 
 
+# ``awaiting_approval`` is shown, not stored: an active run with a step held for a person.
+_AWAITING = (
+    select(step_runs.c.step_id)
+    .where(
+        step_runs.c.run_id == runs.c.id,
+        step_runs.c.status == StepStatus.AWAITING_APPROVAL,
+    )
+    .exists()
+)
+_ACTIVE = runs.c.status.in_([str(s) for s in ACTIVE_RUN_STATUSES])
+_SHOWN_STATUS = case(
+    (and_(_ACTIVE, _AWAITING), literal(str(RunStatus.AWAITING_APPROVAL))),
+    else_=runs.c.status,
+).label("status")
+_RUN_COLUMNS = [_SHOWN_STATUS if c.name == "status" else c for c in runs.c]
+
+
 def get_run(conn: Connection, run_id: uuid.UUID, *, tenant: str | None = None) -> Any:
-    return conn.execute(_scoped(select(runs).where(runs.c.id == run_id), tenant)).first()
+    """The run's row, its status as shown (``awaiting_approval`` derived)."""
+    query = select(*_RUN_COLUMNS).where(runs.c.id == run_id)
+    return conn.execute(_scoped(query, tenant)).first()
 
 
-_STATE_COLUMNS = (runs.c.id, runs.c.status, runs.c.output, runs.c.error, runs.c.tenant)
+_STATE_COLUMNS = (runs.c.id, _SHOWN_STATUS, runs.c.output, runs.c.error, runs.c.tenant)
 
 
 def is_active(conn: Connection, run_id: uuid.UUID) -> bool:
@@ -290,8 +309,13 @@ def list_runs(
 ) -> list[Any]:
     """Newest first. With a tenant, ``ix_runs_tenant_created`` (and, with a pipeline,
     ``ix_runs_tenant_pipeline_created``) serve it in index order."""
-    query = _scoped(select(runs).order_by(runs.c.created_at.desc()).limit(limit), tenant)
-    if status:
+    query = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc()).limit(limit)
+    query = _scoped(query, tenant)
+    if status == RunStatus.AWAITING_APPROVAL:
+        query = query.where(_ACTIVE, _AWAITING)
+    elif status in ACTIVE_RUN_STATUSES:
+        query = query.where(runs.c.status == status, ~_AWAITING)
+    elif status:
         query = query.where(runs.c.status == status)
     if pipeline:
         query = query.where(runs.c.pipeline == pipeline)

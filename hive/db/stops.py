@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from hive.db import approvals, events
 from hive.db.models import Json
 from hive.statuses import RunStatus, StepStatus
 
@@ -18,29 +20,52 @@ _STOP_RUN = text(
     """
 ).bindparams(bindparam("error", type_=Json))
 
+# A step runs in a worker whose pool can terminate it (prefork; a worker the registry does not
+# know is taken for one) or not (threads, solo: their steps' waiting threads notice the
+# cancellation themselves, see hive.tasks.deadline).
 _STOP_STEPS = text(
     """
     WITH before AS (
-        SELECT step_id, status, task_id FROM step_runs
-         WHERE run_id = :run_id AND status IN ('pending', 'running') FOR UPDATE
+        SELECT step_id, status, task_id, worker FROM step_runs
+         WHERE run_id = :run_id AND status IN ('pending', 'running', 'awaiting_approval')
+           FOR UPDATE
     )
     UPDATE step_runs s
        SET status = 'cancelled', finished_at = now(), enqueued_at = NULL, lease_until = NULL
       FROM before b
      WHERE s.run_id = :run_id AND s.step_id = b.step_id
-    RETURNING b.status AS was, b.task_id
+    RETURNING b.status AS was, b.task_id,
+              coalesce((SELECT w.pool FROM workers w WHERE w.name = b.worker), 'prefork')
+                  = 'prefork' AS terminable
     """
 )
 
 
+@dataclass(frozen=True)
+class Running:
+    """A step that was running when its run stopped: its Celery task, and whether its
+    worker's pool can terminate it (prefork) or not (threads, solo)."""
+
+    task_id: str
+    terminable: bool
+
+
 def stop(
     conn: Connection, run_id: uuid.UUID, status: RunStatus, error: dict[str, Any]
-) -> list[str] | None:
-    """End an active run as ``status``; its pending and running steps end ``cancelled``.
-    Returns the Celery task ids of the steps that were running (to revoke), or None when
-    the run was not active. No step of the run can be claimed after this commits: claims
-    check the run's status."""
+) -> list[Running] | None:
+    """End an active run as ``status``; its pending, running and awaiting steps end
+    ``cancelled``, and their pending approvals with them (an ``approval_cancelled`` event).
+    Returns the steps that were running (to revoke), or None when the run was not active.
+    No step of the run can be claimed after this commits: claims check the run's status."""
     if not conn.execute(_STOP_RUN, {"run_id": run_id, "status": status, "error": error}).first():
         return None
     rows = conn.execute(_STOP_STEPS, {"run_id": run_id}).all()
-    return [r.task_id for r in rows if r.was == StepStatus.RUNNING and r.task_id]
+    reason = str(error.get("message") or status)
+    for step_id in approvals.close_for_run(conn, run_id, by="hive", reason=reason):
+        detail = {"by": "hive", "status": str(status), "reason": reason}
+        events.record(conn, "approval_cancelled", detail, run_id=run_id, step_id=step_id)
+    return [
+        Running(r.task_id, bool(r.terminable))
+        for r in rows
+        if r.was == StepStatus.RUNNING and r.task_id
+    ]

@@ -19,6 +19,7 @@ from referencing.exceptions import PointerToNowhere, Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from hive.agents.base import Agent, AgentOptions
+from hive.agents.governance import InputGuardOptions
 from hive.errors import MalformedReference
 from hive.pipelines.document import Problem, describe_type
 from hive.pipelines.refs import (
@@ -142,12 +143,35 @@ def merge_options(
         problems: list[Problem] = []
         for error in exc.errors():
             where = format_location(error["loc"], "options")
-            if error["type"] == "extra_forbidden":
+            if error["type"] == "extra_forbidden" and len(error["loc"]) > 1:
+                problems.append((where, _unknown_guard_field()))
+            elif error["type"] == "extra_forbidden":
                 allowed = ", ".join(AgentOptions.model_fields)
                 problems.append((where, f"unknown option; options are: {allowed}"))
             else:
                 problems.append((where, f"{error['msg']}, not {error['input']!r}"))
         return None, problems
+
+
+def check_pipeline_guard(value: Any) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """A pipeline's ``input_guard``, as the step option it becomes; None when absent or
+    wrong (then with its problems, each at ``input_guard.<field>``)."""
+    if value is None:
+        return None, []
+    try:
+        guard = AgentOptions.model_validate({"input_guard": value}, strict=True).input_guard
+    except ValidationError as exc:
+        return None, [
+            (format_location(e["loc"]), _unknown_guard_field())
+            if e["type"] == "extra_forbidden"
+            else (format_location(e["loc"]), f"{e['msg']}, not {e['input']!r}")
+            for e in exc.errors()
+        ]
+    return (None if guard is None else guard.model_dump(mode="json")), []
+
+
+def _unknown_guard_field() -> str:
+    return f"unknown field; input_guard takes {', '.join(InputGuardOptions.model_fields)}"
 
 
 def check_json(template: Any, root: str) -> list[Problem]:
@@ -273,7 +297,7 @@ def check_agent_input(agent: AgentClass, template: dict[str, Any]) -> list[Probl
 
     Values that are references, or contain them, are left to run time; a required
     field with no key at all, a literal of the wrong type and an unknown field are
-    reported.
+    reported; so is any reference inside a field the agent pins (:func:`pinned_problems`).
     """
     model = agent.input_model
     problems: list[Problem] = []
@@ -292,6 +316,59 @@ def check_agent_input(agent: AgentClass, template: dict[str, Any]) -> list[Probl
             problem = _literal_problem(error, template, view)
             if problem is not None:
                 problems.append(problem)
+    return problems + pinned_problems(agent, template)
+
+
+def pinned_problems(agent: AgentClass, template: Mapping[str, Any]) -> list[Problem]:
+    """References inside the fields ``agent`` pins (:meth:`~hive.agents.base.Agent.pinned_fields`):
+    each is a problem naming where it sits, the field and why it must be literal."""
+    problems: list[Problem] = []
+    for name, why in sorted(agent.pinned_fields(template).items()):
+        if name not in template:
+            continue
+        for location, text in iter_references(template[name], (name,)):
+            try:
+                parse_reference(text)
+            except MalformedReference:
+                continue  # reported as malformed by ReferenceScope.check
+            where = format_location(location, "input")
+            if location == (name,):
+                message = f"must be written in the pipeline, not taken from a reference ({text})"
+            else:
+                message = (
+                    f"inside {name}, which must be written in the pipeline, not taken from a "
+                    f"reference ({text})"
+                )
+            problems.append((where, f"{message}: {why}"))
+    return problems
+
+
+_ABSENT = object()
+
+
+def pinned_changes(
+    agent: AgentClass, template: Mapping[str, Any], new_input: Mapping[str, Any]
+) -> list[Problem]:
+    """Pinned fields that an edited input (a replay's ``--input``, an approval's edit)
+    changes from the step's template: an edit may not do what a reference may not.
+
+    Pinned are the fields ``agent`` pins for the template or for the new input (an ``http``
+    step given ``auth`` by the edit pins its address as well). Each must be absent from
+    both, or the same in both; a template whose pinned field holds a reference (stored
+    before the rule) cannot be shown unchanged, so it is a change too.
+    """
+    pinned = {**agent.pinned_fields(new_input), **agent.pinned_fields(template)}
+    problems: list[Problem] = []
+    for name, why in sorted(pinned.items()):
+        old = template.get(name, _ABSENT)
+        new = new_input.get(name, _ABSENT)
+        if old is _ABSENT or not _contains_reference(old):
+            written = old if old is _ABSENT else _unescape(old)
+            if written == new:
+                continue
+        problems.append(
+            (format_location((name,), "input"), f"may not differ from the pipeline's: {why}")
+        )
     return problems
 
 

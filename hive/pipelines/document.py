@@ -37,6 +37,9 @@ class PipelineDocument(BaseModel):
     steps: list[Any]
     """Each item is checked on its own with :class:`StepDocument`."""
     output: Any = None
+    input_guard: Any = None
+    """The input guard of every step whose agent has one by default (the ``llm`` agent's),
+    unless the step sets its own; checked with the step options."""
 
 
 class StepDocument(BaseModel):

@@ -24,6 +24,7 @@ from hive.pipelines.checks import (
     check_agent_input,
     check_input_schema,
     check_json,
+    check_pipeline_guard,
     declared_input_properties,
     merge_options,
     scalar_input_type,
@@ -180,11 +181,13 @@ def _check_document(
     raw_steps = data.get("steps")
     if isinstance(raw_steps, list) and not raw_steps:
         problems.append("steps: a pipeline needs at least one step")
+    guard, guard_problems = check_pipeline_guard(data.get("input_guard"))
+    problems.extend(problem_lines(guard_problems))
     drafts = _draft_steps(raw_steps if isinstance(raw_steps, list) else [])
     first_by_id = _first_by_id(drafts)
     agents = {step_id: registry.get(d.agent or "") for step_id, d in first_by_id.items()}
     scope = ReferenceScope(agents, properties, scalar_type)
-    specs = _check_steps(drafts, first_by_id, registry, scope)
+    specs = _check_steps(drafts, first_by_id, registry, scope, guard)
     for draft in drafts:
         problems.extend(draft.problems)
     output = data.get("output")
@@ -247,6 +250,7 @@ def _check_steps(
     first_by_id: dict[str, _StepDraft],
     registry: AgentRegistry,
     scope: ReferenceScope,
+    guard: dict[str, Any] | None = None,
 ) -> list[StepSpec] | None:
     """Check each step's values, recording problems on its draft; the specs if all is well."""
     graph = {step_id: draft.needs or [] for step_id, draft in first_by_id.items()}
@@ -264,7 +268,7 @@ def _check_steps(
         _check_needs(draft, graph)
         if draft.id in cycles:
             draft.report("needs", f"cycle: {cycles[draft.id]}")
-        options = _check_options(draft, agent)
+        options = _check_options(draft, agent, guard)
         if draft.input is not None:
             problems = check_json(draft.input, "input")
             if draft.id is not None:
@@ -292,10 +296,16 @@ def _check_agent(draft: _StepDraft, registry: AgentRegistry) -> AgentClass | Non
     return agent
 
 
-def _check_options(draft: _StepDraft, agent: AgentClass | None) -> AgentOptions | None:
+def _check_options(
+    draft: _StepDraft, agent: AgentClass | None, guard: dict[str, Any] | None
+) -> AgentOptions | None:
     if draft.options is None:
         return None
-    options, problems = merge_options(agent, draft.options)
+    overrides = draft.options
+    # The pipeline's input guard replaces an agent's default one; a step's own wins.
+    if guard is not None and agent is not None and agent.options.input_guard is not None:
+        overrides = {"input_guard": guard, **overrides}
+    options, problems = merge_options(agent, overrides)
     for where, message in problems:
         draft.report(where, message)
     return options

@@ -28,14 +28,17 @@ class StepPlan:
 
 def plan_steps(pipeline: Pipeline) -> list[StepPlan]:
     """One row per step, with the DAG facts the farm needs at run time: dependents, the
-    chain successor (the one dependent whose only need is this step), and which outputs
-    the input template reads."""
+    chain successor (the one dependent whose only need is this step, unless it needs an
+    approval), and which outputs the input template reads."""
     dependents = pipeline.dependents()
     needs = {s.id: s.needs for s in pipeline.steps}
+    # A step awaiting approval goes out on its own once approved, never in a chain.
+    held = {s.id for s in pipeline.steps if s.options.approval == "required"}
     rows = []
     for spec in pipeline.steps:
         deps = dependents.get(spec.id, [])
-        chain_next = deps[0] if len(deps) == 1 and needs[deps[0]] == [spec.id] else None
+        chained = len(deps) == 1 and needs[deps[0]] == [spec.id] and deps[0] not in held
+        chain_next = deps[0] if chained else None
         rows.append(
             StepPlan(
                 step_id=spec.id,

@@ -125,6 +125,18 @@ def resolve(template: Any, run_input: Any, outputs: Mapping[str, Any]) -> Any:
     return template
 
 
+def as_literal(value: Any) -> Any:
+    """``value`` as a template that resolves to itself: strings that would read as
+    references are escaped (an edited input is taken as written)."""
+    if isinstance(value, str):
+        return "$" + value if value.startswith("$") else value
+    if isinstance(value, dict):
+        return {k: as_literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [as_literal(v) for v in value]
+    return value
+
+
 def lookup(ref: Reference, run_input: Any, outputs: Mapping[str, Any]) -> Any:
     """The value ``ref`` points at (not copied).
 

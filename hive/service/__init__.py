@@ -15,6 +15,8 @@ live here and nowhere else.
     runs           get_run, get_run_state, list_runs, wait_for_run, cancel_run
     replay         replay_run, replay_failed_runs
     dead_letters   list_dead_letters, dead_letter_report
+    approvals      list_approvals, get_approval, approve, reject (ApprovalViews): steps held
+                   for a person's decision
     services       register_service, heartbeat_service, deregister_service,
                    get_service_instance, list_service_instances, pick_instance
                    (ServiceInstanceViews): the service registry
@@ -31,6 +33,7 @@ live here and nowhere else.
                    settings given must name the process's own servers (one farm a process)
 """
 
+from hive.service.approvals import approve, get_approval, list_approvals, reject
 from hive.service.arguments import parse_run_id
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
@@ -81,6 +84,8 @@ from hive.service.submit import submit
 from hive.service.usage import UsageView, usage_by_tenant
 from hive.service.views import (
     AgentView,
+    ApprovalEvent,
+    ApprovalView,
     DeadLetterReport,
     DeadLetterView,
     PipelineStepView,
@@ -96,6 +101,8 @@ from hive.service.workers import WorkerView, list_workers
 __all__ = [
     "OPERATOR",
     "AgentView",
+    "ApprovalEvent",
+    "ApprovalView",
     "Caller",
     "DeadLetterReport",
     "DeadLetterView",
@@ -112,6 +119,7 @@ __all__ = [
     "Submitted",
     "UsageView",
     "WorkerView",
+    "approve",
     "beat_health",
     "cancel_run",
     "check_broker",
@@ -124,6 +132,7 @@ __all__ = [
     "exporter_health",
     "farm_status",
     "flower_health",
+    "get_approval",
     "get_pipeline",
     "get_run",
     "get_run_state",
@@ -131,6 +140,7 @@ __all__ = [
     "health_sweep",
     "heartbeat_service",
     "list_agents",
+    "list_approvals",
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
@@ -143,6 +153,7 @@ __all__ = [
     "purge",
     "recover",
     "register_service",
+    "reject",
     "replay_failed_runs",
     "replay_run",
     "submit",

@@ -4,10 +4,10 @@ the tenant. Nothing above this layer checks either.
 
 ::
 
-    viewer     reads runs, dead letters and pipelines of its tenant
+    viewer     reads runs, dead letters, approvals and pipelines of its tenant
     producer   also submits and cancels runs
-    admin      also replays failed runs, manages the service registry and reads its
-               tenant's usage and cost
+    admin      also replays failed runs, approves and rejects held steps, manages the
+               service registry and reads its tenant's usage and cost
     operator   everything, across every tenant, maintenance, and the farm's workers: the
                CLI's role
 """
@@ -39,13 +39,22 @@ class Right(StrEnum):
     MANAGE_SERVICES = "manage services"
     INSPECT = "inspect the farm (workers, queues, status)"
     USAGE = "read usage and cost"
+    DECIDE = "approve or reject steps"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {
     Role.VIEWER: frozenset({Right.READ}),
     Role.PRODUCER: frozenset({Right.READ, Right.SUBMIT, Right.CANCEL}),
     Role.ADMIN: frozenset(
-        {Right.READ, Right.SUBMIT, Right.CANCEL, Right.REPLAY, Right.MANAGE_SERVICES, Right.USAGE}
+        {
+            Right.READ,
+            Right.SUBMIT,
+            Right.CANCEL,
+            Right.REPLAY,
+            Right.MANAGE_SERVICES,
+            Right.USAGE,
+            Right.DECIDE,
+        }
     ),
     Role.OPERATOR: frozenset(Right),
 }

@@ -24,6 +24,7 @@ from hive.service.views import Submitted
 from hive.settings import Settings
 from hive.tasks.app import PRIORITIES
 from hive.tasks.dispatch import dispatch_new_run
+from hive.tasks.holds import hold_new_run
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def submit(
             # A broker outage leaves the stored run to recovery (send() says so in the log
             # and returns False); any other publish failure is recorded and raised.
             publication.send()
+            if publication.held:
+                hold_new_run(run_id, publication.held)
             # The ids as extra too: a producer's own handlers lack Hive's ContextFilter.
             logger.info("run submitted", extra=dict(current_log_context()))
             return Submitted(run_id, created=True)

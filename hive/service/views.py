@@ -350,3 +350,68 @@ def dead_letter_view(row: Any) -> DeadLetterView:
         created_at=row.created_at,
         replayed_at=row.replayed_at,
     )
+
+
+@dataclass(frozen=True)
+class ApprovalEvent:
+    """One request or decision of an approval: ``kind`` is ``approval_requested``,
+    ``approval_approved``, ``approval_rejected``, ``approval_timed_out`` or
+    ``approval_cancelled``; ``detail`` says who (``by``) and why."""
+
+    kind: str
+    detail: dict[str, Any]
+    at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "detail": self.detail, "at": _ts(self.at)}
+
+
+@dataclass(frozen=True)
+class ApprovalView:
+    """A step held for a person's decision, and the decision once made.
+
+    ``input`` and ``history`` are None in a listing (the input may hold personal data):
+    read one approval for them.
+    """
+
+    run_id: uuid.UUID
+    step_id: str
+    pipeline: str
+    tenant: str | None
+    agent: str
+    status: str
+    """``pending``, ``approved``, ``rejected`` or ``cancelled`` (its run stopped)."""
+    source: str
+    """``required`` (the step's ``approval`` option) or ``input_guard`` (an escalation)."""
+    reason: str
+    requested_at: datetime
+    timeout_at: datetime | None
+    timeout_action: str | None
+    decided_at: datetime | None
+    decided_by: str | None
+    decision_reason: str | None
+    input_edited: bool
+    input: Any = None
+    """The input the step would run with, as resolved when it asked."""
+    history: list[ApprovalEvent] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": str(self.run_id),
+            "step_id": self.step_id,
+            "pipeline": self.pipeline,
+            "tenant": self.tenant,
+            "agent": self.agent,
+            "status": self.status,
+            "source": self.source,
+            "reason": self.reason,
+            "requested_at": _ts(self.requested_at),
+            "timeout_at": _ts(self.timeout_at),
+            "timeout_action": self.timeout_action,
+            "decided_at": _ts(self.decided_at),
+            "decided_by": self.decided_by,
+            "decision_reason": self.decision_reason,
+            "input_edited": self.input_edited,
+            "input": self.input,
+            "history": None if self.history is None else [e.to_json() for e in self.history],
+        }

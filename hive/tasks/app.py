@@ -110,11 +110,16 @@ app.conf.include = ["hive.tasks.step", "hive.beat.tasks"]
 @worker_init.connect
 def _size_pools(sender: Any, **_: Any) -> None:
     """A thread pool runs ``concurrency`` steps in one process, each needing a connection at
-    once; a prefork child runs one, and opens no more than it uses."""
+    once; a prefork child runs one, and opens no more than it uses. Under a pool without
+    time limits (threads, solo) the step task enforces each step's timeout itself."""
     from hive.db.engine import size_pools
+    from hive.tasks.deadline import configure_for_pool
 
-    if isinstance(sender.concurrency, int):  # Celery resolves "auto" only after this signal
-        size_pools(sender.concurrency)
+    # Celery resolves "auto" only after this signal
+    concurrency = sender.concurrency if isinstance(sender.concurrency, int) else None
+    configure_for_pool(sender.pool_cls, concurrency)
+    if concurrency:
+        size_pools(concurrency)
 
 
 @worker_process_init.connect

@@ -23,12 +23,15 @@ def stop_run(
     running = in_transaction(lambda conn: stops.stop(conn, run_id, status, error))
     if running is None:
         return False
-    if running:
-        # SIGUSR1 raises SoftTimeLimitExceeded inside the agent: the pool child survives,
-        # and the attempt's late finish is refused by the compare-and-set.
+    # SIGUSR1 raises SoftTimeLimitExceeded inside the agent: the pool child survives, and
+    # the attempt's late finish is refused by the compare-and-set. A thread pool cannot
+    # terminate a task (Celery raises in the worker): its step's waiting thread notices
+    # the cancellation and abandons the agent (hive.tasks.deadline).
+    terminable = [r.task_id for r in running if r.terminable]
+    if terminable:
         try:
-            app.control.revoke(running, terminate=True, signal="SIGUSR1")
+            app.control.revoke(terminable, terminate=True, signal="SIGUSR1")
         except Exception as exc:  # broker trouble: agents still see ctx.is_cancelled()
-            logger.warning("could not revoke %d running steps: %s", len(running), exc)
+            logger.warning("could not revoke %d running steps: %s", len(terminable), exc)
     logger.info("run %s %s; %d running steps revoked", run_id, status, len(running))
     return True

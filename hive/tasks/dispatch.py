@@ -32,6 +32,7 @@ from hive.db.runs import NewStep
 from hive.errors import DispatchError, HiveError
 from hive.logs import log_context
 from hive.statuses import RunStatus
+from hive.tasks import holds
 from hive.tasks.app import PRIORITIES, app
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class Publication:
     stretches: list[list[marks.MarkedStep]] = field(default_factory=list)
     priority: int = PRIORITIES["normal"]
     countdown_s: float | None = None
+    held: list[str] = field(default_factory=list)
+    """Ready steps held for a person's approval instead (:mod:`hive.tasks.holds`)."""
 
     def __bool__(self) -> bool:
         return bool(self.stretches)
@@ -190,7 +193,11 @@ def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str)
         s.step_id: marks.MarkedStep(s.step_id, s.chain_next, 0, step_options(s.options), s.agent)
         for s in steps
     }
-    publication.stretches = _stretches([s.step_id for s in steps if not s.needs], plan)
+    roots = [s.step_id for s in steps if not s.needs]
+    # A root that needs an approval is inserted unsent, then held (holds.hold_ready).
+    publication.held = [s for s in roots if plan[s].options.approval == "required"]
+    heads = [s for s in roots if s not in publication.held]
+    publication.stretches = _stretches(heads, plan)
     return publication
 
 
@@ -205,12 +212,19 @@ def dispatch(
     """Mark ``ready`` steps (and the stretches after them) as sent and return what to publish.
 
     Only steps whose compare-and-set succeeds are published, so two dispatchers
-    racing over the same step publish it once.
+    racing over the same step publish it once. A ready step that needs a person's approval
+    is held instead (``awaiting_approval``), in the same transaction.
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
     if ready:
-        marked = marks.mark_enqueued(conn, run_id, ready, delay_s=countdown_s or 0.0)
-        publication.stretches = _stretches(ready, {m.step_id: m for m in marked})
+        marked = {
+            m.step_id: m
+            for m in marks.mark_enqueued(conn, run_id, ready, delay_s=countdown_s or 0.0)
+        }
+        publication.stretches = _stretches(ready, marked)
+        unmarked = [s for s in ready if s not in marked]
+        if unmarked:  # sent by another dispatcher, or awaiting a person's approval
+            publication.held = holds.hold_ready(conn, run_id, unmarked)
     return publication
 
 

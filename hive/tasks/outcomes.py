@@ -347,3 +347,21 @@ def _after_lost_race(
 def _late_finish(conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int) -> None:
     if event_log.record_late_finish(conn, run_id, step_id, attempt):
         logger.info("attempt %d no longer owns the step; its result is not recorded", attempt)
+
+
+def fail_unstarted(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempts: int,
+    error: dict[str, Any],
+    step_input: Any = None,
+) -> ClosedRun | None:
+    """The rest of a permanent failure, for a step failed before it started (rejected at its
+    approval; the caller has set it ``failed``): a dead letter, its pending descendants
+    skipped, the run counted down and closed ``failed`` if nothing is left. Returns the
+    closed run, if this closed it."""
+    policy = failures.failure_policy(conn, run_id, step_id)
+    if policy is None:
+        return None
+    return _fail_for_good(conn, run_id, step_id, attempts, error, step_input, policy)

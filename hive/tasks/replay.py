@@ -12,7 +12,10 @@ from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db.retrying import Connection, in_transaction
 from hive.errors import ReplayError
+from hive.jsondata import unstorable
 from hive.pipelines.bounds import json_bound_problems
+from hive.pipelines.checks import pinned_changes
+from hive.pipelines.refs import as_literal
 from hive.settings import get_settings
 from hive.tasks.dispatch import Publication, dispatch
 
@@ -23,8 +26,9 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
     them again. Returns the steps sent now.
 
     Raises:
-        ReplayError: the run is not ``failed``, ``new_input`` is ambiguous, or it does not
-            fit the failed step's agent (the message names each field).
+        ReplayError: the run is not ``failed``, ``new_input`` is ambiguous, it does not
+            fit the failed step's agent, or it changes a field the agent pins to what the
+            pipeline writes (the message names each field).
     """
 
     def txn(conn: Connection) -> Publication:
@@ -37,8 +41,13 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
                 names = ", ".join(step for step, _ in failed)
                 raise ReplayError(str(run_id), f"--input needs one failed step, not: {names}")
             step_id, agent = failed[0]
-            _check_input(agent, str(run_id), step_id, new_input)
-            letters.set_input_template(conn, run_id, step_id, _as_literal(new_input))
+            template = letters.input_template(conn, run_id, step_id)
+            problem = new_input_problem(agent, step_id, new_input) or pinned_input_problem(
+                agent, step_id, template, new_input
+            )
+            if problem is not None:
+                raise ReplayError(str(run_id), problem)
+            letters.set_input_template(conn, run_id, step_id, as_literal(new_input))
         ready = letters.reopen(conn, run_id)
         event_log.record(
             conn,
@@ -53,31 +62,43 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
     return publication.step_ids
 
 
-def _check_input(agent_name: str, run_id: str, step_id: str, data: dict[str, Any]) -> None:
+def new_input_problem(agent_name: str, step_id: str, data: dict[str, Any]) -> str | None:
+    """Why ``data`` cannot be the new input of step ``step_id`` (its size, what JSON cannot
+    hold, or each field that does not fit agent ``agent_name``'s input model); None when it
+    can. For every path that edits a step's input, with :func:`pinned_input_problem`."""
     agent = default_registry().get(agent_name)
     if agent is None:
-        raise ReplayError(run_id, f"agent {agent_name!r} of step {step_id!r} is not installed")
+        return f"agent {agent_name!r} of step {step_id!r} is not installed"
     # Bounds first: pydantic cannot even validate an input nested deep enough.
     too_big = json_bound_problems(data, "input", get_settings())
     if too_big:
-        raise ReplayError(run_id, f"the new input of step {step_id!r}: " + "; ".join(too_big))
+        return f"the new input of step {step_id!r}: " + "; ".join(too_big)
+    unfit = unstorable(data, "input")
+    if unfit:
+        return f"the new input of step {step_id!r}: " + "; ".join(unfit)
     try:
         agent.input_model.model_validate(data)
     except ValidationError as exc:
         problems = [f"input.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ReplayError(
-            run_id,
-            f"the new input of step {step_id!r} does not fit agent {agent_name!r}: "
-            + "; ".join(problems),
-        ) from None
+        return f"the new input of step {step_id!r} does not fit agent {agent_name!r}: " + "; ".join(
+            problems
+        )
+    return None
 
 
-def _as_literal(value: Any) -> Any:
-    """Escape strings that would read as references: the edited input is taken as written."""
-    if isinstance(value, str):
-        return "$" + value if value.startswith("$") else value
-    if isinstance(value, dict):
-        return {k: _as_literal(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_as_literal(v) for v in value]
-    return value
+def pinned_input_problem(
+    agent_name: str, step_id: str, template: Any, data: dict[str, Any]
+) -> str | None:
+    """Why ``data`` cannot replace the input ``template`` of step ``step_id``: it changes a
+    field its agent pins (where a credential goes, what the farm's limits key on), which
+    only the pipeline may set; None when it changes none. For every path that edits a
+    step's input."""
+    agent = default_registry().get(agent_name)
+    if agent is None or not isinstance(template, dict):
+        return None  # an uninstalled agent is refused by the input's own check
+    changed = pinned_changes(agent, template, data)
+    if not changed:
+        return None
+    return f"the new input of step {step_id!r} changes what its pipeline sets: " + "; ".join(
+        f"{where}: {message}" for where, message in changed
+    )

@@ -17,6 +17,7 @@ from hive.errors import (
     RetryableError,
     UnresolvedReference,
 )
+from hive.tasks.deadline import RunCancelled
 
 # The policy for a failure whose class says nothing (neither PermanentError nor
 # RetryableError): a bug, a library's error, the soft time limit. Retried, within
@@ -61,6 +62,7 @@ def retry_delay_s(attempt: int, options: AgentOptions, error: dict[str, Any]) ->
 
 _KINDS: dict[type[BaseException], str] = {
     SoftTimeLimitExceeded: "timeout",
+    RunCancelled: "cancelled",
     InvalidAgentInput: "invalid_input",
     InvalidAgentOutput: "invalid_output",
     UnresolvedReference: "invalid_input",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -21,12 +22,13 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ServiceUnavailable, StepDeferred
+from hive.errors import ApprovalRequired, ServiceUnavailable, StepDeferred
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
+from hive.screening import screen_step
 from hive.settings import get_settings
-from hive.tasks import outcomes
+from hive.tasks import deadline, holds, outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import StepRequest, bind_claimed
 from hive.tasks.lookup import RegistryLookup
@@ -59,6 +61,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         attempt: the attempt this message is for (1 for the first).
     """
     # Every record from here to the end of the task carries the ids (see log_context).
+    began = time.monotonic()  # the step's timeout counts from here, as Celery's limits do
     rid = uuid.UUID(run_id)
     settings = get_settings()
     try:
@@ -99,11 +102,16 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     _observe_wait(claimed.waited_s, self.request.eta, claimed.options.queue)
     agent_cls = default_registry().get(claimed.agent)
     step_input: Any = None
+    cancel = CancelCheck(rid)
     usage: dict[str, float] = {}  # the agent's ctx.usage, recorded with the outcome
     try:
         if agent_cls is None:
             raise LookupError(f"agent {claimed.agent!r} is not installed on this worker")
         step_input = resolve(claimed.input_template, claimed.run_input, claimed.upstream)
+        # The input guard (hive/screening): redacted, or blocked, or held for a person.
+        step_input = screen_step(
+            rid, step_id, claimed.agent, claimed.options.input_guard, step_input
+        )
         ctx = AgentContext(
             run_id=run_id,
             step_id=step_id,
@@ -113,17 +121,27 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             pipeline=claimed.pipeline,
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
-            is_cancelled=CancelCheck(rid),
+            is_cancelled=cancel,
             services=RegistryLookup(claimed.tenant),
             usage=usage,
         )
+        agent = agent_cls()
         with _timed(claimed.agent):
-            output = agent_cls().execute(step_input, ctx)
+            output = _execute(
+                lambda: agent.execute(step_input, ctx),
+                began + claimed.options.timeout,
+                cancel,
+                claimed.agent,
+            )
         check_output_bounds(output, settings)
     except StepDeferred as deferred:
         # Not a failure: the step waits for its countdown, in no worker slot, and its
         # next attempt does not count against its retries.
         _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred))
+        self.request.chain = None
+        return
+    except ApprovalRequired as held:
+        _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, held.step_input))
         self.request.chain = None
         return
     except Exception as exc:
@@ -137,7 +155,8 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
                 error,
                 step_input=step_input,
                 retryable=retryable,
-                usage=usage,
+                # A copy: an abandoned agent (hive.tasks.deadline) may still be adding to it.
+                usage=dict(usage),
             )
         )
         self.request.chain = None
@@ -166,6 +185,17 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     )
     if not recorded:
         self.request.chain = None
+
+
+def _execute(run: Callable[[], T], ends_at: float, cancel: CancelCheck, agent: str) -> T:
+    """The agent's run: in this thread where the pool enforces the step's time limits
+    (prefork), else on a thread of its own that is abandoned at the deadline
+    (:mod:`hive.tasks.deadline`)."""
+    if deadline.enforced_by_pool():
+        return run()
+    return deadline.call_within(
+        run, ends_at, expired=cancel.expired, cancelled=cancel.run_ended, agent=agent
+    )
 
 
 @contextlib.contextmanager
@@ -238,15 +268,21 @@ def _chain_next(chain: list[dict[str, Any]] | None, run_id: str) -> str | None:
 
 
 class CancelCheck:
-    """``ctx.is_cancelled()`` for agents: asks PostgreSQL at most once a second."""
+    """``ctx.is_cancelled()`` for agents: asks PostgreSQL at most once a second; True at
+    once when :attr:`expired` is set (a step past its timeout under a thread pool)."""
 
     def __init__(self, run_id: uuid.UUID, every_s: float = 1.0) -> None:
         self._run_id = run_id
         self._every_s = every_s
         self._checked_at = 0.0
         self._cancelled = False
+        self.expired = threading.Event()
 
     def __call__(self) -> bool:
+        return self.expired.is_set() or self.run_ended()
+
+    def run_ended(self) -> bool:
+        """True once the run is no longer active (cancelled, expired, closed)."""
         now = time.monotonic()
         if not self._cancelled and now - self._checked_at >= self._every_s:
             self._checked_at = now

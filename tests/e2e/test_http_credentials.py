@@ -56,9 +56,11 @@ def test_credentials_reach_the_service_and_appear_in_no_table_log_message_or_flo
 ) -> None:
     token, key = f"tok-{uuid.uuid4().hex}", f"key-{uuid.uuid4().hex}"
     client, index = redis_db
-    service.route("/echo", Reply(echo=True))
-    service.route("/flaky", Reply(503, text=f"overloaded, {token}"), Reply(echo=True))
-    service.route("/denied", lambda r: Reply(401, text=f"token {r.headers['authorization']}"))
+    service.route("/api/echo", Reply(echo=True))
+    service.route("/api/flaky", Reply(503, text=f"overloaded, {token}"), Reply(echo=True))
+    service.route(
+        "/api/unauthorized", lambda r: Reply(401, text=f"token {r.headers['authorization']}")
+    )
     service.route("/api/denied", lambda r: Reply(403, json={"key": r.headers["x-api-key"]}))
     service.route(
         "/api/v1/customers",
@@ -81,12 +83,12 @@ def test_credentials_reach_the_service_and_appear_in_no_table_log_message_or_flo
 
     hive = Client()
     succeeded = [
-        hive.submit("http-url", {"url": service.url("/echo")}),
-        hive.submit("http-url", {"url": service.url("/flaky")}),
+        hive.submit("http-bearer", {"path": "/echo"}),
+        hive.submit("http-bearer", {"path": "/flaky"}),
         hive.submit("partner-lookup", {"customer_id": "c-1"}),
     ]
     failed = [
-        hive.submit("http-url", {"url": service.url("/denied")}),
+        hive.submit("http-bearer", {"path": "/unauthorized"}),
         hive.submit("http-service", {"path": "/denied"}),
     ]
     outputs = [run.wait(timeout=60) for run in succeeded]

@@ -44,7 +44,7 @@ def _trace_id(run_id: object) -> str:
 
 
 @pytest.mark.timeout(120)
-def test_a_step_calls_a_url_with_its_trace_id_request_id_and_token(
+def test_a_step_calls_the_url_its_run_gives_with_its_trace_id_and_request_id(
     worker: HiveProcess, service: HttpService
 ) -> None:
     service.route("/customers/42", Reply(json={"name": "Ada"}))
@@ -56,9 +56,26 @@ def test_a_step_calls_a_url_with_its_trace_id_request_id_and_token(
     assert output["url"] == service.url("/customers/42")
     (seen,) = service.requests
     assert seen.query == {"v": "2"}
-    assert seen.headers["authorization"] == f"Bearer {SECRETS['PARTNER_TOKEN']}"
+    assert "authorization" not in seen.headers, "a URL from the run gets no credential"
     assert seen.headers["x-request-id"] == f"{run.id}:call:1"
     assert re.fullmatch(rf"00-{_trace_id(run.id)}-[0-9a-f]{{16}}-01", seen.headers["traceparent"])
+
+
+@pytest.mark.timeout(120)
+def test_a_step_with_a_token_calls_the_service_its_pipeline_names_at_the_path_its_run_gives(
+    worker: HiveProcess, service: HttpService, env: dict[str, str], registry: None
+) -> None:
+    service.route("/api/customers/42", Reply(json={"name": "Ada"}))
+    _register(env, service.url("/api"))
+
+    run = Client().submit("http-bearer", {"path": "/customers/42"})
+    output = run.wait(timeout=60)
+
+    assert output["body"] == {"name": "Ada"}
+    assert output["url"] == service.url("/api/customers/42")
+    (seen,) = service.requests
+    assert seen.headers["authorization"] == f"Bearer {SECRETS['PARTNER_TOKEN']}"
+    assert seen.headers["x-request-id"] == f"{run.id}:call:1"
 
 
 @pytest.mark.timeout(120)

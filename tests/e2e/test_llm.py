@@ -5,7 +5,7 @@ after their Retry-After, usage summed per run and tenant, and the API key nowher
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -33,13 +33,6 @@ models:
 
 
 @pytest.fixture
-def llm() -> Iterator[LlmServer]:
-    server = LlmServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def llm_worker(
     start_worker: Callable[..., HiveProcess], tmp_path: Path
 ) -> Callable[..., HiveProcess]:
@@ -59,8 +52,8 @@ def llm_worker(
     return start
 
 
-def ask(llm: LlmServer, question: str = "why?", tenant: str | None = None) -> Any:
-    return Client().submit("llm-ask", {"base_url": llm.url, "question": question}, tenant=tenant)
+def ask(question: str = "why?", tenant: str | None = None) -> Any:
+    return Client().submit("llm-ask", {"question": question}, tenant=tenant)
 
 
 @pytest.mark.timeout(120)
@@ -70,7 +63,7 @@ def test_an_answer_is_stored_with_its_usage_and_cost(
     llm.script("model-a", Reply.text("Because.", prompt_tokens=1200, completion_tokens=300))
     llm_worker()
 
-    run = ask(llm)
+    run = ask()
     output = run.wait(timeout=60)
 
     answer = output["ask"]
@@ -118,7 +111,7 @@ def test_an_answer_that_fails_its_schema_once_is_repaired(
     )
     llm_worker()
 
-    run = Client().submit("llm-structured", {"base_url": llm.url})
+    run = Client().submit("llm-structured", {})
     output = run.wait(timeout=60)
 
     assert output == {"label": "good", "score": 0.5}
@@ -142,7 +135,7 @@ def test_an_answer_that_never_fits_fails_for_good_naming_the_last_error_and_its_
     llm.default("model-s", Reply.json({"label": "good"}, prompt_tokens=50, completion_tokens=5))
     llm_worker()
 
-    run = Client().submit("llm-structured", {"base_url": llm.url})
+    run = Client().submit("llm-structured", {})
     with pytest.raises(RunFailed) as raised:
         run.wait(timeout=60)
 
@@ -172,9 +165,9 @@ def test_the_fallback_model_answers_when_the_first_fails_with_5xx_or_times_out(
     llm_worker()
 
     llm.script("model-a", Reply.failure(503))
-    first = ask(llm, "after a 503?").wait(timeout=60)["ask"]
+    first = ask("after a 503?").wait(timeout=60)["ask"]
     llm.script("model-a", Reply.late(4))
-    second = ask(llm, "after a timeout?").wait(timeout=60)["ask"]
+    second = ask("after a timeout?").wait(timeout=60)["ask"]
 
     assert (first["model"], first["provider"], first["calls"]) == ("model-b", "backup", 1)
     assert (second["model"], second["provider"]) == ("model-b", "backup")
@@ -197,7 +190,7 @@ def test_a_429_everywhere_is_retried_after_its_retry_after(
     llm.script("model-b", Reply.rate_limited("3"))
     llm_worker()
 
-    run = ask(llm)
+    run = ask()
     output = run.wait(timeout=60)
 
     assert output["ask"]["model"] == "model-a"
@@ -221,8 +214,8 @@ def test_usage_is_summed_per_run_and_per_tenant(
     llm_worker()
     client = Client()
 
-    two = client.submit("llm-two", {"base_url": llm.url, "text": "t"}, tenant="acme")
-    runs = [two, ask(llm, tenant="acme"), ask(llm, tenant="globex"), ask(llm)]
+    two = client.submit("llm-two", {"text": "t"}, tenant="acme")
+    runs = [two, ask(tenant="acme"), ask(tenant="globex"), ask()]
     for run in runs:
         run.wait(timeout=60)
 

@@ -23,13 +23,13 @@ BACKUP_KEY = "sk-secret-backup-3c5f08e2d7"
 
 @pytest.mark.timeout(180)
 def test_the_api_keys_appear_in_no_table_log_redis_key_or_message(
+    llm: LlmServer,
     start_worker: Callable[..., HiveProcess],
     redis_db: tuple[redis.Redis, int],
     env: dict[str, str],
     tmp_path: Path,
 ) -> None:
     client, _ = redis_db
-    llm = LlmServer()
     monitor = RedisMonitor(client)
     try:
         worker = start_worker(
@@ -43,11 +43,9 @@ def test_the_api_keys_appear_in_no_table_log_redis_key_or_message(
         )  # fmt: skip
         # A fallback (both keys used), then a provider echoing the key in its 401.
         llm.script("model-a", Reply.failure(503), Reply.failure(401, error=f"Bad key {KEY}"))
-        answered = Client().submit(
-            "llm-ask", {"base_url": llm.url, "question": "q1"}, tenant="acme"
-        )
+        answered = Client().submit("llm-ask", {"question": "q1"}, tenant="acme")
         assert answered.wait(timeout=60)["ask"]["model"] == "model-b"
-        refused = Client().submit("llm-ask", {"base_url": llm.url, "question": "q2"})
+        refused = Client().submit("llm-ask", {"question": "q2"})
         with pytest.raises(RunFailed) as raised:
             refused.wait(timeout=60)
         outputs = [
@@ -57,7 +55,6 @@ def test_the_api_keys_appear_in_no_table_log_redis_key_or_message(
         outputs.append(run_hive("usage", "--json", env=env))
     finally:
         commands = monitor.stop()
-        llm.close()
 
     # The keys did go where they belong, so not finding them elsewhere means something.
     sent = {r.headers.get("Authorization") for r in llm.requests}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from bench.slow_server import SlowServerProcess
 from tests.support.redis_server import RedisServer
 from tests.support.tcp_proxy import TcpProxy
 
@@ -42,3 +43,18 @@ def success_audit(clean_state: None) -> None:
     from tests.support.db import install_success_audit
 
     install_success_audit()
+
+
+@pytest.fixture
+def slow_server(tmp_path: Path) -> Iterator[Callable[[float], SlowServerProcess]]:
+    """Start ``bench.slow_server`` processes answering after a delay; stopped by PID."""
+    started: list[SlowServerProcess] = []
+
+    def start(delay_s: float) -> SlowServerProcess:
+        server = SlowServerProcess(delay_s, log_path=tmp_path / f"slow{len(started)}.log")
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -5,7 +5,7 @@ guard obeyed."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 
 from hive.agents.base import AgentContext, CallTicket, Resource
 from hive.agents.builtin.llm import LlmAgent
-from hive.errors import PermanentError, StepDeferred, TransientError
+from hive.errors import NoPassingInstance, PermanentError, StepDeferred, TransientError
 from hive.settings import get_settings
 from tests.support.llm_server import LlmServer, Reply
 
@@ -314,3 +314,58 @@ def test_the_test_server_lists_its_models(server: LlmServer) -> None:
     answer = httpx.get(f"{server.url}/models").json()
 
     assert [m["id"] for m in answer["data"]] == ["model-z"]
+
+
+class Registry:
+    """A ServiceLookup over a fixed table of service → address; records each pick."""
+
+    def __init__(self, **addresses: str) -> None:
+        self.addresses = addresses
+        self.picked: list[str] = []
+
+    def pick(self, service: str, exclude: Sequence[str] = ()) -> str:
+        self.picked.append(service)
+        if service not in self.addresses:
+            raise NoPassingInstance(service, {"critical": 1})
+        return self.addresses[service]
+
+
+def test_a_service_is_resolved_through_the_registry_at_the_call(server: LlmServer) -> None:
+    server.script("model-a", Reply.text("by name"))
+    data = {k: v for k, v in step(server).items() if k != "base_url"}
+    ctx = AgentContext(run_id="r1", step_id="ask", attempt=1)
+    ctx.services = registry = Registry(models=server.url + "/")
+
+    output = LlmAgent().execute({**data, "service": "models"}, ctx)
+
+    assert output["content"] == "by name"
+    assert registry.picked == ["models"]
+    (request,) = server.requests
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_a_service_with_no_passing_instance_gives_way_to_the_fallback_without_a_breaker_failure(
+    server: LlmServer,
+) -> None:
+    server.script("model-b", Reply.text("from b"))
+    data = {k: v for k, v in step(server).items() if k != "base_url"}
+    ctx = AgentContext(run_id="r1", step_id="ask", attempt=1)
+    ctx.services = Registry()
+    ctx.call = guard = Guard()
+
+    output = LlmAgent().execute(
+        {**data, "service": "down", "fallback": [{**BACKUP, "base_url": server.url}]}, ctx
+    )
+
+    assert output["model"] == "model-b"
+    assert server.requests_for("model-a") == []
+    assert guard.failures == []  # nothing was called: no failure of the model
+
+
+def test_a_service_outside_the_farm_fails_for_good_naming_it(server: LlmServer) -> None:
+    data = {k: v for k, v in step(server).items() if k != "base_url"}
+
+    with pytest.raises(PermanentError, match="service 'models': no service registry"):
+        run({**data, "service": "models"})
+    assert server.requests == []

@@ -48,6 +48,7 @@ BUILTIN_NAMES = {
     "sleep",
     "fail",
     "llm",
+    "guard",
 }
 
 

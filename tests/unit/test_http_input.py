@@ -52,6 +52,7 @@ def problems(step_input: dict[str, Any]) -> str:
         ({"url": "http://a/", "headers": {"X-A": "a\r\nX-B: b"}}, "holds visible ASCII"),
         ({"url": "http://a/", "headers": {"authorization": "Bearer x"}}, "carries credentials"),
         ({"url": "http://a/", "headers": {"Cookie": "sid=1"}}, "carries credentials"),
+        ({"url": "http://a/", "headers": {"HOST": "b"}}, "header 'Host' is refused: the host"),
         (
             {
                 "url": "http://a/",

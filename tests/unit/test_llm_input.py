@@ -49,6 +49,35 @@ def test_the_chain_is_the_step_endpoint_then_its_fallbacks_in_order() -> None:
     assert chain[0].resource_name == "local:m"
 
 
+def test_a_service_of_the_registry_may_stand_for_the_base_url_in_the_chain() -> None:
+    data = LlmInput.model_validate(
+        {
+            **{k: v for k, v in BASE.items() if k != "base_url"},
+            "service": "model-server",
+            "fallback": [{"provider": "b", "service": "backup-models", "model": "mb"}],
+        }
+    )
+
+    assert [(p.service, p.base_url) for p in data.chain()] == [
+        ("model-server", None),
+        ("backup-models", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ({"service": "models"}, "either base_url or service, not both nor neither"),
+        ({"base_url": None}, "either base_url or service, not both nor neither"),
+        ({"base_url": None, "service": "no spaces"}, "service name 'no spaces' must be"),
+    ],
+    ids=["both", "neither", "bad-name"],
+)
+def test_an_endpoint_names_one_address(address: dict[str, Any], expected: str) -> None:
+    with pytest.raises(ValidationError, match=expected):
+        LlmInput.model_validate({**BASE, **address})
+
+
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
@@ -97,9 +126,10 @@ steps:
     agent: llm
     input:
       provider: p
-      base_url: $input.q
+      base_url: https://a.example/v1
       model: m
       temperature: 7
+      max_tokens: $input.q
       messages: [{role: user, content: $input.q}]
       fallback: [{provider: b, base_url: "https://u:pw@b.example", model: x}]
 """
@@ -111,7 +141,7 @@ steps:
     problems = "\n".join(raised.value.problems)
     assert "input.temperature" in problems
     assert "input.fallback.0.base_url" in problems
-    assert "input.base_url" not in problems  # a reference: checked at run time
+    assert "input.max_tokens" not in problems  # a reference: checked at run time
 
 
 def test_credential_reads_the_named_variable_now(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,10 +33,12 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_step_retries_total",
         "hive_steps_deferred_total",
         "hive_steps_running",
+        "hive_agents_abandoned",
         "hive_run_duration_seconds",
         "hive_llm_calls_total",
         "hive_llm_tokens_total",
         "hive_llm_cost_total",
+        "hive_input_screened_total",
     }
     for name, metric in names.items():
         assert re.fullmatch(r"hive_[a-z_]+", name), name
@@ -58,6 +60,7 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
 def test_the_running_gauge_sums_live_processes_only() -> None:
     # "all" (the default) would label every pool process by pid.
     assert metrics.STEPS_RUNNING._multiprocess_mode == "livesum"
+    assert metrics.ABANDONED_AGENTS._multiprocess_mode == "livesum"
 
 
 def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
@@ -70,6 +73,8 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
         "hive_maintenance_interval_seconds",
         "hive_service_instances",
         "hive_workers",
+        "hive_approvals_pending",
+        "hive_approvals_oldest_pending_seconds",
         "hive_exporter_source_up",
         "hive_exporter_scrape_duration_seconds",
     }

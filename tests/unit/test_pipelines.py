@@ -201,7 +201,7 @@ def test_missing_and_unknown_top_level_fields_are_each_named(
         f"{path}: input_schema: required field is missing",
         f"{path}: steps: required field is missing",
         f"{path}: stesp: unknown field; allowed fields: "
-        "name, version, description, input_schema, steps, output",
+        "name, version, description, input_schema, steps, output, input_guard",
     ]
 
 
@@ -593,7 +593,8 @@ def test_invalid_option_overrides_are_problems(tmp_path: Path, registry: AgentRe
     assert problems_of(path, registry) == [
         f"{path}: step 'words': options.timeout: Input should be greater than 0, not 0",
         f"{path}: step 'words': options.retires: unknown option; options are: queue, timeout, "
-        "max_retries, retry_backoff, retry_backoff_max, retry_jitter",
+        "max_retries, retry_backoff, retry_backoff_max, retry_jitter, approval, "
+        "approval_timeout, approval_timeout_action, input_guard",
     ]
 
 
@@ -673,7 +674,7 @@ def test_file_with_several_problems_reports_them_all_in_file_order(
     )
     assert problems_of(path, registry) == [
         f"{path}: extra: unknown field; allowed fields: "
-        "name, version, description, input_schema, steps, output",
+        "name, version, description, input_schema, steps, output, input_guard",
         f"{path}: step 'a': agent: unknown agent 'nope'; known agents: collect, shout, words",
         f"{path}: step 'b': needs: unknown step 'ghost'",
         f"{path}: step 'b': options.timeout: Input should be greater than 0, not -1",

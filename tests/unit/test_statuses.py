@@ -6,10 +6,11 @@ import ast
 import re
 from pathlib import Path
 
-from hive.statuses import AttemptOutcome, RunStatus, ServiceStatus, StepStatus
+from hive.statuses import ApprovalStatus, AttemptOutcome, RunStatus, ServiceStatus, StepStatus
 
 HIVE = Path(__file__).resolve().parents[2] / "hive"
-KNOWN = {str(s) for enum in (RunStatus, StepStatus, AttemptOutcome, ServiceStatus) for s in enum}
+ENUMS = (RunStatus, StepStatus, AttemptOutcome, ServiceStatus, ApprovalStatus)
+KNOWN = {str(s) for enum in ENUMS for s in enum}
 
 # `status = 'x'`, `status IN ('x', 'y')`, `status <> 'x'`, `SET status = 'x'`,
 # `THEN 'x' ELSE status`: every place a status is written out in SQL text.

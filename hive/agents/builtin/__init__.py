@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hive.agents.base import Agent
+from hive.agents.builtin.guard import GuardAgent
 from hive.agents.builtin.http import HttpAgent
 from hive.agents.builtin.llm import LlmAgent
 from hive.agents.builtin.merge import MergeAgent
@@ -22,12 +23,14 @@ BUILTIN_AGENTS: list[type[Agent]] = [  # type: ignore[type-arg]
     SleepAgent,
     FailAgent,
     LlmAgent,
+    GuardAgent,
 ]
 
 __all__ = [
     "BUILTIN_AGENTS",
     "EchoAgent",
     "FailAgent",
+    "GuardAgent",
     "HttpAgent",
     "KeywordsAgent",
     "LlmAgent",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -59,6 +59,17 @@ class HttpAgent(Agent[HttpInput, HttpOutput]):
     version = "1"
     input_model = HttpInput
     output_model = HttpOutput
+
+    @classmethod
+    def pinned_fields(cls, template: Mapping[str, Any]) -> dict[str, str]:
+        """With ``auth``, where the call goes (``url``, ``service``) and the ``auth`` itself
+        must be written in the pipeline: a run's input could otherwise send the worker's
+        credential to a server of its choosing. Without it, a URL from the run's input is
+        fine: fetching what a run names is a legitimate use."""
+        if template.get("auth") is None:
+            return {}
+        why = "auth is set, and a run's input could send the credential elsewhere"
+        return dict.fromkeys(("auth", "url", "service"), why)
 
     def run(self, data: HttpInput, ctx: AgentContext) -> HttpOutput:
         call = _Call(data, ctx, _Credential.read(data.auth))

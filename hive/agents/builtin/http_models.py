@@ -159,6 +159,12 @@ class HttpInput(BaseModel):
                     "{type: bearer, env: VARIABLE} (or header, basic), whose value the "
                     "pipeline never holds",
                 )
+            if name.lower() == "host":
+                # Behind a shared front end, Host picks the server that gets the request
+                # (and its credential): where a call goes is url's or service's to say.
+                raise _problem(
+                    "host_header", "header 'Host' is refused: the host is the url's or service's"
+                )
             if not HEADER_VALUE.fullmatch(value):
                 raise _problem(
                     "header_value",

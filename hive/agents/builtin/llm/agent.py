@@ -22,7 +22,9 @@ step's later calls (repairs) start from the one that answered.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from hive import metrics
 from hive.agents.base import Agent, AgentContext, AgentOptions, Resource
@@ -31,7 +33,14 @@ from hive.agents.builtin.llm.client import CallFailed, Completion, ProviderDown,
 from hive.agents.builtin.llm.models import LlmInput, LlmOutput, LlmUsage, Provider
 from hive.agents.builtin.llm.pricing import PriceTable, price_table
 from hive.agents.builtin.llm.repair import OutputSchema, answer_with_repairs
-from hive.errors import PermanentError, SettingsError, StepDeferred, TransientError
+from hive.agents.governance import InputGuardOptions
+from hive.errors import (
+    NoPassingInstance,
+    PermanentError,
+    SettingsError,
+    StepDeferred,
+    TransientError,
+)
 from hive.settings import credential
 
 
@@ -42,8 +51,31 @@ class LlmAgent(Agent[LlmInput, LlmOutput]):
     version = "1"
     input_model = LlmInput
     output_model = LlmOutput
-    # A call may take a while and a step may make several (fallbacks, repairs).
-    options = AgentOptions(timeout=600.0, max_retries=3, retry_backoff=2.0)
+    # A call may take a while and a step may make several (fallbacks, repairs). The farm's
+    # input guard screens every llm step's messages unless a pipeline says otherwise.
+    options = AgentOptions(
+        timeout=600.0, max_retries=3, retry_backoff=2.0, input_guard=InputGuardOptions()
+    )
+
+    @classmethod
+    def pinned_fields(cls, template: Mapping[str, Any]) -> dict[str, str]:
+        """Where the calls go and what they are counted as, always written in the pipeline:
+        ``base_url``, ``service`` and ``api_key_env`` decide which server gets which API
+        key (from a run's input, a submitter could send the key to a server of its own);
+        ``provider`` and ``model`` label the metrics and key the farm's limits and breakers
+        (``model:<provider>:<model>``), which must stay a bounded set the operator chose;
+        ``fallback`` holds all of these for each of its endpoints."""
+        where = "a run's input could send the API key elsewhere"
+        counted = "it labels metrics and keys the farm's limits, which must stay a bounded set"
+        return {
+            "provider": counted,
+            "model": counted,
+            "base_url": where,
+            "service": where,
+            "api_key_env": where,
+            "fallback": f"{where}, and its providers and models label metrics and key the "
+            "farm's limits, which must stay a bounded set",
+        }
 
     def run(self, data: LlmInput, ctx: AgentContext) -> LlmOutput:
         """Ask ``data.model`` (or a fallback) and return its answer.
@@ -139,6 +171,7 @@ class _Chain:
     def _call(self, endpoint: Provider, messages: list[dict[str, str]]) -> Completion:
         # Read before the guard admits the call: a missing key is no failure of the provider.
         api_key = credential(endpoint.api_key_env) if endpoint.api_key_env else None
+        base_url = self._base_url(endpoint)
         body = client.request_body(
             endpoint.model,
             messages,
@@ -150,7 +183,12 @@ class _Chain:
         with self.ctx.call(Resource("model", endpoint.resource_name, tokens=estimate)) as ticket:
             try:
                 completion = client.chat(
-                    endpoint, api_key, body, timeout_s=self.data.timeout_s, headers=self._headers()
+                    endpoint,
+                    base_url,
+                    api_key,
+                    body,
+                    timeout_s=self.data.timeout_s,
+                    headers=self._headers(),
                 )
             except (RateLimited, client.Refused) as exc:
                 # The provider is up and answered: not a failure for its breaker.
@@ -161,6 +199,26 @@ class _Chain:
         if refused is not None:
             raise refused
         return completion
+
+    def _base_url(self, endpoint: Provider) -> str:
+        """The endpoint's ``base_url``, or the URL of a passing instance of its ``service``
+        (picked before the guard admits the call: no instance is no failure of the model).
+
+        Raises:
+            ProviderDown: the service has no passing instance (the next endpoint is tried).
+            PermanentError: a service, outside the farm (no registry).
+        """
+        if endpoint.base_url is not None:
+            return endpoint.base_url
+        service = str(endpoint.service)
+        if self.ctx.services is None:
+            raise PermanentError(
+                f"service {service!r}: no service registry outside the farm; give a base_url"
+            )
+        try:
+            return self.ctx.services.pick(service).rstrip("/")
+        except NoPassingInstance as exc:
+            raise ProviderDown(endpoint, str(exc)) from None
 
     def _headers(self) -> dict[str, str]:
         ctx = self.ctx

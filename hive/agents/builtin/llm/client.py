@@ -80,6 +80,7 @@ class Refused(CallFailed):
 
 def chat(
     endpoint: Provider,
+    base_url: str,
     api_key: str | None,
     body: dict[str, Any],
     *,
@@ -87,6 +88,7 @@ def chat(
     headers: dict[str, str] | None = None,
 ) -> Completion:
     """POST ``body`` to ``<base_url>/chat/completions`` and read the completion.
+    ``base_url`` is the endpoint's own, or that of the instance of its service picked.
 
     Raises:
         ProviderDown, RateLimited, Refused: see the module's docstring.
@@ -95,7 +97,7 @@ def chat(
     if api_key:
         sent["Authorization"] = f"Bearer {api_key}"
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S))
-    url = f"{endpoint.base_url}/chat/completions"
+    url = f"{base_url}/chat/completions"
     logger.debug("POST %s (model %s, %d messages)", url, endpoint.model, len(body["messages"]))
     try:
         response = _http().post(url, json=body, headers=sent, timeout=timeout)

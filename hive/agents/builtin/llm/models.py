@@ -7,8 +7,9 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator, SchemaError
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
+from hive.addresses import name_problems
 from hive.settings import credential_name_problem
 
 # Provider names label metrics and name the farm's limits and breakers ("model:<p>:<m>").
@@ -23,8 +24,14 @@ class Provider(BaseModel):
     provider: str = Field(
         pattern=_PROVIDER, description="a name for the provider (metrics, limits, breakers)"
     )
-    base_url: str = Field(
-        description="the API's base URL; the call goes to <base_url>/chat/completions"
+    base_url: str | None = Field(
+        default=None,
+        description="the API's base URL; the call goes to <base_url>/chat/completions",
+    )
+    service: str | None = Field(
+        default=None,
+        description="instead of base_url: a service of the registry, whose picked "
+        "instance's URL is the base URL",
     )
     model: str = Field(min_length=1, max_length=200)
     api_key_env: str | None = Field(
@@ -35,7 +42,9 @@ class Provider(BaseModel):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http:// or https:// URL with a host")
@@ -45,6 +54,20 @@ class Provider(BaseModel):
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or a fragment")
         return value.rstrip("/")
+
+    @field_validator("service")
+    @classmethod
+    def _service_name(cls, value: str | None) -> str | None:
+        problems = name_problems(value, "service name") if value is not None else []
+        if problems:
+            raise ValueError(problems[0])
+        return value
+
+    @model_validator(mode="after")
+    def _one_address(self) -> Provider:
+        if (self.base_url is None) == (self.service is None):
+            raise ValueError("give either base_url or service, not both nor neither")
+        return self
 
     @field_validator("api_key_env")
     @classmethod
@@ -121,6 +144,7 @@ class LlmInput(Provider):
         first = Provider(
             provider=self.provider,
             base_url=self.base_url,
+            service=self.service,
             model=self.model,
             api_key_env=self.api_key_env,
         )

@@ -15,8 +15,8 @@ Each closing connection adds to its own shard (``pg_backend_pid() % 16``), so wo
 closing runs of one pipeline at once do not queue on one row lock until their commits.
 The counts start from the runs the database still holds.
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07
 """
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0013"
-down_revision = "0012"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
