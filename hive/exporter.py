@@ -3,8 +3,9 @@
 No worker has to report them, and they stay true when no worker runs at all: runs in flight,
 queue depths (per priority), the age of each queue's oldest waiting step, open dead
 letters, when each maintenance task last succeeded, services' instances and workers by
-status, and the state of every circuit breaker (kept in Redis, so it holds across every
-worker). A source that cannot be read is
+status, the state of every circuit breaker (kept in Redis, so it holds across every
+worker), and ``hive_runs_total``, the runs closed by anyone (a counter PostgreSQL keeps: see
+``hive.metrics.FARM_COUNTERS``). A source that cannot be read is
 reported as ``hive_exporter_source_up{source} 0`` and its figures are left out of that
 scrape; the exporter itself keeps serving.
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hive import keys, metrics
@@ -147,7 +148,7 @@ class FarmCollector(Collector):
     def describe(self) -> Iterable[Any]:
         return []  # registering must not query the servers
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         began = time.perf_counter()
         reading = self._reader.read()
         figures, depths, queues = reading.figures, reading.depths, reading.queues
@@ -181,6 +182,9 @@ class FarmCollector(Collector):
                 metrics.APPROVALS_OLDEST,
                 [((p,), s) for p, s in figures.approvals_oldest_s.items()],
             )
+            yield _counter(
+                metrics.RUNS_CLOSED, [(k, float(n)) for k, n in figures.runs_closed.items()]
+            )
         yield _family(
             metrics.MAINTENANCE_INTERVAL,
             [((t,), s) for t, s in maintenance_intervals(self._settings).items()],
@@ -197,6 +201,15 @@ class FarmCollector(Collector):
 def _family(name: str, samples: list[tuple[tuple[str, ...], float]]) -> GaugeMetricFamily:
     help_text, labels = metrics.FARM_FIGURES[name]
     family = GaugeMetricFamily(name, help_text, labels=list(labels))
+    for values, value in samples:
+        family.add_metric(list(values), value)
+    return family
+
+
+def _counter(name: str, samples: list[tuple[tuple[str, ...], float]]) -> CounterMetricFamily:
+    help_text, labels = metrics.FARM_COUNTERS[name]
+    # prometheus-client adds the _total back when it writes the samples.
+    family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=list(labels))
     for values, value in samples:
         family.add_metric(list(values), value)
     return family

@@ -14,10 +14,19 @@ CLEANUP_TASK = "hive.beat.cleanup_services"
 APPROVALS_TASK = "hive.beat.expire_approvals"
 
 
+_STEP_TASK_PREFIX = "hive.step."
+
+
 def step_task_name(agent: str) -> str:
     """The name a step shows under in Flower and in Celery's own log lines (the message's
     ``shadow``): its agent's. The task that runs it stays :data:`RUN_STEP_TASK`."""
-    return f"hive.step.{agent}"
+    return f"{_STEP_TASK_PREFIX}{agent}"
+
+
+def step_task_agent(name: str) -> str | None:
+    """The agent a :func:`step_task_name` names; None for any other name."""
+    agent = name.removeprefix(_STEP_TASK_PREFIX)
+    return agent if agent != name and agent else None
 
 
 def agent_queue(name: str | None) -> str:

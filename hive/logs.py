@@ -18,7 +18,7 @@ import logging
 import re
 import secrets
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -166,13 +166,21 @@ def _compact_ids(record: logging.LogRecord) -> str:
     return " ".join(parts)
 
 
-def configure_logging(level: int | str | None = None, *, at_least: int | None = None) -> None:
+def configure_logging(
+    level: int | str | None = None,
+    *,
+    at_least: int | None = None,
+    filters: Sequence[logging.Filter] = (),
+) -> None:
     """Send records to stderr in the format ``HIVE_LOG_FORMAT`` names, at ``level`` (a name
     or a number; default ``HIVE_LOG_LEVEL``), or ``at_least`` if that is higher, each with
-    the ids of the context it was written in."""
+    the ids of the context it was written in. ``filters`` run first: ids a filter finds
+    for a record win over the context's."""
     settings = get_settings()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.logs.format == "json" else TextFormatter())
+    for extra in filters:
+        handler.addFilter(extra)
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -13,7 +13,8 @@ Two kinds live here:
   they count in memory and nobody reads them: recording is a few memory writes, never a
   round trip.
 - **Farm-wide figures**, read from PostgreSQL and Redis on each scrape by ``hive exporter``
-  (:mod:`hive.exporter`): only their names and help texts are here.
+  (:mod:`hive.exporter`): only their names and help texts are here. ``hive_runs_total`` is
+  one of them, a counter PostgreSQL keeps (see ``FARM_COUNTERS``).
 """
 
 from __future__ import annotations
@@ -84,15 +85,9 @@ ABANDONED_AGENTS = Gauge(
     ["agent"],
     multiprocess_mode="livesum",
 )
-RUNS = Counter(
-    "hive_runs_total",
-    "Runs closed by a worker (the last step's success or a step failing for good), by "
-    "pipeline and final status.",
-    ["pipeline", "status"],
-)
 RUN_DURATION = Histogram(
     "hive_run_duration_seconds",
-    "From a run's submit to its close by a worker, by pipeline.",
+    "From a run's submit to its close by a worker (succeeded, or failed by a step).",
     ["pipeline"],
     buckets=_RUN_BUCKETS,
 )
@@ -128,7 +123,7 @@ INPUT_SCREENED = Counter(
 
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
-    *(ABANDONED_AGENTS, RUNS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
+    *(ABANDONED_AGENTS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
 )
 
 # The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
@@ -166,9 +161,9 @@ def step_deferred(agent: str, reason: str) -> None:
     STEPS_DEFERRED.labels(agent, reason if reason in DEFER_REASONS else "other").inc()
 
 
-def run_closed(pipeline: str, status: str, duration_s: float) -> None:
-    """Count a run a worker closed, and how long it took from submit."""
-    RUNS.labels(pipeline, status).inc()
+def run_closed(pipeline: str, duration_s: float) -> None:
+    """How long a run a worker closed took from submit. (Its close is counted in
+    PostgreSQL, with every other: see ``RUNS_CLOSED``.)"""
     RUN_DURATION.labels(pipeline).observe(max(duration_s, 0.0))
 
 
@@ -186,6 +181,7 @@ APPROVALS_PENDING = "hive_approvals_pending"
 APPROVALS_OLDEST = "hive_approvals_oldest_pending_seconds"
 EXPORTER_UP = "hive_exporter_source_up"
 EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
+RUNS_CLOSED = "hive_runs_total"
 
 FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
     RUNS_IN_FLIGHT: ("Runs not yet finished, by pipeline and status.", ("pipeline", "status")),
@@ -226,4 +222,23 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
         ("source",),
     ),
     EXPORTER_SCRAPE: ("How long this scrape took to read every figure.", ()),
+}
+
+# Farm-wide counters (hive exporter): name -> (help, labels).
+#
+# hive_runs_total is here, not among the worker metrics, because workers are not the only
+# ones to close runs: a cancel closes one in whatever process asked (a CLI that is gone a
+# second later), beat closes expired runs and those a dying worker left open. A counter
+# kept in each closing process's memory would miss those and restart from zero with the
+# process. PostgreSQL counts every close instead, in the transaction that makes it (a
+# trigger on runs, migration 0014), and never subtracts: retention deleting old runs and a
+# replay reopening one leave it as it was, so rate() never sees it go down. Being a
+# database's count, it survives the exporter's restarts; every exporter serves the same
+# value, so take max() over them, not sum(), when running two.
+FARM_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    RUNS_CLOSED: (
+        "Runs closed, by pipeline and final status (succeeded, failed, cancelled, expired), "
+        "whoever closed them: a replayed run counts again when it closes again.",
+        ("pipeline", "status"),
+    ),
 }

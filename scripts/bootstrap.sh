@@ -5,9 +5,9 @@
 #   3. with --test-agents (make test), the test-only agents of tests/agents (crash, hang,
 #      nul_error), which the product never installs; with --no-test-agents (make demo) they
 #      are taken out again, so a demo in a venv the tests used runs the product's agents only,
-#   4. reachable Redis and PostgreSQL, and Prometheus installed (its `promtool` and the
-#      tests' own servers; as root it is installed with its service left stopped, else
-#      the install line is printed): scripts/services.py ensure, unless --no-services.
+#   4. reachable Redis and PostgreSQL, and Prometheus and Alertmanager installed (`promtool`,
+#      `amtool` and the tests' own servers; as root they are installed with their services
+#      left stopped, else the install line is printed): scripts/services.py ensure, unless --no-services.
 # Silent when there is nothing to do; short progress lines on stderr when there is.
 set -euo pipefail
 cd "$(dirname "$0")/.."

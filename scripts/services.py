@@ -1,5 +1,6 @@
 """Make sure the Redis and PostgreSQL that Hive's settings name are reachable, and that
-Prometheus is installed (``ensure`` installs Debian's package as root, its service stopped).
+Prometheus and Alertmanager are installed (``ensure`` installs Debian's packages as root,
+their services stopped).
 
 ::
 
@@ -49,9 +50,13 @@ REDIS_LOG = REDIS_DIR / "redis.log"
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 REDIS_PACKAGE = "redis-server"
 PG_PACKAGE = "postgresql"
-# Debian's package gives `prometheus` and `promtool`, which the tests run (their own server,
-# on a free port). Without the recommended node exporter: nothing else to listen anywhere.
-PROMETHEUS_INSTALL = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
+# Debian's packages give `prometheus` and `promtool`, `prometheus-alertmanager` and `amtool`,
+# which the tests run (their own servers, on free ports). Without the recommended node
+# exporter: nothing else to listen anywhere.
+PROMETHEUS_INSTALL = [
+    "apt-get", "install", "-y", "--no-install-recommends", "prometheus", "prometheus-alertmanager",
+]  # fmt: skip
+_PROMETHEUS_BINARIES = ("prometheus", "promtool", "prometheus-alertmanager", "amtool")
 # Makes invoke-rc.d (and deb-systemd-invoke) leave a package's service stopped.
 POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
 # initdb and postgres refuse to run as root; as root we run them as this user.
@@ -670,18 +675,17 @@ def cmd_ensure() -> int:
 
 
 def ensure_prometheus() -> None:
-    """``prometheus`` and ``promtool`` are installed: installed now as root, else the line
-    to run. The package's own service is left stopped, so no Prometheus of the package's
-    listens on 9090 (the tests start theirs on free ports, with their own config)."""
-    if _find_binary("prometheus", "/usr/bin/prometheus") and _find_binary(
-        "promtool", "/usr/bin/promtool"
-    ):
+    """Prometheus and Alertmanager (with ``promtool`` and ``amtool``) are installed: installed
+    now as root, else the line to run. The packages' own services are left stopped, so none
+    of theirs listens on 9090 or 9093 (the tests start theirs on free ports, with their own
+    config)."""
+    if all(_find_binary(name, f"/usr/bin/{name}") for name in _PROMETHEUS_BINARIES):
         return
     line = " ".join(PROMETHEUS_INSTALL)
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         sudo = "" if os.geteuid() == 0 else "sudo "
-        raise ServiceError(f"prometheus is not installed; run: {sudo}{line}")
-    say(f"installing Prometheus ({line}), its service left stopped")
+        raise ServiceError(f"prometheus or its alertmanager is not installed; run: {sudo}{line}")
+    say(f"installing Prometheus and Alertmanager ({line}), their services left stopped")
     ours = not POLICY_RC_D.exists()
     if ours:
         POLICY_RC_D.write_text("#!/bin/sh\n# scripts/services.py: start no service\nexit 101\n")

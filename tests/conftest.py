@@ -99,7 +99,9 @@ def clean_state(hive_env: dict[str, str], redis_db: tuple[redis.Redis, int]) -> 
 
     client, _ = redis_db
     with get_engine().begin() as conn:
-        conn.execute(text("TRUNCATE runs, step_runs, step_attempts, events, workers CASCADE"))
+        conn.execute(
+            text("TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes CASCADE")
+        )
     owner = client.get("hive-test-owner")
     client.flushdb()
     if owner:

@@ -239,6 +239,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
+def default_worker_name() -> str:
+    """The node name `hive worker` takes without --hostname, and `hive healthcheck worker`
+    pings: one per host (a container's host name is its own)."""
+    import socket
+
+    return f"hive@{socket.gethostname()}"
+
+
 def check_servers() -> None:
     """Fail now, naming the server, rather than retry for HIVE_DB_RETRY_S (holding a lock)."""
     from hive import service

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import socket
 import sys
 import time
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 
 import click
 
-from hive.cli.base import command, fail
+from hive.cli.base import command, default_worker_name, fail
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
@@ -67,7 +66,7 @@ def worker(
         "worker",
         "--queues", ",".join(names),
         "--pool", pool,
-        "--hostname", hostname or f"hive@{socket.gethostname()}",
+        "--hostname", hostname or default_worker_name(),
         "--loglevel", (loglevel or get_settings().logs.level).upper(),
         "--without-gossip",
         "--without-mingle",

@@ -69,17 +69,19 @@ def status(as_json: bool, watch: bool, interval: float) -> None:
     from hive.settings import get_settings
 
     settings = get_settings()
-    while True:
-        now = service.farm_status(settings, service.OPERATOR)
-        if as_json:
-            echo_json(now.to_json())
-        else:
-            if watch:
-                click.clear()
-            click.echo("\n".join(render(now)))
-        if not watch:
-            return
-        try:
+    try:
+        while True:
+            now = service.farm_status(settings, service.OPERATOR)
+            if as_json:
+                echo_json(now.to_json())
+            else:
+                if watch:
+                    click.clear()
+                click.echo("\n".join(render(now)))
+            if not watch:
+                return
             time.sleep(interval)
-        except KeyboardInterrupt:
-            return
+    except KeyboardInterrupt:
+        # Ctrl-C is how a watch ends, whether it lands in the sleep or in a refresh.
+        if not watch:
+            raise

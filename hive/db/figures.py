@@ -1,9 +1,10 @@
 """Farm-wide figures for ``hive exporter``: what is in flight, waiting, dead, when each
-maintenance task last succeeded, and the registry's services and workers by status. Read on
-each scrape, in one transaction, each query starting from an index: unfinished runs
-(``ix_runs_unfinished``), open dead letters (``ix_dead_letters_open``), maintenance events
-(``ix_events_maintenance``, migration 0010), pending approvals (``ix_approvals_pending``,
-migration 0013), instances by status; the workers table is small.
+maintenance task last succeeded, the registry's services and workers by status, and how
+many runs closed. Read on each scrape, in one transaction, each query starting from an
+index: unfinished runs (``ix_runs_unfinished``), open dead letters (``ix_dead_letters_open``),
+maintenance events (``ix_events_maintenance``, migration 0010), pending approvals
+(``ix_approvals_pending``, migration 0013), instances by status; the workers table and the
+run-close counters (``run_closes``, migration 0014) are small.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ _SERVICE_INSTANCES = text(
     "SELECT service, status, count(*) AS n FROM service_instances GROUP BY 1, 2"
 )
 _WORKERS = text("SELECT state, count(*) AS n FROM workers GROUP BY 1")
+# A few rows per pipeline and status (one per shard that ever closed one).
+_RUN_CLOSES = text("SELECT pipeline, status, sum(n)::bigint AS n FROM run_closes GROUP BY 1, 2")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,13 @@ class FarmFigures:
     """pipeline -> steps awaiting approval."""
     approvals_oldest_s: dict[str, float] = field(default_factory=dict)
     """pipeline -> how long its oldest pending approval has waited."""
+    runs_closed: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(pipeline, final status) -> runs closed since the counters began: never decreases."""
+
+
+def read_maintenance(conn: Connection) -> dict[str, float]:
+    """task -> Unix time of its last recorded (successful) run."""
+    return {r.task: r.last_s for r in conn.execute(_MAINTENANCE) if r.last_s is not None}
 
 
 def read_figures(conn: Connection, default_queue: str) -> FarmFigures:
@@ -115,9 +125,8 @@ def read_figures(conn: Connection, default_queue: str) -> FarmFigures:
     figures = FarmFigures(
         runs_in_flight={(r.pipeline, r.status): r.n for r in conn.execute(_IN_FLIGHT)},
         dead_letters={r.pipeline: r.n for r in conn.execute(_DEAD_LETTERS)},
-        maintenance_last_success={
-            r.task: r.last_s for r in conn.execute(_MAINTENANCE) if r.last_s is not None
-        },
+        maintenance_last_success=read_maintenance(conn),
+        runs_closed={(r.pipeline, r.status): r.n for r in conn.execute(_RUN_CLOSES)},
     )
     # Zeros too: "no passing instance" is a series at 0, not a missing one.
     for row in conn.execute(_SERVICE_INSTANCES):

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -278,6 +279,22 @@ class Worker(Base):
     lost_at: Mapped[datetime | None] = mapped_column(_TS)
 
 
+class RunClose(Base):
+    """How many runs closed, by pipeline and final status: ``hive_runs_total``.
+
+    Only a trigger on ``runs`` writes it (migration 0014), in the transaction that closes a
+    run; nothing subtracts, so retention and replays never make the counter go down. Each
+    connection adds to its own shard; readers sum them.
+    """
+
+    __tablename__ = "run_closes"
+
+    pipeline: Mapped[str] = mapped_column(String(200), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 # Declarative models type ``__table__`` as a FromClause; each is a Table.
 runs = cast(Table, Run.__table__)
 step_runs = cast(Table, StepRun.__table__)
@@ -287,3 +304,4 @@ dead_letters = cast(Table, DeadLetter.__table__)
 approvals = cast(Table, Approval.__table__)
 service_instances = cast(Table, ServiceInstance.__table__)
 workers = cast(Table, Worker.__table__)
+run_closes = cast(Table, RunClose.__table__)

@@ -27,6 +27,8 @@ live here and nowhere else.
                    the fleet's circuit breakers (hive.guard)
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
     usage          usage_by_tenant (UsageViews): tokens and cost per tenant
+    health         ping_worker, beat_health, flower_health, exporter_health (Health): is
+                   each long-running process doing its job (`hive healthcheck`)
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -46,6 +48,13 @@ from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
 from hive.service.farm import check_farm
+from hive.service.health import (
+    Health,
+    beat_health,
+    exporter_health,
+    flower_health,
+    ping_worker,
+)
 from hive.service.maintenance import (
     check_broker,
     check_servers,
@@ -108,6 +117,7 @@ __all__ = [
     "DeadLetterReport",
     "DeadLetterView",
     "FarmStatus",
+    "Health",
     "PipelineStepView",
     "PipelineView",
     "Right",
@@ -120,6 +130,7 @@ __all__ = [
     "UsageView",
     "WorkerView",
     "approve",
+    "beat_health",
     "cancel_run",
     "check_broker",
     "check_farm",
@@ -129,7 +140,9 @@ __all__ = [
     "close_breaker",
     "dead_letter_report",
     "deregister_service",
+    "exporter_health",
     "farm_status",
+    "flower_health",
     "get_approval",
     "get_breaker",
     "get_pipeline",
@@ -149,6 +162,7 @@ __all__ = [
     "open_breaker",
     "parse_run_id",
     "pick_instance",
+    "ping_worker",
     "pipeline_view",
     "purge",
     "recover",

@@ -150,7 +150,8 @@ def _deregister_worker(**_: Any) -> None:
 @setup_logging.connect
 def _setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
     from hive.logs import configure_logging
+    from hive.tasks.log_context import MessageIdsFilter
 
     # Celery passes the level it was started with (`hive worker --loglevel`, which defaults
     # to HIVE_LOG_LEVEL): the command line wins over the setting.
-    configure_logging(loglevel)
+    configure_logging(loglevel, filters=[MessageIdsFilter()])

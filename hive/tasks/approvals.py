@@ -134,7 +134,7 @@ def reject(
     decided_at = in_transaction(txn, retry_s=0 if not timed_out else None)
     metrics.step_ended(agent, StepOutcome.FAILED, reason="approval_rejected")
     if closed is not None:
-        metrics.run_closed(closed.pipeline, closed.status, closed.age_s)
+        metrics.run_closed(closed.pipeline, closed.age_s)
     logger.info("step %s of run %s rejected by %s", step_id, run_id, by)
     return Decision(run_id, step_id, ApprovalStatus.REJECTED, by, decided_at, [])
 

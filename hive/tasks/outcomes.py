@@ -68,7 +68,7 @@ def record_success(
             )
         )
         if done is not None and done.closed:
-            metrics.run_closed(done.pipeline, RunStatus.SUCCEEDED, done.age_s)
+            metrics.run_closed(done.pipeline, done.age_s)
         if done is not None and not _left_to_do(done, carried_next):
             metrics.step_ended(agent, StepOutcome.SUCCEEDED)
             return True
@@ -90,7 +90,7 @@ def record_success(
 
 def _count_closed(closed: ClosedRun | None) -> None:
     if closed is not None:
-        metrics.run_closed(closed.pipeline, closed.status, closed.age_s)
+        metrics.run_closed(closed.pipeline, closed.age_s)
 
 
 def _left_to_do(done: claims.Succeeded, carried_next: str | None) -> bool:

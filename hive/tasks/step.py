@@ -31,7 +31,7 @@ from hive.screening import screen_step
 from hive.settings import get_settings
 from hive.tasks import deadline, holds, outcomes
 from hive.tasks.app import app
-from hive.tasks.log_context import bind_claimed
+from hive.tasks.log_context import StepRequest, bind_claimed
 from hive.tasks.lookup import RegistryLookup
 from hive.tasks.retry import error_info, is_retryable
 
@@ -51,7 +51,8 @@ _CLAIM_LIMIT_MARGIN_S = 10.0
 _LOST_ATTEMPT_RETRY_S = 1.0
 
 
-@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None)
+# StepRequest: what the worker's main process logs about a step carries its ids.
+@app.task(name=keys.RUN_STEP_TASK, bind=True, max_retries=None, Request=StepRequest)
 def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> None:
     """Run one attempt of one step. The message carries ids only.
 

@@ -17,6 +17,8 @@ from tests.support.commands import describe, run_hive, run_python
 from tests.support.processes import HiveProcess, wait_until
 
 STEP_FIELDS = ("run_id", "step_id", "attempt", "task_id", "agent", "pipeline", "tenant", "trace_id")
+# What a step's message itself carries: all the worker's main process knows of it.
+MESSAGE_FIELDS = ("run_id", "step_id", "attempt", "task_id", "agent")
 # Only the DEBUG record holds it: payloads never appear above DEBUG.
 PAYLOAD = "payload-7f3c-never-above-debug"
 # A text-format record, which must not appear when JSON was asked for.
@@ -76,10 +78,21 @@ def test_every_record_of_a_step_carries_the_run_step_and_trace_ids_in_json(
 
     records = _records(worker.log())
     mine = [r for r in records if r.get("run_id") == run_id]
+    # Celery's "received", in the main process as each message arrives: the message's ids.
+    received = [r for r in mine if r["logger"] == "celery.worker.strategy"]
+    assert sorted((r["step_id"], r["agent"], r["attempt"]) for r in received) == [
+        ("last", "echo", 1),
+        ("left", "chatty", 1),
+        ("right", "chatty", 1),
+    ], mine
+    for record in received:
+        assert set(MESSAGE_FIELDS) <= record.keys(), record
+        assert f"hive.step.{record['agent']}[{record['task_id']}] received" in record["message"]
     expected = {"run_id": run_id, "pipeline": "logged", "tenant": "acme", "trace_id": trace_id}
     for record in mine:
-        assert {k: record.get(k) for k in expected} == expected, record
-        assert set(STEP_FIELDS) <= record.keys(), record
+        if record not in received:
+            assert {k: record.get(k) for k in expected} == expected, record
+            assert set(STEP_FIELDS) <= record.keys(), record
 
     # The agent's records, through ctx.logger, a library's logger and the root logger, each
     # with the ids of the step that wrote it, though the two ran at once.
@@ -112,6 +125,45 @@ def test_every_record_of_a_step_carries_the_run_step_and_trace_ids_in_json(
 
     assert PAYLOAD not in worker.log()
     assert PAYLOAD not in produced.stderr
+
+
+@pytest.mark.timeout(180)
+def test_the_worker_main_process_records_about_a_step_carry_the_ids_of_its_message(
+    start_worker: Callable[..., HiveProcess], env: dict[str, str]
+) -> None:
+    """A pool process killed mid-step: the main process receives both attempts, sees the
+    first one lost and records it; each of those records names the step it is about."""
+    json_env = {**env, "HIVE_LOG_FORMAT": "json", "HIVE_LOG_LEVEL": "INFO"}
+    worker = start_worker("--concurrency", "1", extra_env=json_env)
+
+    run = Client().submit("fault-crash", {"times": 1})
+    assert run.wait(timeout=90) == {"after": {"text": "survived"}}
+
+    records = _records(worker.log())
+    main = [r for r in records if r["process"] == "MainProcess"]
+    received = [r for r in main if r["logger"] == "celery.worker.strategy"]
+    assert sorted((r.get("step_id"), r.get("attempt"), r.get("agent")) for r in received) == [
+        ("after", 1, "echo"),
+        ("boom", 1, "crash"),
+        ("boom", 2, "crash"),
+    ], received
+    task_ids = {r["task_id"]: r for r in received}
+    assert len(task_ids) == 3
+    lost_task = next(t for t, r in task_ids.items() if r["step_id"] == "boom" and r["attempt"] == 1)
+    # Celery's record of the lost attempt and Hive's, both in the main process.
+    lost = [r for r in main if "WorkerLostError" in r["message"] or "worker_lost" in r["message"]]
+    assert {r["logger"] for r in lost} >= {"celery.worker.request", "hive.tasks.step"}, lost
+    # Every main-process record that names one of the run's tasks carries that task's ids.
+    about_steps = [r for r in main if any(t in r["message"] for t in task_ids)] + lost
+    for record in about_steps:
+        task_id = record.get("task_id")
+        assert task_id in task_ids, record
+        message = task_ids[task_id]
+        assert {k: record.get(k) for k in MESSAGE_FIELDS} == {
+            k: message[k] for k in MESSAGE_FIELDS
+        }, record
+        assert record["run_id"] == str(run.id), record
+    assert all(r["task_id"] == lost_task for r in lost), lost
 
 
 @pytest.mark.timeout(120)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.commands import describe, run_hive
 from tests.support.processes import HiveProcess, wait_until
@@ -16,6 +17,7 @@ from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "config" / "prometheus" / "alerts.yml"
+BUNDLED = ROOT / "config" / "prometheus" / "prometheus.yml"
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.timeout(240)
 @pytest.fixture
 def ports() -> dict[str, int]:
     binary("prometheus")
-    return {"worker": free_port(), "exporter": free_port()}
+    return {"worker": free_port(), "exporter": free_port(), "flower": free_port()}
 
 
 @pytest.fixture
@@ -222,3 +224,81 @@ def test_prometheus_sees_the_farm_figures_and_the_worker_metrics_move(
         if rule.get("health") == "err"
     ]
     assert broken == []
+
+
+def _bundled_config(ports: dict[str, int], alertmanager_port: int) -> dict[str, object]:
+    """config/prometheus/prometheus.yml with only where to find each target changed: the
+    compose services become this host's ports, scraped every second."""
+    config = yaml.safe_load(BUNDLED.read_text())
+    local = {**ports, "alertmanager": alertmanager_port}
+    for job in config["scrape_configs"]:
+        hosts = [t.rsplit(":", 1)[0] for s in job.get("static_configs", []) for t in s["targets"]]
+        hosts += [name for dns in job.pop("dns_sd_configs", []) for name in dns["names"]]
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{local[h]}" for h in hosts]}]
+        job["scrape_interval"] = job["scrape_timeout"] = "1s"
+    for alerting in config["alerting"]["alertmanagers"]:
+        hosts = [t.rsplit(":", 1)[0] for s in alerting["static_configs"] for t in s["targets"]]
+        alerting["static_configs"] = [{"targets": [f"127.0.0.1:{local[h]}" for h in hosts]}]
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(ALERTS)]
+    return config
+
+
+def test_the_bundled_prometheus_config_scrapes_a_worker_the_exporter_and_flower(
+    env: dict[str, str],
+    start_worker: Callable[..., HiveProcess],
+    exporter: HiveProcess,
+    ports: dict[str, int],
+    tmp_path: Path,
+) -> None:
+    start_worker(
+        "--concurrency",
+        "1",
+        "--metrics-port",
+        str(ports["worker"]),
+        extra_env={"HIVE_METRICS_ADDRESS": "127.0.0.1"},
+    )
+    flower = HiveProcess(
+        ["flower", "--port", str(ports["flower"])],
+        {**env, "HIVE_FLOWER_BASIC_AUTH": "admin:flower-pw"},
+        tmp_path / "flower.log",
+    )
+    alertmanager_port = free_port()
+    prometheus = Prometheus(
+        tmp_path / "bundled", {}, config=_bundled_config(ports, alertmanager_port)
+    )
+    try:
+        flower.wait_for_log("Visit me at", timeout_s=60)
+        for job in ("hive-workers", "hive-exporter", "flower"):
+            _eventually(prometheus, f'up{{job="{job}"}}', lambda v: v == 1, f"{job} is up")
+        submit(env, "echo-one", [{"text": "scraped"}])
+
+        # Flower needs no credentials for /metrics: the job has none.
+        _eventually(
+            prometheus,
+            'sum(flower_events_total{job="flower",task="hive.step.echo",type="task-succeeded"})',
+            lambda v: v == 1,
+            "flower's count of the step, under its agent's name",
+        )
+        _eventually(
+            prometheus,
+            'sum(hive_steps_total{job="hive-workers",agent="echo",status="succeeded"})',
+            lambda v: v == 1,
+            "the worker's count",
+        )
+        _eventually(
+            prometheus,
+            'hive_runs_total{job="hive-exporter",pipeline="echo-one",status="succeeded"}',
+            lambda v: v == 1,
+            "the exporter's count of closed runs",
+        )
+        (configured,) = prometheus.api("alertmanagers")["activeAlertmanagers"]
+        assert configured["url"] == f"http://127.0.0.1:{alertmanager_port}/api/v2/alerts"
+        groups = prometheus.api("rules")["groups"]
+        assert {r["name"] for g in groups for r in g["rules"]} >= {
+            "HiveNoLiveWorker", "HiveRunFailureRatio", "HiveQueueStalled"
+        }  # fmt: skip
+        assert all(r.get("health") != "err" for g in groups for r in g["rules"])
+    finally:
+        prometheus.stop()
+        flower.stop()

@@ -4,18 +4,22 @@ Redis."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hive import Client, service
-from hive.errors import PermissionDenied
+from hive.errors import PermissionDenied, RunFailed
 from hive.service import Caller, Role
 from hive.settings import get_settings
 from tests.support import db
 from tests.support.commands import describe, run_hive
-from tests.support.processes import HiveProcess, wait_until
+from tests.support.processes import HIVE, HiveProcess, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -88,6 +92,47 @@ def test_status_shows_workers_waiting_runs_queues_services_and_maintenance(
     assert "queued 3 in flight" in text.stdout
     assert "hive.default" in text.stdout and "3 queued, 3 steps waiting" in text.stdout
     assert "search" in text.stdout and "passing 1" in text.stdout
+
+
+@pytest.mark.timeout(120)
+def test_status_shows_dead_letters_and_a_lost_worker_and_watch_refreshes_in_place(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    beating = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "0.5", "HIVE_WORKER_LOST_AFTER_S": "3"}
+    doomed = start_worker("--concurrency", "1", extra_env=beating, name="doomed")
+    start_worker("--concurrency", "1", extra_env=beating, name="steady")
+    start_beat(extra_env=beating)
+    with pytest.raises(RunFailed):
+        Client().submit("fails-midway", {"text": "a dead letter"}).wait(timeout=60)
+    watch = subprocess.Popen(
+        [*HIVE, "status", "--watch", "--interval", "0.5"],
+        env=env,
+        stdout=(tmp_path / "watch.out").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: "online 2" in (tmp_path / "watch.out").read_text(), 30, "a first screen")
+        os.killpg(doomed.pid, signal.SIGKILL)
+        wait_until(lambda: _status(env)["workers"]["lost"] == 1, 30, "the worker marked lost")
+        wait_until(
+            lambda: "lost 1, online 1" in (tmp_path / "watch.out").read_text(),
+            30,
+            "the watching screen to show it",
+        )
+    finally:
+        watch.send_signal(signal.SIGINT)  # how an operator leaves it: exits 0
+        assert watch.wait(timeout=15) == 0
+
+    shown = _status(env)
+    assert shown["dead_letters"] == {"fails-midway": 1}
+    assert shown["workers"] == {"online": 1, "offline": 0, "lost": 1}
+    screens = (tmp_path / "watch.out").read_text()
+    assert screens.count("dead letters fails-midway 1") >= 2
+    assert "Traceback" not in screens
 
 
 def test_status_names_an_unreachable_database_and_still_shows_the_queues(

@@ -4,12 +4,15 @@ PostgreSQL, once it falls due, and the run finishes."""
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import signal
 import time
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from hive import Client
 from tests.faults.conftest import FAST
@@ -37,8 +40,21 @@ def _swept() -> bool:
     return bool(db.scalar("SELECT count(*) FROM events WHERE kind = 'maintenance'"))
 
 
+def _held_by_a_worker(client: redis.Redis, run_id: object, attempt: int) -> bool:
+    """Whether a worker has taken the message of the step's ``attempt`` (kombu keeps a
+    message a worker holds in its ``unacked`` hash until it is acknowledged)."""
+    for value in client.hvals("unacked"):
+        payload, *_ = json.loads(value)
+        argsrepr = payload.get("headers", {}).get("argsrepr") or "()"
+        if tuple(ast.literal_eval(argsrepr)) == (str(run_id), "wait", attempt):
+            return True
+    return False
+
+
 def test_a_deferred_step_whose_worker_dies_holding_its_message_still_runs(
-    start_worker: Callable[..., HiveProcess], start_beat: Callable[..., HiveProcess]
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    redis_db: tuple[redis.Redis, int],
 ) -> None:
     env = {**FAST, "HIVE_REDISPATCH_AFTER_S": "2"}
     holder = start_worker("--concurrency", "1", extra_env=env, name="holder")
@@ -47,6 +63,9 @@ def test_a_deferred_step_whose_worker_dies_holding_its_message_still_runs(
     wait_until(_swept, 30, "recovery's first sweep")
     run = Client().submit("deferred", {"times": 1, "countdown_s": 3})
     wait_until(lambda: _deferred_once(run.id), 30, "the step to be deferred once")
+    # The deferral's message (attempt 2) goes out after its commit: killing the holder
+    # before it takes it would leave it in the queue for the next worker (no resend).
+    wait_until(lambda: _held_by_a_worker(redis_db[0], run.id, 2), 30, "the holder to take it")
 
     # Its message (due in 3 s) now sits in the holder's memory and Redis's unacked hash,
     # invisible for HIVE_VISIBILITY_TIMEOUT_S (4 h).

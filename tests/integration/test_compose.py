@@ -1,13 +1,25 @@
-"""docker-compose.yml and the Dockerfile fit the `hive` command they run."""
+"""docker-compose.yml and the Dockerfile fit the `hive` command they run, and the monitoring
+they ship (Prometheus, Alertmanager, Grafana) fits the farm.
+
+There is no Docker engine here: the file is parsed and interpolated as compose would, each
+`hive` command line goes through the real CLI's parser, mounted files are looked up in the
+repository, and what can run without Docker runs for real (the redis service's command and
+health check, promtool on the Prometheus config as mounted, the Alertmanager service's
+start-up script with a real Alertmanager delivering to a webhook)."""
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
+import threading
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,14 +30,37 @@ import redis
 import yaml
 
 from hive.cli import main
+from hive.settings import MetricsSettings
 from tests.support.processes import wait_until
+from tests.support.prometheus import binary
 from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-APP_SERVICES = ["migrate", "worker", "beat", "flower"]
-SERVICES = ["redis", "postgres", *APP_SERVICES]
+APP_SERVICES = ["migrate", "worker", "beat", "flower", "exporter"]
+# The app services that keep running (migrate exits once the schema is in place).
+LONG_RUNNING = ["worker", "beat", "flower", "exporter"]
+MONITORING = ["prometheus", "alertmanager", "grafana"]
+SERVICES = ["redis", "postgres", *APP_SERVICES, *MONITORING]
+
+# What the file runs inside each third-party image, and where each listens: facts about the
+# images, which are not pulled here. prom/* images are BusyBox-based (sh, awk, wget);
+# grafana's is Alpine's (BusyBox's wget).
+IMAGE_TOOLS = {
+    "redis": {"sh", "redis-server", "redis-cli"},
+    "postgres": {"pg_isready"},
+    "prom/prometheus": {"wget"},
+    "prom/alertmanager": {"/bin/sh", "awk", "wget", "/bin/alertmanager"},
+    "grafana/grafana": {"wget"},
+}
+IMAGE_PORTS = {
+    "redis": 6379,
+    "postgres": 5432,
+    "prom/prometheus": 9090,
+    "prom/alertmanager": 9093,
+    "grafana/grafana": 3000,
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +109,8 @@ SECRETS = {
     "REDIS_PASSWORD": "redis-pw-123",
     "POSTGRES_PASSWORD": "pg-pw-456",
     "HIVE_FLOWER_BASIC_AUTH": "admin:flower-pw",
+    "GRAFANA_ADMIN_PASSWORD": "grafana-pw-789",
+    "ALERT_WEBHOOK_URL": "https://hooks.example.com/hive?token=t0k3n&channel=ops",
 }
 _VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}|\$(\w+)")
 
@@ -141,6 +178,7 @@ def test_each_app_service_runs_the_command_it_is_named_for(
         "worker": "hive worker",
         "beat": "hive beat",
         "flower": "hive flower",
+        "exporter": "hive exporter",
     }
 
 
@@ -160,7 +198,7 @@ def test_each_app_service_points_at_the_compose_postgres_and_redis(
     assert services["redis"]["image"].startswith("redis")
 
 
-@pytest.mark.parametrize("name", ["worker", "beat", "flower"])
+@pytest.mark.parametrize("name", LONG_RUNNING)
 def test_long_running_services_start_after_the_migration(
     name: str, services: dict[str, Any]
 ) -> None:
@@ -170,7 +208,7 @@ def test_long_running_services_start_after_the_migration(
         assert depends_on["migrate"].get("condition") == "service_completed_successfully"
 
 
-@pytest.mark.parametrize("name", ["migrate", "worker", "beat", "flower"])
+@pytest.mark.parametrize("name", APP_SERVICES)
 def test_app_services_wait_for_a_healthy_postgres(name: str, services: dict[str, Any]) -> None:
     depends_on = services[name].get("depends_on")
 
@@ -179,7 +217,7 @@ def test_app_services_wait_for_a_healthy_postgres(name: str, services: dict[str,
     assert services["postgres"].get("healthcheck", {}).get("test")
 
 
-@pytest.mark.parametrize("name", ["worker", "beat", "flower"])
+@pytest.mark.parametrize("name", LONG_RUNNING)
 def test_long_running_services_wait_for_a_healthy_redis(
     name: str, services: dict[str, Any]
 ) -> None:
@@ -249,10 +287,16 @@ def test_compose_refuses_to_start_without_each_secret(
         _resolved(services, {**given, variable: ""})
 
 
-def test_no_password_has_a_default() -> None:
+def test_no_secret_has_a_default() -> None:
     text = COMPOSE.read_text()
+    secret = r"\w*(?:PASSWORD|AUTH|SECRET|TOKEN|KEY|WEBHOOK)\w*"
 
-    assert not re.findall(r"\$\{\w*(?:PASSWORD|AUTH)\w*:?-", text)
+    assert not re.findall(rf"\$\{{{secret}:?-", text)
+    # Every one is required: compose refuses to start without it (the test above).
+    for variable in re.findall(rf"\$\{{({secret})", text):
+        assert variable in SECRETS, variable
+    for value in SECRETS.values():
+        assert value not in text
 
 
 @pytest.mark.parametrize("name", APP_SERVICES)
@@ -322,3 +366,335 @@ def test_the_flower_service_is_read_only() -> None:
     ctx = _resolve(_argv(document["services"]["flower"]))
 
     assert not ctx.params.get("allow_control")
+
+
+# --------------------------------------------------------------------- the whole stack
+
+
+def _repository(image: str) -> str:
+    """``prom/prometheus:v2.53.2`` -> ``prom/prometheus``."""
+    return image.rsplit(":", 1)[0]
+
+
+def _listens_on(name: str, services: dict[str, Any]) -> int | None:
+    """The port the service listens on inside its container, from its command line, its
+    environment and the defaults of the `hive` command or the image; None if none."""
+    service = services[name]
+    if "image" in service and "build" not in service:
+        return IMAGE_PORTS.get(_repository(service["image"]))
+    params = _resolve(_argv(service)).params
+    env = _environment(service)
+    defaults = MetricsSettings.model_fields
+    if name == "worker":
+        port = params.get("metrics_port") or env.get("HIVE_METRICS_PORT")
+        return int(port or defaults["port"].default)
+    if name == "exporter":
+        port = params.get("port") or env.get("HIVE_EXPORTER_PORT")
+        return int(port or defaults["exporter_port"].default)
+    if name == "flower":
+        return int(params["port"])
+    return None
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> repository path (or volume name) of each of the service's mounts."""
+    found = {}
+    for volume in service.get("volumes", []):
+        source, target, *_ = volume.split(":")
+        found[target] = source
+    return found
+
+
+def _mounted_file(service: dict[str, Any], container_path: str) -> Path:
+    """The repository file a container path of the service is, through its bind mounts."""
+    for target, source in sorted(_mounts(service).items(), key=lambda m: -len(m[0])):
+        if source.startswith("./") and (
+            container_path == target or container_path.startswith(target.rstrip("/") + "/")
+        ):
+            return ROOT / source / Path(container_path).relative_to(target)
+    raise AssertionError(f"{container_path} is mounted from nowhere in the repository")
+
+
+def _option(argv: list[str], name: str) -> str:
+    values = [a.split("=", 1)[1] for a in argv if a.startswith(f"{name}=")]
+    assert len(values) == 1, (name, argv)
+    return values[0]
+
+
+def test_every_image_is_pinned_to_a_version(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        if "build" in service:
+            continue
+        image = service["image"]
+        assert ":" in image, f"{name}: {image} takes whatever 'latest' is today"
+        tag = image.rsplit(":", 1)[1]
+        assert re.fullmatch(r"v?\d+\.\d+(\.\d+)?", tag), f"{name}: {image} is not a release"
+
+
+@pytest.mark.parametrize("name", [n for n in SERVICES if n != "migrate"])
+def test_every_long_running_service_has_a_health_check(name: str, services: dict[str, Any]) -> None:
+    check = services[name].get("healthcheck") or {}
+
+    assert check.get("test"), f"{name} has no health check"
+    assert not check.get("disable")
+    assert services[name].get("restart") == "unless-stopped"
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_each_hive_service_runs_the_health_check_of_its_own_process(
+    name: str, services: dict[str, Any]
+) -> None:
+    test = services[name]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "hive"], test
+    ctx = _resolve(test[2:])
+
+    assert ctx.command_path == f"hive healthcheck {name}"
+    if name in ("flower", "exporter"):
+        assert ctx.params["port"] == _listens_on(name, services)
+        assert ctx.params["address"] is None  # this container's own loopback
+    if name == "worker":
+        # The node name the check pings by default is the one the worker takes by default.
+        assert ctx.params["node"] is None
+        assert "--hostname" not in _argv(services["worker"])
+        assert "-n" not in _argv(services["worker"])
+
+
+@pytest.mark.parametrize("name", ["redis", "postgres", *MONITORING])
+def test_each_third_party_service_runs_tools_its_image_ships_against_its_own_port(
+    name: str, services: dict[str, Any]
+) -> None:
+    service = services[name]
+    tools = IMAGE_TOOLS[_repository(service["image"])]
+    test = service["healthcheck"]["test"]
+    assert test[0] in ("CMD", "CMD-SHELL"), test
+    argv = shlex.split(test[1]) if test[0] == "CMD-SHELL" else test[1:]
+    words = set(re.findall(r"[\w./-]+", " ".join(argv)))
+    assert words & tools, (test, tools)
+    if "entrypoint" in service:
+        assert service["entrypoint"][0] in tools
+    urls = [urlsplit(w) for w in argv if w.startswith("http://")]
+    for url in urls:
+        assert url.hostname == "127.0.0.1" and url.port == _listens_on(name, services), test
+    if name in MONITORING:
+        assert argv[0] == "wget" and len(urls) == 1, test
+
+
+def test_every_depends_on_condition_can_be_met(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        for target, how in (service.get("depends_on") or {}).items():
+            assert target in services, f"{name} waits for {target}, which does not exist"
+            condition = how["condition"]
+            if condition == "service_healthy":
+                assert services[target].get("healthcheck", {}).get("test"), (name, target)
+            elif condition == "service_completed_successfully":
+                assert services[target].get("restart", "no") == "no", (name, target)
+            else:
+                assert condition == "service_started", (name, target, condition)
+
+
+def test_every_mounted_file_is_in_the_repository_and_every_volume_is_declared(
+    services: dict[str, Any],
+) -> None:
+    declared = set(yaml.safe_load(COMPOSE.read_text()).get("volumes") or {})
+    for name, service in services.items():
+        for target, source in _mounts(service).items():
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which is missing"
+                assert source.startswith("./config/"), f"{name} mounts {source} (config only)"
+            else:
+                assert source in declared, f"{name}: volume {source} is not declared"
+            assert target.startswith("/"), (name, target)
+
+
+def test_published_ports_are_loopback_only_distinct_and_reach_what_listens(
+    services: dict[str, Any],
+) -> None:
+    published = []
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            address, host_port, container_port = str(port).split(":")
+            assert address == "127.0.0.1", f"{name} publishes {port} on every interface"
+            assert int(container_port) == _listens_on(name, services), (name, port)
+            published.append(int(host_port))
+    assert len(published) == len(set(published)), published
+    assert sorted(n for n, s in services.items() if s.get("ports")) == sorted(
+        ["flower", *MONITORING]
+    )
+
+
+@pytest.fixture(scope="module")
+def prometheus_config(services: dict[str, Any]) -> tuple[dict[str, Any], Path]:
+    """The config Prometheus is started with, found through its mounts."""
+    argv = services["prometheus"]["command"]
+    path = _mounted_file(services["prometheus"], _option(argv, "--config.file"))
+    return yaml.safe_load(path.read_text()), path
+
+
+def test_prometheus_scrapes_and_alerts_services_on_the_ports_they_listen_on(
+    services: dict[str, Any], prometheus_config: tuple[dict[str, Any], Path]
+) -> None:
+    config, _ = prometheus_config
+    targets: list[tuple[str, str, int]] = []
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, port = target.rsplit(":", 1)
+                targets.append((job["job_name"], host, int(port)))
+        for dns in job.get("dns_sd_configs", []):
+            targets += [(job["job_name"], host, int(dns["port"])) for host in dns["names"]]
+    for alerting in config["alerting"]["alertmanagers"]:
+        for static in alerting["static_configs"]:
+            for target in static["targets"]:
+                host, port = target.rsplit(":", 1)
+                targets.append(("alerting", host, int(port)))
+
+    for job, host, port in targets:
+        assert host in services, f"{job}: {host} is no compose service"
+        assert port == _listens_on(host, services), f"{job}: {host} listens elsewhere"
+    assert {host for _, host, _ in targets} == {
+        "worker", "exporter", "flower", "alertmanager"
+    }  # fmt: skip
+    assert int(_environment(services["worker"]).get("HIVE_METRICS_PORT", "9808")) != 0
+
+
+def test_promtool_passes_the_prometheus_config_as_compose_mounts_it(
+    services: dict[str, Any], prometheus_config: tuple[dict[str, Any], Path], tmp_path: Path
+) -> None:
+    """The files laid out at their container paths, the rule file included (it is named
+    relative to the config): what Prometheus itself loads in the container."""
+    promtool = binary("promtool")
+    for target, source in _mounts(services["prometheus"]).items():
+        if source.startswith("./"):
+            placed = tmp_path / target.lstrip("/")
+            placed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / source, placed)
+    config = tmp_path / _option(services["prometheus"]["command"], "--config.file").lstrip("/")
+
+    done = subprocess.run(
+        [promtool, "check", "config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 1 rule files found" in done.stdout + done.stderr
+    assert prometheus_config[0]["alerting"]["alertmanagers"]
+
+
+def test_grafana_provisions_the_mounted_dashboards_and_the_compose_prometheus(
+    services: dict[str, Any],
+) -> None:
+    grafana = services["grafana"]
+    mounts = _mounts(grafana)
+    provisioning = _mounted_file(grafana, "/etc/grafana/provisioning")  # Grafana's default
+    providers = yaml.safe_load((provisioning / "dashboards" / "hive.yml").read_text())
+    sources = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())
+
+    path = providers["providers"][0]["options"]["path"]
+    assert path in mounts, f"the dashboards are read from {path}, which nothing mounts"
+    dashboards = _mounted_file(grafana, path)
+    assert sorted(p.name for p in dashboards.glob("*.json")) == ["hive.json"]
+    uid = sources["datasources"][0]["uid"]
+    dashboard = json.loads((dashboards / "hive.json").read_text())
+    assert {p["datasource"]["uid"] for p in dashboard["panels"]} == {uid}
+    url = urlsplit(sources["datasources"][0]["url"])
+    assert url.hostname in services
+    assert url.port == _listens_on(url.hostname, services)
+    assert _environment(grafana)["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert _environment(grafana)["GF_SECURITY_ADMIN_PASSWORD"].startswith(
+        "${GRAFANA_ADMIN_PASSWORD:?"
+    )
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    received: list[tuple[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, json.loads(body)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[int, list[tuple[str, Any]]]]:
+    received: list[tuple[str, Any]] = []
+    handler = type("Handler", (_Webhook,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], received
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.timeout(120)
+def test_the_alertmanager_service_writes_in_its_webhook_url_and_delivers_alerts_to_it(
+    resolved: dict[str, Any], webhook: tuple[int, list[tuple[str, Any]]], tmp_path: Path
+) -> None:
+    """Runs the service's own start-up script, with a local Alertmanager in place of the
+    image's and a directory of the test's own in place of its volume."""
+    alertmanager, amtool = binary("prometheus-alertmanager"), binary("amtool")
+    service = resolved["alertmanager"]
+    hook_port, received = webhook
+    url = f"http://127.0.0.1:{hook_port}/hive?token=t0k3n&channel=a|b"  # & and | stay as they are
+    port = free_port()
+    template = _mounted_file(service, "/etc/alertmanager/alertmanager.yml")
+    assert "${ALERT_WEBHOOK_URL}" in template.read_text()
+    assert "http" not in template.read_text().split("receivers:", 1)[1], "a URL in the repo"
+    [script] = service["command"]
+    assert service["entrypoint"] == ["/bin/sh", "-c"]
+    # The image's paths, each replaced once (a local path may contain another's text).
+    local = {
+        "/etc/alertmanager/alertmanager.yml": str(template),
+        "exec /bin/alertmanager ": f"exec {alertmanager} ",
+        "/alertmanager/alertmanager.yml": str(tmp_path / "alertmanager.yml"),
+        "--storage.path=/alertmanager": f"--storage.path={tmp_path}",
+    }
+    for path in local:
+        assert path in script, path
+    script = re.sub("|".join(map(re.escape, local)), lambda m: local[m.group(0)], script)
+    script = script.rstrip() + f" --web.listen-address=127.0.0.1:{port} --cluster.listen-address="
+    env = {**os.environ, "ALERT_WEBHOOK_URL": url}
+    server = subprocess.Popen(
+        ["sh", "-c", script], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+
+        def ready() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until(ready, 30, "alertmanager to start")
+        rendered = tmp_path / "alertmanager.yml"
+        assert stat.S_IMODE(rendered.stat().st_mode) == 0o600
+        assert f'url: "{url}"' in rendered.read_text()
+        checked = subprocess.run(
+            [amtool, "check-config", str(rendered)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+        alert = [{"labels": {"alertname": "HiveNoLiveWorker", "severity": "page"}}]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/v2/alerts",
+            data=json.dumps(alert).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            assert answer.status == 200
+        # Sent once the group has waited its group_wait (30 s).
+        wait_until(lambda: bool(received), 60, "the alert to reach the webhook")
+        path, body = received[0]
+        assert path == "/hive?token=t0k3n&channel=a|b"
+        assert [a["labels"]["alertname"] for a in body["alerts"]] == ["HiveNoLiveWorker"]
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=15)

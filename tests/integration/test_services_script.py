@@ -67,6 +67,6 @@ def test_set_up_without_prometheus_and_without_root_names_the_install_line(
     with pytest.raises(services.ServiceError) as raised:
         services.ensure_prometheus()
     assert str(raised.value) == (
-        "prometheus is not installed; run: "
-        "sudo apt-get install -y --no-install-recommends prometheus"
+        "prometheus or its alertmanager is not installed; run: "
+        "sudo apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"
     )

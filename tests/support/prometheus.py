@@ -16,11 +16,12 @@ import yaml
 from tests.support.redis_server import free_port
 from tests.support.services import missing
 
-INSTALL = "apt-get install -y --no-install-recommends prometheus"
+INSTALL = "apt-get install -y --no-install-recommends prometheus prometheus-alertmanager"
 
 
 def binary(name: str) -> str:
-    """``prometheus`` or ``promtool``; skips (fails under CI=true) when not installed."""
+    """``prometheus``, ``promtool``, ``prometheus-alertmanager`` or ``amtool``; skips (fails
+    under CI=true) when not installed."""
     found = shutil.which(name)
     if found is None:
         missing(f"{name} is not installed (scripts/bootstrap.sh installs it: {INSTALL})")
@@ -29,14 +30,19 @@ def binary(name: str) -> str:
 
 
 class Prometheus:
-    """``prometheus`` scraping ``targets`` (job -> host:port list) every second."""
+    """``prometheus`` scraping ``targets`` (job -> host:port list) every second, or run with
+    a whole ``config`` of the caller's."""
 
     def __init__(
-        self, workdir: Path, targets: dict[str, list[str]], rule_files: list[Path] | None = None
+        self,
+        workdir: Path,
+        targets: dict[str, list[str]],
+        rule_files: list[Path] | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = {
+        config = config or {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in rule_files or []],
             "scrape_configs": [

@@ -34,7 +34,6 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_steps_deferred_total",
         "hive_steps_running",
         "hive_agents_abandoned",
-        "hive_runs_total",
         "hive_run_duration_seconds",
         "hive_llm_calls_total",
         "hive_llm_tokens_total",
@@ -52,7 +51,6 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
     assert names["hive_step_wait_seconds"]._labelnames == ("queue",)
     assert names["hive_step_retries_total"]._labelnames == ("agent", "reason")
     assert names["hive_steps_deferred_total"]._labelnames == ("agent", "reason")
-    assert names["hive_runs_total"]._labelnames == ("pipeline", "status")
     assert names["hive_run_duration_seconds"]._labelnames == ("pipeline",)
     assert names["hive_llm_calls_total"]._labelnames == ("provider", "model", "outcome")
     assert names["hive_llm_tokens_total"]._labelnames == ("provider", "model", "kind")
@@ -91,6 +89,18 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
     assert metrics.FARM_FIGURES["hive_service_instances"][1] == ("service", "status")
     assert metrics.FARM_FIGURES["hive_workers"][1] == ("state",)
     assert metrics.FARM_FIGURES["hive_breaker_state"][1] == ("kind", "service")
+
+
+def test_farm_counters_are_named_and_labelled_by_the_conventions() -> None:
+    # Served by the exporter from PostgreSQL, not by workers: no worker metric shares a name.
+    assert set(metrics.FARM_COUNTERS) == {"hive_runs_total"}
+    assert not set(metrics.FARM_COUNTERS) & {_name(m) for m in metrics.WORKER_METRICS}
+    assert not set(metrics.FARM_COUNTERS) & set(metrics.FARM_FIGURES)
+    for name, (help_text, labels) in metrics.FARM_COUNTERS.items():
+        assert re.fullmatch(r"hive_[a-z_]+_total", name), name
+        assert set(labels) <= ALLOWED_LABELS, name
+        assert help_text, name
+    assert metrics.FARM_COUNTERS["hive_runs_total"][1] == ("pipeline", "status")
 
 
 def test_a_retried_attempt_counts_under_its_reason() -> None:
