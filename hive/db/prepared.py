@@ -9,14 +9,17 @@ not keep session state between transactions).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from psycopg2.errors import DuplicatePreparedStatement
 from psycopg2.extras import Json as PgJson
 from sqlalchemy import Connection, CursorResult, TextClause, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.types import Text, TypeEngine
 
 from hive.db.models import Json
@@ -61,7 +64,14 @@ class PreparedStatement:
             return conn.execute(self.plain, dict(params))
         prepared = prepared_on(conn.connection.info)
         if self.name not in prepared:
-            conn.exec_driver_sql(self._prepare)
+            try:
+                conn.exec_driver_sql(self._prepare)
+            except DBAPIError as exc:
+                # Prepared by an earlier PREPARE cut short (see run): this transaction is
+                # aborted by the error, so the statement fails now; the next one executes.
+                if isinstance(exc.orig, DuplicatePreparedStatement):
+                    prepared.add(self.name)
+                raise
             prepared.add(self.name)
         return conn.exec_driver_sql(self._execute, self._values(params))
 
@@ -75,7 +85,11 @@ class PreparedStatement:
             cursor.execute(prefix + self._inline, dict(named))
             return
         if self.name not in prepared:
-            cursor.execute(self._prepare)
+            # An earlier PREPARE may have reached the server but been cut short on its way
+            # back (a soft time limit striking inside it), never noted here. The connection
+            # is in autocommit: the duplicate aborts nothing, execute it.
+            with contextlib.suppress(DuplicatePreparedStatement):
+                cursor.execute(self._prepare)
             prepared.add(self.name)
         cursor.execute(prefix + self._execute, self._values(params))
 

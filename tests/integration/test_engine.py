@@ -90,3 +90,27 @@ def test_a_pool_that_stays_exhausted_counts_as_the_database_being_unavailable(hi
 
     with pytest.raises(ServiceUnavailable, match="HIVE_DATABASE_URL"):
         in_transaction(exhausted, retry_s=0.2)
+
+
+_ONE = PreparedStatement(
+    "hive_test_cut_short", text("SELECT CAST(:n AS int) + 1 AS n"), {"n": "int"}
+)
+
+
+def test_a_prepare_cut_short_after_the_server_ran_it_does_not_break_the_connection(
+    hive_env,
+) -> None:
+    """A soft time limit striking inside PREPARE, after the server ran it, leaves the
+    statement prepared on the server but not noted on the connection: its next use must
+    not fail with DuplicatePreparedStatement (a step's success was lost to it once)."""
+
+    def cut_short_then_used_twice(cursor: DirectCursor) -> list[Any]:
+        cursor.cursor.execute(_ONE._prepare)  # the server has it; the note is lost
+        cursor.prepared.discard(_ONE.name)
+        try:
+            return [cursor.fetch_one(_ONE, {"n": 1}), cursor.fetch_one(_ONE, {"n": 2})]
+        finally:
+            cursor.cursor.execute(f"DEALLOCATE {_ONE.name}")
+            cursor.prepared.discard(_ONE.name)
+
+    assert on_direct_cursor(cut_short_then_used_twice) == [{"n": 2}, {"n": 3}]
