@@ -311,14 +311,17 @@ class ApprovalError(HiveError):
 
 
 class ApprovalRequired(HiveError):
-    """Raised in the step path by the input guard: the step is held for a person's decision
-    (``awaiting_approval``) instead of running. ``reason`` never quotes the input;
-    ``step_input`` is the input as screened (redacted), for the approver to read."""
+    """Raised in the step path by the input guard (``source`` ``input_guard``) or by a call
+    whose breaker is open with ``on_open: escalate`` (``breaker``): the step is held for a
+    person's decision (``awaiting_approval``) instead of running. ``reason`` never quotes
+    the input; ``step_input`` is the input as screened (redacted), for the approver to read
+    (None: the input the step task resolved)."""
 
-    def __init__(self, reason: str, step_input: Any = None) -> None:
-        super().__init__(reason, step_input)
+    def __init__(self, reason: str, step_input: Any = None, source: str = "input_guard") -> None:
+        super().__init__(reason, step_input, source)
         self.reason = reason
         self.step_input = step_input
+        self.source = source
 
     def __str__(self) -> str:
         return self.reason
