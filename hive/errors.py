@@ -375,13 +375,15 @@ class UnknownBreaker(HiveError):
 
 class BreakerOpen(PermanentError):
     """A call's breaker is open and its policy says ``on_open: fail``: the step fails at once
-    rather than waiting. ``retry_in_s`` is how long the breaker stays open."""
+    rather than waiting. ``retry_in_s`` is how long the breaker stays open. ``breaker`` may
+    name several, comma-separated (an llm step's fallbacks, each one's open)."""
 
     def __init__(self, breaker: str, retry_in_s: float) -> None:
         HiveError.__init__(self, breaker, retry_in_s)
         self.breaker = breaker
         self.retry_in_s = retry_in_s
-        self.message = f"breaker {breaker} is open for {retry_in_s:.3g}s more (on_open: fail)"
+        which = f"breakers {breaker} are" if ", " in breaker else f"breaker {breaker} is"
+        self.message = f"{which} open for {retry_in_s:.3g}s more (on_open: fail)"
 
 
 class RetryableError(HiveError):
