@@ -215,18 +215,22 @@ class ServiceInstanceNotFound(HiveError):
 
 class NoPassingInstance(HiveError):
     """``pick(service)`` found no passing instance; ``counts`` holds how many instances the
-    service has by status, so the message says whether it is down or unknown."""
+    service has by status, so the message says whether it is down or unknown. ``shared``:
+    only the instances shared by the operator were looked at (a step with credentials)."""
 
-    def __init__(self, service: str, counts: dict[str, int]) -> None:
-        super().__init__(service, counts)
+    def __init__(self, service: str, counts: dict[str, int], shared: bool = False) -> None:
+        super().__init__(service, counts, shared)
         self.service = service
         self.counts = counts
+        self.shared = shared
 
     def __str__(self) -> str:
+        which = "shared instance" if self.shared else "instance"
+        why = "; a step with credentials calls only shared ones" if self.shared else ""
         if not self.counts:
-            return f"service {self.service!r} has no registered instance"
+            return f"service {self.service!r} has no registered {which}{why}"
         held = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
-        return f"service {self.service!r} has no passing instance ({held})"
+        return f"service {self.service!r} has no passing {which} ({held}){why}"
 
 
 class PermanentError(HiveError):

@@ -123,9 +123,11 @@ class CallGuard(Protocol):
 class ServiceLookup(Protocol):
     """Resolves a service name through the registry to one passing instance's address."""
 
-    def pick(self, service: str, exclude: Sequence[str] = ()) -> str:
+    def pick(self, service: str, exclude: Sequence[str] = (), *, shared_only: bool = False) -> str:
         """The address URL of a passing instance of ``service``, not one of ``exclude``
-        (addresses already tried); raises :class:`~hive.errors.NoPassingInstance`."""
+        (addresses already tried); with ``shared_only``, one the operator shares, never the
+        run's tenant's own (an agent sending a credential from the worker's environment
+        asks for that). Raises :class:`~hive.errors.NoPassingInstance`."""
         ...
 
 

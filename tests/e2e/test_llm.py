@@ -310,3 +310,21 @@ def test_an_open_breaker_passes_over_its_provider_whatever_its_on_open(
     assert failed.value.error["type"] == "BreakerOpen"
     assert "breakers provider:local, provider:backup are open" in failed.value.error["message"]
     assert llm.requests_for("model-a") == []
+
+
+@pytest.mark.timeout(120)
+def test_a_tenant_s_own_instance_of_the_model_service_is_never_sent_the_api_key(
+    llm: LlmServer, llm_worker: Callable[..., HiveProcess]
+) -> None:
+    """acme's admin registers an instance of llm-test: acme's steps, which send the worker's
+    API key, still call only the shared one."""
+    own = LlmServer()
+    try:
+        Client(tenant="acme", role="admin").services.register("llm-test", own.url)
+        llm_worker()
+        for i in range(6):  # picked at random: acme's would have taken some
+            assert ask(f"q{i}", tenant="acme").wait(timeout=60)["ask"]["content"] == "ok"
+        assert own.requests == []
+    finally:
+        own.close()
+    assert {r.headers["Authorization"] for r in llm.requests} == {f"Bearer {KEY}"}

@@ -227,7 +227,9 @@ class _Chain:
                 f"service {service!r}: no service registry outside the farm; give a base_url"
             )
         try:
-            return self.ctx.services.pick(service).rstrip("/")
+            # The worker's API key goes to the operator's shared instances only.
+            shared_only = endpoint.api_key_env is not None
+            return self.ctx.services.pick(service, shared_only=shared_only).rstrip("/")
         except NoPassingInstance as exc:
             raise ProviderDown(endpoint, str(exc)) from None
 
