@@ -116,7 +116,11 @@ class CallGuard(Protocol):
     def __call__(self, resource: Resource) -> contextlib.AbstractContextManager[CallTicket]:
         """Admit one call to ``resource`` for the ``with`` block, or raise
         :class:`~hive.errors.StepDeferred` (a limit is reached or the breaker is open: the
-        step comes back later, without using up a retry)."""
+        step comes back later, without using up a retry); for a breaker open with
+        ``on_open: fail``, :class:`~hive.errors.BreakerOpen`, with ``on_open: escalate``,
+        :class:`~hive.errors.ApprovalRequired` (the step is held for a person). An agent
+        lets them go up, unless it has another resource to try (the ``llm`` agent's
+        fallbacks)."""
         ...
 
 
