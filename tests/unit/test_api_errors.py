@@ -54,3 +54,29 @@ def test_a_short_pepper_is_refused_and_an_empty_one_is_none() -> None:
     with pytest.raises(ValueError, match="at least 16"):
         ApiSettings(key_pepper="short")
     assert ApiSettings(key_pepper="").key_pepper is None
+
+
+def test_a_bug_is_a_500_without_its_traceback_and_with_the_security_headers() -> None:
+    import asyncio
+
+    import httpx
+
+    from hive.api import create_app
+
+    app = create_app()
+
+    def boom() -> None:
+        raise RuntimeError("secret detail at db.internal:5432")
+
+    app.add_api_route("/boom", boom)
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.get("/boom")
+
+    answer = asyncio.run(call())
+
+    assert answer.status_code == 500
+    assert answer.json() == {"error": {"type": "internal", "message": "internal error"}}
+    assert answer.headers["x-content-type-options"] == "nosniff"

@@ -77,3 +77,25 @@ def test_every_module_outside_hive_db_is_forbidden_the_database_drivers() -> Non
 
     assert set(contract["source_modules"]) == top_level - {"hive.db"}
     assert {"sqlalchemy", "psycopg2"} <= set(contract["forbidden_modules"])
+
+
+def test_neither_a_producer_nor_the_cli_loads_the_web_server() -> None:
+    script = (
+        "import sys\n"
+        "import hive.client, hive.cli\n"
+        "loaded = {m.split('.')[0] for m in sys.modules} & {'fastapi', 'uvicorn', 'starlette'}\n"
+        "loaded |= {m for m in sys.modules if m.startswith('hive.api')}\n"
+        "assert not loaded, loaded\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_api_package_exports_its_factory_alone() -> None:
+    import hive.api
+
+    assert hive.api.__all__ == ["create_app"]
