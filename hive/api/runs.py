@@ -11,6 +11,7 @@ import contextlib
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime
 
 from hive import service
 from hive.api.auth import audit, principal
@@ -85,17 +86,31 @@ def list_runs(
     pipeline: str | None = Query(default=None, min_length=1, max_length=200),
     limit: int = Query(default=20, ge=1, le=1000),
     cursor: str | None = Query(default=None, max_length=500),
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
 ) -> dict[str, Any]:
     """The key's runs, newest first, without their steps, a page at a time: pass the
-    answer's ``next_cursor`` as ``cursor``. Runs submitted meanwhile never shift a page."""
+    answer's ``next_cursor`` as ``cursor`` (with the same filters). Runs submitted meanwhile
+    never shift a page. ``created_after`` (inclusive) and ``created_before`` are ISO 8601
+    times with a zone."""
     try:
         page = service.list_runs_page(
             get_settings(), who.caller, status=status and status.value, pipeline=pipeline,
-            limit=limit, cursor=cursor,
+            limit=limit, cursor=cursor, created_after=created_after,
+            created_before=created_before,
         )  # fmt: skip
     except InvalidArgument as exc:
-        raise Unprocessable([("query", "cursor", p) for p in exc.problems]) from None
+        raise Unprocessable([("query", _parameter(p), p) for p in exc.problems]) from None
     return page.to_json()
+
+
+_LISTING_PARAMETERS = ("cursor", "pipeline", "status", "limit", "created_after", "created_before")
+
+
+def _parameter(problem: str) -> str:
+    """The query parameter a service problem names (each one starts with it)."""
+    first = problem.split(" ", 1)[0]
+    return first if first in _LISTING_PARAMETERS else ""
 
 
 @router.post("/runs/{run_id}/cancel", response_model=CancelOutput)

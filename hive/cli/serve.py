@@ -12,6 +12,7 @@ from hive.cli.base import command, fail
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 APP = "hive.api.app:create_app"
+_UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 @command("api")
@@ -28,11 +29,10 @@ def api(host: str | None, port: int | None, workers: int, loglevel: str | None) 
         import uvicorn
     except ImportError:
         fail("`hive api` needs the api extra: pip install 'hive[api]'")
-    from hive.logs import configure_logging
     from hive.settings import get_settings
 
-    configure_logging(loglevel)
     settings = get_settings()
+    level = (loglevel or settings.logs.level).upper()
     host = host or settings.api.host
     port = port or settings.api.port
     # Not a log record: the line a supervisor (or a test) waits for, whatever the level.
@@ -43,8 +43,15 @@ def api(host: str | None, port: int | None, workers: int, loglevel: str | None) 
         host=host,
         port=port,
         workers=workers,
-        # Hive's logging, configured above; the access log through it (never a header).
-        log_config=None,
+        # Hive's records on stderr, in every worker process (uvicorn applies this in each);
+        # the access log among them (a path and a status, never a header).
+        log_config={
+            "version": 1,
+            "disable_existing_loggers": False,
+            "handlers": {"hive": {"()": "hive.logs.stderr_handler"}},
+            "root": {"handlers": ["hive"], "level": level},
+            "loggers": {name: {"handlers": [], "propagate": True} for name in _UVICORN},
+        },
         server_header=False,
         proxy_headers=False,
     )

@@ -318,6 +318,8 @@ def list_runs(
     pipeline: str | None = None,
     limit: int = 20,
     before: tuple[datetime, uuid.UUID] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[Any]:
     """Newest first (ties by id). With a tenant, ``ix_runs_tenant_created`` (and, with a
     pipeline, ``ix_runs_tenant_pipeline_created``) serve it in index order. ``before``: only
@@ -327,6 +329,10 @@ def list_runs(
     query = _scoped(query, tenant)
     if before is not None:
         query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(*before))
+    if created_after is not None:
+        query = query.where(runs.c.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(runs.c.created_at < created_before)
     if status == RunStatus.AWAITING_APPROVAL:
         query = query.where(_ACTIVE, _AWAITING)
     elif status in ACTIVE_RUN_STATUSES:

@@ -20,7 +20,6 @@ from hive.db.retrying import Connection, in_transaction
 from hive.errors import (
     ApiKeyNotFound,
     ApprovalNotFound,
-    HiveError,
     InputError,
     InvalidArgument,
     PermissionDenied,
@@ -33,6 +32,8 @@ from hive.service.farm import operation
 from hive.settings import Settings
 
 _CLIENT_MAX = 200
+# A target names what a client asked for (a run id from a URL path): bounded, whatever it is.
+_TARGET_MAX = 300
 
 
 class Outcome(StrEnum):
@@ -53,8 +54,6 @@ def outcome_of(exc: BaseException) -> Outcome:
         return Outcome.NOT_FOUND
     if isinstance(exc, InputError | InvalidArgument | ValueError):
         return Outcome.INVALID
-    if isinstance(exc, HiveError):
-        return Outcome.FAILED
     return Outcome.FAILED
 
 
@@ -101,7 +100,7 @@ def record(
         tenant=caller.tenant if caller.tenant is not None else tenant,
         role=caller.role.value,
         action=action,
-        target=target,
+        target=target[:_TARGET_MAX] if target else None,
         outcome=outcome.value,
         client=(client or None) and client[:_CLIENT_MAX],
     )

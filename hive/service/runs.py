@@ -120,22 +120,35 @@ def list_runs_page(
     pipeline: str | None = None,
     limit: int = 20,
     cursor: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> RunPage:
     """The caller's runs like :func:`list_runs`, a page at a time. The cursor marks where
     the page ended (the last run's creation time and id): runs submitted meanwhile go
     before the first page, so no run is shown twice or skipped.
 
+    ``created_after`` (inclusive) and ``created_before`` bound the runs' creation times.
+
     Raises:
-        InvalidArgument: as :func:`list_runs`, or a cursor this function did not make.
+        InvalidArgument: as :func:`list_runs`, a cursor this function did not make, or
+            creation bounds that are not datetimes with a time zone.
     """
     caller.require(Right.READ)
     check_listing(limit=limit, pipeline=pipeline, status=status)
+    bounds = {"created_after": created_after, "created_before": created_before}
+    naive = [
+        f"{name} must be a datetime with a time zone"
+        for name, value in bounds.items()
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None)
+    ]
+    if naive:
+        raise InvalidArgument(naive)
     before = None if cursor is None else _decode_cursor(cursor)
 
     def read(conn: Connection) -> tuple[list[Any], dict[uuid.UUID, dict[str, float | int]]]:
         rows = run_store.list_runs(
             conn, tenant=caller.tenant, status=status, pipeline=pipeline, limit=limit + 1,
-            before=before,
+            before=before, created_after=created_after, created_before=created_before,
         )  # fmt: skip
         return rows, usage_store.runs_usage(conn, [row.id for row in rows[:limit]])
 

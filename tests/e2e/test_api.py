@@ -26,7 +26,8 @@ MAX_BODY = 20_000
 def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One `hive api` for the module (it keeps no state: each test starts from clean tables)."""
     env = {**os.environ, **hive_env, "HIVE_API_MAX_BODY_BYTES": str(MAX_BODY)}
-    server = Api(env, tmp_path_factory.mktemp("api") / "api.log")
+    # Two worker processes: each builds its app and logs through Hive's handler.
+    server = Api(env, tmp_path_factory.mktemp("api") / "api.log", "--workers", "2")
     yield server
     server.stop()
 
@@ -219,6 +220,14 @@ def test_pages_of_runs_stay_stable_while_runs_are_submitted(api: Api, env: dict[
             break
 
     assert seen == list(reversed(first))
+    created = {r["id"]: r["created_at"] for r in api.call("GET", "/v1/runs", key=key,
+               params={"limit": 100}).json()["runs"]}  # fmt: skip
+    window = {"created_after": created[first[1]], "created_before": created[first[4]]}
+    within = api.call("GET", "/v1/runs", key=key, params=window).json()["runs"]
+    assert [r["id"] for r in within] == [first[3], first[2], first[1]]
+    naive = api.call("GET", "/v1/runs", key=key, params={"created_after": "2026-01-01T00:00:00"})
+    assert naive.status_code == 422
+    assert naive.json()["error"]["problems"][0]["path"] == "created_after"
 
 
 def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[str, str]) -> None:
@@ -266,6 +275,7 @@ def test_health_readiness_headers_and_the_openapi_document(api: Api, env: dict[s
     assert nowhere.json() == {"error": {"type": "not_found", "message": "Not Found"}}
     assert "access-control-allow-origin" not in nowhere.headers  # CORS is off
 
+    assert api.log().count("Application startup complete") == 2  # both workers log
     served = api.call("GET", "/openapi.json").json()
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert served == committed, "docs/openapi.json is stale: run `python scripts/openapi.py`"
