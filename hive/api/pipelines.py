@@ -7,13 +7,15 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from hive import service
-from hive.api.auth import principal
+from hive.api.auth import AuthenticatedRoute, principal
 from hive.api.errors import ERROR_RESPONSES
 from hive.api.models import PipelineOutput
 from hive.service import Principal
 from hive.settings import get_settings
 
-router = APIRouter(prefix="/v1", tags=["pipelines"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["pipelines"], responses=ERROR_RESPONSES, route_class=AuthenticatedRoute
+)
 
 
 @router.get("/pipelines", response_model=list[PipelineOutput])

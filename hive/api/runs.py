@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime
 
 from hive import service
-from hive.api.auth import audit, principal
+from hive.api.auth import AuthenticatedRoute, audit, principal
 from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
 from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput
 from hive.errors import InputError, InvalidArgument, RunFailed, UnknownPipeline
@@ -22,7 +22,9 @@ from hive.service import Outcome, Principal
 from hive.settings import get_settings
 from hive.statuses import RunStatus
 
-router = APIRouter(prefix="/v1", tags=["runs"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1", tags=["runs"], responses=ERROR_RESPONSES, route_class=AuthenticatedRoute
+)
 
 WAIT_MAX_S = 60.0
 """The longest one long poll holds its request (and a thread of the API's pool)."""

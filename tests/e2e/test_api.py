@@ -99,6 +99,8 @@ def test_missing_or_bad_keys_are_401_alike(api: Api, env: dict[str, str]) -> Non
         api.call("GET", "/v1/runs", key=expired),
         api.call("GET", "/v1/runs", headers={"Authorization": f"Basic {key}"}),
         api.call("GET", "/v1/runs", key=key, headers={"X-API-Key": revoked}),
+        api.call("POST", "/v1/runs", content=b"{not json", headers={"X-API-Key": "x"}),
+        api.call("POST", "/v1/runs", key=revoked, json={"pipeline": "echo-one", "x": 1}),
     ]
 
     assert [a.status_code for a in answers] == [401] * len(answers)
@@ -172,6 +174,11 @@ def test_invalid_requests_are_422_naming_each_problem(api: Api, env: dict[str, s
     not_json = api.call("POST", "/v1/runs", key=key, content=b"{not json",
                         headers={"Content-Type": "application/json"})  # fmt: skip
     assert problems(not_json) == [("body", "")]
+    for unparsable in (b'{"input": ' + b"[" * 5000 + b"]" * 5000 + b"}", b'{"pipeline": "\xff"}',
+                       b'{"input": ' + b"1" * 5000 + b"}"):  # fmt: skip
+        answer = api.call("POST", "/v1/runs", key=key, content=unparsable,
+                          headers={"Content-Type": "application/json"})  # fmt: skip
+        assert problems(answer) == [("body", "")]
     assert problems(api.call("GET", "/v1/runs", key=key, params={"limit": 0})) == [
         ("query", "limit")
     ]
