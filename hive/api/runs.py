@@ -7,27 +7,29 @@ whatever their outcome.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime
+from starlette.concurrency import run_in_threadpool
 
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audit, principal
 from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
 from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput
-from hive.errors import InputError, InvalidArgument, RunFailed, UnknownPipeline
+from hive.errors import InputError, InvalidArgument, UnknownPipeline
 from hive.service import Outcome, Principal
 from hive.settings import get_settings
-from hive.statuses import RunStatus
+from hive.statuses import FINAL_RUN_STATUSES, RunStatus
 
 router = APIRouter(
     prefix="/v1", tags=["runs"], responses=ERROR_RESPONSES, route_class=AuthenticatedRoute
 )
 
 WAIT_MAX_S = 60.0
-"""The longest one long poll holds its request (and a thread of the API's pool)."""
+"""The longest one long poll holds its request."""
 
 
 def _location(run_id: object) -> str:
@@ -136,15 +138,26 @@ def cancel_run(
 
 
 @router.get("/runs/{run_id}/wait", response_model=RunOutput)
-def wait_for_run(
+async def wait_for_run(
     run_id: str,
+    request: Request,
     who: Principal = Depends(principal),  # noqa: B008
     timeout_s: float = Query(default=30.0, gt=0, le=WAIT_MAX_S),
 ) -> dict[str, Any]:
     """Hold the request until the run ends or ``timeout_s`` passes (at most 60), then
     answer the run as it is: look at its ``status`` to tell which."""
+    # Waits on the event loop, not in a thread: a thread would be held for the whole poll,
+    # and the pool's 40 would let 40 waiting clients stall every other request.
     settings = get_settings()
-    # The run, whatever its status, is the answer.
-    with contextlib.suppress(RunFailed, TimeoutError):
-        service.wait_for_run(settings, who.caller, run_id, timeout=timeout_s, poll_s=0.05)
-    return service.get_run(settings, who.caller, run_id).to_json()
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        state = await run_in_threadpool(service.get_run_state, settings, who.caller, run_id)
+        if state.status in FINAL_RUN_STATUSES or time.monotonic() >= deadline:
+            break
+        if await request.is_disconnected():
+            break
+        await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+        delay = min(delay * 1.5, 0.5)
+    view = await run_in_threadpool(service.get_run, settings, who.caller, run_id)
+    return view.to_json()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,29 @@ def test_a_producer_submits_waits_and_reads_its_run_over_http(
     one = api.call("GET", "/v1/pipelines/echo-one", key=key).json()
     assert one["input_schema"]["required"] == ["text"]
     assert [s["step_id"] for s in one["steps"]] == ["echo"]
+
+
+def test_long_polls_hold_no_thread_so_a_cancel_still_gets_through(
+    api: Api, env: dict[str, str]
+) -> None:
+    key, _ = make_key("acme", "producer")
+    run = _submit(api, key).json()  # no worker: it stays queued
+    waiters = 90  # more than both API processes' thread pools (40 each) together
+
+    with ThreadPoolExecutor(waiters) as pool:
+        waits = [
+            pool.submit(
+                api.call, "GET", f"/v1/runs/{run['id']}/wait", key=key, params={"timeout_s": 60}
+            )
+            for _ in range(waiters)
+        ]
+        cancelled = api.call("POST", f"/v1/runs/{run['id']}/cancel", key=key)
+        answers = [wait.result() for wait in waits]
+
+    assert cancelled.status_code == 200
+    # Had the waits held threads, the cancel would have queued behind them until they
+    # timed out, and they would have answered the run still queued.
+    assert {(a.status_code, a.json()["status"]) for a in answers} == {(200, "cancelled")}
 
 
 def test_missing_or_bad_keys_are_401_alike(api: Api, env: dict[str, str]) -> None:
