@@ -310,3 +310,18 @@ def test_health_readiness_headers_and_the_openapi_document(api: Api, env: dict[s
     served = api.call("GET", "/openapi.json").json()
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert served == committed, "docs/openapi.json is stale: run `python scripts/openapi.py`"
+
+
+def test_keys_commands_refuse_what_makes_no_key(env: dict[str, str]) -> None:
+    both = run_hive("keys", "create", "--all-tenants", "--tenant", "acme", env=env)
+    unknown = run_hive("keys", "revoke", "0123456789abcdef", env=env)
+    made = run_hive("keys", "create", "--tenant", "acme", "--role", "viewer", "--json", env=env)
+
+    assert both.returncode == 2, describe(both)
+    assert both.stderr.startswith("error: --all-tenants makes an operator key")
+    assert (unknown.returncode, unknown.stderr) == (
+        1, "error: no API key with id '0123456789abcdef'\n"
+    ), describe(unknown)  # fmt: skip
+    shown = json.loads(made.stdout)
+    assert shown["key"].startswith(f"hive_{shown['id']}_")
+    assert db.scalar("SELECT count(*) FROM api_keys") == 1
