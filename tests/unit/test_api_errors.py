@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 
 from hive.api.errors import hive_error_response
@@ -59,8 +60,6 @@ def test_a_short_pepper_is_refused_and_an_empty_one_is_none() -> None:
 def test_a_bug_is_a_500_without_its_traceback_and_with_the_security_headers() -> None:
     import asyncio
 
-    import httpx
-
     from hive.api import create_app
 
     app = create_app()
@@ -80,3 +79,32 @@ def test_a_bug_is_a_500_without_its_traceback_and_with_the_security_headers() ->
     assert answer.status_code == 500
     assert answer.json() == {"error": {"type": "internal", "message": "internal error"}}
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def _preflight(origins: str, origin: str) -> httpx.Response:
+    import asyncio
+
+    from hive.api import create_app
+    from hive.settings import get_settings
+
+    settings = get_settings().model_copy(update={"api": ApiSettings(cors_origins=origins)})
+    app = create_app(settings)
+    headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.options("/v1/runs", headers=headers)
+
+    return asyncio.run(call())
+
+
+def test_cors_answers_the_configured_origins_alone_and_never_with_credentials() -> None:
+    allowed = _preflight("https://app.example.com", "https://app.example.com")
+    other = _preflight("https://app.example.com", "https://evil.example.com")
+    off = _preflight("", "https://app.example.com")
+
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert "access-control-allow-origin" not in other.headers
+    assert "access-control-allow-origin" not in off.headers
