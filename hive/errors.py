@@ -13,6 +13,8 @@
     ├── RunFailed                raised by Run.wait(): carries the failed step and its error
     ├── DispatchError            steps could not be published, and retrying will not help
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
+    ├── AuthenticationFailed     no API key, or one that is unknown, wrong, expired or revoked
+    ├── ApiKeyNotFound           no API key with that id (that the caller may see)
     ├── ReplayError              the run cannot be replayed as asked
     ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
     ├── NoPassingInstance        pick(): no instance of the service is passing
@@ -187,6 +189,27 @@ class PermissionDenied(HiveError):
 
     def __str__(self) -> str:
         return f"permission denied: role {self.role!r} may not {self.action}"
+
+
+class AuthenticationFailed(HiveError):
+    """The HTTP API's request carries no API key, or one that is malformed, unknown, wrong,
+    expired or revoked. Which of these is never said, to the caller or in the message:
+    telling them apart would help whoever guesses keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def __str__(self) -> str:
+        return "missing or invalid API key"
+
+
+class ApiKeyNotFound(HiveError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id)
+        self.key_id = key_id
+
+    def __str__(self) -> str:
+        return f"no API key with id {self.key_id!r}"
 
 
 class ReplayError(HiveError):
