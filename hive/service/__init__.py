@@ -32,6 +32,8 @@ live here and nowhere else.
                    each long-running process doing its job (`hive healthcheck`)
     api_keys       create_api_key, list_api_keys, revoke_api_key, authenticate
                    (ApiKeyView, NewApiKey, Principal): the HTTP API's keys
+    admission      admit_request (RateAllowance): a tenant's request rate, over every API
+                   process; submit's max_in_flight caps its runs unfinished
     audit          record_audit, list_audit, outcome_of (AuditView, Outcome): who changed what
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
@@ -39,6 +41,7 @@ live here and nowhere else.
                    settings given must name the process's own servers (one farm a process)
 """
 
+from hive.service.admission import RateAllowance, admit_request
 from hive.service.api_keys import (
     ApiKeyView,
     NewApiKey,
@@ -141,6 +144,7 @@ __all__ = [
     "PipelineStepView",
     "PipelineView",
     "Principal",
+    "RateAllowance",
     "Right",
     "Role",
     "RunPage",
@@ -151,6 +155,7 @@ __all__ = [
     "Submitted",
     "UsageView",
     "WorkerView",
+    "admit_request",
     "approve",
     "authenticate",
     "beat_health",

@@ -24,6 +24,7 @@ from hive.errors import (
     InvalidArgument,
     PermissionDenied,
     RunNotFound,
+    TooManyRequests,
     UnknownPipeline,
 )
 from hive.service.arguments import check_listing
@@ -43,6 +44,8 @@ class Outcome(StrEnum):
     DENIED = "denied"
     NOT_FOUND = "not_found"
     INVALID = "invalid"
+    REFUSED = "refused"
+    """Admission turned it away (rate, runs in flight): nothing was tried."""
     FAILED = "failed"
 
 
@@ -54,6 +57,8 @@ def outcome_of(exc: BaseException) -> Outcome:
         return Outcome.NOT_FOUND
     if isinstance(exc, InputError | InvalidArgument | ValueError):
         return Outcome.INVALID
+    if isinstance(exc, TooManyRequests):
+        return Outcome.REFUSED
     return Outcome.FAILED
 
 

@@ -17,6 +17,7 @@ from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
+from hive.service.admission import check_runs_in_flight
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.pipelines import validate_input
@@ -40,6 +41,7 @@ def submit(
     priority: str = "normal",
     idempotency_key: str | None = None,
     deadline: float | None = None,
+    max_in_flight: int = 0,
 ) -> Submitted:
     """Validate ``input``, store the run and its steps in one transaction, send its first
     steps. A tenant-bound caller submits for its own tenant (``tenant`` may repeat it).
@@ -51,6 +53,8 @@ def submit(
             their columns or holding NUL, or a ``deadline`` that is not a finite positive
             number of seconds (a ValueError too). The caller's own tenant was checked when
             the Caller was made, by the same rule.
+        TooManyRunsInFlight: ``max_in_flight`` (0: no cap) and the tenant has that many
+            runs unfinished, and no run of this ``idempotency_key``.
         ValueError: an unknown priority.
         ServiceUnavailable: PostgreSQL cannot be reached.
     """
@@ -60,6 +64,8 @@ def submit(
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
     check_submission(tenant, idempotency_key, deadline)
     spec = validate_input(settings, caller, pipeline, input)
+    if max_in_flight:
+        check_runs_in_flight(owner, max_in_flight, idempotency_key)
     run_id = uuid.uuid4()
     trace_id = new_trace_id()
     key = idempotency_key or f"auto:{run_id.hex}"

@@ -43,9 +43,11 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     assert sorted(hive.service.__all__) == [
         "AgentView", "ApiKeyView", "ApprovalEvent", "ApprovalView", "AuditView", "BreakerView",
         "Caller", "DeadLetterReport", "DeadLetterView", "FarmStatus", "Health", "NewApiKey",
-        "OPERATOR", "Outcome", "PipelineStepView", "PipelineView", "Principal", "Right", "Role",
+        "OPERATOR", "Outcome", "PipelineStepView", "PipelineView", "Principal", "RateAllowance",
+        "Right", "Role",
         "RunPage", "RunState", "RunView", "ServiceInstanceView", "StepView", "Submitted",
-        "UsageView", "WorkerView", "approve", "authenticate", "beat_health", "cancel_run",
+        "UsageView", "WorkerView", "admit_request", "approve", "authenticate", "beat_health",
+        "cancel_run",
         "check_broker", "check_farm", "check_pipeline_files", "check_servers",
         "cleanup_services", "close_breaker", "create_api_key", "dead_letter_report",
         "deregister_service", "exporter_health", "farm_status", "flower_health", "get_approval",
