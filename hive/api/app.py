@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from hive.api import errors, health, pipelines, runs
+from hive.api import approvals, dead_letters, errors, health, pipelines, runs, services
 from hive.api.middleware import BodyLimit, Guard
 from hive.settings import Settings, get_settings
 
@@ -44,13 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(runs.router)
     app.include_router(pipelines.router)
+    app.include_router(dead_letters.router)
+    app.include_router(approvals.router)
+    app.include_router(services.router)
     if settings.api.origins:
         # No cookies are read, so no credentials: never `*`, and nothing a browser keeps.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             expose_headers=["Location"],
         )

@@ -11,7 +11,8 @@ expired, revoked, or two different keys at once). The key is never logged.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import Request, Response, Security
@@ -108,3 +109,15 @@ def audit(
         client=client_address(request),
         tenant=tenant,
     )
+
+
+@contextmanager
+def audited(request: Request, who: Principal, action: str, target: str) -> Iterator[None]:
+    """Record the change the block makes on ``target``: ``ok``, or the outcome its error
+    stands for (then the error goes on)."""
+    try:
+        yield
+    except Exception as exc:
+        audit(request, who, action, target, service.outcome_of(exc))
+        raise
+    audit(request, who, action, target, Outcome.OK)
