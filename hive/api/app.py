@@ -8,7 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from hive.api import approvals, dead_letters, errors, health, pipelines, runs, services
+from hive.api import approvals, dead_letters, errors, health, metrics, pipelines, runs, services
+from hive.api.metrics import RequestMetrics
 from hive.api.middleware import BodyLimit, Guard
 from hive.settings import Settings, get_settings
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(runs.router)
     app.include_router(pipelines.router)
     app.include_router(dead_letters.router)
@@ -58,5 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
-    app.add_middleware(Guard)  # last added, outermost
+    app.add_middleware(Guard)
+    app.add_middleware(RequestMetrics)  # last added, outermost: sees Guard's answers too
     return app

@@ -28,8 +28,8 @@ live here and nowhere else.
                    the fleet's circuit breakers (hive.guard)
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
     usage          usage_by_tenant (UsageViews): tokens and cost per tenant
-    health         ping_worker, beat_health, flower_health, exporter_health (Health): is
-                   each long-running process doing its job (`hive healthcheck`)
+    health         ping_worker, beat_health, flower_health, exporter_health, api_health
+                   (Health): is each long-running process doing its job (`hive healthcheck`)
     api_keys       create_api_key, list_api_keys, revoke_api_key, authenticate
                    (ApiKeyView, NewApiKey, Principal): the HTTP API's keys
     admission      admit_request (RateAllowance): a tenant's request rate, over every API
@@ -67,6 +67,7 @@ from hive.service.failures import translate_failure
 from hive.service.farm import check_farm
 from hive.service.health import (
     Health,
+    api_health,
     beat_health,
     exporter_health,
     flower_health,
@@ -156,6 +157,7 @@ __all__ = [
     "UsageView",
     "WorkerView",
     "admit_request",
+    "api_health",
     "approve",
     "authenticate",
     "beat_health",
