@@ -193,7 +193,7 @@ _PURGE = (
     text(
         """
         DELETE FROM runs
-         WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired')
+         WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired', 'budget_exceeded')
            AND coalesce(finished_at, created_at) < now() - make_interval(days => :days)
         """
     ),

@@ -41,6 +41,7 @@ class Right(StrEnum):
     USAGE = "read usage and cost"
     DECIDE = "approve or reject steps"
     BREAKERS = "see and operate the circuit breakers"
+    BUDGETS = "set and clear tenants' budgets"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {

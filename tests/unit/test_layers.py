@@ -41,20 +41,22 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     import hive.service
 
     assert sorted(hive.service.__all__) == [
-        "AgentView", "ApprovalEvent", "ApprovalView", "BreakerView", "Caller",
+        "AgentView", "ApprovalEvent", "ApprovalView", "BreakerView", "BudgetView", "Caller",
         "DeadLetterReport", "DeadLetterView", "FarmStatus", "Health", "OPERATOR",
         "PipelineStepView", "PipelineView", "Right", "Role", "RunState", "RunView",
         "ServiceInstanceView", "StepView", "Submitted", "UsageView", "WorkerView",
         "approve", "beat_health", "cancel_run", "check_broker", "check_farm",
-        "check_pipeline_files", "check_servers", "cleanup_services", "close_breaker",
+        "check_pipeline_files", "check_servers", "cleanup_services", "clear_budget",
+        "close_breaker",
         "dead_letter_report", "deregister_service", "exporter_health", "farm_status",
-        "flower_health", "get_approval", "get_breaker", "get_pipeline", "get_run",
+        "flower_health", "get_approval", "get_breaker", "get_budget", "get_pipeline",
+        "get_run",
         "get_run_state", "get_service_instance", "health_sweep", "heartbeat_service",
-        "list_agents", "list_approvals", "list_breakers", "list_dead_letters",
+        "list_agents", "list_approvals", "list_breakers", "list_budgets", "list_dead_letters",
         "list_pipelines", "list_runs", "list_service_instances", "list_workers",
         "open_breaker", "parse_run_id", "pick_instance", "ping_worker", "pipeline_view",
         "purge", "recover", "register_service", "reject", "replay_failed_runs",
-        "replay_run", "submit", "translate_failure", "upgrade_schema",
+        "replay_run", "set_budget", "submit", "translate_failure", "upgrade_schema",
         "usage_by_tenant", "validate_input", "wait_for_run",
     ]  # fmt: skip
     for name in hive.service.__all__:
