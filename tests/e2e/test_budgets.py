@@ -6,6 +6,8 @@ dollar. Every decision is an event."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from hive import Client, RunFailed
 from tests.support.commands import describe, run_hive
 from tests.support.db import rows, steps_of
 from tests.support.llm_server import LlmServer, Reply
-from tests.support.processes import HiveProcess
+from tests.support.processes import HiveProcess, wait_until
 
 KEY = "sk-e2e-budgets-4f1c2a"
 PRICES = """
@@ -35,9 +37,11 @@ def worker(start_worker: Callable[..., HiveProcess], tmp_path: Path) -> Callable
     prices = tmp_path / "prices.yaml"
     prices.write_text(PRICES)
 
-    def start(*args: str, name: str | None = None) -> HiveProcess:
+    def start(
+        *args: str, name: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> HiveProcess:
         env = {"TEST_LLM_API_KEY": KEY, "TEST_LLM_BACKUP_KEY": KEY,
-               "HIVE_LLM_PRICES_FILE": str(prices)}  # fmt: skip
+               "HIVE_LLM_PRICES_FILE": str(prices), **(extra_env or {})}  # fmt: skip
         return start_worker("--concurrency", "1", *args, extra_env=env, name=name)
 
     return start
@@ -179,6 +183,49 @@ def test_two_workers_cannot_both_spend_the_tenants_last_dollar(
     assert len(llm.requests) == 1
     kinds = sorted(kind for run in runs for kind, _, _ in events_of(run.id))
     assert kinds == ["budget_exceeded", "budget_reserved", "budget_settled", "budget_warning"]
+    (budget,) = Client().budgets.list()
+    assert budget.spent_usd == pytest.approx(COSTLY_USD)
+    assert budget.reserved_usd == 0
+
+
+# Heartbeats twice a second; silent for 3 s is lost (the health sweep runs every second).
+BEATING = {
+    "HIVE_WORKER_HEARTBEAT_S": "0.5",
+    "HIVE_WORKER_LOST_AFTER_S": "3",
+    "HIVE_HEALTH_INTERVAL_S": "1",
+    "HIVE_RECOVERY_INTERVAL_S": "1",
+}
+
+
+@pytest.mark.timeout(150)
+def test_a_killed_workers_reservation_is_released_and_the_retry_fits_the_budget(
+    llm: LlmServer,
+    worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+) -> None:
+    # One estimate fits acme's day, two do not: had the dead worker's reservation stayed,
+    # the retry would have been turned away.
+    Client().budgets.set("acme", 0.003)
+    llm.script("model-a", Reply(content="never sent", delay_s=60), Reply.text("ok", **COSTLY))
+    doomed = worker(name="doomed", extra_env=BEATING)
+    run = Client().submit("llm-slow", {"question": "why?"}, tenant="acme")
+    wait_until(lambda: len(llm.requests) == 1, 30, "the first call to be made")
+
+    os.killpg(doomed.pid, signal.SIGKILL)  # the whole worker, mid-call, holding its reservation
+    worker(name="rescuer", extra_env=BEATING)
+    start_beat(extra_env=BEATING)
+
+    assert run.wait(timeout=60)["ask"]["content"] == "ok"
+    ask = steps_of(run.id)["ask"]
+    assert (ask.attempt, ask.worker) == (2, "rescuer@test")
+    budget_events = [(kind, d.get("attempt"), d.get("by")) for kind, _, d in events_of(run.id)]
+    assert budget_events == [
+        ("budget_reserved", 1, None),
+        ("budget_settled", 1, "attempt_end"),  # released with the lost attempt, at no cost
+        ("budget_reserved", 2, None),
+        ("budget_settled", 2, "worker"),
+        ("budget_warning", None, None),
+    ]
     (budget,) = Client().budgets.list()
     assert budget.spent_usd == pytest.approx(COSTLY_USD)
     assert budget.reserved_usd == 0
