@@ -386,7 +386,7 @@ class BudgetExceeded(HiveError):
         whose = (
             "the run's budget"
             if self.scope == "run"
-            else (f"tenant {self.tenant!r}'s daily budget")
+            else f"the daily budget of tenant {self.tenant!r}"
         )
         return (
             f"{whose} of {self.limit_usd:g} USD would be exceeded by {self.excess_usd:g} USD "
