@@ -107,6 +107,9 @@ def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
         f"  created  {data['created_at']}\n  started  {data['started_at'] or '-'}\n"
         f"  finished {data['finished_at'] or '-'}\n  trace    {data['trace_id'] or '-'}"
     )
+    if data["budget_usd"] is not None:
+        spent, budget = data["budget_spent_usd"], data["budget_usd"]
+        click.echo(f"  budget   {spent:.6f} of {budget:.6f} USD spent")
     if data["error"]:
         click.echo(f"  error    {json.dumps(data['error'])}")
     if data["output"] is not None:

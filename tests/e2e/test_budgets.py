@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from hive import Client, RunFailed
@@ -19,6 +20,7 @@ from tests.support.commands import describe, run_hive
 from tests.support.db import rows, steps_of
 from tests.support.llm_server import LlmServer, Reply
 from tests.support.processes import HiveProcess, wait_until
+from tests.support.redis_server import free_port
 
 KEY = "sk-e2e-budgets-4f1c2a"
 PRICES = """
@@ -61,7 +63,8 @@ def test_a_run_stops_at_its_budget_and_its_remaining_steps_are_skipped(
     llm: LlmServer, worker: Callable[..., HiveProcess], env: dict[str, str]
 ) -> None:
     llm.default("model-a", Reply.text("a long draft", **COSTLY))
-    worker()
+    port = free_port()
+    worker("--metrics-port", str(port))
 
     run = Client().submit("llm-budgeted", {"text": "write"})
     with pytest.raises(RunFailed) as raised:
@@ -100,6 +103,13 @@ def test_a_run_stops_at_its_budget_and_its_remaining_steps_are_skipped(
     listed = run_hive("runs", "list", "--status", "budget_exceeded", "--json", env=env)
     assert listed.returncode == 0, describe(listed)
     assert [r["id"] for r in json.loads(listed.stdout)] == [str(run.id)]
+    assert json.loads(listed.stdout)[0]["budget_usd"] == 0.005
+    shown = run_hive("runs", "show", str(run.id), env=env)
+    assert "budget   0.004800 of 0.005000 USD spent" in shown.stdout, describe(shown)
+    # The worker counted the warning and the refusal.
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert 'hive_budget_warnings_total{scope="run"} 1.0' in scraped
+    assert 'hive_budget_exceeded_total{scope="run"} 1.0' in scraped
 
 
 @pytest.mark.timeout(120)
