@@ -185,3 +185,20 @@ def test_a_submit_refuses_a_budget_that_is_no_amount(clean_state: None) -> None:
         Client().submit("echo-one", {"text": "x"}, budget_usd=0)
     with pytest.raises(InvalidArgument, match="budget_usd must be a number"):
         Client().submit("echo-one", {"text": "x"}, budget_usd="5")  # type: ignore[arg-type]
+
+
+def test_retention_purges_a_tenants_spending_of_days_long_past(clean_state: None) -> None:
+    from hive.db import sweeps
+
+    Client().budgets.set("acme", 1.0)
+    db.execute(
+        "INSERT INTO tenant_budget_days (tenant, day, spent_usd) VALUES"
+        " ('acme', (now() AT TIME ZONE 'UTC')::date, 0.5),"
+        " ('acme', (now() AT TIME ZONE 'UTC')::date - 40, 0.9)"
+    )
+
+    purged = in_transaction(lambda c: sweeps.purge_older_than(c, 30))
+
+    assert purged["budget_days"] == 1
+    (today,) = Client().budgets.list()
+    assert (today.daily_usd, today.spent_usd) == (1.0, 0.5)
