@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Double,
@@ -62,7 +63,7 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
-    # The run's cost budget (migration 0015; hive/db/budgets.py): NULL for none; what its
+    # The run's cost budget (migration 0016; hive/db/budgets.py): NULL for none; what its
     # steps spent against it and what running steps hold reserved; when it passed 80 %.
     budget_usd: Mapped[Decimal | None] = mapped_column(_USD)
     budget_spent_usd: Mapped[Decimal] = mapped_column(_USD, server_default=text("0"))
@@ -306,7 +307,7 @@ class RunClose(Base):
 
 
 class TenantBudget(Base):
-    """A tenant's cost budget per UTC day (``hive budgets set``; migration 0015)."""
+    """A tenant's cost budget per UTC day (``hive budgets set``; migration 0016)."""
 
     __tablename__ = "tenant_budgets"
 
@@ -345,6 +346,55 @@ class BudgetHold(Base):
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
 
 
+class ApiKey(Base):
+    """A key of the HTTP API (migration 0015): its id is the key's public part, ``hash`` a
+    keyed hash of the whole key (hive/service/keys.py says why a fast one). No key is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # NULL: the operator's key, across every tenant.
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(_TS)
+    revoked_at: Mapped[datetime | None] = mapped_column(_TS)
+    last_used_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('viewer', 'producer', 'admin', 'operator')", name="ck_api_keys_role"
+        ),
+        CheckConstraint(
+            "(role = 'operator') = (tenant IS NULL)", name="ck_api_keys_operator_tenant"
+        ),
+    )
+
+
+class AuditRecord(Base):
+    """A call that changed something (migration 0015): who, what, how it ended, from where.
+    Never a key or a secret: the key's id names it."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_tenant_at", "tenant", "at"),
+    )
+
+
 # Declarative models type ``__table__`` as a FromClause; each is a Table.
 runs = cast(Table, Run.__table__)
 step_runs = cast(Table, StepRun.__table__)
@@ -358,3 +408,5 @@ run_closes = cast(Table, RunClose.__table__)
 tenant_budgets = cast(Table, TenantBudget.__table__)
 tenant_budget_days = cast(Table, TenantBudgetDay.__table__)
 budget_holds = cast(Table, BudgetHold.__table__)
+api_keys = cast(Table, ApiKey.__table__)
+audit = cast(Table, AuditRecord.__table__)

@@ -8,8 +8,8 @@ row of ``budget_holds`` keyed by the step attempt that holds it, so that recover
 back what an attempt that ended without settling (a killed worker) still held. Amounts are
 ``numeric``: the reservation compares sums exactly.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
