@@ -122,9 +122,24 @@ INPUT_SCREENED = Counter(
     ["agent", "outcome"],
 )
 
+# Cost budgets (hive/guard/budgets.py): scope is run or tenant_daily.
+BUDGET_WARNINGS = Counter(
+    "hive_budget_warnings_total",
+    "Budgets whose spending reached HIVE_BUDGET_WARN_AT of their limit (once per budget), "
+    "by scope (run, tenant_daily).",
+    ["scope"],
+)
+BUDGET_EXCEEDED = Counter(
+    "hive_budget_exceeded_total",
+    "Steps a budget turned away, each ending its run budget_exceeded, by scope (run, "
+    "tenant_daily).",
+    ["scope"],
+)
+
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
     *(ABANDONED_AGENTS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
+    *(BUDGET_WARNINGS, BUDGET_EXCEEDED),
 )
 
 # The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
@@ -238,7 +253,8 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
 # value, so take max() over them, not sum(), when running two.
 FARM_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     RUNS_CLOSED: (
-        "Runs closed, by pipeline and final status (succeeded, failed, cancelled, expired), "
+        "Runs closed, by pipeline and final status (succeeded, failed, cancelled, expired, "
+        "budget_exceeded), "
         "whoever closed them: a replayed run counts again when it closes again.",
         ("pipeline", "status"),
     ),

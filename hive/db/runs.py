@@ -59,10 +59,11 @@ _INSERT_RUN = text(
     """
     WITH run AS (
         INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,
-                          status, steps_remaining, idempotency_key, deadline_at, trace_id)
+                          status, steps_remaining, idempotency_key, deadline_at, trace_id,
+                          budget_usd)
         VALUES (:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
                 'queued', :steps_remaining, :idempotency_key,
-                now() + make_interval(secs => :deadline_s), :trace_id)
+                now() + make_interval(secs => :deadline_s), :trace_id, :budget_usd)
         ON CONFLICT (coalesce(tenant, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
         DO NOTHING
         RETURNING id
@@ -88,7 +89,7 @@ _INSERT_RUN_PREPARED = PreparedStatement(
     {"run_id": "uuid", "pipeline": "text", "pipeline_version": "int", "tenant": "text",
      "priority": "text", "input": "jsonb", "output_spec": "jsonb", "steps_remaining": "int",
      "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb",
-     "publish_grace": "float8", "trace_id": "text"},
+     "publish_grace": "float8", "trace_id": "text", "budget_usd": "numeric"},
 )  # fmt: skip
 
 _RUN_BY_KEY = PreparedStatement(
@@ -113,6 +114,7 @@ def insert_run(
     idempotency_key: str | None = None,
     deadline_s: float | None = None,
     trace_id: str | None = None,
+    budget_usd: float | None = None,
 ) -> uuid.UUID:
     """Insert the run and one row per step (status queued / pending), in one statement.
     The ``sent`` steps are marked sent, to be confirmed within ``HIVE_PUBLISH_GRACE_S``
@@ -152,6 +154,7 @@ def insert_run(
             "steps": rows,
             "publish_grace": get_settings().recovery.publish_grace_s,
             "trace_id": trace_id,
+            "budget_usd": budget_usd,
         },
     )
     if inserted is not None:

@@ -40,16 +40,19 @@ def submit(
     priority: str = "normal",
     idempotency_key: str | None = None,
     deadline: float | None = None,
+    budget_usd: float | None = None,
 ) -> Submitted:
     """Validate ``input``, store the run and its steps in one transaction, send its first
     steps. A tenant-bound caller submits for its own tenant (``tenant`` may repeat it).
+    ``budget_usd`` is the run's cost budget, in place of its pipeline's.
 
     Raises:
         PermissionDenied: the role may not submit, or may not for ``tenant``.
         UnknownPipeline, InputError: nothing is stored or sent.
         InvalidArgument: ``tenant`` empty, ``tenant`` or ``idempotency_key`` too long for
             their columns or holding NUL, or a ``deadline`` that is not a finite positive
-            number of seconds (a ValueError too). The caller's own tenant was checked when
+            number of seconds, or a ``budget_usd`` that is not a finite positive amount
+            (a ValueError too). The caller's own tenant was checked when
             the Caller was made, by the same rule.
         ValueError: an unknown priority.
         ServiceUnavailable: PostgreSQL cannot be reached.
@@ -58,7 +61,7 @@ def submit(
     owner = _owner(caller, tenant)
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    check_submission(tenant, idempotency_key, deadline)
+    check_submission(tenant, idempotency_key, deadline, budget_usd)
     spec = validate_input(settings, caller, pipeline, input)
     run_id = uuid.uuid4()
     trace_id = new_trace_id()
@@ -81,6 +84,8 @@ def submit(
             idempotency_key=key,
             deadline_s=deadline,
             trace_id=trace_id,
+            # The submit's own budget, else the pipeline's (hive/guard/budgets.py).
+            budget_usd=budget_usd if budget_usd is not None else spec.budget_usd,
         )
 
     with log_context(run_id=str(run_id), pipeline=spec.name, tenant=owner, trace_id=trace_id):

@@ -22,13 +22,15 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ApprovalRequired, ServiceUnavailable, StepDeferred
+from hive.errors import ApprovalRequired, BudgetExceeded, ServiceUnavailable, StepDeferred
 from hive.guard import FarmCalls, StepInfo, admit_step
+from hive.guard.budgets import reserve_step, settled
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
 from hive.screening import screen_step
 from hive.settings import get_settings
+from hive.tasks import cancel as cancel_run
 from hive.tasks import deadline, holds, outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import StepRequest, bind_claimed
@@ -137,15 +139,24 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             call=FarmCalls(guarded),
         )
         agent = agent_cls()
-        # The agent's and the tenant's limits, held while the agent runs (else StepDeferred).
-        with admit_step(guarded), _timed(claimed.agent):
-            output = _execute(
-                lambda: agent.execute(step_input, ctx),
-                began + claimed.options.timeout,
-                cancel,
-                claimed.agent,
-            )
+        # The agent's and the tenant's limits, held while the agent runs (else StepDeferred);
+        # its estimated cost reserved against the budgets (else BudgetExceeded), settled at
+        # what it cost before the outcome is recorded.
+        with admit_step(guarded):
+            hold = reserve_step(agent, step_input, rid, step_id, attempt)
+            with settled(hold, usage), _timed(claimed.agent):
+                output = _execute(
+                    lambda: agent.execute(step_input, ctx),
+                    began + claimed.options.timeout,
+                    cancel,
+                    claimed.agent,
+                )
         check_output_bounds(output, settings)
+    except BudgetExceeded as exceeded:
+        # The step does not start; the run ends budget_exceeded, its other steps skipped.
+        _settle(partial(cancel_run.stop_for_budget, rid, step_id, attempt, exceeded))
+        self.request.chain = None
+        return
     except StepDeferred as deferred:
         # Not a failure: the step waits for its countdown, in no worker slot, and its
         # next attempt does not count against its retries.

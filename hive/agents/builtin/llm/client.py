@@ -194,9 +194,17 @@ def request_body(
     return body
 
 
+# The answer's tokens assumed when a step sets no max_tokens.
+DEFAULT_ANSWER_TOKENS = 256
+
+
 def estimate_tokens(messages: list[dict[str, str]], max_tokens: int | None) -> int:
     """Tokens the call may use, for tokens-per-minute limits before it is made: about four
     characters a token for the prompt, and ``max_tokens`` (else 256) for the answer. The
     real count corrects it after the call."""
-    chars = len(json.dumps(messages, ensure_ascii=False))
-    return chars // 4 + (max_tokens or 256)
+    return estimate_prompt_tokens(messages) + (max_tokens or DEFAULT_ANSWER_TOKENS)
+
+
+def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """About four characters a token, the messages' JSON counted whole."""
+    return len(json.dumps(messages, ensure_ascii=False)) // 4
