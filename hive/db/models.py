@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _TS = DateTime(timezone=True)
+_HAS_TENANT = text("tenant IS NOT NULL")
 
 # Python None is SQL NULL, never JSON 'null': `coalesce(error, :error)` must see a NULL.
 Json = JSONB(none_as_null=True)
@@ -69,9 +70,15 @@ class Run(Base):
         ),
         # Sweeps start here. Not on status: see migration 0003.
         Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
-        # A tenant's runs, newest first (migration 0006).
-        Index("ix_runs_tenant_created", "tenant", "created_at"),
-        Index("ix_runs_tenant_pipeline_created", "tenant", "pipeline", "created_at"),
+        # A tenant's runs, newest first (migration 0006); runs without one not in them (0015).
+        Index("ix_runs_tenant_created", "tenant", "created_at", postgresql_where=_HAS_TENANT),
+        Index(
+            "ix_runs_tenant_pipeline_created",
+            "tenant",
+            "pipeline",
+            "created_at",
+            postgresql_where=_HAS_TENANT,
+        ),
     )
 
 
