@@ -13,7 +13,7 @@ WORKDIR /app
 COPY pyproject.toml README.md /src/
 COPY hive /src/hive
 # The flower extra: the same image runs `hive flower`.
-RUN pip install "/src[flower]" && rm -rf /src
+RUN pip install "/src[flower,api]" && rm -rf /src
 
 # HIVE_PIPELINES_DIR defaults to config/pipelines, relative to the working directory.
 COPY config ./config

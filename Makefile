@@ -10,6 +10,9 @@ BIN := $(VENV)/bin
 VENV_PYTHON := $(BIN)/python
 # Extra pytest arguments: make test PYTEST_ARGS="tests/unit -x"
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist). Most tests wait on real workers rather than compute, so
+# more processes than cores pays; each has its own database and Redis db index (tests/conftest.py).
+TEST_PROCESSES ?= 4
 
 .PHONY: bootstrap venv demo test lint typecheck check bench services-stop clean
 # The checks run before the tests, even under make -j.
@@ -31,7 +34,7 @@ demo:
 # Only the tests install the test-only agents (tests/agents: crash, hang).
 test: lint typecheck
 	@bash scripts/bootstrap.sh --test-agents
-	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(TEST_PROCESSES) --durations=20 $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

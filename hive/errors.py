@@ -13,6 +13,8 @@
     ├── RunFailed                raised by Run.wait(): carries the failed step and its error
     ├── DispatchError            steps could not be published, and retrying will not help
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
+    ├── AuthenticationFailed     no API key, or one that is unknown, wrong, expired or revoked
+    ├── ApiKeyNotFound           no API key with that id (that the caller may see)
     ├── ReplayError              the run cannot be replayed as asked
     ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
     ├── NoPassingInstance        pick(): no instance of the service is passing
@@ -189,6 +191,27 @@ class PermissionDenied(HiveError):
         return f"permission denied: role {self.role!r} may not {self.action}"
 
 
+class AuthenticationFailed(HiveError):
+    """The HTTP API's request carries no API key, or one that is malformed, unknown, wrong,
+    expired or revoked. Which of these is never said, to the caller or in the message:
+    telling them apart would help whoever guesses keys."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    def __str__(self) -> str:
+        return "missing or invalid API key"
+
+
+class ApiKeyNotFound(HiveError):
+    def __init__(self, key_id: str) -> None:
+        super().__init__(key_id)
+        self.key_id = key_id
+
+    def __str__(self) -> str:
+        return f"no API key with id {self.key_id!r}"
+
+
 class ReplayError(HiveError):
     """The run cannot be replayed as asked."""
 
@@ -215,18 +238,22 @@ class ServiceInstanceNotFound(HiveError):
 
 class NoPassingInstance(HiveError):
     """``pick(service)`` found no passing instance; ``counts`` holds how many instances the
-    service has by status, so the message says whether it is down or unknown."""
+    service has by status, so the message says whether it is down or unknown. ``shared``:
+    only the instances shared by the operator were looked at (a step with credentials)."""
 
-    def __init__(self, service: str, counts: dict[str, int]) -> None:
-        super().__init__(service, counts)
+    def __init__(self, service: str, counts: dict[str, int], shared: bool = False) -> None:
+        super().__init__(service, counts, shared)
         self.service = service
         self.counts = counts
+        self.shared = shared
 
     def __str__(self) -> str:
+        which = "shared instance" if self.shared else "instance"
+        why = "; a step with credentials calls only shared ones" if self.shared else ""
         if not self.counts:
-            return f"service {self.service!r} has no registered instance"
+            return f"service {self.service!r} has no registered {which}{why}"
         held = ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items()))
-        return f"service {self.service!r} has no passing instance ({held})"
+        return f"service {self.service!r} has no passing {which} ({held}){why}"
 
 
 class PermanentError(HiveError):
@@ -311,14 +338,17 @@ class ApprovalError(HiveError):
 
 
 class ApprovalRequired(HiveError):
-    """Raised in the step path by the input guard: the step is held for a person's decision
-    (``awaiting_approval``) instead of running. ``reason`` never quotes the input;
-    ``step_input`` is the input as screened (redacted), for the approver to read."""
+    """Raised in the step path by the input guard (``source`` ``input_guard``) or by a call
+    whose breaker is open with ``on_open: escalate`` (``breaker``): the step is held for a
+    person's decision (``awaiting_approval``) instead of running. ``reason`` never quotes
+    the input; ``step_input`` is the input as screened (redacted), for the approver to read
+    (None: the input the step task resolved)."""
 
-    def __init__(self, reason: str, step_input: Any = None) -> None:
-        super().__init__(reason, step_input)
+    def __init__(self, reason: str, step_input: Any = None, source: str = "input_guard") -> None:
+        super().__init__(reason, step_input, source)
         self.reason = reason
         self.step_input = step_input
+        self.source = source
 
     def __str__(self) -> str:
         return self.reason
@@ -372,13 +402,15 @@ class UnknownBreaker(HiveError):
 
 class BreakerOpen(PermanentError):
     """A call's breaker is open and its policy says ``on_open: fail``: the step fails at once
-    rather than waiting. ``retry_in_s`` is how long the breaker stays open."""
+    rather than waiting. ``retry_in_s`` is how long the breaker stays open. ``breaker`` may
+    name several, comma-separated (an llm step's fallbacks, each one's open)."""
 
     def __init__(self, breaker: str, retry_in_s: float) -> None:
         HiveError.__init__(self, breaker, retry_in_s)
         self.breaker = breaker
         self.retry_in_s = retry_in_s
-        self.message = f"breaker {breaker} is open for {retry_in_s:.3g}s more (on_open: fail)"
+        which = f"breakers {breaker} are" if ", " in breaker else f"breaker {breaker} is"
+        self.message = f"{which} open for {retry_in_s:.3g}s more (on_open: fail)"
 
 
 class RetryableError(HiveError):

@@ -166,6 +166,19 @@ def _compact_ids(record: logging.LogRecord) -> str:
     return " ".join(parts)
 
 
+def stderr_handler(filters: Sequence[logging.Filter] = ()) -> logging.Handler:
+    """The handler :func:`configure_logging` installs: stderr, in ``HIVE_LOG_FORMAT``, each
+    record with its context's ids. Also named by ``hive api``'s logging configuration
+    (``"()": "hive.logs.stderr_handler"``), which each of its worker processes applies."""
+    handler = logging.StreamHandler(sys.stderr)
+    format_ = get_settings().logs.format
+    handler.setFormatter(JsonFormatter() if format_ == "json" else TextFormatter())
+    for extra in filters:
+        handler.addFilter(extra)
+    handler.addFilter(ContextFilter())
+    return handler
+
+
 def configure_logging(
     level: int | str | None = None,
     *,
@@ -177,11 +190,7 @@ def configure_logging(
     the ids of the context it was written in. ``filters`` run first: ids a filter finds
     for a record win over the context's."""
     settings = get_settings()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.logs.format == "json" else TextFormatter())
-    for extra in filters:
-        handler.addFilter(extra)
-    handler.addFilter(ContextFilter())
+    handler = stderr_handler(filters)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     if level is None or level == "":

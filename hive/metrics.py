@@ -102,7 +102,8 @@ LLM_CALLS = Counter(
     "hive_llm_calls_total",
     "Calls of the llm agent to a chat-completion API, by provider, model and outcome (ok, "
     "error: 5xx, timeout or no answer, rate_limited: 429, refused: another 4xx, deferred: "
-    "not made, the farm's guard deferred it).",
+    "not made, the farm's guard deferred it, breaker_open: not made, its breaker is open "
+    "with on_open: fail or escalate).",
     ["provider", "model", "outcome"],
 )
 LLM_TOKENS = Counter(

@@ -492,6 +492,68 @@ class InputGuardSettings(_Section):
         return None if isinstance(value, str) and not value.strip() else value
 
 
+class ApiSettings(_Section):
+    """`hive api`: the HTTP producer API and its keys."""
+
+    host: str = _var(
+        "API_HOST",
+        "the address `hive api` listens on (`--host` overrides); loopback unless told otherwise",
+        default="127.0.0.1",
+        min_length=1,
+    )
+    port: int = _var(
+        "API_PORT",
+        "the port `hive api` listens on (`--port` overrides)",
+        default=8080,
+        ge=1,
+        le=65535,
+    )
+    # Keys are 256 random bits: a fast keyed hash is as good as a slow one against guessing,
+    # and the pepper keeps a stolen table useless without the server's secret.
+    key_pepper: SecretStr | None = _var(
+        "API_KEY_PEPPER",
+        "the server secret API keys are hashed with (HMAC-SHA256; at least 16 characters); "
+        "empty: plain SHA-256. Changing it invalidates every key",
+        default=None,
+    )
+    max_body_bytes: int = _var(
+        "API_MAX_BODY_BYTES",
+        "the largest request body `hive api` reads; larger is refused with 413 (keep it above "
+        "`HIVE_MAX_INPUT_BYTES`)",
+        default=2_000_000,
+        gt=0,
+    )
+    cors_origins: str = _var(
+        "API_CORS_ORIGINS",
+        "comma-separated origins (`https://app.example.com`) browsers may call the API from; "
+        "empty: CORS off",
+        default="",
+    )
+
+    @field_validator("key_pepper")
+    @classmethod
+    def _long_enough(cls, secret: SecretStr | None) -> SecretStr | None:
+        value = secret.get_secret_value() if secret else ""
+        if value and len(value) < 16:
+            raise ValueError("must be at least 16 characters (or empty)")
+        return secret if value else None
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: str) -> str:
+        for origin in _split(value):
+            parts = urlsplit(origin)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
+                raise ValueError(
+                    f"{origin!r} is not an origin (scheme://host[:port]; `*` is not accepted)"
+                )
+        return value
+
+    @property
+    def origins(self) -> list[str]:
+        return _split(self.cors_origins)
+
+
 class Settings(BaseModel):
     """All of Hive's configuration, by section. Built from the environment by
     :func:`load_settings`; each section can also be given whole (tests, embedding)."""
@@ -515,6 +577,7 @@ class Settings(BaseModel):
     llm: LlmSettings = Field(default_factory=LlmSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     input_guard: InputGuardSettings = Field(default_factory=InputGuardSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
 
 def _split(listed: str) -> list[str]:

@@ -63,8 +63,8 @@ fi
 
 want=$("$VENV/bin/python" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$want" ]; then
-    say "installing the project into $VENV (pip install -e '.[dev,flower]')"
-    quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev,flower]' \
+    say "installing the project into $VENV (pip install -e '.[dev,flower,api]')"
+    quietly "$VENV/bin/python" -m pip install --disable-pip-version-check -e '.[dev,flower,api]' \
         || die "pip install failed"
     printf '%s\n' "$want" >"$STAMP"
 fi

@@ -100,7 +100,10 @@ def clean_state(hive_env: dict[str, str], redis_db: tuple[redis.Redis, int]) -> 
     client, _ = redis_db
     with get_engine().begin() as conn:
         conn.execute(
-            text("TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes CASCADE")
+            text(
+                "TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes, "
+                "api_keys, audit CASCADE"
+            )
         )
     owner = client.get("hive-test-owner")
     client.flushdb()

@@ -116,16 +116,22 @@ class CallGuard(Protocol):
     def __call__(self, resource: Resource) -> contextlib.AbstractContextManager[CallTicket]:
         """Admit one call to ``resource`` for the ``with`` block, or raise
         :class:`~hive.errors.StepDeferred` (a limit is reached or the breaker is open: the
-        step comes back later, without using up a retry)."""
+        step comes back later, without using up a retry); for a breaker open with
+        ``on_open: fail``, :class:`~hive.errors.BreakerOpen`, with ``on_open: escalate``,
+        :class:`~hive.errors.ApprovalRequired` (the step is held for a person). An agent
+        lets them go up, unless it has another resource to try (the ``llm`` agent's
+        fallbacks)."""
         ...
 
 
 class ServiceLookup(Protocol):
     """Resolves a service name through the registry to one passing instance's address."""
 
-    def pick(self, service: str, exclude: Sequence[str] = ()) -> str:
+    def pick(self, service: str, exclude: Sequence[str] = (), *, shared_only: bool = False) -> str:
         """The address URL of a passing instance of ``service``, not one of ``exclude``
-        (addresses already tried); raises :class:`~hive.errors.NoPassingInstance`."""
+        (addresses already tried); with ``shared_only``, one the operator shares, never the
+        run's tenant's own (an agent sending a credential from the worker's environment
+        asks for that). Raises :class:`~hive.errors.NoPassingInstance`."""
         ...
 
 

@@ -1,8 +1,8 @@
 """The ``hive`` command: this module assembles the area modules' commands under ``main``.
 
 Each area module (processes, runs, dlq, approvals, maintenance, catalog, db, services,
-workers, status, usage, breakers, healthcheck) imports only :mod:`hive.cli.base` and the
-layers below the CLI, never another area module.
+workers, status, usage, breakers, healthcheck, keys, serve) imports only
+:mod:`hive.cli.base` and the layers below the CLI, never another area module.
 """
 
 from __future__ import annotations
@@ -16,9 +16,11 @@ from hive.cli.catalog import agents, pipelines
 from hive.cli.db import db
 from hive.cli.dlq import dlq
 from hive.cli.healthcheck import healthcheck
+from hive.cli.keys import audit, keys
 from hive.cli.maintenance import maintenance
 from hive.cli.processes import beat, exporter, flower, worker
 from hive.cli.runs import runs, submit
+from hive.cli.serve import api
 from hive.cli.services import services
 from hive.cli.status import status
 from hive.cli.usage import usage
@@ -36,7 +38,7 @@ def main() -> None:
 
 _COMMANDS = (
     worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, approvals,
-    maintenance, services, workers, status, usage, breakers, healthcheck,
+    maintenance, services, workers, status, usage, breakers, healthcheck, keys, audit, api,
 )  # fmt: skip
 for _command in _COMMANDS:
     main.add_command(_command)

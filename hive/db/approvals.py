@@ -257,13 +257,18 @@ _GRANTED = text(
     """
     SELECT 1 FROM approvals
      WHERE run_id = :run_id AND step_id = :step_id AND status = :approved
+       AND (CAST(:source AS text) IS NULL OR source = :source)
     """
 )
 
 
-def granted(conn: Connection, run_id: uuid.UUID, step_id: str) -> bool:
-    """Whether a person (or a timeout) approved the step."""
-    params = {"run_id": run_id, "step_id": step_id, "approved": ApprovalStatus.APPROVED}
+def granted(
+    conn: Connection, run_id: uuid.UUID, step_id: str, *, source: str | None = None
+) -> bool:
+    """Whether a person (or a timeout) approved the step; with ``source``, an approval that
+    this source (``breaker``, ``input_guard``, ``required``) asked for."""
+    params = {"run_id": run_id, "step_id": step_id, "approved": ApprovalStatus.APPROVED,
+              "source": source}  # fmt: skip
     return conn.execute(_GRANTED, params).first() is not None
 
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Double,
     ForeignKey,
@@ -302,6 +303,55 @@ class RunClose(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+class ApiKey(Base):
+    """A key of the HTTP API (migration 0015): its id is the key's public part, ``hash`` a
+    keyed hash of the whole key (hive/service/keys.py says why a fast one). No key is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # NULL: the operator's key, across every tenant.
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(200))
+    hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+    expires_at: Mapped[datetime | None] = mapped_column(_TS)
+    revoked_at: Mapped[datetime | None] = mapped_column(_TS)
+    last_used_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    __table_args__ = (
+        CheckConstraint(
+            "role IN ('viewer', 'producer', 'admin', 'operator')", name="ck_api_keys_role"
+        ),
+        CheckConstraint(
+            "(role = 'operator') = (tenant IS NULL)", name="ck_api_keys_operator_tenant"
+        ),
+    )
+
+
+class AuditRecord(Base):
+    """A call that changed something (migration 0015): who, what, how it ended, from where.
+    Never a key or a secret: the key's id names it."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32))
+    client: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_audit_at", "at"),
+        Index("ix_audit_tenant_at", "tenant", "at"),
+    )
+
+
 # Declarative models type ``__table__`` as a FromClause; each is a Table.
 runs = cast(Table, Run.__table__)
 step_runs = cast(Table, StepRun.__table__)
@@ -312,3 +362,5 @@ approvals = cast(Table, Approval.__table__)
 service_instances = cast(Table, ServiceInstance.__table__)
 workers = cast(Table, Worker.__table__)
 run_closes = cast(Table, RunClose.__table__)
+api_keys = cast(Table, ApiKey.__table__)
+audit = cast(Table, AuditRecord.__table__)

@@ -5,9 +5,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Select, and_, bindparam, case, literal, select, text
+from sqlalchemy import (
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    case,
+    literal,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
@@ -314,11 +325,22 @@ def list_runs(
     status: str | None = None,
     pipeline: str | None = None,
     limit: int = 20,
+    before: tuple[datetime, uuid.UUID] | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
 ) -> list[Any]:
-    """Newest first. With a tenant, ``ix_runs_tenant_created`` (and, with a pipeline,
-    ``ix_runs_tenant_pipeline_created``) serve it in index order."""
-    query = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc()).limit(limit)
+    """Newest first (ties by id). With a tenant, ``ix_runs_tenant_created`` (and, with a
+    pipeline, ``ix_runs_tenant_pipeline_created``) serve it in index order. ``before``: only
+    runs after that (created_at, id) in this order, a page's cursor, which runs inserted
+    since cannot shift."""
+    query = select(*_RUN_COLUMNS).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
     query = _scoped(query, tenant)
+    if before is not None:
+        query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(*before))
+    if created_after is not None:
+        query = query.where(runs.c.created_at >= created_after)
+    if created_before is not None:
+        query = query.where(runs.c.created_at < created_before)
     if status == RunStatus.AWAITING_APPROVAL:
         query = query.where(_ACTIVE, _AWAITING)
     elif status in ACTIVE_RUN_STATUSES:

@@ -4,7 +4,9 @@
 (or one of no tenant) is not there at all; None (the operator) reaches every instance.
 Instance ids are unique across tenants, so a tenant cannot take an id another one holds.
 A run's step reaches other instances (:func:`pick` with ``for_run``): those of its tenant
-and the farm's shared ones, of no tenant; a run of no tenant, the shared ones alone.
+and the farm's shared ones, of no tenant; a run of no tenant, the shared ones alone; a step
+that sends a credential from the worker's environment, the shared ones alone too
+(:class:`hive.tasks.lookup.RegistryLookup`).
 Every status change and every deregistration is an event in the same transaction
 (``service_status``, ``service_registered``, ``service_deregistered``); the checks' own
 writes are in :mod:`hive.db.service_checks`.
@@ -197,10 +199,12 @@ def pick(
     tenant: str | None,
     for_run: bool = False,
     exclude: Sequence[str] = (),
+    shared: bool = False,
 ) -> Any:
     """One passing instance of ``service`` at random, so that callers spread their load over
     them; none whose URL is in ``exclude`` (those a caller has tried already). ``for_run``
-    scopes it as a run of ``tenant`` sees the registry (see the module's docstring).
+    scopes it as a run of ``tenant`` sees the registry (see the module's docstring);
+    ``shared`` (with ``for_run`` and no tenant) only says so in the error.
 
     Raises:
         NoPassingInstance: none is left; says how many instances there are by status.
@@ -215,7 +219,7 @@ def pick(
     row = conn.execute(query).first()
     if row is None:
         counts = count_by_status(conn, service, tenant=tenant, for_run=for_run)
-        raise NoPassingInstance(service, counts)
+        raise NoPassingInstance(service, counts, shared)
     return row
 
 

@@ -5,7 +5,9 @@ A step is admitted against its agent's and its tenant's limits (``agent:NAME``,
 service's or model's limits (``service:NAME``; ``model:PROVIDER:MODEL`` and
 ``model:PROVIDER``) and breaker (``service:NAME``, ``provider:PROVIDER``) around the call.
 Turned away, either raises :class:`~hive.errors.StepDeferred` with the time the step may
-go (or, for an open breaker whose policy says so, :class:`~hive.errors.BreakerOpen`).
+go (or, for an open breaker whose policy says so, :class:`~hive.errors.BreakerOpen`, or
+:class:`~hive.errors.ApprovalRequired` to hold the step for a person: once approved, the
+step waits for that breaker as with ``defer``).
 
 Order matters when several things must agree: the breaker first (it spends nothing but a
 probe), then concurrency slots (given back if what follows says no), then rate limits
@@ -24,15 +26,19 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from hive.agents.base import CallTicket, Resource
-from hive.errors import BreakerOpen, HiveError, StepDeferred
+from hive.db import approvals
+from hive.db.retrying import in_transaction
+from hive.errors import ApprovalRequired, BreakerOpen, HiveError, StepDeferred
 from hive.guard import rates, slots
-from hive.guard.breakers import Breakers, breaker_name, record_transition
+from hive.guard.breakers import OPEN, Breakers, breaker_name, record_transition
 from hive.guard.policy import BreakerPolicy, LimitEntry, Policy, current_policy
 
 logger = logging.getLogger(__name__)
 
 # A slot's lease outlives the step's hard time limit (its timeout plus 5 s) by this much.
 _LEASE_MARGIN_S = 10.0
+# The source of an approval asked for by an open breaker (``on_open: escalate``).
+ESCALATED = "breaker"
 # The least countdown of a deferral: below it, a step comes back before anything changed.
 _MIN_COUNTDOWN_S = 0.05
 
@@ -138,6 +144,15 @@ def admit_step(info: StepInfo, policy: Policy | None = None) -> Iterator[None]:
         _semaphore.release(concurrency, slot_holder)
 
 
+def _approved(info: StepInfo) -> bool:
+    """Whether a person let the step go on despite an open breaker: it then waits as with
+    ``on_open: defer`` rather than asking again."""
+    run_id = uuid.UUID(info.run_id)
+    return in_transaction(
+        lambda conn: approvals.granted(conn, run_id, info.step_id, source=ESCALATED)
+    )
+
+
 class FarmCalls:
     """``ctx.call`` in the farm: the :class:`~hive.agents.base.CallGuard` of one step."""
 
@@ -196,6 +211,11 @@ class _Call:
             if not allowance.allowed:
                 if bp.on_open == "fail":
                     raise BreakerOpen(breaker, allowance.wait_s)
+                if bp.on_open == "escalate" and allowance.state == OPEN and not _approved(info):
+                    # Half-open, a probe is out and decides soon: the step just waits.
+                    raise ApprovalRequired(
+                        f"breaker {breaker} is open (on_open: escalate)", source=ESCALATED
+                    )
                 reason = f"breaker {breaker} is {allowance.state.replace('_', '-')}"
                 raise StepDeferred(reason, max(allowance.wait_s, _MIN_COUNTDOWN_S), "breaker")
         entries = _found(self._policy, self._keys()) if self._policy.limits else []

@@ -3,11 +3,12 @@
 
 ``closed`` → ``open`` after ``failures`` failures in a row, or a ``failure_ratio`` of the
 calls in a ``window_s`` (at least ``min_calls`` of them; the window is a tumbling one). Open
-for ``cooldown_s``: calls are turned away (the step is deferred until the cooldown ends, or
-fails at once with ``on_open: fail``). Then ``half_open``: the first call is let through as
-the probe, the only one (a Redis hash and a Lua script make the choice atomic across the
-fleet; a probe whose holder dies is replaced once its lease runs out); its success closes
-the breaker, its failure opens it again. An operator can open one (for a time, or until
+for ``cooldown_s``: calls are turned away (the step is deferred until the cooldown ends,
+fails at once with ``on_open: fail``, or is held for a person with ``on_open: escalate``).
+Then ``half_open``: the first call is let through as the probe, the only one (a Redis hash
+and a Lua script make the choice atomic across the fleet; a probe whose holder dies is
+replaced once its lease runs out); its success closes the breaker, its failure opens it
+again. An operator can open one (for a time, or until
 closed) and close one.
 
 The state is a Redis hash, rebuilt from nothing: losing it closes every breaker. Each

@@ -14,6 +14,7 @@ changes: its name, size and modification time are looked at before each admissio
       default:              {failures: 3, cooldown_s: 30}          # every service and provider
       service:partner:      {failures: 5, failure_ratio: 0.5, window_s: 60, min_calls: 20}
       provider:openai:      {on_open: fail}
+      service:payments:     {on_open: escalate}                    # a person decides
 
 Agent and tenant limits are admitted by the step task before the agent runs; service and
 model limits and breakers around each ``ctx.call(resource)``. The file is validated whole
@@ -103,7 +104,11 @@ class BreakerPolicy(BaseModel):
     window_s: float = Field(default=60.0, gt=0, description="the failure ratio's window")
     min_calls: int = Field(default=10, ge=1, description="calls in the window before a ratio")
     cooldown_s: float = Field(default=30.0, gt=0, le=86400, description="open this long")
-    on_open: Literal["defer", "fail"] = "defer"
+    on_open: Literal["defer", "fail", "escalate"] = Field(
+        default="defer",
+        description="defer the step until the cooldown ends, fail it for good, or hold it "
+        "for a person's approval",
+    )
 
 
 class _PolicyFile(BaseModel):

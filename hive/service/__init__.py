@@ -12,7 +12,8 @@ live here and nowhere else.
     pipelines      list_pipelines, get_pipeline, validate_input, check_pipeline_files,
                    list_agents (AgentViews); pipeline_view: a Pipeline as a PipelineView
     submit         submit (idempotent: every submit carries a key)
-    runs           get_run, get_run_state, list_runs, wait_for_run, cancel_run
+    runs           get_run, get_run_state, list_runs, list_runs_page (RunPage: cursor
+                   pagination), wait_for_run, cancel_run
     replay         replay_run, replay_failed_runs
     dead_letters   list_dead_letters, dead_letter_report
     approvals      list_approvals, get_approval, approve, reject (ApprovalViews): steps held
@@ -29,14 +30,27 @@ live here and nowhere else.
     usage          usage_by_tenant (UsageViews): tokens and cost per tenant
     health         ping_worker, beat_health, flower_health, exporter_health (Health): is
                    each long-running process doing its job (`hive healthcheck`)
+    api_keys       create_api_key, list_api_keys, revoke_api_key, authenticate
+                   (ApiKeyView, NewApiKey, Principal): the HTTP API's keys
+    audit          record_audit, list_audit, outcome_of (AuditView, Outcome): who changed what
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
                    settings given must name the process's own servers (one farm a process)
 """
 
+from hive.service.api_keys import (
+    ApiKeyView,
+    NewApiKey,
+    Principal,
+    authenticate,
+    create_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
 from hive.service.approvals import approve, get_approval, list_approvals, reject
 from hive.service.arguments import parse_run_id
+from hive.service.audit import AuditView, Outcome, list_audit, outcome_of, record_audit
 from hive.service.breakers import (
     BreakerView,
     close_breaker,
@@ -73,10 +87,12 @@ from hive.service.pipelines import (
 )
 from hive.service.replay import replay_failed_runs, replay_run
 from hive.service.runs import (
+    RunPage,
     cancel_run,
     get_run,
     get_run_state,
     list_runs,
+    list_runs_page,
     wait_for_run,
 )
 from hive.service.services import (
@@ -110,18 +126,24 @@ from hive.service.workers import WorkerView, list_workers
 __all__ = [
     "OPERATOR",
     "AgentView",
+    "ApiKeyView",
     "ApprovalEvent",
     "ApprovalView",
+    "AuditView",
     "BreakerView",
     "Caller",
     "DeadLetterReport",
     "DeadLetterView",
     "FarmStatus",
     "Health",
+    "NewApiKey",
+    "Outcome",
     "PipelineStepView",
     "PipelineView",
+    "Principal",
     "Right",
     "Role",
+    "RunPage",
     "RunState",
     "RunView",
     "ServiceInstanceView",
@@ -130,6 +152,7 @@ __all__ = [
     "UsageView",
     "WorkerView",
     "approve",
+    "authenticate",
     "beat_health",
     "cancel_run",
     "check_broker",
@@ -138,6 +161,7 @@ __all__ = [
     "check_servers",
     "cleanup_services",
     "close_breaker",
+    "create_api_key",
     "dead_letter_report",
     "deregister_service",
     "exporter_health",
@@ -152,24 +176,30 @@ __all__ = [
     "health_sweep",
     "heartbeat_service",
     "list_agents",
+    "list_api_keys",
     "list_approvals",
+    "list_audit",
     "list_breakers",
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
+    "list_runs_page",
     "list_service_instances",
     "list_workers",
     "open_breaker",
+    "outcome_of",
     "parse_run_id",
     "pick_instance",
     "ping_worker",
     "pipeline_view",
     "purge",
+    "record_audit",
     "recover",
     "register_service",
     "reject",
     "replay_failed_runs",
     "replay_run",
+    "revoke_api_key",
     "submit",
     "translate_failure",
     "upgrade_schema",

@@ -143,9 +143,9 @@ def get_breaker(settings: Settings, caller: Caller, name: str) -> BreakerView:
 def open_breaker(
     settings: Settings, caller: Caller, name: str, *, for_s: float | None = None
 ) -> BreakerView:
-    """Open a breaker: calls through it are turned away (deferred, or failed with
-    ``on_open: fail``) for ``for_s`` seconds, then one probe decides; without ``for_s``,
-    until :func:`close_breaker`.
+    """Open a breaker: calls through it are turned away (deferred, failed with
+    ``on_open: fail``, or held for a person with ``on_open: escalate``) for ``for_s``
+    seconds, then one probe decides; without ``for_s``, until :func:`close_breaker`.
 
     Raises:
         UnknownBreaker: the limits file declares no breaker that applies to it.

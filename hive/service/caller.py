@@ -8,8 +8,9 @@ the tenant. Nothing above this layer checks either.
     producer   also submits and cancels runs
     admin      also replays failed runs, approves and rejects held steps, manages the
                service registry and the breakers, and reads its tenant's usage and cost
-    operator   everything, across every tenant, maintenance, and the farm's workers: the
-               CLI's role
+               and audit trail
+    operator   everything, across every tenant, maintenance, the farm's workers and the API
+               keys: the CLI's role
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ class Right(StrEnum):
     USAGE = "read usage and cost"
     DECIDE = "approve or reject steps"
     BREAKERS = "see and operate the circuit breakers"
+    KEYS = "create, list and revoke API keys"
+    AUDIT = "read the audit trail"
 
 
 _RIGHTS: dict[Role, frozenset[Right]] = {
@@ -56,6 +59,7 @@ _RIGHTS: dict[Role, frozenset[Right]] = {
             Right.USAGE,
             Right.DECIDE,
             Right.BREAKERS,
+            Right.AUDIT,
         }
     ),
     Role.OPERATOR: frozenset(Right),

@@ -6,14 +6,17 @@ does not exist, so a tenant-bound caller cannot learn that it does.
 
 from __future__ import annotations
 
+import base64
 import time
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hive.db import runs as run_store
 from hive.db import usage as usage_store
 from hive.db.retrying import Connection, in_transaction
-from hive.errors import RunFailed, RunNotFound
+from hive.errors import InvalidArgument, RunFailed, RunNotFound
 from hive.logs import log_context
 from hive.service.arguments import check_listing, parse_run_id
 from hive.service.caller import Caller, Right
@@ -95,6 +98,81 @@ def list_runs(
 
     rows, usage = in_transaction(read, retry_s=0)
     return [run_view(row, None, total=usage.get(row.id, {})) for row in rows]
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """A page of a listing: ``next_cursor`` asks for the next one (None: this is the last)."""
+
+    runs: list[RunView]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": [run.to_json() for run in self.runs], "next_cursor": self.next_cursor}
+
+
+@operation
+def list_runs_page(
+    settings: Settings,
+    caller: Caller,
+    *,
+    status: str | None = None,
+    pipeline: str | None = None,
+    limit: int = 20,
+    cursor: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+) -> RunPage:
+    """The caller's runs like :func:`list_runs`, a page at a time. The cursor marks where
+    the page ended (the last run's creation time and id): runs submitted meanwhile go
+    before the first page, so no run is shown twice or skipped.
+
+    ``created_after`` (inclusive) and ``created_before`` bound the runs' creation times.
+
+    Raises:
+        InvalidArgument: as :func:`list_runs`, a cursor this function did not make, or
+            creation bounds that are not datetimes with a time zone.
+    """
+    caller.require(Right.READ)
+    check_listing(limit=limit, pipeline=pipeline, status=status)
+    bounds = {"created_after": created_after, "created_before": created_before}
+    naive = [
+        f"{name} must be a datetime with a time zone"
+        for name, value in bounds.items()
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None)
+    ]
+    if naive:
+        raise InvalidArgument(naive)
+    before = None if cursor is None else _decode_cursor(cursor)
+
+    def read(conn: Connection) -> tuple[list[Any], dict[uuid.UUID, dict[str, float | int]]]:
+        rows = run_store.list_runs(
+            conn, tenant=caller.tenant, status=status, pipeline=pipeline, limit=limit + 1,
+            before=before, created_after=created_after, created_before=created_before,
+        )  # fmt: skip
+        return rows, usage_store.runs_usage(conn, [row.id for row in rows[:limit]])
+
+    rows, usage = in_transaction(read, retry_s=0)
+    page = rows[:limit]
+    following = _encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+    return RunPage([run_view(row, None, total=usage.get(row.id, {})) for row in page], following)
+
+
+def _encode_cursor(created_at: datetime, run_id: uuid.UUID) -> str:
+    text = f"{created_at.isoformat()}|{run_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, _, run_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        at = datetime.fromisoformat(created)
+        if at.tzinfo is None:
+            raise ValueError("no time zone")
+        return at, uuid.UUID(run_id)
+    except ValueError:  # binascii.Error and UnicodeDecodeError among them
+        raise InvalidArgument(["cursor is not one a listing of runs returned"]) from None
 
 
 @operation

@@ -2,7 +2,8 @@
 
 The dispatcher holds a ready step whose ``approval: required`` has not been given
 (:func:`hold_ready`, instead of marking it sent); the step task holds the step whose input
-the input guard escalates (:func:`escalate`, giving the attempt back uncounted). Either
+the input guard escalates, or whose call meets a breaker open with ``on_open: escalate``
+(:func:`escalate`, giving the attempt back uncounted). Either
 way the step is ``awaiting_approval``: no message, no lease, nothing for recovery to send
 or take back, in PostgreSQL alone. Its request is an ``approval_requested`` event.
 :mod:`hive.tasks.approvals` carries out the decision.
@@ -51,10 +52,17 @@ def hold_ready(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> list
     return [step.step_id for step in held]
 
 
-def escalate(run_id: uuid.UUID, step_id: str, attempt: int, reason: str, step_input: Any) -> bool:
+def escalate(
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    reason: str,
+    step_input: Any,
+    source: str = "input_guard",
+) -> bool:
     """For the step task: hold the step ``attempt`` runs for a person, the attempt given back
-    uncounted (the input guard escalated: ``reason`` never quotes the input). False when
-    the attempt no longer owned the step."""
+    uncounted (``source`` escalated: the input guard, or an open breaker; ``reason`` never
+    quotes the input). False when the attempt no longer owned the step."""
 
     def txn(conn: Connection) -> bool:
         options = store.escalate(conn, run_id, step_id, attempt)
@@ -62,7 +70,7 @@ def escalate(run_id: uuid.UUID, step_id: str, attempt: int, reason: str, step_in
             return False
         # The message that carried the chain after this step is done with.
         marks.unmark_chain_after(conn, run_id, step_id)
-        _request(conn, run_id, step_id, options, "input_guard", reason, step_input)
+        _request(conn, run_id, step_id, options, source, reason, step_input)
         return True
 
     held = in_transaction(txn)

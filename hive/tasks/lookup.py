@@ -26,16 +26,21 @@ class RegistryLookup:
     def __init__(self, tenant: str | None) -> None:
         self._tenant = tenant
 
-    def pick(self, service: str, exclude: Sequence[str] = ()) -> str:
-        """The address URL of a passing instance of ``service`` not in ``exclude``.
+    def pick(self, service: str, exclude: Sequence[str] = (), *, shared_only: bool = False) -> str:
+        """The address URL of a passing instance of ``service`` not in ``exclude``; with
+        ``shared_only`` (the step sends a credential), a shared one: a tenant could
+        register an instance of any name, and would then be sent the operator's secret.
 
         Raises:
             NoPassingInstance: none is left (names the service and counts its instances).
             ServiceUnavailable: PostgreSQL cannot be reached.
         """
+        # A run of no tenant sees the shared instances alone: its errors need not say so.
+        shared = shared_only and self._tenant is not None
+        tenant = None if shared_only else self._tenant
         row = in_transaction(
             lambda conn: registry.pick(
-                conn, service, tenant=self._tenant, for_run=True, exclude=exclude
+                conn, service, tenant=tenant, for_run=True, exclude=exclude, shared=shared
             ),
             retry_s=0,
         )

@@ -153,7 +153,9 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         self.request.chain = None
         return
     except ApprovalRequired as held:
-        _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, held.step_input))
+        # The input guard shows the screened input; an open breaker, the input as resolved.
+        shown = step_input if held.step_input is None else held.step_input
+        _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, shown, held.source))
         self.request.chain = None
         return
     except Exception as exc:

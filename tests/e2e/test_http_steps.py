@@ -229,12 +229,48 @@ def test_a_tenant_s_step_uses_its_own_and_shared_instances_never_another_tenant_
     Client(tenant="globex", role="admin").services.register("partner", other.address)
     try:
         with pytest.raises(RunFailed, match="service 'partner' has no registered instance"):
-            Client(tenant="acme").submit("http-service", {"path": "/who"}).wait(timeout=60)
+            Client(tenant="acme").submit("http-service-open", {"path": "/who"}).wait(timeout=60)
         Client().services.register("partner", service.address)  # shared: of no tenant
         for tenant in ("acme", None):
-            run = Client(tenant=tenant).submit("http-service", {"path": "/who"})
+            run = Client(tenant=tenant).submit("http-service-open", {"path": "/who"})
             assert run.wait(timeout=60)["body"] == {"instance": "ours"}
     finally:
         other.close()
 
     assert other.requests == []
+
+
+@pytest.mark.timeout(180)
+def test_a_step_with_credentials_calls_only_shared_instances_never_the_tenant_s_own(
+    worker: HiveProcess, service: HttpService, registry: None
+) -> None:
+    """A tenant's admin may register an instance of any service name: a step that sends the
+    worker's credential never picks it (else the tenant would be sent the operator's
+    secret); a step without one may."""
+    own = HttpService()
+    service.route("/who", Reply(json={"instance": "shared"}))
+    own.route("/who", Reply(json={"instance": "acme's"}))
+    acme = Client(tenant="acme")
+    Client(tenant="acme", role="admin").services.register("partner", own.address)
+    try:
+        with pytest.raises(RunFailed) as failed:
+            acme.submit("http-service", {"path": "/who"}).wait(timeout=60)
+        assert failed.value.error["message"] == (
+            "service 'partner' has no registered shared instance; a step with credentials "
+            "calls only shared ones"
+        )
+        shared = Client().services.register("partner", service.address)
+        for _ in range(6):  # picked at random: acme's would have taken some
+            run = acme.submit("http-service", {"path": "/who"})
+            assert run.wait(timeout=60)["body"] == {"instance": "shared"}
+        assert own.requests == []
+
+        # No credential: acme's own instance serves acme's runs as before.
+        db.execute("UPDATE service_instances SET status = 'critical' WHERE id = :id", id=shared)
+        run = acme.submit("http-service-open", {"path": "/who"})
+        assert run.wait(timeout=60)["body"] == {"instance": "acme's"}
+        (reached,) = own.requests
+        assert "x-api-key" not in reached.headers and "authorization" not in reached.headers
+    finally:
+        own.close()
+    assert {r.headers["x-api-key"] for r in service.requests} == {SECRETS["PARTNER_API_KEY"]}

@@ -17,7 +17,7 @@ from hive.errors import PermissionDenied
 from tests.support.commands import describe, run_hive
 from tests.support.db import attempts_of, rows, steps_of
 from tests.support.llm_server import LlmServer, Reply
-from tests.support.processes import HiveProcess
+from tests.support.processes import HiveProcess, wait_until
 
 KEY = "sk-e2e-2b9d41f7c0-never-stored"
 BACKUP_KEY = "sk-e2e-backup-5e81aa93"
@@ -249,3 +249,82 @@ def test_usage_is_summed_per_run_and_per_tenant(
     assert admin.usage(tenant="globex") == []
     with pytest.raises(PermissionDenied):
         Client(tenant="acme", role="producer").usage()
+
+
+@pytest.mark.timeout(240)
+def test_an_open_breaker_passes_over_its_provider_whatever_its_on_open(
+    llm: LlmServer, llm_worker: Callable[..., HiveProcess], env: dict[str, str], tmp_path: Path
+) -> None:
+    """The first provider's breaker is open: the fallback answers, with on_open fail (the
+    step does not fail), escalate (not held) or defer (not deferred). With none left to
+    answer: deferred if one defers, held for a person if one escalates, else it fails."""
+    limits = tmp_path / "limits.yaml"
+
+    def policy(local: str, backup: str) -> None:
+        limits.write_text(
+            f"breakers:\n  provider:local: {{on_open: {local}}}\n"
+            f"  provider:backup: {{on_open: {backup}}}\n"
+        )
+
+    def breaker(action: str, name: str) -> None:
+        done = run_hive("breakers", action, name, env={**env, "HIVE_LIMITS_FILE": str(limits)})
+        assert done.returncode == 0, describe(done)
+
+    policy("fail", "defer")
+    llm_worker(extra_env={"HIVE_LIMITS_FILE": str(limits)})
+    breaker("open", "provider:local")
+    for local in ("fail", "escalate", "defer"):
+        policy(local, "defer")  # read again by the worker: it changed
+        answer = ask(f"{local}?").wait(timeout=60)["ask"]
+        assert (answer["provider"], answer["calls"]) == ("backup", 1), local
+    assert llm.requests_for("model-a") == []
+    assert rows("SELECT attempt, deferrals FROM step_runs") == [(1, 0)] * 3
+
+    # Both open, local failing, backup deferring: the step waits for backup, no retry used.
+    policy("fail", "defer")
+    breaker("open", "provider:backup")
+    waiting = ask("both open?")
+    wait_until(lambda: steps_of(waiting.id)["ask"].deferrals >= 1, 60, "the step to wait")
+    breaker("close", "provider:backup")
+    assert waiting.wait(timeout=60)["ask"]["provider"] == "backup"
+    assert attempts_of(waiting.id, "ask") == []
+
+    # Local escalating, backup failing: a person decides; approved (backup closed by
+    # then), the step runs, and the fallback answers.
+    policy("escalate", "fail")
+    breaker("open", "provider:backup")
+    held = ask("escalated?")
+    wait_until(lambda: steps_of(held.id)["ask"].status == "awaiting_approval", 60, "the step held")
+    (approval,) = Client().approvals.list()
+    assert approval.source == "breaker"
+    assert approval.reason == "breaker provider:local is open (on_open: escalate)"
+    breaker("close", "provider:backup")
+    Client().approvals.approve(held.id, "ask")
+    assert held.wait(timeout=60)["ask"]["provider"] == "backup"
+
+    # Both failing: the step fails for good at once, naming both breakers.
+    policy("fail", "fail")
+    breaker("open", "provider:backup")
+    with pytest.raises(RunFailed) as failed:
+        ask("none left?").wait(timeout=60)
+    assert failed.value.error["type"] == "BreakerOpen"
+    assert "breakers provider:local, provider:backup are open" in failed.value.error["message"]
+    assert llm.requests_for("model-a") == []
+
+
+@pytest.mark.timeout(120)
+def test_a_tenant_s_own_instance_of_the_model_service_is_never_sent_the_api_key(
+    llm: LlmServer, llm_worker: Callable[..., HiveProcess]
+) -> None:
+    """acme's admin registers an instance of llm-test: acme's steps, which send the worker's
+    API key, still call only the shared one."""
+    own = LlmServer()
+    try:
+        Client(tenant="acme", role="admin").services.register("llm-test", own.url)
+        llm_worker()
+        for i in range(6):  # picked at random: acme's would have taken some
+            assert ask(f"q{i}", tenant="acme").wait(timeout=60)["ask"]["content"] == "ok"
+        assert own.requests == []
+    finally:
+        own.close()
+    assert {r.headers["Authorization"] for r in llm.requests} == {f"Bearer {KEY}"}

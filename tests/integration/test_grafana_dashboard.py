@@ -68,5 +68,7 @@ def test_the_dashboard_shows_the_golden_signals() -> None:
         "hive_step_retries_total",
         'up{job="hive-workers"}',
         "hive_maintenance_last_success_timestamp_seconds",
+        "hive_approvals_pending",  # steps waiting on a person
+        "hive_approvals_oldest_pending_seconds",
     ):
         assert name in exprs, name

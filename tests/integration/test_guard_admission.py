@@ -3,10 +3,13 @@ breakers apply to what, tokens estimated then corrected, StepDeferred and Breake
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 
 from hive.agents.base import Resource
-from hive.errors import BreakerOpen, StepDeferred
+from hive.errors import ApprovalRequired, BreakerOpen, StepDeferred
 from hive.guard import FarmCalls, StepInfo, admit_step, parse_policy
 from hive.guard.breakers import Breakers
 
@@ -114,3 +117,31 @@ def test_a_deferral_inside_a_call_is_no_word_on_its_breaker(clean_state: None) -
             raise StepDeferred("another limit", 1.0, "rate_limit")
 
     assert Breakers().read(["service:partner"])["service:partner"].state == "closed"
+
+
+def test_a_breaker_whose_policy_says_escalate_holds_the_step_only_while_open(
+    clean_state: None,
+) -> None:
+    policy = parse_policy(
+        "breakers:\n  service:pay: {failures: 1, cooldown_s: 60, on_open: escalate}\n", "f.yaml"
+    )
+    info = StepInfo(str(uuid.uuid4()), "a", 1, "echo", None, timeout_s=30, worker="w@test")
+    calls = FarmCalls(info, policy)
+    with pytest.raises(RuntimeError), calls(Resource("service", "pay")):
+        raise RuntimeError("503")
+
+    with pytest.raises(ApprovalRequired) as held, calls(Resource("service", "pay")):
+        pass
+    assert (held.value.source, held.value.reason) == (
+        "breaker",
+        "breaker service:pay is open (on_open: escalate)",
+    )
+    # Half-open, with a probe out: the probe decides soon, and the step only waits.
+    Breakers().force("service:pay", "open", for_s=0.001)
+    while Breakers().read(["service:pay"])["service:pay"].open_for_s != 0:
+        time.sleep(0.01)  # its cooldown over: the next call is the probe
+    wait = StepInfo(str(uuid.uuid4()), "b", 1, "echo", None, timeout_s=30, worker="w@test")
+    probe, other = calls(Resource("service", "pay")), FarmCalls(wait, policy)
+    with probe, pytest.raises(StepDeferred) as deferred, other(Resource("service", "pay")):
+        pass
+    assert deferred.value.reason == "breaker service:pay is half-open"

@@ -89,7 +89,7 @@ class InOrder:
     addresses: list[str]
     picks: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
 
-    def pick(self, service: str, exclude: Sequence[str] = ()) -> str:
+    def pick(self, service: str, exclude: Sequence[str] = (), *, shared_only: bool = False) -> str:
         self.picks.append((service, tuple(exclude)))
         for address in self.addresses:
             if address not in exclude:

@@ -323,7 +323,7 @@ class Registry:
         self.addresses = addresses
         self.picked: list[str] = []
 
-    def pick(self, service: str, exclude: Sequence[str] = ()) -> str:
+    def pick(self, service: str, exclude: Sequence[str] = (), *, shared_only: bool = False) -> str:
         self.picked.append(service)
         if service not in self.addresses:
             raise NoPassingInstance(service, {"critical": 1})

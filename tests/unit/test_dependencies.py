@@ -37,7 +37,7 @@ def _applies(requirement: Requirement, extras: set[str]) -> bool:
 
 def _demands() -> list[tuple[str, Requirement]]:
     """Every requirement that the installed dependencies of the product place on a package."""
-    ours = {**_ours(), **_ours("flower")}
+    ours = {**_ours(), **_ours("flower"), **_ours("api")}
     # A package is visited once per set of extras: celery[redis] asks kombu[redis] for redis.
     seen: set[tuple[str, frozenset[str]]] = set()
     found: list[tuple[str, Requirement]] = []
@@ -60,7 +60,7 @@ def _demands() -> list[tuple[str, Requirement]]:
 
 
 def test_every_lower_bound_satisfies_what_the_installed_dependencies_require() -> None:
-    ours = {**_ours(), **_ours("flower")}
+    ours = {**_ours(), **_ours("flower"), **_ours("api")}
     too_low = []
     for who, demand in _demands():
         mine = ours.get(canonicalize_name(demand.name))
@@ -72,9 +72,9 @@ def test_every_lower_bound_satisfies_what_the_installed_dependencies_require() -
     assert too_low == []
 
 
-@pytest.mark.parametrize("name", sorted({**_ours(), **_ours("flower")}))
+@pytest.mark.parametrize("name", sorted({**_ours(), **_ours("flower"), **_ours("api")}))
 def test_the_installed_version_of_each_dependency_is_within_its_bounds(name: str) -> None:
-    requirement = {**_ours(), **_ours("flower")}[name]
+    requirement = {**_ours(), **_ours("flower"), **_ours("api")}[name]
 
     assert Version(metadata.version(name)) in requirement.specifier
 
@@ -82,3 +82,8 @@ def test_the_installed_version_of_each_dependency_is_within_its_bounds(name: str
 def test_flower_is_an_extra_so_producers_do_not_install_tornado() -> None:
     assert "flower" not in _ours()
     assert "flower" in _ours("flower")
+
+
+def test_the_api_is_an_extra_so_producers_and_workers_do_not_install_a_web_server() -> None:
+    assert not {"fastapi", "uvicorn"} & set(_ours())
+    assert {"fastapi", "uvicorn"} <= set(_ours("api"))

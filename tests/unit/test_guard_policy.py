@@ -104,6 +104,7 @@ limits:
 breakers:
   default: {failures: 4}
   provider:openai: {failures: 2, on_open: fail}
+  service:payments: {on_open: escalate}
 """,
         "f.yaml",
     )
@@ -113,5 +114,6 @@ breakers:
     assert policy.limit("agent:echo") is None
     assert policy.breaker("provider:openai").on_open == "fail"  # type: ignore[union-attr]
     assert policy.breaker("service:any").failures == 4  # type: ignore[union-attr]
-    assert policy.breaker_names() == ["provider:openai"]
+    assert policy.breaker("service:payments").on_open == "escalate"  # type: ignore[union-attr]
+    assert policy.breaker_names() == ["provider:openai", "service:payments"]
     assert EMPTY.breaker("service:any") is None

@@ -41,20 +41,21 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     import hive.service
 
     assert sorted(hive.service.__all__) == [
-        "AgentView", "ApprovalEvent", "ApprovalView", "BreakerView", "Caller",
-        "DeadLetterReport", "DeadLetterView", "FarmStatus", "Health", "OPERATOR",
-        "PipelineStepView", "PipelineView", "Right", "Role", "RunState", "RunView",
-        "ServiceInstanceView", "StepView", "Submitted", "UsageView", "WorkerView",
-        "approve", "beat_health", "cancel_run", "check_broker", "check_farm",
-        "check_pipeline_files", "check_servers", "cleanup_services", "close_breaker",
-        "dead_letter_report", "deregister_service", "exporter_health", "farm_status",
-        "flower_health", "get_approval", "get_breaker", "get_pipeline", "get_run",
-        "get_run_state", "get_service_instance", "health_sweep", "heartbeat_service",
-        "list_agents", "list_approvals", "list_breakers", "list_dead_letters",
-        "list_pipelines", "list_runs", "list_service_instances", "list_workers",
-        "open_breaker", "parse_run_id", "pick_instance", "ping_worker", "pipeline_view",
-        "purge", "recover", "register_service", "reject", "replay_failed_runs",
-        "replay_run", "submit", "translate_failure", "upgrade_schema",
+        "AgentView", "ApiKeyView", "ApprovalEvent", "ApprovalView", "AuditView", "BreakerView",
+        "Caller", "DeadLetterReport", "DeadLetterView", "FarmStatus", "Health", "NewApiKey",
+        "OPERATOR", "Outcome", "PipelineStepView", "PipelineView", "Principal", "Right", "Role",
+        "RunPage", "RunState", "RunView", "ServiceInstanceView", "StepView", "Submitted",
+        "UsageView", "WorkerView", "approve", "authenticate", "beat_health", "cancel_run",
+        "check_broker", "check_farm", "check_pipeline_files", "check_servers",
+        "cleanup_services", "close_breaker", "create_api_key", "dead_letter_report",
+        "deregister_service", "exporter_health", "farm_status", "flower_health", "get_approval",
+        "get_breaker", "get_pipeline", "get_run", "get_run_state", "get_service_instance",
+        "health_sweep", "heartbeat_service", "list_agents", "list_api_keys", "list_approvals",
+        "list_audit", "list_breakers", "list_dead_letters", "list_pipelines", "list_runs",
+        "list_runs_page", "list_service_instances", "list_workers", "open_breaker",
+        "outcome_of", "parse_run_id", "pick_instance", "ping_worker", "pipeline_view", "purge",
+        "record_audit", "recover", "register_service", "reject", "replay_failed_runs",
+        "replay_run", "revoke_api_key", "submit", "translate_failure", "upgrade_schema",
         "usage_by_tenant", "validate_input", "wait_for_run",
     ]  # fmt: skip
     for name in hive.service.__all__:
@@ -76,3 +77,25 @@ def test_every_module_outside_hive_db_is_forbidden_the_database_drivers() -> Non
 
     assert set(contract["source_modules"]) == top_level - {"hive.db"}
     assert {"sqlalchemy", "psycopg2"} <= set(contract["forbidden_modules"])
+
+
+def test_neither_a_producer_nor_the_cli_loads_the_web_server() -> None:
+    script = (
+        "import sys\n"
+        "import hive.client, hive.cli\n"
+        "loaded = {m.split('.')[0] for m in sys.modules} & {'fastapi', 'uvicorn', 'starlette'}\n"
+        "loaded |= {m for m in sys.modules if m.startswith('hive.api')}\n"
+        "assert not loaded, loaded\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_api_package_exports_its_factory_alone() -> None:
+    import hive.api
+
+    assert hive.api.__all__ == ["create_app"]

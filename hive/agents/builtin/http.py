@@ -149,7 +149,8 @@ class _Call:
         failed: HiveError | None = None
         for _ in range(MAX_INSTANCES_PER_ATTEMPT):
             try:
-                address = lookup.pick(service, exclude=tried)
+                # The worker's credential goes to the operator's shared instances only.
+                address = lookup.pick(service, exclude=tried, shared_only=self.cred is not None)
             except NoPassingInstance as exc:
                 if failed is not None:
                     break

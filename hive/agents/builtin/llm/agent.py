@@ -10,8 +10,11 @@ brings no answer:
   has its own quota). If none answers, the step fails with a retryable
   :class:`~hive.errors.TransientError`; when a 429 said how long to wait (or the farm
   deferred a provider), the shortest such wait is the retry's countdown.
-- The farm defers the call (a limit is reached, the breaker is open): the next provider is
-  tried; if every provider was deferred, the step is deferred with the shortest countdown.
+- The farm defers the call (a limit is reached, the breaker is open), or its breaker is open
+  with ``on_open: fail`` or ``escalate``: the next provider is tried, without calling this
+  one. If none was tried and failed, the step is deferred with the shortest countdown when
+  a provider was deferred; else held for a person when a breaker says ``escalate``; else it
+  fails for good with :class:`~hive.errors.BreakerOpen`.
 - Another 4xx (bad request, unknown model, wrong key): the step fails for good, naming it.
 
 5xx, timeouts and unreachable providers count as failures of that provider's breaker;
@@ -35,6 +38,8 @@ from hive.agents.builtin.llm.pricing import PriceTable, price_table
 from hive.agents.builtin.llm.repair import OutputSchema, answer_with_repairs
 from hive.agents.governance import InputGuardOptions
 from hive.errors import (
+    ApprovalRequired,
+    BreakerOpen,
     NoPassingInstance,
     PermanentError,
     SettingsError,
@@ -144,7 +149,7 @@ class _Chain:
         """
         if self.calls and self.ctx.is_cancelled():
             raise PermanentError("the run was cancelled; no further call made")
-        deferred: list[StepDeferred] = []
+        passed = _Passed()
         failed: list[CallFailed] = []
         for index in range(self.position, len(self.endpoints)):
             endpoint = self.endpoints[index]
@@ -153,7 +158,13 @@ class _Chain:
             except StepDeferred as exc:
                 metrics.llm_called(endpoint.provider, endpoint.model, "deferred")
                 self.ctx.logger.info("%s deferred: %s", endpoint.resource_name, exc.reason)
-                deferred.append(exc)
+                passed.deferred.append(exc)
+                continue
+            except (BreakerOpen, ApprovalRequired) as exc:
+                # on_open: fail or escalate: this provider is out, not the chain.
+                metrics.llm_called(endpoint.provider, endpoint.model, "breaker_open")
+                self.ctx.logger.info("%s passed over: %s", endpoint.resource_name, exc)
+                passed.add(exc)
                 continue
             except (ProviderDown, RateLimited) as exc:
                 metrics.llm_called(endpoint.provider, endpoint.model, exc.outcome)
@@ -166,7 +177,7 @@ class _Chain:
             self.position = index
             self._count(endpoint, completion)
             return completion
-        raise _none_answered(deferred, failed)
+        raise _none_answered(passed, failed)
 
     def _call(self, endpoint: Provider, messages: list[dict[str, str]]) -> Completion:
         # Read before the guard admits the call: a missing key is no failure of the provider.
@@ -216,7 +227,9 @@ class _Chain:
                 f"service {service!r}: no service registry outside the farm; give a base_url"
             )
         try:
-            return self.ctx.services.pick(service).rstrip("/")
+            # The worker's API key goes to the operator's shared instances only.
+            shared_only = endpoint.api_key_env is not None
+            return self.ctx.services.pick(service, shared_only=shared_only).rstrip("/")
         except NoPassingInstance as exc:
             raise ProviderDown(endpoint, str(exc)) from None
 
@@ -274,18 +287,55 @@ def _warn_unpriced(ctx: AgentContext, endpoint: Provider) -> None:
         )
 
 
-def _none_answered(deferred: list[StepDeferred], failed: list[CallFailed]) -> Exception:
-    """What the step raises when no endpoint of the chain answered."""
-    if not failed:
+@dataclass
+class _Passed:
+    """The endpoints of one pass down the chain that the farm kept the call from."""
+
+    deferred: list[StepDeferred] = field(default_factory=list)
+    opened: list[BreakerOpen] = field(default_factory=list)
+    """Breakers open with ``on_open: fail``."""
+    escalated: list[ApprovalRequired] = field(default_factory=list)
+    """Breakers open with ``on_open: escalate``."""
+
+    def add(self, exc: BreakerOpen | ApprovalRequired) -> None:
+        if isinstance(exc, BreakerOpen):
+            self.opened.append(exc)
+        else:
+            self.escalated.append(exc)
+
+    def reasons(self) -> list[str]:
+        return (
+            [f"{d.reason} (deferred)" for d in self.deferred]
+            + [o.message for o in self.opened]
+            + [e.reason for e in self.escalated]
+        )
+
+
+def _none_answered(passed: _Passed, failed: list[CallFailed]) -> Exception:
+    """What the step raises when no endpoint of the chain answered: a retryable failure if
+    one was tried and failed; else a deferral, if one may go later by itself; else held for
+    a person, if a breaker says so; else (every breaker open with ``on_open: fail``) the
+    step fails for good."""
+    deferred = passed.deferred
+    if not failed and deferred:
         soonest = min(deferred, key=lambda d: d.countdown_s)
         return StepDeferred(soonest.reason, soonest.countdown_s, soonest.kind)
+    if not failed and passed.escalated:
+        held = passed.escalated[0]
+        reason = "; ".join(e.reason for e in passed.escalated)
+        return ApprovalRequired(reason, held.step_input, held.source)
+    if not failed:
+        opened = passed.opened
+        if len(opened) == 1:
+            return opened[0]
+        return BreakerOpen(", ".join(o.breaker for o in opened), min(o.retry_in_s for o in opened))
     waits = [d.countdown_s for d in deferred]
     waits += [
         f.retry_after_s
         for f in failed
         if isinstance(f, RateLimited) and f.retry_after_s is not None
     ]
-    reasons = [str(f) for f in failed] + [f"{d.reason} (deferred)" for d in deferred]
+    reasons = [str(f) for f in failed] + passed.reasons()
     return TransientError(
         "no provider answered: " + "; ".join(reasons), retry_after_s=min(waits) if waits else None
     )

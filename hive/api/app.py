@@ -1,0 +1,59 @@
+"""The FastAPI application of ``hive api``, made by :func:`create_app` (uvicorn's factory,
+so each of ``--workers`` builds its own)."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from hive.api import errors, health, pipelines, runs
+from hive.api.middleware import BodyLimit, Guard
+from hive.settings import Settings, get_settings
+
+DESCRIPTION = """The producer API of Hive: submit runs of pipelines, read them, wait for them.
+
+Every `/v1` call takes an API key (`hive keys create`), as `Authorization: Bearer <key>` or
+`X-API-Key: <key>`. A key acts for one tenant with one role: `viewer` reads, `producer`
+also submits and cancels, `admin` also manages; an operator key acts for every tenant.
+Another tenant's run answers 404, like a run that does not exist.
+"""
+
+
+def _version() -> str:
+    try:
+        return version("hive")
+    except PackageNotFoundError:
+        return "0"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API over the process's farm (``settings``: the process's own by default)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Hive",
+        version=_version(),
+        description=DESCRIPTION,
+        # The interactive pages load scripts from a CDN, which the CSP forbids.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(runs.router)
+    app.include_router(pipelines.router)
+    if settings.api.origins:
+        # No cookies are read, so no credentials: never `*`, and nothing a browser keeps.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+            expose_headers=["Location"],
+        )
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(Guard)  # last added, outermost
+    return app

@@ -1,0 +1,103 @@
+"""Who is calling: the request's API key, given as ``Authorization: Bearer <key>`` or
+``X-API-Key: <key>``, as a :class:`~hive.service.Principal`; and the audit record of each
+call that changes something.
+
+Every /v1 route is an :class:`AuthenticatedRoute`: the key is checked before the body is
+read, so a caller without a valid key hears 401 and nothing else, whatever it sent. Every
+failure is the same 401, whatever was wrong (no key, a malformed one, unknown, wrong,
+expired, revoked, or two different keys at once). The key is never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response, Security
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+
+from hive import service
+from hive.api.errors import Unprocessable
+from hive.errors import AuthenticationFailed
+from hive.service import Outcome, Principal
+from hive.settings import get_settings
+
+# For the OpenAPI document: AuthenticatedRoute reads the same two headers.
+bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer hive_...`")
+api_key_header = APIKeyHeader(
+    name="X-API-Key", auto_error=False, description="`X-API-Key: hive_...` (instead of Bearer)"
+)
+
+
+def _presented(request: Request) -> str | None:
+    header_key = request.headers.get("x-api-key")
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    bearer_key = credentials.strip() if scheme.lower() == "bearer" else None
+    if bearer_key is not None and header_key is not None and bearer_key != header_key:
+        raise AuthenticationFailed()
+    return bearer_key or header_key
+
+
+def _authenticate(request: Request) -> Principal:
+    who = service.authenticate(get_settings(), _presented(request))
+    request.state.principal = who
+    return who
+
+
+class AuthenticatedRoute(APIRoute):
+    """A route that authenticates first, then reads its body; a body FastAPI cannot parse
+    (not UTF-8, nested past the parser's limit, a number too long) is a 422, not a 400."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def authenticated(request: Request) -> Response:
+            await run_in_threadpool(_authenticate, request)
+            try:
+                return await handler(request)
+            except HTTPException as exc:
+                if exc.status_code != 400:
+                    raise
+                problem = ("body", "", "cannot be parsed as JSON (or is nested too deep)")
+                raise Unprocessable([problem]) from None
+
+        return authenticated
+
+
+def principal(
+    request: Request,
+    _credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
+    _header_key: str | None = Security(api_key_header),
+) -> Principal:
+    """The request's principal, as :class:`AuthenticatedRoute` found it (a dependency of
+    every /v1 route; its parameters put the two ways of giving a key in the document)."""
+    who = getattr(request.state, "principal", None)
+    return who if isinstance(who, Principal) else _authenticate(request)
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def audit(
+    request: Request,
+    who: Principal,
+    action: str,
+    target: str | None,
+    outcome: Outcome,
+    tenant: str | None = None,
+) -> None:
+    """Record a call that changed (or tried to change) something: never the key, its id."""
+    service.record_audit(
+        get_settings(),
+        who.caller,
+        key_id=who.key_id,
+        action=action,
+        target=target,
+        outcome=outcome,
+        client=client_address(request),
+        tenant=tenant,
+    )

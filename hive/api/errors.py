@@ -1,0 +1,169 @@
+"""Hive's errors as HTTP answers, one JSON shape for all: ``{"error": {"type", "message",
+"problems"?}}``.
+
+::
+
+    401 unauthorized   no key, or a bad one (never which)      AuthenticationFailed
+    403 forbidden      the key's role lacks the right          PermissionDenied
+    404 not_found      no such run (or another tenant's)       RunNotFound, UnknownPipeline...
+    413 too_large      the body is over HIVE_API_MAX_BODY_BYTES  (hive.api.middleware)
+    422 invalid        each problem with where it is           RequestValidationError, InputError
+    503 unavailable    PostgreSQL or Redis cannot be reached   ServiceUnavailable...
+    500 internal       a bug: logged here, nothing said        (hive.api.middleware)
+
+No body holds a stack trace, a server's address or a value the client sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from hive.errors import (
+    ApiKeyNotFound,
+    ApprovalNotFound,
+    AuthenticationFailed,
+    DatabaseNotMigrated,
+    HiveError,
+    InputError,
+    InvalidArgument,
+    PermissionDenied,
+    RunNotFound,
+    ServiceInstanceNotFound,
+    ServiceUnavailable,
+    SettingsError,
+    UnknownPipeline,
+)
+
+logger = logging.getLogger(__name__)
+
+Problem = tuple[str, str, str]
+"""Where (``body``, ``query``, ``path``), the dotted path there, and what is wrong."""
+
+
+class Unprocessable(Exception):
+    """A request the API refuses with 422, naming each problem's place."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        super().__init__(problems)
+        self.problems = list(problems)
+
+
+def error_body(kind: str, message: str, problems: Sequence[Problem] | None = None) -> Any:
+    detail: dict[str, Any] = {"type": kind, "message": message}
+    if problems is not None:
+        detail["problems"] = [
+            {"in": where, "path": path, "message": text} for where, path, text in problems
+        ]
+    return {"error": detail}
+
+
+def answer(
+    status: int,
+    kind: str,
+    message: str,
+    problems: Sequence[Problem] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(kind, message, problems), status_code=status, headers=headers)
+
+
+def input_problems(exc: InputError, where: str = "body") -> list[Problem]:
+    """An InputError's problems (``input.items.2: ...``) with their paths apart."""
+    found = []
+    for problem in exc.problems:
+        path, sep, text = problem.partition(": ")
+        found.append((where, path, text) if sep else (where, "input", problem))
+    return found
+
+
+_NOT_FOUND = (
+    RunNotFound, UnknownPipeline, ApiKeyNotFound, ApprovalNotFound, ServiceInstanceNotFound,
+)  # fmt: skip
+
+
+def hive_error_response(exc: BaseException) -> JSONResponse:
+    """The answer to one of Hive's errors (or a ValueError of the service's checks)."""
+    if isinstance(exc, AuthenticationFailed):
+        return answer(401, "unauthorized", str(exc), headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, PermissionDenied):
+        return answer(403, "forbidden", str(exc))
+    if isinstance(exc, _NOT_FOUND):
+        return answer(404, "not_found", str(exc))
+    if isinstance(exc, InputError):
+        return answer(422, "invalid", str(exc), input_problems(exc))
+    if isinstance(exc, InvalidArgument):
+        return answer(422, "invalid", str(exc), [("body", "", p) for p in exc.problems])
+    if isinstance(exc, ServiceUnavailable | DatabaseNotMigrated | SettingsError):
+        # Never the detail: it names hosts and ports.
+        logger.warning("answering 503: %s", exc)
+        return answer(
+            503,
+            "unavailable",
+            "a server Hive needs cannot be reached; try again later",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, ValueError):
+        return answer(422, "invalid", str(exc), [("body", "", str(exc))])
+    return answer(409, "conflict", str(exc))
+
+
+def _validation_problems(exc: RequestValidationError) -> list[Problem]:
+    found = []
+    for error in exc.errors():
+        loc = list(error.get("loc", ())) or ["body"]
+        # A body that is not JSON: the location is a character offset, not a field.
+        rest = [] if error.get("type") == "json_invalid" else loc[1:]
+        path = ".".join(str(part) for part in rest)
+        found.append((str(loc[0]), path, str(error.get("msg", "invalid"))))
+    return found
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    async def on_hive_error(_request: Request, exc: Exception) -> JSONResponse:
+        return hive_error_response(exc)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = _validation_problems(exc)
+        return answer(422, "invalid", "the request does not fit (see problems)", problems)
+
+    async def on_unprocessable(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Unprocessable)
+        message = "; ".join(f"{path}: {text}" if path else text for _, path, text in exc.problems)
+        return answer(422, "invalid", message, exc.problems)
+
+    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http")
+        return answer(exc.status_code, kind, str(exc.detail), headers=dict(exc.headers or {}))
+
+    app.add_exception_handler(HiveError, on_hive_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Unprocessable, on_unprocessable)
+    app.add_exception_handler(HTTPException, on_http)
+
+
+def _described(description: str) -> dict[str, Any]:
+    from hive.api.models import ErrorOutput
+
+    return {"model": ErrorOutput, "description": description}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _described("No API key, or a bad one."),
+    403: _described("The key's role lacks the right."),
+    404: _described("Not found (or another tenant's)."),
+    413: _described("The body is too large."),
+    422: _described("The request does not fit: each problem with its place."),
+    503: _described("PostgreSQL or Redis cannot be reached."),
+}
+"""The error answers every /v1 route may give, for the OpenAPI document."""

@@ -1,0 +1,31 @@
+"""``/v1/pipelines``: what a key's tenant can submit, with each input schema and DAG."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from hive import service
+from hive.api.auth import AuthenticatedRoute, principal
+from hive.api.errors import ERROR_RESPONSES
+from hive.api.models import PipelineOutput
+from hive.service import Principal
+from hive.settings import get_settings
+
+router = APIRouter(
+    prefix="/v1", tags=["pipelines"], responses=ERROR_RESPONSES, route_class=AuthenticatedRoute
+)
+
+
+@router.get("/pipelines", response_model=list[PipelineOutput])
+def list_pipelines(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
+    """Every pipeline, by name."""
+    pipelines = service.list_pipelines(get_settings(), who.caller)
+    return [service.pipeline_view(pipelines[name]).to_json() for name in sorted(pipelines)]
+
+
+@router.get("/pipelines/{name}", response_model=PipelineOutput)
+def get_pipeline(name: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+    """One pipeline: its input JSON Schema and its steps (``needs`` make the DAG)."""
+    return service.pipeline_view(service.get_pipeline(get_settings(), who.caller, name)).to_json()

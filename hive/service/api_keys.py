@@ -1,0 +1,210 @@
+"""API keys of the HTTP API: create (the key is shown once), list, revoke, authenticate.
+
+A key reads ``hive_<id>_<secret>``: 16 hex digits of id, by which it is looked up, and 256
+random bits of secret. Only a hash of the whole key is stored, HMAC-SHA256 with the server's
+``HIVE_API_KEY_PEPPER``, or plain SHA-256 without one. A fast hash is the right one here:
+slow hashes (bcrypt, argon2) exist to make guessing a *password* from its hash expensive,
+and nobody guesses 256 random bits, so they would only add milliseconds to every request.
+The pepper keeps a copied ``api_keys`` table useless without the server's secret. Hashes
+are compared in constant time.
+
+Creating and revoking are the operator's (``Right.KEYS``); both are recorded in the audit
+trail, in the same transaction as the change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from hive.db import api_keys as key_store
+from hive.db.retrying import Connection, in_transaction
+from hive.errors import ApiKeyNotFound, AuthenticationFailed, InvalidArgument
+from hive.service.audit import Outcome, record
+from hive.service.caller import Caller, Right, Role
+from hive.service.farm import operation
+from hive.settings import Settings
+
+_KEY = re.compile(r"hive_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+# The hash a missing key is compared with, so a lookup that finds nothing costs what one
+# that finds a key does.
+_NO_HASH = "0" * 64
+_NAME_MAX = 200
+
+
+def _ts(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@dataclass(frozen=True)
+class ApiKeyView:
+    """A key as listed: never the key, nor its hash."""
+
+    id: str
+    tenant: str | None
+    role: str
+    name: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    status: str
+    """``active``, ``expired`` or ``revoked``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "tenant": self.tenant,
+            "role": self.role,
+            "name": self.name,
+            "status": self.status,
+            "created_at": _ts(self.created_at),
+            "expires_at": _ts(self.expires_at),
+            "revoked_at": _ts(self.revoked_at),
+            "last_used_at": _ts(self.last_used_at),
+        }
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A key just made: ``key`` is the only time it is ever shown."""
+
+    key: str
+    view: ApiKeyView
+
+    def __repr__(self) -> str:  # never the key
+        return f"<NewApiKey {self.view.id}>"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who an authenticated request comes from: its key's id and the caller it acts as."""
+
+    key_id: str
+    caller: Caller
+
+
+def _view(row: key_store.KeyRow) -> ApiKeyView:
+    status = "revoked" if row.revoked_at else "expired" if row.expired else "active"
+    return ApiKeyView(
+        id=row.id, tenant=row.tenant, role=row.role, name=row.name, created_at=row.created_at,
+        expires_at=row.expires_at, revoked_at=row.revoked_at, last_used_at=row.last_used_at,
+        status=status,
+    )  # fmt: skip
+
+
+def key_hash(settings: Settings, key: str) -> str:
+    """The stored form of ``key``: HMAC-SHA256 with the pepper, or SHA-256 without one."""
+    data = key.encode("utf-8", errors="surrogatepass")
+    pepper = settings.api.key_pepper
+    if pepper is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(pepper.get_secret_value().encode(), data, hashlib.sha256).hexdigest()
+
+
+@operation
+def create_api_key(
+    settings: Settings,
+    caller: Caller,
+    *,
+    tenant: str | None,
+    role: Role | str,
+    name: str | None = None,
+    expires_in_s: float | None = None,
+) -> NewApiKey:
+    """Make a key for ``tenant`` with ``role`` (``tenant`` None: an operator key, across
+    every tenant, whose role must be ``operator``).
+
+    Raises:
+        PermissionDenied: the caller is not the operator.
+        InvalidArgument: a role that does not go with the tenant, a tenant or name no key
+            could be stored under, or an expiry that is not a positive number of seconds.
+    """
+    caller.require(Right.KEYS)
+    problems: list[str] = []
+    try:
+        key_caller = Caller(tenant, Role(role))
+    except InvalidArgument as exc:
+        problems += exc.problems
+    except ValueError as exc:
+        problems.append(str(exc))
+    label = name if name is not None else ""
+    if not isinstance(label, str) or len(label) > _NAME_MAX or "\x00" in label:
+        problems.append(f"name must be text of at most {_NAME_MAX} characters, without NUL")
+    if expires_in_s is not None and not (
+        isinstance(expires_in_s, int | float) and 0 < expires_in_s < 100 * 365 * 86400
+    ):
+        problems.append("expires_in_s must be a positive number of seconds (under 100 years)")
+    if problems:
+        raise InvalidArgument(problems)
+    key_id = secrets.token_hex(8)
+    key = f"hive_{key_id}_{secrets.token_urlsafe(32)}"
+
+    def store(conn: Connection) -> key_store.KeyRow:
+        row = key_store.insert_key(
+            conn, key_id=key_id, tenant=key_caller.tenant, role=key_caller.role.value,
+            name=label, key_hash=key_hash(settings, key), expires_in_s=expires_in_s,
+        )  # fmt: skip
+        record(conn, None, caller, "key.create", f"key:{key_id}", Outcome.OK, None, tenant)
+        return row
+
+    return NewApiKey(key, _view(in_transaction(store, retry_s=0)))
+
+
+@operation
+def list_api_keys(settings: Settings, caller: Caller) -> list[ApiKeyView]:
+    """Every key, oldest first, revoked and expired ones included (never a key or hash)."""
+    caller.require(Right.KEYS)
+    rows = in_transaction(lambda conn: key_store.list_keys(conn, tenant=caller.tenant), retry_s=0)
+    return [_view(row) for row in rows]
+
+
+@operation
+def revoke_api_key(settings: Settings, caller: Caller, key_id: str) -> ApiKeyView:
+    """Revoke a key: from now on it authenticates nothing. Revoking it again is no error
+    and keeps the first time.
+
+    Raises:
+        ApiKeyNotFound: no key with that id.
+    """
+    caller.require(Right.KEYS)
+    if not isinstance(key_id, str) or not re.fullmatch(r"[0-9a-f]{16}", key_id):
+        raise ApiKeyNotFound(str(key_id))
+
+    def revoke(conn: Connection) -> key_store.KeyRow | None:
+        row = key_store.revoke_key(conn, key_id, tenant=caller.tenant)
+        if row is not None:
+            record(conn, None, caller, "key.revoke", f"key:{key_id}", Outcome.OK, None, row.tenant)
+        return row
+
+    row = in_transaction(revoke, retry_s=0)
+    if row is None:
+        raise ApiKeyNotFound(key_id)
+    return _view(row)
+
+
+@operation
+def authenticate(settings: Settings, presented: str | None) -> Principal:
+    """The principal of a request's key.
+
+    Raises:
+        AuthenticationFailed: no key, or one that is malformed, unknown, wrong, expired or
+            revoked; which one is never said.
+    """
+    match = _KEY.fullmatch(presented) if isinstance(presented, str) else None
+    if match is None:
+        raise AuthenticationFailed()
+    key_id = match.group(1)
+    row = in_transaction(lambda conn: key_store.find_key(conn, key_id), retry_s=0)
+    offered = key_hash(settings, presented or "")
+    matches = hmac.compare_digest(offered, row.hash if row is not None else _NO_HASH)
+    if row is None or not matches or row.revoked_at is not None or row.expired:
+        raise AuthenticationFailed()
+    if not row.used_lately:
+        in_transaction(lambda conn: key_store.touch_key(conn, key_id), retry_s=0)
+    return Principal(key_id, Caller(row.tenant, Role(row.role)))

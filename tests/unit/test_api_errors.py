@@ -1,0 +1,110 @@
+"""The API's error answers say what a client may know and nothing more."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from hive.api.errors import hive_error_response
+from hive.errors import (
+    AuthenticationFailed,
+    InputError,
+    PermissionDenied,
+    RunNotFound,
+    ServiceUnavailable,
+    SettingsError,
+)
+from hive.settings import ApiSettings
+
+
+def _answer(exc: Exception) -> tuple[int, dict[str, object]]:
+    response = hive_error_response(exc)
+    return response.status_code, json.loads(bytes(response.body))["error"]
+
+
+def test_a_server_that_cannot_be_reached_is_503_without_its_address() -> None:
+    status, error = _answer(
+        ServiceUnavailable("HIVE_DATABASE_URL", "could not connect to db.internal:5432")
+    )
+
+    assert status == 503
+    assert "internal" not in json.dumps(error) and "5432" not in json.dumps(error)
+    assert _answer(SettingsError("HIVE_BROKER_URL", "redis://secret@host"))[0] == 503
+
+
+def test_each_error_has_its_status() -> None:
+    assert _answer(AuthenticationFailed())[0] == 401
+    assert _answer(PermissionDenied("viewer", "submit runs"))[0] == 403
+    assert _answer(RunNotFound("x"))[0] == 404
+    status, error = _answer(InputError("p", ["input.items.2.name: 5 is not of type 'string'"]))
+    assert status == 422
+    assert error["problems"] == [
+        {"in": "body", "path": "input.items.2.name", "message": "5 is not of type 'string'"}
+    ]
+
+
+@pytest.mark.parametrize("origins", ["*", "app.example.com", "https://app.example.com/path"])
+def test_cors_origins_must_be_origins(origins: str) -> None:
+    with pytest.raises(ValueError, match="not an origin"):
+        ApiSettings(cors_origins=origins)
+
+
+def test_a_short_pepper_is_refused_and_an_empty_one_is_none() -> None:
+    with pytest.raises(ValueError, match="at least 16"):
+        ApiSettings(key_pepper="short")
+    assert ApiSettings(key_pepper="").key_pepper is None
+
+
+def test_a_bug_is_a_500_without_its_traceback_and_with_the_security_headers() -> None:
+    import asyncio
+
+    from hive.api import create_app
+
+    app = create_app()
+
+    def boom() -> None:
+        raise RuntimeError("secret detail at db.internal:5432")
+
+    app.add_api_route("/boom", boom)
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.get("/boom")
+
+    answer = asyncio.run(call())
+
+    assert answer.status_code == 500
+    assert answer.json() == {"error": {"type": "internal", "message": "internal error"}}
+    assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+def _preflight(origins: str, origin: str) -> httpx.Response:
+    import asyncio
+
+    from hive.api import create_app
+    from hive.settings import get_settings
+
+    settings = get_settings().model_copy(update={"api": ApiSettings(cors_origins=origins)})
+    app = create_app(settings)
+    headers = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            return await client.options("/v1/runs", headers=headers)
+
+    return asyncio.run(call())
+
+
+def test_cors_answers_the_configured_origins_alone_and_never_with_credentials() -> None:
+    allowed = _preflight("https://app.example.com", "https://app.example.com")
+    other = _preflight("https://app.example.com", "https://evil.example.com")
+    off = _preflight("", "https://app.example.com")
+
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-credentials" not in allowed.headers
+    assert "access-control-allow-origin" not in other.headers
+    assert "access-control-allow-origin" not in off.headers
