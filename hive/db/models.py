@@ -71,7 +71,7 @@ class Run(Base):
         ),
         # Sweeps start here. Not on status: see migration 0003.
         Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
-        # A tenant's runs, newest first (migration 0006); runs without one not in them (0015).
+        # A tenant's runs, newest first (migration 0006); runs without one not in them (0016).
         Index("ix_runs_tenant_created", "tenant", "created_at", postgresql_where=_HAS_TENANT),
         Index(
             "ix_runs_tenant_pipeline_created",

@@ -4,7 +4,7 @@ A commit whose answer was lost with its connection is told apart from one that n
 happened by the run id, made before the insert: the one retry, with the same id (and the
 caller's idempotency key, if any), finds the run it stored, or stores it. No key is made
 up for a run without one: it would cost an index entry at the run's insert and another at
-its close (migration 0015).
+its close (migration 0016).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ makes up an idempotency key for a run that has none (the run id, made before the
 tells a retried insert from a new one instead), so such a run has no entry in
 ``ix_runs_idempotency``; the keys made up before stay and keep working.
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
