@@ -20,8 +20,12 @@ Two kinds live here:
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 
 class StepOutcome(StrEnum):
@@ -146,9 +150,24 @@ WORKER_METRICS = (
 DEFER_REASONS = frozenset({"rate_limit", "concurrency", "breaker", "other"})
 
 
+# Every label set met so far, per metric: the sets are bounded (see above).
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: _M, *values: str) -> _M:
+    """``metric.labels(*values)``, looked up once per process and label set: ``labels()``
+    checks and converts its arguments and takes a lock at every call, several times a step.
+    The same child either way (prometheus-client keeps each one it made)."""
+    key = (id(metric), values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
+
+
 def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> None:
     """Count one attempt's end; a retried one also counts under its reason."""
-    STEPS.labels(agent, outcome).inc()
+    child(STEPS, agent, outcome).inc()
     if outcome == StepOutcome.RETRIED:
         STEP_RETRIES.labels(agent, reason or "unknown").inc()
 
@@ -180,7 +199,7 @@ def step_deferred(agent: str, reason: str) -> None:
 def run_closed(pipeline: str, duration_s: float) -> None:
     """How long a run a worker closed took from submit. (Its close is counted in
     PostgreSQL, with every other: see ``RUNS_CLOSED``.)"""
-    RUN_DURATION.labels(pipeline).observe(max(duration_s, 0.0))
+    child(RUN_DURATION, pipeline).observe(max(duration_s, 0.0))
 
 
 # Farm-wide figures (hive exporter): name -> (help, labels). Gauges all.

@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _TS = DateTime(timezone=True)
 _USD = Numeric(20, 9)
+_HAS_TENANT = text("tenant IS NOT NULL")
 
 # Python None is SQL NULL, never JSON 'null': `coalesce(error, :error)` must see a NULL.
 Json = JSONB(none_as_null=True)
@@ -80,9 +81,15 @@ class Run(Base):
         ),
         # Sweeps start here. Not on status: see migration 0003.
         Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
-        # A tenant's runs, newest first (migration 0006).
-        Index("ix_runs_tenant_created", "tenant", "created_at"),
-        Index("ix_runs_tenant_pipeline_created", "tenant", "pipeline", "created_at"),
+        # A tenant's runs, newest first (migration 0006); runs without one not in them (0017).
+        Index("ix_runs_tenant_created", "tenant", "created_at", postgresql_where=_HAS_TENANT),
+        Index(
+            "ix_runs_tenant_pipeline_created",
+            "tenant",
+            "pipeline",
+            "created_at",
+            postgresql_where=_HAS_TENANT,
+        ),
     )
 
 

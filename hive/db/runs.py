@@ -53,8 +53,9 @@ class NewStep(Protocol):
 
 # The run and every step of it, however many, in one statement: on an autocommit cursor,
 # a whole submit is one round trip. The steps the dispatcher sends first are inserted
-# already marked sent. With an idempotency key already used by the tenant, the run is not
-# inserted, so neither are the steps.
+# already marked sent. With its id already stored (this submit's own insert, tried again
+# after its answer was lost) or an idempotency key already used by the tenant, the run is
+# not inserted, so neither are the steps.
 _INSERT_RUN = text(
     """
     WITH run AS (
@@ -64,8 +65,7 @@ _INSERT_RUN = text(
         VALUES (:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
                 'queued', :steps_remaining, :idempotency_key,
                 now() + make_interval(secs => :deadline_s), :trace_id, :budget_usd)
-        ON CONFLICT (coalesce(tenant, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
-        DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING id
     ), steps AS (
         INSERT INTO step_runs (run_id, step_id, position, agent, needs, dependents, chain_next,
@@ -97,6 +97,9 @@ _RUN_BY_KEY = PreparedStatement(
     text("SELECT id FROM runs WHERE coalesce(tenant, '') = :tenant AND idempotency_key = :key"),
     {"tenant": "text", "key": "text"},
 )
+_RUN_BY_ID = PreparedStatement(
+    "hive_run_by_id", text("SELECT id FROM runs WHERE id = :run_id"), {"run_id": "uuid"}
+)
 
 
 def insert_run(
@@ -121,7 +124,9 @@ def insert_run(
     like :func:`hive.db.marks.mark_enqueued`'s marks.
 
     With an ``idempotency_key`` already used by the tenant, nothing is inserted and the
-    existing run's id is returned (concurrent calls wait on the unique index).
+    existing run's id is returned (concurrent calls wait on the unique index). Without one,
+    ``run_id`` itself tells a second try of this insert (its first commit's answer lost)
+    from a new run: found stored, it is returned as inserted.
     """
     rows = [
         {
@@ -159,9 +164,12 @@ def insert_run(
     )
     if inserted is not None:
         return run_id
-    existing = cursor.fetch_one(_RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
+    if idempotency_key is None:
+        existing = cursor.fetch_one(_RUN_BY_ID, {"run_id": run_id})
+    else:
+        existing = cursor.fetch_one(_RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
     if existing is None:  # the row that stopped the insert was deleted since
-        raise LookupError(f"run with idempotency key {idempotency_key!r} vanished")
+        raise LookupError(f"run {run_id} (idempotency key {idempotency_key!r}) vanished")
     return uuid.UUID(str(existing["id"]))
 
 

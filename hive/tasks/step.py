@@ -226,14 +226,14 @@ def _execute(run: Callable[[], T], ends_at: float, cancel: CancelCheck, agent: s
 @contextlib.contextmanager
 def _timed(agent: str) -> Iterator[None]:
     """The agent's run: counted as running meanwhile, its duration observed."""
-    running = metrics.STEPS_RUNNING.labels(agent)
+    running = metrics.child(metrics.STEPS_RUNNING, agent)
     running.inc()
     began = time.perf_counter()
     try:
         yield
     finally:
         running.dec()
-        metrics.STEP_DURATION.labels(agent).observe(time.perf_counter() - began)
+        metrics.child(metrics.STEP_DURATION, agent).observe(time.perf_counter() - began)
 
 
 def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:
@@ -244,7 +244,7 @@ def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:
             since_due = time.time() - datetime.fromisoformat(str(eta)).timestamp()
             waited_s = since_due if waited_s is None else min(waited_s, since_due)
     if waited_s is not None:
-        metrics.STEP_WAIT.labels(keys.agent_queue(queue)).observe(max(waited_s, 0.0))
+        metrics.child(metrics.STEP_WAIT, keys.agent_queue(queue)).observe(max(waited_s, 0.0))
 
 
 def _claim_budget_s(db_retry_s: float, timelimit: Any) -> float:
