@@ -6,7 +6,8 @@ A slow HTTP server on loopback (``bench.slow_server``) answers every call after 
 while a worker with ``--pool``/``--concurrency`` is paused, then the worker alone. Phase 2:
 N raw Celery tasks making the same call with the same client, queued likewise on a fresh
 worker of the same pool and concurrency, in the same run. Each phase reports calls/s (first
-call's start to last call's end), the worker's CPU time per call, the
+call's start to last call's end), the worker's CPU time per call from its resume (and its
+main thread's: Celery's consumer, which receives, acknowledges and publishes events), the
 most calls in flight at once (the server's own peak; and the largest overlap of the calls'
 running intervals), and the peak resident memory of the worker's process tree; the Hive
 phase also the most sessions open on the bench database. Progress goes to stderr; the report
@@ -66,6 +67,24 @@ def _phase_timeout_s(args: argparse.Namespace) -> float:
     return max(120.0, args.n / args.concurrency * args.delay_s * 10)
 
 
+class _Resumer:
+    """The worker's resume, said on stderr (a profiler attached to the worker's pid can wait
+    for this line); the worker's CPU time is read then, so that a phase's CPU per call is
+    of the drain alone, not of the idle worker while the calls were queued."""
+
+    def __init__(self, worker: WorkerProcess, what: str) -> None:
+        self.worker = worker
+        self.what = what
+        self.cpu_s = 0.0
+        self.main_cpu_s = 0.0
+
+    def __call__(self) -> None:
+        say(f"{self.what}: all queued, worker {self.worker.pid} resumes")
+        self.cpu_s = self.worker.tree_cpu_s()
+        self.main_cpu_s = self.worker.main_thread_cpu_s()
+        self.worker.resume()
+
+
 def _worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> WorkerProcess:
     worker = WorkerProcess(env, log, concurrency=args.concurrency, pool=args.pool)
     say(f"worker pid {worker.pid} (--pool {args.pool} --concurrency {args.concurrency})")
@@ -87,12 +106,17 @@ def hive_phase(
         server.reset()
         say(f"hive: {args.n} one-step runs queued, then the worker alone")
         probes = {"rss": worker.tree_rss_mb, "db": hive.connections}
-        cpu_before = worker.tree_cpu_s()
+        resumer = _Resumer(worker, "hive")
         with Sampler(probes) as peaks:
             phase = hive.drain(
-                args.n, server.call_url(), _phase_timeout_s(args), worker.pause, worker.resume
+                args.n,
+                server.call_url(),
+                _phase_timeout_s(args),
+                worker.pause,
+                resumer,
             )
-        cpu_s = worker.tree_cpu_s() - cpu_before
+        cpu_s = worker.tree_cpu_s() - resumer.cpu_s
+        main_cpu_s = worker.main_thread_cpu_s() - resumer.main_cpu_s
         served = server.stats()
         errors = [line for line in worker.log_tail(50000).splitlines() if "ERROR" in line]
     finally:
@@ -106,6 +130,7 @@ def hive_phase(
         "worker_rss_idle_mb": round(idle_rss, 1),
         "db_connections_peak": int(peaks.values["db"]),
         "worker_cpu_ms_per_step": 1000 * cpu_s / phase.count,
+        "worker_main_thread_cpu_ms_per_step": 1000 * main_cpu_s / phase.count,
         "hive_submit_per_s": rate(phase.count, phase.submit_s),
         "hive_wall_s": phase.wall_s,
         "worker_errors": errors[-20:],
@@ -129,12 +154,17 @@ def raw_phase(
         broker.reset()
         server.reset()
         say(f"celery: {args.n} raw tasks queued, then the worker alone")
-        cpu_before = worker.tree_cpu_s()
+        resumer = _Resumer(worker, "celery")
         with Sampler({"rss": worker.tree_rss_mb}) as peaks:
             phase = raw.drain(
-                args.n, server.call_url(), _phase_timeout_s(args), worker.pause, worker.resume
+                args.n,
+                server.call_url(),
+                _phase_timeout_s(args),
+                worker.pause,
+                resumer,
             )
-        cpu_s = worker.tree_cpu_s() - cpu_before
+        cpu_s = worker.tree_cpu_s() - resumer.cpu_s
+        main_cpu_s = worker.main_thread_cpu_s() - resumer.main_cpu_s
         served = server.stats()
     finally:
         worker.stop()
@@ -144,6 +174,7 @@ def raw_phase(
         "celery_max_in_flight_intervals": phase.overlap,
         "celery_worker_rss_mb": round(peaks.values["rss"], 1),
         "celery_worker_cpu_ms_per_task": 1000 * cpu_s / phase.count,
+        "celery_worker_main_thread_cpu_ms_per_task": 1000 * main_cpu_s / phase.count,
         "celery_submit_per_s": rate(phase.count, phase.submit_s),
         "celery_wall_s": phase.wall_s,
         "celery_errors": phase.errors,
@@ -163,11 +194,13 @@ def report(r: dict[str, Any]) -> str:
             f"{r['max_in_flight']} (server) / {r['max_in_flight_intervals']} (PostgreSQL), "
             f"worker RSS {r['worker_rss_mb']:.0f} MiB (idle {r['worker_rss_idle_mb']:.0f}), "
             f"database sessions at most {r['db_connections_peak']}, worker CPU "
-            f"{r['worker_cpu_ms_per_step']:.1f} ms/step",
+            f"{r['worker_cpu_ms_per_step']:.1f} ms/step (main thread "
+            f"{r['worker_main_thread_cpu_ms_per_step']:.1f})",
             f"celery raw tasks:     {r['celery_tasks_per_s']:7.1f} tasks/s, in flight at most "
             f"{r['celery_max_in_flight']} (server) / {r['celery_max_in_flight_intervals']} "
             f"(stamps), worker RSS {r['celery_worker_rss_mb']:.0f} MiB, worker CPU "
-            f"{r['celery_worker_cpu_ms_per_task']:.1f} ms/task",
+            f"{r['celery_worker_cpu_ms_per_task']:.1f} ms/task (main thread "
+            f"{r['celery_worker_main_thread_cpu_ms_per_task']:.1f})",
             f"ratio hive/celery:    {r['ratio']:7.2f}",
         ]
     )

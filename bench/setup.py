@@ -282,6 +282,15 @@ class WorkerProcess:
                 ticks += int(fields[11]) + int(fields[12])  # utime, stime
         return ticks / os.sysconf("SC_CLK_TCK")
 
+    def main_thread_cpu_s(self) -> float:
+        """CPU time of the worker's main thread alone: Celery's consumer (it receives every
+        message, acknowledges it and publishes its events), whatever the pool."""
+        with contextlib.suppress(OSError):
+            stat = Path(f"/proc/{self.pid}/task/{self.pid}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return 0.0
+
     def pool_pids(self) -> list[int]:
         out = subprocess.run(
             ["pgrep", "-P", str(self.pid)], capture_output=True, text=True, check=False

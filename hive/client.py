@@ -20,6 +20,7 @@ from hive import service
 from hive.pipelines import Pipeline
 from hive.service import (
     ApprovalView,
+    BudgetView,
     Caller,
     Role,
     RunState,
@@ -35,6 +36,8 @@ from hive.statuses import ServiceStatus
 __all__ = [
     "ApprovalView",
     "Approvals",
+    "BudgetView",
+    "Budgets",
     "Client",
     "Run",
     "RunView",
@@ -66,7 +69,8 @@ class Run:
         """Block until the run ends and return its output.
 
         Raises:
-            RunFailed: the run ended failed, cancelled or expired; names the failed step.
+            RunFailed: the run ended failed, cancelled, expired or budget_exceeded; names the
+                failed step.
             TimeoutError: ``timeout`` seconds passed first.
         """
         client = self._client
@@ -200,6 +204,39 @@ class Approvals:
                               by=by or c.identity)  # fmt: skip
 
 
+class Budgets:
+    """Tenants' daily cost budgets, as ``Client().budgets``. Reading them is the ``admin``'s
+    (its own tenant's) and the operator's; setting and clearing them the operator's alone."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def list(self) -> list[BudgetView]:
+        """Every tenant with a daily budget, or spending under one today (an admin: its own)."""
+        c = self._client
+        return service.list_budgets(c.settings, c.caller)
+
+    def get(self, tenant: str) -> BudgetView:
+        """``tenant``'s daily budget (``daily_usd`` None: none) and today's figures."""
+        c = self._client
+        return service.get_budget(c.settings, c.caller, tenant)
+
+    def set(self, tenant: str, daily_usd: float) -> BudgetView:
+        """Give ``tenant`` a budget of ``daily_usd`` per UTC day, replacing its current one.
+
+        Raises:
+            PermissionDenied: the client is not the operator.
+            InvalidArgument: no tenant name, or not a finite amount above zero.
+        """
+        c = self._client
+        return service.set_budget(c.settings, c.caller, tenant, daily_usd, by=c.identity)
+
+    def clear(self, tenant: str) -> bool:
+        """Lift ``tenant``'s daily budget; False when it had none."""
+        c = self._client
+        return service.clear_budget(c.settings, c.caller, tenant, by=c.identity)
+
+
 class Client:
     """Submit and inspect runs. Reads settings from the environment unless given.
 
@@ -234,6 +271,7 @@ class Client:
         self.identity = identity or getpass.getuser()
         self.services = Services(self)
         self.approvals = Approvals(self)
+        self.budgets = Budgets(self)
 
     @property
     def tenant(self) -> str | None:
@@ -254,6 +292,7 @@ class Client:
         priority: str = "normal",
         idempotency_key: str | None = None,
         deadline: float | None = None,
+        budget_usd: float | None = None,
     ) -> Run:
         """Validate ``input`` against the pipeline's input_schema, store the run and its steps
         in one transaction, then send its first steps.
@@ -265,6 +304,9 @@ class Client:
             priority: ``low``, ``normal``, ``high`` or ``critical``.
             idempotency_key: the same key and tenant always give back the same run.
             deadline: seconds; a run not finished by then ends ``expired``.
+            budget_usd: the run's cost budget in USD, in place of its pipeline's
+                ``budget_usd``: an LLM step whose estimated cost would pass it does not
+                start, and the run ends ``budget_exceeded``.
 
         Raises:
             UnknownPipeline: no pipeline of that name (lists the known ones).
@@ -273,7 +315,8 @@ class Client:
                 Nothing is stored or sent.
             InvalidArgument: ``tenant`` empty, ``tenant`` or ``idempotency_key`` longer than
                 200 characters or holding a NUL character, or a ``deadline`` that is not a
-                finite positive number of seconds (also a ValueError).
+                finite positive number of seconds, or a ``budget_usd`` that is not a finite
+                positive amount (also a ValueError).
             PermissionDenied: the client's role may not submit, or not for ``tenant``.
             ValueError: an unknown priority.
             ServiceUnavailable: PostgreSQL cannot be reached.
@@ -287,6 +330,7 @@ class Client:
             priority=priority,
             idempotency_key=idempotency_key,
             deadline=deadline,
+            budget_usd=budget_usd,
         )
         return Run(self, submitted.run_id)
 

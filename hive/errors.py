@@ -24,6 +24,7 @@
     ├── ApprovalError            decided already, or the edited input does not fit
     ├── ApprovalRequired         not a failure: the input guard holds the step for a person
     ├── StepDeferred             not a failure: the step waits (limit, open breaker) and comes back
+    ├── BudgetExceeded           not a failure: the step would spend past a budget; the run stops
     ├── LimitsFileError          HIVE_LIMITS_FILE is invalid (carries every problem)
     ├── UnknownBreaker           no breaker of that name in the limits file
     ├── PermanentError           a step failing with it is never retried
@@ -411,6 +412,58 @@ class StepDeferred(HiveError):
 
     def __str__(self) -> str:
         return f"deferred {self.countdown_s:.3g}s: {self.reason}"
+
+
+class BudgetExceeded(HiveError):
+    """Raised in the step path when a step's estimated cost does not fit a budget: the step
+    does not start and its run ends ``budget_exceeded``. ``scope`` is ``run`` or
+    ``tenant_daily``; the amounts are in the price table's currency (USD), and ``excess_usd``
+    is by how much spent + reserved + the estimate would pass the limit."""
+
+    def __init__(
+        self,
+        scope: str,
+        limit_usd: float,
+        spent_usd: float,
+        reserved_usd: float,
+        estimate_usd: float,
+        tenant: str | None = None,
+    ) -> None:
+        super().__init__(scope, limit_usd, spent_usd, reserved_usd, estimate_usd, tenant)
+        self.scope = scope
+        self.limit_usd = limit_usd
+        self.spent_usd = spent_usd
+        self.reserved_usd = reserved_usd
+        self.estimate_usd = estimate_usd
+        self.tenant = tenant
+
+    @property
+    def excess_usd(self) -> float:
+        return round(self.spent_usd + self.reserved_usd + self.estimate_usd - self.limit_usd, 9)
+
+    def detail(self) -> dict[str, Any]:
+        """The figures, as the ``budget_exceeded`` event and the run's error hold them."""
+        return {
+            "budget": self.scope,
+            "tenant": self.tenant,
+            "limit_usd": self.limit_usd,
+            "spent_usd": self.spent_usd,
+            "reserved_usd": self.reserved_usd,
+            "estimate_usd": self.estimate_usd,
+            "excess_usd": self.excess_usd,
+        }
+
+    def __str__(self) -> str:
+        whose = (
+            "the run's budget"
+            if self.scope == "run"
+            else f"the daily budget of tenant {self.tenant!r}"
+        )
+        return (
+            f"{whose} of {self.limit_usd:g} USD would be exceeded by {self.excess_usd:g} USD "
+            f"(spent {self.spent_usd:g}, reserved {self.reserved_usd:g}, "
+            f"this step's estimate {self.estimate_usd:g})"
+        )
 
 
 class LimitsFileError(HiveError):

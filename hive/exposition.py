@@ -79,12 +79,12 @@ def serve_worker_metrics(address: str, port: int, directory: Path) -> None:
     Raises:
         MetricsPortUnavailable: the port is taken (another worker on this host?).
     """
-    from prometheus_client import CollectorRegistry, multiprocess
+    from prometheus_client import CollectorRegistry
 
     registry = CollectorRegistry()
     # Collected in this order: the dead are swept before the files are read.
     registry.register(_DeadProcessSweeper(directory))
-    multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    registry.register(_PoolFilesCollector(directory))
     global _server
     _server = serve(registry, address, port, "HIVE_METRICS_PORT (or --metrics-port)")
 
@@ -123,6 +123,38 @@ class _DeadProcessSweeper:
     def collect(self) -> list[Any]:
         mark_dead_processes(self._directory)
         return []
+
+
+class _PoolFilesCollector:
+    """prometheus-client's ``MultiProcessCollector``, minus the files it cannot read yet.
+
+    A pool process creates its file before sizing it (prometheus/client_python#1199): a
+    scrape in that window, right after a pool process is replaced, would fail whole (a 500)
+    on the empty file, and for good if the process were killed inside it. A file of fewer
+    than 8 bytes holds nothing yet and is left out; one that vanishes between listing and
+    reading (its process marked dead meanwhile) sends the scrape round once more."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+
+    def collect(self) -> Any:
+        try:
+            return self._merge()
+        except FileNotFoundError:
+            return self._merge()
+
+    def _merge(self) -> Any:
+        from prometheus_client import multiprocess
+
+        files = [str(f) for f in self._directory.glob("*.db") if _has_header(f)]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
+def _has_header(path: Path) -> bool:
+    try:
+        return path.stat().st_size >= 8
+    except FileNotFoundError:
+        return False
 
 
 def mark_dead_processes(directory: Path) -> list[int]:

@@ -22,8 +22,12 @@ Two kinds live here:
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
 
 
 class StepOutcome(StrEnum):
@@ -124,9 +128,24 @@ INPUT_SCREENED = Counter(
     ["agent", "outcome"],
 )
 
+# Cost budgets (hive/guard/budgets.py): scope is run or tenant_daily.
+BUDGET_WARNINGS = Counter(
+    "hive_budget_warnings_total",
+    "Budgets whose spending reached HIVE_BUDGET_WARN_AT of their limit (once per budget), "
+    "by scope (run, tenant_daily).",
+    ["scope"],
+)
+BUDGET_EXCEEDED = Counter(
+    "hive_budget_exceeded_total",
+    "Steps a budget turned away, each ending its run budget_exceeded, by scope (run, "
+    "tenant_daily).",
+    ["scope"],
+)
+
 WORKER_METRICS = (
     *(STEPS, STEP_DURATION, STEP_WAIT, STEP_RETRIES, STEPS_DEFERRED, STEPS_RUNNING),
     *(ABANDONED_AGENTS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
+    *(BUDGET_WARNINGS, BUDGET_EXCEEDED),
 )
 
 # From a cached read to a long poll's minute.
@@ -151,9 +170,24 @@ API_METRICS = (API_REQUESTS, API_REQUEST_DURATION)
 DEFER_REASONS = frozenset({"rate_limit", "concurrency", "breaker", "other"})
 
 
+# Every label set met so far, per metric: the sets are bounded (see above).
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: _M, *values: str) -> _M:
+    """``metric.labels(*values)``, looked up once per process and label set: ``labels()``
+    checks and converts its arguments and takes a lock at every call, several times a step.
+    The same child either way (prometheus-client keeps each one it made)."""
+    key = (id(metric), values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
+
+
 def step_ended(agent: str, outcome: StepOutcome, reason: str | None = None) -> None:
     """Count one attempt's end; a retried one also counts under its reason."""
-    STEPS.labels(agent, outcome).inc()
+    child(STEPS, agent, outcome).inc()
     if outcome == StepOutcome.RETRIED:
         STEP_RETRIES.labels(agent, reason or "unknown").inc()
 
@@ -185,7 +219,7 @@ def step_deferred(agent: str, reason: str) -> None:
 def run_closed(pipeline: str, duration_s: float) -> None:
     """How long a run a worker closed took from submit. (Its close is counted in
     PostgreSQL, with every other: see ``RUNS_CLOSED``.)"""
-    RUN_DURATION.labels(pipeline).observe(max(duration_s, 0.0))
+    child(RUN_DURATION, pipeline).observe(max(duration_s, 0.0))
 
 
 # Farm-wide figures (hive exporter): name -> (help, labels). Gauges all.
@@ -258,7 +292,8 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
 # value, so take max() over them, not sum(), when running two.
 FARM_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     RUNS_CLOSED: (
-        "Runs closed, by pipeline and final status (succeeded, failed, cancelled, expired), "
+        "Runs closed, by pipeline and final status (succeeded, failed, cancelled, expired, "
+        "budget_exceeded), "
         "whoever closed them: a replayed run counts again when it closes again.",
         ("pipeline", "status"),
     ),

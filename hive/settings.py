@@ -464,6 +464,19 @@ class LlmSettings(_Section):
         return _not_blank(value)
 
 
+class BudgetSettings(_Section):
+    """Cost budgets: a run's `budget_usd`, a tenant's daily budget (`hive budgets`)."""
+
+    warn_at: float = _var(
+        "BUDGET_WARN_AT",
+        "the fraction of a budget whose spending records a `budget_warning` event and counts "
+        "`hive_budget_warnings_total`, once per budget (a run's, or a tenant's UTC day)",
+        default=0.8,
+        gt=0,
+        le=1,
+    )
+
+
 class ApprovalSettings(_Section):
     """Steps held for a person's decision."""
 
@@ -596,6 +609,7 @@ class Settings(BaseModel):
     http: HttpSettings = Field(default_factory=HttpSettings)
     credentials: CredentialSettings = Field(default_factory=CredentialSettings)
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    budgets: BudgetSettings = Field(default_factory=BudgetSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     input_guard: InputGuardSettings = Field(default_factory=InputGuardSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)

@@ -17,6 +17,9 @@ class RunStatus(StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     EXPIRED = "expired"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    """A step would have spent past a budget (the run's, or its tenant's for the UTC day):
+    it did not start, the run's remaining steps were skipped (hive/guard/budgets.py)."""
     AWAITING_APPROVAL = "awaiting_approval"
     """Shown, never stored: an active run (stored ``queued`` or ``running``) with a step
     awaiting a person's decision. Its other branches go on; it is cancelled, expired and
@@ -86,13 +89,25 @@ FINAL_RUN_STATUSES: tuple[RunStatus, ...] = (
     RunStatus.FAILED,
     RunStatus.CANCELLED,
     RunStatus.EXPIRED,
+    RunStatus.BUDGET_EXCEEDED,
 )
+
+
+class BudgetScope(StrEnum):
+    """Which budget a reservation, a warning or a refusal is about."""
+
+    RUN = "run"
+    """The run's own ``budget_usd`` (the submit's, else its pipeline's)."""
+    TENANT_DAILY = "tenant_daily"
+    """The run's tenant's budget for the UTC day (``hive budgets set``)."""
+
 
 __all__ = [
     "ACTIVE_RUN_STATUSES",
     "FINAL_RUN_STATUSES",
     "ApprovalStatus",
     "AttemptOutcome",
+    "BudgetScope",
     "DeferOutcome",
     "RunStatus",
     "ServiceStatus",

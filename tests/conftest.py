@@ -102,7 +102,7 @@ def clean_state(hive_env: dict[str, str], redis_db: tuple[redis.Redis, int]) -> 
         conn.execute(
             text(
                 "TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes, "
-                "api_keys, audit CASCADE"
+                "api_keys, audit, tenant_budgets, tenant_budget_days, budget_holds CASCADE"
             )
         )
     owner = client.get("hive-test-owner")

@@ -230,6 +230,14 @@ class Agent(Generic[InputT, OutputT]):
         """
         raise NotImplementedError
 
+    def estimate_cost(self, raw_input: dict[str, Any]) -> float | None:
+        """What one attempt of a step with ``raw_input`` may cost at most, in the price
+        table's currency (USD). The farm reserves it against the run's and the tenant's
+        budgets before the step runs, and settles what the attempt reports as its
+        ``cost`` usage after it. None (the default): the step costs nothing to reserve.
+        An input that does not validate estimates None; :meth:`execute` refuses it."""
+        return None
+
     def execute(self, raw_input: dict[str, Any], ctx: AgentContext) -> dict[str, Any]:
         """Validate ``raw_input``, run, and validate the output; returns it as JSON-able data."""
         try:

@@ -30,6 +30,13 @@ class SubmitRunInput(_Wire):
     deadline_s: float | None = Field(
         default=None, gt=0, description="Seconds; a run not finished by then ends expired."
     )
+    budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000_000,
+        description="The run's cost budget in USD, in place of its pipeline's: an LLM step "
+        "whose estimated cost would pass it does not start, and the run ends budget_exceeded.",
+    )
 
 
 class StepOutput(_Wire):
@@ -67,6 +74,10 @@ class RunOutput(_Wire):
     trace_id: str | None
     usage: dict[str, float | int] | None
     cost: float | None
+    budget_usd: float | None = Field(description="The run's cost budget; null: none.")
+    budget_spent_usd: float | None = Field(
+        description="What its steps spent against the budget; null without one."
+    )
     steps: list[StepOutput] | None
 
 
@@ -99,6 +110,7 @@ class PipelineOutput(_Wire):
     input_schema: dict[str, Any]
     steps: list[PipelineStepOutput]
     output: Any
+    budget_usd: float | None = Field(description="Each run's cost budget; null: none.")
 
 
 class ProblemOutput(_Wire):

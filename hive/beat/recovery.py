@@ -20,6 +20,7 @@ from hive.db import sweeps
 from hive.db.marks import unmark_chain_after
 from hive.db.retrying import Connection, in_transaction
 from hive.errors import DispatchError
+from hive.guard.budgets import release_orphaned_holds
 from hive.logs import log_context
 from hive.settings import get_settings
 from hive.statuses import RunStatus
@@ -46,6 +47,8 @@ class RecoveryReport:
     """Steps whose publish failed for a reason retrying will not cure: failed and recorded."""
     expired_runs: int = 0
     finished_runs: int = 0
+    budget_holds_released: int = 0
+    """Budget reservations of attempts that ended without settling them."""
 
     def as_dict(self) -> dict[str, int | bool]:
         return asdict(self)
@@ -96,6 +99,7 @@ def recover(client: redis.Redis) -> RecoveryReport:
                 report.expired_runs += 1
 
     _send_unsent(report, settings.recovery.redispatch_after_s)
+    report.budget_holds_released = release_orphaned_holds()
     if any(asdict(report).values()):
         logger.info("recovery: %s", report.as_dict())
     return report

@@ -1,7 +1,7 @@
 """The ``hive`` command: this module assembles the area modules' commands under ``main``.
 
 Each area module (processes, runs, dlq, approvals, maintenance, catalog, db, services,
-workers, status, usage, breakers, healthcheck, keys, serve) imports only
+workers, status, usage, breakers, budgets, healthcheck, keys, serve) imports only
 :mod:`hive.cli.base` and the layers below the CLI, never another area module.
 """
 
@@ -12,6 +12,7 @@ import click
 from hive.cli.approvals import approvals
 from hive.cli.base import HiveGroup, exit_on_sigterm
 from hive.cli.breakers import breakers
+from hive.cli.budgets import budgets
 from hive.cli.catalog import agents, pipelines
 from hive.cli.db import db
 from hive.cli.dlq import dlq
@@ -38,7 +39,8 @@ def main() -> None:
 
 _COMMANDS = (
     worker, beat, flower, exporter, db, agents, pipelines, submit, runs, dlq, approvals,
-    maintenance, services, workers, status, usage, breakers, healthcheck, keys, audit, api,
+    maintenance, services, workers, status, usage, breakers, budgets, healthcheck, keys,
+    audit, api,
 )  # fmt: skip
 for _command in _COMMANDS:
     main.add_command(_command)

@@ -36,6 +36,8 @@ _RUN_STATUSES = [status.value for status in RunStatus]
 @click.option("--idempotency-key", default=None, help="The same key gives back the same run.")
 @click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Seconds; a run not finished by then ends expired.")  # fmt: skip
+@click.option("--budget-usd", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="The run's cost budget in USD, in place of its pipeline's.")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Wait and print the output; exit 1 if the run fails.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
               help="With --wait: seconds to wait.")  # fmt: skip
@@ -46,6 +48,7 @@ def submit(
     priority: str,
     idempotency_key: str | None,
     deadline: float | None,
+    budget_usd: float | None,
     wait: bool,
     timeout: float | None,
 ) -> None:
@@ -63,7 +66,7 @@ def submit(
     service.check_broker(settings)
     submitted = service.submit(
         settings, caller, pipeline, data, tenant=tenant, priority=priority,
-        idempotency_key=idempotency_key, deadline=deadline,
+        idempotency_key=idempotency_key, deadline=deadline, budget_usd=budget_usd,
     )  # fmt: skip
     click.echo(str(submitted.run_id))
     if not wait:
@@ -104,6 +107,9 @@ def runs_show(run_id: uuid.UUID, as_json: bool) -> None:
         f"  created  {data['created_at']}\n  started  {data['started_at'] or '-'}\n"
         f"  finished {data['finished_at'] or '-'}\n  trace    {data['trace_id'] or '-'}"
     )
+    if data["budget_usd"] is not None:
+        spent, budget = data["budget_spent_usd"], data["budget_usd"]
+        click.echo(f"  budget   {spent:.6f} of {budget:.6f} USD spent")
     if data["error"]:
         click.echo(f"  error    {json.dumps(data['error'])}")
     if data["output"] is not None:

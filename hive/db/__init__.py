@@ -12,6 +12,9 @@ Modules, one concept each::
     figures         the farm-wide figures ``hive exporter`` reads on each scrape
     usage           what steps used (tokens, cost): stored with each outcome, summed per
                     run and per tenant
+    budgets         cost budgets: reserve a step's estimate (a compare-and-set), settle
+                    what it cost, release what dead attempts held
+    budget_limits   tenants' daily budgets: set, clear, read with today's spending
     options         stored step options read back as AgentOptions (one default each)
     schema, migrate whether the tables are there; Alembic's upgrade
     errors          the one translation of driver errors into HiveErrors

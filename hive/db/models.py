@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Double,
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     SmallInteger,
     String,
     Table,
@@ -26,6 +29,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _TS = DateTime(timezone=True)
+_USD = Numeric(20, 9)
+_HAS_TENANT = text("tenant IS NOT NULL")
 
 # Python None is SQL NULL, never JSON 'null': `coalesce(error, :error)` must see a NULL.
 Json = JSONB(none_as_null=True)
@@ -59,6 +64,12 @@ class Run(Base):
     created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now(), index=True)
     started_at: Mapped[datetime | None] = mapped_column(_TS)
     finished_at: Mapped[datetime | None] = mapped_column(_TS)
+    # The run's cost budget (migration 0016; hive/db/budgets.py): NULL for none; what its
+    # steps spent against it and what running steps hold reserved; when it passed 80 %.
+    budget_usd: Mapped[Decimal | None] = mapped_column(_USD)
+    budget_spent_usd: Mapped[Decimal] = mapped_column(_USD, server_default=text("0"))
+    budget_reserved_usd: Mapped[Decimal] = mapped_column(_USD, server_default=text("0"))
+    budget_warned_at: Mapped[datetime | None] = mapped_column(_TS)
 
     __table_args__ = (
         Index(
@@ -70,9 +81,15 @@ class Run(Base):
         ),
         # Sweeps start here. Not on status: see migration 0003.
         Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
-        # A tenant's runs, newest first (migration 0006).
-        Index("ix_runs_tenant_created", "tenant", "created_at"),
-        Index("ix_runs_tenant_pipeline_created", "tenant", "pipeline", "created_at"),
+        # A tenant's runs, newest first (migration 0006); runs without one not in them (0017).
+        Index("ix_runs_tenant_created", "tenant", "created_at", postgresql_where=_HAS_TENANT),
+        Index(
+            "ix_runs_tenant_pipeline_created",
+            "tenant",
+            "pipeline",
+            "created_at",
+            postgresql_where=_HAS_TENANT,
+        ),
     )
 
 
@@ -296,6 +313,46 @@ class RunClose(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+class TenantBudget(Base):
+    """A tenant's cost budget per UTC day (``hive budgets set``; migration 0016)."""
+
+    __tablename__ = "tenant_budgets"
+
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    daily_usd: Mapped[Decimal] = mapped_column(_USD)
+    updated_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+
+
+class TenantBudgetDay(Base):
+    """What a tenant spent and holds reserved on one UTC day."""
+
+    __tablename__ = "tenant_budget_days"
+
+    tenant: Mapped[str] = mapped_column(String(200), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    spent_usd: Mapped[Decimal] = mapped_column(_USD, server_default=text("0"))
+    reserved_usd: Mapped[Decimal] = mapped_column(_USD, server_default=text("0"))
+    warned_at: Mapped[datetime | None] = mapped_column(_TS)
+
+
+class BudgetHold(Base):
+    """One step attempt's reservation: against its run's budget (``on_run``) and its
+    tenant's ``day`` (``tenant`` set), until the attempt settles or recovery releases it."""
+
+    __tablename__ = "budget_holds"
+
+    run_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True)
+    amount_usd: Mapped[Decimal] = mapped_column(_USD)
+    on_run: Mapped[bool] = mapped_column(Boolean)
+    tenant: Mapped[str | None] = mapped_column(String(200))
+    day: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(_TS, server_default=func.now())
+
+
 class ApiKey(Base):
     """A key of the HTTP API (migration 0015): its id is the key's public part, ``hash`` a
     keyed hash of the whole key (hive/service/keys.py says why a fast one). No key is stored."""
@@ -355,5 +412,8 @@ approvals = cast(Table, Approval.__table__)
 service_instances = cast(Table, ServiceInstance.__table__)
 workers = cast(Table, Worker.__table__)
 run_closes = cast(Table, RunClose.__table__)
+tenant_budgets = cast(Table, TenantBudget.__table__)
+tenant_budget_days = cast(Table, TenantBudgetDay.__table__)
+budget_holds = cast(Table, BudgetHold.__table__)
 api_keys = cast(Table, ApiKey.__table__)
 audit = cast(Table, AuditRecord.__table__)

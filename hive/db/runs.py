@@ -53,18 +53,19 @@ class NewStep(Protocol):
 
 # The run and every step of it, however many, in one statement: on an autocommit cursor,
 # a whole submit is one round trip. The steps the dispatcher sends first are inserted
-# already marked sent. With an idempotency key already used by the tenant, the run is not
-# inserted, so neither are the steps.
+# already marked sent. With its id already stored (this submit's own insert, tried again
+# after its answer was lost) or an idempotency key already used by the tenant, the run is
+# not inserted, so neither are the steps.
 _INSERT_RUN = text(
     """
     WITH run AS (
         INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,
-                          status, steps_remaining, idempotency_key, deadline_at, trace_id)
+                          status, steps_remaining, idempotency_key, deadline_at, trace_id,
+                          budget_usd)
         VALUES (:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
                 'queued', :steps_remaining, :idempotency_key,
-                now() + make_interval(secs => :deadline_s), :trace_id)
-        ON CONFLICT (coalesce(tenant, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
-        DO NOTHING
+                now() + make_interval(secs => :deadline_s), :trace_id, :budget_usd)
+        ON CONFLICT DO NOTHING
         RETURNING id
     ), steps AS (
         INSERT INTO step_runs (run_id, step_id, position, agent, needs, dependents, chain_next,
@@ -88,13 +89,16 @@ _INSERT_RUN_PREPARED = PreparedStatement(
     {"run_id": "uuid", "pipeline": "text", "pipeline_version": "int", "tenant": "text",
      "priority": "text", "input": "jsonb", "output_spec": "jsonb", "steps_remaining": "int",
      "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb",
-     "publish_grace": "float8", "trace_id": "text"},
+     "publish_grace": "float8", "trace_id": "text", "budget_usd": "numeric"},
 )  # fmt: skip
 
 _RUN_BY_KEY = PreparedStatement(
     "hive_run_by_key",
     text("SELECT id FROM runs WHERE coalesce(tenant, '') = :tenant AND idempotency_key = :key"),
     {"tenant": "text", "key": "text"},
+)
+_RUN_BY_ID = PreparedStatement(
+    "hive_run_by_id", text("SELECT id FROM runs WHERE id = :run_id"), {"run_id": "uuid"}
 )
 
 
@@ -113,13 +117,16 @@ def insert_run(
     idempotency_key: str | None = None,
     deadline_s: float | None = None,
     trace_id: str | None = None,
+    budget_usd: float | None = None,
 ) -> uuid.UUID:
     """Insert the run and one row per step (status queued / pending), in one statement.
     The ``sent`` steps are marked sent, to be confirmed within ``HIVE_PUBLISH_GRACE_S``
     like :func:`hive.db.marks.mark_enqueued`'s marks.
 
     With an ``idempotency_key`` already used by the tenant, nothing is inserted and the
-    existing run's id is returned (concurrent calls wait on the unique index).
+    existing run's id is returned (concurrent calls wait on the unique index). Without one,
+    ``run_id`` itself tells a second try of this insert (its first commit's answer lost)
+    from a new run: found stored, it is returned as inserted.
     """
     rows = [
         {
@@ -152,13 +159,17 @@ def insert_run(
             "steps": rows,
             "publish_grace": get_settings().recovery.publish_grace_s,
             "trace_id": trace_id,
+            "budget_usd": budget_usd,
         },
     )
     if inserted is not None:
         return run_id
-    existing = cursor.fetch_one(_RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
+    if idempotency_key is None:
+        existing = cursor.fetch_one(_RUN_BY_ID, {"run_id": run_id})
+    else:
+        existing = cursor.fetch_one(_RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
     if existing is None:  # the row that stopped the insert was deleted since
-        raise LookupError(f"run with idempotency key {idempotency_key!r} vanished")
+        raise LookupError(f"run {run_id} (idempotency key {idempotency_key!r}) vanished")
     return uuid.UUID(str(existing["id"]))
 
 

@@ -1,4 +1,5 @@
-"""Stopping a run: the run ends ``cancelled`` or ``expired`` with its unfinished steps."""
+"""Stopping a run: the run ends ``cancelled``, ``expired`` or ``budget_exceeded`` with its
+unfinished steps."""
 
 from __future__ import annotations
 
@@ -31,10 +32,12 @@ _STOP_STEPS = text(
            FOR UPDATE
     )
     UPDATE step_runs s
-       SET status = 'cancelled', finished_at = now(), enqueued_at = NULL, lease_until = NULL
+       SET status = CASE WHEN b.status = 'running' AND b.step_id IS DISTINCT FROM :refused
+                         THEN 'cancelled' ELSE :unstarted END,
+           finished_at = now(), enqueued_at = NULL, lease_until = NULL
       FROM before b
      WHERE s.run_id = :run_id AND s.step_id = b.step_id
-    RETURNING b.status AS was, b.task_id,
+    RETURNING b.step_id, b.status AS was, b.task_id,
               coalesce((SELECT w.pool FROM workers w WHERE w.name = b.worker), 'prefork')
                   = 'prefork' AS terminable
     """
@@ -51,15 +54,25 @@ class Running:
 
 
 def stop(
-    conn: Connection, run_id: uuid.UUID, status: RunStatus, error: dict[str, Any]
+    conn: Connection,
+    run_id: uuid.UUID,
+    status: RunStatus,
+    error: dict[str, Any],
+    *,
+    unstarted: StepStatus = StepStatus.CANCELLED,
+    refused: str | None = None,
 ) -> list[Running] | None:
-    """End an active run as ``status``; its pending, running and awaiting steps end
-    ``cancelled``, and their pending approvals with them (an ``approval_cancelled`` event).
-    Returns the steps that were running (to revoke), or None when the run was not active.
-    No step of the run can be claimed after this commits: claims check the run's status."""
+    """End an active run as ``status``; its running steps end ``cancelled``, its pending and
+    awaiting ones ``unstarted`` (``skipped`` when a budget stops it), and their pending
+    approvals with them (an ``approval_cancelled`` event). ``refused`` is a running step
+    that never started its work (the one a budget turned away): it ends ``unstarted``
+    and is not returned. Returns the other steps that were running (to revoke), or None
+    when the run was not active. No step of the run can be claimed after this commits:
+    claims check the run's status."""
     if not conn.execute(_STOP_RUN, {"run_id": run_id, "status": status, "error": error}).first():
         return None
-    rows = conn.execute(_STOP_STEPS, {"run_id": run_id}).all()
+    params = {"run_id": run_id, "unstarted": unstarted, "refused": refused}
+    rows = conn.execute(_STOP_STEPS, params).all()
     reason = str(error.get("message") or status)
     for step_id in approvals.close_for_run(conn, run_id, by="hive", reason=reason):
         detail = {"by": "hive", "status": str(status), "reason": reason}
@@ -67,5 +80,5 @@ def stop(
     return [
         Running(r.task_id, bool(r.terminable))
         for r in rows
-        if r.was == StepStatus.RUNNING and r.task_id
+        if r.was == StepStatus.RUNNING and r.task_id and r.step_id != refused
     ]

@@ -193,7 +193,7 @@ _PURGE = (
     text(
         """
         DELETE FROM runs
-         WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired')
+         WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired', 'budget_exceeded')
            AND coalesce(finished_at, created_at) < now() - make_interval(days => :days)
         """
     ),
@@ -210,12 +210,23 @@ _PURGE_WORKERS = text(
 )
 
 
+# A tenant's spending on UTC days that long past (its budget itself stays).
+_PURGE_BUDGET_DAYS = text(
+    """
+    DELETE FROM tenant_budget_days
+     WHERE day < (now() AT TIME ZONE 'UTC')::date - make_interval(days => :days)
+    """
+)
+
+
 def purge_older_than(conn: Connection, days: int) -> dict[str, Any]:
-    """Delete finished runs (their steps, attempts, events and dead letters cascade),
-    events, and workers gone (offline or lost) older than ``days``. Active runs and online
-    workers are never purged."""
+    """Delete finished runs (their steps, attempts, events, dead letters and budget holds
+    cascade), events, workers gone (offline or lost) and tenants' daily spending older
+    than ``days``. Active runs and online workers are never purged."""
     events_deleted = conn.execute(_PURGE[0], {"days": days}).rowcount
     runs_deleted = conn.execute(_PURGE[1], {"days": days}).rowcount
     params = {"days": days, "online": WorkerState.ONLINE}
     workers_deleted = conn.execute(_PURGE_WORKERS, params).rowcount
-    return {"runs": runs_deleted, "events": events_deleted, "workers": workers_deleted}
+    budget_days = conn.execute(_PURGE_BUDGET_DAYS, {"days": days}).rowcount
+    return {"runs": runs_deleted, "events": events_deleted, "workers": workers_deleted,
+            "budget_days": budget_days}  # fmt: skip

@@ -10,10 +10,14 @@ through Redis.
     slots       concurrency limits: a semaphore of leases that expire
     breakers    circuit breakers: state, transitions, events
     store       the Redis client and key prefix they share
+    budgets     cost budgets: a step's estimated cost reserved in PostgreSQL before its
+                agent runs, settled after (SQL in hive.db.budgets)
 
 The step task calls :func:`admit_step` between resolving a step's input and running its
 agent, and gives the agent :class:`FarmCalls` as ``ctx.call``; both raise
-:class:`~hive.errors.StepDeferred` when the step must wait. The service layer reads and
+:class:`~hive.errors.StepDeferred` when the step must wait. Once admitted, a step's
+estimated cost is reserved (:func:`hive.guard.budgets.reserve_step`, raising
+:class:`~hive.errors.BudgetExceeded` when a budget has no room for it). The service layer reads and
 operates the breakers (``hive breakers``); ``hive exporter`` reads their states.
 """
 

@@ -25,6 +25,8 @@ STEP_ID_MAX_CHARS = 200
 AGENT_NAME_MAX_CHARS = 200
 # now() + the deadline must stay a timestamp PostgreSQL can hold.
 DEADLINE_MAX_S = 10 * 365 * 86400.0
+# A budget must fit runs.budget_usd (numeric(20, 9)) with room for what is spent past it.
+BUDGET_MAX_USD = 1_000_000_000.0
 
 _PATH_PARTS_SHOWN = 6
 
@@ -73,19 +75,22 @@ def check_output_bounds(output: Any, settings: Settings) -> None:
         raise InvalidAgentOutput("; ".join(problems))
 
 
-def check_submission(tenant: Any, idempotency_key: Any, deadline: Any) -> None:
+def check_submission(
+    tenant: Any, idempotency_key: Any, deadline: Any, budget_usd: Any = None
+) -> None:
     """Refuse submit arguments PostgreSQL could not store, naming the argument.
 
     Raises:
         InvalidArgument: ``tenant`` is not a tenant name (see :func:`check_tenant`);
             ``idempotency_key`` is not a string, is longer than its column or holds a NUL
             character; ``deadline`` is not a finite number of seconds above zero and at most
-            ten years.
+            ten years; ``budget_usd`` is not a finite amount above zero and at most a billion.
     """
     problems = [
         *_tenant_problems(tenant),
         *_text_problems("idempotency_key", idempotency_key, IDEMPOTENCY_KEY_MAX_CHARS),
         *_deadline_problems(deadline),
+        *budget_problems("budget_usd", budget_usd),
     ]
     if problems:
         raise InvalidArgument(problems)
@@ -131,6 +136,19 @@ def _deadline_problems(deadline: Any) -> list[str]:
             f"deadline must be a positive number of seconds, at most {DEADLINE_MAX_S:.0f}, "
             f"not {deadline!r}"
         ]
+    return []
+
+
+def budget_problems(name: str, amount: Any) -> list[str]:
+    """Why ``amount`` is no budget in USD (a finite number above zero, at most a billion);
+    none for None."""
+    if amount is None:
+        return []
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        return [f"{name} must be a number of USD, not {type(amount).__name__}"]
+    if not math.isfinite(amount) or not 0 < amount <= BUDGET_MAX_USD:
+        return [f"{name} must be a positive amount of USD, at most {BUDGET_MAX_USD:.0f}, "
+                f"not {amount!r}"]  # fmt: skip
     return []
 
 

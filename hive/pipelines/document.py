@@ -15,7 +15,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
-from hive.pipelines.bounds import AGENT_NAME_MAX_CHARS, PIPELINE_NAME_MAX_CHARS, STEP_ID_MAX_CHARS
+from hive.pipelines.bounds import (
+    AGENT_NAME_MAX_CHARS,
+    BUDGET_MAX_USD,
+    PIPELINE_NAME_MAX_CHARS,
+    STEP_ID_MAX_CHARS,
+)
 from hive.pipelines.refs import format_location
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -37,6 +42,8 @@ class PipelineDocument(BaseModel):
     steps: list[Any]
     """Each item is checked on its own with :class:`StepDocument`."""
     output: Any = None
+    budget_usd: float | None = Field(default=None, gt=0, le=BUDGET_MAX_USD, allow_inf_nan=False)
+    """Each run's cost budget unless its submit sets one (see hive/guard/budgets.py)."""
     input_guard: Any = None
     """The input guard of every step whose agent has one by default (the ``llm`` agent's),
     unless the step sets its own; checked with the step options."""

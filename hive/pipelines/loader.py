@@ -201,6 +201,7 @@ def _check_document(
         input_schema=document.input_schema,
         steps=specs,
         output=document.output,
+        budget_usd=document.budget_usd,
         source=source,
     )
     return pipeline, []

@@ -43,6 +43,8 @@ class Pipeline(BaseModel):
     """In file order."""
     output: Any | None = None
     """Template of the run's output; None means the outputs of :meth:`terminal_steps`."""
+    budget_usd: float | None = None
+    """Each run's cost budget in USD, unless its submit sets its own; None: no run budget."""
     source: str
     """The file the pipeline was loaded from."""
 

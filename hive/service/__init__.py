@@ -26,6 +26,8 @@ live here and nowhere else.
     workers        list_workers (WorkerViews): the workers in the registry
     breakers       list_breakers, get_breaker, open_breaker, close_breaker (BreakerViews):
                    the fleet's circuit breakers (hive.guard)
+    budgets        list_budgets, get_budget, set_budget, clear_budget (BudgetViews):
+                   tenants' daily cost budgets and today's spending
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
     usage          usage_by_tenant (UsageViews): tokens and cost per tenant
     health         ping_worker, beat_health, flower_health, exporter_health, api_health
@@ -60,6 +62,13 @@ from hive.service.breakers import (
     get_breaker,
     list_breakers,
     open_breaker,
+)
+from hive.service.budgets import (
+    BudgetView,
+    clear_budget,
+    get_budget,
+    list_budgets,
+    set_budget,
 )
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
@@ -135,6 +144,7 @@ __all__ = [
     "ApprovalView",
     "AuditView",
     "BreakerView",
+    "BudgetView",
     "Caller",
     "DeadLetterReport",
     "DeadLetterView",
@@ -167,6 +177,7 @@ __all__ = [
     "check_pipeline_files",
     "check_servers",
     "cleanup_services",
+    "clear_budget",
     "close_breaker",
     "create_api_key",
     "dead_letter_report",
@@ -176,6 +187,7 @@ __all__ = [
     "flower_health",
     "get_approval",
     "get_breaker",
+    "get_budget",
     "get_pipeline",
     "get_run",
     "get_run_state",
@@ -187,6 +199,7 @@ __all__ = [
     "list_approvals",
     "list_audit",
     "list_breakers",
+    "list_budgets",
     "list_dead_letters",
     "list_pipelines",
     "list_runs",
@@ -207,6 +220,7 @@ __all__ = [
     "replay_failed_runs",
     "replay_run",
     "revoke_api_key",
+    "set_budget",
     "submit",
     "translate_failure",
     "upgrade_schema",

@@ -42,6 +42,7 @@ class Right(StrEnum):
     USAGE = "read usage and cost"
     DECIDE = "approve or reject steps"
     BREAKERS = "see and operate the circuit breakers"
+    BUDGETS = "set and clear tenants' budgets"
     KEYS = "create, list and revoke API keys"
     AUDIT = "read the audit trail"
 

@@ -1,9 +1,11 @@
-"""The pipelines a caller can submit: HIVE_PIPELINES_DIR, loaded once per change of its files."""
+"""The pipelines a caller can submit: HIVE_PIPELINES_DIR, loaded once per change of its
+files, its files looked at no more than once a second."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +21,12 @@ from hive.settings import Settings
 
 _Signature = tuple[tuple[str, int, int], ...]
 
+# A directory's files are listed again only this long after they last were.
+_RESCAN_S = 1.0
+
 _lock = threading.Lock()
-_loaded: dict[Path, tuple[_Signature, dict[str, Pipeline]]] = {}
+# By directory: its files' signature, when it was taken (time.monotonic()), the pipelines.
+_loaded: dict[Path, tuple[_Signature, float, dict[str, Pipeline]]] = {}
 
 
 @operation
@@ -84,17 +90,22 @@ def _find(known: dict[str, Pipeline], name: str) -> Pipeline:
 
 
 def _catalog(settings: Settings) -> dict[str, Pipeline]:
-    # Loading parses and checks every file (about a millisecond each); a submit only pays
-    # for a directory listing, and a changed file is picked up by the next call.
+    # Loading parses and checks every file (about a millisecond each); listing the directory
+    # and a stat per file cost a submit tens of microseconds, so a burst of submits lists it
+    # once a second, and a changed file is picked up within a second.
+    now = time.monotonic()
+    with _lock:
+        cached = _loaded.get(settings.pipelines.dir)
+    if cached is not None and now - cached[1] < _RESCAN_S:
+        return cached[2]
     directory = check_pipelines_dir(settings.pipelines.dir)
     signature = _signature(directory)
-    with _lock:
-        cached = _loaded.get(directory)
     if cached is not None and cached[0] == signature:
-        return cached[1]
-    pipelines = load_pipelines(directory, default_registry())
+        pipelines = cached[2]
+    else:
+        pipelines = load_pipelines(directory, default_registry())
     with _lock:
-        _loaded[directory] = (signature, pipelines)
+        _loaded[directory] = (signature, now, pipelines)
     return pipelines
 
 

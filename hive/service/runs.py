@@ -188,7 +188,8 @@ def wait_for_run(
 
     Raises:
         RunNotFound: no run with that id that the caller may see.
-        RunFailed: the run ended failed, cancelled or expired; names the failed step.
+        RunFailed: the run ended failed, cancelled, expired or budget_exceeded; names the
+                failed step.
         TimeoutError: ``timeout`` seconds passed first.
     """
     caller.require(Right.READ)

@@ -1,8 +1,10 @@
 """Submit: validate, store the run and its steps in one statement, then send its first steps.
 
-Every submit carries an idempotency key, the caller's or a fresh one. A commit whose
-answer was lost with its connection is then told apart from one that never happened: the
-one retry, with the same key and run id, finds the run it stored, or stores it.
+A commit whose answer was lost with its connection is told apart from one that never
+happened by the run id, made before the insert: the one retry, with the same id (and the
+caller's idempotency key, if any), finds the run it stored, or stores it. No key is made
+up for a run without one: it would cost an index entry at the run's insert and another at
+its close (migration 0017).
 """
 
 from __future__ import annotations
@@ -41,17 +43,20 @@ def submit(
     priority: str = "normal",
     idempotency_key: str | None = None,
     deadline: float | None = None,
+    budget_usd: float | None = None,
     max_in_flight: int = 0,
 ) -> Submitted:
     """Validate ``input``, store the run and its steps in one transaction, send its first
     steps. A tenant-bound caller submits for its own tenant (``tenant`` may repeat it).
+    ``budget_usd`` is the run's cost budget, in place of its pipeline's.
 
     Raises:
         PermissionDenied: the role may not submit, or may not for ``tenant``.
         UnknownPipeline, InputError: nothing is stored or sent.
         InvalidArgument: ``tenant`` empty, ``tenant`` or ``idempotency_key`` too long for
             their columns or holding NUL, or a ``deadline`` that is not a finite positive
-            number of seconds (a ValueError too). The caller's own tenant was checked when
+            number of seconds, or a ``budget_usd`` that is not a finite positive amount
+            (a ValueError too). The caller's own tenant was checked when
             the Caller was made, by the same rule.
         TooManyRunsInFlight: ``max_in_flight`` (0: no cap) and the tenant has that many
             runs unfinished, and no run of this ``idempotency_key``.
@@ -62,13 +67,12 @@ def submit(
     owner = _owner(caller, tenant)
     if priority not in PRIORITIES:
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
-    check_submission(tenant, idempotency_key, deadline)
+    check_submission(tenant, idempotency_key, deadline, budget_usd)
     spec = validate_input(settings, caller, pipeline, input)
     if max_in_flight:
         check_runs_in_flight(owner, max_in_flight, idempotency_key)
     run_id = uuid.uuid4()
     trace_id = new_trace_id()
-    key = idempotency_key or f"auto:{run_id.hex}"
     plan = plan_steps(spec)
     publication = dispatch_new_run(run_id, plan, priority)
 
@@ -84,15 +88,17 @@ def submit(
             output_spec=output_spec(spec),
             steps=plan,
             sent=publication.step_ids,
-            idempotency_key=key,
+            idempotency_key=idempotency_key,
             deadline_s=deadline,
             trace_id=trace_id,
+            # The submit's own budget, else the pipeline's (hive/guard/budgets.py).
+            budget_usd=budget_usd if budget_usd is not None else spec.budget_usd,
         )
 
     with log_context(run_id=str(run_id), pipeline=spec.name, tenant=owner, trace_id=trace_id):
         # One statement, its own transaction, not retried while PostgreSQL is down: the
         # caller hears at once. Tried a second time, once: the connection may have dropped
-        # after the commit, and the key then finds the run this call stored.
+        # after the commit, and the run id (or key) then finds the run this call stored.
         try:
             stored_id = on_direct_cursor(store, retry_s=0)
         except ServiceUnavailable as exc:

@@ -89,6 +89,10 @@ class RunView:
     was reported."""
     cost: float | None = None
     """What that cost by the price table; None if nothing was priced."""
+    budget_usd: float | None = None
+    """The run's cost budget (its submit's or its pipeline's); None: none."""
+    budget_spent_usd: float | None = None
+    """What its steps spent against the budget (settled); None without a budget."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -107,6 +111,8 @@ class RunView:
             "trace_id": self.trace_id,
             "usage": self.usage,
             "cost": self.cost,
+            "budget_usd": self.budget_usd,
+            "budget_spent_usd": self.budget_spent_usd,
             "steps": None if self.steps is None else [s.to_json() for s in self.steps],
         }
 
@@ -201,6 +207,8 @@ class PipelineView:
     steps: list[PipelineStepView]
     output: Any
     """The template of the run's output; None: each terminal step's output by step id."""
+    budget_usd: float | None = None
+    """Each run's cost budget unless its submit sets one; None: none."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -211,6 +219,7 @@ class PipelineView:
             "input_schema": self.input_schema,
             "steps": [step.to_json() for step in self.steps],
             "output": self.output,
+            "budget_usd": self.budget_usd,
         }
 
 
@@ -256,6 +265,7 @@ def pipeline_view(pipeline: Pipeline) -> PipelineView:
             for step in pipeline.steps
         ],
         output=pipeline.output,
+        budget_usd=pipeline.budget_usd,
     )
 
 
@@ -301,6 +311,8 @@ def run_view(
         trace_id=run.trace_id,
         usage=run_usage,
         cost=run_cost,
+        budget_usd=None if run.budget_usd is None else float(run.budget_usd),
+        budget_spent_usd=None if run.budget_usd is None else float(run.budget_spent_usd),
         steps=None
         if steps is None
         else [

@@ -11,6 +11,7 @@ from celery.signals import (
     setup_logging,
     worker_init,
     worker_process_init,
+    worker_process_shutdown,
     worker_ready,
     worker_shutdown,
 )
@@ -145,6 +146,16 @@ def _deregister_worker(**_: Any) -> None:
     from hive.tasks.presence import on_worker_shutdown
 
     on_worker_shutdown()
+    _close_http_clients()
+
+
+@worker_process_shutdown.connect
+def _close_http_clients(**_: Any) -> None:
+    """The agents' HTTP clients and their kept connections: in the main process (threads,
+    solo) from ``_deregister_worker``, in each prefork child as it exits."""
+    from hive.agents.builtin.http_clients import close_clients
+
+    close_clients()
 
 
 @setup_logging.connect

@@ -1,13 +1,14 @@
-"""Stop a run: cancelled by a user, or expired past its deadline."""
+"""Stop a run: cancelled by a user, expired past its deadline, or stopped by a budget."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 
-from hive.db import stops
-from hive.db.retrying import in_transaction
-from hive.statuses import RunStatus
+from hive.db import events, stops
+from hive.db.retrying import Connection, in_transaction
+from hive.errors import BudgetExceeded
+from hive.statuses import RunStatus, StepStatus
 from hive.tasks.app import app
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,43 @@ def stop_run(
     running = in_transaction(lambda conn: stops.stop(conn, run_id, status, error))
     if running is None:
         return False
+    _revoke(running)
+    logger.info("run %s %s; %d running steps revoked", run_id, status, len(running))
+    return True
+
+
+def stop_for_budget(
+    run_id: uuid.UUID, step_id: str, attempt: int, exceeded: BudgetExceeded
+) -> bool:
+    """End the run ``budget_exceeded`` because ``step_id`` would pass a budget: the step
+    does not start and ends ``skipped`` with every pending step of the run; steps running
+    in other branches are stopped as a cancel stops them. A ``budget_exceeded`` event names
+    the budget and by how much. False when the run was no longer active."""
+    detail = exceeded.detail()
+    error = {"type": str(RunStatus.BUDGET_EXCEEDED), "step_id": step_id,
+             "message": str(exceeded), **detail}  # fmt: skip
+
+    def txn(conn: Connection) -> list[stops.Running] | None:
+        running = stops.stop(
+            conn, run_id, RunStatus.BUDGET_EXCEEDED, error,
+            unstarted=StepStatus.SKIPPED, refused=step_id,
+        )  # fmt: skip
+        if running is not None:
+            events.record(
+                conn, "budget_exceeded", {**detail, "attempt": attempt},
+                run_id=run_id, step_id=step_id,
+            )  # fmt: skip
+        return running
+
+    running = in_transaction(txn)
+    if running is None:
+        return False
+    _revoke(running)
+    logger.warning("run stopped: %s", exceeded)
+    return True
+
+
+def _revoke(running: list[stops.Running]) -> None:
     # SIGUSR1 raises SoftTimeLimitExceeded inside the agent: the pool child survives, and
     # the attempt's late finish is refused by the compare-and-set. A thread pool cannot
     # terminate a task (Celery raises in the worker): its step's waiting thread notices
@@ -33,5 +71,3 @@ def stop_run(
             app.control.revoke(terminable, terminate=True, signal="SIGUSR1")
         except Exception as exc:  # broker trouble: agents still see ctx.is_cancelled()
             logger.warning("could not revoke %d running steps: %s", len(terminable), exc)
-    logger.info("run %s %s; %d running steps revoked", run_id, status, len(running))
-    return True

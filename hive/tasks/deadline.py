@@ -31,9 +31,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from billiard.exceptions import SoftTimeLimitExceeded
 
@@ -57,7 +55,7 @@ MIN_ABANDONED_TO_STOP = 8
 
 _enforced_by_pool = True
 _slots = 0
-_abandoned: set[Future[Any]] = set()
+_abandoned: set[Outcome[Any]] = set()
 _lock = threading.Lock()
 
 
@@ -107,7 +105,7 @@ def call_within(
     while True:
         try:
             return future.result(min(_CANCEL_POLL_S, max(deadline - time.monotonic(), 0.0)))
-        except FutureTimeout:
+        except TimeoutError:
             pass
         if time.monotonic() >= deadline:
             expired.set()
@@ -119,6 +117,65 @@ def call_within(
             raise RunCancelled("the run was cancelled")
 
 
+class Outcome(Generic[T]):
+    """What one agent call returned or raised, handed from its agent thread to the step's
+    thread through one lock, held until then: the agent thread releases it, the step's
+    thread wakes once. (A ``concurrent.futures.Future`` wakes it under its condition's lock,
+    which the woken thread must then wait for: under a pool of 200 threads on a crowded
+    machine that hand-back held the GIL for 16 % of the pool's and agents' samples;
+    bench/RESULTS.md.)"""
+
+    __slots__ = ("_callbacks", "_done", "_error", "_guard", "_ready", "_value")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._guard = threading.Lock()  # completion against add_done_callback
+        self._done = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+        self._callbacks: list[Callable[[Outcome[T]], None]] = []
+
+    def done(self) -> bool:
+        return self._done
+
+    def result(self, timeout: float) -> T:
+        """The value, or the agent's exception raised here.
+
+        Raises:
+            TimeoutError: not done within ``timeout`` seconds.
+        """
+        if not self._ready.acquire(timeout=timeout):
+            raise TimeoutError()
+        self._ready.release()  # done for good: any later call returns at once
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]  # T, set by set_result
+
+    def set_result(self, value: T) -> None:
+        self._finish(value, None)
+
+    def set_exception(self, error: BaseException) -> None:
+        self._finish(None, error)
+
+    def add_done_callback(self, fn: Callable[[Outcome[T]], None]) -> None:
+        """``fn(self)`` once done: now, if it is."""
+        with self._guard:
+            if not self._done:
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def _finish(self, value: T | None, error: BaseException | None) -> None:
+        self._value, self._error = value, error
+        with self._guard:
+            self._done = True
+            callbacks, self._callbacks = self._callbacks, []
+        self._ready.release()
+        for callback in callbacks:
+            callback(self)
+
+
 class _AgentThreads:
     """Daemon threads that run agents, kept for the next step once one returns: an agent's
     thread-local clients (one ``httpx.Client`` per thread, say) are made once per thread,
@@ -126,13 +183,13 @@ class _AgentThreads:
     it never holds up the process's exit."""
 
     def __init__(self) -> None:
-        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]]] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[tuple[Outcome[Any], Callable[[], Any]]] = queue.SimpleQueue()
         self._idle = 0
         self._started = 0
         self._lock = threading.Lock()
 
-    def submit(self, fn: Callable[[], T]) -> Future[T]:
-        future: Future[T] = Future()
+    def submit(self, fn: Callable[[], T]) -> Outcome[T]:
+        future: Outcome[T] = Outcome()
         context = contextvars.copy_context()  # the step's log ids go along
         with self._lock:
             if self._idle:
@@ -147,11 +204,10 @@ class _AgentThreads:
     def _serve(self) -> None:
         while True:
             future, fn = self._work.get()
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:  # handed to the waiting thread, which raises it
-                    future.set_exception(exc)
+            try:
+                future.set_result(fn())
+            except BaseException as exc:  # handed to the waiting thread, which raises it
+                future.set_exception(exc)
             del future, fn  # an idle thread holds no step's result
             with self._lock:
                 self._idle += 1
@@ -160,7 +216,7 @@ class _AgentThreads:
 _threads = _AgentThreads()
 
 
-def _abandon(future: Future[Any], agent: str, why: str) -> None:
+def _abandon(future: Outcome[Any], agent: str, why: str) -> None:
     gauge = metrics.ABANDONED_AGENTS.labels(agent)
     with _lock:
         if not future.done():  # finished just now: nothing left running
@@ -168,7 +224,7 @@ def _abandon(future: Future[Any], agent: str, why: str) -> None:
             gauge.inc()
         alive = len(_abandoned)
 
-    def forget(done: Future[Any]) -> None:
+    def forget(done: Outcome[Any]) -> None:
         with _lock:
             if done in _abandoned:
                 _abandoned.discard(done)

@@ -16,9 +16,11 @@ from hive.db import claims, deferrals, failures, marks
 from hive.db import dead_letters as letters
 from hive.db import events as event_log
 from hive.db import runs as run_store
+from hive.db.budgets import BudgetWarning
 from hive.db.retrying import Connection, in_transaction, on_direct_cursor
 from hive.db.runs import ClosedRun
 from hive.errors import StepDeferred, UnresolvedReference
+from hive.guard.budgets import count_warnings, release_attempt
 from hive.metrics import StepOutcome
 from hive.pipelines.refs import resolve
 from hive.settings import get_settings
@@ -146,9 +148,11 @@ def record_failed_attempt(
 
     agent = "unknown"
     closed: ClosedRun | None = None
+    warnings: list[BudgetWarning] = []
 
     def txn(conn: Connection) -> tuple[AttemptOutcome | None, Publication | None]:
         nonlocal agent, closed
+        warnings.clear()
         policy = failures.failure_policy(conn, run_id, step_id)
         agent = policy.agent if policy is not None else "unknown"
         retry = policy is not None and retryable and policy.retries_left(attempt)
@@ -159,6 +163,9 @@ def record_failed_attempt(
             # If this very attempt had succeeded (its process died after recording it and
             # before Celery sent the chain on), what it made ready is sent again.
             return None, _after_lost_race(conn, run_id, step_id, attempt)
+        # A worker that did not settle its budget reservation (it died): released here, so
+        # the retry reserves against what is really left.
+        warnings.extend(release_attempt(conn, run_id, step_id, attempt, _cost(usage)) or ())
         if retry:
             # The message that carried the rest of this step's chain is done with:
             # the dispatcher sends the chain again with the next attempt.
@@ -170,6 +177,7 @@ def record_failed_attempt(
         return AttemptOutcome.FAILED, None
 
     outcome, publication = in_transaction(txn, retry_s=retry_s)
+    count_warnings(warnings)
     if publication:
         if outcome == AttemptOutcome.RETRIED:
             logger.info("attempt %d failed (%s); retry dispatched", attempt, error["type"])
@@ -180,6 +188,11 @@ def record_failed_attempt(
     counted = StepOutcome.LOST if outcome is None else StepOutcome(outcome.value)
     metrics.step_ended(agent, counted, reason=str(error.get("type") or "unknown"))
     return outcome
+
+
+def _cost(usage: dict[str, float] | None) -> float:
+    cost = (usage or {}).get("cost")
+    return float(cost) if isinstance(cost, int | float) else 0.0
 
 
 # One countdown at most this long: a step that must wait longer is deferred again when it

@@ -22,13 +22,15 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ApprovalRequired, ServiceUnavailable, StepDeferred
+from hive.errors import ApprovalRequired, BudgetExceeded, ServiceUnavailable, StepDeferred
 from hive.guard import FarmCalls, StepInfo, admit_step
+from hive.guard.budgets import reserve_step, settled
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
 from hive.pipelines.refs import resolve
 from hive.screening import screen_step
 from hive.settings import get_settings
+from hive.tasks import cancel as cancel_run
 from hive.tasks import deadline, holds, outcomes
 from hive.tasks.app import app
 from hive.tasks.log_context import StepRequest, bind_claimed
@@ -137,15 +139,24 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             call=FarmCalls(guarded),
         )
         agent = agent_cls()
-        # The agent's and the tenant's limits, held while the agent runs (else StepDeferred).
-        with admit_step(guarded), _timed(claimed.agent):
-            output = _execute(
-                lambda: agent.execute(step_input, ctx),
-                began + claimed.options.timeout,
-                cancel,
-                claimed.agent,
-            )
+        # The agent's and the tenant's limits, held while the agent runs (else StepDeferred);
+        # its estimated cost reserved against the budgets (else BudgetExceeded), settled at
+        # what it cost before the outcome is recorded.
+        with admit_step(guarded):
+            hold = reserve_step(agent, step_input, rid, step_id, attempt)
+            with settled(hold, usage), _timed(claimed.agent):
+                output = _execute(
+                    lambda: agent.execute(step_input, ctx),
+                    began + claimed.options.timeout,
+                    cancel,
+                    claimed.agent,
+                )
         check_output_bounds(output, settings)
+    except BudgetExceeded as exceeded:
+        # The step does not start; the run ends budget_exceeded, its other steps skipped.
+        _settle(partial(cancel_run.stop_for_budget, rid, step_id, attempt, exceeded))
+        self.request.chain = None
+        return
     except StepDeferred as deferred:
         # Not a failure: the step waits for its countdown, in no worker slot, and its
         # next attempt does not count against its retries.
@@ -215,14 +226,14 @@ def _execute(run: Callable[[], T], ends_at: float, cancel: CancelCheck, agent: s
 @contextlib.contextmanager
 def _timed(agent: str) -> Iterator[None]:
     """The agent's run: counted as running meanwhile, its duration observed."""
-    running = metrics.STEPS_RUNNING.labels(agent)
+    running = metrics.child(metrics.STEPS_RUNNING, agent)
     running.inc()
     began = time.perf_counter()
     try:
         yield
     finally:
         running.dec()
-        metrics.STEP_DURATION.labels(agent).observe(time.perf_counter() - began)
+        metrics.child(metrics.STEP_DURATION, agent).observe(time.perf_counter() - began)
 
 
 def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:
@@ -233,7 +244,7 @@ def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:
             since_due = time.time() - datetime.fromisoformat(str(eta)).timestamp()
             waited_s = since_due if waited_s is None else min(waited_s, since_due)
     if waited_s is not None:
-        metrics.STEP_WAIT.labels(keys.agent_queue(queue)).observe(max(waited_s, 0.0))
+        metrics.child(metrics.STEP_WAIT, keys.agent_queue(queue)).observe(max(waited_s, 0.0))
 
 
 def _claim_budget_s(db_retry_s: float, timelimit: Any) -> float:

@@ -46,7 +46,7 @@ def _assert_one_error_line(result: subprocess.CompletedProcess[str], *needles: s
     ],
     ids=["wrong-type", "missing-field", "too-short", "nul-character", "nan"],
 )
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(90)
 def test_client_refuses_bad_input_naming_the_field_and_stores_and_sends_nothing(
     bad_input: dict[str, object],
     problem: str,
@@ -62,7 +62,7 @@ def test_client_refuses_bad_input_naming_the_field_and_stores_and_sends_nothing(
     _assert_nothing_stored_or_sent(redis_db[0])
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(90)
 def test_client_refuses_an_unknown_pipeline_listing_the_known_ones(
     clean_state: None, redis_db: tuple[redis.Redis, int]
 ) -> None:
@@ -110,7 +110,7 @@ def test_cli_submit_to_an_unknown_pipeline_prints_one_error_line_listing_the_kno
     _assert_nothing_stored_or_sent(redis_db[0])
 
 
-@pytest.mark.timeout(30)
+@pytest.mark.timeout(90)
 def test_a_valid_submit_without_a_worker_leaves_one_message_in_the_queue(
     clean_state: None, redis_db: tuple[redis.Redis, int]
 ) -> None:

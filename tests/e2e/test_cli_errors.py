@@ -36,7 +36,7 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
         ("HIVE_FLOWER_BASIC_AUTH", "no-colon"),
     ],
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_cli_with_a_malformed_setting_prints_one_line_naming_the_variable(
     variable: str, value: str, hive_env: dict[str, str]
 ) -> None:
@@ -54,7 +54,7 @@ def test_cli_with_a_malformed_setting_prints_one_line_naming_the_variable(
     [["runs", "list"], ["runs", "show", "00000000-0000-0000-0000-000000000000"]],
     ids=["runs-list", "runs-show"],
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_cli_with_an_unreachable_database_prints_one_line_naming_hive_database_url(
     args: list[str], hive_env: dict[str, str]
 ) -> None:
@@ -66,7 +66,7 @@ def test_cli_with_an_unreachable_database_prints_one_line_naming_hive_database_u
     assert "HIVE_DATABASE_URL" in _one_error_line(result)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_cli_submit_with_an_unreachable_database_prints_one_line_naming_hive_database_url(
     hive_env: dict[str, str],
 ) -> None:
@@ -79,7 +79,7 @@ def test_cli_submit_with_an_unreachable_database_prints_one_line_naming_hive_dat
     assert result.stdout == ""
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_cli_runs_show_of_an_unknown_run_prints_one_line_and_exits_1(
     hive_env: dict[str, str],
 ) -> None:
@@ -91,7 +91,7 @@ def test_cli_runs_show_of_an_unknown_run_prints_one_line_and_exits_1(
     assert f"no run with id {unknown}" in _one_error_line(result)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_flower_refuses_to_start_without_basic_auth(hive_env: dict[str, str]) -> None:
     env = _base_env(hive_env)
     env.pop("HIVE_FLOWER_BASIC_AUTH", None)
@@ -110,7 +110,7 @@ def test_flower_refuses_to_start_without_basic_auth(hive_env: dict[str, str]) ->
     [[], ["worker"], ["beat"], ["flower"], ["submit"], ["runs", "show"], ["db", "upgrade"]],
     ids=lambda args: " ".join(args) or "hive",
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_hive_commands_print_their_help_in_a_real_process(
     args: list[str], hive_env: dict[str, str]
 ) -> None:
@@ -121,7 +121,7 @@ def test_hive_commands_print_their_help_in_a_real_process(
     assert result.stderr == ""
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_the_installed_hive_script_runs_the_same_command(hive_env: dict[str, str]) -> None:
     script = Path(sys.executable).with_name("hive")
     assert script.exists(), f"no console script at {script}"
@@ -170,7 +170,7 @@ SECRET = "s3cret-Pa55"
         ("HIVE_RESULT_BACKEND", f"http://:{SECRET}@127.0.0.1:1/0", ["runs", "list"]),
     ],
 )  # fmt: skip
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_cli_names_the_variable_of_a_bad_or_unreachable_url_without_its_password(
     variable: str, value: str, args: list[str], env: dict[str, str]
 ) -> None:
@@ -181,7 +181,7 @@ def test_cli_names_the_variable_of_a_bad_or_unreachable_url_without_its_password
     assert SECRET not in result.stdout + result.stderr
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_submit_with_an_unreachable_broker_stores_no_run(env: dict[str, str]) -> None:
     down = {**env, "HIVE_BROKER_URL": UNREACHABLE_REDIS}
 
@@ -198,7 +198,7 @@ def test_submit_with_an_unreachable_broker_stores_no_run(env: dict[str, str]) ->
     [["runs", "list"], ["submit", "echo-one", "--input", '{"text": "x"}'], ["dlq", "list"]],
     ids=["runs-list", "submit", "dlq-list"],
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_cli_on_a_database_without_hive_tables_says_to_run_db_upgrade(
     args: list[str], hive_env: dict[str, str]
 ) -> None:
@@ -241,7 +241,7 @@ def test_cli_on_a_database_without_hive_tables_says_to_run_db_upgrade(
     ],
     ids=lambda args: " ".join(args),
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_usage_mistake_prints_one_line_and_exits_2(
     args: list[str], hive_env: dict[str, str]
 ) -> None:
@@ -255,7 +255,7 @@ def test_a_usage_mistake_prints_one_line_and_exits_2(
 @pytest.mark.parametrize(
     "command", [["runs", "show"], ["runs", "cancel"], ["dlq", "show"], ["dlq", "replay"]]
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_malformed_run_id_is_the_same_usage_line_for_every_command(
     command: list[str], hive_env: dict[str, str]
 ) -> None:
@@ -279,7 +279,7 @@ def test_a_malformed_run_id_is_the_same_usage_line_for_every_command(
     ],
     ids=lambda value: " ".join(value) if isinstance(value, list) else "",
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_bad_value_prints_one_line_naming_it_and_stores_nothing(
     args: list[str], needle: str, env: dict[str, str]
 ) -> None:
@@ -292,7 +292,7 @@ def test_a_bad_value_prints_one_line_naming_it_and_stores_nothing(
     assert listed.stdout.strip().splitlines()[1:] == [], describe(listed)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_submit_input_from_a_file_that_is_not_text_prints_one_line(
     tmp_path: Path, hive_env: dict[str, str]
 ) -> None:
@@ -310,7 +310,7 @@ def test_submit_input_from_a_file_that_is_not_text_prints_one_line(
     [["pipelines", "list"], ["pipelines", "validate"], ["submit", "echo-one", "--input", "{}"]],
     ids=["list", "validate", "submit"],
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_a_missing_pipelines_dir_is_named_by_its_variable(
     args: list[str], tmp_path: Path, hive_env: dict[str, str]
 ) -> None:
@@ -322,7 +322,7 @@ def test_a_missing_pipelines_dir_is_named_by_its_variable(
     assert _one_error_line(result).startswith("error: HIVE_PIPELINES_DIR: ")
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_pipelines_validate_of_an_empty_directory_is_not_ok(
     tmp_path: Path, hive_env: dict[str, str]
 ) -> None:
@@ -333,7 +333,7 @@ def test_pipelines_validate_of_an_empty_directory_is_not_ok(
     assert result.stdout == ""
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_help_works_while_a_setting_is_malformed(hive_env: dict[str, str]) -> None:
     env = {**_base_env(hive_env), "HIVE_LEASE_GRACE_S": "abc"}
 
@@ -351,7 +351,7 @@ def test_help_works_while_a_setting_is_malformed(hive_env: dict[str, str]) -> No
     ],
 )
 @pytest.mark.parametrize("command", ["worker", "beat"])
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_worker_and_beat_keep_retrying_an_unreachable_server_naming_its_variable(
     command: str, variable: str, value: str, hive_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -55,7 +55,7 @@ def test_runs_show_and_list_json_give_the_run_object_of_the_python_client(
     assert filtered == [listed[0]]
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_agents_and_pipelines_list_json_give_the_service_views(env: dict[str, str]) -> None:
     settings, caller = get_settings(), service.OPERATOR
 
@@ -82,7 +82,7 @@ def test_agents_and_pipelines_list_json_give_the_service_views(env: dict[str, st
     assert echo_one["version"] == 1 and echo_one["source"].endswith("echo-one.yaml")
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_replay_all_of_an_unknown_pipeline_exits_1_naming_the_known_ones(
     env: dict[str, str],
 ) -> None:

@@ -137,7 +137,7 @@ def test_flower_persistent_keeps_its_state_under_the_data_dir(
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "::", "192.0.2.10", "flower.example"])
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_flower_insecure_refuses_an_address_beyond_loopback(
     address: str, hive_env: dict[str, str]
 ) -> None:
@@ -152,7 +152,7 @@ def test_flower_insecure_refuses_an_address_beyond_loopback(
     ]
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_flower_without_flower_installed_says_to_install_the_extra(
     hive_env: dict[str, str], tmp_path: Path
 ) -> None:

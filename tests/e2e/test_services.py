@@ -127,7 +127,7 @@ def test_an_instance_that_misses_its_ttl_is_critical_until_its_next_heartbeat(
     assert changes == [("passing", "critical", "ttl"), ("critical", "passing", "heartbeat")]
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_pick_spreads_over_the_passing_instances_and_names_the_service_when_none_passes(
     hive_env: dict[str, str], registry: None
 ) -> None:
@@ -210,7 +210,7 @@ def test_services_commands_register_list_show_heartbeat_and_deregister_with_json
         (["--url", "http://h/", "--id", "a b"], 1, "instance id 'a b' must be"),
     ],
 )
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_services_register_refuses_bad_input_in_one_line_naming_it(
     env: dict[str, str], registry: None, args: list[str], code: int, message: str
 ) -> None:
@@ -222,7 +222,7 @@ def test_services_register_refuses_bad_input_in_one_line_naming_it(
     assert db.scalar("SELECT count(*) FROM service_instances") == 0
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(120)
 def test_tenants_see_and_manage_their_own_instances_and_roles_are_checked(
     hive_env: dict[str, str], registry: None
 ) -> None:

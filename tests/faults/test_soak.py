@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -49,8 +50,11 @@ def test_every_run_succeeds_once_through_worker_kills_and_a_redis_restart(
         victim = rng.choice(workers)
         children = victim.children()
         if k % 2 == 0 and children:
-            os.kill(rng.choice(children), signal.SIGKILL)
-            kills["pool process"] += 1
+            # A pool process may have ended on its own since it was listed (replaced by its
+            # worker): then there is nothing to kill this round.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rng.choice(children), signal.SIGKILL)
+                kills["pool process"] += 1
         else:
             os.killpg(victim.pid, signal.SIGKILL)
             victim.proc.wait(timeout=10)

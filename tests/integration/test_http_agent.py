@@ -16,7 +16,7 @@ import pytest
 
 from hive.agents.base import AgentContext, CallTicket, Resource
 from hive.agents.builtin.http import HttpAgent
-from hive.agents.builtin.http_transport import shared_client
+from hive.agents.builtin.http_clients import thread_client
 from hive.errors import (
     CredentialError,
     NoPassingInstance,
@@ -384,11 +384,11 @@ def test_calls_of_a_thread_reuse_its_connection_and_keep_no_cookies(
     call({"url": service.url("/login")})
     call({"url": service.url("/next")})
     clients: list[Any] = []
-    worker = threading.Thread(target=lambda: clients.append(shared_client()))
+    worker = threading.Thread(target=lambda: clients.append(thread_client()))
     worker.start()
     worker.join()
 
     first, second = service.requests
     assert first.client_port == second.client_port, "one kept-alive connection"
     assert "cookie" not in second.headers
-    assert clients[0] is not shared_client(), "each thread has its own client"
+    assert clients[0] is not thread_client(), "each thread has its own client"

@@ -15,6 +15,8 @@ ALLOWED_LABELS = {
     # The llm agent's: the providers and models pipelines name, the kind of token, and how
     # a call ended (a closed set); a breaker's kind (service, provider).
     *("provider", "model", "kind", "outcome"),
+    # A budget's scope: run or tenant_daily.
+    "scope",
 }
 
 
@@ -39,6 +41,8 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
         "hive_llm_tokens_total",
         "hive_llm_cost_total",
         "hive_input_screened_total",
+        "hive_budget_warnings_total",
+        "hive_budget_exceeded_total",
     }
     for name, metric in names.items():
         assert re.fullmatch(r"hive_[a-z_]+", name), name
@@ -55,6 +59,8 @@ def test_worker_metrics_are_named_and_labelled_by_the_conventions() -> None:
     assert names["hive_llm_calls_total"]._labelnames == ("provider", "model", "outcome")
     assert names["hive_llm_tokens_total"]._labelnames == ("provider", "model", "kind")
     assert names["hive_llm_cost_total"]._labelnames == ("provider", "model")
+    assert names["hive_budget_warnings_total"]._labelnames == ("scope",)
+    assert names["hive_budget_exceeded_total"]._labelnames == ("scope",)
 
 
 def test_the_running_gauge_sums_live_processes_only() -> None:

@@ -201,7 +201,7 @@ def test_missing_and_unknown_top_level_fields_are_each_named(
         f"{path}: input_schema: required field is missing",
         f"{path}: steps: required field is missing",
         f"{path}: stesp: unknown field; allowed fields: "
-        "name, version, description, input_schema, steps, output, input_guard",
+        "name, version, description, input_schema, steps, output, budget_usd, input_guard",
     ]
 
 
@@ -674,7 +674,7 @@ def test_file_with_several_problems_reports_them_all_in_file_order(
     )
     assert problems_of(path, registry) == [
         f"{path}: extra: unknown field; allowed fields: "
-        "name, version, description, input_schema, steps, output, input_guard",
+        "name, version, description, input_schema, steps, output, budget_usd, input_guard",
         f"{path}: step 'a': agent: unknown agent 'nope'; known agents: collect, shout, words",
         f"{path}: step 'b': needs: unknown step 'ghost'",
         f"{path}: step 'b': options.timeout: Input should be greater than 0, not -1",

@@ -1,5 +1,6 @@
-"""One HTTP exchange for agents that call out: a client per process and thread, kept for its
-connections; the answer read as a stream and never past a size cap; ``Retry-After`` read.
+"""One HTTP exchange for agents that call out, on the thread's client
+(:mod:`hive.agents.builtin.http_clients`): the answer read as a stream and never past a
+size cap; ``Retry-After`` read.
 
 Nothing here knows of steps or errors the farm retries: :mod:`hive.agents.builtin.http`
 turns what happens into an output or a :class:`~hive.errors.HiveError`.
@@ -8,55 +9,19 @@ turns what happens into an output or a :class:`~hive.errors.HiveError`.
 from __future__ import annotations
 
 import math
-import os
-import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
 
+from hive.agents.builtin.http_clients import thread_client
+
 # What a failed call's answer is read of, for its error message: enough to say why.
 EXCERPT_BYTES = 1024
-
-_local = threading.local()
-_ssl_held: dict[int, ssl.SSLContext] = {}
-_ssl_lock = threading.Lock()
-
-
-def shared_client() -> httpx.Client:
-    """This thread's client, made on first use and kept, so that calls to a host reuse its
-    connections. One per thread: a thread of the threads pool never waits on another's
-    connection pool. One per process: a prefork child forked after its parent made one
-    makes its own, since the parent's sockets are not its to use."""
-    held: tuple[int, httpx.Client] | None = getattr(_local, "held", None)
-    if held is not None and held[0] == os.getpid():
-        return held[1]
-    client = httpx.Client(
-        verify=_ssl_context(),
-        follow_redirects=False,  # a redirect would carry the auth header to another host
-        # No cookie is ever kept: the client serves every run and tenant of this thread.
-        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
-        headers={"User-Agent": "hive"},
-    )
-    _local.held = (os.getpid(), client)
-    return client
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """This process's SSL context, shared by its threads' clients (it is thread-safe): each
-    client building its own costs 36 ms of CPU and 0.7 MiB, 7 s and 130 MiB for a thread
-    pool of 200 (measured; bench/RESULTS.md)."""
-    with _ssl_lock:
-        held = _ssl_held.get(os.getpid())
-        if held is None:
-            held = _ssl_held[os.getpid()] = httpx.create_ssl_context()
-        return held
 
 
 class BodyTooLarge(Exception):
@@ -99,7 +64,7 @@ def exchange(
         httpx.TransportError: no answer (connection, timeout, protocol).
     """
     began = time.perf_counter()
-    with shared_client().stream(method, url, headers=headers, timeout=timeout, **body) as response:
+    with thread_client().stream(method, url, headers=headers, timeout=timeout, **body) as response:
         whole = wanted(response.status_code)
         limit = max_bytes if whole else EXCERPT_BYTES
         declared = response.headers.get("content-length", "")

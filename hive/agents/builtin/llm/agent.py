@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from hive import metrics
 from hive.agents.base import Agent, AgentContext, AgentOptions, Resource
 from hive.agents.builtin.llm import client
@@ -81,6 +83,28 @@ class LlmAgent(Agent[LlmInput, LlmOutput]):
             "fallback": f"{where}, and its providers and models label metrics and key the "
             "farm's limits, which must stay a bounded set",
         }
+
+    def estimate_cost(self, raw_input: dict[str, Any]) -> float | None:
+        """One call's cost at the dearest priced endpoint of the chain: the prompt at about
+        four characters a token, the answer at ``max_tokens`` (else 256). Repairs and
+        fallbacks after a failed call are not reserved; what they cost is settled after
+        the step. None when no endpoint has a price (or the input or table is invalid)."""
+        try:
+            data = LlmInput.model_validate(raw_input)
+            prices = price_table()
+        except (ValidationError, SettingsError):
+            return None
+        if prices is None:
+            return None
+        messages = [{"role": m.role, "content": m.text()} for m in data.messages]
+        prompt = client.estimate_prompt_tokens(messages)
+        answer = data.max_tokens or client.DEFAULT_ANSWER_TOKENS
+        costs = [
+            cost
+            for endpoint in data.chain()
+            if (cost := prices.cost(endpoint.provider, endpoint.model, prompt, answer)) is not None
+        ]
+        return max(costs) if costs else None
 
     def run(self, data: LlmInput, ctx: AgentContext) -> LlmOutput:
         """Ask ``data.model`` (or a fallback) and return its answer.

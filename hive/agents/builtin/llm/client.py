@@ -10,15 +10,15 @@ from the provider's answer has it blanked out, should the provider echo it.
 
 httpx (a dependency already), not the OpenAI SDK: the SDK retries 429s and 5xx on its own,
 sleeping in the worker slot, where the farm wants to see each failure (fallback, breaker,
-a retry with the step's countdown); and one request shape is all this agent needs.
+a retry with the step's countdown); and one request shape is all this agent needs. The
+client is the thread's own (:mod:`hive.agents.builtin.http_clients`), as the ``http``
+agent's: one shared by a thread pool's threads would serialise their calls on its lock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from hive.agents.builtin.http_clients import thread_client
 from hive.agents.builtin.llm.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def chat(
     url = f"{base_url}/chat/completions"
     logger.debug("POST %s (model %s, %d messages)", url, endpoint.model, len(body["messages"]))
     try:
-        response = _http().post(url, json=body, headers=sent, timeout=timeout)
+        response = thread_client().post(url, json=body, headers=sent, timeout=timeout)
     except httpx.TimeoutException as exc:
         raise ProviderDown(endpoint, f"no answer within {timeout_s:g}s") from exc
     except httpx.HTTPError as exc:
@@ -178,27 +179,6 @@ def retry_after_s(headers: httpx.Headers) -> float | None:
     return max(when.timestamp() - time.time(), 0.0)
 
 
-_client: httpx.Client | None = None
-_client_pid = 0
-_client_lock = threading.Lock()
-
-
-def _http() -> httpx.Client:
-    """The process's client: its connections are kept for the next step. A pool process
-    forked from a parent that had one makes its own (sockets do not survive a fork)."""
-    global _client, _client_pid
-    with _client_lock:
-        if _client is None or _client_pid != os.getpid():
-            # No pool limit: how many calls are in flight is the farm's to limit (its
-            # concurrency limits and the worker's pool), not a queue hidden in here.
-            _client = httpx.Client(
-                limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
-                follow_redirects=False,
-            )
-            _client_pid = os.getpid()
-        return _client
-
-
 def request_body(
     model: str,
     messages: list[dict[str, str]],
@@ -214,9 +194,17 @@ def request_body(
     return body
 
 
+# The answer's tokens assumed when a step sets no max_tokens.
+DEFAULT_ANSWER_TOKENS = 256
+
+
 def estimate_tokens(messages: list[dict[str, str]], max_tokens: int | None) -> int:
     """Tokens the call may use, for tokens-per-minute limits before it is made: about four
     characters a token for the prompt, and ``max_tokens`` (else 256) for the answer. The
     real count corrects it after the call."""
-    chars = len(json.dumps(messages, ensure_ascii=False))
-    return chars // 4 + (max_tokens or 256)
+    return estimate_prompt_tokens(messages) + (max_tokens or DEFAULT_ANSWER_TOKENS)
+
+
+def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
+    """About four characters a token, the messages' JSON counted whole."""
+    return len(json.dumps(messages, ensure_ascii=False)) // 4
