@@ -14,6 +14,8 @@
     ├── DispatchError            steps could not be published, and retrying will not help
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
     ├── AuthenticationFailed     no API key, or one that is unknown, wrong, expired or revoked
+    ├── TooManyRequests          admission refused a call: the tenant's request rate is spent
+    │   └── TooManyRunsInFlight  ... or its runs in flight are at the cap
     ├── ApiKeyNotFound           no API key with that id (that the caller may see)
     ├── ReplayError              the run cannot be replayed as asked
     ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
@@ -202,6 +204,45 @@ class AuthenticationFailed(HiveError):
 
     def __str__(self) -> str:
         return "missing or invalid API key"
+
+
+class TooManyRequests(HiveError):
+    """Admission refused the call: the tenant's request rate (``HIVE_API_REQUESTS_PER_S``)
+    is spent for now. ``retry_after_s`` says when the next call fits."""
+
+    def __init__(
+        self, retry_after_s: float, message: str = "", limit: int = 0, reset_s: int = 0
+    ) -> None:
+        super().__init__(retry_after_s, message, limit, reset_s)
+        self.retry_after_s = max(float(retry_after_s), 0.0)
+        self.message = message
+        self.limit = limit
+        """The rate's burst (``RateLimit-Limit``); 0 when no rate refused the call."""
+        self.reset_s = reset_s
+        """Seconds until the whole burst is back (``RateLimit-Reset``)."""
+
+    def __str__(self) -> str:
+        return self.message or (
+            f"too many requests for this tenant; try again in {self.retry_after_s:.3g}s"
+        )
+
+
+class TooManyRunsInFlight(TooManyRequests):
+    """A submit refused because the tenant already has ``cap`` runs unfinished
+    (``HIVE_API_MAX_RUNS_IN_FLIGHT``): it may submit again once some end."""
+
+    def __init__(self, tenant: str | None, cap: int) -> None:
+        super().__init__(1.0)
+        self.args = (tenant, cap)
+        self.tenant = tenant
+        self.cap = cap
+
+    def __str__(self) -> str:
+        whose = f"tenant {self.tenant!r}" if self.tenant is not None else "runs of no tenant"
+        return (
+            f"{whose} has {self.cap} runs in flight, the most allowed "
+            "(HIVE_API_MAX_RUNS_IN_FLIGHT); submit again once some have finished"
+        )
 
 
 class ApiKeyNotFound(HiveError):

@@ -1,4 +1,5 @@
-"""Serving ``/metrics``: a worker's, summed over its pool processes, and the exporter's.
+"""Serving ``/metrics``: a worker's, summed over its pool processes, the API's, summed
+over its ``--workers``, and the exporter's.
 
 A prefork worker runs steps in several processes. prometheus-client's multiprocess mode has
 each process write its values to files of its own in ``PROMETHEUS_MULTIPROC_DIR``; the
@@ -170,3 +171,24 @@ def mark_dead_processes(directory: Path) -> list[int]:
     for pid in dead:
         multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
     return dead
+
+
+def latest(directory: Path | None = None) -> tuple[bytes, str]:
+    """This process's metrics in the text format, and its content type: the sum over the
+    multiprocess directory (``directory``, or the one this process was started with, as
+    ``hive api`` starts its workers), else this process's own."""
+    from prometheus_client import (
+        CONTENT_TYPE_LATEST,
+        REGISTRY,
+        CollectorRegistry,
+        generate_latest,
+        multiprocess,
+    )
+
+    # prometheus-client reads the variable itself; so does this, for the same directory.
+    path = directory or os.environ.get(MULTIPROC_ENV)
+    registry = REGISTRY
+    if path:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(path))  # type: ignore[no-untyped-call]
+    return generate_latest(registry), CONTENT_TYPE_LATEST

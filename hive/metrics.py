@@ -12,6 +12,8 @@ Two kinds live here:
   serves their sum (:mod:`hive.exposition`). Elsewhere (a producer, ``hive maintenance``)
   they count in memory and nobody reads them: recording is a few memory writes, never a
   round trip.
+- **API metrics**, counted by ``hive api``'s processes, which share a multiprocess
+  directory the same way; any of them serves the sum.
 - **Farm-wide figures**, read from PostgreSQL and Redis on each scrape by ``hive exporter``
   (:mod:`hive.exporter`): only their names and help texts are here. ``hive_runs_total`` is
   one of them, a counter PostgreSQL keeps (see ``FARM_COUNTERS``).
@@ -145,6 +147,24 @@ WORKER_METRICS = (
     *(ABANDONED_AGENTS, RUN_DURATION, LLM_CALLS, LLM_TOKENS, LLM_COST, INPUT_SCREENED),
     *(BUDGET_WARNINGS, BUDGET_EXCEEDED),
 )
+
+# From a cached read to a long poll's minute.
+_API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+API_REQUESTS = Counter(
+    "hive_api_requests_total",
+    "Requests `hive api` answered, by route template (never the raw path), method and status.",
+    ["route", "method", "status"],
+)
+API_REQUEST_DURATION = Histogram(
+    "hive_api_request_duration_seconds",
+    "Seconds `hive api` took to answer, by route template, method and status.",
+    ["route", "method", "status"],
+    buckets=_API_BUCKETS,
+)
+
+API_METRICS = (API_REQUESTS, API_REQUEST_DURATION)
+"""Served by every `hive api` process, summed over its ``--workers`` (:mod:`hive.exposition`)."""
 
 # The reasons hive_steps_deferred_total counts a deferral under; any other is "other".
 DEFER_REASONS = frozenset({"rate_limit", "concurrency", "breaker", "other"})

@@ -536,6 +536,27 @@ class ApiSettings(_Section):
         default=2_000_000,
         gt=0,
     )
+    requests_per_s: float = _var(
+        "API_REQUESTS_PER_S",
+        "each tenant's sustained request rate across every `hive api` process (shared "
+        "through Redis); over it, 429 with `Retry-After`. 0: no limit",
+        default=50.0,
+        ge=0,
+    )
+    request_burst: int = _var(
+        "API_REQUEST_BURST",
+        "the requests a tenant may make at once, idle, above `HIVE_API_REQUESTS_PER_S` "
+        "(the `RateLimit-Limit` it is told)",
+        default=100,
+        ge=1,
+    )
+    max_runs_in_flight: int = _var(
+        "API_MAX_RUNS_IN_FLIGHT",
+        "the unfinished runs a tenant may have when it submits over the API; more is "
+        "refused with 429 until some finish. 0: no cap",
+        default=10_000,
+        ge=0,
+    )
     cors_origins: str = _var(
         "API_CORS_ORIGINS",
         "comma-separated origins (`https://app.example.com`) browsers may call the API from; "

@@ -8,7 +8,8 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from hive.api import errors, health, pipelines, runs
+from hive.api import approvals, dead_letters, errors, health, metrics, pipelines, runs, services
+from hive.api.metrics import RequestMetrics
 from hive.api.middleware import BodyLimit, Guard
 from hive.settings import Settings, get_settings
 
@@ -42,18 +43,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(runs.router)
     app.include_router(pipelines.router)
+    app.include_router(dead_letters.router)
+    app.include_router(approvals.router)
+    app.include_router(services.router)
     if settings.api.origins:
         # No cookies are read, so no credentials: never `*`, and nothing a browser keeps.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.origins,
             allow_credentials=False,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
             expose_headers=["Location"],
         )
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
-    app.add_middleware(Guard)  # last added, outermost
+    app.add_middleware(Guard)
+    app.add_middleware(RequestMetrics)  # last added, outermost: sees Guard's answers too
     return app

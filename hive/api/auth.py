@@ -3,14 +3,16 @@
 call that changes something.
 
 Every /v1 route is an :class:`AuthenticatedRoute`: the key is checked before the body is
-read, so a caller without a valid key hears 401 and nothing else, whatever it sent. Every
+read, so a caller without a valid key hears 401 and nothing else, whatever it sent; then the
+tenant's request rate is spent (429 when it is out). Every
 failure is the same 401, whatever was wrong (no key, a malformed one, unknown, wrong,
 expired, revoked, or two different keys at once). The key is never logged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import Request, Response, Security
@@ -42,8 +44,14 @@ def _presented(request: Request) -> str | None:
 
 
 def _authenticate(request: Request) -> Principal:
-    who = service.authenticate(get_settings(), _presented(request))
+    settings = get_settings()
+    who = service.authenticate(settings, _presented(request))
     request.state.principal = who
+    # Admission after authentication: a request without a valid key spends no tenant's rate.
+    allowance = service.admit_request(settings, who.caller)
+    if allowance is not None:
+        # hive.api.middleware.Guard puts them on the answer, whatever it is.
+        request.state.rate_headers = allowance.headers()
     return who
 
 
@@ -101,3 +109,15 @@ def audit(
         client=client_address(request),
         tenant=tenant,
     )
+
+
+@contextmanager
+def audited(request: Request, who: Principal, action: str, target: str) -> Iterator[None]:
+    """Record the change the block makes on ``target``: ``ok``, or the outcome its error
+    stands for (then the error goes on)."""
+    try:
+        yield
+    except Exception as exc:
+        audit(request, who, action, target, service.outcome_of(exc))
+        raise
+    audit(request, who, action, target, Outcome.OK)

@@ -8,6 +8,8 @@
     404 not_found      no such run (or another tenant's)       RunNotFound, UnknownPipeline...
     413 too_large      the body is over HIVE_API_MAX_BODY_BYTES  (hive.api.middleware)
     422 invalid        each problem with where it is           RequestValidationError, InputError
+    429 rate_limited   the tenant's request rate is spent      TooManyRequests (Retry-After)
+    429 too_many_runs  the tenant's runs in flight are at the cap  TooManyRunsInFlight
     503 unavailable    PostgreSQL or Redis cannot be reached   ServiceUnavailable...
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
 
@@ -17,6 +19,7 @@ No body holds a stack trace, a server's address or a value the client sent.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +41,8 @@ from hive.errors import (
     ServiceInstanceNotFound,
     ServiceUnavailable,
     SettingsError,
+    TooManyRequests,
+    TooManyRunsInFlight,
     UnknownPipeline,
 )
 
@@ -96,6 +101,8 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
         return answer(403, "forbidden", str(exc))
     if isinstance(exc, _NOT_FOUND):
         return answer(404, "not_found", str(exc))
+    if isinstance(exc, TooManyRequests):
+        return _too_many(exc)
     if isinstance(exc, InputError):
         return answer(422, "invalid", str(exc), input_problems(exc))
     if isinstance(exc, InvalidArgument):
@@ -112,6 +119,18 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
     if isinstance(exc, ValueError):
         return answer(422, "invalid", str(exc), [("body", "", str(exc))])
     return answer(409, "conflict", str(exc))
+
+
+def _too_many(exc: TooManyRequests) -> JSONResponse:
+    headers = {"Retry-After": str(max(math.ceil(exc.retry_after_s), 1))}
+    if exc.limit:
+        headers |= {
+            "RateLimit-Limit": str(exc.limit),
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": str(exc.reset_s),
+        }
+    kind = "too_many_runs" if isinstance(exc, TooManyRunsInFlight) else "rate_limited"
+    return answer(429, kind, str(exc), headers=headers)
 
 
 def _validation_problems(exc: RequestValidationError) -> list[Problem]:
@@ -164,6 +183,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _described("Not found (or another tenant's)."),
     413: _described("The body is too large."),
     422: _described("The request does not fit: each problem with its place."),
+    429: _described(
+        "The tenant's request rate is spent (`Retry-After`, `RateLimit-*`), or, on submit, "
+        "its runs in flight are at the cap (`too_many_runs`)."
+    ),
     503: _described("PostgreSQL or Redis cannot be reached."),
 }
 """The error answers every /v1 route may give, for the OpenAPI document."""

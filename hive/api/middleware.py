@@ -100,6 +100,21 @@ class BodyLimit:
         await _send_json(send, 413, error_body("too_large", message), [(b"connection", b"close")])
 
 
+def _rate_headers(scope: Scope, message: Message) -> list[tuple[bytes, bytes]]:
+    """The RateLimit-* headers admission left in the request's state, unless the answer
+    has its own (a 429)."""
+    state = scope.get("state") or {}
+    given = state.get("rate_headers") if isinstance(state, dict) else None
+    if not given:
+        return []
+    present = {name.lower() for name, _ in message.get("headers", [])}
+    return [
+        (name.lower().encode(), value.encode())
+        for name, value in given.items()
+        if name.lower().encode() not in present
+    ]
+
+
 class Guard:
     """Outermost: security headers on every answer, and any exception that escaped the
     application turned into a JSON answer (503 for a server Hive cannot reach, else 500),
@@ -118,7 +133,11 @@ class Guard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *SECURITY_HEADERS,
+                    *_rate_headers(scope, message),
+                ]
             await send(message)
 
         try:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hive.statuses import RunStatus
+from hive.statuses import RunStatus, ServiceStatus
 
 
 class _Wire(BaseModel):
@@ -137,3 +137,98 @@ class ErrorOutput(_Wire):
 class HealthOutput(_Wire):
     status: str
     unavailable: list[str] | None = None
+
+
+class DeadLetterOutput(_Wire):
+    """A step that failed for good: its error, attempts and input (of `hive dlq list --json`)."""
+
+    run_id: str
+    step_id: str
+    pipeline: str
+    agent: str
+    attempts: int
+    error: dict[str, Any]
+    input: Any
+    created_at: str
+    replayed_at: str | None
+
+
+class ReplayInput(_Wire):
+    input: dict[str, Any] | None = Field(
+        default=None,
+        description="An edited input for the one failed step (its pinned fields unchanged).",
+    )
+
+
+class ReplayOutput(_Wire):
+    id: str
+    sent: list[str] = Field(description="The steps sent again now.")
+    status: RunStatus
+
+
+class ApprovalEventOutput(_Wire):
+    kind: str
+    detail: dict[str, Any]
+    at: str
+
+
+class ApprovalOutput(_Wire):
+    """A step held for a person's decision; ``input`` and ``history`` are null in a listing."""
+
+    run_id: str
+    step_id: str
+    pipeline: str
+    tenant: str | None
+    agent: str
+    status: str
+    source: str
+    reason: str
+    requested_at: str
+    timeout_at: str | None
+    timeout_action: str | None
+    decided_at: str | None
+    decided_by: str | None
+    decision_reason: str | None
+    input_edited: bool
+    input: Any
+    history: list[ApprovalEventOutput] | None
+
+
+class ApproveInput(_Wire):
+    input: dict[str, Any] | None = Field(
+        default=None, description="Run the step with this input instead (checked by its agent)."
+    )
+
+
+class RejectInput(_Wire):
+    reason: str = Field(min_length=1, max_length=4000, description="Why; kept with the decision.")
+
+
+class RegisterServiceInput(_Wire):
+    """An instance of a service agents call. Registering an ``id`` again updates it."""
+
+    name: str = Field(min_length=1, max_length=200, description="The service's name.")
+    url: str = Field(min_length=1, max_length=2000)
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    health_url: str | None = Field(default=None, min_length=1, max_length=2000)
+    ttl_s: float | None = Field(default=None, gt=0, description="Critical without a heartbeat.")
+    deregister_after_s: float | None = Field(default=None, gt=0)
+    meta: dict[str, str] | None = None
+
+
+class ServiceInstanceOutput(_Wire):
+    id: str
+    service: str
+    tenant: str | None
+    url: str
+    health_url: str | None
+    ttl_s: float | None
+    deregister_after_s: float | None
+    meta: dict[str, str]
+    status: ServiceStatus
+    failures: int
+    last_check_at: str | None
+    last_check_output: str | None
+    last_heartbeat_at: str | None
+    registered_at: str
+    critical_since: str | None

@@ -59,6 +59,7 @@ def submit_run(
             settings, who.caller, body.pipeline, body.input, tenant=body.tenant,
             priority=body.priority, idempotency_key=body.idempotency_key,
             deadline=body.deadline_s, budget_usd=body.budget_usd,
+            max_in_flight=settings.api.max_runs_in_flight,
         )  # fmt: skip
     except Exception as exc:
         audit(request, who, "run.submit", f"pipeline:{body.pipeline}", service.outcome_of(exc),

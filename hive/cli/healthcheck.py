@@ -105,6 +105,21 @@ def healthcheck_exporter(port: int | None, address: str | None, timeout_s: float
     )
 
 
+@healthcheck.command("api")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="[default: HIVE_API_PORT, 8080]"
+)
+@_ADDRESS
+@_TIMEOUT
+def healthcheck_api(port: int | None, address: str | None, timeout_s: float) -> None:
+    """`hive api` is ready: /readyz answers 200 (PostgreSQL and Redis reachable)."""
+    from hive import service
+    from hive.settings import get_settings
+
+    api = get_settings().api
+    _report(service.api_health(address or api.host, port or api.port, timeout_s=timeout_s))
+
+
 def _report(health: Any) -> None:
     if health.healthy:
         click.echo(f"healthy: {health.detail}")

@@ -24,13 +24,17 @@ _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
               help="Processes serving the API.")  # fmt: skip
 @click.option("--loglevel", "-l", type=_LOG_LEVELS, default=None)
 def api(host: str | None, port: int | None, workers: int, loglevel: str | None) -> None:
-    """Serve the HTTP API: /v1/runs, /v1/pipelines, /healthz, /readyz, /openapi.json."""
+    """Serve the HTTP API: /v1/..., /healthz, /readyz, /metrics, /openapi.json."""
     try:
         import uvicorn
     except ImportError:
         fail("`hive api` needs the api extra: pip install 'hive[api]'")
+    from hive.exposition import prepare_multiprocess_dir
     from hive.settings import get_settings
 
+    # Before anything imports prometheus-client: every worker process counts into one
+    # directory, and each serves the sum on /metrics.
+    prepare_multiprocess_dir()
     settings = get_settings()
     level = (loglevel or settings.logs.level).upper()
     host = host or settings.api.host

@@ -52,25 +52,28 @@ local horizon = tonumber(ARGV[2])
 local grace = tonumber(ARGV[3])
 local early = tonumber(ARGV[4])
 local wait, worst = 0, 0
-local tats = {}
+local tats, stored = {}, {}
 for i = 1, n do
   local interval = tonumber(ARGV[2 + 3 * i])
   local tolerance = tonumber(ARGV[3 + 3 * i])
   local cost = tonumber(ARGV[4 + 3 * i])
+  local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
+  if tat < now then tat = now end
+  stored[i] = tat
   local due = redis.call('GET', KEYS[2 * i])
   local w
   if due then
     w = tonumber(due) - early - now
   else
-    local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or '0')
-    if tat < now then tat = now end
     tats[i] = tat + interval * cost
     w = tats[i] - tolerance - now
   end
   if w > wait then wait, worst = w, i end
 end
+local spans = {}
 if wait > horizon then
-  return {0, tostring(wait), worst, 0}
+  for i = 1, n do spans[i] = tostring(stored[i] - now) end
+  return {0, tostring(wait), worst, 0, unpack(spans)}
 end
 for i = 1, n do
   if tats[i] then
@@ -82,11 +85,12 @@ for i = 1, n do
   elseif wait <= 0 then
     redis.call('DEL', KEYS[2 * i])
   end
+  spans[i] = tostring((tats[i] or stored[i]) - now)
 end
 if wait > 0 then
-  return {0, tostring(wait), worst, 1}
+  return {0, tostring(wait), worst, 1, unpack(spans)}
 end
-return {1, '0', 0, 0}
+return {1, '0', 0, 0, unpack(spans)}
 """
 
 _CORRECT = """
@@ -116,6 +120,10 @@ class RateLimit:
     burst: float
     cost: float = 1.0
 
+    def remaining(self, backlog_s: float) -> int:
+        """How many units more would be let through now, given the limit's backlog."""
+        return max(int((self.burst * self.interval_s - backlog_s) / self.interval_s), 0)
+
 
 @dataclass(frozen=True)
 class RateDecision:
@@ -125,6 +133,9 @@ class RateDecision:
     limit: RateLimit | None = None
     """The limit that made it wait longest."""
     booked: bool = False
+    backlogs_s: tuple[float, ...] = ()
+    """Each limit's backlog after the decision, in the order given: how long until it is
+    idle again (its whole burst free), as redis-cell's ``reset_after``."""
 
 
 class RateLimiter:
@@ -139,14 +150,15 @@ class RateLimiter:
     def client(self) -> redis.Redis:
         return self._client or guard_redis()
 
-    def admit(self, limits: list[RateLimit], holder: str) -> RateDecision:
-        """Take a unit (``cost``) of every limit, or none; book a slot when the wait is short."""
+    def admit(self, limits: list[RateLimit], holder: str, *, book: bool = True) -> RateDecision:
+        """Take a unit (``cost``) of every limit, or none; book a slot when the wait is short
+        (never with ``book=False``: a caller that is answered at once, not deferred)."""
         if not limits:
             return RateDecision(True)
         keys_: list[str] = []
         args: list[float | str] = [
             len(limits),
-            RESERVE_HORIZON_S * 1000,
+            RESERVE_HORIZON_S * 1000 if book else 0,
             _RESERVATION_GRACE_S * 1000,
             _EARLY_S * 1000,
         ]
@@ -160,13 +172,14 @@ class RateLimiter:
             cost = min(limit.cost, limit.burst)
             args += [limit.interval_s * 1000, limit.burst * limit.interval_s * 1000, cost]
         try:
-            admitted, wait_ms, worst, booked = self._script("_admit", _ADMIT)(keys_, args)
+            admitted, wait_ms, worst, booked, *spans = self._script("_admit", _ADMIT)(keys_, args)
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
+        backlogs = tuple(max(float(span) / 1000, 0.0) for span in spans)
         if admitted:
-            return RateDecision(True)
+            return RateDecision(True, backlogs_s=backlogs)
         wait_s = float(wait_ms) / 1000
-        return RateDecision(False, wait_s, limits[int(worst) - 1], bool(booked))
+        return RateDecision(False, wait_s, limits[int(worst) - 1], bool(booked), backlogs)
 
     def correct(self, limit: RateLimit, units: float) -> None:
         """Charge ``units`` more (or, negative, fewer) of ``limit`` than admitted: an LLM

@@ -30,10 +30,12 @@ live here and nowhere else.
                    tenants' daily cost budgets and today's spending
     status         farm_status (FarmStatus): the farm at a glance, from the exporter's figures
     usage          usage_by_tenant (UsageViews): tokens and cost per tenant
-    health         ping_worker, beat_health, flower_health, exporter_health (Health): is
-                   each long-running process doing its job (`hive healthcheck`)
+    health         ping_worker, beat_health, flower_health, exporter_health, api_health
+                   (Health): is each long-running process doing its job (`hive healthcheck`)
     api_keys       create_api_key, list_api_keys, revoke_api_key, authenticate
                    (ApiKeyView, NewApiKey, Principal): the HTTP API's keys
+    admission      admit_request (RateAllowance): a tenant's request rate, over every API
+                   process; submit's max_in_flight caps its runs unfinished
     audit          record_audit, list_audit, outcome_of (AuditView, Outcome): who changed what
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
@@ -41,6 +43,7 @@ live here and nowhere else.
                    settings given must name the process's own servers (one farm a process)
 """
 
+from hive.service.admission import RateAllowance, admit_request
 from hive.service.api_keys import (
     ApiKeyView,
     NewApiKey,
@@ -73,6 +76,7 @@ from hive.service.failures import translate_failure
 from hive.service.farm import check_farm
 from hive.service.health import (
     Health,
+    api_health,
     beat_health,
     exporter_health,
     flower_health,
@@ -151,6 +155,7 @@ __all__ = [
     "PipelineStepView",
     "PipelineView",
     "Principal",
+    "RateAllowance",
     "Right",
     "Role",
     "RunPage",
@@ -161,6 +166,8 @@ __all__ = [
     "Submitted",
     "UsageView",
     "WorkerView",
+    "admit_request",
+    "api_health",
     "approve",
     "authenticate",
     "beat_health",

@@ -24,6 +24,8 @@ from hive.errors import (
     InvalidArgument,
     PermissionDenied,
     RunNotFound,
+    ServiceInstanceNotFound,
+    TooManyRequests,
     UnknownPipeline,
 )
 from hive.service.arguments import check_listing
@@ -43,6 +45,8 @@ class Outcome(StrEnum):
     DENIED = "denied"
     NOT_FOUND = "not_found"
     INVALID = "invalid"
+    REFUSED = "refused"
+    """Admission turned it away (rate, runs in flight): nothing was tried."""
     FAILED = "failed"
 
 
@@ -50,10 +54,15 @@ def outcome_of(exc: BaseException) -> Outcome:
     """The outcome a call that raised ``exc`` is recorded with."""
     if isinstance(exc, PermissionDenied):
         return Outcome.DENIED
-    if isinstance(exc, RunNotFound | UnknownPipeline | ApprovalNotFound | ApiKeyNotFound):
+    if isinstance(
+        exc,
+        RunNotFound | UnknownPipeline | ApprovalNotFound | ApiKeyNotFound | ServiceInstanceNotFound,
+    ):
         return Outcome.NOT_FOUND
     if isinstance(exc, InputError | InvalidArgument | ValueError):
         return Outcome.INVALID
+    if isinstance(exc, TooManyRequests):
+        return Outcome.REFUSED
     return Outcome.FAILED
 
 
@@ -100,7 +109,8 @@ def record(
         tenant=caller.tenant if caller.tenant is not None else tenant,
         role=caller.role.value,
         action=action,
-        target=target[:_TARGET_MAX] if target else None,
+        # A target may quote a path the client sent: PostgreSQL text holds no NUL.
+        target=target.replace("\x00", "\\u0000")[:_TARGET_MAX] if target else None,
         outcome=outcome.value,
         client=(client or None) and client[:_CLIENT_MAX],
     )

@@ -8,7 +8,8 @@ long-running process, reading only what that process itself makes observable.
   interval;
 - Flower answers its workers page with the credentials it was given, and refuses it
   without them;
-- the exporter serves its figures.
+- the exporter serves its figures;
+- ``hive api`` is ready: its ``/readyz`` answers 200 (PostgreSQL and Redis reachable).
 
 Each returns a :class:`Health`; none raises for an unhealthy answer.
 """
@@ -122,6 +123,22 @@ def exporter_health(address: str, port: int, *, timeout_s: float) -> Health:
         return Health(False, f"the exporter on port {port} answered {answer.status_code} "
                              "without its figures")  # fmt: skip
     return Health(True, f"the exporter serves its figures on port {port}")
+
+
+def api_health(address: str, port: int, *, timeout_s: float) -> Health:
+    """Whether ``hive api`` on ``address:port`` is ready: ``/readyz`` answers 200, which it
+    does while PostgreSQL and Redis answer it."""
+    import httpx
+
+    url = f"http://{_host(address)}:{port}/readyz"
+    try:
+        answer = httpx.get(url, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return Health(False, f"the API on port {port} does not answer: {type(exc).__name__}")
+    if answer.status_code != 200:
+        return Health(False, f"the API on port {port} is not ready ({answer.status_code}): "
+                             f"{answer.text[:200]}")  # fmt: skip
+    return Health(True, f"the API on port {port} is ready")
 
 
 def _host(address: str) -> str:

@@ -19,6 +19,7 @@ from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
+from hive.service.admission import check_runs_in_flight
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.pipelines import validate_input
@@ -43,6 +44,7 @@ def submit(
     idempotency_key: str | None = None,
     deadline: float | None = None,
     budget_usd: float | None = None,
+    max_in_flight: int = 0,
 ) -> Submitted:
     """Validate ``input``, store the run and its steps in one transaction, send its first
     steps. A tenant-bound caller submits for its own tenant (``tenant`` may repeat it).
@@ -56,6 +58,8 @@ def submit(
             number of seconds, or a ``budget_usd`` that is not a finite positive amount
             (a ValueError too). The caller's own tenant was checked when
             the Caller was made, by the same rule.
+        TooManyRunsInFlight: ``max_in_flight`` (0: no cap) and the tenant has that many
+            runs unfinished, and no run of this ``idempotency_key``.
         ValueError: an unknown priority.
         ServiceUnavailable: PostgreSQL cannot be reached.
     """
@@ -65,6 +69,8 @@ def submit(
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
     check_submission(tenant, idempotency_key, deadline, budget_usd)
     spec = validate_input(settings, caller, pipeline, input)
+    if max_in_flight:
+        check_runs_in_flight(owner, max_in_flight, idempotency_key)
     run_id = uuid.uuid4()
     trace_id = new_trace_id()
     plan = plan_steps(spec)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.api import Api
 from tests.support.commands import describe, run_hive
 from tests.support.processes import HiveProcess, wait_until
 from tests.support.producer import submit
@@ -244,7 +245,7 @@ def _bundled_config(ports: dict[str, int], alertmanager_port: int) -> dict[str, 
     return config
 
 
-def test_the_bundled_prometheus_config_scrapes_a_worker_the_exporter_and_flower(
+def test_the_bundled_prometheus_config_scrapes_a_worker_the_exporter_the_api_and_flower(
     env: dict[str, str],
     start_worker: Callable[..., HiveProcess],
     exporter: HiveProcess,
@@ -263,13 +264,21 @@ def test_the_bundled_prometheus_config_scrapes_a_worker_the_exporter_and_flower(
         {**env, "HIVE_FLOWER_BASIC_AUTH": "admin:flower-pw"},
         tmp_path / "flower.log",
     )
+    api = Api(env, tmp_path / "api.log", "--workers", "2")
     alertmanager_port = free_port()
-    prometheus = Prometheus(
-        tmp_path / "bundled", {}, config=_bundled_config(ports, alertmanager_port)
-    )
+    try:
+        prometheus = Prometheus(
+            tmp_path / "bundled",
+            {},
+            config=_bundled_config({**ports, "api": api.port}, alertmanager_port),
+        )
+    except Exception:
+        api.stop()
+        flower.stop()
+        raise
     try:
         flower.wait_for_log("Visit me at", timeout_s=60)
-        for job in ("hive-workers", "hive-exporter", "flower"):
+        for job in ("hive-workers", "hive-exporter", "hive-api", "flower"):
             _eventually(prometheus, f'up{{job="{job}"}}', lambda v: v == 1, f"{job} is up")
         submit(env, "echo-one", [{"text": "scraped"}])
 
@@ -292,6 +301,12 @@ def test_the_bundled_prometheus_config_scrapes_a_worker_the_exporter_and_flower(
             lambda v: v == 1,
             "the exporter's count of closed runs",
         )
+        _eventually(
+            prometheus,
+            'sum(hive_api_requests_total{job="hive-api",route="/metrics",status="200"})',
+            lambda v: v >= 1,
+            "the API's count of Prometheus's own scrapes",
+        )
         (configured,) = prometheus.api("alertmanagers")["activeAlertmanagers"]
         assert configured["url"] == f"http://127.0.0.1:{alertmanager_port}/api/v2/alerts"
         groups = prometheus.api("rules")["groups"]
@@ -301,4 +316,5 @@ def test_the_bundled_prometheus_config_scrapes_a_worker_the_exporter_and_flower(
         assert all(r.get("health") != "err" for g in groups for r in g["rules"])
     finally:
         prometheus.stop()
+        api.stop()
         flower.stop()

@@ -30,7 +30,7 @@ import redis
 import yaml
 
 from hive.cli import main
-from hive.settings import MetricsSettings
+from hive.settings import ApiSettings, MetricsSettings
 from tests.support.processes import wait_until
 from tests.support.prometheus import binary
 from tests.support.redis_server import free_port
@@ -38,9 +38,9 @@ from tests.support.redis_server import free_port
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-APP_SERVICES = ["migrate", "worker", "beat", "flower", "exporter"]
+APP_SERVICES = ["migrate", "worker", "beat", "flower", "exporter", "api"]
 # The app services that keep running (migrate exits once the schema is in place).
-LONG_RUNNING = ["worker", "beat", "flower", "exporter"]
+LONG_RUNNING = ["worker", "beat", "flower", "exporter", "api"]
 MONITORING = ["prometheus", "alertmanager", "grafana"]
 SERVICES = ["redis", "postgres", *APP_SERVICES, *MONITORING]
 
@@ -179,6 +179,7 @@ def test_each_app_service_runs_the_command_it_is_named_for(
         "beat": "hive beat",
         "flower": "hive flower",
         "exporter": "hive exporter",
+        "api": "hive api",
     }
 
 
@@ -254,6 +255,19 @@ def test_flower_listens_on_an_address_its_published_port_can_reach(
     address = _resolve(_argv(flower)).params["address"]
 
     assert address not in ("127.0.0.1", "localhost", "::1"), address
+
+
+def test_the_api_listens_where_its_published_port_reaches_and_is_checked_by_readiness(
+    services: dict[str, Any],
+) -> None:
+    api = services["api"]
+    params = _resolve(_argv(api)).params
+    # The container's loopback would be unreachable from its published port.
+    assert params["host"] not in (None, "127.0.0.1", "localhost", "::1"), params["host"]
+    check = _resolve(api["healthcheck"]["test"][2:])
+    assert check.command_path == "hive healthcheck api"  # /readyz (tests/e2e/test_api_metrics)
+    # Prometheus waits for it to start, not to be healthy: it must show an API that is not.
+    assert services["prometheus"]["depends_on"]["api"]["condition"] == "service_started"
 
 
 def test_the_dockerfile_uses_hive_as_its_entrypoint() -> None:
@@ -393,6 +407,9 @@ def _listens_on(name: str, services: dict[str, Any]) -> int | None:
         return int(port or defaults["exporter_port"].default)
     if name == "flower":
         return int(params["port"])
+    if name == "api":
+        port = params.get("port") or env.get("HIVE_API_PORT")
+        return int(port or ApiSettings.model_fields["port"].default)
     return None
 
 
@@ -449,7 +466,7 @@ def test_each_hive_service_runs_the_health_check_of_its_own_process(
     ctx = _resolve(test[2:])
 
     assert ctx.command_path == f"hive healthcheck {name}"
-    if name in ("flower", "exporter"):
+    if name in ("flower", "exporter", "api"):
         assert ctx.params["port"] == _listens_on(name, services)
         assert ctx.params["address"] is None  # this container's own loopback
     if name == "worker":
@@ -518,7 +535,7 @@ def test_published_ports_are_loopback_only_distinct_and_reach_what_listens(
             published.append(int(host_port))
     assert len(published) == len(set(published)), published
     assert sorted(n for n, s in services.items() if s.get("ports")) == sorted(
-        ["flower", *MONITORING]
+        ["flower", "api", *MONITORING]
     )
 
 
@@ -552,7 +569,7 @@ def test_prometheus_scrapes_and_alerts_services_on_the_ports_they_listen_on(
         assert host in services, f"{job}: {host} is no compose service"
         assert port == _listens_on(host, services), f"{job}: {host} listens elsewhere"
     assert {host for _, host, _ in targets} == {
-        "worker", "exporter", "flower", "alertmanager"
+        "worker", "exporter", "flower", "api", "alertmanager"
     }  # fmt: skip
     assert int(_environment(services["worker"]).get("HIVE_METRICS_PORT", "9808")) != 0
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import redis
 
 from hive import keys
 from hive.guard.breakers import CLOSED, HALF_OPEN, OPEN, Breakers, gauge_value
@@ -15,6 +16,25 @@ from hive.guard.slots import ConcurrencyLimit, Semaphore
 from hive.settings import get_settings
 
 pytestmark = pytest.mark.timeout(60)
+
+
+def test_a_caller_answered_at_once_books_nothing_and_is_told_each_limits_backlog(
+    clean_state: None, redis_db: tuple[redis.Redis, int]
+) -> None:
+    limiter = RateLimiter()
+    # One request per 1000 s: no time passing in the test gives one back.
+    limit = requests_limit("api:tenant:acme", interval_s=1000, burst=3)
+
+    decisions = [limiter.admit([limit], "api", book=False) for _ in range(4)]
+
+    assert [d.admitted for d in decisions] == [True, True, True, False]
+    backlogs = [d.backlogs_s[0] for d in decisions]
+    assert [round(b, -1) for b in backlogs] == [1000, 2000, 3000, 3000]
+    assert [limit.remaining(b) for b in backlogs[:3]] == [2, 1, 0]
+    refused = decisions[-1]
+    assert not refused.booked and 990 < refused.wait_s <= 1000
+    client, _ = redis_db
+    assert not client.keys("*:held:*"), "a refused caller holds no slot"
 
 
 def test_a_rate_limit_spaces_requests_and_books_the_next_slot_for_who_waits(

@@ -154,3 +154,11 @@ def test_a_deferral_is_counted_under_a_bounded_reason() -> None:
 
     assert count("rate_limit") == before["rate_limit"] + 1
     assert count("other") == before["other"] + 1
+
+
+def test_api_metrics_are_labelled_by_route_template_method_and_status() -> None:
+    names = {_name(m): m for m in metrics.API_METRICS}
+    assert set(names) == {"hive_api_requests_total", "hive_api_request_duration_seconds"}
+    for metric in names.values():
+        assert metric._labelnames == ("route", "method", "status")
+        assert metric._documentation

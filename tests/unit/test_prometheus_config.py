@@ -47,10 +47,11 @@ def test_every_alert_has_a_unit_test() -> None:
     assert alerts == tested
 
 
-def test_prometheus_scrapes_the_workers_the_exporter_and_flower() -> None:
+def test_prometheus_scrapes_the_workers_the_exporter_the_api_and_flower() -> None:
     config = yaml.safe_load((CONFIG / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
-    assert set(jobs) == {"hive-workers", "hive-exporter", "flower"}
+    assert set(jobs) == {"hive-workers", "hive-exporter", "hive-api", "flower"}
     assert jobs["hive-workers"]["dns_sd_configs"][0]["port"] == 9808
+    assert jobs["hive-api"]["dns_sd_configs"][0] == {"names": ["api"], "type": "A", "port": 8080}
     assert jobs["hive-exporter"]["static_configs"][0]["targets"] == ["exporter:9809"]
     assert config["rule_files"] == ["alerts.yml"]

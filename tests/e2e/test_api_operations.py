@@ -1,0 +1,233 @@
+"""Dead letters, approvals and the service registry over HTTP, as a producer app in another
+language would use them: viewers read, admins change, another tenant's things are 404, and
+every change is in the audit trail. A real `hive api`, real workers, PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.support import db
+from tests.support.api import Api, make_key
+from tests.support.commands import run_hive
+from tests.support.processes import HiveProcess, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    server = Api({**os.environ, **hive_env}, tmp_path_factory.mktemp("api") / "api.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def env(hive_env: dict[str, str], clean_state: None) -> Iterator[dict[str, str]]:
+    db.execute("TRUNCATE service_instances")
+    yield {**os.environ, **hive_env}
+    db.execute("TRUNCATE service_instances")
+
+
+def _submit(api: Api, key: str, pipeline: str, text: str) -> str:
+    answer = api.call(
+        "POST", "/v1/runs", key=key, json={"pipeline": pipeline, "input": {"text": text}}
+    )
+    assert answer.status_code == 202, answer.text
+    return str(answer.json()["id"])
+
+
+def _wait(api: Api, key: str, run_id: str) -> Any:
+    answer = api.call("GET", f"/v1/runs/{run_id}/wait", key=key, params={"timeout_s": 60})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _audit(env: dict[str, str], tenant: str, action_prefix: str) -> list[tuple[str, str, str]]:
+    listed = run_hive("audit", "list", "--tenant", tenant, "--json", env=env)
+    return [
+        (r["action"], r["target"], r["outcome"])
+        for r in reversed(json.loads(listed.stdout))
+        if r["action"].startswith(action_prefix)
+    ]
+
+
+def test_an_admin_replays_a_dead_letter_over_http_with_an_edited_input(
+    api: Api, env: dict[str, str], start_worker: Callable[..., HiveProcess]
+) -> None:
+    start_worker("--concurrency", "2")
+    producer, _ = make_key("acme", "producer")
+    viewer, _ = make_key("acme", "viewer")
+    admin, _ = make_key("acme", "admin")
+    stranger, _ = make_key("globex", "admin")
+    run_id = _submit(api, producer, "fails-midway", "x")
+    assert _wait(api, producer, run_id)["status"] == "failed"
+
+    letters = api.call("GET", "/v1/dead-letters", key=viewer)
+    assert letters.status_code == 200, letters.text
+    assert [(d["run_id"], d["step_id"]) for d in letters.json()] == [(run_id, "doomed")]
+    assert letters.json()[0]["error"]["message"] == "doomed on purpose"
+    assert api.call("GET", "/v1/dead-letters", key=stranger).json() == []
+    filtered = api.call("GET", "/v1/dead-letters", key=viewer, params={"pipeline": "echo-one"})
+    assert filtered.json() == []
+
+    replay = f"/v1/dead-letters/{run_id}/replay"
+    assert api.call("POST", replay, key=producer).status_code == 403
+    assert api.call("POST", replay, key=stranger).status_code == 404
+    missing = api.call("POST", "/v1/dead-letters/not-a-run/replay", key=admin)
+    assert missing.status_code == 404
+
+    replayed = api.call("POST", replay, key=admin, json={"input": {"times": 0}})
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["id"] == run_id and replayed.json()["sent"][0] == "doomed"
+    done = _wait(api, producer, run_id)
+    assert done["status"] == "succeeded"
+    assert {s["step_id"]: s["status"] for s in done["steps"]}["doomed"] == "succeeded"
+
+    again = api.call("POST", replay, key=admin)
+    assert again.status_code == 409
+    assert again.json()["error"]["type"] == "conflict"
+    assert api.call("GET", "/v1/dead-letters", key=viewer).json() == []
+    assert _audit(env, "acme", "run.replay") == [
+        ("run.replay", f"run:{run_id}", "denied"),
+        ("run.replay", "run:not-a-run", "not_found"),
+        ("run.replay", f"run:{run_id}", "ok"),
+        ("run.replay", f"run:{run_id}", "failed"),
+    ]
+    assert _audit(env, "globex", "run.replay") == [("run.replay", f"run:{run_id}", "not_found")]
+
+
+def test_an_admin_approves_and_rejects_held_steps_over_http(
+    api: Api, env: dict[str, str], start_worker: Callable[..., HiveProcess]
+) -> None:
+    start_worker("--concurrency", "2")
+    producer, _ = make_key("acme", "producer")
+    viewer, _ = make_key("acme", "viewer")
+    admin, admin_id = make_key("acme", "admin")
+    stranger, _ = make_key("globex", "admin")
+    first = _submit(api, producer, "approval-echo", "draft")
+    second = _submit(api, producer, "approval-echo", "risky")
+
+    def pending() -> list[Any]:
+        answer = api.call("GET", "/v1/approvals", key=viewer)
+        assert answer.status_code == 200, answer.text
+        return list(answer.json())
+
+    wait_until(lambda: len(pending()) == 2, 60, "both runs to await approval")
+    listed = pending()
+    assert {(a["run_id"], a["step_id"], a["status"]) for a in listed} == {
+        (first, "send", "pending"),
+        (second, "send", "pending"),
+    }
+    assert all(a["input"] is None for a in listed)  # a listing never shows the input
+    assert api.call("GET", "/v1/approvals", key=stranger).json() == []
+
+    approve = f"/v1/runs/{first}/steps/send/approve"
+    assert api.call("POST", approve, key=producer).status_code == 403
+    assert api.call("POST", approve, key=stranger).status_code == 404
+    assert api.call("POST", f"/v1/runs/{first}/steps/nope/approve", key=admin).status_code == 404
+
+    approved = api.call("POST", approve, key=admin, json={"input": {"text": "edited"}})
+    assert approved.status_code == 200, approved.text
+    decision = approved.json()
+    assert (decision["status"], decision["decided_by"]) == ("approved", f"key:{admin_id}")
+    assert decision["input_edited"] is True
+    done = _wait(api, producer, first)
+    assert done["status"] == "succeeded"
+    assert {s["step_id"]: s["output"] for s in done["steps"]}["after"] == {"text": "edited"}
+
+    reject = f"/v1/runs/{second}/steps/send/reject"
+    unreasoned = api.call("POST", reject, key=admin, json={})
+    assert unreasoned.status_code == 422
+    assert unreasoned.json()["error"]["problems"][0]["path"] == "reason"
+    rejected = api.call("POST", reject, key=admin, json={"reason": "too risky"})
+    assert rejected.status_code == 200, rejected.text
+    assert (rejected.json()["status"], rejected.json()["decision_reason"]) == (
+        "rejected",
+        "too risky",
+    )
+    assert _wait(api, producer, second)["status"] == "failed"
+
+    twice = api.call("POST", approve, key=admin)
+    assert twice.status_code == 409
+    assert f"key:{admin_id}" in twice.json()["error"]["message"]
+    assert pending() == []
+    assert _audit(env, "acme", "approval.") == [
+        ("approval.approve", f"step:{first}/send", "denied"),
+        ("approval.approve", f"step:{first}/nope", "not_found"),
+        ("approval.approve", f"step:{first}/send", "ok"),
+        ("approval.reject", f"step:{second}/send", "ok"),
+        ("approval.approve", f"step:{first}/send", "failed"),
+    ]
+
+
+def test_an_admin_manages_its_tenants_service_instances_and_a_viewer_reads_them(
+    api: Api, env: dict[str, str]
+) -> None:
+    admin, _ = make_key("acme", "admin")
+    viewer, _ = make_key("acme", "viewer")
+    stranger, _ = make_key("globex", "admin")
+    body = {
+        "name": "partner",
+        "url": "http://partner.example:8080",
+        "id": "partner-1",
+        "ttl_s": 30,
+        "meta": {"zone": "a"},
+    }
+
+    assert api.call("POST", "/v1/services", key=viewer, json=body).status_code == 403
+    registered = api.call("POST", "/v1/services", key=admin, json=body)
+    assert registered.status_code == 201, registered.text
+    assert registered.headers["location"] == "/v1/services/instances/partner-1"
+    instance = registered.json()
+    assert (instance["service"], instance["tenant"], instance["status"]) == (
+        "partner",
+        "acme",
+        "passing",
+    )
+    # The same id is not another tenant's to take, nor to see.
+    taken = api.call("POST", "/v1/services", key=stranger, json=body)
+    assert taken.status_code == 422
+    assert api.call("GET", "/v1/services/partner", key=stranger).json() == []
+
+    read = api.call("GET", "/v1/services/partner", key=viewer)
+    assert [i["id"] for i in read.json()] == ["partner-1"]
+    passing = api.call("GET", "/v1/services/partner", key=viewer, params={"status": "passing"})
+    assert [i["id"] for i in passing.json()] == ["partner-1"]
+    critical = api.call("GET", "/v1/services/partner", key=viewer, params={"status": "critical"})
+    assert critical.json() == []
+    bogus = api.call("GET", "/v1/services/partner", key=viewer, params={"status": "fine"})
+    assert bogus.status_code == 422
+    shown = api.call("GET", registered.headers["location"], key=viewer)
+    assert shown.json()["meta"] == {"zone": "a"}
+
+    heartbeat = "/v1/services/instances/partner-1/heartbeat"
+    assert api.call("PUT", heartbeat, key=viewer).status_code == 403
+    assert api.call("PUT", heartbeat, key=stranger).status_code == 404
+    beat = api.call("PUT", heartbeat, key=admin)
+    assert beat.status_code == 200, beat.text
+    assert beat.json()["last_heartbeat_at"] is not None
+
+    assert api.call("DELETE", "/v1/services/instances/partner-1", key=stranger).status_code == 404
+    gone = api.call("DELETE", "/v1/services/instances/partner-1", key=admin)
+    assert (gone.status_code, gone.content) == (204, b"")
+    assert api.call("GET", "/v1/services/partner", key=viewer).json() == []
+    assert api.call("PUT", heartbeat, key=admin).status_code == 404
+
+    assert _audit(env, "acme", "service.") == [
+        ("service.register", "instance:partner-1", "denied"),
+        ("service.register", "instance:partner-1", "ok"),
+        ("service.heartbeat", "instance:partner-1", "denied"),
+        ("service.heartbeat", "instance:partner-1", "ok"),
+        ("service.deregister", "instance:partner-1", "ok"),
+        ("service.heartbeat", "instance:partner-1", "not_found"),
+    ]
+    assert _audit(env, "globex", "service.") == [
+        ("service.register", "instance:partner-1", "invalid"),
+        ("service.heartbeat", "instance:partner-1", "not_found"),
+        ("service.deregister", "instance:partner-1", "not_found"),
+    ]
