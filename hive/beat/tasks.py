@@ -14,13 +14,19 @@ from hive import keys
 from hive.beat import health, lock, recovery
 from hive.db import events as event_log
 from hive.db import sweeps
-from hive.db.retrying import in_transaction
+from hive.db.retrying import in_transaction, waiting_at_most
+from hive.errors import ServiceUnavailable
 from hive.logs import log_context
 from hive.settings import get_settings
 from hive.tasks import approvals
 from hive.tasks.app import app
 
 logger = logging.getLogger(__name__)
+
+# How long a maintenance task sent by beat waits for an unreachable database before it
+# gives up: beat sends the next one within its interval, and a task waiting out an outage
+# (HIVE_DB_RETRY_S) would hold a worker slot that steps sharing the worker need.
+PERIODIC_DB_WAIT_S = 5.0
 
 
 def recover_now() -> dict[str, Any] | None:
@@ -91,26 +97,36 @@ def _logged(
     return run
 
 
+def _periodic(name: str, fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+    """One maintenance run sent by beat; skipped (one warning) while PostgreSQL is down."""
+    with waiting_at_most(PERIODIC_DB_WAIT_S):
+        try:
+            return fn()
+        except ServiceUnavailable as exc:
+            logger.warning("%s skipped: %s; beat sends the next one", name, exc)
+            return None
+
+
 @app.task(name=keys.RECOVER_TASK, ignore_result=True)
 def recover_stalled_runs() -> dict[str, Any] | None:
-    return recover_now()
+    return _periodic("recover", recover_now)
 
 
 @app.task(name=keys.PURGE_TASK, ignore_result=True)
 def purge_retention() -> dict[str, Any] | None:
-    return purge_now()
+    return _periodic("purge", purge_now)
 
 
 @app.task(name=keys.HEALTH_TASK, ignore_result=True)
 def health_sweep() -> dict[str, Any] | None:
-    return health_now()
+    return _periodic("health", health_now)
 
 
 @app.task(name=keys.CLEANUP_TASK, ignore_result=True)
 def cleanup_services() -> dict[str, Any] | None:
-    return cleanup_now()
+    return _periodic("cleanup", cleanup_now)
 
 
 @app.task(name=keys.APPROVALS_TASK, ignore_result=True)
 def expire_approvals() -> dict[str, Any] | None:
-    return approvals_now()
+    return _periodic("approvals", approvals_now)

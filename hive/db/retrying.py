@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from sqlalchemy import Connection
@@ -24,11 +26,27 @@ from hive.db.errors import DRIVER_ERRORS, database_error
 from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
 
-__all__ = ["Connection", "DirectCursor", "in_transaction", "on_direct_cursor"]
+__all__ = ["Connection", "DirectCursor", "in_transaction", "on_direct_cursor", "waiting_at_most"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A bound on every wait below, set by :func:`waiting_at_most` for the code it wraps.
+_wait_cap_s: ContextVar[float | None] = ContextVar("hive_db_wait_cap_s", default=None)
+
+
+@contextmanager
+def waiting_at_most(seconds: float) -> Iterator[None]:
+    """Within, no call here waits longer than ``seconds`` for an unreachable database.
+
+    For periodic work whose next tick comes anyway (beat's maintenance): waiting out an
+    outage there only holds a worker slot that the steps' own messages need."""
+    token = _wait_cap_s.set(seconds)
+    try:
+        yield
+    finally:
+        _wait_cap_s.reset(token)
 
 
 def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = None) -> T:
@@ -65,6 +83,9 @@ def on_direct_cursor(fn: Callable[[DirectCursor], T], *, retry_s: float | None =
 
 def _retried(attempt: Callable[[], T], retry_s: float | None) -> T:
     budget = get_settings().database.retry_s if retry_s is None else retry_s
+    cap = _wait_cap_s.get()
+    if cap is not None:
+        budget = min(budget, cap)
     deadline = time.monotonic() + budget
     # The first retry is immediate: a dropped connection makes SQLAlchemy recycle the pool,
     # so it usually succeeds; later ones back off.

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from hive import Client, RunFailed
+from hive import Client, RunFailed, keys
+from hive.tasks.app import app
 from tests.faults.conftest import FAST
 from tests.support import db, producer
 from tests.support.processes import wait_until
@@ -68,6 +69,28 @@ def test_a_claim_cut_off_from_postgres_past_its_step_s_time_limit_puts_its_messa
     assert run.wait(timeout=40) == {"only": {"text": "x"}}
     assert db.duplicate_successes() == 0
     assert "SoftTimeLimitExceeded" not in worker.log()
+
+
+def test_a_maintenance_task_gives_up_on_an_unreachable_postgres_and_frees_its_worker_slot(
+    hive_env, start_worker, pg_proxy, success_audit
+) -> None:
+    proxy, proxied_url = pg_proxy
+    worker = start_worker(
+        "--concurrency", "1", extra_env={**FAST, "HIVE_DATABASE_URL": proxied_url}
+    )
+
+    proxy.cut()
+    # Beat's recovery reaches the one slot first; it used to wait out the outage there
+    # (HIVE_DB_RETRY_S, 120 s) while the step's message queued behind it.
+    app.send_task(keys.RECOVER_TASK, queue=keys.MAINTENANCE_QUEUE)
+    worker.wait_for_log("database unreachable; retrying", timeout_s=30)
+    run = Client().submit("fault-quick", {"text": "x"})  # through the direct URL
+    worker.wait_for_log("recover skipped", timeout_s=60)
+    worker.wait_for_log("database unreachable at claim", timeout_s=60)
+    proxy.restore()
+
+    assert run.wait(timeout=60) == {"only": {"text": "x"}}
+    assert db.duplicate_successes() == 0
 
 
 def test_the_worker_does_not_wait_for_postgres_to_record_a_hard_timed_out_attempt(
