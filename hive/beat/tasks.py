@@ -24,9 +24,11 @@ from hive.tasks.app import app
 logger = logging.getLogger(__name__)
 
 # How long a maintenance task sent by beat waits for an unreachable database before it
-# gives up: beat sends the next one within its interval, and a task waiting out an outage
-# (HIVE_DB_RETRY_S) would hold a worker slot that steps sharing the worker need.
-PERIODIC_DB_WAIT_S = 5.0
+# skips: long enough for the immediate retry that a pooled connection dropped by a restart
+# needs, shorter than any interval. Beat sends the next one anyway, and maintenance goes
+# before steps (its messages have the top priority), so a task waiting out an outage
+# (HIVE_DB_RETRY_S) every interval would keep a step's message from its worker slot.
+PERIODIC_DB_WAIT_S = 0.5
 
 
 def recover_now() -> dict[str, Any] | None:
