@@ -16,6 +16,8 @@
     ├── AuthenticationFailed     no API key, or one that is unknown, wrong, expired or revoked
     ├── TooManyRequests          admission refused a call: the tenant's request rate is spent
     │   └── TooManyRunsInFlight  ... or its runs in flight are at the cap
+    ├── ApiError                 the HTTP API answered what the client knows no error for
+    ├── NotAvailableOverHttp     a Client(base_url=...) was asked what the HTTP API does not offer
     ├── ApiKeyNotFound           no API key with that id (that the caller may see)
     ├── ReplayError              the run cannot be replayed as asked
     ├── ServiceInstanceNotFound  no registered instance with that id (that the caller may see)
@@ -242,6 +244,36 @@ class TooManyRunsInFlight(TooManyRequests):
         return (
             f"{whose} has {self.cap} runs in flight, the most allowed "
             "(HIVE_API_MAX_RUNS_IN_FLIGHT); submit again once some have finished"
+        )
+
+
+class ApiError(HiveError):
+    """The HTTP API (or a proxy before it) answered with an error that is none of Hive's
+    own: a 500 (the API logged it), a 404 of a path that is no route. ``status`` is the HTTP
+    status, ``kind`` the body's ``type`` (empty when it had none)."""
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        super().__init__(status, kind, message)
+        self.status = status
+        self.kind = kind
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"the API answered {self.status}" + (f": {self.message}" if self.message else "")
+
+
+class NotAvailableOverHttp(HiveError):
+    """A client of the HTTP API (``Client(base_url=...)``) was asked for an operation the
+    API does not offer; a direct ``Client()`` (or the ``hive`` command) has it."""
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(operation)
+        self.operation = operation
+
+    def __str__(self) -> str:
+        return (
+            f"{self.operation} is not offered by the HTTP API; use a direct Client() "
+            "(or the hive command) for it"
         )
 
 

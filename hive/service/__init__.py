@@ -100,7 +100,6 @@ from hive.service.pipelines import (
 )
 from hive.service.replay import replay_failed_runs, replay_run
 from hive.service.runs import (
-    RunPage,
     cancel_run,
     get_run,
     get_run_state,
@@ -109,7 +108,6 @@ from hive.service.runs import (
     wait_for_run,
 )
 from hive.service.services import (
-    ServiceInstanceView,
     deregister_service,
     get_service_instance,
     heartbeat_service,
@@ -128,8 +126,10 @@ from hive.service.views import (
     DeadLetterView,
     PipelineStepView,
     PipelineView,
+    RunPage,
     RunState,
     RunView,
+    ServiceInstanceView,
     StepView,
     Submitted,
     pipeline_view,

@@ -85,7 +85,7 @@ def list_agents(settings: Settings, caller: Caller) -> list[AgentView]:
 
 def _find(known: dict[str, Pipeline], name: str) -> Pipeline:
     if name not in known:
-        raise UnknownPipeline(name, list(known))
+        raise UnknownPipeline(name, sorted(known))
     return known[name]
 
 

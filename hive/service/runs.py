@@ -9,19 +9,25 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from hive.db import runs as run_store
 from hive.db import usage as usage_store
 from hive.db.retrying import Connection, in_transaction
-from hive.errors import InvalidArgument, RunFailed, RunNotFound
+from hive.errors import InvalidArgument, RunNotFound
 from hive.logs import log_context
 from hive.service.arguments import check_listing, parse_run_id
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
-from hive.service.views import RunState, RunView, run_view
+from hive.service.views import (
+    RunPage,
+    RunState,
+    RunView,
+    final_output,
+    run_view,
+    wait_timed_out,
+)
 from hive.settings import Settings
 from hive.statuses import FINAL_RUN_STATUSES, RunStatus
 from hive.tasks.cancel import stop_run
@@ -98,17 +104,6 @@ def list_runs(
 
     rows, usage = in_transaction(read, retry_s=0)
     return [run_view(row, None, total=usage.get(row.id, {})) for row in rows]
-
-
-@dataclass(frozen=True)
-class RunPage:
-    """A page of a listing: ``next_cursor`` asks for the next one (None: this is the last)."""
-
-    runs: list[RunView]
-    next_cursor: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"runs": [run.to_json() for run in self.runs], "next_cursor": self.next_cursor}
 
 
 @operation
@@ -200,12 +195,9 @@ def wait_for_run(
         # The run's row alone: a run of a thousand steps is polled as cheaply as one.
         state = visible_state(caller, rid)
         if state.status in FINAL_RUN_STATUSES:
-            if state.status == RunStatus.SUCCEEDED:
-                return state.output
-            error = state.error or {}
-            raise RunFailed(str(rid), state.status, error.get("step_id"), error)
+            return final_output(state)
         if deadline is not None and time.monotonic() >= deadline:
-            raise TimeoutError(f"run {rid} still {state.status} after {timeout}s")
+            raise wait_timed_out(rid, state.status, timeout)
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
 

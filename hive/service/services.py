@@ -10,8 +10,6 @@ tenant and sees only its tenant's instances: another tenant's instance is
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from hive.addresses import NAME_MAX_CHARS
@@ -21,49 +19,9 @@ from hive.errors import InvalidArgument, ServiceInstanceNotFound
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.service_args import check_lookup, check_registration
-from hive.service.views import _ts  # the one JSON form of a time, in this package
+from hive.service.views import ServiceInstanceView
 from hive.settings import Settings
 from hive.statuses import ServiceStatus
-
-
-@dataclass(frozen=True)
-class ServiceInstanceView:
-    """A registered instance of a service and its health."""
-
-    id: str
-    service: str
-    tenant: str | None
-    url: str
-    health_url: str | None
-    ttl_s: float | None
-    deregister_after_s: float | None
-    meta: dict[str, str]
-    status: ServiceStatus
-    failures: int
-    last_check_at: datetime | None
-    last_check_output: str | None
-    last_heartbeat_at: datetime
-    registered_at: datetime
-    critical_since: datetime | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "service": self.service,
-            "tenant": self.tenant,
-            "url": self.url,
-            "health_url": self.health_url,
-            "ttl_s": self.ttl_s,
-            "deregister_after_s": self.deregister_after_s,
-            "meta": self.meta,
-            "status": self.status.value,
-            "failures": self.failures,
-            "last_check_at": _ts(self.last_check_at),
-            "last_check_output": self.last_check_output,
-            "last_heartbeat_at": _ts(self.last_heartbeat_at),
-            "registered_at": _ts(self.registered_at),
-            "critical_since": _ts(self.critical_since),
-        }
 
 
 def _view(row: Any) -> ServiceInstanceView:

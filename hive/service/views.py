@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from hive.errors import RunFailed
+from hive.statuses import RunStatus, ServiceStatus
+
 if TYPE_CHECKING:
     from hive.agents.base import Agent
     from hive.pipelines import Pipeline
@@ -125,6 +128,24 @@ class RunState:
     status: str
     output: Any
     error: dict[str, Any] | None
+
+
+def final_output(state: RunState) -> Any:
+    """The output of a run that ended: the one rule of what waiting for a run returns,
+    whichever way (directly or over HTTP) it was waited for.
+
+    Raises:
+        RunFailed: the run ended failed, cancelled, expired or budget_exceeded; names the
+            failed step.
+    """
+    if state.status == RunStatus.SUCCEEDED:
+        return state.output
+    error = state.error or {}
+    raise RunFailed(str(state.id), state.status, error.get("step_id"), error)
+
+
+def wait_timed_out(run_id: uuid.UUID, status: str, timeout: float | None) -> TimeoutError:
+    return TimeoutError(f"run {run_id} still {status} after {timeout}s")
 
 
 @dataclass(frozen=True)
@@ -426,4 +447,55 @@ class ApprovalView:
             "input_edited": self.input_edited,
             "input": self.input,
             "history": None if self.history is None else [e.to_json() for e in self.history],
+        }
+
+
+@dataclass(frozen=True)
+class RunPage:
+    """A page of a listing: ``next_cursor`` asks for the next one (None: this is the last)."""
+
+    runs: list[RunView]
+    next_cursor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"runs": [run.to_json() for run in self.runs], "next_cursor": self.next_cursor}
+
+
+@dataclass(frozen=True)
+class ServiceInstanceView:
+    """A registered instance of a service and its health."""
+
+    id: str
+    service: str
+    tenant: str | None
+    url: str
+    health_url: str | None
+    ttl_s: float | None
+    deregister_after_s: float | None
+    meta: dict[str, str]
+    status: ServiceStatus
+    failures: int
+    last_check_at: datetime | None
+    last_check_output: str | None
+    last_heartbeat_at: datetime
+    registered_at: datetime
+    critical_since: datetime | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "service": self.service,
+            "tenant": self.tenant,
+            "url": self.url,
+            "health_url": self.health_url,
+            "ttl_s": self.ttl_s,
+            "deregister_after_s": self.deregister_after_s,
+            "meta": self.meta,
+            "status": self.status.value,
+            "failures": self.failures,
+            "last_check_at": _ts(self.last_check_at),
+            "last_check_output": self.last_check_output,
+            "last_heartbeat_at": _ts(self.last_heartbeat_at),
+            "registered_at": _ts(self.registered_at),
+            "critical_since": _ts(self.critical_since),
         }

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from hive import Client, RunFailed
+from hive import Client, RunFailed, service
+from hive.settings import get_settings
 from tests.support.db import attempts_of
 from tests.support.processes import HiveProcess
 
@@ -80,7 +81,7 @@ def test_options_missing_from_a_stored_step_take_the_agent_options_defaults(
     from hive.tasks.dispatch import dispatch_new_run
 
     start_worker("--concurrency", "2")
-    spec = Client().pipeline("flaky")
+    spec = service.get_pipeline(get_settings(), service.OPERATOR, "flaky")
     plan = [
         dataclasses.replace(step, options={"queue": step.options["queue"], "retry_backoff": 0.05})
         for step in plan_steps(spec)

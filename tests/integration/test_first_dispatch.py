@@ -6,11 +6,12 @@ import uuid
 
 import pytest
 
-from hive import Client
+from hive import Client, service
 from hive.db import runs as run_store
 from hive.db.direct import DirectCursor
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.pipelines import output_spec, plan_steps
+from hive.settings import get_settings
 from hive.tasks.dispatch import Publication, dispatch, dispatch_new_run
 from tests.support import db
 
@@ -23,7 +24,7 @@ def _stretches(publication: Publication) -> list[list[tuple[str, int]]]:
 def test_first_dispatch_of_a_new_run_is_what_the_dispatcher_marks_on_its_stored_rows(
     hive_env, clean_state, pipeline: str
 ) -> None:
-    spec = Client().pipeline(pipeline)
+    spec = service.get_pipeline(get_settings(), service.OPERATOR, pipeline)
     plan = plan_steps(spec)
     run_id = uuid.uuid4()
     decided = dispatch_new_run(run_id, plan, "normal")

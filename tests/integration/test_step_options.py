@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import uuid
 
-from hive import Client
+from hive import service
 from hive.agents.base import AgentOptions
 from hive.db import claims, marks
 from hive.db import runs as run_store
 from hive.db.options import step_options
 from hive.db.retrying import DirectCursor, in_transaction, on_direct_cursor
 from hive.pipelines import output_spec, plan_steps
+from hive.settings import get_settings
 from tests.support import db
 
 
@@ -29,7 +30,7 @@ def test_stored_options_are_validated_once_and_missing_ones_take_the_defaults() 
 def test_a_step_stored_without_options_is_claimed_with_the_default_timeout(
     hive_env, clean_state
 ) -> None:
-    spec = Client().pipeline("flaky")
+    spec = service.get_pipeline(get_settings(), service.OPERATOR, "flaky")
     plan = [dataclasses.replace(step, options={}) for step in plan_steps(spec)]
     run_id = uuid.uuid4()
 
