@@ -126,7 +126,8 @@ class Client:
             if problems:
                 raise InvalidArgument(problems)
             assert base_url is not None and api_key is not None
-            self._transport = HttpTransport(base_url, api_key, timeout_s=timeout_s or 30.0)
+            timeout = 30.0 if timeout_s is None else timeout_s
+            self._transport = HttpTransport(base_url, api_key, timeout_s=timeout)
         self.services = Services(self._transport)
         self.approvals = Approvals(self._transport)
         self.budgets = Budgets(self._transport)
