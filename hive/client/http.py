@@ -14,7 +14,9 @@ exception message.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -28,7 +30,8 @@ import httpx
 from hive.client.http_errors import api_address, error_from, unavailable
 from hive.client.transport import RunId
 from hive.client.wire import parse, parse_list
-from hive.errors import InvalidArgument, NoPassingInstance, NotAvailableOverHttp
+from hive.errors import InputError, InvalidArgument, NoPassingInstance, NotAvailableOverHttp
+from hive.jsondata import unstorable
 from hive.service.arguments import parse_run_id
 from hive.service.views import (
     ApprovalView,
@@ -146,6 +149,7 @@ class HttpTransport:
             "budget_usd": budget_usd,
         }
         sent = {k: v for k, v in body.items() if v is not None or k == "input"}
+        _check_sendable(pipeline, sent)
         answer = self._call("POST", "/v1/runs", json=sent, pipeline=pipeline, retry=True)
         return uuid.UUID(parse(RunView, answer).id)
 
@@ -308,6 +312,30 @@ def _time(value: datetime | None, name: str) -> str | None:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidArgument([f"{name} must be a datetime with a time zone"])
     return value.isoformat()
+
+
+def _check_sendable(pipeline: str, body: dict[str, Any]) -> None:
+    """Refuse what JSON cannot carry as a direct submit refuses it, before anything is sent.
+
+    Raises:
+        InputError: the input holds a value JSON has no form for (names each field).
+        InvalidArgument: a number argument that is not finite.
+    """
+    try:
+        json.dumps(body["input"], allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        try:
+            problems = unstorable(body["input"], "input")
+        except RecursionError:
+            problems = []
+        raise InputError(pipeline, problems or ["input: nested too deep to send"]) from None
+    unfit = [
+        f"{name} must be a finite number, not {value!r}"
+        for name, value in body.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    ]
+    if unfit:
+        raise InvalidArgument(unfit)
 
 
 def _no_by(by: str | None) -> None:

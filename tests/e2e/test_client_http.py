@@ -10,6 +10,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,8 @@ from hive.errors import (
     RunNotFound,
     ServiceInstanceNotFound,
     ServiceUnavailable,
+    TooManyRequests,
+    TooManyRunsInFlight,
     UnknownPipeline,
 )
 from hive.service import ApprovalView, PipelineView, RunView, ServiceInstanceView
@@ -179,6 +182,7 @@ def test_a_direct_and_an_http_client_raise_equal_errors(api: Api, env: dict[str,
         lambda c: c["producer"].submit("nope", {"text": "x"}),
         lambda c: c["producer"].submit("echo-one", {"text": 5, "more": [1]}),
         lambda c: c["producer"].submit("echo-one", ["not", "an", "object"]),
+        lambda c: c["producer"].submit("echo-one", {"text": float("nan"), "tags": {1, 2}}),
         lambda c: c["producer"].pipeline("nope"),
         lambda c: c["admin"].approvals.approve(other.id, "send"),
         lambda c: c["producer"].approvals.approve(other.id, "send"),
@@ -346,3 +350,29 @@ def test_a_wait_longer_than_one_long_poll_polls_again(
         start_worker("--concurrency", "2")
         assert run.wait(timeout=60) is not None
     assert sum(url.endswith("/wait") for url in polls) >= 3
+
+
+def test_admission_refusals_are_too_many_requests_with_their_figures(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # An API of its own: three requests at once, then one per 100 s; one run in flight.
+    limits = {
+        "HIVE_API_REQUEST_BURST": "3",
+        "HIVE_API_REQUESTS_PER_S": "0.01",
+        "HIVE_API_MAX_RUNS_IN_FLIGHT": "1",
+    }
+    server = Api({**env, **limits}, tmp_path / "api.log")
+    try:
+        with Client(base_url=server.base_url, api_key=make_key("acme", "producer")[0]) as client:
+            client.submit("echo-one", {"text": "the one in flight"})  # no worker: stays queued
+            with pytest.raises(TooManyRunsInFlight) as capped:
+                client.submit("echo-one", {"text": "one too many"})
+            assert (capped.value.tenant, capped.value.cap) == ("acme", 1)
+            assert len(client.list()) == 1
+            with pytest.raises(TooManyRequests) as limited:
+                client.list()
+    finally:
+        server.stop()
+    assert type(limited.value) is TooManyRequests
+    assert limited.value.retry_after_s >= 1 and limited.value.limit == 3
+    assert "too many requests" in str(limited.value)
