@@ -30,7 +30,13 @@ import httpx
 from hive.client.http_errors import api_address, error_from, unavailable
 from hive.client.transport import RunId
 from hive.client.wire import parse, parse_list
-from hive.errors import InputError, InvalidArgument, NoPassingInstance, NotAvailableOverHttp
+from hive.errors import (
+    ApiError,
+    InputError,
+    InvalidArgument,
+    NoPassingInstance,
+    NotAvailableOverHttp,
+)
 from hive.jsondata import unstorable
 from hive.service.arguments import parse_run_id
 from hive.service.views import (
@@ -121,9 +127,14 @@ class HttpTransport:
                                    type(exc).__name__)  # fmt: skip
                     continue
                 raise unavailable(self._http.base_url, _describe(exc)) from exc
-            if response.is_error:
+            if not response.is_success:  # a redirect too: the API sends none
                 raise error_from(response, pipeline=pipeline)
-            return None if response.status_code == 204 else response.json()
+            if response.status_code == 204:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise ApiError(response.status_code, "", "the answer is not JSON") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     # Runs.
