@@ -89,15 +89,15 @@ def call_within(
     fn: Callable[[], T],
     deadline: float,
     *,
-    expired: threading.Event,
+    expire: Callable[[], None],
     cancelled: Callable[[], bool],
     agent: str,
 ) -> T:
     """``fn()`` on an agent thread, waited for until ``deadline`` (``time.monotonic()``).
 
     Raises:
-        SoftTimeLimitExceeded: the deadline passed first; ``expired`` is set and the thread
-            abandoned.
+        SoftTimeLimitExceeded: the deadline passed first; ``expire()`` is called and the
+            thread abandoned.
         RunCancelled: ``cancelled()`` turned True first; the thread is abandoned likewise.
         Exception: whatever ``fn`` raised.
     """
@@ -108,11 +108,11 @@ def call_within(
         except TimeoutError:
             pass
         if time.monotonic() >= deadline:
-            expired.set()
+            expire()
             _abandon(future, agent, "ran past its timeout")
             raise SoftTimeLimitExceeded()
         if cancelled():
-            expired.set()
+            expire()
             _abandon(future, agent, "belongs to a cancelled run")
             raise RunCancelled("the run was cancelled")
 
