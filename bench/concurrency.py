@@ -57,6 +57,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--skip-build", action="store_true", help=f"keep the {DATABASE} database")
     parser.add_argument("--redis-db", type=int, default=REDIS_DB)
+    parser.add_argument(
+        "--no-task-events",
+        dest="task_events",
+        action="store_false",
+        help="both phases' workers publish no task events (hive worker --no-task-events)",
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.concurrency < 1 or args.delay_s <= 0:
         parser.error("--n and --concurrency must be at least 1, --delay-s above 0")
@@ -86,7 +92,8 @@ class _Resumer:
 
 
 def _worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> WorkerProcess:
-    worker = WorkerProcess(env, log, concurrency=args.concurrency, pool=args.pool)
+    extra = () if args.task_events else ("--no-task-events",)
+    worker = WorkerProcess(env, log, concurrency=args.concurrency, pool=args.pool, extra_args=extra)
     say(f"worker pid {worker.pid} (--pool {args.pool} --concurrency {args.concurrency})")
     worker.wait_ready(timeout_s=120)
     return worker
@@ -229,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                 "concurrency": args.concurrency,
                 "pool": args.pool,
                 "delay_s": args.delay_s,
+                "task_events": args.task_events,
                 "ideal_per_s": min(args.n, args.concurrency) / args.delay_s,
             }
             results.update(hive_phase(args, env, tmp, server))

@@ -207,6 +207,7 @@ class WorkerProcess:
         concurrency: int = 2,
         module: str = "bench.worker",
         pool: str = "prefork",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.hostname = f"bench-{os.getpid()}@{socket.gethostname()}"
         self.log_path = log_path
@@ -216,6 +217,7 @@ class WorkerProcess:
             "--pool", pool,
             "--loglevel", "WARNING",
             "--hostname", self.hostname,
+            *extra_args,
         ]  # fmt: skip
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
