@@ -63,6 +63,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--skip-build", action="store_true", help=f"keep the {DATABASE} database")
     parser.add_argument("--redis-db", type=int, default=REDIS_DB)
+    parser.add_argument(
+        "--no-task-events",
+        dest="task_events",
+        action="store_false",
+        help="both phases' workers publish no task events (hive worker --no-task-events)",
+    )
     args = parser.parse_args(argv)
     if args.n < 1 or args.concurrency < 1 or args.delay_s <= 0:
         parser.error("--n and --concurrency must be at least 1, --delay-s above 0")
@@ -135,6 +141,7 @@ class _Resumer:
 
 def _worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> Workers:
     """``--workers`` processes; the first ones take one slot more when it does not divide."""
+    extra = () if args.task_events else ("--no-task-events",)
     shares = [
         args.concurrency // args.workers + (1 if i < args.concurrency % args.workers else 0)
         for i in range(args.workers)
@@ -148,6 +155,7 @@ def _worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> Workers
                 concurrency=share,
                 pool=args.pool,
                 name=f"bench{i}",
+                extra_args=extra,
             )
             for i, share in enumerate(shares)
         ]
@@ -301,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                 "pool": args.pool,
                 "workers": args.workers,
                 "delay_s": args.delay_s,
+                "task_events": args.task_events,
                 "ideal_per_s": min(args.n, args.concurrency) / args.delay_s,
             }
             results.update(hive_phase(args, env, tmp, server))

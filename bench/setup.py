@@ -208,6 +208,7 @@ class WorkerProcess:
         module: str = "bench.worker",
         pool: str = "prefork",
         name: str = "bench",
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         # ``name`` tells apart several workers of one bench (one node name each).
         self.hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
@@ -218,6 +219,7 @@ class WorkerProcess:
             "--pool", pool,
             "--loglevel", "WARNING",
             "--hostname", self.hostname,
+            *extra_args,
         ]  # fmt: skip
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(

@@ -30,6 +30,13 @@ _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], ca
     help="Serve /metrics here, for every pool process; 0 turns it off "
     "[default: HIVE_METRICS_PORT, 9808].",
 )
+@click.option(
+    "--task-events/--no-task-events",
+    default=True,
+    show_default=True,
+    help="Publish an event as each step is received, starts and ends: Flower's live view "
+    "of tasks. Off, this worker's steps are missing from it, and each step costs less CPU.",
+)
 def worker(
     queues: str | None,
     concurrency: int | None,
@@ -37,6 +44,7 @@ def worker(
     hostname: str | None,
     loglevel: str | None,
     metrics_port: int | None,
+    task_events: bool,
 ) -> None:
     """Start a Celery worker that runs agent steps."""
     # First: prometheus-client must see its directory before anything imports it. The port
@@ -74,8 +82,14 @@ def worker(
         "--loglevel", (loglevel or get_settings().logs.level).upper(),
         "--without-gossip",
         "--without-mingle",
-        "--task-events",
     ]  # fmt: skip
+    if task_events:
+        argv.append("--task-events")
+    else:
+        # Not only the flag: Hive's configuration turns them on for every worker.
+        from hive.tasks.app import app
+
+        app.conf.worker_send_task_events = False
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     run_celery(argv)

@@ -179,11 +179,16 @@ def _first_too_deep(value: Any, max_depth: int) -> list[Any] | None:
     return None
 
 
+# Anything JSON cannot hold is reported elsewhere (hive.jsondata); here it only must not
+# stop the measuring. One encoder, made once: json.dumps with any non-default argument
+# builds a new one at every call (every step's output and every submit's input).
+_MEASURING = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), skipkeys=True, default=repr
+)
+
+
 def _json_bytes(value: Any) -> int:
-    # Anything JSON cannot hold is reported elsewhere (hive.jsondata); here it only must
-    # not stop the measuring.
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), skipkeys=True, default=repr)
-    return len(text.encode("utf-8", errors="surrogatepass"))
+    return len(_MEASURING.encode(value).encode("utf-8", errors="surrogatepass"))
 
 
 def _format_path(root: str, path: list[Any]) -> str:

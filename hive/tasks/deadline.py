@@ -89,7 +89,7 @@ def call_within(
     fn: Callable[[], T],
     deadline: float,
     *,
-    expired: threading.Event,
+    expire: Callable[[], None],
     cancelled: Callable[[], bool],
     agent: str,
     on_abandon: Callable[[Callable[[Callable[[], None]], None]], None] | None = None,
@@ -100,8 +100,8 @@ def call_within(
     callback for the abandoned agent's end (the step's limits are held until then).
 
     Raises:
-        SoftTimeLimitExceeded: the deadline passed first; ``expired`` is set and the thread
-            abandoned.
+        SoftTimeLimitExceeded: the deadline passed first; ``expire()`` is called and the
+            thread abandoned.
         RunCancelled: ``cancelled()`` turned True first; the thread is abandoned likewise.
         Exception: whatever ``fn`` raised.
     """
@@ -112,11 +112,11 @@ def call_within(
         except TimeoutError:
             pass
         if time.monotonic() >= deadline:
-            expired.set()
+            expire()
             _abandon(future, agent, "ran past its timeout", on_abandon)
             raise SoftTimeLimitExceeded()
         if cancelled():
-            expired.set()
+            expire()
             _abandon(future, agent, "belongs to a cancelled run", on_abandon)
             raise RunCancelled("the run was cancelled")
 

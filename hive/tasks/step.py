@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -15,6 +14,7 @@ from typing import Any, TypeVar, cast
 from billiard.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded, WorkerLostError
 from celery import Task
 from celery.signals import task_failure
+from prometheus_client import Gauge, Histogram
 
 from hive import keys, metrics
 from hive.agents.base import AgentContext
@@ -144,7 +144,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         # what it cost before the outcome is recorded.
         with admit_step(guarded) as admission:
             hold = reserve_step(agent, step_input, rid, step_id, attempt)
-            with settled(hold, usage), _timed(claimed.agent):
+            with settled(hold, usage), _Timed(claimed.agent):
                 output = _execute(
                     lambda: agent.execute(step_input, ctx),
                     began + claimed.options.timeout,
@@ -224,24 +224,40 @@ def _execute(
     return deadline.call_within(
         run,
         ends_at,
-        expired=cancel.expired,
+        expire=cancel.expire,
         cancelled=cancel.run_ended,
         agent=agent,
         on_abandon=admission.release_when,
     )
 
 
-@contextlib.contextmanager
-def _timed(agent: str) -> Iterator[None]:
-    """The agent's run: counted as running meanwhile, its duration observed."""
-    running = metrics.child(metrics.STEPS_RUNNING, agent)
-    running.inc()
-    began = time.perf_counter()
-    try:
-        yield
-    finally:
-        running.dec()
-        metrics.child(metrics.STEP_DURATION, agent).observe(time.perf_counter() - began)
+class _Timed:
+    """The agent's run: counted as running meanwhile, its duration observed. A class, not a
+    generator: entered on every step, and its metric children looked up once per agent."""
+
+    __slots__ = ("_began", "_duration", "_running")
+
+    def __init__(self, agent: str) -> None:
+        children = _agent_children.get(agent)
+        if children is None:
+            children = _agent_children[agent] = (
+                metrics.child(metrics.STEPS_RUNNING, agent),
+                metrics.child(metrics.STEP_DURATION, agent),
+            )
+        self._running, self._duration = children
+        self._began = 0.0
+
+    def __enter__(self) -> None:
+        self._running.inc()
+        self._began = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self._running.dec()
+        self._duration.observe(time.perf_counter() - self._began)
+
+
+# By agent: its running-steps gauge and its duration histogram (a bounded set, as agents).
+_agent_children: dict[str, tuple[Gauge, Histogram]] = {}
 
 
 def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:
@@ -302,17 +318,23 @@ def _chain_next(chain: list[dict[str, Any]] | None, run_id: str) -> str | None:
 
 class CancelCheck:
     """``ctx.is_cancelled()`` for agents: asks PostgreSQL at most once a second; True at
-    once when :attr:`expired` is set (a step past its timeout under a thread pool)."""
+    once after :meth:`expire` (a step past its timeout under a thread pool)."""
 
     def __init__(self, run_id: uuid.UUID, every_s: float = 1.0) -> None:
         self._run_id = run_id
         self._every_s = every_s
         self._checked_at = 0.0
         self._cancelled = False
-        self.expired = threading.Event()
+        # A plain flag, not a threading.Event: nothing waits on it, one thread sets it and
+        # the agent's reads it, and an Event (a Condition and a lock) cost 3 us every step.
+        self._expired = False
+
+    def expire(self) -> None:
+        """From the waiting thread: the step ran past its timeout, or its run ended."""
+        self._expired = True
 
     def __call__(self) -> bool:
-        return self.expired.is_set() or self.run_ended()
+        return self._expired or self.run_ended()
 
     def run_ended(self) -> bool:
         """True once the run is no longer active (cancelled, expired, closed)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -175,3 +176,39 @@ def test_flower_without_flower_installed_says_to_install_the_extra(
     assert done.stderr.strip().splitlines() == [
         "error: Flower is not installed: pip install 'hive[flower]'"
     ]
+
+
+def _task_events_of_one_run(client: redis.Redis, index: int) -> list[str]:
+    """The task events published while one run of ``echo-one`` goes through the farm's only
+    worker, by routing key (``task.multi``: a batch of them). Channels are shared by every
+    db index of the server: kombu names them after the index."""
+    listener = client.pubsub()
+    listener.psubscribe(f"/{index}.celeryev/*")
+    try:
+        listener.get_message(timeout=1.0)  # the subscription's confirmation
+        Client().submit("echo-one", {"text": "events?"}).wait(timeout=60)
+        seen: list[str] = []
+        wait_s = time.monotonic() + 2.0  # events are buffered: give them time to arrive
+        while time.monotonic() < wait_s:
+            message = listener.get_message(timeout=0.2)
+            if message and message["type"] == "pmessage":
+                channel = message["channel"]
+                name = channel.decode() if isinstance(channel, bytes) else str(channel)
+                seen.append(name.rsplit("/", 1)[-1])
+        return [key for key in seen if key.startswith("task.")]
+    finally:
+        listener.close()
+
+
+@pytest.mark.timeout(180)
+def test_a_worker_started_with_no_task_events_publishes_none(
+    start_worker: Callable[..., HiveProcess], redis_db: tuple[redis.Redis, int]
+) -> None:
+    client, index = redis_db
+    default = start_worker("--concurrency", "1", name="events")
+    assert _task_events_of_one_run(client, index), "the default worker publishes task events"
+    default.stop()
+
+    start_worker("--concurrency", "1", "--no-task-events", name="quiet")
+
+    assert _task_events_of_one_run(client, index) == []

@@ -375,6 +375,16 @@ def test_a_service_without_a_passing_instance_is_transient_and_names_it() -> Non
         call({"service": "ghost", "path": "/"})
 
 
+def test_an_answer_is_read_in_the_charset_it_names_else_as_utf_8(service: HttpService) -> None:
+    # The body is "café" in UTF-8 both times; the first answer says it is Latin-1.
+    latin = {"Content-Type": "text/plain; Charset=ISO-8859-1"}
+    service.route("/latin", Reply(text="café", headers=latin))
+    service.route("/plain", Reply(text="café", headers={"Content-Type": "text/plain"}))
+
+    assert call({"url": service.url("/latin")})["text"] == "cafÃ©"
+    assert call({"url": service.url("/plain")})["text"] == "café"
+
+
 def test_calls_of_a_thread_reuse_its_connection_and_keep_no_cookies(
     service: HttpService,
 ) -> None:
