@@ -49,9 +49,10 @@ def test_a_killed_workers_slot_comes_back_after_its_lease(
     partner.delay_s = 0.0
 
     os.killpg(doomed.pid, signal.SIGKILL)  # the whole worker: nobody gives the slot back
+    second = Client().submit("callout-short", {"url": partner.url})  # queued at once
     start_worker("--concurrency", "2", extra_env=env, name="survivor")
+    ready_at = db.scalar("SELECT clock_timestamp()")  # the clock claimed_at was read from
     start_beat(extra_env=env)
-    second = Client().submit("callout-short", {"url": partner.url})
 
     assert second.wait(timeout=120)["call"]["status"] == 200
     assert first.wait(timeout=120)["call"]["status"] == 200  # taken back by its own lease
@@ -60,5 +61,9 @@ def test_a_killed_workers_slot_comes_back_after_its_lease(
     print(f"\nslot of a killed worker: the next step ran {waited:.1f}s after it was taken")
     # The slot was leased a moment after the first step's claim.
     assert waited >= LEASE_S - 0.5
-    assert row.deferrals >= 1 and row.attempt - row.deferrals == 1
+    assert row.attempt - row.deferrals == 1, "waiting for the slot used no retry"
+    if (ready_at - claimed_at).total_seconds() < LEASE_S - 1:
+        # The survivor took the queued step while the dead worker's lease still ran (on a
+        # loaded machine its start can outlast the lease, and there is nothing to wait for).
+        assert row.deferrals >= 1
     assert partner.max_in_flight == 1, "the limit held throughout"
