@@ -233,12 +233,18 @@ class WorkerSettings(_Section):
 
 
 class RetentionSettings(_Section):
-    """How long finished runs and events are kept."""
+    """How long finished runs, events and audit records are kept."""
 
     days: int = _var(
         "RETENTION_DAYS",
         "`purge_retention` deletes finished runs and events older than this",
         default=30,
+        ge=1,
+    )
+    audit_days: int = _var(
+        "AUDIT_RETENTION_DAYS",
+        "`purge_retention` deletes audit records (`hive audit list`) older than this",
+        default=90,
         ge=1,
     )
     purge_interval_s: float = _var(

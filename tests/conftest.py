@@ -93,22 +93,10 @@ def hive_env(
 @pytest.fixture
 def clean_state(hive_env: dict[str, str], redis_db: tuple[redis.Redis, int]) -> Iterator[None]:
     """Empty tables and queues before each test that runs workers."""
-    from sqlalchemy import text
-
-    from hive.db.engine import get_engine
+    from tests.support import db  # imports hive.db once hive_env has set the environment
 
     client, _ = redis_db
-    with get_engine().begin() as conn:
-        conn.execute(
-            text(
-                "TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes, "
-                "api_keys, audit, tenant_budgets, tenant_budget_days, budget_holds CASCADE"
-            )
-        )
-    owner = client.get("hive-test-owner")
-    client.flushdb()
-    if owner:
-        client.set("hive-test-owner", owner, ex=3600)
+    db.empty_farm(client)
     yield
 
 

@@ -13,8 +13,9 @@ from pydantic import AwareDatetime
 
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audited, principal
-from hive.api.errors import ERROR_RESPONSES
+from hive.api.errors import ERROR_RESPONSES, Unprocessable
 from hive.api.models import DeadLetterOutput, ErrorOutput, ReplayInput, ReplayOutput
+from hive.errors import InvalidArgument
 from hive.service import Principal
 from hive.settings import get_settings
 
@@ -31,9 +32,14 @@ def list_dead_letters(
     limit: int = Query(default=100, ge=1, le=10_000),
 ) -> list[dict[str, Any]]:
     """Dead letters not yet replayed, newest first (the objects of `hive dlq list --json`)."""
-    letters = service.list_dead_letters(
-        get_settings(), who.caller, pipeline=pipeline, since=since, limit=limit
-    )
+    try:
+        letters = service.list_dead_letters(
+            get_settings(), who.caller, pipeline=pipeline, since=since, limit=limit
+        )
+    except InvalidArgument as exc:
+        # Each problem starts with the parameter it names.
+        problems = [("query", p.split(" ", 1)[0], p) for p in exc.problems]
+        raise Unprocessable(problems) from None
     return [letter.to_json() for letter in letters]
 
 

@@ -12,12 +12,13 @@ import redis
 
 from hive import keys
 from hive.beat import health, lock, recovery
+from hive.db import api_keys as key_store
 from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import in_transaction, waiting_at_most
 from hive.errors import ServiceUnavailable
 from hive.logs import log_context
-from hive.settings import get_settings
+from hive.settings import RetentionSettings, get_settings
 from hive.tasks import approvals
 from hive.tasks.app import app
 
@@ -42,15 +43,29 @@ def _recover(client: redis.Redis) -> dict[str, Any]:
     return recovery.recover(client).as_dict()
 
 
+# Audit records deleted per transaction: a trail of millions is purged in short
+# transactions, none holding its rows (or a replica's apply) for long.
+AUDIT_PURGE_BATCH = 5000
+
+
 def purge_now() -> dict[str, Any] | None:
-    """Delete what is older than ``HIVE_RETENTION_DAYS``; None if another purge is running."""
-    days = get_settings().retention.days
+    """Delete what is older than ``HIVE_RETENTION_DAYS`` (audit records: older than
+    ``HIVE_AUDIT_RETENTION_DAYS``); None if another purge is running."""
+    retention = get_settings().retention
     with log_context(task=keys.PURGE_TASK):
-        return lock.run_exclusively(
-            "purge",
-            3600.0,
-            _logged("purge", lambda _: in_transaction(lambda c: sweeps.purge_older_than(c, days))),
+        return lock.run_exclusively("purge", 3600.0, _logged("purge", lambda _: _purge(retention)))
+
+
+def _purge(retention: RetentionSettings) -> dict[str, Any]:
+    purged = in_transaction(lambda c: sweeps.purge_older_than(c, retention.days))
+    audit = 0
+    while True:
+        batch = in_transaction(
+            lambda c: key_store.purge_audit_batch(c, retention.audit_days, AUDIT_PURGE_BATCH)
         )
+        audit += batch
+        if batch < AUDIT_PURGE_BATCH:
+            return {**purged, "audit": audit}
 
 
 def health_now() -> dict[str, Any] | None:

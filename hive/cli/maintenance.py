@@ -28,7 +28,8 @@ def maintenance_recover() -> None:
 
 @maintenance.command("purge")
 def maintenance_purge() -> None:
-    """Delete finished runs and events older than HIVE_RETENTION_DAYS."""
+    """Delete finished runs and events older than HIVE_RETENTION_DAYS, audit records older
+    than HIVE_AUDIT_RETENTION_DAYS."""
     from hive import service
     from hive.settings import get_settings
 

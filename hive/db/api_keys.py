@@ -176,3 +176,22 @@ def list_audit(
     if since is not None:
         query = query.where(audit.c.at >= since)
     return [AuditRow(**row._mapping) for row in conn.execute(query)]
+
+
+_PURGE_AUDIT = text(
+    """
+    DELETE FROM audit
+     WHERE id IN (
+        SELECT id FROM audit
+         WHERE at < now() - make_interval(days => :days)
+         ORDER BY at
+         LIMIT :batch
+     )
+    """
+)
+
+
+def purge_audit_batch(conn: Connection, days: int, batch: int) -> int:
+    """Delete at most ``batch`` of the oldest audit records older than ``days``; how many.
+    The caller commits between batches, so no purge holds many rows' locks for long."""
+    return int(conn.execute(_PURGE_AUDIT, {"days": days, "batch": batch}).rowcount)

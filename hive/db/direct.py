@@ -38,10 +38,18 @@ class DirectCursor:
         params: Mapping[str, Any],
         *,
         wait_for_flush: bool = True,
+        lock: tuple[int, int] | None = None,
     ) -> dict[str, Any] | None:
         """Run ``statement``; its first row by column name. With ``wait_for_flush=False``
-        its commit does not wait for the WAL flush: it can be lost in a PostgreSQL crash."""
-        self._run(statement, params, "" if wait_for_flush else _NO_FLUSH_WAIT)
+        its commit does not wait for the WAL flush: it can be lost in a PostgreSQL crash.
+        With a ``lock``, the transaction-level advisory lock of those two keys is taken
+        first, in the same round trip and transaction: the statement's snapshot, taken
+        after it, sees all that the lock's previous holder committed."""
+        prefix = "" if wait_for_flush else _NO_FLUSH_WAIT
+        if lock is not None:
+            first, second = (int(key) for key in lock)
+            prefix += f"SELECT pg_advisory_xact_lock({first}, {second}); "
+        self._run(statement, params, prefix)
         row = self.cursor.fetchone()
         return None if row is None else dict(zip(self._names(), row, strict=True))
 

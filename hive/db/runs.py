@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from sqlalchemy.types import Text
 from hive.db.direct import DirectCursor
 from hive.db.models import Json, runs, step_runs
 from hive.db.prepared import PreparedStatement
+from hive.errors import TooManyRunsInFlight
 from hive.settings import get_settings
 from hive.statuses import ACTIVE_RUN_STATUSES, RunStatus, StepStatus
 
@@ -55,16 +57,14 @@ class NewStep(Protocol):
 # a whole submit is one round trip. The steps the dispatcher sends first are inserted
 # already marked sent. With its id already stored (this submit's own insert, tried again
 # after its answer was lost) or an idempotency key already used by the tenant, the run is
-# not inserted, so neither are the steps.
-_INSERT_RUN = text(
-    """
-    WITH run AS (
+# not inserted, so neither are the steps. The capped form inserts only while the tenant
+# has fewer than :cap unfinished runs (the walk over ix_runs_unfinished stops at :cap).
+_INSERT_RUN_SQL = """
+    WITH {admitted}run AS (
         INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,
                           status, steps_remaining, idempotency_key, deadline_at, trace_id,
                           budget_usd)
-        VALUES (:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
-                'queued', :steps_remaining, :idempotency_key,
-                now() + make_interval(secs => :deadline_s), :trace_id, :budget_usd)
+        {source}
         ON CONFLICT DO NOTHING
         RETURNING id
     ), steps AS (
@@ -80,17 +80,52 @@ _INSERT_RUN = text(
                chain_next text, inputs_from text[], input_template jsonb, options jsonb,
                sent boolean)
     )
-    SELECT id FROM run
-    """
-)
+    SELECT {result}
+"""
+_RUN_VALUES = """:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
+                'queued', :steps_remaining, :idempotency_key,
+                now() + make_interval(secs => :deadline_s), :trace_id, :budget_usd"""
+_ADMITTED = """admitted AS (
+        SELECT count(*) < :cap AS ok
+          FROM (SELECT 1 FROM runs
+                 WHERE finished_at IS NULL AND tenant IS NOT DISTINCT FROM :tenant
+                 LIMIT :cap) AS unfinished
+    ), """
+_INSERT_TYPES = {
+    "run_id": "uuid", "pipeline": "text", "pipeline_version": "int", "tenant": "text",
+    "priority": "text", "input": "jsonb", "output_spec": "jsonb", "steps_remaining": "int",
+    "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb",
+    "publish_grace": "float8", "trace_id": "text", "budget_usd": "numeric",
+}  # fmt: skip
 _INSERT_RUN_PREPARED = PreparedStatement(
     "hive_insert_run",
-    _INSERT_RUN,
-    {"run_id": "uuid", "pipeline": "text", "pipeline_version": "int", "tenant": "text",
-     "priority": "text", "input": "jsonb", "output_spec": "jsonb", "steps_remaining": "int",
-     "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb",
-     "publish_grace": "float8", "trace_id": "text", "budget_usd": "numeric"},
-)  # fmt: skip
+    text(
+        _INSERT_RUN_SQL.format(admitted="", source=f"VALUES ({_RUN_VALUES})", result="id FROM run")
+    ),
+    _INSERT_TYPES,
+)
+_INSERT_CAPPED_RUN_PREPARED = PreparedStatement(
+    "hive_insert_capped_run",
+    text(
+        _INSERT_RUN_SQL.format(
+            admitted=_ADMITTED,
+            source=f"SELECT {_RUN_VALUES} FROM admitted WHERE admitted.ok",
+            result="(SELECT id FROM run) AS id, (SELECT ok FROM admitted) AS admitted",
+        )
+    ),
+    {**_INSERT_TYPES, "cap": "int"},
+)
+
+# Two-key advisory locks are apart from the one-key ones (the migrations' lock).
+_IN_FLIGHT_LOCKS = 7419002
+
+
+def _tenant_lock(tenant: str | None) -> tuple[int, int]:
+    """The advisory lock that holds a tenant's capped submits in line (None: no tenant)."""
+    name = b"\x00" if tenant is None else tenant.encode()
+    digest = hashlib.blake2b(name, digest_size=4).digest()
+    return _IN_FLIGHT_LOCKS, int.from_bytes(digest, "big", signed=True)
+
 
 _RUN_BY_KEY = PreparedStatement(
     "hive_run_by_key",
@@ -118,6 +153,7 @@ def insert_run(
     deadline_s: float | None = None,
     trace_id: str | None = None,
     budget_usd: float | None = None,
+    cap: int = 0,
 ) -> uuid.UUID:
     """Insert the run and one row per step (status queued / pending), in one statement.
     The ``sent`` steps are marked sent, to be confirmed within ``HIVE_PUBLISH_GRACE_S``
@@ -127,6 +163,16 @@ def insert_run(
     existing run's id is returned (concurrent calls wait on the unique index). Without one,
     ``run_id`` itself tells a second try of this insert (its first commit's answer lost)
     from a new run: found stored, it is returned as inserted.
+
+    With a ``cap`` (0: none), the run is inserted only while the tenant has fewer than
+    ``cap`` unfinished runs. The count and the insert run under a transaction-level
+    advisory lock of the tenant's, taken in the same round trip: the statement's snapshot
+    is taken after the lock, so it sees every run a racing submit committed, and no two
+    submits both take the last place.
+
+    Raises:
+        TooManyRunsInFlight: the tenant is at ``cap``, and neither this ``run_id`` nor
+            this ``idempotency_key`` is stored already.
     """
     rows = [
         {
@@ -143,8 +189,9 @@ def insert_run(
         }
         for i, s in enumerate(steps)
     ]
+    statement = _INSERT_CAPPED_RUN_PREPARED if cap else _INSERT_RUN_PREPARED
     inserted = cursor.fetch_one(
-        _INSERT_RUN_PREPARED,
+        statement,
         {
             "run_id": run_id,
             "pipeline": pipeline,
@@ -160,15 +207,20 @@ def insert_run(
             "publish_grace": get_settings().recovery.publish_grace_s,
             "trace_id": trace_id,
             "budget_usd": budget_usd,
+            **({"cap": cap} if cap else {}),
         },
+        lock=_tenant_lock(tenant) if cap else None,
     )
-    if inserted is not None:
+    if inserted is not None and inserted["id"] is not None:
         return run_id
     if idempotency_key is None:
         existing = cursor.fetch_one(_RUN_BY_ID, {"run_id": run_id})
     else:
         existing = cursor.fetch_one(_RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
-    if existing is None:  # the row that stopped the insert was deleted since
+    if existing is None:
+        if inserted is not None and not inserted["admitted"]:
+            raise TooManyRunsInFlight(tenant, cap)
+        # The row that stopped the insert was deleted since.
         raise LookupError(f"run {run_id} (idempotency key {idempotency_key!r}) vanished")
     return uuid.UUID(str(existing["id"]))
 

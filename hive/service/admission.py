@@ -5,10 +5,8 @@ The rate is the guard's GCRA limiter (:mod:`hive.guard.rates`), asked never to b
 an HTTP caller is answered at once, with when to come back, rather than deferred. The
 operator's all-tenant keys share one limit of their own.
 
-The cap counts the tenant's unfinished runs before the run is stored, outside the insert's
-transaction: submits of one tenant racing each other may pass it by as many as race.
-Holding a tenant's submits in line (an advisory lock) would cost every submit a round trip
-to keep a bound that is about load, not correctness.
+The cap on runs in flight is kept by the submit itself (``max_in_flight``): the insert
+counts the tenant's unfinished runs under a lock of the tenant's (:func:`hive.db.runs.insert_run`).
 """
 
 from __future__ import annotations
@@ -16,9 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hive.db import in_flight
-from hive.db.retrying import Connection, in_transaction
-from hive.errors import TooManyRequests, TooManyRunsInFlight
+from hive.errors import TooManyRequests
 from hive.guard.rates import RateLimiter, requests_limit
 from hive.service.caller import Caller
 from hive.service.farm import operation
@@ -68,18 +64,3 @@ def admit_request(settings: Settings, caller: Caller) -> RateAllowance | None:
     if not decision.admitted:
         raise TooManyRequests(decision.wait_s, limit=burst, reset_s=reset_s)
     return RateAllowance(burst, limit.remaining(backlog_s), reset_s)
-
-
-def check_runs_in_flight(tenant: str | None, cap: int, idempotency_key: str | None) -> None:
-    """Raises TooManyRunsInFlight when ``tenant`` has ``cap`` unfinished runs, unless its
-    ``idempotency_key`` already started a run (the submit then answers that run)."""
-
-    def over(conn: Connection) -> bool:
-        if in_flight.count_in_flight(conn, tenant, up_to=cap) < cap:
-            return False
-        if idempotency_key is None:
-            return True
-        return in_flight.run_by_key(conn, tenant, idempotency_key) is None
-
-    if in_transaction(over, retry_s=0):
-        raise TooManyRunsInFlight(tenant, cap)

@@ -7,7 +7,7 @@ refuse, or that would fail deep in a query, is refused here with one line naming
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hive.errors import InvalidArgument, RunNotFound
@@ -60,6 +60,23 @@ def check_listing(
         problems.append(f"since must be a datetime, not {type(since).__name__}")
     if problems:
         raise InvalidArgument(problems)
+
+
+def as_utc(name: str, value: datetime) -> datetime:
+    """A time bound with a zone in UTC (a naive one as it is): PostgreSQL refuses a UTC
+    offset past 15:59, which Python (and ISO 8601 text) allows.
+
+    Raises:
+        InvalidArgument: in UTC, the time falls outside the years 1 to 9999.
+    """
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidArgument(
+            [f"{name} is out of range (in UTC, before 0001 or after 9999)"]
+        ) from None
 
 
 def check_pipeline_name(pipeline: Any) -> None:

@@ -28,7 +28,7 @@ from hive.errors import (
     TooManyRequests,
     UnknownPipeline,
 )
-from hive.service.arguments import check_listing
+from hive.service.arguments import as_utc, check_listing
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.settings import Settings
@@ -155,6 +155,7 @@ def list_audit(
     """
     caller.require(Right.AUDIT)
     check_listing(limit=limit, since=since)
+    since = None if since is None else as_utc("since", since)
     if caller.tenant is not None and tenant not in (None, caller.tenant):
         raise PermissionDenied(caller.role.value, f"read the audit trail of tenant {tenant!r}")
     scope = caller.tenant if caller.tenant is not None else tenant

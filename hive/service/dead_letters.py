@@ -7,7 +7,7 @@ from datetime import datetime
 
 from hive.db import dead_letters as letters
 from hive.db.retrying import in_transaction
-from hive.service.arguments import check_listing, parse_run_id
+from hive.service.arguments import as_utc, check_listing, parse_run_id
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.runs import get_run
@@ -28,10 +28,11 @@ def list_dead_letters(
 
     Raises:
         InvalidArgument: ``limit`` is not from 1 to 10,000, ``pipeline`` is not a name or
-            ``since`` is not a datetime.
+            ``since`` is not a datetime (or is out of range).
     """
     caller.require(Right.READ)
     check_listing(limit=limit, pipeline=pipeline, since=since)
+    since = None if since is None else as_utc("since", since)
     rows = in_transaction(
         lambda conn: letters.list_open(
             conn, tenant=caller.tenant, pipeline=pipeline, since=since, limit=limit

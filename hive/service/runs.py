@@ -17,7 +17,7 @@ from hive.db import usage as usage_store
 from hive.db.retrying import Connection, in_transaction
 from hive.errors import InvalidArgument, RunNotFound
 from hive.logs import log_context
-from hive.service.arguments import check_listing, parse_run_id
+from hive.service.arguments import as_utc, check_listing, parse_run_id
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.views import (
@@ -126,7 +126,7 @@ def list_runs_page(
 
     Raises:
         InvalidArgument: as :func:`list_runs`, a cursor this function did not make, or
-            creation bounds that are not datetimes with a time zone.
+            creation bounds that are not datetimes with a time zone (or are out of range).
     """
     caller.require(Right.READ)
     check_listing(limit=limit, pipeline=pipeline, status=status)
@@ -138,6 +138,9 @@ def list_runs_page(
     ]
     if naive:
         raise InvalidArgument(naive)
+    created_after, created_before = (
+        None if value is None else as_utc(name, value) for name, value in bounds.items()
+    )
     before = None if cursor is None else _decode_cursor(cursor)
 
     def read(conn: Connection) -> tuple[list[Any], dict[uuid.UUID, dict[str, float | int]]]:

@@ -19,7 +19,6 @@ from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
-from hive.service.admission import check_runs_in_flight
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.pipelines import validate_input
@@ -59,7 +58,8 @@ def submit(
             (a ValueError too). The caller's own tenant was checked when
             the Caller was made, by the same rule.
         TooManyRunsInFlight: ``max_in_flight`` (0: no cap) and the tenant has that many
-            runs unfinished, and no run of this ``idempotency_key``.
+            runs unfinished, and no run of this ``idempotency_key``; nothing is stored or
+            sent. Submits racing each other never pass the cap.
         ValueError: an unknown priority.
         ServiceUnavailable: PostgreSQL cannot be reached.
     """
@@ -69,8 +69,6 @@ def submit(
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, not {priority!r}")
     check_submission(tenant, idempotency_key, deadline, budget_usd)
     spec = validate_input(settings, caller, pipeline, input)
-    if max_in_flight:
-        check_runs_in_flight(owner, max_in_flight, idempotency_key)
     run_id = uuid.uuid4()
     trace_id = new_trace_id()
     plan = plan_steps(spec)
@@ -93,6 +91,8 @@ def submit(
             trace_id=trace_id,
             # The submit's own budget, else the pipeline's (hive/guard/budgets.py).
             budget_usd=budget_usd if budget_usd is not None else spec.budget_usd,
+            # Counted with the insert, under the tenant's lock: racing submits never pass it.
+            cap=max_in_flight,
         )
 
     with log_context(run_id=str(run_id), pipeline=spec.name, tenant=owner, trace_id=trace_id):

@@ -70,5 +70,8 @@ def test_the_dashboard_shows_the_golden_signals() -> None:
         "hive_maintenance_last_success_timestamp_seconds",
         "hive_approvals_pending",  # steps waiting on a person
         "hive_approvals_oldest_pending_seconds",
+        'hive_api_requests_total{job="hive-api"}',  # the HTTP API's traffic and errors
+        'hive_api_requests_total{job="hive-api",status="429"}',  # its admission control
+        "hive_api_request_duration_seconds_bucket",  # and latency
     ):
         assert name in exprs, name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from sqlalchemy import text
 
 from hive.db.engine import get_engine
@@ -74,3 +75,15 @@ def attempts_of(run_id: Any, step_id: str) -> list[Any]:
 def execute(sql: str, **params: Any) -> None:
     with get_engine().begin() as conn:
         conn.execute(text(sql), params)
+
+
+def empty_farm(client: redis.Redis) -> None:
+    """Empty the tables of runs, keys and audit, and the tests' Redis db (``client``)."""
+    execute(
+        "TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes, "
+        "api_keys, audit, tenant_budgets, tenant_budget_days, budget_holds CASCADE"
+    )
+    owner = client.get("hive-test-owner")
+    client.flushdb()
+    if owner:
+        client.set("hive-test-owner", owner, ex=3600)
