@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 
 from hive.db import in_flight
-from hive.db.retrying import Connection, in_transaction
+from hive.db.retrying import Connection, in_autocommit
 from hive.errors import TooManyRequests, TooManyRunsInFlight
 from hive.guard.rates import RateLimiter, requests_limit
 from hive.service.caller import Caller
@@ -81,5 +81,6 @@ def check_runs_in_flight(tenant: str | None, cap: int, idempotency_key: str | No
             return True
         return in_flight.run_by_key(conn, tenant, idempotency_key) is None
 
-    if in_transaction(over, retry_s=0):
+    # Reads alone: no transaction round trips around them.
+    if in_autocommit(over, retry_s=0):
         raise TooManyRunsInFlight(tenant, cap)
