@@ -1,13 +1,15 @@
-"""``python -m bench.api [--n N] [--clients P] [--workers 1,2] [--json] [--skip-build]``: the
+"""``python -m bench.api [--n N] [--clients P] [--slices S] [--workers 1,2] [--json]``: the
 HTTP API (``hive api``) against direct ``hive.Client`` calls.
 
 For each ``--workers`` count W, in one run: N submits of a one-step run (bench-echo) from P
-client processes calling ``Client.submit`` directly, then the same N submits from P
+client processes calling ``Client.submit`` directly, and the same N submits from P
 processes through ``POST /v1/runs`` of a real ``hive api --workers W`` (one keep-alive
 httpx client each); each part is followed by reading every run back (``Client.get``, or
-``GET /v1/runs/{id}``). No worker runs: a submit stores the run and sends its first step to
-Redis, nothing executes it, so the figures are of submitting and reading alone. Each
-phase starts from empty run tables and an empty queue.
+``GET /v1/runs/{id}``). Direct and API take S turns of N/S submits each, alternating, so
+that a drift in the machine's load falls on both alike; a rate is the calls over the turns'
+summed wall time. No worker runs: a submit stores the run and sends its first step to
+Redis, nothing executes it, so the figures are of submitting and reading alone. Each turn
+starts from empty run tables and an empty queue.
 
 The API runs as a producer would use it: an API key of one tenant (``producer``), its rate
 limit on (set far above what the bench reaches, so it is spent and never refuses) and its
@@ -47,7 +49,7 @@ from bench.setup import (
     machine_info,
     write_pipelines,
 )
-from bench.stats import p50_p99_ms, rate
+from bench.stats import p50_p99_ms
 
 DATABASE = "hive_benchapi"
 # Far above what the bench reaches: every request spends the limit, none is refused.
@@ -157,14 +159,26 @@ def auth_cost(key: str, samples: int) -> dict[str, float]:
     return figures
 
 
+def http_floor(base_url: str, samples: int) -> tuple[float, float]:
+    """p50/p99 of ``GET /healthz`` (no key, no database), one keep-alive client: what
+    HTTP, uvicorn and the middleware cost a request by themselves."""
+    times = []
+    with httpx.Client(base_url=base_url) as http:
+        for _ in range(samples):
+            began = time.monotonic()
+            http.get("/healthz").raise_for_status()
+            times.append(time.monotonic() - began)
+    return p50_p99_ms(times)
+
+
 def _part_figures(prefix: str, phase: Phase) -> dict[str, float]:
     submit_p50, submit_p99 = p50_p99_ms(phase.submits.calls)
     read_p50, read_p99 = p50_p99_ms(phase.reads.calls)
     return {
-        f"{prefix}_submits_per_s": rate(phase.submits.count, phase.submits.wall_s),
+        f"{prefix}_submits_per_s": phase.submits.rate,
         f"{prefix}_submit_p50_ms": submit_p50,
         f"{prefix}_submit_p99_ms": submit_p99,
-        f"{prefix}_reads_per_s": rate(phase.reads.count, phase.reads.wall_s),
+        f"{prefix}_reads_per_s": phase.reads.rate,
         f"{prefix}_read_p50_ms": read_p50,
         f"{prefix}_read_p99_ms": read_p99,
     }
@@ -173,27 +187,33 @@ def _part_figures(prefix: str, phase: Phase) -> dict[str, float]:
 def compare(
     args: argparse.Namespace, broker: BrokerClaim, env: dict[str, str], key: str, tmp: Path
 ) -> list[dict[str, Any]]:
-    """Per ``--workers`` count: direct submits and reads, then the same through the API."""
+    """Per ``--workers`` count: direct submits and reads, then the same through the API, in
+    ``--slices`` turns each, so that a drift in the machine's load falls on both alike."""
     rounds = []
+    share = args.n // args.slices
     for workers in args.workers:
-        broker.reset()
-        empty_tables()
-        say(f"direct: {args.n} submits, then reads, from {args.clients} processes")
-        direct = run_phase(args.clients, args.n, None, None)
         server = ApiServer(env, workers, tmp / f"api-{workers}.log")
+        direct: list[Phase] = []
+        over_http: list[Phase] = []
         try:
             server.wait_ready()
-            broker.reset()
-            empty_tables()
-            say(f"hive api --workers {workers}: {args.n} POST /v1/runs, then GET /v1/runs/{{id}}")
-            over_http = run_phase(args.clients, args.n, server.base_url, key)
+            for turn in range(1, args.slices + 1):
+                for base_url, slices in ((None, direct), (server.base_url, over_http)):
+                    broker.reset()
+                    empty_tables()
+                    how = "direct" if base_url is None else f"hive api --workers {workers}"
+                    say(f"{how}, turn {turn}/{args.slices}: {share} submits, then reads")
+                    slices.append(run_phase(args.clients, share, base_url, key))
+            floor = http_floor(server.base_url, args.auth_samples)
             errors = [line for line in server.log_tail(20000).splitlines() if "ERROR" in line]
         finally:
             server.stop()
         figures: dict[str, Any] = {"api_workers": workers}
-        figures |= _part_figures("direct", direct) | _part_figures("api", over_http)
+        figures |= _part_figures("direct", Phase.merged(direct))
+        figures |= _part_figures("api", Phase.merged(over_http))
         figures["submit_ratio"] = figures["api_submits_per_s"] / figures["direct_submits_per_s"]
         figures["read_ratio"] = figures["api_reads_per_s"] / figures["direct_reads_per_s"]
+        figures["healthz_p50_ms"], figures["healthz_p99_ms"] = floor
         figures["api_errors"] = errors[-10:]
         rounds.append(figures)
     return rounds
@@ -224,7 +244,8 @@ def report(r: dict[str, Any]) -> str:
     lines = [
         f"machine: {m['nproc']} x {m['cpu_model']}, Python {m['python']}, "
         f"PostgreSQL {m['postgresql']}, Redis {m['redis_server']}",
-        f"n = {r['n']} submits per phase from {r['clients']} client processes; no worker "
+        f"n = {r['n']} submits per phase ({r['slices']} turns each, direct and API "
+        f"alternating) from {r['clients']} client processes; no worker "
         f"(submit = store the run + send its first step); 1-min load average before/after "
         f"{m['loadavg_1m_before']:.2f} / {m['loadavg_1m_after']:.2f}",
     ]
@@ -242,6 +263,10 @@ def report(r: dict[str, Any]) -> str:
             f"{one['direct_read_p99_ms']:6.2f} ms   GET /v1/runs/{{id}} "
             f"{one['api_read_p50_ms']:6.2f} / {one['api_read_p99_ms']:6.2f} ms",
         ]
+        lines.append(
+            f"  GET /healthz (no key, no database) p50/p99 {one['healthz_p50_ms']:.2f} / "
+            f"{one['healthz_p99_ms']:.2f} ms"
+        )
         lines += [f"  server ERROR: {line}" for line in one["api_errors"]]
     a = r["auth"]
     lines += [
@@ -261,6 +286,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=2000, help="submits per phase")
     parser.add_argument("--clients", type=int, default=4, help="client processes")
     parser.add_argument(
+        "--slices", type=int, default=3, help="turns direct and API take, n/slices each"
+    )
+    parser.add_argument(
         "--workers",
         type=lambda text: [int(w) for w in text.split(",")],
         default=[1, 2],
@@ -275,8 +303,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--redis-db", type=int, default=DEFAULT_REDIS_DB)
     args = parser.parse_args(argv)
-    if args.n < args.clients or args.clients < 1:
-        parser.error("--n must be at least --clients, and --clients at least 1")
+    if args.clients < 1 or args.slices < 1 or args.n < args.clients * args.slices:
+        parser.error("--n must be at least --clients x --slices, both at least 1")
     if not args.workers or min(args.workers) < 1 or args.auth_samples < 1:
         parser.error("--workers takes counts of at least 1; --auth-samples at least 1")
     return args
@@ -303,8 +331,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             broker.release()
         results: dict[str, Any] = {
-            "n": args.n,
+            "n": args.n // args.slices * args.slices,
             "clients": args.clients,
+            "slices": args.slices,
             "measured": "submits (run stored, first step sent to Redis; no worker) and reads",
             "rounds": rounds,
             "auth": auth,

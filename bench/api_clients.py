@@ -29,31 +29,39 @@ T = TypeVar("T")
 
 @dataclass
 class Part:
-    """One part (submits or reads) of every process: when each began and ended, and each
-    call's duration, in seconds."""
+    """One part (submits or reads) of a phase: each call's duration, and the wall time from
+    the first process's start to the last one's end (summed over slices), in seconds."""
 
-    starts: list[float] = field(default_factory=list)
-    ends: list[float] = field(default_factory=list)
     calls: list[float] = field(default_factory=list)
+    wall_s: float = 0.0
 
     @property
-    def count(self) -> int:
-        return len(self.calls)
+    def rate(self) -> float:
+        return len(self.calls) / self.wall_s
 
-    @property
-    def wall_s(self) -> float:
-        return max(self.ends) - min(self.starts)
-
-    def add(self, start: float, end: float, calls: list[float]) -> None:
-        self.starts.append(start)
-        self.ends.append(end)
-        self.calls += calls
+    @classmethod
+    def of(cls, timings: list[tuple[float, float, list[float]]]) -> Part:
+        """From each process's (first start, last end, call durations)."""
+        return cls(
+            [call for *_, calls in timings for call in calls],
+            max(end for _, end, _ in timings) - min(start for start, _, _ in timings),
+        )
 
 
 @dataclass
 class Phase:
     submits: Part
     reads: Part
+
+    @classmethod
+    def merged(cls, slices: list[Phase]) -> Phase:
+        """Slices run at different times, as one phase: every call, the walls summed."""
+        return cls(
+            Part([c for one in slices for c in one.submits.calls],
+                 sum(one.submits.wall_s for one in slices)),
+            Part([c for one in slices for c in one.reads.calls],
+                 sum(one.reads.wall_s for one in slices)),
+        )  # fmt: skip
 
 
 def _timed(call: Callable[[T], object], items: list[T]) -> tuple[float, float, list[float]]:
@@ -125,20 +133,21 @@ def run_phase(processes: int, total: int, base_url: str | None, key: str | None)
     ]
     for proc in procs:
         proc.start()
-    phase = Phase(Part(), Part())
+    submitted: list[tuple[float, float, list[float]]] = []
+    read: list[tuple[float, float, list[float]]] = []
     deadline = time.monotonic() + _JOIN_S
     got = 0
     try:
         while got < processes:
             try:
-                submitted, read = results.get(timeout=1.0)
+                submits, reads = results.get(timeout=1.0)
             except queue.Empty:
                 # A process that died before answering would leave the others at the barrier.
                 if any(p.exitcode not in (None, 0) for p in procs) or time.monotonic() > deadline:
                     break
                 continue
-            phase.submits.add(*submitted)
-            phase.reads.add(*read)
+            submitted.append(submits)
+            read.append(reads)
             got += 1
     finally:
         for proc in procs:
@@ -152,4 +161,4 @@ def run_phase(processes: int, total: int, base_url: str | None, key: str | None)
         raise RuntimeError(
             f"{processes - got} client processes did not answer (exit codes {failed})"
         )
-    return phase
+    return Phase(Part.of(submitted), Part.of(read))
