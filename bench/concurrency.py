@@ -1,11 +1,13 @@
-"""``python -m bench.concurrency [--json] [--n 1000] [--concurrency 200] [--pool threads]``:
-many slow outside calls in flight on one worker, Hive against raw Celery.
+"""``python -m bench.concurrency [--json] [--n 1000] [--concurrency 200] [--pool threads]
+[--workers 1]``: many slow outside calls in flight on one worker host, Hive against raw Celery.
 
 A slow HTTP server on loopback (``bench.slow_server``) answers every call after ``--delay-s``
 (1 s). Phase 1: N one-step runs whose step makes one call to it, queued through ``hive.Client``
 while a worker with ``--pool``/``--concurrency`` is paused, then the worker alone. Phase 2:
 N raw Celery tasks making the same call with the same client, queued likewise on a fresh
-worker of the same pool and concurrency, in the same run. Each phase reports calls/s (first
+worker of the same pool and concurrency, in the same run. ``--workers N`` runs the host as N
+worker processes sharing ``--concurrency`` between them (one consumer and one GIL each), for
+both phases alike. Each phase reports calls/s (first
 call's start to last call's end), the worker's CPU time per call from its resume (and its
 main thread's: Celery's consumer, which receives, acknowledges and publishes events), the
 most calls in flight at once (the server's own peak; and the largest overlap of the calls'
@@ -31,6 +33,7 @@ from bench.setup import (
     WorkerProcess,
     bench_env,
     build_database,
+    free_port,
     install_env,
     load_average,
     machine_info,
@@ -53,6 +56,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=1000, help="runs, and raw tasks")
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--pool", choices=["threads", "prefork"], default="threads")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing --concurrency"
+    )
     parser.add_argument("--delay-s", type=float, default=1.0, help="the server's answer time")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--skip-build", action="store_true", help=f"keep the {DATABASE} database")
@@ -60,6 +66,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.n < 1 or args.concurrency < 1 or args.delay_s <= 0:
         parser.error("--n and --concurrency must be at least 1, --delay-s above 0")
+    if not 1 <= args.workers <= args.concurrency:
+        parser.error("--workers must be between 1 and --concurrency")
     return args
 
 
@@ -67,12 +75,52 @@ def _phase_timeout_s(args: argparse.Namespace) -> float:
     return max(120.0, args.n / args.concurrency * args.delay_s * 10)
 
 
+class Workers:
+    """The host's worker processes, seen as one: paused and resumed together, their CPU time,
+    memory and logs summed."""
+
+    def __init__(self, workers: list[WorkerProcess]) -> None:
+        self.members = workers
+
+    @property
+    def pid(self) -> str:
+        return ",".join(str(w.pid) for w in self.members)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        for worker in self.members:
+            worker.wait_ready(timeout_s=timeout_s)
+
+    def pause(self) -> None:
+        for worker in self.members:
+            worker.pause()
+
+    def resume(self) -> None:
+        for worker in self.members:
+            worker.resume()
+
+    def tree_rss_mb(self) -> float:
+        return sum(w.tree_rss_mb() for w in self.members)
+
+    def tree_cpu_s(self) -> float:
+        return sum(w.tree_cpu_s() for w in self.members)
+
+    def main_thread_cpu_s(self) -> float:
+        return sum(w.main_thread_cpu_s() for w in self.members)
+
+    def log_tail(self, chars: int) -> str:
+        return "\n".join(w.log_tail(chars) for w in self.members)
+
+    def stop(self) -> None:
+        for worker in self.members:
+            worker.stop()
+
+
 class _Resumer:
     """The worker's resume, said on stderr (a profiler attached to the worker's pid can wait
     for this line); the worker's CPU time is read then, so that a phase's CPU per call is
     of the drain alone, not of the idle worker while the calls were queued."""
 
-    def __init__(self, worker: WorkerProcess, what: str) -> None:
+    def __init__(self, worker: Workers, what: str) -> None:
         self.worker = worker
         self.what = what
         self.cpu_s = 0.0
@@ -85,11 +133,33 @@ class _Resumer:
         self.worker.resume()
 
 
-def _worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> WorkerProcess:
-    worker = WorkerProcess(env, log, concurrency=args.concurrency, pool=args.pool)
-    say(f"worker pid {worker.pid} (--pool {args.pool} --concurrency {args.concurrency})")
-    worker.wait_ready(timeout_s=120)
-    return worker
+def _worker(args: argparse.Namespace, env: dict[str, str], log: Path) -> Workers:
+    """``--workers`` processes; the first ones take one slot more when it does not divide."""
+    shares = [
+        args.concurrency // args.workers + (1 if i < args.concurrency % args.workers else 0)
+        for i in range(args.workers)
+    ]
+    workers = Workers(
+        [
+            WorkerProcess(
+                # Each its own metrics port, as each worker of a host would have.
+                env if i == 0 else {**env, "HIVE_METRICS_PORT": str(free_port())},
+                log.with_name(f"{log.stem}-{i}{log.suffix}"),
+                concurrency=share,
+                pool=args.pool,
+                name=f"bench{i}",
+            )
+            for i, share in enumerate(shares)
+        ]
+    )
+    try:
+        concurrency = "+".join(map(str, shares))
+        say(f"worker pids {workers.pid} (--pool {args.pool} --concurrency {concurrency})")
+        workers.wait_ready(timeout_s=120)
+    except BaseException:
+        workers.stop()
+        raise
+    return workers
 
 
 def hive_phase(
@@ -188,8 +258,9 @@ def report(r: dict[str, Any]) -> str:
             f"machine: {m['nproc']} x {m['cpu_model']}, Python {m['python']}, "
             f"Celery {m['celery']}; load average before/after "
             f"{m['loadavg_1m_before']:.2f} / {m['loadavg_1m_after']:.2f}",
-            f"{r['n']} calls of {r['delay_s']:g} s, --pool {r['pool']} --concurrency "
-            f"{r['concurrency']} (at best {r['ideal_per_s']:.0f}/s)",
+            f"{r['n']} calls of {r['delay_s']:g} s, {r['workers']} worker(s), --pool "
+            f"{r['pool']} --concurrency {r['concurrency']} in all "
+            f"(at best {r['ideal_per_s']:.0f}/s)",
             f"hive   one-step runs: {r['steps_per_s']:7.1f} steps/s, in flight at most "
             f"{r['max_in_flight']} (server) / {r['max_in_flight_intervals']} (PostgreSQL), "
             f"worker RSS {r['worker_rss_mb']:.0f} MiB (idle {r['worker_rss_idle_mb']:.0f}), "
@@ -228,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n": args.n,
                 "concurrency": args.concurrency,
                 "pool": args.pool,
+                "workers": args.workers,
                 "delay_s": args.delay_s,
                 "ideal_per_s": min(args.n, args.concurrency) / args.delay_s,
             }

@@ -207,8 +207,10 @@ class WorkerProcess:
         concurrency: int = 2,
         module: str = "bench.worker",
         pool: str = "prefork",
+        name: str = "bench",
     ) -> None:
-        self.hostname = f"bench-{os.getpid()}@{socket.gethostname()}"
+        # ``name`` tells apart several workers of one bench (one node name each).
+        self.hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
         self.log_path = log_path
         args = [
             sys.executable, "-m", module,

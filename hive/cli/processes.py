@@ -6,6 +6,7 @@ import ipaddress
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ def worker(
     metrics_port: int | None,
 ) -> None:
     """Start a Celery worker that runs agent steps."""
-    # First: prometheus-client must see its directory before anything imports it.
-    _serve_metrics(metrics_port)
+    # First: prometheus-client must see its directory before anything imports it. The port
+    # is bound only once the configuration is known good: a mistake in a file is the error
+    # to report, not a port that another worker holds.
+    serve_metrics = _metrics_server(metrics_port)
     from hive import keys
     from hive.agents.registry import default_registry
     from hive.logs import configure_logging
@@ -60,6 +63,7 @@ def worker(
     check_price_table()
     check_injection_rules()
     check_limits_file()
+    serve_metrics()
     wait_for_services()
     names = names or _all_queues(default_registry(), keys)
     argv = [
@@ -77,14 +81,17 @@ def worker(
     run_celery(argv)
 
 
-def _serve_metrics(port: int | None) -> None:
+def _metrics_server(port: int | None) -> Callable[[], None]:
+    """Prepare this worker's metrics directory now; the returned function serves it."""
     from hive.exposition import prepare_multiprocess_dir, serve_worker_metrics
     from hive.settings import get_settings
 
     settings = get_settings().metrics
     port = settings.port if port is None else port
-    if port:
-        serve_worker_metrics(settings.address, port, prepare_multiprocess_dir())
+    if not port:
+        return lambda: None
+    directory = prepare_multiprocess_dir()
+    return lambda: serve_worker_metrics(settings.address, port, directory)
 
 
 def run_celery(argv: list[str]) -> None:

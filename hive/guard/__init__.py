@@ -8,6 +8,7 @@ through Redis.
     admission   a step's admission (agent, tenant) and ctx.call's (service, model, breaker)
     rates       rate limits: GCRA in a Lua script, with slots booked for deferred steps
     slots       concurrency limits: a semaphore of leases that expire
+    keeper      renews the leases this process holds while their holders run
     breakers    circuit breakers: state, transitions, events
     store       the Redis client and key prefix they share
     budgets     cost budgets: a step's estimated cost reserved in PostgreSQL before its
@@ -21,7 +22,7 @@ estimated cost is reserved (:func:`hive.guard.budgets.reserve_step`, raising
 operates the breakers (``hive breakers``); ``hive exporter`` reads their states.
 """
 
-from hive.guard.admission import FarmCalls, StepInfo, admit_step
+from hive.guard.admission import Admission, FarmCalls, StepInfo, admit_step
 from hive.guard.breakers import (
     Breakers,
     BreakerState,
@@ -44,6 +45,7 @@ from hive.guard.policy import (
 
 __all__ = [
     "EMPTY",
+    "Admission",
     "BreakerPolicy",
     "BreakerState",
     "Breakers",

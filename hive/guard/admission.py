@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -124,8 +124,37 @@ def _take(
         )
 
 
+class Admission:
+    """A step's hold on its agent and tenant slots: given back when the block ends, or, for
+    an agent abandoned at its deadline (``--pool threads``), when that agent's thread ends."""
+
+    __slots__ = ("_concurrency", "_handed_over", "_holder")
+
+    def __init__(self, concurrency: list[slots.ConcurrencyLimit], holder: str) -> None:
+        self._concurrency = concurrency
+        self._holder = holder
+        self._handed_over = False
+
+    def release_when(self, register: Callable[[Callable[[], None]], None]) -> None:
+        """Keep the slots past the block: ``register`` calls back when the agent has ended
+        (the slots' leases are renewed meanwhile by :mod:`hive.guard.keeper`)."""
+        if self._concurrency:
+            self._handed_over = True
+            register(self.release)
+
+    def release(self) -> None:
+        _semaphore.release(self._concurrency, self._holder)
+
+    def _leave(self) -> None:
+        if not self._handed_over:
+            self.release()
+
+
+_UNLIMITED = Admission([], "")
+
+
 @contextlib.contextmanager
-def admit_step(info: StepInfo, policy: Policy | None = None) -> Iterator[None]:
+def admit_step(info: StepInfo, policy: Policy | None = None) -> Iterator[Admission]:
     """Hold the step's agent and tenant limits while its agent runs, or raise StepDeferred."""
     policy = current_policy() if policy is None else policy
     keys = [f"agent:{info.agent}"]
@@ -133,15 +162,16 @@ def admit_step(info: StepInfo, policy: Policy | None = None) -> Iterator[None]:
         keys.append(f"tenant:{info.tenant}")
     entries = _found(policy, keys) if policy.limits else []
     if not entries:
-        yield
+        yield _UNLIMITED
         return
     concurrency, rate_limits = _limits_of(entries)
     slot_holder = f"{info.holder}:{info.attempt}"
     _take(concurrency, rate_limits, slot_holder, info.holder, info.lease_s)
+    admission = Admission(concurrency, slot_holder)
     try:
-        yield
+        yield admission
     finally:
-        _semaphore.release(concurrency, slot_holder)
+        admission._leave()
 
 
 def _approved(info: StepInfo) -> bool:

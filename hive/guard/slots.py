@@ -5,8 +5,10 @@ script over every limit that applies: it first drops the expired leases, then ta
 in each limit or in none. A holder releases its slots when its call or step ends; a holder
 that cannot (a SIGKILLed worker, a pool process the hard time limit killed) loses them when
 their lease runs out. A lease is sized from the step's timeout: the step's hard time limit
-ends the holder before its lease does, so a slot is never given to a second holder while
-the first still runs.
+ends the holder before its lease does, and a holder that outlives it (an agent abandoned at
+its timeout under ``--pool threads``, which nothing kills) has its lease renewed by its
+process (:mod:`hive.guard.keeper`), so a slot is never given to a second holder while the
+first still runs.
 
 A step turned away has no way to know when a slot frees, so it comes back after a short
 countdown that grows with each time in a row it was turned away (counted per holder in a
@@ -22,6 +24,7 @@ import redis
 from redis.commands.core import Script
 
 from hive import keys
+from hive.guard.keeper import TICK_S, LeaseKeeper
 from hive.guard.store import guard_redis, prefix, unavailable
 
 FIRST_WAIT_S = 0.1
@@ -74,9 +77,10 @@ class SlotDecision:
 class Semaphore:
     """Takes and gives back slots of several concurrency limits for one holder."""
 
-    def __init__(self, client: redis.Redis | None = None) -> None:
+    def __init__(self, client: redis.Redis | None = None, keeper_tick_s: float = TICK_S) -> None:
         self._client = client
         self._acquire: Script | None = None
+        self.keeper = LeaseKeeper(lambda: self.client, keeper_tick_s)
 
     @property
     def client(self) -> redis.Redis:
@@ -98,6 +102,7 @@ class Semaphore:
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
         if acquired:
+            self.keeper.hold(keys_[: len(limits)], holder, lease_s)
             return SlotDecision(True)
         return SlotDecision(False, limits[int(index) - 1], int(denials))
 
@@ -105,6 +110,7 @@ class Semaphore:
         """Give the slots back (a slot already expired is simply not there)."""
         if not limits:
             return
+        self.keeper.drop(holder)
         p = prefix()
         try:
             with self.client.pipeline(transaction=False) as pipe:

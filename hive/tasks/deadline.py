@@ -92,8 +92,12 @@ def call_within(
     expired: threading.Event,
     cancelled: Callable[[], bool],
     agent: str,
+    on_abandon: Callable[[Callable[[Callable[[], None]], None]], None] | None = None,
 ) -> T:
     """``fn()`` on an agent thread, waited for until ``deadline`` (``time.monotonic()``).
+
+    ``on_abandon``, if the thread is abandoned, is given a function that registers a
+    callback for the abandoned agent's end (the step's limits are held until then).
 
     Raises:
         SoftTimeLimitExceeded: the deadline passed first; ``expired`` is set and the thread
@@ -109,11 +113,11 @@ def call_within(
             pass
         if time.monotonic() >= deadline:
             expired.set()
-            _abandon(future, agent, "ran past its timeout")
+            _abandon(future, agent, "ran past its timeout", on_abandon)
             raise SoftTimeLimitExceeded()
         if cancelled():
             expired.set()
-            _abandon(future, agent, "belongs to a cancelled run")
+            _abandon(future, agent, "belongs to a cancelled run", on_abandon)
             raise RunCancelled("the run was cancelled")
 
 
@@ -216,7 +220,14 @@ class _AgentThreads:
 _threads = _AgentThreads()
 
 
-def _abandon(future: Outcome[Any], agent: str, why: str) -> None:
+def _abandon(
+    future: Outcome[Any],
+    agent: str,
+    why: str,
+    on_abandon: Callable[[Callable[[Callable[[], None]], None]], None] | None,
+) -> None:
+    if on_abandon is not None:
+        on_abandon(lambda callback: future.add_done_callback(lambda _: callback()))
     gauge = metrics.ABANDONED_AGENTS.labels(agent)
     with _lock:
         if not future.done():  # finished just now: nothing left running

@@ -23,7 +23,7 @@ from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.errors import ApprovalRequired, BudgetExceeded, ServiceUnavailable, StepDeferred
-from hive.guard import FarmCalls, StepInfo, admit_step
+from hive.guard import Admission, FarmCalls, StepInfo, admit_step
 from hive.guard.budgets import reserve_step, settled
 from hive.logs import log_context
 from hive.pipelines.bounds import check_output_bounds
@@ -142,7 +142,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         # The agent's and the tenant's limits, held while the agent runs (else StepDeferred);
         # its estimated cost reserved against the budgets (else BudgetExceeded), settled at
         # what it cost before the outcome is recorded.
-        with admit_step(guarded):
+        with admit_step(guarded) as admission:
             hold = reserve_step(agent, step_input, rid, step_id, attempt)
             with settled(hold, usage), _timed(claimed.agent):
                 output = _execute(
@@ -150,6 +150,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
                     began + claimed.options.timeout,
                     cancel,
                     claimed.agent,
+                    admission,
                 )
         check_output_bounds(output, settings)
     except BudgetExceeded as exceeded:
@@ -212,14 +213,21 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         self.request.chain = None
 
 
-def _execute(run: Callable[[], T], ends_at: float, cancel: CancelCheck, agent: str) -> T:
+def _execute(
+    run: Callable[[], T], ends_at: float, cancel: CancelCheck, agent: str, admission: Admission
+) -> T:
     """The agent's run: in this thread where the pool enforces the step's time limits
     (prefork), else on a thread of its own that is abandoned at the deadline
-    (:mod:`hive.tasks.deadline`)."""
+    (:mod:`hive.tasks.deadline`), keeping the step's slots until it ends."""
     if deadline.enforced_by_pool():
         return run()
     return deadline.call_within(
-        run, ends_at, expired=cancel.expired, cancelled=cancel.run_ended, agent=agent
+        run,
+        ends_at,
+        expired=cancel.expired,
+        cancelled=cancel.run_ended,
+        agent=agent,
+        on_abandon=admission.release_when,
     )
 
 

@@ -1,9 +1,12 @@
 """Step timeouts under ``--pool threads``, where Celery enforces no time limits: the step is
 abandoned at its timeout, its attempt recorded as a timeout and retried per its policy; an
 agent that ignores the timeout does not keep its slot; too many such agents stop the worker
-so that a clean one can take its place."""
+so that a clean one can take its place; an abandoned agent keeps its concurrency slot until
+its thread ends."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +96,27 @@ def test_cancelling_a_run_frees_the_thread_of_its_agent_even_one_deaf_to_it(
     assert db.steps_of(deaf.id)["stuck"].status == "cancelled"
     assert "agent belongs to a cancelled run; its thread is abandoned" in worker.log()
     assert "Traceback" not in worker.log()
+
+
+def test_an_abandoned_agent_keeps_its_concurrency_slot_until_its_thread_ends(
+    start_worker, tmp_path: Path
+) -> None:
+    """Concurrency 1 on the agent: the retry of a step whose first attempt was abandoned at
+    its 1 s timeout must wait until that attempt's thread has ended (4 s), not start
+    beside it."""
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("limits:\n  agent:hang: {concurrency: 1}\n")
+    start_worker(
+        *_THREADS, "--concurrency", "4", extra_env={**FAST, "HIVE_LIMITS_FILE": str(limits)}
+    )
+    run = Client().submit("fault-hang-brief", {})  # hang 4 s, timeout 1 s, one retry
+
+    with pytest.raises(RunFailed):
+        run.wait(timeout=60)
+
+    first, second = db.attempts_of(run.id, "stuck")
+    assert (first.error["type"], second.error["type"]) == ("timeout", "timeout")
+    apart = (second.started_at - first.started_at).total_seconds()
+    # The first agent's thread slept 4 s from its start; the slot came back then.
+    assert apart >= 3.8, f"the retry started {apart:.2f}s after the abandoned attempt"
+    assert db.steps_of(run.id)["stuck"].deferrals >= 1, "the retry waited for the slot"

@@ -115,10 +115,43 @@ def test_a_concurrency_limit_leases_slots_that_come_back_on_release_or_expiry(
 
     semaphore.release([two, one], "b")
     assert semaphore.acquire([two], "c", lease_s=0.3).acquired
-    # c's holder never releases (a killed worker): its lease runs out.
+    # c's holder never releases (a killed worker): nothing renews its lease, which runs out.
+    semaphore.keeper.drop("c")
     assert not semaphore.acquire([two], "d", lease_s=60).acquired
     time.sleep(0.4)
     assert semaphore.acquire([two], "d", lease_s=60).acquired
+
+
+def test_a_slot_is_kept_past_its_lease_while_its_holder_runs(clean_state: None) -> None:
+    semaphore = Semaphore(keeper_tick_s=0.05)
+    one = ConcurrencyLimit("agent:hang", 1)
+
+    # Renewed each time half of it is spent: 0.5 s to spare for a keeper on a busy machine.
+    assert semaphore.acquire([one], "abandoned", lease_s=1.0).acquired
+    time.sleep(2.5)
+
+    assert not semaphore.acquire([one], "next", lease_s=60).acquired
+    assert semaphore.holders("agent:hang") == 1
+    semaphore.release([one], "abandoned")
+    assert semaphore.acquire([one], "next", lease_s=60).acquired
+    assert semaphore.keeper.holding() == 1, "only the live holder is kept"
+
+
+def test_a_lease_that_ran_out_is_never_taken_back_from_its_new_holder(
+    clean_state: None,
+) -> None:
+    semaphore = Semaphore(keeper_tick_s=3600)  # renewed only when the test says so
+    one = ConcurrencyLimit("agent:hang", 1)
+    assert semaphore.acquire([one], "late", lease_s=0.2).acquired
+    time.sleep(0.3)  # Redis unreachable for the whole lease, say
+    assert semaphore.acquire([one], "next", lease_s=60).acquired
+
+    semaphore.keeper.renew_due()
+
+    assert semaphore.holders("agent:hang") == 1
+    assert semaphore.keeper.holding() == 1, "the late holder is let go"
+    semaphore.release([one], "next")
+    assert semaphore.holders("agent:hang") == 0
 
 
 def test_all_or_no_slots(clean_state: None) -> None:

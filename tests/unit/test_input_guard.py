@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -150,11 +151,22 @@ def test_a_users_rule_adds_replaces_or_drops_a_shipped_one(tmp_path: Path) -> No
 def test_a_worker_with_a_malformed_rules_file_refuses_to_start(tmp_path: Path) -> None:
     path = tmp_path / "rules.yaml"
     path.write_text("rules:\n  - {id: broken, category: c, score: 0.5, pattern: '(unclosed'}\n")
-    env = {**os.environ, "HIVE_INPUT_GUARD_RULES_FILE": str(path)}
+    # Its metrics port taken (another worker on the host): the file is still the error told.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    env = {
+        **os.environ,
+        "HIVE_INPUT_GUARD_RULES_FILE": str(path),
+        "HIVE_METRICS_ADDRESS": "127.0.0.1",
+        "HIVE_METRICS_PORT": str(port),
+    }
     done = subprocess.run(
         [sys.executable, "-m", "hive.cli", "worker"],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+    taken.close()
     assert done.returncode == 1, done.stderr
     assert done.stderr.startswith(f"error: HIVE_INPUT_GUARD_RULES_FILE: {path}: rule 'broken'")
     assert "Traceback" not in done.stderr
