@@ -75,15 +75,18 @@ class AuthenticatedRoute(APIRoute):
         return authenticated
 
 
-def principal(
+async def principal(
     request: Request,
     _credentials: HTTPAuthorizationCredentials | None = Security(bearer),  # noqa: B008
     _header_key: str | None = Security(api_key_header),
 ) -> Principal:
     """The request's principal, as :class:`AuthenticatedRoute` found it (a dependency of
-    every /v1 route; its parameters put the two ways of giving a key in the document)."""
+    every /v1 route; its parameters put the two ways of giving a key in the document).
+    Async: a plain function would cost every request a hop to the thread pool and back."""
     who = getattr(request.state, "principal", None)
-    return who if isinstance(who, Principal) else _authenticate(request)
+    if isinstance(who, Principal):
+        return who
+    return await run_in_threadpool(_authenticate, request)
 
 
 def client_address(request: Request) -> str | None:

@@ -65,6 +65,19 @@ def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = Non
     return _retried(attempt, retry_s)
 
 
+def in_autocommit(fn: Callable[[Connection], T], *, retry_s: float | None = None) -> T:
+    """``fn(conn)`` on a connection of the autocommit pool: each statement its own
+    transaction, with no ``BEGIN`` and ``COMMIT`` round trips around it. For one statement,
+    or reads that need no common snapshot (under READ COMMITTED each statement of a
+    transaction takes its own anyway). Tried again like :func:`in_transaction`."""
+
+    def attempt() -> T:
+        with get_engine(autocommit=True).connect() as conn:
+            return fn(conn)
+
+    return _retried(attempt, retry_s)
+
+
 def on_direct_cursor(fn: Callable[[DirectCursor], T], *, retry_s: float | None = None) -> T:
     """``fn(cursor)`` on a DBAPI cursor of the autocommit pool (:mod:`hive.db.direct`):
     each statement its own transaction. Tried again like :func:`in_transaction`.

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from hive.db import api_keys as key_store
-from hive.db.retrying import Connection, in_transaction
+from hive.db.retrying import Connection, in_autocommit, in_transaction
 from hive.errors import (
     ApiKeyNotFound,
     ApprovalNotFound,
@@ -128,9 +128,10 @@ def record_audit(
     client: str | None,
     tenant: str | None = None,
 ) -> None:
-    """Record a call that changed (or tried to change) something, in its own transaction.
-    ``tenant``: the tenant of what an operator changed."""
-    in_transaction(
+    """Record a call that changed (or tried to change) something, in its own transaction
+    (one statement: no ``BEGIN``/``COMMIT`` round trips). ``tenant``: the tenant of what an
+    operator changed."""
+    in_autocommit(
         lambda conn: record(conn, key_id, caller, action, target, outcome, client, tenant),
         retry_s=0,
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from hive.db import runs as run_store
 from hive.db import usage as usage_store
-from hive.db.retrying import Connection, in_transaction
+from hive.db.retrying import Connection, in_autocommit, in_transaction
 from hive.errors import InvalidArgument, RunNotFound
 from hive.logs import log_context
 from hive.service.arguments import as_utc, check_listing, parse_run_id
@@ -49,8 +49,9 @@ def get_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> RunV
             return None
         return run_view(run, run_store.get_steps(conn, rid), usage_store.run_usage(conn, rid))
 
-    # Not retried: the caller hears at once that PostgreSQL is down.
-    view = in_transaction(read, retry_s=0)
+    # Not retried: the caller hears at once that PostgreSQL is down. Three reads outside a
+    # transaction: under READ COMMITTED each would take its own snapshot within one anyway.
+    view = in_autocommit(read, retry_s=0)
     if view is None:
         raise RunNotFound(str(run_id))
     return view

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 
 import pytest
 from pydantic import SecretStr
 
 from hive import service
 from hive.errors import AuthenticationFailed, InvalidArgument, PermissionDenied
-from hive.service import Caller, Role
+from hive.service import Caller, Role, api_keys
 from hive.settings import ApiSettings, Settings, get_settings
 from tests.support import db
 
@@ -81,3 +82,46 @@ def test_keys_are_the_operators_to_make_and_must_fit_their_tenant(clean_state: N
                 settings, service.OPERATOR, tenant=tenant, role=role, expires_in_s=expires
             )
     assert db.scalar("SELECT count(*) FROM api_keys") == 0
+
+
+def test_a_key_revoked_by_another_process_stops_working_once_its_record_is_stale(
+    clean_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_keys, "KEY_CACHE_S", 0.5)
+    settings = get_settings()
+    made = service.create_api_key(settings, service.OPERATOR, tenant="acme", role="viewer")
+    assert service.authenticate(settings, made.key).key_id == made.view.id
+    # As `hive keys revoke` in another process does: this one's record is not dropped.
+    db.execute("UPDATE api_keys SET revoked_at = now() WHERE id = :id", id=made.view.id)
+
+    time.sleep(0.6)
+    with pytest.raises(AuthenticationFailed):
+        service.authenticate(settings, made.key)
+
+
+def test_a_key_revoked_in_this_process_stops_working_at_once(clean_state: None) -> None:
+    settings = get_settings()
+    made = service.create_api_key(settings, service.OPERATOR, tenant="acme", role="viewer")
+    service.authenticate(settings, made.key)
+
+    service.revoke_api_key(settings, service.OPERATOR, made.view.id)
+    with pytest.raises(AuthenticationFailed):
+        service.authenticate(settings, made.key)
+
+
+def test_a_kept_key_record_still_expires_on_time_and_still_checks_the_secret(
+    clean_state: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_keys, "KEY_CACHE_S", 3600.0)
+    settings = get_settings()
+    made = service.create_api_key(
+        settings, service.OPERATOR, tenant="acme", role="viewer", expires_in_s=1.5
+    )
+    service.authenticate(settings, made.key)
+    wrong_secret = made.key[:-4] + ("AAAA" if not made.key.endswith("AAAA") else "BBBB")
+    with pytest.raises(AuthenticationFailed):
+        service.authenticate(settings, wrong_secret)
+
+    time.sleep(1.6)
+    with pytest.raises(AuthenticationFailed):
+        service.authenticate(settings, made.key)
