@@ -42,7 +42,7 @@ def _location(run_id: object) -> str:
     response_model=RunOutput,
     responses={
         200: {"model": RunOutput, "description": "The run this idempotency key started."},
-        202: {"description": "Started: the run, and its address in `Location`."},
+        202: {"description": "Started: the run as stored (queued), its address in `Location`."},
     },
 )
 def submit_run(
@@ -71,7 +71,12 @@ def submit_run(
         raise
     outcome = Outcome.OK if submitted.created else Outcome.EXISTING
     audit(request, who, "run.submit", f"run:{submitted.run_id}", outcome, body.tenant)
-    view = service.get_run(settings, who.caller, submitted.run_id)
+    # The run as stored (queued) is the answer, not read back: a worker may already be on
+    # it, which GET shows; only a run this call did not store whole is read.
+    if submitted.as_stored is not None:
+        view = submitted.as_stored()
+    else:
+        view = service.get_run(settings, who.caller, submitted.run_id)
     response.headers["Location"] = _location(submitted.run_id)
     if not submitted.created:
         response.status_code = 200

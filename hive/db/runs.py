@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import (
     Connection,
@@ -66,7 +66,7 @@ _INSERT_RUN_SQL = """
                           budget_usd)
         {source}
         ON CONFLICT DO NOTHING
-        RETURNING id
+        RETURNING id, created_at
     ), steps AS (
         INSERT INTO step_runs (run_id, step_id, position, agent, needs, dependents, chain_next,
                                inputs_from, input_template, options, status, attempt,
@@ -100,7 +100,9 @@ _INSERT_TYPES = {
 _INSERT_RUN_PREPARED = PreparedStatement(
     "hive_insert_run",
     text(
-        _INSERT_RUN_SQL.format(admitted="", source=f"VALUES ({_RUN_VALUES})", result="id FROM run")
+        _INSERT_RUN_SQL.format(
+            admitted="", source=f"VALUES ({_RUN_VALUES})", result="id, created_at FROM run"
+        )
     ),
     _INSERT_TYPES,
 )
@@ -110,7 +112,8 @@ _INSERT_CAPPED_RUN_PREPARED = PreparedStatement(
         _INSERT_RUN_SQL.format(
             admitted=_ADMITTED,
             source=f"SELECT {_RUN_VALUES} FROM admitted WHERE admitted.ok",
-            result="(SELECT id FROM run) AS id, (SELECT ok FROM admitted) AS admitted",
+            result="(SELECT id FROM run) AS id, (SELECT created_at FROM run) AS created_at,"
+            " (SELECT ok FROM admitted) AS admitted",
         )
     ),
     {**_INSERT_TYPES, "cap": "int"},
@@ -137,6 +140,15 @@ _RUN_BY_ID = PreparedStatement(
 )
 
 
+class StoredRun(NamedTuple):
+    """What :func:`insert_run` stored, or found stored."""
+
+    id: uuid.UUID
+    created_at: datetime | None
+    """When this call inserted it; None when it was stored before (this call's first try
+    whose answer was lost, or an earlier submit with the same idempotency key)."""
+
+
 def insert_run(
     cursor: DirectCursor,
     *,
@@ -154,7 +166,7 @@ def insert_run(
     trace_id: str | None = None,
     budget_usd: float | None = None,
     cap: int = 0,
-) -> uuid.UUID:
+) -> StoredRun:
     """Insert the run and one row per step (status queued / pending), in one statement.
     The ``sent`` steps are marked sent, to be confirmed within ``HIVE_PUBLISH_GRACE_S``
     like :func:`hive.db.marks.mark_enqueued`'s marks.
@@ -212,7 +224,7 @@ def insert_run(
         lock=_tenant_lock(tenant) if cap else None,
     )
     if inserted is not None and inserted["id"] is not None:
-        return run_id
+        return StoredRun(run_id, inserted["created_at"])
     if idempotency_key is None:
         existing = cursor.fetch_one(_RUN_BY_ID, {"run_id": run_id})
     else:
@@ -222,7 +234,7 @@ def insert_run(
             raise TooManyRunsInFlight(tenant, cap)
         # The row that stopped the insert was deleted since.
         raise LookupError(f"run {run_id} (idempotency key {idempotency_key!r}) vanished")
-    return uuid.UUID(str(existing["id"]))
+    return StoredRun(uuid.UUID(str(existing["id"])), None)
 
 
 _COUNT_DOWN = text(

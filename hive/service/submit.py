@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hive.db import runs as run_store
 from hive.db.retrying import DirectCursor, on_direct_cursor
 from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.logs import current_log_context, log_context, new_trace_id
-from hive.pipelines import output_spec, plan_steps
+from hive.pipelines import StepPlan, output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.pipelines import validate_input
-from hive.service.views import Submitted
+from hive.service.views import RunView, Submitted, run_view
 from hive.settings import Settings
+from hive.statuses import RunStatus, StepStatus
 from hive.tasks.app import PRIORITIES
 from hive.tasks.dispatch import dispatch_new_run
 from hive.tasks.holds import hold_new_run
@@ -74,7 +77,7 @@ def submit(
     plan = plan_steps(spec)
     publication = dispatch_new_run(run_id, plan, priority)
 
-    def store(cursor: DirectCursor) -> uuid.UUID:
+    def store(cursor: DirectCursor) -> run_store.StoredRun:
         return run_store.insert_run(
             cursor,
             run_id=run_id,
@@ -100,11 +103,11 @@ def submit(
         # caller hears at once. Tried a second time, once: the connection may have dropped
         # after the commit, and the run id (or key) then finds the run this call stored.
         try:
-            stored_id = on_direct_cursor(store, retry_s=0)
+            stored = on_direct_cursor(store, retry_s=0)
         except ServiceUnavailable as exc:
             logger.info("submit lost its connection (%s); trying once more", exc)
-            stored_id = on_direct_cursor(store, retry_s=0)
-        if stored_id == run_id:
+            stored = on_direct_cursor(store, retry_s=0)
+        if stored.id == run_id:
             # A broker outage leaves the stored run to recovery (send() says so in the log
             # and returns False); any other publish failure is recorded and raised.
             publication.send()
@@ -112,8 +115,32 @@ def submit(
                 hold_new_run(run_id, publication.held)
             # The ids as extra too: a producer's own handlers lack Hive's ContextFilter.
             logger.info("run submitted", extra=dict(current_log_context()))
-            return Submitted(run_id, created=True)
+            created_at = stored.created_at
+            if created_at is None or publication.held:
+                return Submitted(run_id, created=True)
+            budget = budget_usd if budget_usd is not None else spec.budget_usd
+            if budget is not None:
+                budget = round(budget, 9)  # as runs.budget_usd (numeric(20, 9)) keeps it
+            return Submitted(
+                run_id,
+                created=True,
+                as_stored=lambda: stored_view(
+                    _StoredRow(
+                        id=run_id,
+                        pipeline=spec.name,
+                        pipeline_version=spec.version,
+                        tenant=owner,
+                        priority=priority,
+                        input=input,
+                        created_at=created_at,
+                        trace_id=trace_id,
+                        budget_usd=budget,
+                    ),
+                    plan,
+                ),
+            )
     # An earlier submit with this idempotency key: its run, not the one this call made up.
+    stored_id = stored.id
     ids = {"run_id": str(stored_id), "pipeline": spec.name, "tenant": owner}
     logger.info("idempotency key already used; nothing stored", extra=ids)
     return Submitted(stored_id, created=False)
@@ -123,3 +150,47 @@ def _owner(caller: Caller, tenant: str | None) -> str | None:
     if caller.tenant is None or tenant in (None, caller.tenant):
         return caller.tenant or tenant
     raise PermissionDenied(caller.role.value, f"submit runs for tenant {tenant!r}")
+
+
+@dataclass(frozen=True)
+class _StoredRow:
+    """A run's row as its insert wrote it: what :func:`stored_view` reads like a row."""
+
+    id: uuid.UUID
+    pipeline: str
+    pipeline_version: int
+    tenant: str | None
+    priority: str
+    input: Any
+    created_at: datetime
+    trace_id: str
+    budget_usd: float | None
+    status: str = RunStatus.QUEUED
+    output: Any = None
+    error: dict[str, Any] | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    budget_spent_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class _StoredStep:
+    step_id: str
+    agent: str
+    needs: list[str]
+    status: str = StepStatus.PENDING
+    attempt: int = 0
+    deferrals: int = 0
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    worker: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def stored_view(run: _StoredRow, plan: list[StepPlan]) -> RunView:
+    """The view of a run as its submit stored it, through the same :func:`run_view` as a
+    read (tests/integration/test_service.py holds them equal)."""
+    steps = [_StoredStep(p.step_id, p.agent, list(p.needs)) for p in plan]
+    return run_view(run, steps)

@@ -8,7 +8,8 @@ are strings in JSON.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +156,10 @@ class Submitted:
 
     run_id: uuid.UUID
     created: bool
+    as_stored: Callable[[], RunView] | None = field(default=None, compare=False, repr=False)
+    """The run as this call stored it (queued, every step pending), made without reading
+    it back; None when this call did not store it all in one go (an earlier submit did, a
+    lost answer was retried, or steps were held for approval at once)."""
 
 
 @dataclass(frozen=True)

@@ -369,3 +369,32 @@ def test_settings_that_only_choose_the_pipelines_are_used_as_given(
     )
 
     assert list(Client(mine).pipelines()) == ["only-here"]
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "data", "options"),
+    [
+        ("parallel", {"text": "a b c"}, {}),
+        ("echo-one", {"text": "x", "n": [1, 2.5, {"b": None, "a": True}]},
+         {"tenant": "acme", "priority": "high", "budget_usd": 0.1234567891}),
+    ],
+    ids=["dag", "tenant-priority-budget"],
+)  # fmt: skip
+def test_a_submits_run_as_stored_is_the_run_read_back_before_a_worker_takes_it(
+    settings: Settings, pipeline: str, data: dict[str, Any], options: dict[str, Any]
+) -> None:
+    """What the API answers a POST with is built, not read back: it must be the read."""
+    submitted = service.submit(settings, OPERATOR, pipeline, data, **options)
+
+    assert submitted.as_stored is not None
+    built = submitted.as_stored()
+    assert built.to_json() == service.get_run(settings, OPERATOR, submitted.run_id).to_json()
+    assert built.status == "queued" and built.steps and len(built.steps) > 0
+
+
+def test_a_run_this_submit_did_not_store_is_not_built_but_read(settings: Settings) -> None:
+    first = service.submit(settings, OPERATOR, "echo-one", {"text": "1"}, idempotency_key="k")
+    again = service.submit(settings, OPERATOR, "echo-one", {"text": "2"}, idempotency_key="k")
+
+    assert first.as_stored is not None
+    assert again.as_stored is None and not again.created
