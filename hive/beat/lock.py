@@ -40,8 +40,11 @@ def held(client: redis.Redis, name: str, ttl_s: float) -> Iterator[bool]:
     while the block runs, up to ``ttl_s`` in all: a process that dies frees it within a
     lease; one that runs past ``ttl_s`` loses it, as a stuck sweep should."""
     lease_s = min(LEASE_S, ttl_s)
+    # Not thread-local: the renewing thread uses the token the acquiring one got.
     lock = client.lock(
-        keys.maintenance_lock(get_settings().broker.key_prefix, name), timeout=lease_s
+        keys.maintenance_lock(get_settings().broker.key_prefix, name),
+        timeout=lease_s,
+        thread_local=False,
     )
     acquired = lock.acquire(blocking=False)
     done = threading.Event()
