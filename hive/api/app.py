@@ -8,6 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from hive import service
 from hive.api import approvals, dead_letters, errors, health, metrics, pipelines, runs, services
 from hive.api.metrics import RequestMetrics
 from hive.api.middleware import BodyLimit, Guard
@@ -29,9 +30,14 @@ def _version() -> str:
         return "0"
 
 
+# FastAPI runs the sync endpoints on anyio's default thread limiter: this many at once.
+REQUESTS_AT_ONCE = 40
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API over the process's farm (``settings``: the process's own by default)."""
     settings = settings or get_settings()
+    service.serve_at_once(REQUESTS_AT_ONCE)
     app = FastAPI(
         title="Hive",
         version=_version(),

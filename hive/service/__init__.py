@@ -40,7 +40,8 @@ live here and nowhere else.
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
-                   settings given must name the process's own servers (one farm a process)
+                   settings given must name the process's own servers (one farm a process);
+                   serve_at_once sizes its database pools to the calls it answers at once
 """
 
 from hive.service.admission import RateAllowance, admit_request
@@ -73,7 +74,7 @@ from hive.service.budgets import (
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
-from hive.service.farm import check_farm
+from hive.service.farm import check_farm, serve_at_once
 from hive.service.health import (
     Health,
     api_health,
@@ -220,6 +221,7 @@ __all__ = [
     "replay_failed_runs",
     "replay_run",
     "revoke_api_key",
+    "serve_at_once",
     "set_budget",
     "submit",
     "translate_failure",

@@ -22,6 +22,16 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def serve_at_once(requests: int) -> None:
+    """This process answers up to ``requests`` calls at once (an API process's thread pool):
+    let its database pools keep a connection for each, up to ``HIVE_DB_POOL_MAX``, as a
+    worker's are kept for its concurrency. Smaller pools open and close an overflow
+    connection (a PostgreSQL backend) call after call."""
+    from hive.db.engine import size_pools
+
+    size_pools(requests)
+
+
 def check_farm(settings: Settings) -> None:
     """Raise unless ``settings`` name the same servers and keys as the process's own.
 

@@ -398,3 +398,19 @@ def test_a_run_this_submit_did_not_store_is_not_built_but_read(settings: Setting
 
     assert first.as_stored is not None
     assert again.as_stored is None and not again.created
+
+
+def test_an_api_process_keeps_a_connection_for_each_request_it_answers_at_once(
+    settings: Settings,
+) -> None:
+    """Else each request past the pool's 2 or 5 opens and closes a PostgreSQL connection."""
+    from hive.api.app import REQUESTS_AT_ONCE, create_app
+    from hive.db.engine import get_engine, size_pools
+
+    try:
+        create_app(settings)
+        wanted = min(REQUESTS_AT_ONCE, settings.database.pool_max)
+        assert get_engine(autocommit=True).pool.size() == wanted  # type: ignore[attr-defined]
+        assert get_engine(autocommit=False).pool.size() == wanted  # type: ignore[attr-defined]
+    finally:
+        size_pools(0)  # this test process's pools as they were
