@@ -29,13 +29,18 @@ class PartnerServer:
                     delay, status = partner.delay_s, partner.status
                 try:
                     time.sleep(delay)
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
                 finally:
+                    # Counted out before the answer leaves: its caller holds its slot until
+                    # the answer is in, so a request counted here is always inside a slot.
+                    # Counted out after the send, this thread could be descheduled long
+                    # enough (a loaded machine) for the caller to release, another to take
+                    # the slot and its request to arrive: one more at once than was held.
                     with partner._lock:
                         partner.in_flight -= 1
                         partner.answered.append((received, time.time(), status))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def log_message(self, *args: object) -> None:
                 pass
