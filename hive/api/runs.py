@@ -16,7 +16,7 @@ from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from hive import service
-from hive.api.auth import AuthenticatedRoute, audit, principal
+from hive.api.auth import AuthenticatedRoute, audit, client_address, principal
 from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
 from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput
 from hive.errors import InputError, InvalidArgument, UnknownPipeline
@@ -60,6 +60,7 @@ def submit_run(
             priority=body.priority, idempotency_key=body.idempotency_key,
             deadline=body.deadline_s, budget_usd=body.budget_usd,
             max_in_flight=settings.api.max_runs_in_flight,
+            audited_by=service.AuditedBy(who.key_id, client_address(request)),
         )  # fmt: skip
     except Exception as exc:
         audit(request, who, "run.submit", f"pipeline:{body.pipeline}", service.outcome_of(exc),
@@ -69,8 +70,10 @@ def submit_run(
         if isinstance(exc, InputError):
             raise Unprocessable(input_problems(exc)) from None
         raise
-    outcome = Outcome.OK if submitted.created else Outcome.EXISTING
-    audit(request, who, "run.submit", f"run:{submitted.run_id}", outcome, body.tenant)
+    if not submitted.created:
+        # A run this call created was recorded (ok) by its own insert.
+        audit(request, who, "run.submit", f"run:{submitted.run_id}", Outcome.EXISTING,
+              body.tenant)  # fmt: skip
     # The run as stored (queued) is the answer, not read back: a worker may already be on
     # it, which GET shows; only a run this call did not store whole is read.
     if submitted.as_stored is not None:

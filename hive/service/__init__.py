@@ -36,7 +36,8 @@ live here and nowhere else.
                    (ApiKeyView, NewApiKey, Principal): the HTTP API's keys
     admission      admit_request (RateAllowance): a tenant's request rate, over every API
                    process; submit's max_in_flight caps its runs unfinished
-    audit          record_audit, list_audit, outcome_of (AuditView, Outcome): who changed what
+    audit          record_audit, list_audit, outcome_of (AuditView, Outcome, AuditedBy): who
+                   changed what
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
@@ -56,7 +57,14 @@ from hive.service.api_keys import (
 )
 from hive.service.approvals import approve, get_approval, list_approvals, reject
 from hive.service.arguments import parse_run_id
-from hive.service.audit import AuditView, Outcome, list_audit, outcome_of, record_audit
+from hive.service.audit import (
+    AuditedBy,
+    AuditView,
+    Outcome,
+    list_audit,
+    outcome_of,
+    record_audit,
+)
 from hive.service.breakers import (
     BreakerView,
     close_breaker,
@@ -144,6 +152,7 @@ __all__ = [
     "ApprovalEvent",
     "ApprovalView",
     "AuditView",
+    "AuditedBy",
     "BreakerView",
     "BudgetView",
     "Caller",
