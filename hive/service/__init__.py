@@ -42,7 +42,8 @@ live here and nowhere else.
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
                    settings given must name the process's own servers (one farm a process);
-                   serve_at_once sizes its database pools to the calls it answers at once
+                   serve_at_once sizes its database pools to the calls it answers at once;
+                   confirm_publishes_in_batches takes publish confirmations off its path
 """
 
 from hive.service.admission import RateAllowance, admit_request
@@ -82,7 +83,7 @@ from hive.service.budgets import (
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
-from hive.service.farm import check_farm, serve_at_once
+from hive.service.farm import check_farm, confirm_publishes_in_batches, serve_at_once
 from hive.service.health import (
     Health,
     api_health,
@@ -189,6 +190,7 @@ __all__ = [
     "cleanup_services",
     "clear_budget",
     "close_breaker",
+    "confirm_publishes_in_batches",
     "create_api_key",
     "dead_letter_report",
     "deregister_service",

@@ -49,7 +49,7 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
         "ServiceInstanceView", "StepView", "Submitted", "UsageView", "WorkerView",
         "admit_request", "api_health", "approve", "authenticate", "beat_health",
         "cancel_run", "check_broker", "check_farm", "check_pipeline_files", "check_servers",
-        "cleanup_services", "clear_budget", "close_breaker",
+        "cleanup_services", "clear_budget", "close_breaker", "confirm_publishes_in_batches",
         "create_api_key",
         "dead_letter_report", "deregister_service", "exporter_health", "farm_status",
         "flower_health", "get_approval", "get_breaker", "get_budget", "get_pipeline", "get_run",
