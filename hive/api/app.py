@@ -3,10 +3,13 @@ so each of ``--workers`` builds its own)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
 from hive import service
 from hive.api import approvals, dead_letters, errors, health, metrics, pipelines, runs, services
@@ -30,6 +33,17 @@ def _version() -> str:
         return "0"
 
 
+@asynccontextmanager
+async def _serving(app: FastAPI) -> AsyncIterator[None]:
+    """While the server runs: a submit answers once its first steps are in Redis, and their
+    marks are confirmed in batches after (written out before the server stops)."""
+    service.confirm_publishes_in_batches()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(service.confirm_publishes_in_batches, False)
+
+
 # FastAPI runs the sync endpoints on anyio's default thread limiter: this many at once.
 REQUESTS_AT_ONCE = 40
 
@@ -46,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        lifespan=_serving,
     )
     errors.install(app)
     app.include_router(health.router)

@@ -18,11 +18,11 @@ from typing import Any
 from fastapi import Request, Response, Security
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from hive import service
 from hive.api.errors import Unprocessable
+from hive.api.threads import in_thread
 from hive.errors import AuthenticationFailed
 from hive.service import Outcome, Principal
 from hive.settings import get_settings
@@ -63,7 +63,7 @@ class AuthenticatedRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def authenticated(request: Request) -> Response:
-            await run_in_threadpool(_authenticate, request)
+            await in_thread(_authenticate, request)
             try:
                 return await handler(request)
             except HTTPException as exc:
@@ -86,7 +86,7 @@ async def principal(
     who = getattr(request.state, "principal", None)
     if isinstance(who, Principal):
         return who
-    return await run_in_threadpool(_authenticate, request)
+    return await in_thread(_authenticate, request)
 
 
 def client_address(request: Request) -> str | None:

@@ -16,9 +16,10 @@ from pydantic import AwareDatetime
 from starlette.concurrency import run_in_threadpool
 
 from hive import service
-from hive.api.auth import AuthenticatedRoute, audit, principal
+from hive.api.auth import AuthenticatedRoute, audit, client_address, principal
 from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
 from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput
+from hive.api.threads import in_thread
 from hive.errors import InputError, InvalidArgument, UnknownPipeline
 from hive.service import Outcome, Principal
 from hive.settings import get_settings
@@ -45,7 +46,7 @@ def _location(run_id: object) -> str:
         202: {"description": "Started: the run as stored (queued), its address in `Location`."},
     },
 )
-def submit_run(
+async def submit_run(
     body: SubmitRunInput,
     request: Request,
     response: Response,
@@ -53,6 +54,16 @@ def submit_run(
 ) -> dict[str, Any]:
     """Start a run of a pipeline. The input is checked against the pipeline's input_schema
     before anything is stored; the same ``idempotency_key`` gives back the same run (200)."""
+    # Async, its work on the API's threads: one hop (hive/api/threads.py).
+    submitted = await in_thread(_submit, body, request, who)
+    response.headers["Location"] = _location(submitted["id"])
+    if not submitted.pop("created"):
+        response.status_code = 200
+    return submitted
+
+
+def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str, Any]:
+    """The run as stored (its JSON), with ``created``: whether this call stored it."""
     settings = get_settings()
     try:
         submitted = service.submit(
@@ -60,6 +71,7 @@ def submit_run(
             priority=body.priority, idempotency_key=body.idempotency_key,
             deadline=body.deadline_s, budget_usd=body.budget_usd,
             max_in_flight=settings.api.max_runs_in_flight,
+            audited_by=service.AuditedBy(who.key_id, client_address(request)),
         )  # fmt: skip
     except Exception as exc:
         audit(request, who, "run.submit", f"pipeline:{body.pipeline}", service.outcome_of(exc),
@@ -69,24 +81,24 @@ def submit_run(
         if isinstance(exc, InputError):
             raise Unprocessable(input_problems(exc)) from None
         raise
-    outcome = Outcome.OK if submitted.created else Outcome.EXISTING
-    audit(request, who, "run.submit", f"run:{submitted.run_id}", outcome, body.tenant)
+    if not submitted.created:
+        # A run this call created was recorded (ok) by its own insert.
+        audit(request, who, "run.submit", f"run:{submitted.run_id}", Outcome.EXISTING,
+              body.tenant)  # fmt: skip
     # The run as stored (queued) is the answer, not read back: a worker may already be on
     # it, which GET shows; only a run this call did not store whole is read.
     if submitted.as_stored is not None:
         view = submitted.as_stored()
     else:
         view = service.get_run(settings, who.caller, submitted.run_id)
-    response.headers["Location"] = _location(submitted.run_id)
-    if not submitted.created:
-        response.status_code = 200
-    return view.to_json()
+    return {**view.to_json(), "created": submitted.created}
 
 
 @router.get("/runs/{run_id}", response_model=RunOutput)
-def get_run(run_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
+async def get_run(run_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
     """The run and its steps."""
-    return service.get_run(get_settings(), who.caller, run_id).to_json()
+    view = await in_thread(service.get_run, get_settings(), who.caller, run_id)
+    return view.to_json()
 
 
 @router.get("/runs", response_model=RunPageOutput)

@@ -30,7 +30,8 @@ database is unreachable and translated by :mod:`hive.db.errors`:
     statements every step or submit pays for, where one round trip and no SQLAlchemy layer
     matter: the claim (:func:`~hive.db.claims.claim`), the one-statement success
     (:func:`~hive.db.claims.succeed_alone`), the publish confirmation
-    (:func:`~hive.db.marks.confirm_published`) and the submit
+    (:func:`~hive.db.marks.confirm_published`, or many at once:
+    :func:`~hive.db.marks.confirm_published_many`) and the submit
     (:func:`~hive.db.runs.insert_run`). SQLAlchemy's ``Connection`` cost about 0.1 ms a
     statement, ``BEGIN``/``COMMIT`` two round trips, and preparing took the claim from 0.73
     to 0.53 ms (bench/RESULTS.md, third round: claim + success per hop 1.34 → 0.85 ms;

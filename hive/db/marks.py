@@ -113,6 +113,29 @@ def confirm_published(cursor: DirectCursor, run_id: uuid.UUID, step_ids: list[st
     cursor.execute(_CONFIRM, {"run_id": run_id, "ids": step_ids}, wait_for_flush=False)
 
 
+_CONFIRM_MANY = PreparedStatement(
+    "hive_confirm_published_many",
+    text(
+        """
+        UPDATE step_runs SET publish_by = NULL
+         WHERE (run_id, step_id) IN (
+               SELECT s.run_id, s.step_id
+                 FROM unnest(CAST(:run_ids AS uuid[]), :step_ids) AS c(run_id, step_id)
+                 JOIN step_runs s ON s.run_id = c.run_id AND s.step_id = c.step_id
+                WHERE s.publish_by IS NOT NULL
+                  FOR UPDATE OF s SKIP LOCKED)
+        """
+    ),
+    {"run_ids": "text[]", "step_ids": "text[]"},
+)
+
+
+def confirm_published_many(cursor: DirectCursor, steps: list[tuple[uuid.UUID, str]]) -> None:
+    """:func:`confirm_published` for the steps of many runs, in one statement."""
+    params = {"run_ids": [str(run_id) for run_id, _ in steps], "step_ids": [s for _, s in steps]}
+    cursor.execute(_CONFIRM_MANY, params, wait_for_flush=False)
+
+
 _UNMARK_CHAIN = text(
     """
     WITH RECURSIVE tail(step_id) AS (

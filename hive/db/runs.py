@@ -79,9 +79,18 @@ _INSERT_RUN_SQL = """
                step_id text, position int, agent text, needs text[], dependents text[],
                chain_next text, inputs_from text[], input_template jsonb, options jsonb,
                sent boolean)
-    )
+    ){audited}
     SELECT {result}
 """
+# The audited forms record the submit in the audit trail with the run, in the same statement
+# and transaction: only when the run is inserted (a repeat of an idempotency key, or a run
+# refused by the cap, is recorded by the caller with its own outcome).
+_AUDITED = """, audited AS (
+        INSERT INTO audit (key_id, tenant, role, action, target, outcome, client)
+        SELECT :audit_key_id, :audit_tenant, :audit_role, :audit_action, 'run:' || run.id,
+               :audit_outcome, :audit_client
+          FROM run
+    )"""
 _RUN_VALUES = """:run_id, :pipeline, :pipeline_version, :tenant, :priority, :input, :output_spec,
                 'queued', :steps_remaining, :idempotency_key,
                 now() + make_interval(secs => :deadline_s), :trace_id, :budget_usd"""
@@ -97,27 +106,38 @@ _INSERT_TYPES = {
     "idempotency_key": "text", "deadline_s": "float8", "steps": "jsonb",
     "publish_grace": "float8", "trace_id": "text", "budget_usd": "numeric",
 }  # fmt: skip
-_INSERT_RUN_PREPARED = PreparedStatement(
-    "hive_insert_run",
-    text(
-        _INSERT_RUN_SQL.format(
-            admitted="", source=f"VALUES ({_RUN_VALUES})", result="id, created_at FROM run"
+_AUDIT_TYPES = {
+    "audit_key_id": "text", "audit_tenant": "text", "audit_role": "text",
+    "audit_action": "text", "audit_outcome": "text", "audit_client": "text",
+}  # fmt: skip
+
+
+def _insert_statement(*, capped: bool, audited: bool) -> PreparedStatement:
+    name = "hive_insert_" + ("capped_" if capped else "") + "run" + ("_audited" if audited else "")
+    if capped:
+        source = f"SELECT {_RUN_VALUES} FROM admitted WHERE admitted.ok"
+        result = (
+            "(SELECT id FROM run) AS id, (SELECT created_at FROM run) AS created_at,"
+            " (SELECT ok FROM admitted) AS admitted"
         )
-    ),
-    _INSERT_TYPES,
-)
-_INSERT_CAPPED_RUN_PREPARED = PreparedStatement(
-    "hive_insert_capped_run",
-    text(
-        _INSERT_RUN_SQL.format(
-            admitted=_ADMITTED,
-            source=f"SELECT {_RUN_VALUES} FROM admitted WHERE admitted.ok",
-            result="(SELECT id FROM run) AS id, (SELECT created_at FROM run) AS created_at,"
-            " (SELECT ok FROM admitted) AS admitted",
-        )
-    ),
-    {**_INSERT_TYPES, "cap": "int"},
-)
+    else:
+        source, result = f"VALUES ({_RUN_VALUES})", "id, created_at FROM run"
+    sql = _INSERT_RUN_SQL.format(
+        admitted=_ADMITTED if capped else "",
+        source=source,
+        result=result,
+        audited=_AUDITED if audited else "",
+    )
+    types = {**_INSERT_TYPES, **({"cap": "int"} if capped else {})}
+    return PreparedStatement(name, text(sql), {**types, **(_AUDIT_TYPES if audited else {})})
+
+
+# By (capped, audited).
+_INSERTS = {
+    (capped, audited): _insert_statement(capped=capped, audited=audited)
+    for capped in (False, True)
+    for audited in (False, True)
+}
 
 # Two-key advisory locks are apart from the one-key ones (the migrations' lock).
 _IN_FLIGHT_LOCKS = 7419002
@@ -138,6 +158,18 @@ _RUN_BY_KEY = PreparedStatement(
 _RUN_BY_ID = PreparedStatement(
     "hive_run_by_id", text("SELECT id FROM runs WHERE id = :run_id"), {"run_id": "uuid"}
 )
+
+
+class AuditEntry(NamedTuple):
+    """An audit record to write with a run's insert (its target is the run): the columns
+    of :func:`hive.db.api_keys.insert_audit` but the target."""
+
+    key_id: str | None
+    tenant: str | None
+    role: str
+    action: str
+    outcome: str
+    client: str | None
 
 
 class StoredRun(NamedTuple):
@@ -166,6 +198,7 @@ def insert_run(
     trace_id: str | None = None,
     budget_usd: float | None = None,
     cap: int = 0,
+    audit: AuditEntry | None = None,
 ) -> StoredRun:
     """Insert the run and one row per step (status queued / pending), in one statement.
     The ``sent`` steps are marked sent, to be confirmed within ``HIVE_PUBLISH_GRACE_S``
@@ -181,6 +214,9 @@ def insert_run(
     advisory lock of the tenant's, taken in the same round trip: the statement's snapshot
     is taken after the lock, so it sees every run a racing submit committed, and no two
     submits both take the last place.
+
+    With an ``audit`` entry, the insert writes it too (target ``run:<id>``), in the same
+    statement: only if the run is inserted.
 
     Raises:
         TooManyRunsInFlight: the tenant is at ``cap``, and neither this ``run_id`` nor
@@ -201,7 +237,7 @@ def insert_run(
         }
         for i, s in enumerate(steps)
     ]
-    statement = _INSERT_CAPPED_RUN_PREPARED if cap else _INSERT_RUN_PREPARED
+    statement = _INSERTS[bool(cap), audit is not None]
     inserted = cursor.fetch_one(
         statement,
         {
@@ -220,6 +256,7 @@ def insert_run(
             "trace_id": trace_id,
             "budget_usd": budget_usd,
             **({"cap": cap} if cap else {}),
+            **({} if audit is None else {f"audit_{k}": v for k, v in audit._asdict().items()}),
         },
         lock=_tenant_lock(tenant) if cap else None,
     )

@@ -36,12 +36,14 @@ live here and nowhere else.
                    (ApiKeyView, NewApiKey, Principal): the HTTP API's keys
     admission      admit_request (RateAllowance): a tenant's request rate, over every API
                    process; submit's max_in_flight caps its runs unfinished
-    audit          record_audit, list_audit, outcome_of (AuditView, Outcome): who changed what
+    audit          record_audit, list_audit, outcome_of (AuditView, Outcome, AuditedBy): who
+                   changed what
     failures       translate_failure: a server error that escaped, as the HiveError naming
                    its setting
     farm           check_farm, and the @operation mark every operation above carries: the
                    settings given must name the process's own servers (one farm a process);
-                   serve_at_once sizes its database pools to the calls it answers at once
+                   serve_at_once sizes its database pools to the calls it answers at once;
+                   confirm_publishes_in_batches takes publish confirmations off its path
 """
 
 from hive.service.admission import RateAllowance, admit_request
@@ -56,7 +58,14 @@ from hive.service.api_keys import (
 )
 from hive.service.approvals import approve, get_approval, list_approvals, reject
 from hive.service.arguments import parse_run_id
-from hive.service.audit import AuditView, Outcome, list_audit, outcome_of, record_audit
+from hive.service.audit import (
+    AuditedBy,
+    AuditView,
+    Outcome,
+    list_audit,
+    outcome_of,
+    record_audit,
+)
 from hive.service.breakers import (
     BreakerView,
     close_breaker,
@@ -74,7 +83,7 @@ from hive.service.budgets import (
 from hive.service.caller import OPERATOR, Caller, Right, Role
 from hive.service.dead_letters import dead_letter_report, list_dead_letters
 from hive.service.failures import translate_failure
-from hive.service.farm import check_farm, serve_at_once
+from hive.service.farm import check_farm, confirm_publishes_in_batches, serve_at_once
 from hive.service.health import (
     Health,
     api_health,
@@ -144,6 +153,7 @@ __all__ = [
     "ApprovalEvent",
     "ApprovalView",
     "AuditView",
+    "AuditedBy",
     "BreakerView",
     "BudgetView",
     "Caller",
@@ -180,6 +190,7 @@ __all__ = [
     "cleanup_services",
     "clear_budget",
     "close_breaker",
+    "confirm_publishes_in_batches",
     "create_api_key",
     "dead_letter_report",
     "deregister_service",

@@ -17,6 +17,7 @@ from typing import Any
 
 from hive.db import api_keys as key_store
 from hive.db.retrying import Connection, in_autocommit, in_transaction
+from hive.db.runs import AuditEntry
 from hive.errors import (
     ApiKeyNotFound,
     ApprovalNotFound,
@@ -92,6 +93,29 @@ class AuditView:
         }
 
 
+@dataclass(frozen=True)
+class AuditedBy:
+    """Who makes a call that the audit trail records with the change itself (a submit's
+    record is written by the run's own insert): the key's id, never the key, and the
+    client's address."""
+
+    key_id: str | None
+    client: str | None
+
+    def entry(
+        self, caller: Caller, action: str, outcome: Outcome, tenant: str | None = None
+    ) -> AuditEntry:
+        """The record, but its target (the change's own statement names it)."""
+        return AuditEntry(
+            key_id=self.key_id,
+            tenant=caller.tenant if caller.tenant is not None else tenant,
+            role=caller.role.value,
+            action=action,
+            outcome=outcome.value,
+            client=(self.client or None) and self.client[:_CLIENT_MAX],
+        )
+
+
 def record(
     conn: Connection,
     key_id: str | None,
@@ -103,16 +127,17 @@ def record(
     tenant: str | None = None,
 ) -> None:
     """Write one record inside the caller's transaction."""
+    entry = AuditedBy(key_id, client).entry(caller, action, outcome, tenant)
     key_store.insert_audit(
         conn,
-        key_id=key_id,
-        tenant=caller.tenant if caller.tenant is not None else tenant,
-        role=caller.role.value,
-        action=action,
+        key_id=entry.key_id,
+        tenant=entry.tenant,
+        role=entry.role,
+        action=entry.action,
         # A target may quote a path the client sent: PostgreSQL text holds no NUL.
         target=target.replace("\x00", "\\u0000")[:_TARGET_MAX] if target else None,
-        outcome=outcome.value,
-        client=(client or None) and client[:_CLIENT_MAX],
+        outcome=entry.outcome,
+        client=entry.client,
     )
 
 

@@ -32,6 +32,15 @@ def serve_at_once(requests: int) -> None:
     size_pools(requests)
 
 
+def confirm_publishes_in_batches(enabled: bool = True) -> None:
+    """This process confirms the steps it publishes in batches, off each call's path (an
+    API process answering many submits at once): one statement for many, not one each.
+    ``enabled=False``: one each again, once what was gathered is written."""
+    from hive.tasks.dispatch import confirm_in_batches
+
+    confirm_in_batches(enabled)
+
+
 def check_farm(settings: Settings) -> None:
     """Raise unless ``settings`` name the same servers and keys as the process's own.
 

@@ -25,6 +25,7 @@ _Signature = tuple[tuple[str, int, int], ...]
 _RESCAN_S = 1.0
 
 _lock = threading.Lock()
+_loading = threading.Lock()
 # By directory: its files' signature, when it was taken (time.monotonic()), the pipelines.
 _loaded: dict[Path, tuple[_Signature, float, dict[str, Pipeline]]] = {}
 
@@ -93,20 +94,36 @@ def _catalog(settings: Settings) -> dict[str, Pipeline]:
     # Loading parses and checks every file (about a millisecond each); listing the directory
     # and a stat per file cost a submit tens of microseconds, so a burst of submits lists it
     # once a second, and a changed file is picked up within a second.
-    now = time.monotonic()
+    cached = _fresh(settings.pipelines.dir)
+    if cached is not None:
+        return cached
+    # One thread loads, the others wait for its catalog: an API process's first requests
+    # would otherwise each load it, at once, on one GIL.
+    with _loading:
+        cached = _fresh(settings.pipelines.dir)
+        if cached is not None:
+            return cached
+        now = time.monotonic()
+        with _lock:
+            known = _loaded.get(settings.pipelines.dir)
+        directory = check_pipelines_dir(settings.pipelines.dir)
+        signature = _signature(directory)
+        if known is not None and known[0] == signature:
+            pipelines = known[2]
+        else:
+            pipelines = load_pipelines(directory, default_registry())
+        with _lock:
+            _loaded[directory] = (signature, now, pipelines)
+        return pipelines
+
+
+def _fresh(directory: Path) -> dict[str, Pipeline] | None:
+    """The directory's catalog, if its files were looked at within the last second."""
     with _lock:
-        cached = _loaded.get(settings.pipelines.dir)
-    if cached is not None and now - cached[1] < _RESCAN_S:
+        cached = _loaded.get(directory)
+    if cached is not None and time.monotonic() - cached[1] < _RESCAN_S:
         return cached[2]
-    directory = check_pipelines_dir(settings.pipelines.dir)
-    signature = _signature(directory)
-    if cached is not None and cached[0] == signature:
-        pipelines = cached[2]
-    else:
-        pipelines = load_pipelines(directory, default_registry())
-    with _lock:
-        _loaded[directory] = (signature, now, pipelines)
-    return pipelines
+    return None
 
 
 def _signature(directory: Path) -> _Signature:

@@ -21,6 +21,7 @@ from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import StepPlan, output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
+from hive.service.audit import AuditedBy, Outcome
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.pipelines import validate_input
@@ -32,6 +33,9 @@ from hive.tasks.dispatch import dispatch_new_run
 from hive.tasks.holds import hold_new_run
 
 logger = logging.getLogger(__name__)
+
+SUBMIT = "run.submit"
+"""The audit trail's action for a submit."""
 
 
 @operation
@@ -47,10 +51,13 @@ def submit(
     deadline: float | None = None,
     budget_usd: float | None = None,
     max_in_flight: int = 0,
+    audited_by: AuditedBy | None = None,
 ) -> Submitted:
     """Validate ``input``, store the run and its steps in one transaction, send its first
     steps. A tenant-bound caller submits for its own tenant (``tenant`` may repeat it).
-    ``budget_usd`` is the run's cost budget, in place of its pipeline's.
+    ``budget_usd`` is the run's cost budget, in place of its pipeline's. With
+    ``audited_by``, a run this call creates is recorded in the audit trail (``run.submit``,
+    ``ok``) by its own insert; any other outcome is the caller's to record.
 
     Raises:
         PermissionDenied: the role may not submit, or may not for ``tenant``.
@@ -76,6 +83,7 @@ def submit(
     trace_id = new_trace_id()
     plan = plan_steps(spec)
     publication = dispatch_new_run(run_id, plan, priority)
+    audit = None if audited_by is None else audited_by.entry(caller, SUBMIT, Outcome.OK, tenant)
 
     def store(cursor: DirectCursor) -> run_store.StoredRun:
         return run_store.insert_run(
@@ -96,6 +104,7 @@ def submit(
             budget_usd=budget_usd if budget_usd is not None else spec.budget_usd,
             # Counted with the insert, under the tenant's lock: racing submits never pass it.
             cap=max_in_flight,
+            audit=audit,
         )
 
     with log_context(run_id=str(run_id), pipeline=spec.name, tenant=owner, trace_id=trace_id):

@@ -34,6 +34,7 @@ from hive.logs import log_context
 from hive.statuses import RunStatus
 from hive.tasks import holds
 from hive.tasks.app import PRIORITIES, app
+from hive.tasks.confirms import Confirmations
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,24 @@ _PUBLISH_BATCH = 100
 
 # Hard limit = soft limit + this, so the agent gets a chance to clean up first.
 _HARD_LIMIT_MARGIN_S = 5.0
+
+# Set by confirm_in_batches(): publishes are confirmed in batches, off the sender's path.
+_batched: Confirmations | None = None
+
+
+def confirm_in_batches(enabled: bool = True, *, flush_s: float = 5.0) -> None:
+    """From now on, this process confirms its publishes in batches, by one thread
+    (:mod:`hive.tasks.confirms`), instead of one statement after each publish: for a process
+    answering many submits at once (an API process). ``enabled=False`` goes back to one
+    statement each, once what is gathered is written (waiting up to ``flush_s``)."""
+    global _batched
+    if enabled:
+        if _batched is None:
+            _batched = Confirmations()
+        return
+    batched, _batched = _batched, None
+    if batched is not None and not batched.flush(flush_s):
+        logger.warning("publish confirmations still unwritten after %.1fs", flush_s)
 
 
 @dataclass
@@ -141,6 +160,9 @@ class Publication:
 
     def _confirm(self, stretches: list[list[marks.MarkedStep]]) -> None:
         step_ids = [s.step_id for stretch in stretches for s in stretch]
+        if _batched is not None:
+            _batched.add(self.run_id, step_ids)
+            return
         try:
             on_direct_cursor(
                 lambda cursor: marks.confirm_published(cursor, self.run_id, step_ids),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
@@ -294,6 +295,9 @@ def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[
     producer, producer_id = make_key("acme", "producer")
     viewer, viewer_id = make_key("acme", "viewer")
     run = _submit(api, producer).json()
+    once = _submit(api, producer, idempotency_key="once").json()
+    again = _submit(api, producer, idempotency_key="once")
+    assert (again.status_code, again.json()["id"]) == (200, once["id"])
     api.call("POST", f"/v1/runs/{run['id']}/cancel", key=producer)
     _submit(api, viewer)
     _submit(api, producer, text=5)  # type: ignore[arg-type]
@@ -308,6 +312,10 @@ def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[
         (None, "acme", "operator", "key.create", f"key:{producer_id}", "ok", None),
         (None, "acme", "operator", "key.create", f"key:{viewer_id}", "ok", None),
         (producer_id, "acme", "producer", "run.submit", f"run:{run['id']}", "ok", "127.0.0.1"),
+        # Written by the run's own insert; the repeat by the route.
+        (producer_id, "acme", "producer", "run.submit", f"run:{once['id']}", "ok", "127.0.0.1"),
+        (producer_id, "acme", "producer", "run.submit", f"run:{once['id']}", "existing",
+         "127.0.0.1"),
         (producer_id, "acme", "producer", "run.cancel", f"run:{run['id']}", "ok", "127.0.0.1"),
         (viewer_id, "acme", "viewer", "run.submit", "pipeline:echo-one", "denied", "127.0.0.1"),
         (producer_id, "acme", "producer", "run.submit", "pipeline:echo-one", "invalid",
@@ -319,6 +327,25 @@ def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[
     written = "\n".join(database_texts()) + api.log() + listed.stdout
     written += run_hive("keys", "list", "--json", env=env).stdout
     assert not [s for s in secrets if s in written]
+
+
+def test_the_first_steps_of_runs_submitted_at_once_are_confirmed_published_after_the_answers(
+    api: Api, env: dict[str, str]
+) -> None:
+    """hive api confirms its publishes in batches, off the request's path (no worker runs:
+    the steps stay in their queue, marked sent)."""
+    producer, _ = make_key("acme", "producer")
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(lambda i: _submit(api, producer, f"t{i}").json()["id"], range(20)))
+    query = (
+        "SELECT count(*) FILTER (WHERE enqueued_at IS NOT NULL) AS sent,"
+        " count(*) FILTER (WHERE publish_by IS NOT NULL) AS unconfirmed"
+        " FROM step_runs WHERE run_id = ANY(CAST(:ids AS uuid[]))"
+    )
+    deadline = time.monotonic() + 10  # far inside the 30 s publish grace
+    while (marks := db.rows(query, ids=ids)[0]).unconfirmed and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (marks.sent, marks.unconfirmed) == (20, 0)
 
 
 def test_health_readiness_headers_and_the_openapi_document(api: Api, env: dict[str, str]) -> None:

@@ -53,7 +53,9 @@ def test_requests_are_counted_by_route_template_and_status_over_every_worker(api
     api.call("GET", "/v1/runs")
     for path in ("/nowhere/1", "/nowhere/2", "/v1/runs/x/y/z"):
         assert api.call("GET", path).status_code == 404
-    assert api.call("BREW", "/v1/runs", key=key).status_code == 405
+    # A method outside the labels' set that HTTP parsers know (httptools answers one it does
+    # not know, such as BREW, with 400 before any application sees it).
+    assert api.call("PROPFIND", "/v1/runs", key=key).status_code == 405
 
     counts = _samples(api, "hive_api_requests_total")
     assert counts[("/v1/runs/{run_id}", "GET", "404")] == calls

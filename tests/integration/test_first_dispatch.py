@@ -66,3 +66,34 @@ def test_submit_stores_the_first_steps_marked_sent_and_confirms_their_publish(
         ("sentiment", False, None),
         ("report", False, None),
     ]
+
+
+def test_an_api_process_confirms_its_submits_publishes_in_batches_off_their_path(
+    hive_env, clean_state
+) -> None:
+    """As `hive api` does while it serves: each submit's first steps are published at once;
+    their marks are confirmed by one thread, many per statement, and written out when
+    batching is turned off (the server stopping)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hive.tasks.dispatch import confirm_in_batches
+
+    client = Client()
+    confirm_in_batches()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            runs = list(pool.map(lambda _: client.submit("doc-triage", {"text": "x"}), range(40)))
+    finally:
+        confirm_in_batches(False)  # waits for what is gathered
+    marks = db.rows(
+        "SELECT publish_by, enqueued_at IS NOT NULL AS sent FROM step_runs"
+        " WHERE run_id = ANY(:ids) AND step_id = 'redact'",
+        ids=[r.id for r in runs],
+    )
+    assert [(m.sent, m.publish_by) for m in marks] == [(True, None)] * 40
+
+    # Off again: each publish is confirmed before its submit returns.
+    run = client.submit("doc-triage", {"text": "y"})
+    mark = db.rows("SELECT publish_by FROM step_runs WHERE run_id = :id AND step_id = 'redact'",
+                   id=run.id)  # fmt: skip
+    assert [m.publish_by for m in mark] == [None]

@@ -41,14 +41,16 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     import hive.service
 
     assert sorted(hive.service.__all__) == [
-        "AgentView", "ApiKeyView", "ApprovalEvent", "ApprovalView", "AuditView", "BreakerView",
+        "AgentView", "ApiKeyView", "ApprovalEvent", "ApprovalView", "AuditView", "AuditedBy",
+        "BreakerView",
         "BudgetView", "Caller", "DeadLetterReport", "DeadLetterView", "FarmStatus", "Health",
         "NewApiKey", "OPERATOR", "Outcome", "PipelineStepView", "PipelineView", "Principal",
         "RateAllowance", "Right", "Role", "RunPage", "RunState", "RunView",
         "ServiceInstanceView", "StepView", "Submitted", "UsageView", "WorkerView",
         "admit_request", "api_health", "approve", "authenticate", "beat_health",
         "cancel_run", "check_broker", "check_farm", "check_pipeline_files", "check_servers",
-        "cleanup_services", "clear_budget", "close_breaker", "create_api_key",
+        "cleanup_services", "clear_budget", "close_breaker", "confirm_publishes_in_batches",
+        "create_api_key",
         "dead_letter_report", "deregister_service", "exporter_health", "farm_status",
         "flower_health", "get_approval", "get_breaker", "get_budget", "get_pipeline", "get_run",
         "get_run_state", "get_service_instance", "health_sweep", "heartbeat_service",
