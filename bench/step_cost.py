@@ -65,6 +65,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="as under this worker pool: threads runs the agent on an agent thread",
     )
     parser.add_argument("--profile", action="store_true", help="also count calls (cProfile)")
+    parser.add_argument(
+        "--profile-out",
+        metavar="PATH",
+        help="with --profile, also write the steps' cProfile stats to PATH and the submits' to "
+        "PATH.submit (pstats format)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     return parser.parse_args(argv)
 
@@ -147,7 +153,9 @@ class Shape:
 ECHO = Shape("bench-echo", "s1", lambda i: {"text": f"cost {i}"})
 
 
-def _one_pass(n: int, backends: Backends, profiled: bool, shape: Shape) -> dict[str, float]:
+def _one_pass(
+    n: int, backends: Backends, profiled: bool, shape: Shape, profile_out: str | None = None
+) -> dict[str, float]:
     from hive import Client
     from hive.tasks.step import run_step
 
@@ -180,6 +188,9 @@ def _one_pass(n: int, backends: Backends, profiled: bool, shape: Shape) -> dict[
         "step_pg_cpu_ms": 1000 * step_pg / n,
     }
     if submit_profile is not None and step_profile is not None:
+        if profile_out:
+            step_profile.dump_stats(profile_out)
+            submit_profile.dump_stats(f"{profile_out}.submit")
         figures = {
             "submit_calls": _calls(submit_profile) / n,
             "step_calls": _calls(step_profile) / n,
@@ -244,7 +255,7 @@ def main(argv: list[str] | None = None) -> None:
             broker.reset()
             passes.append({**figures, "load_before": load})
         if args.profile:
-            passes.append(_one_pass(args.n, backends, True, shape))
+            passes.append(_one_pass(args.n, backends, True, shape, args.profile_out))
             broker.reset()
     finally:
         if server is not None:
