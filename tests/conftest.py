@@ -121,7 +121,7 @@ def start_worker(
 
     yield start
     for proc in started:
-        proc.stop()
+        proc.discard()
 
 
 @pytest.fixture
@@ -145,4 +145,4 @@ def start_beat(
 
     yield start
     for proc in started:
-        proc.stop()
+        proc.discard()

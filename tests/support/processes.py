@@ -60,6 +60,15 @@ class HiveProcess:
         if self.proc.poll() is None:
             os.kill(self.pid, sig)
 
+    def discard(self) -> None:
+        """SIGKILL the process group at once: for a test's teardown, where how the process
+        ends is not under test. A warm shutdown costs a worker 1.4 s (threads) to 2.7 s
+        (prefork: the event loop's next wake-up, then the pool's join), every test."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.proc.wait(timeout=5)
+        self._log.close()
+
     def stop(self, timeout_s: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL whatever is left."""
         if self.proc.poll() is None:
