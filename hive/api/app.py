@@ -12,7 +12,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from hive import service
-from hive.api import approvals, dead_letters, errors, health, metrics, pipelines, runs, services
+from hive.api import (
+    approvals,
+    dead_letters,
+    errors,
+    health,
+    metrics,
+    pipelines,
+    runs,
+    services,
+    threads,
+)
 from hive.api.metrics import RequestMetrics
 from hive.api.middleware import BodyLimit, Guard
 from hive.settings import Settings, get_settings
@@ -45,7 +55,10 @@ async def _serving(app: FastAPI) -> AsyncIterator[None]:
 
 
 # FastAPI runs the sync endpoints on anyio's default thread limiter: this many at once.
-REQUESTS_AT_ONCE = 40
+SYNC_ROUTES_AT_ONCE = 40
+# Beside them, the busiest routes' own threads (hive/api/threads.py); a thread of either
+# pool may hold a database connection.
+REQUESTS_AT_ONCE = SYNC_ROUTES_AT_ONCE + threads.THREADS
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

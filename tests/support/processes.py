@@ -77,10 +77,7 @@ class HiveProcess:
                 self.proc.wait(timeout=timeout_s)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-        self.proc.wait(timeout=5)
-        self._log.close()
+        self.discard()
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
