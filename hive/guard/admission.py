@@ -151,19 +151,30 @@ class Admission:
 
 
 _UNLIMITED = Admission([], "")
+# What admit_step gives a step no limit applies to (most steps, every step of a farm
+# without a limits file): no generator to make and run on every step. Reusable.
+_ADMITTED_UNLIMITED = contextlib.nullcontext(_UNLIMITED)
 
 
-@contextlib.contextmanager
-def admit_step(info: StepInfo, policy: Policy | None = None) -> Iterator[Admission]:
-    """Hold the step's agent and tenant limits while its agent runs, or raise StepDeferred."""
+def admit_step(
+    info: StepInfo, policy: Policy | None = None
+) -> contextlib.AbstractContextManager[Admission]:
+    """Hold the step's agent and tenant limits while its agent runs, or raise StepDeferred
+    (on entering the block)."""
     policy = current_policy() if policy is None else policy
+    if not policy.limits:
+        return _ADMITTED_UNLIMITED
     keys = [f"agent:{info.agent}"]
     if info.tenant is not None:
         keys.append(f"tenant:{info.tenant}")
-    entries = _found(policy, keys) if policy.limits else []
+    entries = _found(policy, keys)
     if not entries:
-        yield _UNLIMITED
-        return
+        return _ADMITTED_UNLIMITED
+    return _admitted(info, entries)
+
+
+@contextlib.contextmanager
+def _admitted(info: StepInfo, entries: list[tuple[str, LimitEntry]]) -> Iterator[Admission]:
     concurrency, rate_limits = _limits_of(entries)
     slot_holder = f"{info.holder}:{info.attempt}"
     _take(concurrency, rate_limits, slot_holder, info.holder, info.lease_s)

@@ -60,28 +60,37 @@ def reserve_step(
         raise
 
 
-@contextlib.contextmanager
-def settled(hold: budgets.Hold | None, usage: Mapping[str, float]) -> Iterator[None]:
+# What settled() gives a step that holds nothing (no estimate, no budget): most steps.
+_NOTHING_HELD = contextlib.nullcontext()
+
+
+def settled(
+    hold: budgets.Hold | None, usage: Mapping[str, float]
+) -> contextlib.AbstractContextManager[None]:
     """Settle ``hold`` when the block ends, however it ends, at the ``cost`` in ``usage``
     (what the agent reported by then). A settle that fails is logged and left to the
     attempt's end or to recovery: the step's outcome still gets recorded."""
+    return _NOTHING_HELD if hold is None else _settled(hold, usage)
+
+
+@contextlib.contextmanager
+def _settled(hold: budgets.Hold, usage: Mapping[str, float]) -> Iterator[None]:
     try:
         yield
     finally:
-        if hold is not None:
-            cost = float(usage.get("cost", 0.0) or 0.0)
-            try:
-                warnings = in_transaction(
-                    lambda conn: budgets.settle(
-                        conn, hold.run_id, hold.step_id, hold.attempt, cost,
-                        warn_at=get_settings().budgets.warn_at,
-                    ),
-                    retry_s=5.0,
-                )  # fmt: skip
-            except Exception as exc:
-                logger.warning("could not settle the step's budget reservation: %s", exc)
-            else:
-                count_warnings(warnings)
+        cost = float(usage.get("cost", 0.0) or 0.0)
+        try:
+            warnings = in_transaction(
+                lambda conn: budgets.settle(
+                    conn, hold.run_id, hold.step_id, hold.attempt, cost,
+                    warn_at=get_settings().budgets.warn_at,
+                ),
+                retry_s=5.0,
+            )  # fmt: skip
+        except Exception as exc:
+            logger.warning("could not settle the step's budget reservation: %s", exc)
+        else:
+            count_warnings(warnings)
 
 
 def release_attempt(

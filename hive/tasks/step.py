@@ -129,7 +129,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             step_id=step_id,
             attempt=attempt,
             tenant=claimed.tenant,
-            logger=logging.getLogger(f"hive.agent.{claimed.agent}"),
+            logger=_agent_logger(claimed.agent),
             pipeline=claimed.pipeline,
             trace_id=claimed.trace_id,
             upstream={k: claimed.upstream.get(k) for k in claimed.needs},
@@ -258,6 +258,18 @@ class _Timed:
 
 # By agent: its running-steps gauge and its duration histogram (a bounded set, as agents).
 _agent_children: dict[str, tuple[Gauge, Histogram]] = {}
+
+
+def _agent_logger(agent: str) -> logging.Logger:
+    """``hive.agent.NAME``, looked up once per agent (the same logger logging keeps; its
+    ``getLogger`` takes the module's lock at every call)."""
+    found = _agent_loggers.get(agent)
+    if found is None:
+        found = _agent_loggers[agent] = logging.getLogger(f"hive.agent.{agent}")
+    return found
+
+
+_agent_loggers: dict[str, logging.Logger] = {}
 
 
 def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:
