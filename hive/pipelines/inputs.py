@@ -63,12 +63,22 @@ _validators: OrderedDict[str, Draft202012Validator] = OrderedDict()
 _validators_lock = threading.Lock()
 
 
+# The same schema object, submit after submit (a catalog's pipeline): its validator found
+# by identity, without serialising and hashing the schema each time. Each entry holds its
+# schema, so an id is not reused while it is here; schemas are never changed in place.
+_by_identity: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
 def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    known = _by_identity.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
     key = _fingerprint(schema)
     with _validators_lock:
         validator = _validators.get(key)
         if validator is not None:
             _validators.move_to_end(key)
+            _remember(schema, validator)
             return validator
     # A registry of the metaschemas alone, that retrieves nothing: a $ref or $dynamicRef
     # to a URL (file:// included) is unresolvable instead of fetched.
@@ -77,7 +87,15 @@ def _validator(schema: dict[str, Any]) -> Draft202012Validator:
         _validators[key] = validator
         while len(_validators) > _VALIDATORS_KEPT:
             _validators.popitem(last=False)
+        _remember(schema, validator)
     return validator
+
+
+def _remember(schema: dict[str, Any], validator: Draft202012Validator) -> None:
+    """Under the lock: keep ``schema``'s validator by identity, as many as by content."""
+    if len(_by_identity) >= _VALIDATORS_KEPT:
+        _by_identity.clear()  # catalogs reloaded many times over: start again
+    _by_identity[id(schema)] = (schema, validator)
 
 
 def _fingerprint(schema: dict[str, Any]) -> str:

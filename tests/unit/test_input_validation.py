@@ -109,3 +109,23 @@ def test_input_over_the_byte_limit_is_refused_naming_its_largest_field() -> None
     message = str(raised.value)
     assert "input: 2,011 bytes of JSON (input.text alone 2,002)" in message
     assert "at most 1,000 (HIVE_MAX_INPUT_BYTES)" in message
+
+
+def test_the_same_schema_object_finds_its_validator_without_hashing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pipeline = pipeline_with(copy.deepcopy(SCHEMA))
+    validate_run_input(pipeline, {"text": "hi"}, limits())
+    hashed: list[object] = []
+    fingerprint = inputs_module._fingerprint
+    monkeypatch.setattr(
+        inputs_module, "_fingerprint", lambda schema: hashed.append(schema) or fingerprint(schema)
+    )
+
+    for _ in range(3):  # a catalog's pipeline, submit after submit
+        validate_run_input(pipeline, {"text": "hi"}, limits())
+    with pytest.raises(InputError, match="is not of type"):
+        validate_run_input(pipeline, {"text": 5}, limits())
+    validate_run_input(pipeline_with(copy.deepcopy(SCHEMA)), {"text": "hi"}, limits())
+
+    assert len(hashed) == 1  # only the other object's, once
