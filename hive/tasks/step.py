@@ -67,6 +67,9 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     began = time.monotonic()  # the step's timeout counts from here, as Celery's limits do
     rid = uuid.UUID(run_id)
     settings = get_settings()
+    # This task's request, looked up once: each self.request goes through Celery's stack.
+    request = self.request
+    worker = request.hostname or "?"
     try:
         claimed = on_direct_cursor(
             lambda cursor: claims.claim(
@@ -74,14 +77,14 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
                 rid,
                 step_id,
                 attempt,
-                worker=self.request.hostname or "?",
-                task_id=self.request.id,
+                worker=worker,
+                task_id=request.id,
                 grace_s=settings.recovery.lease_grace_s,
                 # Lost only if PostgreSQL crashes before the next flush: then the success
                 # is refused (a late finish) and recovery sends the step again.
                 wait_for_flush=settings.database.claim_sync_commit,
             ),
-            retry_s=_claim_budget_s(settings.database.retry_s, self.request.timelimit),
+            retry_s=_claim_budget_s(settings.database.retry_s, request.timelimit),
         )
     except Exception as exc:
         # Unclaimed, the step has no lease for recovery to notice: the message itself must
@@ -93,7 +96,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     if claimed is None:
         # A duplicate, a late message, or a run no longer active: whoever owns it goes on.
         logger.debug("step not claimable; message dropped")
-        self.request.chain = None
+        request.chain = None
         return
 
     bind_claimed(
@@ -102,7 +105,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         tenant=claimed.tenant,
         trace_id=claimed.trace_id,
     )
-    _observe_wait(claimed.waited_s, self.request.eta, claimed.options.queue)
+    _observe_wait(claimed.waited_s, request.eta, claimed.options.queue)
     agent_cls = default_registry().get(claimed.agent)
     step_input: Any = None
     cancel = CancelCheck(rid)
@@ -122,7 +125,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
             agent=claimed.agent,
             tenant=claimed.tenant,
             timeout_s=claimed.options.timeout,
-            worker=self.request.hostname or "?",
+            worker=worker,
         )
         ctx = AgentContext(
             run_id=run_id,
@@ -156,19 +159,19 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     except BudgetExceeded as exceeded:
         # The step does not start; the run ends budget_exceeded, its other steps skipped.
         _settle(partial(cancel_run.stop_for_budget, rid, step_id, attempt, exceeded))
-        self.request.chain = None
+        request.chain = None
         return
     except StepDeferred as deferred:
         # Not a failure: the step waits for its countdown, in no worker slot, and its
         # next attempt does not count against its retries.
         _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred))
-        self.request.chain = None
+        request.chain = None
         return
     except ApprovalRequired as held:
         # The input guard shows the screened input; an open breaker, the input as resolved.
         shown = step_input if held.step_input is None else held.step_input
         _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, shown, held.source))
-        self.request.chain = None
+        request.chain = None
         return
     except Exception as exc:
         logger.info("attempt failed: %s", type(exc).__name__)
@@ -185,10 +188,10 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
                 usage=dict(usage),
             )
         )
-        self.request.chain = None
+        request.chain = None
         return
     # The stubs type the chain as a string; Celery keeps the signatures' dicts there.
-    carried = _chain_next(cast("list[dict[str, Any]] | None", self.request.chain), run_id)
+    carried = _chain_next(cast("list[dict[str, Any]] | None", request.chain), run_id)
     close = outcomes.closing(claimed.output_spec, claimed.run_input, step_id, output)
     # Nothing but the chain's own next step waits on this one, and either the run goes on
     # after it or its output is known here: the success can be one statement.
@@ -210,7 +213,7 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         )
     )
     if not recorded:
-        self.request.chain = None
+        request.chain = None
 
 
 def _execute(
