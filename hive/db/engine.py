@@ -56,6 +56,10 @@ def get_engine(*, autocommit: bool = False) -> Engine:
                     max_overflow=_OVERFLOW,
                     connect_args={"connect_timeout": 5},
                     isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
+                    # The pool's rollback at each check-in is a no-op for a connection in
+                    # autocommit (psycopg2 sends nothing), but Python work twice a step; a
+                    # transaction a direct cursor's error left open is rolled back there.
+                    pool_reset_on_return=None if autocommit else "rollback",
                     # A failed statement's message would otherwise carry its parameters
                     # (step inputs and outputs) into logs and error records.
                     hide_parameters=True,
