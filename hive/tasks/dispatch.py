@@ -30,7 +30,7 @@ from hive.db.options import step_options
 from hive.db.retrying import Connection, in_transaction, on_direct_cursor
 from hive.db.runs import NewStep
 from hive.errors import DispatchError, HiveError
-from hive.logs import log_context
+from hive.logs import current_log_context, log_context
 from hive.statuses import RunStatus
 from hive.tasks import holds
 from hive.tasks.app import PRIORITIES, app
@@ -94,15 +94,21 @@ class Publication:
         """
         if not self.stretches:
             return True
-        with log_context(run_id=str(self.run_id)):  # recovery and replay send many runs'
-            try:
-                self._publish(self.stretches)
-            except Exception as exc:
-                if is_transient_broker_error(exc):
-                    self._leave_to_recovery(self.stretches, exc)
-                    return False
-                return self._sort_out(exc)
-            self._confirm(self.stretches)
+        run_id = str(self.run_id)
+        if current_log_context().get("run_id") == run_id:  # a submit's, a step's own
+            return self._send()
+        with log_context(run_id=run_id):  # recovery and replay send many runs'
+            return self._send()
+
+    def _send(self) -> bool:
+        try:
+            self._publish(self.stretches)
+        except Exception as exc:
+            if is_transient_broker_error(exc):
+                self._leave_to_recovery(self.stretches, exc)
+                return False
+            return self._sort_out(exc)
+        self._confirm(self.stretches)
         return True
 
     def _publish(self, stretches: list[list[marks.MarkedStep]]) -> None:
