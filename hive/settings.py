@@ -563,6 +563,25 @@ class ApiSettings(_Section):
         default=10_000,
         ge=0,
     )
+    # Single sign-on: tokens an identity provider signs, accepted where a key is.
+    jwt_key: SecretStr | None = _var(
+        "API_JWT_KEY",
+        "the key JWTs are verified with: an issuer's PEM public key (RSA, EC or Ed25519) or a "
+        "shared secret of at least 32 characters (HMAC); empty: JWTs are refused",
+        default=None,
+    )
+    jwt_issuer: str = _var(
+        "API_JWT_ISSUER",
+        "the `iss` a JWT must carry (required with `HIVE_API_JWT_KEY`)",
+        default="",
+        validate_default=True,
+    )
+    jwt_audience: str = _var(
+        "API_JWT_AUDIENCE",
+        "the `aud` a JWT must name",
+        default="hive",
+        min_length=1,
+    )
     cors_origins: str = _var(
         "API_CORS_ORIGINS",
         "comma-separated origins (`https://app.example.com`) browsers may call the API from; "
@@ -577,6 +596,34 @@ class ApiSettings(_Section):
         if value and len(value) < 16:
             raise ValueError("must be at least 16 characters (or empty)")
         return secret if value else None
+
+    @field_validator("jwt_key")
+    @classmethod
+    def _verifying_key(cls, secret: SecretStr | None) -> SecretStr | None:
+        value = secret.get_secret_value().strip() if secret else ""
+        if not value:
+            return None
+        if value.startswith("-----BEGIN"):
+            if "PRIVATE KEY" in value.split("\n", 1)[0]:
+                raise ValueError("is a private key: give the issuer's public key")
+            try:  # cryptography comes with the api extra, which `hive api` needs anyway
+                from cryptography.hazmat.primitives.serialization import load_pem_public_key
+            except ImportError:
+                return SecretStr(value)
+            try:
+                load_pem_public_key(value.encode())
+            except (ValueError, TypeError):
+                raise ValueError("is not a PEM public key this server can read") from None
+        elif len(value) < 32:
+            raise ValueError("must be a PEM public key or a secret of at least 32 characters")
+        return SecretStr(value)
+
+    @field_validator("jwt_issuer")
+    @classmethod
+    def _issuer_with_key(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("jwt_key") is not None and not value.strip():
+            raise ValueError("is required when HIVE_API_JWT_KEY is set")
+        return value.strip()
 
     @field_validator("cors_origins")
     @classmethod

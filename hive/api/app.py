@@ -32,7 +32,9 @@ DESCRIPTION = """The producer API of Hive: submit runs of pipelines, read them, 
 Every `/v1` call takes an API key (`hive keys create`), as `Authorization: Bearer <key>` or
 `X-API-Key: <key>`. A key acts for one tenant with one role: `viewer` reads, `producer`
 also submits and cancels, `admin` also manages; an operator key acts for every tenant.
-Another tenant's run answers 404, like a run that does not exist.
+Where the server is given an identity provider's key, a JWT it signed (claims `tenant` and
+`role`) is taken as a bearer token the same way. Another tenant's run answers 404, like a
+run that does not exist.
 """
 
 

@@ -28,7 +28,10 @@ from hive.service import Outcome, Principal
 from hive.settings import get_settings
 
 # For the OpenAPI document: AuthenticatedRoute reads the same two headers.
-bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer hive_...`")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="`Authorization: Bearer hive_...`, or a JWT from the configured issuer",
+)
 api_key_header = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="`X-API-Key: hive_...` (instead of Bearer)"
 )

@@ -30,6 +30,7 @@ from hive.errors import ApiKeyNotFound, AuthenticationFailed, InvalidArgument
 from hive.service.audit import Outcome, record
 from hive.service.caller import Caller, Right, Role
 from hive.service.farm import operation
+from hive.service.tokens import looks_like_token, token_caller
 from hive.settings import Settings
 
 _KEY = re.compile(r"hive_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
@@ -231,12 +232,16 @@ def _key_row(key_id: str) -> key_store.KeyRow | None:
 
 @operation
 def authenticate(settings: Settings, presented: str | None) -> Principal:
-    """The principal of a request's key.
+    """The principal of a request's key, or of a JWT from the configured issuer
+    (:mod:`hive.service.tokens`).
 
     Raises:
         AuthenticationFailed: no key, or one that is malformed, unknown, wrong, expired or
             revoked; which one is never said.
     """
+    if isinstance(presented, str) and looks_like_token(presented):
+        key_id, caller = token_caller(settings.api, presented)
+        return Principal(key_id, caller)
     match = _KEY.fullmatch(presented) if isinstance(presented, str) else None
     if match is None:
         raise AuthenticationFailed()
