@@ -17,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -194,6 +195,15 @@ def _lean(count: int, barrier: Barrier, results: Any, base_url: str, key: str) -
 MODES = {"direct": _direct, "httpx": _http, "lean": _lean}
 
 
+def _abort_if_one_dies(procs: list[Any], barrier: Barrier, over: threading.Event) -> None:
+    """Break the barrier as soon as a client process fails (the others, and this process,
+    would wait at it for ``_JOIN_S``)."""
+    while not over.wait(0.5):
+        if any(proc.exitcode not in (None, 0) for proc in procs):
+            barrier.abort()
+            return
+
+
 def run_phase(
     processes: int, total: int, mode: str, base_url: str, key: str, watch: CpuWatch
 ) -> Phase:
@@ -216,6 +226,8 @@ def run_phase(
         proc.start()
     pids = [proc.pid for proc in procs if proc.pid is not None]
     snaps: list[Snapshot] = []
+    over = threading.Event()
+    threading.Thread(target=_abort_if_one_dies, args=(procs, barrier, over), daemon=True).start()
     try:
         for _ in range(2):  # before the submits, then between submits and reads
             barrier.wait()
@@ -225,6 +237,8 @@ def run_phase(
         snaps.append(watch.snapshot(pids))
     except BrokenBarrierError:
         pass  # a client died: told below
+    finally:
+        over.set()
     submitted: list[tuple[float, float, list[float]]] = []
     read: list[tuple[float, float, list[float]]] = []
     deadline = time.monotonic() + _JOIN_S
