@@ -16,7 +16,9 @@ reading alone. Each turn starts from empty run tables and an empty queue.
 Each part's CPU is read from ``/proc`` (:mod:`bench.proc_cpu`) by role: the client
 processes, the API server's processes, the PostgreSQL backends of the bench's database and
 the Redis server, reported in milliseconds per call: what a submit costs the client and
-what it costs the server.
+what it costs the server. Their ratio over all processes (direct against API) is what the
+submit ratio tends to when the machine's cores are the limit. CPU per call rises with the
+machine's load (shared cores and caches): compare figures of one run, or alternated runs.
 
 The API runs as a producer would use it: an API key of one tenant (``producer``), its rate
 limit on (set far above what the bench reaches, so it is spent and never refuses) and its
@@ -235,6 +237,14 @@ def compare(
                 figures["lean_submits_per_s"] / figures["direct_submits_per_s"]
             )
             figures["lean_read_ratio"] = figures["lean_reads_per_s"] / figures["direct_reads_per_s"]
+        # What the submit ratio tends to when the machine's cores are the limit: a direct
+        # submit's CPU over all processes against an API submit's.
+        direct_cpu = figures["direct_submit_cpu_ms"]["all"]
+        for mode in phases:
+            if mode != "direct":
+                prefix = MODES[mode]
+                over_http = figures[f"{prefix}_submit_cpu_ms"]["all"]
+                figures[f"{prefix}_cpu_ceiling_ratio"] = direct_cpu / over_http
         figures["healthz_p50_ms"], figures["healthz_p99_ms"] = floor
         figures["api_errors"] = errors[-10:]
         rounds.append(figures)
@@ -294,6 +304,14 @@ def report(r: dict[str, Any]) -> str:
                 f"{one[f'{prefix}_read_p99_ms']:6.2f} ms (direct "
                 f"{one['direct_read_p50_ms']:.2f} / {one['direct_read_p99_ms']:.2f})",
             ]
+        lines.append(
+            "  CPU-bound ceiling of the submit ratio (direct CPU / API CPU, all processes): "
+            + ", ".join(
+                f"{label} {one[f'{prefix}_cpu_ceiling_ratio']:.2f}"
+                for prefix, label in (("api", "httpx"), ("lean", "lean"))
+                if f"{prefix}_cpu_ceiling_ratio" in one
+            )
+        )
         lines.append("  CPU ms per call by process: " + " / ".join(ROLES) + " = all")
         for prefix, label in (("direct", "direct"), ("api", "API, httpx"), ("lean", "API, lean")):
             for part in ("submit", "read"):
