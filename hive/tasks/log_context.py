@@ -10,10 +10,15 @@ The worker's main process writes records about a step outside those signals: "re
 when the message arrives, and, for an attempt that ends there, its pool process killed, a
 hard time limit, a revoke. A step's message is handled there by a :class:`StepRequest`,
 which knows the ids the message carries (task id, run, step, attempt, and the agent from
-its shadow name) and binds them around each of its handlers; :class:`MessageIdsFilter`
-adds them to the "received" record, which Celery writes before any handler runs.
+its shadow name) and binds them around each of its handlers that logs;
+:class:`MessageIdsFilter` adds them to the "received" record, which Celery writes before
+any handler runs.
 Pipeline, tenant and trace id come from PostgreSQL with the claim: the main process
 never has them.
+
+Two handlers run for every message, and log only in rare cases: ``on_accepted`` (at DEBUG,
+or to terminate a task revoked before its start) and ``revoked`` (when it discards one).
+They bind the ids only then; the rest of the time the main process pays nothing for them.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from typing import Any, TypeVar, cast
 from celery import Task
 from celery.signals import task_postrun, task_prerun
 from celery.worker.request import Request
+from celery.worker.state import revoked as revoked_ids
 
 from hive import keys
 from hive.logs import bind_log_context, log_context, reset_log_context
@@ -36,6 +42,9 @@ from hive.logs import bind_log_context, log_context, reset_log_context
 __all__ = ["MessageIdsFilter", "StepRequest", "bind_claimed"]
 
 logger = logging.getLogger(__name__)
+# Celery's own loggers (the same objects its modules hold): what they will write.
+_received_logger = logging.getLogger("celery.worker.strategy")
+_request_logger = logging.getLogger("celery.worker.request")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -104,24 +113,48 @@ def _with_ids(method: F) -> F:
 
 class StepRequest(Request):
     """A step's message in the worker's main process: each handler Celery calls there runs
-    with the message's ids bound, so what it logs carries them (a pool process lost, a hard
-    time limit, a revoke, Hive's own record of the lost attempt)."""
+    with the message's ids bound when it can log, so what it logs carries them (a pool
+    process lost, a hard time limit, a revoke, Hive's own record of the lost attempt)."""
+
+    _already_revoked: bool  # Celery's, which its stubs leave out
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.log_fields = message_fields(self.id, self.name, self.args)
-        _held[self.id] = self
+        # Celery's strategy writes "received" right after this, at INFO: held only for it.
+        if _received_logger.isEnabledFor(logging.INFO):
+            _held[self.id] = self
 
-    # Every handler that logs. Celery's per-task subclass overrides on_success (which logs
-    # nothing, and calls on_failure for a failure) and execute_using_pool (which calls
-    # revoked).
-    on_accepted = _with_ids(Request.on_accepted)
+    @functools.cached_property
+    def log_fields(self) -> dict[str, Any]:
+        return message_fields(self.id, self.name, self.args)
+
+    # Handlers that log whenever they run. Celery's per-task subclass overrides on_success
+    # (which logs nothing, and calls on_failure for a failure) and execute_using_pool
+    # (which calls revoked).
     on_timeout = _with_ids(Request.on_timeout)
     on_failure = _with_ids(Request.on_failure)
     on_retry = _with_ids(Request.on_retry)
-    revoked = _with_ids(Request.revoked)
     cancel = _with_ids(Request.cancel)
     terminate = _with_ids(Request.terminate)
+
+    def on_accepted(self, pid: str, time_accepted: float) -> None:
+        # Logs only "Task accepted" at DEBUG, or through terminate (which binds the ids).
+        if not _request_logger.isEnabledFor(logging.DEBUG):
+            Request.on_accepted(self, pid, time_accepted)
+            return
+        with log_context(**self.log_fields):
+            Request.on_accepted(self, pid, time_accepted)
+
+    def revoked(self) -> bool:
+        # Called for every message before it goes to a pool process. Celery's check logs only
+        # when it discards the message, for one of these reasons; without any, it runs
+        # unbound (a reason a later Celery adds would still discard, its record without ids).
+        if not (
+            self._already_revoked or self.expires or self.id in revoked_ids or self.stamped_headers
+        ):
+            return bool(Request.revoked(self))
+        with log_context(**self.log_fields):
+            return bool(Request.revoked(self))
 
 
 class MessageIdsFilter(logging.Filter):
