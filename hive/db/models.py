@@ -86,6 +86,13 @@ class Run(Base):
         ),
         # Sweeps start here. Not on status: see migration 0003.
         Index("ix_runs_unfinished", "created_at", postgresql_where=text("finished_at IS NULL")),
+        # A tenant's unfinished runs, counted by a capped submit (migration 0019); a run
+        # without a tenant under '' (no tenant may be empty), as ix_runs_idempotency does.
+        Index(
+            "ix_runs_unfinished_by_tenant",
+            text("coalesce(tenant, '')"),
+            postgresql_where=text("finished_at IS NULL"),
+        ),
         # A tenant's runs, newest first (migration 0006); runs without one not in them (0017).
         Index("ix_runs_tenant_created", "tenant", "created_at", postgresql_where=_HAS_TENANT),
         Index(

@@ -58,7 +58,8 @@ class NewStep(Protocol):
 # already marked sent. With its id already stored (this submit's own insert, tried again
 # after its answer was lost) or an idempotency key already used by the tenant, the run is
 # not inserted, so neither are the steps. The capped form inserts only while the tenant
-# has fewer than :cap unfinished runs (the walk over ix_runs_unfinished stops at :cap).
+# has fewer than :cap unfinished runs (the walk over ix_runs_unfinished_by_tenant, the
+# tenant's own unfinished runs alone, stops at :cap).
 _INSERT_RUN_SQL = """
     WITH {admitted}run AS (
         INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,
@@ -97,7 +98,7 @@ _RUN_VALUES = """:run_id, :pipeline, :pipeline_version, :tenant, :priority, :inp
 _ADMITTED = """admitted AS (
         SELECT count(*) < :cap AS ok
           FROM (SELECT 1 FROM runs
-                 WHERE finished_at IS NULL AND tenant IS NOT DISTINCT FROM :tenant
+                 WHERE finished_at IS NULL AND coalesce(tenant, '') = coalesce(:tenant, '')
                  LIMIT :cap) AS unfinished
     ), """
 _INSERT_TYPES = {

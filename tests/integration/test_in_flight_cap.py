@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -89,3 +90,52 @@ def test_racing_repeats_of_one_idempotency_key_at_the_cap_all_get_its_one_run(
     assert _unfinished("acme") == 1
     # The cap is the tenant's: another tenant's racers are not held by it.
     assert "refused" not in _race(Caller("globex", Role.PRODUCER), RACERS)
+
+
+def _queue_runs(tenant: str | None, count: int) -> None:
+    db.execute(
+        "INSERT INTO runs (id, pipeline, pipeline_version, tenant, priority, input, output_spec,"
+        " status, steps_remaining) SELECT gen_random_uuid(), 'echo-one', 1, :tenant, 'normal',"
+        " '{}', '{}', 'queued', 1 FROM generate_series(1, :count)",
+        tenant=tenant,
+        count=count,
+    )
+
+
+@pytest.mark.parametrize("tenant", ["acme", None], ids=["a tenant", "runs of no tenant"])
+def test_a_capped_submit_reads_its_own_tenants_unfinished_runs_alone(
+    clean_state: None, tenant: str | None
+) -> None:
+    """Another tenant's backlog costs a capped submit nothing: the count walks the tenant's
+    own unfinished runs (an index scan that filters out no row), never the farm's."""
+    from sqlalchemy import text
+
+    from hive.db.engine import get_engine
+    from hive.db.runs import _INSERTS
+
+    _queue_runs("globex", 300)
+    _queue_runs(tenant, 2)
+    statement = _INSERTS[True, False].statement.text  # the capped insert, unaudited
+    params = {
+        "run_id": uuid.uuid4(), "pipeline": "echo-one", "pipeline_version": 1,
+        "tenant": tenant, "priority": "normal", "input": "{}", "output_spec": "{}",
+        "steps_remaining": 1, "idempotency_key": None, "deadline_s": None, "steps": "[]",
+        "publish_grace": 30.0, "trace_id": None, "budget_usd": None, "cap": 10,
+    }  # fmt: skip
+    with get_engine().connect() as conn:
+        conn.execute(text("ANALYZE runs"))
+        # Tables this small would be read whole whatever the indexes: ask for an index.
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        plan = conn.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}"), params).scalar()
+        conn.rollback()
+
+    scans = [node for node in _nodes(plan[0]["Plan"]) if node.get("Relation Name") == "runs"]
+    counted = [node for node in scans if node["Node Type"] != "ModifyTable"]
+    assert counted, plan
+    for node in counted:
+        assert node.get("Rows Removed by Filter", 0) == 0, node
+        assert node["Actual Rows"] <= 2, node
+
+
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(n for child in node.get("Plans", []) for n in _nodes(child))]
