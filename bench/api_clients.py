@@ -101,15 +101,28 @@ def _direct(count: int, barrier: Barrier, results: Any) -> None:
     from hive import Client
 
     client = Client(tenant=TENANT)
+    _phase(count, barrier, results, lambda: client.submit(PIPELINE, INPUT).id, client.get)
+
+
+def _phase(
+    count: int,
+    barrier: Barrier,
+    results: Any,
+    submit: Callable[[], Any],
+    read: Callable[[Any], object],
+) -> None:
+    """What every client process does: warm up, then ``count`` submits one after another,
+    then a read of each run, each part between the bench's snapshots; its timings go to
+    ``results``."""
     for _ in range(_WARMUP):
-        client.get(client.submit(PIPELINE, INPUT).id)
+        read(submit())
     ids: list[Any] = []
     _start(barrier)
-    submitted = _timed(lambda _: ids.append(client.submit(PIPELINE, INPUT).id), [0] * count)
+    submitted = _timed(lambda _: ids.append(submit()), [0] * count)
     _between(barrier)
-    read = _timed(client.get, ids)
+    read_back = _timed(read, ids)
     barrier.wait()
-    results.put((submitted, read))
+    results.put((submitted, read_back))
 
 
 def _start(barrier: Barrier) -> None:
@@ -141,15 +154,7 @@ def _http(count: int, barrier: Barrier, results: Any, base_url: str, key: str) -
             if answer.status_code != 200:
                 raise RuntimeError(f"GET /v1/runs/{{id}}: {answer.status_code}")
 
-        for _ in range(_WARMUP):
-            read(submit())
-        ids: list[str] = []
-        _start(barrier)
-        submitted = _timed(lambda _: ids.append(submit()), [0] * count)
-        _between(barrier)
-        read_back = _timed(read, ids)
-        barrier.wait()
-    results.put((submitted, read_back))
+        _phase(count, barrier, results, submit, read)
 
 
 def _lean(count: int, barrier: Barrier, results: Any, base_url: str, key: str) -> None:
@@ -180,16 +185,10 @@ def _lean(count: int, barrier: Barrier, results: Any, base_url: str, key: str) -
         if answer.status != 200:
             raise RuntimeError(f"GET /v1/runs/{{id}}: {answer.status}")
 
-    for _ in range(_WARMUP):
-        read(submit())
-    ids: list[str] = []
-    _start(barrier)
-    submitted = _timed(lambda _: ids.append(submit()), [0] * count)
-    _between(barrier)
-    read_back = _timed(read, ids)
-    barrier.wait()
-    conn.close()
-    results.put((submitted, read_back))
+    try:
+        _phase(count, barrier, results, submit, read)
+    finally:
+        conn.close()
 
 
 MODES = {"direct": _direct, "httpx": _http, "lean": _lean}
