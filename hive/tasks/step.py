@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -263,16 +264,11 @@ class _Timed:
 _agent_children: dict[str, tuple[Gauge, Histogram]] = {}
 
 
+@functools.cache
 def _agent_logger(agent: str) -> logging.Logger:
     """``hive.agent.NAME``, looked up once per agent (the same logger logging keeps; its
     ``getLogger`` takes the module's lock at every call)."""
-    found = _agent_loggers.get(agent)
-    if found is None:
-        found = _agent_loggers[agent] = logging.getLogger(f"hive.agent.{agent}")
-    return found
-
-
-_agent_loggers: dict[str, logging.Logger] = {}
+    return logging.getLogger(f"hive.agent.{agent}")
 
 
 def _observe_wait(waited_s: float | None, eta: Any, queue: str) -> None:

@@ -11,7 +11,7 @@ request it gets: the service that ``http`` (and ``llm``) steps call in tests.
 A route's replies are given in turn, the last one again and again; a reply may be a
 function of the request. Any path without a route answers 404. HTTP/1.1 with keep-alive,
 so a client's reused connection shows as one client port; a thread per connection, so
-hundreds of slow calls can be in flight at once (``in_flight``, ``max_in_flight``).
+hundreds of slow calls can be in flight at once.
 """
 
 from __future__ import annotations
@@ -66,8 +66,6 @@ Answer = Reply | Callable[[Request], Reply]
 class HttpService:
     def __init__(self) -> None:
         self.requests: list[Request] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
         self._routes: dict[str, list[Answer]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -143,16 +141,9 @@ class HttpService:
             client_port=handler.client_address[1],
         )
         reply = self._next(request)
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if reply.delay_s:
-                self._stopping.wait(reply.delay_s)
-            _send(handler, request, reply)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        if reply.delay_s:
+            self._stopping.wait(reply.delay_s)
+        _send(handler, request, reply)
 
 
 def _send(handler: BaseHTTPRequestHandler, request: Request, reply: Reply) -> None:
