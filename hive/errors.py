@@ -559,10 +559,14 @@ class TransientError(RetryableError):
 
 
 class ServiceUnavailable(TransientError):
-    """A server Hive needs cannot be reached; names the setting that points at it."""
+    """A server Hive needs cannot be reached; names the setting that points at it.
 
-    def __init__(self, variable: str, detail: str) -> None:
-        HiveError.__init__(self, variable, detail)
+    ``retry_after_s`` is the server's own hint when it gave one (an HTTP API's
+    ``Retry-After``), else None, as on every :class:`RetryableError`."""
+
+    def __init__(self, variable: str, detail: str, retry_after_s: float | None = None) -> None:
+        HiveError.__init__(self, variable, detail, retry_after_s)
         self.variable = variable
         self.detail = detail
+        self.retry_after_s = retry_after_s
         self.message = f"cannot reach the server at {variable}: {detail}"

@@ -92,9 +92,7 @@ def error_from(response: httpx.Response, *, pipeline: str | None = None) -> Hive
 def unavailable(url: httpx.URL, detail: str, retry_after: str | None = None) -> ServiceUnavailable:
     """The API, or a server behind it, cannot be reached; names the API's address (never
     its credentials, nor the request's path)."""
-    error = ServiceUnavailable(api_address(url), detail)
-    error.retry_after_s = _seconds(retry_after)
-    return error
+    return ServiceUnavailable(api_address(url), detail, _seconds(retry_after))
 
 
 def api_address(url: httpx.URL) -> str:

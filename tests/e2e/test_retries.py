@@ -131,3 +131,26 @@ def test_a_retry_waits_for_the_retry_after_its_error_carries(
     assert (step.status, step.attempts) == ("succeeded", 2)
     assert step.started_at is not None
     assert (step.started_at - failed.finished_at).total_seconds() >= 3.0 - 0.05
+
+
+@pytest.mark.timeout(120)
+def test_a_server_the_agent_needs_being_unreachable_is_recorded_and_retried(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    """ServiceUnavailable is transient: the attempt is recorded as retried, with its error,
+    and the next attempt runs (before, recording its error read a
+    ``retry_after_s`` the class never set: the failure escaped the step and the step sat
+    running until its lease ran out)."""
+    start_worker("--concurrency", "2")
+
+    run = Client().submit("unavailable", {"times": 2})
+    assert run.wait(timeout=60) == {"unreachable": {"attempt": 3}}
+
+    failed = attempts_of(str(run.id), "unreachable")[:2]
+    assert [(a.attempt, a.outcome) for a in failed] == [(1, "retried"), (2, "retried")]
+    for attempt in failed:
+        assert attempt.error["type"] == "ServiceUnavailable"
+        assert attempt.error["message"] == (
+            "cannot reach the server at its database: connection refused"
+        )
+        assert "retry_after_s" not in attempt.error

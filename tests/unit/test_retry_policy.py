@@ -101,7 +101,7 @@ def test_an_unclassified_error_follows_the_one_stated_policy(error: BaseExceptio
 
 def test_the_errors_keep_their_arguments_and_messages() -> None:
     unavailable = ServiceUnavailable("HIVE_DATABASE_URL", "down")
-    assert unavailable.args == ("HIVE_DATABASE_URL", "down")
+    assert unavailable.args == ("HIVE_DATABASE_URL", "down", None)
     assert str(unavailable) == "cannot reach the server at HIVE_DATABASE_URL: down"
     unresolved = UnresolvedReference("$input.a", "no key 'a'")
     assert unresolved.args == ("$input.a", "no key 'a'")
@@ -133,6 +133,18 @@ def test_the_recorded_error_keeps_the_retry_after_and_only_when_given() -> None:
     assert error_info(TransientError("429", retry_after_s=3))["retry_after_s"] == 3.0
     assert "retry_after_s" not in error_info(TransientError("429"))
     assert "retry_after_s" not in error_info(PermanentError("no"))
+
+
+def test_every_retryable_error_carries_a_retry_after_even_when_none_was_given() -> None:
+    """error_info reads it on every RetryableError: a subclass that skipped it broke the
+    recording of its failure (ServiceUnavailable, raised by a step's Redis or database)."""
+    unavailable = ServiceUnavailable("HIVE_BROKER_URL", "connection refused")
+    assert unavailable.retry_after_s is None
+    assert error_info(unavailable)["type"] == "ServiceUnavailable"
+    assert "retry_after_s" not in error_info(unavailable)
+    hinted = ServiceUnavailable("https://api.example", "503", retry_after_s=5)
+    assert error_info(hinted)["retry_after_s"] == 5.0
+    assert str(hinted) == "cannot reach the server at https://api.example: 503"
 
 
 # --------------------------------------------------------------- the one database translation

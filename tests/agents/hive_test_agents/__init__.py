@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hive.agents.base import Agent, AgentContext, AgentOptions, Resource
-from hive.errors import PermanentError, RetryableError, StepDeferred
+from hive.errors import PermanentError, RetryableError, ServiceUnavailable, StepDeferred
 
 __all__ = [
     "CalloutAgent",
@@ -169,6 +169,9 @@ class RetryAfterInput(BaseModel):
 
     times: int = Field(ge=0, description="attempts that fail before one succeeds")
     retry_after_s: float = Field(ge=0, description="what each failure says to wait")
+    unavailable: bool = Field(
+        default=False, description="fail as a server the agent needs being unreachable"
+    )
 
 
 class RetryAfterAgent(Agent[RetryAfterInput, CrashOutput]):
@@ -182,7 +185,10 @@ class RetryAfterAgent(Agent[RetryAfterInput, CrashOutput]):
     options = AgentOptions(timeout=60.0, max_retries=3, retry_backoff=0.0, retry_backoff_max=30.0)
 
     def run(self, data: RetryAfterInput, ctx: AgentContext) -> CrashOutput:
-        """Raise :class:`RetryableError` with ``retry_after_s`` while ``attempt <= times``."""
+        """Raise :class:`RetryableError` with ``retry_after_s`` (or, ``unavailable``,
+        :class:`ServiceUnavailable` with no hint) while ``attempt <= times``."""
+        if ctx.attempt <= data.times and data.unavailable:
+            raise ServiceUnavailable("its database", "connection refused")
         if ctx.attempt <= data.times:
             raise RetryableError("429 Too Many Requests", retry_after_s=data.retry_after_s)
         return CrashOutput(attempt=ctx.attempt)
