@@ -15,7 +15,7 @@ from hive import service
 from hive.api.auth import AuthenticatedRoute, audited, principal
 from hive.api.errors import ERROR_RESPONSES
 from hive.api.models import ApprovalOutput, ApproveInput, ErrorOutput, RejectInput
-from hive.service import Principal
+from hive.service import Action, Principal
 from hive.settings import get_settings
 
 router = APIRouter(
@@ -57,7 +57,7 @@ def approve(
 ) -> dict[str, Any]:
     """Approve the step: it runs (with ``input`` instead of its own, when given)."""
     new_input = body.input if body is not None else None
-    with audited(request, who, "approval.approve", f"step:{run_id}/{step_id}"):
+    with audited(request, who, Action.APPROVAL_APPROVE, f"step:{run_id}/{step_id}"):
         decided = service.approve(
             get_settings(), who.caller, run_id, step_id, by=_by(who), new_input=new_input
         )
@@ -75,7 +75,7 @@ def reject(
     who: Principal = Depends(principal),  # noqa: B008
 ) -> dict[str, Any]:
     """Reject the step: it fails for good (a dead letter), and its run with it."""
-    with audited(request, who, "approval.reject", f"step:{run_id}/{step_id}"):
+    with audited(request, who, Action.APPROVAL_REJECT, f"step:{run_id}/{step_id}"):
         decided = service.reject(
             get_settings(), who.caller, run_id, step_id, reason=body.reason, by=_by(who)
         )

@@ -24,7 +24,7 @@ from hive import service
 from hive.api.errors import Unprocessable
 from hive.api.threads import in_thread
 from hive.errors import AuthenticationFailed
-from hive.service import Outcome, Principal
+from hive.service import Action, Outcome, Principal
 from hive.settings import get_settings
 
 # For the OpenAPI document: AuthenticatedRoute reads the same two headers.
@@ -99,7 +99,7 @@ def client_address(request: Request) -> str | None:
 def audit(
     request: Request,
     who: Principal,
-    action: str,
+    action: Action,
     target: str | None,
     outcome: Outcome,
     tenant: str | None = None,
@@ -118,7 +118,7 @@ def audit(
 
 
 @contextmanager
-def audited(request: Request, who: Principal, action: str, target: str) -> Iterator[None]:
+def audited(request: Request, who: Principal, action: Action, target: str) -> Iterator[None]:
     """Record the change the block makes on ``target``: ``ok``, or the outcome its error
     stands for (then the error goes on)."""
     try:

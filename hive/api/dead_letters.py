@@ -16,7 +16,7 @@ from hive.api.auth import AuthenticatedRoute, audited, principal
 from hive.api.errors import ERROR_RESPONSES, Unprocessable
 from hive.api.models import DeadLetterOutput, ErrorOutput, ReplayInput, ReplayOutput
 from hive.errors import InvalidArgument
-from hive.service import Principal
+from hive.service import Action, Principal
 from hive.settings import get_settings
 
 router = APIRouter(
@@ -63,7 +63,7 @@ def replay_run(
     ``input`` instead, when given); steps that succeeded are not run again."""
     settings = get_settings()
     new_input = body.input if body is not None else None
-    with audited(request, who, "run.replay", f"run:{run_id}"):
+    with audited(request, who, Action.RUN_REPLAY, f"run:{run_id}"):
         sent = service.replay_run(settings, who.caller, run_id, new_input)
     state = service.get_run_state(settings, who.caller, run_id)
     return {"id": str(state.id), "sent": sent, "status": state.status}

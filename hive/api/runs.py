@@ -21,7 +21,7 @@ from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
 from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput
 from hive.api.threads import in_thread
 from hive.errors import InputError, InvalidArgument, UnknownPipeline
-from hive.service import Outcome, Principal
+from hive.service import Action, Outcome, Principal
 from hive.settings import get_settings
 from hive.statuses import FINAL_RUN_STATUSES, RunStatus
 
@@ -74,7 +74,7 @@ def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str,
             audited_by=service.AuditedBy(who.key_id, client_address(request)),
         )  # fmt: skip
     except Exception as exc:
-        audit(request, who, "run.submit", f"pipeline:{body.pipeline}", service.outcome_of(exc),
+        audit(request, who, Action.RUN_SUBMIT, f"pipeline:{body.pipeline}", service.outcome_of(exc),
               body.tenant)  # fmt: skip
         if isinstance(exc, UnknownPipeline):
             raise Unprocessable([("body", "pipeline", str(exc))]) from None
@@ -83,7 +83,7 @@ def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str,
         raise
     if not submitted.created:
         # A run this call created was recorded (ok) by its own insert.
-        audit(request, who, "run.submit", f"run:{submitted.run_id}", Outcome.EXISTING,
+        audit(request, who, Action.RUN_SUBMIT, f"run:{submitted.run_id}", Outcome.EXISTING,
               body.tenant)  # fmt: skip
     # The run as stored (queued) is the answer, not read back: a worker may already be on
     # it, which GET shows; only a run this call did not store whole is read.
@@ -147,10 +147,10 @@ def cancel_run(
     try:
         cancelled = service.cancel_run(settings, who.caller, run_id)
     except Exception as exc:
-        audit(request, who, "run.cancel", f"run:{run_id}", service.outcome_of(exc))
+        audit(request, who, Action.RUN_CANCEL, f"run:{run_id}", service.outcome_of(exc))
         raise
     state = service.get_run_state(settings, who.caller, run_id)
-    audit(request, who, "run.cancel", f"run:{state.id}", Outcome.OK if cancelled else
+    audit(request, who, Action.RUN_CANCEL, f"run:{state.id}", Outcome.OK if cancelled else
           Outcome.EXISTING)  # fmt: skip
     return {"id": str(state.id), "cancelled": cancelled, "status": state.status}
 

@@ -15,7 +15,7 @@ from hive import service
 from hive.api.auth import AuthenticatedRoute, audited, principal
 from hive.api.errors import ERROR_RESPONSES
 from hive.api.models import RegisterServiceInput, ServiceInstanceOutput
-from hive.service import Principal
+from hive.service import Action, Principal
 from hive.settings import get_settings
 from hive.statuses import ServiceStatus
 
@@ -39,7 +39,7 @@ def register_service(
     updates that instance. The instance's address is in ``Location``."""
     settings = get_settings()
     target = f"instance:{body.id}" if body.id else f"service:{body.name}"
-    with audited(request, who, "service.register", target):
+    with audited(request, who, Action.SERVICE_REGISTER, target):
         instance_id = service.register_service(
             settings, who.caller, body.name, body.url, health_url=body.health_url,
             ttl_s=body.ttl_s, deregister_after_s=body.deregister_after_s, meta=body.meta,
@@ -63,7 +63,7 @@ def heartbeat(
 ) -> dict[str, Any]:
     """The instance is alive: its TTL check passes (an instance its probes hold critical
     stays so). The instance after it."""
-    with audited(request, who, "service.heartbeat", f"instance:{instance_id}"):
+    with audited(request, who, Action.SERVICE_HEARTBEAT, f"instance:{instance_id}"):
         view = service.heartbeat_service(get_settings(), who.caller, instance_id)
     return view.to_json()
 
@@ -75,7 +75,7 @@ def deregister(
     who: Principal = Depends(principal),  # noqa: B008
 ) -> Response:
     """Remove the instance from the registry."""
-    with audited(request, who, "service.deregister", f"instance:{instance_id}"):
+    with audited(request, who, Action.SERVICE_DEREGISTER, f"instance:{instance_id}"):
         service.deregister_service(get_settings(), who.caller, instance_id)
     return Response(status_code=204)
 

@@ -59,6 +59,7 @@ from hive.service.api_keys import (
 from hive.service.approvals import approve, get_approval, list_approvals, reject
 from hive.service.arguments import parse_run_id
 from hive.service.audit import (
+    Action,
     AuditedBy,
     AuditView,
     Outcome,
@@ -148,6 +149,7 @@ from hive.service.workers import WorkerView, list_workers
 
 __all__ = [
     "OPERATOR",
+    "Action",
     "AgentView",
     "ApiKeyView",
     "ApprovalEvent",

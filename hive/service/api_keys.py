@@ -27,7 +27,7 @@ from typing import Any
 from hive.db import api_keys as key_store
 from hive.db.retrying import Connection, in_autocommit, in_transaction
 from hive.errors import ApiKeyNotFound, AuthenticationFailed, InvalidArgument
-from hive.service.audit import Outcome, record
+from hive.service.audit import Action, Outcome, record
 from hive.service.caller import Caller, Right, Role
 from hive.service.farm import operation
 from hive.service.tokens import looks_like_token, token_caller
@@ -160,7 +160,7 @@ def create_api_key(
             conn, key_id=key_id, tenant=key_caller.tenant, role=key_caller.role.value,
             name=label, key_hash=key_hash(settings, key), expires_in_s=expires_in_s,
         )  # fmt: skip
-        record(conn, None, caller, "key.create", f"key:{key_id}", Outcome.OK, None, tenant)
+        record(conn, None, caller, Action.KEY_CREATE, f"key:{key_id}", Outcome.OK, None, tenant)
         return row
 
     return NewApiKey(key, _view(in_transaction(store, retry_s=0)))
@@ -189,7 +189,9 @@ def revoke_api_key(settings: Settings, caller: Caller, key_id: str) -> ApiKeyVie
     def revoke(conn: Connection) -> key_store.KeyRow | None:
         row = key_store.revoke_key(conn, key_id, tenant=caller.tenant)
         if row is not None:
-            record(conn, None, caller, "key.revoke", f"key:{key_id}", Outcome.OK, None, row.tenant)
+            record(
+                conn, None, caller, Action.KEY_REVOKE, f"key:{key_id}", Outcome.OK, None, row.tenant
+            )
         return row
 
     row = in_transaction(revoke, retry_s=0)

@@ -39,6 +39,21 @@ _CLIENT_MAX = 200
 _TARGET_MAX = 300
 
 
+class Action(StrEnum):
+    """What a recorded call did: the ``action`` of its audit record."""
+
+    RUN_SUBMIT = "run.submit"
+    RUN_CANCEL = "run.cancel"
+    RUN_REPLAY = "run.replay"
+    APPROVAL_APPROVE = "approval.approve"
+    APPROVAL_REJECT = "approval.reject"
+    SERVICE_REGISTER = "service.register"
+    SERVICE_HEARTBEAT = "service.heartbeat"
+    SERVICE_DEREGISTER = "service.deregister"
+    KEY_CREATE = "key.create"
+    KEY_REVOKE = "key.revoke"
+
+
 class Outcome(StrEnum):
     OK = "ok"
     EXISTING = "existing"
@@ -103,14 +118,14 @@ class AuditedBy:
     client: str | None
 
     def entry(
-        self, caller: Caller, action: str, outcome: Outcome, tenant: str | None = None
+        self, caller: Caller, action: Action, outcome: Outcome, tenant: str | None = None
     ) -> AuditEntry:
         """The record, but its target (the change's own statement names it)."""
         return AuditEntry(
             key_id=self.key_id,
             tenant=caller.tenant if caller.tenant is not None else tenant,
             role=caller.role.value,
-            action=action,
+            action=action.value,
             outcome=outcome.value,
             client=(self.client or None) and self.client[:_CLIENT_MAX],
         )
@@ -120,7 +135,7 @@ def record(
     conn: Connection,
     key_id: str | None,
     caller: Caller,
-    action: str,
+    action: Action,
     target: str | None,
     outcome: Outcome,
     client: str | None,
@@ -147,7 +162,7 @@ def record_audit(
     caller: Caller,
     *,
     key_id: str | None,
-    action: str,
+    action: Action,
     target: str | None,
     outcome: Outcome,
     client: str | None,

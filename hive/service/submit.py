@@ -21,7 +21,7 @@ from hive.errors import PermissionDenied, ServiceUnavailable
 from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import StepPlan, output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
-from hive.service.audit import AuditedBy, Outcome
+from hive.service.audit import Action, AuditedBy, Outcome
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.pipelines import validate_input
@@ -33,9 +33,6 @@ from hive.tasks.dispatch import dispatch_new_run
 from hive.tasks.holds import hold_new_run
 
 logger = logging.getLogger(__name__)
-
-SUBMIT = "run.submit"
-"""The audit trail's action for a submit."""
 
 
 @operation
@@ -83,7 +80,11 @@ def submit(
     trace_id = new_trace_id()
     plan = plan_steps(spec)
     publication = dispatch_new_run(run_id, plan, priority)
-    audit = None if audited_by is None else audited_by.entry(caller, SUBMIT, Outcome.OK, tenant)
+    audit = (
+        None
+        if audited_by is None
+        else audited_by.entry(caller, Action.RUN_SUBMIT, Outcome.OK, tenant)
+    )
 
     def store(cursor: DirectCursor) -> run_store.StoredRun:
         return run_store.insert_run(

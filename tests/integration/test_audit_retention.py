@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hive import service
-from hive.service import Caller, Outcome, Role
+from hive.service import Action, Caller, Outcome, Role
 from hive.settings import get_settings
 from tests.support import db
 
@@ -26,7 +26,7 @@ def settings_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch
 def _record(target: str, age_days: float) -> None:
     service.record_audit(
         get_settings(), Caller("acme", Role.PRODUCER), key_id="0123456789abcdef",
-        action="run.submit", target=target, outcome=Outcome.OK, client="127.0.0.1",
+        action=Action.RUN_SUBMIT, target=target, outcome=Outcome.OK, client="127.0.0.1",
     )  # fmt: skip
     db.execute(
         "UPDATE audit SET at = now() - make_interval(secs => :s) WHERE target = :t",

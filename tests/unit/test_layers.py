@@ -41,7 +41,8 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
     import hive.service
 
     assert sorted(hive.service.__all__) == [
-        "AgentView", "ApiKeyView", "ApprovalEvent", "ApprovalView", "AuditView", "AuditedBy",
+        "Action", "AgentView", "ApiKeyView", "ApprovalEvent", "ApprovalView", "AuditView",
+        "AuditedBy",
         "BreakerView",
         "BudgetView", "Caller", "DeadLetterReport", "DeadLetterView", "FarmStatus", "Health",
         "NewApiKey", "OPERATOR", "Outcome", "PipelineStepView", "PipelineView", "Principal",
