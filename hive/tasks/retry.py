@@ -70,10 +70,19 @@ _KINDS: dict[type[BaseException], str] = {
 }
 
 
+def _text_of(exc: BaseException) -> str:
+    """``str(exc)``, or a stand-in when an agent's own exception cannot say what it is: the
+    failure is still recorded (and the step failed or retried) rather than left running."""
+    try:
+        return str(exc)
+    except Exception as broken:
+        return f"<{type(exc).__name__}: its message could not be read ({type(broken).__name__})>"
+
+
 def error_info(exc: BaseException) -> dict[str, Any]:
     """What is recorded of a failure: a type, a message and the traceback."""
     kind = next((k for cls, k in _KINDS.items() if isinstance(exc, cls)), type(exc).__name__)
-    message = "the step ran past its timeout" if kind == "timeout" else str(exc)
+    message = "the step ran past its timeout" if kind == "timeout" else _text_of(exc)
     info: dict[str, Any] = {
         "type": kind,
         "message": message[:4000],

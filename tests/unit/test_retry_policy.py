@@ -135,6 +135,20 @@ def test_the_recorded_error_keeps_the_retry_after_and_only_when_given() -> None:
     assert "retry_after_s" not in error_info(PermanentError("no"))
 
 
+class _Unprintable(Exception):
+    """An agent's own exception whose message formatting is itself broken."""
+
+    def __str__(self) -> str:
+        return "%s needs %d" % ("a", "b")  # noqa: UP031 - a TypeError on purpose
+
+
+def test_an_exception_whose_message_cannot_be_read_is_still_recorded() -> None:
+    info = error_info(_Unprintable("x"))
+    assert info["type"] == "_Unprintable"
+    assert info["message"] == "<_Unprintable: its message could not be read (TypeError)>"
+    assert "_Unprintable" in info["traceback"]
+
+
 def test_every_retryable_error_carries_a_retry_after_even_when_none_was_given() -> None:
     """error_info reads it on every RetryableError: a subclass that skipped it broke the
     recording of its failure (ServiceUnavailable, raised by a step's Redis or database)."""
