@@ -4,6 +4,7 @@ belong. A real `hive api` process, real workers, real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -289,6 +290,31 @@ def test_time_bounds_take_any_utc_offset_and_refuse_what_is_out_of_range(
     assert (problem["in"], problem["path"]) == ("query", "created_before")
     assert problem["message"].startswith("created_before is out of range")
     assert before.json()["error"]["problems"][0]["path"] == "since"
+
+
+def test_a_forged_cursor_is_422_or_a_page_never_a_500(api: Api, env: dict[str, str]) -> None:
+    """A cursor is the client's to send back: one made up with a UTC offset PostgreSQL
+    refuses (past 15:59) was passed to the query as it was (500)."""
+    key, _ = make_key("acme", "viewer")
+    producer, _ = make_key("acme", "producer")
+    run = _submit(api, producer).json()
+
+    def cursor(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    later = datetime.fromisoformat(run["created_at"]) + timedelta(seconds=1)
+    far_east = later.astimezone(timezone(timedelta(hours=23))).isoformat()
+    page = api.call(
+        "GET", "/v1/runs", key=key, params={"cursor": cursor(f"{far_east}|{run['id']}")}
+    )
+    assert page.status_code == 200, page.text
+    assert [r["id"] for r in page.json()["runs"]] == [run["id"]]
+    beyond = api.call("GET", "/v1/runs", key=key,
+                      params={"cursor": cursor(f"9999-12-31T23:00:00-22:10|{run['id']}")})  # fmt: skip
+    assert beyond.status_code == 422, beyond.text
+    assert [(p["in"], p["path"]) for p in beyond.json()["error"]["problems"]] == [
+        ("query", "cursor")
+    ]
 
 
 def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[str, str]) -> None:
