@@ -355,6 +355,25 @@ def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[
     assert not [s for s in secrets if s in written]
 
 
+def test_an_operators_submit_for_a_tenant_no_run_could_have_is_422_and_audited(
+    api: Api, env: dict[str, str]
+) -> None:
+    """The refused submit's audit record was filed under the tenant the body named, whose
+    NUL PostgreSQL cannot store: the record's insert failed and the answer was a 500."""
+    operator, operator_id = make_key(None)
+    body = {"pipeline": "echo-one", "input": {"text": "x"}, "tenant": "a\u0000b"}
+
+    refused = api.call("POST", "/v1/runs", key=operator, json=body)
+
+    assert refused.status_code == 422, refused.text
+    assert "tenant contains a NUL character" in refused.json()["error"]["message"]
+    records = db.rows(
+        "SELECT key_id, tenant, action, outcome FROM audit WHERE action = 'run.submit'"
+    )
+    assert [tuple(r) for r in records] == [(operator_id, None, "run.submit", "invalid")]
+    assert db.scalar("SELECT count(*) FROM runs") == 0
+
+
 def test_the_first_steps_of_runs_submitted_at_once_are_confirmed_published_after_the_answers(
     api: Api, env: dict[str, str]
 ) -> None:
