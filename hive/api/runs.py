@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audit, client_address, principal
 from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
-from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput
+from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput, public_run
 from hive.api.threads import in_thread
 from hive.errors import InputError, InvalidArgument, UnknownPipeline
 from hive.service import Outcome, Principal
@@ -91,14 +91,14 @@ def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str,
         view = submitted.as_stored()
     else:
         view = service.get_run(settings, who.caller, submitted.run_id)
-    return {**view.to_json(), "created": submitted.created}
+    return {**public_run(view.to_json()), "created": submitted.created}
 
 
 @router.get("/runs/{run_id}", response_model=RunOutput)
 async def get_run(run_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
     """The run and its steps."""
     view = await in_thread(service.get_run, get_settings(), who.caller, run_id)
-    return view.to_json()
+    return public_run(view.to_json())
 
 
 @router.get("/runs", response_model=RunPageOutput)
@@ -178,4 +178,4 @@ async def wait_for_run(
         await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
         delay = min(delay * 1.5, 0.5)
     view = await run_in_threadpool(service.get_run, settings, who.caller, run_id)
-    return view.to_json()
+    return public_run(view.to_json())

@@ -65,12 +65,20 @@ def test_an_admin_replays_a_dead_letter_over_http_with_an_edited_input(
     admin, _ = make_key("acme", "admin")
     stranger, _ = make_key("globex", "admin")
     run_id = _submit(api, producer, "fails-midway", "x")
-    assert _wait(api, producer, run_id)["status"] == "failed"
+    failed = _wait(api, producer, run_id)
+    assert failed["status"] == "failed"
+    # The worker's traceback (its file paths and source lines) stays in the farm: the
+    # step's error is its type and message, wherever the API shows it.
+    errors = [s["error"] for s in failed["steps"] if s["error"] is not None]
+    shown = api.call("GET", f"/v1/runs/{run_id}", key=viewer).json()
+    errors += [s["error"] for s in shown["steps"] if s["error"] is not None]
+    assert errors == [{"type": "PermanentError", "message": "doomed on purpose"}] * 2
 
     letters = api.call("GET", "/v1/dead-letters", key=viewer)
     assert letters.status_code == 200, letters.text
     assert [(d["run_id"], d["step_id"]) for d in letters.json()] == [(run_id, "doomed")]
-    assert letters.json()[0]["error"]["message"] == "doomed on purpose"
+    assert letters.json()[0]["error"] == {"type": "PermanentError", "message": "doomed on purpose"}
+    assert "Traceback" not in letters.text + json.dumps(failed) + json.dumps(shown)
     assert api.call("GET", "/v1/dead-letters", key=stranger).json() == []
     filtered = api.call("GET", "/v1/dead-letters", key=viewer, params={"pipeline": "echo-one"})
     assert filtered.json() == []
