@@ -46,7 +46,7 @@ def list_approvals(
 
 
 @router.post(
-    "/runs/{run_id}/steps/{step_id}/approve", response_model=ApprovalOutput, responses=_DECIDED
+    "/runs/{run_id}/steps/{step_id:path}/approve", response_model=ApprovalOutput, responses=_DECIDED
 )
 def approve(
     run_id: str,
@@ -65,7 +65,7 @@ def approve(
 
 
 @router.post(
-    "/runs/{run_id}/steps/{step_id}/reject", response_model=ApprovalOutput, responses=_DECIDED
+    "/runs/{run_id}/steps/{step_id:path}/reject", response_model=ApprovalOutput, responses=_DECIDED
 )
 def reject(
     run_id: str,

@@ -25,7 +25,7 @@ def list_pipelines(who: Principal = Depends(principal)) -> list[dict[str, Any]]:
     return [service.pipeline_view(pipelines[name]).to_json() for name in sorted(pipelines)]
 
 
-@router.get("/pipelines/{name}", response_model=PipelineOutput)
+@router.get("/pipelines/{name:path}", response_model=PipelineOutput)
 def get_pipeline(name: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
     """One pipeline: its input JSON Schema and its steps (``needs`` make the DAG)."""
     return service.pipeline_view(service.get_pipeline(get_settings(), who.caller, name)).to_json()

@@ -49,13 +49,15 @@ def register_service(
     return service.get_service_instance(settings, who.caller, instance_id).to_json()
 
 
-@router.get("/services/instances/{instance_id}", response_model=ServiceInstanceOutput)
+@router.get("/services/instances/{instance_id:path}", response_model=ServiceInstanceOutput)
 def get_instance(instance_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
     """One instance, with its checks' state."""
     return service.get_service_instance(get_settings(), who.caller, instance_id).to_json()
 
 
-@router.put("/services/instances/{instance_id}/heartbeat", response_model=ServiceInstanceOutput)
+@router.put(
+    "/services/instances/{instance_id:path}/heartbeat", response_model=ServiceInstanceOutput
+)
 def heartbeat(
     instance_id: str,
     request: Request,
@@ -68,7 +70,7 @@ def heartbeat(
     return view.to_json()
 
 
-@router.delete("/services/instances/{instance_id}", status_code=204)
+@router.delete("/services/instances/{instance_id:path}", status_code=204)
 def deregister(
     instance_id: str,
     request: Request,
@@ -80,7 +82,7 @@ def deregister(
     return Response(status_code=204)
 
 
-@router.get("/services/{name}", response_model=list[ServiceInstanceOutput])
+@router.get("/services/{name:path}", response_model=list[ServiceInstanceOutput])
 def list_instances(
     name: str,
     who: Principal = Depends(principal),  # noqa: B008
