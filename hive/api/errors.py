@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -86,6 +88,33 @@ def input_problems(exc: InputError, where: str = "body") -> list[Problem]:
         path, sep, text = problem.partition(": ")
         found.append((where, path, text) if sep else (where, "input", problem))
     return found
+
+
+Place = tuple[str, str]
+"""Where a request has a parameter: ``body``, ``query`` or ``path``, and its name there."""
+
+
+def located(problems: Sequence[str], places: Mapping[str, Place]) -> list[Problem]:
+    """The service's problems, each at the place of the parameter it starts by naming
+    (``places``: the service's name for it, ``instance id``, to the request's); one that
+    names none is the body's as a whole."""
+    found = []
+    for problem in problems:
+        where, path = next(
+            (place for name, place in places.items() if re.match(rf"{re.escape(name)}\b", problem)),
+            ("body", ""),
+        )
+        found.append((where, path, problem))
+    return found
+
+
+@contextmanager
+def problems_at(places: Mapping[str, Place]) -> Iterator[None]:
+    """The block's InvalidArgument as a 422 naming each problem's place (:func:`located`)."""
+    try:
+        yield
+    except InvalidArgument as exc:
+        raise Unprocessable(located(exc.problems, places)) from None
 
 
 _NOT_FOUND = (

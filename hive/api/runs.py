@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audit, client_address, principal
-from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
+from hive.api.errors import ERROR_RESPONSES, Place, Unprocessable, input_problems, located
 from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput, public_run
 from hive.api.threads import in_thread
 from hive.errors import InputError, InvalidArgument, UnknownPipeline
@@ -62,6 +62,14 @@ async def submit_run(
     return submitted
 
 
+# The service's names of submit's arguments, as the body has them.
+_SUBMIT_PLACES: dict[str, Place] = {
+    name: ("body", field)
+    for name, field in [("tenant", "tenant"), ("idempotency_key", "idempotency_key"),
+                        ("deadline", "deadline_s"), ("budget_usd", "budget_usd")]
+}  # fmt: skip
+
+
 def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str, Any]:
     """The run as stored (its JSON), with ``created``: whether this call stored it."""
     settings = get_settings()
@@ -80,6 +88,8 @@ def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str,
             raise Unprocessable([("body", "pipeline", str(exc))]) from None
         if isinstance(exc, InputError):
             raise Unprocessable(input_problems(exc)) from None
+        if isinstance(exc, InvalidArgument):
+            raise Unprocessable(located(exc.problems, _SUBMIT_PLACES)) from None
         raise
     if not submitted.created:
         # A run this call created was recorded (ok) by its own insert.

@@ -239,3 +239,36 @@ def test_an_admin_manages_its_tenants_service_instances_and_a_viewer_reads_them(
         ("service.heartbeat", "instance:partner-1", "not_found"),
         ("service.deregister", "instance:partner-1", "not_found"),
     ]
+
+
+def test_each_refused_argument_is_named_where_the_request_has_it(
+    api: Api, env: dict[str, str]
+) -> None:
+    """The service's own checks name an argument by its first word: the API put every
+    such problem at ``body`` with no path, a query parameter or a path segment alike."""
+    admin, _ = make_key("acme", "admin")
+    run = "00000000-0000-4000-8000-000000000000"
+
+    def places(method: str, path: str, **sent: Any) -> list[tuple[str, str]]:
+        answer = api.call(method, path, key=admin, **sent)
+        assert answer.status_code == 422, answer.text
+        return [(p["in"], p["path"]) for p in answer.json()["error"]["problems"]]
+
+    registration = {"name": "s\u0000", "url": "ftp://x", "id": "a b", "ttl_s": 1e308,
+                    "meta": {"k": "\u0000"}}  # fmt: skip
+    assert places("POST", "/v1/services", json=registration) == [
+        ("body", "name"), ("body", "url"), ("body", "id"), ("body", "ttl_s"), ("body", "meta")
+    ]  # fmt: skip
+    for method in ("GET", "DELETE"):
+        assert places(method, "/v1/services/instances/%00") == [("path", "instance_id")]
+    assert places("PUT", "/v1/services/instances/%00/heartbeat") == [("path", "instance_id")]
+    assert places("GET", "/v1/services/%00", params={"status": "passing"}) == [("path", "name")]
+    assert places("GET", "/v1/approvals", params={"pipeline": "\u0000"}) == [("query", "pipeline")]
+    assert places("POST", f"/v1/runs/{run}/steps/%00/approve") == [("path", "step_id")]
+    rejected = places("POST", f"/v1/runs/{run}/steps/send/reject", json={"reason": "\u0000"})
+    assert rejected == [("body", "reason")]
+    submitted = {"pipeline": "echo-one", "input": {"text": "x"}, "idempotency_key": "\u0000",
+                 "deadline_s": 1e12, "budget_usd": 1e9}  # fmt: skip
+    assert places("POST", "/v1/runs", json=submitted) == [
+        ("body", "idempotency_key"), ("body", "deadline_s")
+    ]  # fmt: skip

@@ -205,6 +205,12 @@ def test_a_direct_and_an_http_client_raise_equal_errors(api: Api, env: dict[str,
         lambda c: c["admin"].services.get("."),
         lambda c: c["viewer"].services.instances("a/b"),
         lambda c: c["viewer"].services.instances(""),
+        # The service's own checks: the API names each problem's place, the message stays.
+        lambda c: c["producer"].submit("echo-one", {"text": "x"}, idempotency_key="\x00"),
+        lambda c: c["producer"].submit("echo-one", {"text": "x"}, deadline=1e12),
+        lambda c: c["admin"].services.register("search", "ftp://x", meta={"k": "\x00"}),
+        lambda c: c["viewer"].approvals.list(pipeline="\x00"),
+        lambda c: c["viewer"].list_page(cursor="not-one"),
     ]
     try:
         for index, call in enumerate(calls):
