@@ -71,11 +71,12 @@ def approve(
     new_input = body.input if body is not None else None
     with (
         problems_at(_DECISION),
-        audited(request, who, "approval.approve", f"step:{run_id}/{step_id}"),
+        audited(request, who, "approval.approve", f"step:{run_id}/{step_id}") as concerning,
     ):
         decided = service.approve(
             get_settings(), who.caller, run_id, step_id, by=_by(who), new_input=new_input
         )
+        concerning.tenant = decided.tenant
     return decided.to_json()
 
 
@@ -92,9 +93,10 @@ def reject(
     """Reject the step: it fails for good (a dead letter), and its run with it."""
     with (
         problems_at(_DECISION),
-        audited(request, who, "approval.reject", f"step:{run_id}/{step_id}"),
+        audited(request, who, "approval.reject", f"step:{run_id}/{step_id}") as concerning,
     ):
         decided = service.reject(
             get_settings(), who.caller, run_id, step_id, reason=body.reason, by=_by(who)
         )
+        concerning.tenant = decided.tenant
     return decided.to_json()

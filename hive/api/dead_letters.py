@@ -69,7 +69,8 @@ def replay_run(
     ``input`` instead, when given); steps that succeeded are not run again."""
     settings = get_settings()
     new_input = body.input if body is not None else None
-    with audited(request, who, "run.replay", f"run:{run_id}"):
+    with audited(request, who, "run.replay", f"run:{run_id}") as concerning:
         sent = service.replay_run(settings, who.caller, run_id, new_input)
-    state = service.get_run_state(settings, who.caller, run_id)
+        state = service.get_run_state(settings, who.caller, run_id)
+        concerning.tenant = state.tenant
     return {"id": str(state.id), "sent": sent, "status": state.status}

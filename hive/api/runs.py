@@ -161,7 +161,7 @@ def cancel_run(
         raise
     state = service.get_run_state(settings, who.caller, run_id)
     audit(request, who, "run.cancel", f"run:{state.id}", Outcome.OK if cancelled else
-          Outcome.EXISTING)  # fmt: skip
+          Outcome.EXISTING, state.tenant)  # fmt: skip
     return {"id": str(state.id), "cancelled": cancelled, "status": state.status}
 
 

@@ -52,14 +52,19 @@ def register_service(
     updates that instance. The instance's address is in ``Location``."""
     settings = get_settings()
     target = f"instance:{body.id}" if body.id else f"service:{body.name}"
-    with problems_at(_REGISTRATION), audited(request, who, "service.register", target):
+    with (
+        problems_at(_REGISTRATION),
+        audited(request, who, "service.register", target) as concerning,
+    ):
         instance_id = service.register_service(
             settings, who.caller, body.name, body.url, health_url=body.health_url,
             ttl_s=body.ttl_s, deregister_after_s=body.deregister_after_s, meta=body.meta,
             instance_id=body.id,
         )  # fmt: skip
+        view = service.get_service_instance(settings, who.caller, instance_id)
+        concerning.tenant = view.tenant
     response.headers["Location"] = _location(instance_id)
-    return service.get_service_instance(settings, who.caller, instance_id).to_json()
+    return view.to_json()
 
 
 @router.get("/services/instances/{instance_id:path}", response_model=ServiceInstanceOutput)
@@ -81,9 +86,10 @@ def heartbeat(
     stays so). The instance after it."""
     with (
         problems_at(_INSTANCE),
-        audited(request, who, "service.heartbeat", f"instance:{instance_id}"),
+        audited(request, who, "service.heartbeat", f"instance:{instance_id}") as concerning,
     ):
         view = service.heartbeat_service(get_settings(), who.caller, instance_id)
+        concerning.tenant = view.tenant
     return view.to_json()
 
 
@@ -96,9 +102,10 @@ def deregister(
     """Remove the instance from the registry."""
     with (
         problems_at(_INSTANCE),
-        audited(request, who, "service.deregister", f"instance:{instance_id}"),
+        audited(request, who, "service.deregister", f"instance:{instance_id}") as concerning,
     ):
-        service.deregister_service(get_settings(), who.caller, instance_id)
+        gone = service.deregister_service(get_settings(), who.caller, instance_id)
+        concerning.tenant = gone.tenant
     return Response(status_code=204)
 
 

@@ -296,7 +296,7 @@ class HttpTransport:
 
 def _state(view: RunView) -> RunState:
     return RunState(id=uuid.UUID(view.id), status=view.status, output=view.output,
-                    error=view.error)  # fmt: skip
+                    error=view.error, tenant=view.tenant)  # fmt: skip
 
 
 def _run_path(run_id: RunId) -> str:

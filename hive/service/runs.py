@@ -76,7 +76,9 @@ def visible_state(caller: Caller, run_id: uuid.UUID) -> RunState:
     )
     if row is None:
         raise RunNotFound(str(run_id))
-    return RunState(id=row.id, status=row.status, output=row.output, error=row.error)
+    return RunState(
+        id=row.id, status=row.status, output=row.output, error=row.error, tenant=row.tenant
+    )
 
 
 @operation

@@ -272,3 +272,39 @@ def test_each_refused_argument_is_named_where_the_request_has_it(
     assert places("POST", "/v1/runs", json=submitted) == [
         ("body", "idempotency_key"), ("body", "deadline_s")
     ]  # fmt: skip
+
+
+def test_what_the_operator_changes_of_a_tenants_is_in_that_tenants_audit_trail(
+    api: Api, env: dict[str, str]
+) -> None:
+    """Only a submit filed an operator's record under the tenant it concerned: its cancel,
+    heartbeat or deregistration of a tenant's run or instance was filed under no tenant, so
+    the tenant's trail (hive audit list --tenant) did not show it."""
+    admin, _ = make_key("acme", "admin")
+    operator, operator_id = make_key(None)
+    body = {"name": "partner", "url": "http://partner.example:8080", "id": "partner-1"}
+    assert api.call("POST", "/v1/services", key=admin, json=body).status_code == 201
+    run_id = _submit(api, admin, "echo-one", "x")  # no worker: it stays queued
+
+    calls = [
+        ("POST", "/v1/services", {**body, "url": "http://partner.example:9090"}),
+        ("PUT", "/v1/services/instances/partner-1/heartbeat", None),
+        ("DELETE", "/v1/services/instances/partner-1", None),
+        ("POST", f"/v1/runs/{run_id}/cancel", None),
+    ]
+    for method, path, sent in calls:
+        answer = api.call(method, path, key=operator, json=sent)
+        assert answer.status_code < 300, answer.text
+
+    listed = run_hive("audit", "list", "--tenant", "acme", "--json", env=env)
+    by_operator = [
+        (r["action"], r["target"], r["outcome"])
+        for r in reversed(json.loads(listed.stdout))
+        if r["key_id"] == operator_id
+    ]
+    assert by_operator == [
+        ("service.register", "instance:partner-1", "ok"),
+        ("service.heartbeat", "instance:partner-1", "ok"),
+        ("service.deregister", "instance:partner-1", "ok"),
+        ("run.cancel", f"run:{run_id}", "ok"),
+    ]
