@@ -10,7 +10,8 @@
     422 invalid        each problem with where it is           RequestValidationError, InputError
     429 rate_limited   the tenant's request rate is spent      TooManyRequests (Retry-After)
     429 too_many_runs  the tenant's runs in flight are at the cap  TooManyRunsInFlight
-    503 unavailable    PostgreSQL or Redis cannot be reached   ServiceUnavailable...
+    503 unavailable    PostgreSQL or Redis cannot be reached,  ServiceUnavailable...
+                       or the pipeline files cannot be loaded  PipelineError
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
 
 No body holds a stack trace, a server's address or a value the client sent.
@@ -39,6 +40,7 @@ from hive.errors import (
     InputError,
     InvalidArgument,
     PermissionDenied,
+    PipelineError,
     RunNotFound,
     ServiceInstanceNotFound,
     ServiceUnavailable,
@@ -145,6 +147,16 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
             "a server Hive needs cannot be reached; try again later",
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, PipelineError):
+        # The farm's files are the operator's to fix: their paths and problems go to the
+        # log, never to a caller.
+        logger.warning("answering 503: the pipelines cannot be loaded:\n%s", exc)
+        return answer(
+            503,
+            "unavailable",
+            "the farm's pipelines cannot be loaded; try again later",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, ValueError):
         return answer(422, "invalid", str(exc), [("body", "", str(exc))])
     return answer(409, "conflict", str(exc))
@@ -216,6 +228,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "The tenant's request rate is spent (`Retry-After`, `RateLimit-*`), or, on submit, "
         "its runs in flight are at the cap (`too_many_runs`)."
     ),
-    503: _described("PostgreSQL or Redis cannot be reached."),
+    503: _described("PostgreSQL or Redis cannot be reached, or the pipeline files loaded."),
 }
 """The error answers every /v1 route may give, for the OpenAPI document."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -411,6 +412,37 @@ def test_health_readiness_headers_and_the_openapi_document(api: Api, env: dict[s
     served = api.call("GET", "/openapi.json").json()
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert served == committed, "docs/openapi.json is stale: run `python scripts/openapi.py`"
+
+
+def test_a_broken_pipeline_file_is_the_operators_to_read_not_a_callers(
+    hive_env: dict[str, str], tmp_path: Path, clean_state: None
+) -> None:
+    """A pipeline file the farm cannot load answered every caller 409 with each problem:
+    the server's file paths and its agents. It is the farm that cannot serve: 503, the
+    problems in the log."""
+    directory = tmp_path / "pipelines"
+    directory.mkdir()
+    shutil.copy(Path(hive_env["HIVE_PIPELINES_DIR"]) / "echo-one.yaml", directory)
+    (directory / "broken.yaml").write_text("name: broken\nsteps:\n  - id: x\n    agent: nope\n")
+    env = {**os.environ, **hive_env, "HIVE_PIPELINES_DIR": str(directory)}
+    server = Api(env, tmp_path / "api.log")
+    try:
+        key, _ = make_key("acme", "producer")
+        answers = [
+            _submit(server, key),
+            server.call("GET", "/v1/pipelines", key=key),
+            server.call("GET", "/v1/pipelines/echo-one", key=key),
+        ]
+        log = server.log()
+    finally:
+        server.stop()
+
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["type"] == "unavailable"
+        assert str(tmp_path) not in answer.text and "nope" not in answer.text
+        assert answer.headers["retry-after"] == "5"
+    assert f"{directory / 'broken.yaml'}: step 'x': agent: unknown agent 'nope'" in log
 
 
 def test_keys_commands_refuse_what_makes_no_key(env: dict[str, str]) -> None:
