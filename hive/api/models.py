@@ -122,7 +122,7 @@ class PipelineOutput(_Wire):
     name: str
     version: int
     description: str | None
-    source: str
+    source: str = Field(description="The name of the pipeline's file.")
     input_schema: dict[str, Any]
     steps: list[PipelineStepOutput]
     output: Any

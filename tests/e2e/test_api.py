@@ -84,6 +84,9 @@ def test_a_producer_submits_waits_and_reads_its_run_over_http(
     assert "echo-one" in [p["name"] for p in pipelines.json()]
     one = api.call("GET", "/v1/pipelines/echo-one", key=key).json()
     assert one["input_schema"]["required"] == ["text"]
+    # The file's name, not where the server keeps it.
+    assert one["source"] == "echo-one.yaml"
+    assert not [p["source"] for p in pipelines.json() if "/" in p["source"]]
     assert [s["step_id"] for s in one["steps"]] == ["echo"]
 
 
