@@ -85,17 +85,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dead_letters.router)
     app.include_router(approvals.router)
     app.include_router(services.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     if settings.api.origins:
         # No cookies are read, so no credentials: never `*`, and nothing a browser keeps.
+        # Outside BodyLimit, so that a browser can read its 413 too; inside Guard, whose
+        # headers a preflight's answer gets as any other does.
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.api.origins,
             allow_credentials=False,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
-            expose_headers=["Location"],
+            # When to come back after a 429 (or before one): none is a safelisted header.
+            expose_headers=[
+                "Location",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+            ],
         )
-    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(Guard)
     app.add_middleware(RequestMetrics)  # last added, outermost: sees Guard's answers too
     return app

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request, Response, Security
@@ -117,13 +118,22 @@ def audit(
     )
 
 
+@dataclass
+class Concerning:
+    """Whose thing a change touched, for its audit record: an operator's record is filed
+    under that tenant, once the block knows it (a tenant-bound key's under its own)."""
+
+    tenant: str | None = None
+
+
 @contextmanager
-def audited(request: Request, who: Principal, action: Action, target: str) -> Iterator[None]:
+def audited(request: Request, who: Principal, action: Action, target: str) -> Iterator[Concerning]:
     """Record the change the block makes on ``target``: ``ok``, or the outcome its error
     stands for (then the error goes on)."""
+    concerning = Concerning()
     try:
-        yield
+        yield concerning
     except Exception as exc:
-        audit(request, who, action, target, service.outcome_of(exc))
+        audit(request, who, action, target, service.outcome_of(exc), concerning.tenant)
         raise
-    audit(request, who, action, target, Outcome.OK)
+    audit(request, who, action, target, Outcome.OK, concerning.tenant)

@@ -14,7 +14,13 @@ from pydantic import AwareDatetime
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audited, principal
 from hive.api.errors import ERROR_RESPONSES, Unprocessable
-from hive.api.models import DeadLetterOutput, ErrorOutput, ReplayInput, ReplayOutput
+from hive.api.models import (
+    DeadLetterOutput,
+    ErrorOutput,
+    ReplayInput,
+    ReplayOutput,
+    public_error,
+)
 from hive.errors import InvalidArgument
 from hive.service import Action, Principal
 from hive.settings import get_settings
@@ -40,7 +46,7 @@ def list_dead_letters(
         # Each problem starts with the parameter it names.
         problems = [("query", p.split(" ", 1)[0], p) for p in exc.problems]
         raise Unprocessable(problems) from None
-    return [letter.to_json() for letter in letters]
+    return [{**letter.to_json(), "error": public_error(letter.error)} for letter in letters]
 
 
 @router.post(
@@ -63,7 +69,8 @@ def replay_run(
     ``input`` instead, when given); steps that succeeded are not run again."""
     settings = get_settings()
     new_input = body.input if body is not None else None
-    with audited(request, who, Action.RUN_REPLAY, f"run:{run_id}"):
+    with audited(request, who, Action.RUN_REPLAY, f"run:{run_id}") as concerning:
         sent = service.replay_run(settings, who.caller, run_id, new_input)
-    state = service.get_run_state(settings, who.caller, run_id)
+        state = service.get_run_state(settings, who.caller, run_id)
+        concerning.tenant = state.tenant
     return {"id": str(state.id), "sent": sent, "status": state.status}

@@ -10,7 +10,8 @@
     422 invalid        each problem with where it is           RequestValidationError, InputError
     429 rate_limited   the tenant's request rate is spent      TooManyRequests (Retry-After)
     429 too_many_runs  the tenant's runs in flight are at the cap  TooManyRunsInFlight
-    503 unavailable    PostgreSQL or Redis cannot be reached   ServiceUnavailable...
+    503 unavailable    PostgreSQL or Redis cannot be reached,  ServiceUnavailable...
+                       or the pipeline files cannot be loaded  PipelineError
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
 
 No body holds a stack trace, a server's address or a value the client sent.
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -37,6 +40,7 @@ from hive.errors import (
     InputError,
     InvalidArgument,
     PermissionDenied,
+    PipelineError,
     RunNotFound,
     ServiceInstanceNotFound,
     ServiceUnavailable,
@@ -88,6 +92,33 @@ def input_problems(exc: InputError, where: str = "body") -> list[Problem]:
     return found
 
 
+Place = tuple[str, str]
+"""Where a request has a parameter: ``body``, ``query`` or ``path``, and its name there."""
+
+
+def located(problems: Sequence[str], places: Mapping[str, Place]) -> list[Problem]:
+    """The service's problems, each at the place of the parameter it starts by naming
+    (``places``: the service's name for it, ``instance id``, to the request's); one that
+    names none is the body's as a whole."""
+    found = []
+    for problem in problems:
+        where, path = next(
+            (place for name, place in places.items() if re.match(rf"{re.escape(name)}\b", problem)),
+            ("body", ""),
+        )
+        found.append((where, path, problem))
+    return found
+
+
+@contextmanager
+def problems_at(places: Mapping[str, Place]) -> Iterator[None]:
+    """The block's InvalidArgument as a 422 naming each problem's place (:func:`located`)."""
+    try:
+        yield
+    except InvalidArgument as exc:
+        raise Unprocessable(located(exc.problems, places)) from None
+
+
 _NOT_FOUND = (
     RunNotFound, UnknownPipeline, ApiKeyNotFound, ApprovalNotFound, ServiceInstanceNotFound,
 )  # fmt: skip
@@ -114,6 +145,16 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
             503,
             "unavailable",
             "a server Hive needs cannot be reached; try again later",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, PipelineError):
+        # The farm's files are the operator's to fix: their paths and problems go to the
+        # log, never to a caller.
+        logger.warning("answering 503: the pipelines cannot be loaded:\n%s", exc)
+        return answer(
+            503,
+            "unavailable",
+            "the farm's pipelines cannot be loaded; try again later",
             headers={"Retry-After": "5"},
         )
     if isinstance(exc, ValueError):
@@ -187,6 +228,6 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "The tenant's request rate is spent (`Retry-After`, `RateLimit-*`), or, on submit, "
         "its runs in flight are at the cap (`too_many_runs`)."
     ),
-    503: _described("PostgreSQL or Redis cannot be reached."),
+    503: _described("PostgreSQL or Redis cannot be reached, or the pipeline files loaded."),
 }
 """The error answers every /v1 route may give, for the OpenAPI document."""

@@ -37,7 +37,8 @@ async def metrics() -> Response:
 
 def _route(scope: Scope) -> str:
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    # The template as the OpenAPI document writes it: ``{name}``, not ``{name:path}``.
+    path = getattr(route, "path_format", None)
     return path if isinstance(path, str) else "other"
 
 

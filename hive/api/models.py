@@ -39,6 +39,22 @@ class SubmitRunInput(_Wire):
     )
 
 
+def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A step's recorded error as the API shows it: without the worker's ``traceback``,
+    whose file paths and source lines are the farm's, not the caller's (the operator
+    reads it with ``hive dlq show``)."""
+    if error is None or "traceback" not in error:
+        return error
+    return {name: value for name, value in error.items() if name != "traceback"}
+
+
+def public_run(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's JSON with each step's error as :func:`public_error` shows it."""
+    for step in run.get("steps") or []:
+        step["error"] = public_error(step["error"])
+    return run
+
+
 class StepOutput(_Wire):
     step_id: str
     agent: str
@@ -106,7 +122,7 @@ class PipelineOutput(_Wire):
     name: str
     version: int
     description: str | None
-    source: str
+    source: str = Field(description="The name of the pipeline's file.")
     input_schema: dict[str, Any]
     steps: list[PipelineStepOutput]
     output: Any

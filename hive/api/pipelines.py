@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -10,6 +11,7 @@ from hive import service
 from hive.api.auth import AuthenticatedRoute, principal
 from hive.api.errors import ERROR_RESPONSES
 from hive.api.models import PipelineOutput
+from hive.pipelines import Pipeline
 from hive.service import Principal
 from hive.settings import get_settings
 
@@ -22,10 +24,17 @@ router = APIRouter(
 def list_pipelines(who: Principal = Depends(principal)) -> list[dict[str, Any]]:  # noqa: B008
     """Every pipeline, by name."""
     pipelines = service.list_pipelines(get_settings(), who.caller)
-    return [service.pipeline_view(pipelines[name]).to_json() for name in sorted(pipelines)]
+    return [_shown(pipelines[name]) for name in sorted(pipelines)]
 
 
-@router.get("/pipelines/{name}", response_model=PipelineOutput)
+@router.get("/pipelines/{name:path}", response_model=PipelineOutput)
 def get_pipeline(name: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
     """One pipeline: its input JSON Schema and its steps (``needs`` make the DAG)."""
-    return service.pipeline_view(service.get_pipeline(get_settings(), who.caller, name)).to_json()
+    return _shown(service.get_pipeline(get_settings(), who.caller, name))
+
+
+def _shown(pipeline: Pipeline) -> dict[str, Any]:
+    """The pipeline's JSON with its file's name alone: where the server keeps its files is
+    the operator's to know (`hive pipelines show` has the path)."""
+    shown = service.pipeline_view(pipeline).to_json()
+    return {**shown, "source": PurePath(shown["source"]).name}

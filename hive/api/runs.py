@@ -17,8 +17,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audit, client_address, principal
-from hive.api.errors import ERROR_RESPONSES, Unprocessable, input_problems
-from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput
+from hive.api.errors import ERROR_RESPONSES, Place, Unprocessable, input_problems, located
+from hive.api.models import CancelOutput, RunOutput, RunPageOutput, SubmitRunInput, public_run
 from hive.api.threads import in_thread
 from hive.errors import InputError, InvalidArgument, UnknownPipeline
 from hive.service import Action, Outcome, Principal
@@ -62,6 +62,14 @@ async def submit_run(
     return submitted
 
 
+# The service's names of submit's arguments, as the body has them.
+_SUBMIT_PLACES: dict[str, Place] = {
+    name: ("body", field)
+    for name, field in [("tenant", "tenant"), ("idempotency_key", "idempotency_key"),
+                        ("deadline", "deadline_s"), ("budget_usd", "budget_usd")]
+}  # fmt: skip
+
+
 def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str, Any]:
     """The run as stored (its JSON), with ``created``: whether this call stored it."""
     settings = get_settings()
@@ -80,6 +88,8 @@ def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str,
             raise Unprocessable([("body", "pipeline", str(exc))]) from None
         if isinstance(exc, InputError):
             raise Unprocessable(input_problems(exc)) from None
+        if isinstance(exc, InvalidArgument):
+            raise Unprocessable(located(exc.problems, _SUBMIT_PLACES)) from None
         raise
     if not submitted.created:
         # A run this call created was recorded (ok) by its own insert.
@@ -91,14 +101,14 @@ def _submit(body: SubmitRunInput, request: Request, who: Principal) -> dict[str,
         view = submitted.as_stored()
     else:
         view = service.get_run(settings, who.caller, submitted.run_id)
-    return {**view.to_json(), "created": submitted.created}
+    return {**public_run(view.to_json()), "created": submitted.created}
 
 
 @router.get("/runs/{run_id}", response_model=RunOutput)
 async def get_run(run_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
     """The run and its steps."""
     view = await in_thread(service.get_run, get_settings(), who.caller, run_id)
-    return view.to_json()
+    return public_run(view.to_json())
 
 
 @router.get("/runs", response_model=RunPageOutput)
@@ -151,7 +161,7 @@ def cancel_run(
         raise
     state = service.get_run_state(settings, who.caller, run_id)
     audit(request, who, Action.RUN_CANCEL, f"run:{state.id}", Outcome.OK if cancelled else
-          Outcome.EXISTING)  # fmt: skip
+          Outcome.EXISTING, state.tenant)  # fmt: skip
     return {"id": str(state.id), "cancelled": cancelled, "status": state.status}
 
 
@@ -178,4 +188,4 @@ async def wait_for_run(
         await asyncio.sleep(min(delay, max(deadline - time.monotonic(), 0)))
         delay = min(delay * 1.5, 0.5)
     view = await run_in_threadpool(service.get_run, settings, who.caller, run_id)
-    return view.to_json()
+    return public_run(view.to_json())

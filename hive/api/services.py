@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audited, principal
-from hive.api.errors import ERROR_RESPONSES
+from hive.api.errors import ERROR_RESPONSES, Place, problems_at
 from hive.api.models import RegisterServiceInput, ServiceInstanceOutput
 from hive.service import Action, Principal
 from hive.settings import get_settings
@@ -28,6 +28,19 @@ def _location(instance_id: str) -> str:
     return f"/v1/services/instances/{instance_id}"
 
 
+# Where each argument the service names is in the request.
+_REGISTRATION: dict[str, Place] = {
+    "service name": ("body", "name"), "url": ("body", "url"),
+    "health_url": ("body", "health_url"), "instance id": ("body", "id"),
+    "ttl_s": ("body", "ttl_s"), "deregister_after_s": ("body", "deregister_after_s"),
+    "meta": ("body", "meta"),
+}  # fmt: skip
+_INSTANCE: dict[str, Place] = {"instance id": ("path", "instance_id")}
+_LISTING: dict[str, Place] = {
+    "service name": ("path", "name"), "status": ("query", "status"), "limit": ("query", "limit"),
+}  # fmt: skip
+
+
 @router.post("/services", status_code=201, response_model=ServiceInstanceOutput)
 def register_service(
     body: RegisterServiceInput,
@@ -39,23 +52,31 @@ def register_service(
     updates that instance. The instance's address is in ``Location``."""
     settings = get_settings()
     target = f"instance:{body.id}" if body.id else f"service:{body.name}"
-    with audited(request, who, Action.SERVICE_REGISTER, target):
+    with (
+        problems_at(_REGISTRATION),
+        audited(request, who, Action.SERVICE_REGISTER, target) as concerning,
+    ):
         instance_id = service.register_service(
             settings, who.caller, body.name, body.url, health_url=body.health_url,
             ttl_s=body.ttl_s, deregister_after_s=body.deregister_after_s, meta=body.meta,
             instance_id=body.id,
         )  # fmt: skip
+        view = service.get_service_instance(settings, who.caller, instance_id)
+        concerning.tenant = view.tenant
     response.headers["Location"] = _location(instance_id)
-    return service.get_service_instance(settings, who.caller, instance_id).to_json()
+    return view.to_json()
 
 
-@router.get("/services/instances/{instance_id}", response_model=ServiceInstanceOutput)
+@router.get("/services/instances/{instance_id:path}", response_model=ServiceInstanceOutput)
 def get_instance(instance_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:  # noqa: B008
     """One instance, with its checks' state."""
-    return service.get_service_instance(get_settings(), who.caller, instance_id).to_json()
+    with problems_at(_INSTANCE):
+        return service.get_service_instance(get_settings(), who.caller, instance_id).to_json()
 
 
-@router.put("/services/instances/{instance_id}/heartbeat", response_model=ServiceInstanceOutput)
+@router.put(
+    "/services/instances/{instance_id:path}/heartbeat", response_model=ServiceInstanceOutput
+)
 def heartbeat(
     instance_id: str,
     request: Request,
@@ -63,24 +84,32 @@ def heartbeat(
 ) -> dict[str, Any]:
     """The instance is alive: its TTL check passes (an instance its probes hold critical
     stays so). The instance after it."""
-    with audited(request, who, Action.SERVICE_HEARTBEAT, f"instance:{instance_id}"):
+    with (
+        problems_at(_INSTANCE),
+        audited(request, who, Action.SERVICE_HEARTBEAT, f"instance:{instance_id}") as concerning,
+    ):
         view = service.heartbeat_service(get_settings(), who.caller, instance_id)
+        concerning.tenant = view.tenant
     return view.to_json()
 
 
-@router.delete("/services/instances/{instance_id}", status_code=204)
+@router.delete("/services/instances/{instance_id:path}", status_code=204)
 def deregister(
     instance_id: str,
     request: Request,
     who: Principal = Depends(principal),  # noqa: B008
 ) -> Response:
     """Remove the instance from the registry."""
-    with audited(request, who, Action.SERVICE_DEREGISTER, f"instance:{instance_id}"):
-        service.deregister_service(get_settings(), who.caller, instance_id)
+    with (
+        problems_at(_INSTANCE),
+        audited(request, who, Action.SERVICE_DEREGISTER, f"instance:{instance_id}") as concerning,
+    ):
+        gone = service.deregister_service(get_settings(), who.caller, instance_id)
+        concerning.tenant = gone.tenant
     return Response(status_code=204)
 
 
-@router.get("/services/{name}", response_model=list[ServiceInstanceOutput])
+@router.get("/services/{name:path}", response_model=list[ServiceInstanceOutput])
 def list_instances(
     name: str,
     who: Principal = Depends(principal),  # noqa: B008
@@ -89,7 +118,8 @@ def list_instances(
 ) -> list[dict[str, Any]]:
     """The service's instances the key may see, by id; ``status=passing`` for those that
     may be called. None: an empty list."""
-    instances = service.list_service_instances(
-        get_settings(), who.caller, name=name, status=status and status.value, limit=limit
-    )
+    with problems_at(_LISTING):
+        instances = service.list_service_instances(
+            get_settings(), who.caller, name=name, status=status and status.value, limit=limit
+        )
     return [instance.to_json() for instance in instances]

@@ -296,7 +296,7 @@ class HttpTransport:
 
 def _state(view: RunView) -> RunState:
     return RunState(id=uuid.UUID(view.id), status=view.status, output=view.output,
-                    error=view.error)  # fmt: skip
+                    error=view.error, tenant=view.tenant)  # fmt: skip
 
 
 def _run_path(run_id: RunId) -> str:
@@ -311,10 +311,12 @@ def _step_path(run_id: RunId, step_id: str, decision: str) -> str:
 
 
 def _segment(text: str) -> str:
-    """``text`` as one path segment: a ``/`` in a name cannot reach another route."""
+    """``text`` as one path segment: a ``/`` in a name cannot reach another route, nor can
+    ``.`` or ``..``, which the URL would resolve away before sending (RFC 3986)."""
     if not isinstance(text, str):
         raise InvalidArgument([f"a name is text, not {type(text).__name__}"])
-    return quote(text, safe="")
+    quoted = quote(text, safe="")
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
 
 
 def _time(value: datetime | None, name: str) -> str | None:

@@ -170,7 +170,13 @@ def _invalid(message: str, problems: list[dict[str, str]], pipeline: str | None)
 
 def _described(problem: dict[str, Any]) -> str:
     path, text = str(problem.get("path", "")), str(problem.get("message", ""))
-    return f"{path}: {text}" if path else text
+    # A service's message names its argument already ("tenant contains ...", "service
+    # name 'x' must ...", "deadline must ..." of deadline_s): as a direct client has it.
+    spellings = {path, path.replace("_", " "), path.removesuffix("_s")}
+    names = "|".join(re.escape(name) for name in spellings)
+    if not path or re.match(rf"(\w+ )?({names})\b", text):
+        return text
+    return f"{path}: {text}"
 
 
 def _too_many(kind: str, message: str, headers: httpx.Headers) -> TooManyRequests:

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from hive.errors import InvalidAgentOutput, InvalidArgument
+from hive.jsondata import unstorable
 from hive.settings import Settings
 
 # The widths of their columns (hive/db/models.py; a test holds them equal): a longer value
@@ -123,6 +124,8 @@ def _text_problems(name: str, value: Any, max_chars: int) -> list[str]:
         return [f"{name} is {len(value):,} characters long; at most {max_chars}"]
     if "\x00" in value:
         return [f"{name} contains a NUL character (\\u0000), which cannot be stored"]
+    if unstorable(value, name):  # a lone surrogate, which no UTF-8 encodes
+        return [f"{name} contains a lone surrogate, which cannot be stored"]
     return []
 
 

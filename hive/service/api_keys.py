@@ -43,12 +43,21 @@ KEY_CACHE_S = 5.0
 """How long a process trusts a key record it read (``authenticate``): a key revoked by
 another process (``hive keys revoke``) stops working here within this many seconds; one
 revoked by this process, at once. Saves every request a PostgreSQL round trip."""
-_cache: dict[str, tuple[key_store.KeyRow, float]] = {}
+_cache: dict[str, _Kept] = {}
 _cache_lock = threading.Lock()
 
 
 def _ts(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+@dataclass
+class _Kept:
+    """A key's record as this process read it, and whether a use of it was recorded since."""
+
+    row: key_store.KeyRow
+    read_at: float
+    use_recorded: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,13 +220,12 @@ def forget_key(key_id: str | None = None) -> None:
 
 
 def _key_row(key_id: str) -> key_store.KeyRow | None:
-    """The key's record: as read less than :data:`KEY_CACHE_S` ago, else from PostgreSQL
-    (recording its use, at most once a minute)."""
+    """The key's record: as read less than :data:`KEY_CACHE_S` ago, else from PostgreSQL."""
     now = time.monotonic()
     with _cache_lock:
         cached = _cache.get(key_id)
-    if cached is not None and now - cached[1] < KEY_CACHE_S:
-        kept = cached[0]
+    if cached is not None and now - cached.read_at < KEY_CACHE_S:
+        kept = cached.row
         # Its expiry may have passed since it was read (by this clock, not PostgreSQL's:
         # a skew lasts no longer than the record is kept).
         return kept if kept.expires_at is None or datetime.now(UTC) < kept.expires_at else None
@@ -225,11 +233,22 @@ def _key_row(key_id: str) -> key_store.KeyRow | None:
     if row is None or row.revoked_at is not None or row.expired:
         forget_key(key_id)
         return None
-    if not row.used_lately:
-        in_autocommit(lambda conn: key_store.touch_key(conn, key_id), retry_s=0)
     with _cache_lock:
-        _cache[key_id] = (row, now)
+        _cache[key_id] = _Kept(row, now)
     return row
+
+
+def _record_use(key_id: str, row: key_store.KeyRow) -> None:
+    """Record a use of the key whose secret was just checked: at most once a minute, and
+    once for each reading of its record."""
+    if row.used_lately:
+        return
+    with _cache_lock:
+        kept = _cache.get(key_id)
+        if kept is None or kept.row is not row or kept.use_recorded:
+            return
+        kept.use_recorded = True
+    in_autocommit(lambda conn: key_store.touch_key(conn, key_id), retry_s=0)
 
 
 @operation
@@ -253,4 +272,6 @@ def authenticate(settings: Settings, presented: str | None) -> Principal:
     matches = hmac.compare_digest(offered, row.hash if row is not None else _NO_HASH)
     if row is None or not matches:
         raise AuthenticationFailed()
+    # Only now: a guess at the secret is no use of the key.
+    _record_use(key_id, row)
     return Principal(key_id, Caller(row.tenant, Role(row.role)))

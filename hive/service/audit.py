@@ -29,6 +29,7 @@ from hive.errors import (
     TooManyRequests,
     UnknownPipeline,
 )
+from hive.pipelines.bounds import check_tenant
 from hive.service.arguments import as_utc, check_listing
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
@@ -123,12 +124,23 @@ class AuditedBy:
         """The record, but its target (the change's own statement names it)."""
         return AuditEntry(
             key_id=self.key_id,
-            tenant=caller.tenant if caller.tenant is not None else tenant,
+            tenant=caller.tenant if caller.tenant is not None else _filed_under(tenant),
             role=caller.role.value,
             action=action.value,
             outcome=outcome.value,
             client=(self.client or None) and self.client[:_CLIENT_MAX],
         )
+
+
+def _filed_under(tenant: str | None) -> str | None:
+    """The tenant an operator's record is filed under: the one it named, unless no run
+    could be stored under that name (a refused call's argument, NUL and all), which no
+    tenant's trail may show and the column may not hold: then none, the operator's own."""
+    try:
+        check_tenant(tenant)
+    except InvalidArgument:
+        return None
+    return tenant
 
 
 def record(

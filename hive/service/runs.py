@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from hive.db import runs as run_store
@@ -76,7 +76,9 @@ def visible_state(caller: Caller, run_id: uuid.UUID) -> RunState:
     )
     if row is None:
         raise RunNotFound(str(run_id))
-    return RunState(id=row.id, status=row.status, output=row.output, error=row.error)
+    return RunState(
+        id=row.id, status=row.status, output=row.output, error=row.error, tenant=row.tenant
+    )
 
 
 @operation
@@ -169,8 +171,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         at = datetime.fromisoformat(created)
         if at.tzinfo is None:
             raise ValueError("no time zone")
-        return at, uuid.UUID(run_id)
-    except ValueError:  # binascii.Error and UnicodeDecodeError among them
+        # In UTC, as the cursors made here are: PostgreSQL refuses an offset past 15:59,
+        # which a forged one may carry.
+        return at.astimezone(UTC), uuid.UUID(run_id)
+    except (ValueError, OverflowError):  # binascii.Error and UnicodeDecodeError among them
         raise InvalidArgument(["cursor is not one a listing of runs returned"]) from None
 
 

@@ -98,8 +98,8 @@ def heartbeat_service(settings: Settings, caller: Caller, instance_id: str) -> S
 
 
 @operation
-def deregister_service(settings: Settings, caller: Caller, instance_id: str) -> None:
-    """Remove the instance from the registry.
+def deregister_service(settings: Settings, caller: Caller, instance_id: str) -> ServiceInstanceView:
+    """Remove the instance from the registry; the instance as it was.
 
     Raises:
         ServiceInstanceNotFound: no such instance that the caller may see.
@@ -112,6 +112,7 @@ def deregister_service(settings: Settings, caller: Caller, instance_id: str) -> 
     )
     if row is None:
         raise ServiceInstanceNotFound(instance_id)
+    return _view(row)
 
 
 @operation

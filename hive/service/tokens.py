@@ -81,7 +81,9 @@ def _subject_id(subject: str) -> str:
     readable = f"jwt:{subject}"
     if len(readable) <= _ID_MAX and subject.isprintable():
         return readable
-    return "jwt:#" + hashlib.sha256(subject.encode()).hexdigest()[: _ID_MAX - 5]
+    # surrogatepass: a lone surrogate is valid JSON, and a subject's bytes only feed a digest.
+    digest = hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
+    return "jwt:#" + digest[: _ID_MAX - 5]
 
 
 @lru_cache(maxsize=4)

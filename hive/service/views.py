@@ -129,6 +129,8 @@ class RunState:
     status: str
     output: Any
     error: dict[str, Any] | None
+    tenant: str | None = None
+    """Whose run it is (None: no tenant's)."""
 
 
 def final_output(state: RunState) -> Any:

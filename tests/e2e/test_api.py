@@ -4,8 +4,10 @@ belong. A real `hive api` process, real workers, real PostgreSQL and Redis."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -82,6 +84,9 @@ def test_a_producer_submits_waits_and_reads_its_run_over_http(
     assert "echo-one" in [p["name"] for p in pipelines.json()]
     one = api.call("GET", "/v1/pipelines/echo-one", key=key).json()
     assert one["input_schema"]["required"] == ["text"]
+    # The file's name, not where the server keeps it.
+    assert one["source"] == "echo-one.yaml"
+    assert not [p["source"] for p in pipelines.json() if "/" in p["source"]]
     assert [s["step_id"] for s in one["steps"]] == ["echo"]
 
 
@@ -291,6 +296,31 @@ def test_time_bounds_take_any_utc_offset_and_refuse_what_is_out_of_range(
     assert before.json()["error"]["problems"][0]["path"] == "since"
 
 
+def test_a_forged_cursor_is_422_or_a_page_never_a_500(api: Api, env: dict[str, str]) -> None:
+    """A cursor is the client's to send back: one made up with a UTC offset PostgreSQL
+    refuses (past 15:59) was passed to the query as it was (500)."""
+    key, _ = make_key("acme", "viewer")
+    producer, _ = make_key("acme", "producer")
+    run = _submit(api, producer).json()
+
+    def cursor(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+    later = datetime.fromisoformat(run["created_at"]) + timedelta(seconds=1)
+    far_east = later.astimezone(timezone(timedelta(hours=23))).isoformat()
+    page = api.call(
+        "GET", "/v1/runs", key=key, params={"cursor": cursor(f"{far_east}|{run['id']}")}
+    )
+    assert page.status_code == 200, page.text
+    assert [r["id"] for r in page.json()["runs"]] == [run["id"]]
+    past_9999 = cursor(f"9999-12-31T23:00:00-22:10|{run['id']}")
+    beyond = api.call("GET", "/v1/runs", key=key, params={"cursor": past_9999})
+    assert beyond.status_code == 422, beyond.text
+    assert [(p["in"], p["path"]) for p in beyond.json()["error"]["problems"]] == [
+        ("query", "cursor")
+    ]
+
+
 def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[str, str]) -> None:
     producer, producer_id = make_key("acme", "producer")
     viewer, viewer_id = make_key("acme", "viewer")
@@ -327,6 +357,25 @@ def test_every_change_is_audited_and_no_key_is_ever_written(api: Api, env: dict[
     written = "\n".join(database_texts()) + api.log() + listed.stdout
     written += run_hive("keys", "list", "--json", env=env).stdout
     assert not [s for s in secrets if s in written]
+
+
+def test_an_operators_submit_for_a_tenant_no_run_could_have_is_422_and_audited(
+    api: Api, env: dict[str, str]
+) -> None:
+    """The refused submit's audit record was filed under the tenant the body named, whose
+    NUL PostgreSQL cannot store: the record's insert failed and the answer was a 500."""
+    operator, operator_id = make_key(None)
+    body = {"pipeline": "echo-one", "input": {"text": "x"}, "tenant": "a\u0000b"}
+
+    refused = api.call("POST", "/v1/runs", key=operator, json=body)
+
+    assert refused.status_code == 422, refused.text
+    assert "tenant contains a NUL character" in refused.json()["error"]["message"]
+    records = db.rows(
+        "SELECT key_id, tenant, action, outcome FROM audit WHERE action = 'run.submit'"
+    )
+    assert [tuple(r) for r in records] == [(operator_id, None, "run.submit", "invalid")]
+    assert db.scalar("SELECT count(*) FROM runs") == 0
 
 
 def test_the_first_steps_of_runs_submitted_at_once_are_confirmed_published_after_the_answers(
@@ -366,6 +415,37 @@ def test_health_readiness_headers_and_the_openapi_document(api: Api, env: dict[s
     served = api.call("GET", "/openapi.json").json()
     committed = json.loads((ROOT / "docs" / "openapi.json").read_text())
     assert served == committed, "docs/openapi.json is stale: run `python scripts/openapi.py`"
+
+
+def test_a_broken_pipeline_file_is_the_operators_to_read_not_a_callers(
+    hive_env: dict[str, str], tmp_path: Path, clean_state: None
+) -> None:
+    """A pipeline file the farm cannot load answered every caller 409 with each problem:
+    the server's file paths and its agents. It is the farm that cannot serve: 503, the
+    problems in the log."""
+    directory = tmp_path / "pipelines"
+    directory.mkdir()
+    shutil.copy(Path(hive_env["HIVE_PIPELINES_DIR"]) / "echo-one.yaml", directory)
+    (directory / "broken.yaml").write_text("name: broken\nsteps:\n  - id: x\n    agent: nope\n")
+    env = {**os.environ, **hive_env, "HIVE_PIPELINES_DIR": str(directory)}
+    server = Api(env, tmp_path / "api.log")
+    try:
+        key, _ = make_key("acme", "producer")
+        answers = [
+            _submit(server, key),
+            server.call("GET", "/v1/pipelines", key=key),
+            server.call("GET", "/v1/pipelines/echo-one", key=key),
+        ]
+        log = server.log()
+    finally:
+        server.stop()
+
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["type"] == "unavailable"
+        assert str(tmp_path) not in answer.text and "nope" not in answer.text
+        assert answer.headers["retry-after"] == "5"
+    assert f"{directory / 'broken.yaml'}: step 'x': agent: unknown agent 'nope'" in log
 
 
 def test_keys_commands_refuse_what_makes_no_key(env: dict[str, str]) -> None:

@@ -65,12 +65,20 @@ def test_an_admin_replays_a_dead_letter_over_http_with_an_edited_input(
     admin, _ = make_key("acme", "admin")
     stranger, _ = make_key("globex", "admin")
     run_id = _submit(api, producer, "fails-midway", "x")
-    assert _wait(api, producer, run_id)["status"] == "failed"
+    failed = _wait(api, producer, run_id)
+    assert failed["status"] == "failed"
+    # The worker's traceback (its file paths and source lines) stays in the farm: the
+    # step's error is its type and message, wherever the API shows it.
+    errors = [s["error"] for s in failed["steps"] if s["error"] is not None]
+    shown = api.call("GET", f"/v1/runs/{run_id}", key=viewer).json()
+    errors += [s["error"] for s in shown["steps"] if s["error"] is not None]
+    assert errors == [{"type": "PermanentError", "message": "doomed on purpose"}] * 2
 
     letters = api.call("GET", "/v1/dead-letters", key=viewer)
     assert letters.status_code == 200, letters.text
     assert [(d["run_id"], d["step_id"]) for d in letters.json()] == [(run_id, "doomed")]
-    assert letters.json()[0]["error"]["message"] == "doomed on purpose"
+    assert letters.json()[0]["error"] == {"type": "PermanentError", "message": "doomed on purpose"}
+    assert "Traceback" not in letters.text + json.dumps(failed) + json.dumps(shown)
     assert api.call("GET", "/v1/dead-letters", key=stranger).json() == []
     filtered = api.call("GET", "/v1/dead-letters", key=viewer, params={"pipeline": "echo-one"})
     assert filtered.json() == []
@@ -230,4 +238,73 @@ def test_an_admin_manages_its_tenants_service_instances_and_a_viewer_reads_them(
         ("service.register", "instance:partner-1", "invalid"),
         ("service.heartbeat", "instance:partner-1", "not_found"),
         ("service.deregister", "instance:partner-1", "not_found"),
+    ]
+
+
+def test_each_refused_argument_is_named_where_the_request_has_it(
+    api: Api, env: dict[str, str]
+) -> None:
+    """The service's own checks name an argument by its first word: the API put every
+    such problem at ``body`` with no path, a query parameter or a path segment alike."""
+    admin, _ = make_key("acme", "admin")
+    run = "00000000-0000-4000-8000-000000000000"
+
+    def places(method: str, path: str, **sent: Any) -> list[tuple[str, str]]:
+        answer = api.call(method, path, key=admin, **sent)
+        assert answer.status_code == 422, answer.text
+        return [(p["in"], p["path"]) for p in answer.json()["error"]["problems"]]
+
+    registration = {"name": "s\u0000", "url": "ftp://x", "id": "a b", "ttl_s": 1e308,
+                    "meta": {"k": "\u0000"}}  # fmt: skip
+    assert places("POST", "/v1/services", json=registration) == [
+        ("body", "name"), ("body", "url"), ("body", "id"), ("body", "ttl_s"), ("body", "meta")
+    ]  # fmt: skip
+    for method in ("GET", "DELETE"):
+        assert places(method, "/v1/services/instances/%00") == [("path", "instance_id")]
+    assert places("PUT", "/v1/services/instances/%00/heartbeat") == [("path", "instance_id")]
+    assert places("GET", "/v1/services/%00", params={"status": "passing"}) == [("path", "name")]
+    assert places("GET", "/v1/approvals", params={"pipeline": "\u0000"}) == [("query", "pipeline")]
+    assert places("POST", f"/v1/runs/{run}/steps/%00/approve") == [("path", "step_id")]
+    rejected = places("POST", f"/v1/runs/{run}/steps/send/reject", json={"reason": "\u0000"})
+    assert rejected == [("body", "reason")]
+    submitted = {"pipeline": "echo-one", "input": {"text": "x"}, "idempotency_key": "\u0000",
+                 "deadline_s": 1e12, "budget_usd": 1e9}  # fmt: skip
+    assert places("POST", "/v1/runs", json=submitted) == [
+        ("body", "idempotency_key"), ("body", "deadline_s")
+    ]  # fmt: skip
+
+
+def test_what_the_operator_changes_of_a_tenants_is_in_that_tenants_audit_trail(
+    api: Api, env: dict[str, str]
+) -> None:
+    """Only a submit filed an operator's record under the tenant it concerned: its cancel,
+    heartbeat or deregistration of a tenant's run or instance was filed under no tenant, so
+    the tenant's trail (hive audit list --tenant) did not show it."""
+    admin, _ = make_key("acme", "admin")
+    operator, operator_id = make_key(None)
+    body = {"name": "partner", "url": "http://partner.example:8080", "id": "partner-1"}
+    assert api.call("POST", "/v1/services", key=admin, json=body).status_code == 201
+    run_id = _submit(api, admin, "echo-one", "x")  # no worker: it stays queued
+
+    calls = [
+        ("POST", "/v1/services", {**body, "url": "http://partner.example:9090"}),
+        ("PUT", "/v1/services/instances/partner-1/heartbeat", None),
+        ("DELETE", "/v1/services/instances/partner-1", None),
+        ("POST", f"/v1/runs/{run_id}/cancel", None),
+    ]
+    for method, path, sent in calls:
+        answer = api.call(method, path, key=operator, json=sent)
+        assert answer.status_code < 300, answer.text
+
+    listed = run_hive("audit", "list", "--tenant", "acme", "--json", env=env)
+    by_operator = [
+        (r["action"], r["target"], r["outcome"])
+        for r in reversed(json.loads(listed.stdout))
+        if r["key_id"] == operator_id
+    ]
+    assert by_operator == [
+        ("service.register", "instance:partner-1", "ok"),
+        ("service.heartbeat", "instance:partner-1", "ok"),
+        ("service.deregister", "instance:partner-1", "ok"),
+        ("run.cancel", f"run:{run_id}", "ok"),
     ]

@@ -114,3 +114,18 @@ def test_bad_tokens_are_the_same_401_as_a_bad_key(api: Api, env: dict[str, str])
     answers = [api.call("GET", "/v1/runs", key=token) for token in bad]
     assert [a.status_code for a in answers] == [401] * len(bad)
     assert len({a.text for a in answers}) == 1
+
+
+def test_a_token_whose_claims_no_run_could_carry_is_a_401_or_works_never_a_500(
+    api: Api, env: dict[str, str]
+) -> None:
+    """A lone surrogate (valid JSON, no UTF-8) in a signed token's tenant went on to Redis
+    and PostgreSQL, which cannot encode it; in its subject, to the audit id's digest."""
+    tenant = api.call("GET", "/v1/runs", key=_token("acme\ud800", "viewer"))
+    subject = api.call("GET", "/v1/runs", key=_token("acme", "viewer", subject="al\ud800ice"))
+
+    assert tenant.status_code == 401, tenant.text
+    assert tenant.json() == {
+        "error": {"type": "unauthorized", "message": "missing or invalid API key"}
+    }
+    assert subject.status_code == 200, subject.text

@@ -192,6 +192,25 @@ def test_a_direct_and_an_http_client_raise_equal_errors(api: Api, env: dict[str,
         lambda c: c["producer"].services.register("search", "http://127.0.0.1:9/"),
         lambda c: c["admin"].replay(other.id),
         lambda c: c["producer"].replay(other.id),
+        # Names no route's segment held (a "/" the server decodes, dots the URL resolves
+        # away, nothing): the API answered a bare 404, 405 or redirect, an ApiError.
+        lambda c: c["producer"].pipeline("a/b"),
+        lambda c: c["producer"].pipeline(".."),
+        lambda c: c["producer"].pipeline(""),
+        lambda c: c["admin"].approvals.approve(other.id, "a/b"),
+        lambda c: c["admin"].approvals.reject(other.id, "..", reason="no"),
+        lambda c: c["admin"].services.heartbeat("a/b"),
+        lambda c: c["admin"].services.heartbeat(".."),
+        lambda c: c["admin"].services.deregister(""),
+        lambda c: c["admin"].services.get("."),
+        lambda c: c["viewer"].services.instances("a/b"),
+        lambda c: c["viewer"].services.instances(""),
+        # The service's own checks: the API names each problem's place, the message stays.
+        lambda c: c["producer"].submit("echo-one", {"text": "x"}, idempotency_key="\x00"),
+        lambda c: c["producer"].submit("echo-one", {"text": "x"}, deadline=1e12),
+        lambda c: c["admin"].services.register("search", "ftp://x", meta={"k": "\x00"}),
+        lambda c: c["viewer"].approvals.list(pipeline="\x00"),
+        lambda c: c["viewer"].list_page(cursor="not-one"),
     ]
     try:
         for index, call in enumerate(calls):

@@ -125,3 +125,20 @@ def test_a_kept_key_record_still_expires_on_time_and_still_checks_the_secret(
     time.sleep(1.6)
     with pytest.raises(AuthenticationFailed):
         service.authenticate(settings, made.key)
+
+
+def test_a_wrong_secret_is_no_use_of_the_key(clean_state: None) -> None:
+    """A guess at a key's secret, its id right, was recorded as a use (last_used_at): the
+    record was touched when read, before the secret was checked."""
+    settings = get_settings()
+    made = service.create_api_key(settings, service.OPERATOR, tenant="acme", role="viewer")
+    api_keys.forget_key()
+    wrong_secret = made.key[:-4] + ("AAAA" if not made.key.endswith("AAAA") else "BBBB")
+
+    with pytest.raises(AuthenticationFailed):
+        service.authenticate(settings, wrong_secret)
+    assert db.scalar("SELECT last_used_at FROM api_keys") is None
+
+    # The record the guess read is kept: the key's own use is recorded all the same.
+    service.authenticate(settings, made.key)
+    assert db.scalar("SELECT last_used_at IS NOT NULL FROM api_keys") is True

@@ -108,3 +108,35 @@ def test_cors_answers_the_configured_origins_alone_and_never_with_credentials() 
     assert "access-control-allow-credentials" not in allowed.headers
     assert "access-control-allow-origin" not in other.headers
     assert "access-control-allow-origin" not in off.headers
+
+
+def test_a_browser_reads_the_refusals_and_when_to_come_back() -> None:
+    """With CORS on, a 413 (answered outside the CORS middleware) had no
+    Access-Control-Allow-Origin, so a browser saw a network error; and Retry-After and
+    RateLimit-* were not exposed, so a page could not tell when to try again."""
+    import asyncio
+
+    from hive.api import create_app
+    from hive.settings import get_settings
+
+    origin = "https://app.example.com"
+    api = ApiSettings(cors_origins=origin, max_body_bytes=10)
+    app = create_app(get_settings().model_copy(update={"api": api}))
+
+    async def call() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            headers = {"Origin": origin}
+            large = await client.post("/v1/runs", content=b"x" * 11, headers=headers)
+            return large, await client.get("/v1/runs", headers=headers)
+
+    large, unauthenticated = asyncio.run(call())
+
+    assert (large.status_code, unauthenticated.status_code) == (413, 401)
+    for answer in (large, unauthenticated):
+        assert answer.headers["access-control-allow-origin"] == origin
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        exposed = answer.headers["access-control-expose-headers"].lower().split(",")
+        assert {"retry-after", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= {
+            name.strip() for name in exposed
+        }
