@@ -101,7 +101,8 @@ def tls_options(url: str) -> dict[str, Any] | None:
     return {"ssl_cert_reqs": ssl.CERT_REQUIRED}
 
 
-app = Celery("hive", set_as_current=True)
+# Its connection class closes safely after Redis is lost (hive/tasks/broker.py).
+app = Celery("hive", set_as_current=True, amqp="hive.tasks.broker:HiveAMQP")
 app.add_defaults(lambda: celery_config(get_settings()))
 # Names, not imports: a worker registers the maintenance tasks without the app importing
 # beat (beat sits above tasks). The schedule is attached by `hive beat` alone.
