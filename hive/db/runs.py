@@ -153,8 +153,13 @@ def _tenant_lock(tenant: str | None) -> tuple[int, int]:
 
 _RUN_BY_KEY = PreparedStatement(
     "hive_run_by_key",
-    text("SELECT id FROM runs WHERE coalesce(tenant, '') = :tenant AND idempotency_key = :key"),
-    {"tenant": "text", "key": "text"},
+    # Whether it asked for the same work, compared as jsonb (1 and 1.0 are equal, 1 and true
+    # are not): a repeat of the key with another request is refused by the caller.
+    text(
+        "SELECT id, pipeline, input = :input AS same_input FROM runs"
+        " WHERE coalesce(tenant, '') = :tenant AND idempotency_key = :key"
+    ),
+    {"tenant": "text", "key": "text", "input": "jsonb"},
 )
 _RUN_BY_ID = PreparedStatement(
     "hive_run_by_id", text("SELECT id FROM runs WHERE id = :run_id"), {"run_id": "uuid"}
@@ -174,10 +179,13 @@ class AuditEntry(NamedTuple):
 
 
 class StoredRun(NamedTuple):
-    """What :func:`insert_run` stored, or found stored."""
+    """What :func:`insert_run` stored, or found stored (then, for an idempotency key, the
+    pipeline and input that earlier run was submitted with)."""
 
     id: uuid.UUID
     created_at: datetime | None
+    pipeline: str | None = None
+    same_input: bool = True
     """When this call inserted it; None when it was stored before (this call's first try
     whose answer was lost, or an earlier submit with the same idempotency key)."""
 
@@ -266,13 +274,20 @@ def insert_run(
     if idempotency_key is None:
         existing = cursor.fetch_one(_RUN_BY_ID, {"run_id": run_id})
     else:
-        existing = cursor.fetch_one(_RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key})
+        existing = cursor.fetch_one(
+            _RUN_BY_KEY, {"tenant": tenant or "", "key": idempotency_key, "input": run_input}
+        )
     if existing is None:
         if inserted is not None and not inserted["admitted"]:
             raise TooManyRunsInFlight(tenant, cap)
         # The row that stopped the insert was deleted since.
         raise LookupError(f"run {run_id} (idempotency key {idempotency_key!r}) vanished")
-    return StoredRun(uuid.UUID(str(existing["id"])), None)
+    return StoredRun(
+        uuid.UUID(str(existing["id"])),
+        None,
+        existing.get("pipeline"),
+        existing.get("same_input") is not False,
+    )
 
 
 _COUNT_DOWN = text(

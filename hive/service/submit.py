@@ -17,7 +17,7 @@ from typing import Any
 
 from hive.db import runs as run_store
 from hive.db.retrying import DirectCursor, on_direct_cursor
-from hive.errors import PermissionDenied, ServiceUnavailable
+from hive.errors import InvalidArgument, PermissionDenied, ServiceUnavailable
 from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import StepPlan, output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
@@ -64,6 +64,8 @@ def submit(
             number of seconds, or a ``budget_usd`` that is not a finite positive amount
             (a ValueError too). The caller's own tenant was checked when
             the Caller was made, by the same rule.
+        InvalidArgument: ``idempotency_key`` started a run of another pipeline or with
+            another input (the same key with the same request gives that run back).
         TooManyRunsInFlight: ``max_in_flight`` (0: no cap) and the tenant has that many
             runs unfinished, and no run of this ``idempotency_key``; nothing is stored or
             sent. Submits racing each other never pass the cap.
@@ -149,11 +151,31 @@ def submit(
                     plan,
                 ),
             )
-    # An earlier submit with this idempotency key: its run, not the one this call made up.
+    # An earlier submit with this idempotency key: its run, not the one this call made up,
+    # if it asked for the same work. A key reused for other work is the caller's mistake:
+    # silently answering with the earlier run would drop this request's input unseen.
     stored_id = stored.id
     ids = {"run_id": str(stored_id), "pipeline": spec.name, "tenant": owner}
+    _check_same_request(idempotency_key, stored, spec.name)
     logger.info("idempotency key already used; nothing stored", extra=ids)
     return Submitted(stored_id, created=False)
+
+
+def _check_same_request(key: str | None, earlier: run_store.StoredRun, pipeline: str) -> None:
+    """Refuse a repeat of ``key`` that names another pipeline or another input than the
+    run the key started (compared as jsonb: key order and 1 against 1.0 do not matter)."""
+    if key is None or earlier.pipeline is None:
+        return
+    if earlier.pipeline != pipeline:
+        what = f"pipeline {earlier.pipeline!r}"
+    elif not earlier.same_input:
+        what = "another input"
+    else:
+        return
+    raise InvalidArgument(
+        [f"idempotency_key {key!r} started run {earlier.id} with {what}; a new request "
+         "needs a new key"]
+    )  # fmt: skip
 
 
 def _owner(caller: Caller, tenant: str | None) -> str | None:

@@ -78,6 +78,13 @@ def test_a_producer_submits_waits_and_reads_its_run_over_http(
     again = _submit(api, key, "hello", idempotency_key="order-1")
     assert again.status_code == 200
     assert again.json()["id"] == run["id"]
+    # The key again with another input: the caller's mistake, named where it sent the key.
+    reused = _submit(api, key, "hello again", idempotency_key="order-1")
+    assert reused.status_code == 422, reused.text
+    assert [(p["in"], p["path"]) for p in reused.json()["error"]["problems"]] == [
+        ("body", "idempotency_key")
+    ]
+    assert run["id"] in reused.json()["error"]["problems"][0]["message"]
 
     pipelines = api.call("GET", "/v1/pipelines", key=key)
     assert pipelines.status_code == 200

@@ -34,7 +34,8 @@ def _race(caller: Caller, cap: int, key: str | None = None) -> list[str]:
     def submit(i: int) -> str:
         try:
             submitted = service.submit(
-                get_settings(), caller, "echo-one", {"text": f"racer {i}"},
+                # With one key, one request repeated: its racers ask for the same run.
+                get_settings(), caller, "echo-one", {"text": f"racer {i}" if key is None else key},
                 idempotency_key=key, max_in_flight=cap,
             )  # fmt: skip
         except TooManyRunsInFlight:

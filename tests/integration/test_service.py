@@ -196,7 +196,7 @@ def test_submit_with_one_key_gives_back_the_first_run_per_tenant(settings: Setti
     acme = Caller("acme", Role.PRODUCER)
 
     first = service.submit(settings, acme, "echo-one", {"text": "1"}, idempotency_key="k")
-    again = service.submit(settings, acme, "echo-one", {"text": "2"}, idempotency_key="k")
+    again = service.submit(settings, acme, "echo-one", {"text": "1"}, idempotency_key="k")
     other = service.submit(
         settings, Caller("globex", Role.PRODUCER), "echo-one", {"text": "1"}, idempotency_key="k"
     )
@@ -204,6 +204,34 @@ def test_submit_with_one_key_gives_back_the_first_run_per_tenant(settings: Setti
     assert first.created and not again.created and other.created
     assert again.run_id == first.run_id != other.run_id
     assert db.scalar("SELECT count(*) FROM runs") == 2
+
+
+def test_a_key_repeated_with_the_same_request_gives_its_run_and_with_another_is_refused(
+    settings: Settings,
+) -> None:
+    """As Stripe's and the IETF draft's Idempotency-Key: a repeat is the same request, or
+    the caller's mistake, never silently another request answered with the first's run."""
+    acme = Caller("acme", Role.PRODUCER)
+    first = service.submit(settings, acme, "merge-grows",
+                           {"text": "t", "extra": {"a": 1.0, "b": [1, "x"]}},
+                           idempotency_key="order-9")  # fmt: skip
+    # The same JSON value: keys in another order, 1.0 written as 1.
+    again = service.submit(settings, acme, "merge-grows",
+                           {"extra": {"b": [1, "x"], "a": 1}, "text": "t"},
+                           idempotency_key="order-9")  # fmt: skip
+    assert not again.created and again.run_id == first.run_id
+
+    with pytest.raises(InvalidArgument) as other_input:
+        service.submit(settings, acme, "merge-grows",
+                       {"text": "t", "extra": {"a": True, "b": [1, "x"]}},
+                       idempotency_key="order-9")  # fmt: skip
+    assert other_input.value.problems == [
+        f"idempotency_key 'order-9' started run {first.run_id} with another input; "
+        "a new request needs a new key"
+    ]
+    with pytest.raises(InvalidArgument, match=r"started run .* with pipeline 'merge-grows'"):
+        service.submit(settings, acme, "echo-one", {"text": "1"}, idempotency_key="order-9")
+    assert db.scalar("SELECT count(*) FROM runs") == 1
 
 
 def test_a_client_bound_to_a_tenant_sees_its_runs_alone(settings: Settings) -> None:
@@ -394,7 +422,7 @@ def test_a_submits_run_as_stored_is_the_run_read_back_before_a_worker_takes_it(
 
 def test_a_run_this_submit_did_not_store_is_not_built_but_read(settings: Settings) -> None:
     first = service.submit(settings, OPERATOR, "echo-one", {"text": "1"}, idempotency_key="k")
-    again = service.submit(settings, OPERATOR, "echo-one", {"text": "2"}, idempotency_key="k")
+    again = service.submit(settings, OPERATOR, "echo-one", {"text": "1"}, idempotency_key="k")
 
     assert first.as_stored is not None
     assert again.as_stored is None and not again.created
