@@ -51,7 +51,10 @@ for i = 1, n do
 end
 for i = 1, n do
   redis.call('ZADD', KEYS[i], now + lease, holder)
-  redis.call('PEXPIRE', KEYS[i], lease)
+  -- Never shorter than a lease already held there: the key's expiry frees every slot.
+  if redis.call('PTTL', KEYS[i]) < lease then
+    redis.call('PEXPIRE', KEYS[i], lease)
+  end
   redis.call('HDEL', KEYS[n + i], holder)
 end
 return {1, 0, 0}
