@@ -189,7 +189,15 @@ def overdue_runs(conn: Connection, limit: int = 1000) -> list[uuid.UUID]:
 
 
 _PURGE = (
-    text("DELETE FROM events WHERE created_at < now() - make_interval(days => :days)"),
+    # A run's events go with the run (cascade) once it is finished and old: while it is
+    # still going (held for an approval for weeks, say) its history is kept.
+    text(
+        """
+        DELETE FROM events e
+         WHERE e.created_at < now() - make_interval(days => :days)
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.finished_at IS NULL)
+        """
+    ),
     text(
         """
         DELETE FROM runs
@@ -222,7 +230,7 @@ _PURGE_BUDGET_DAYS = text(
 def purge_older_than(conn: Connection, days: int) -> dict[str, Any]:
     """Delete finished runs (their steps, attempts, events, dead letters and budget holds
     cascade), events, workers gone (offline or lost) and tenants' daily spending older
-    than ``days``. Active runs and online workers are never purged."""
+    than ``days``. Active runs, their events and online workers are never purged."""
     events_deleted = conn.execute(_PURGE[0], {"days": days}).rowcount
     runs_deleted = conn.execute(_PURGE[1], {"days": days}).rowcount
     params = {"days": days, "online": WorkerState.ONLINE}
