@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hive.cli.base import command, echo_json, json_option
+from hive.cli.base import FiniteRange, command, echo_json, json_option
 
 
 def _age(seconds: float | None) -> str:
@@ -57,7 +57,7 @@ def render(status: Any) -> list[str]:
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.5),
+    type=FiniteRange(min=0.5),
     default=2.0,
     show_default=True,
     help="Seconds between refreshes with --watch.",
