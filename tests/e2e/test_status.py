@@ -126,7 +126,12 @@ def test_status_shows_dead_letters_and_a_lost_worker_and_watch_refreshes_in_plac
         )
     finally:
         watch.send_signal(signal.SIGINT)  # how an operator leaves it: exits 0
-        assert watch.wait(timeout=15) == 0
+        try:
+            assert watch.wait(timeout=15) == 0
+        finally:
+            if watch.poll() is None:  # never left running past the test
+                os.killpg(watch.pid, signal.SIGKILL)
+                watch.wait()
 
     shown = _status(env)
     assert shown["dead_letters"] == {"fails-midway": 1}
