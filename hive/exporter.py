@@ -108,10 +108,11 @@ class FarmReader:
         by_step = {step: name for name, step in PRIORITIES.items()}
         lists = [(q, p, keys.priority_list(q, s)) for q in queues for s, p in by_step.items()]
         try:
-            pipe = self._client().pipeline(transaction=False)
-            for _, _, key in lists:
-                pipe.llen(key)
-            lengths = pipe.execute(raise_on_error=False)
+            # Reset on leaving, not by its __del__ whenever the collector runs.
+            with self._client().pipeline(transaction=False) as pipe:
+                for _, _, key in lists:
+                    pipe.llen(key)
+                lengths = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
             logger.warning("farm figures: cannot read Redis: %s", type(exc).__name__)
             self._redis = None

@@ -179,6 +179,9 @@ def stderr_handler(filters: Sequence[logging.Filter] = ()) -> logging.Handler:
     return handler
 
 
+_URL_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(
     level: int | str | None = None,
     *,
@@ -197,3 +200,9 @@ def configure_logging(
         level = settings.logs.level
     number = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     root.setLevel(max(number, at_least or logging.NOTSET))
+    # httpx writes every request's URL, query included, at INFO: a health URL's token (beat's
+    # probes), a run's data in an http step's query. Payloads and secrets stay below DEBUG.
+    for name in _URL_LOGGERS:
+        logging.getLogger(name).setLevel(
+            logging.NOTSET if number <= logging.DEBUG else logging.WARNING
+        )

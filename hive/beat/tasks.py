@@ -15,7 +15,7 @@ from hive.beat import health, lock, recovery
 from hive.db import api_keys as key_store
 from hive.db import events as event_log
 from hive.db import sweeps
-from hive.db.retrying import in_transaction, waiting_at_most
+from hive.db.retrying import Connection, in_transaction, waiting_at_most
 from hive.errors import ServiceUnavailable
 from hive.logs import log_context
 from hive.settings import RetentionSettings, get_settings
@@ -46,6 +46,9 @@ def _recover(client: redis.Redis) -> dict[str, Any]:
 # Audit records deleted per transaction: a trail of millions is purged in short
 # transactions, none holding its rows (or a replica's apply) for long.
 AUDIT_PURGE_BATCH = 5000
+# Runs (each with its steps, attempts and events) and events deleted per transaction.
+RUN_PURGE_BATCH = 1000
+EVENT_PURGE_BATCH = 5000
 
 
 def purge_now() -> dict[str, Any] | None:
@@ -57,15 +60,25 @@ def purge_now() -> dict[str, Any] | None:
 
 
 def _purge(retention: RetentionSettings) -> dict[str, Any]:
-    purged = in_transaction(lambda c: sweeps.purge_older_than(c, retention.days))
-    audit = 0
+    days, audit_days = retention.days, retention.audit_days
+    runs = _in_batches(lambda c, n: sweeps.purge_runs_batch(c, days, n), RUN_PURGE_BATCH)
+    events = _in_batches(lambda c, n: sweeps.purge_events_batch(c, days, n), EVENT_PURGE_BATCH)
+    registry = in_transaction(lambda c: sweeps.purge_registry(c, days))
+    audit = _in_batches(
+        lambda c, n: key_store.purge_audit_batch(c, audit_days, n), AUDIT_PURGE_BATCH
+    )
+    return {"runs": runs, "events": events, **registry, "audit": audit}
+
+
+def _in_batches(delete: Callable[[Connection, int], int], batch: int) -> int:
+    """Run ``delete`` (at most ``batch`` rows) a transaction at a time until a batch comes
+    back short; how many rows in all."""
+    total = 0
     while True:
-        batch = in_transaction(
-            lambda c: key_store.purge_audit_batch(c, retention.audit_days, AUDIT_PURGE_BATCH)
-        )
-        audit += batch
-        if batch < AUDIT_PURGE_BATCH:
-            return {**purged, "audit": audit}
+        deleted = in_transaction(lambda c: delete(c, batch))
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 def health_now() -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ at module level, here or in any area module: ``hive --help`` stays cheap.
 from __future__ import annotations
 
 import json
+import math
 import re
 import signal
 import sys
@@ -167,6 +168,18 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only i
 
 
 DURATION = DurationType()
+
+
+class FiniteRange(click.FloatRange):
+    """``click.FloatRange`` without NaN and infinity, which it lets through (NaN compares
+    false with every bound): a wait of ``nan`` seconds would never end, and a health check
+    ``--within nan`` never fail."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
 
 
 def parse_since(value: str) -> datetime:

@@ -6,7 +6,7 @@ import getpass
 
 import click
 
-from hive.cli.base import echo_json, group, json_option, table
+from hive.cli.base import FiniteRange, echo_json, group, json_option, table
 
 
 @group()
@@ -62,7 +62,7 @@ def budgets_show(tenant: str, as_json: bool) -> None:
 
 @budgets.command("set")
 @click.argument("tenant")
-@click.option("--daily-usd", type=click.FloatRange(min=0, min_open=True), required=True,
+@click.option("--daily-usd", type=FiniteRange(min=0, min_open=True), required=True,
               help="What the tenant's steps may spend per UTC day.")  # fmt: skip
 def budgets_set(tenant: str, daily_usd: float) -> None:
     """Give TENANT a daily budget (replacing its current one)."""

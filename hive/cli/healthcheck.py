@@ -12,12 +12,12 @@ from typing import Any
 
 import click
 
-from hive.cli.base import EXIT_USER_ERROR, default_worker_name, group
+from hive.cli.base import EXIT_USER_ERROR, FiniteRange, default_worker_name, group
 
 _TIMEOUT = click.option(
     "--timeout",
     "timeout_s",
-    type=click.FloatRange(min=0.1),
+    type=FiniteRange(min=0.1),
     default=5.0,
     show_default=True,
     help="Seconds to wait for the answer.",
@@ -55,7 +55,7 @@ def healthcheck_worker(node: str | None, timeout_s: float) -> None:
 @click.option(
     "--within",
     "within_s",
-    type=click.FloatRange(min=1),
+    type=FiniteRange(min=1),
     default=None,
     help="Seconds within which a maintenance task must have succeeded "
     "[default: three times the shortest interval].",

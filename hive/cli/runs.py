@@ -9,6 +9,7 @@ import click
 
 from hive.cli.base import (
     RUN_ID,
+    FiniteRange,
     command,
     echo_json,
     fail,
@@ -34,12 +35,12 @@ _RUN_STATUSES = [status.value for status in RunStatus]
     show_default=True,
 )
 @click.option("--idempotency-key", default=None, help="The same key gives back the same run.")
-@click.option("--deadline", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--deadline", type=FiniteRange(min=0, min_open=True), default=None,
               help="Seconds; a run not finished by then ends expired.")  # fmt: skip
-@click.option("--budget-usd", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--budget-usd", type=FiniteRange(min=0, min_open=True), default=None,
               help="The run's cost budget in USD, in place of its pipeline's.")  # fmt: skip
 @click.option("--wait", is_flag=True, help="Wait and print the output; exit 1 if the run fails.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--timeout", type=FiniteRange(min=0, min_open=True), default=None,
               help="With --wait: seconds to wait.")  # fmt: skip
 def submit(
     pipeline: str,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from typing import Any
 
 import click
 
-from hive.cli.base import command, echo_json, json_option
+from hive.cli.base import FiniteRange, command, echo_json, json_option
 
 
 def _age(seconds: float | None) -> str:
@@ -57,7 +58,7 @@ def render(status: Any) -> list[str]:
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0.5),
+    type=FiniteRange(min=0.5),
     default=2.0,
     show_default=True,
     help="Seconds between refreshes with --watch.",
@@ -69,19 +70,20 @@ def status(as_json: bool, watch: bool, interval: float) -> None:
     from hive.settings import get_settings
 
     settings = get_settings()
-    try:
-        while True:
-            now = service.farm_status(settings, service.OPERATOR)
-            if as_json:
-                echo_json(now.to_json())
-            else:
-                if watch:
-                    click.clear()
-                click.echo("\n".join(render(now)))
-            if not watch:
-                return
-            time.sleep(interval)
-    except KeyboardInterrupt:
-        # Ctrl-C is how a watch ends, whether it lands in the sleep or in a refresh.
+    interrupted: list[int] = []
+    if watch:
+        # Ctrl-C is how a watch ends, wherever it lands. Noted, not raised: a
+        # KeyboardInterrupt raised inside a finalizer (redis-py's Pipeline.__del__ runs
+        # during a refresh) is dropped by Python, and the watch went on for good.
+        signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    while not interrupted:
+        now = service.farm_status(settings, service.OPERATOR)
+        if as_json:
+            echo_json(now.to_json())
+        else:
+            if watch:
+                click.clear()
+            click.echo("\n".join(render(now)))
         if not watch:
-            raise
+            return
+        time.sleep(interval)  # a signal's handler runs, then the sleep goes on (PEP 475)

@@ -113,6 +113,18 @@ class FarmFigures:
     """pipeline -> how long its oldest pending approval has waited."""
     runs_closed: dict[tuple[str, str], int] = field(default_factory=dict)
     """(pipeline, final status) -> runs closed since the counters began: never decreases."""
+    read_at_s: float = 0.0
+    """Unix time of the reading by PostgreSQL's clock, which ages of the times above are
+    measured from."""
+
+
+_NOW = text("SELECT extract(epoch FROM now())::float8")
+
+
+def database_now(conn: Connection) -> float:
+    """PostgreSQL's clock, as Unix time: the one its timestamps' ages are measured by, so a
+    host whose clock is off reads them right."""
+    return float(conn.execute(_NOW).scalar_one())
 
 
 def read_maintenance(conn: Connection) -> dict[str, float]:
@@ -127,6 +139,7 @@ def read_figures(conn: Connection, default_queue: str) -> FarmFigures:
         dead_letters={r.pipeline: r.n for r in conn.execute(_DEAD_LETTERS)},
         maintenance_last_success=read_maintenance(conn),
         runs_closed={(r.pipeline, r.status): r.n for r in conn.execute(_RUN_CLOSES)},
+        read_at_s=database_now(conn),
     )
     # Zeros too: "no passing instance" is a series at 0, not a missing one.
     for row in conn.execute(_SERVICE_INSTANCES):

@@ -188,16 +188,51 @@ def overdue_runs(conn: Connection, limit: int = 1000) -> list[uuid.UUID]:
     return [r.id for r in conn.execute(_OVERDUE, {"limit": limit})]
 
 
-_PURGE = (
-    text("DELETE FROM events WHERE created_at < now() - make_interval(days => :days)"),
-    text(
-        """
-        DELETE FROM runs
-         WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired', 'budget_exceeded')
+# Old runs and events go a batch per transaction (the caller commits between batches): a
+# month of runs, with the steps, attempts and events that cascade from them, is purged in
+# short transactions, none holding many rows' locks (or a replica's apply) for long. Old
+# runs are found through ix_runs_created_at (a run finishes after it is created); a replayed
+# run counts from its last close.
+_PURGE_RUNS = text(
+    """
+    DELETE FROM runs
+     WHERE id IN (
+        SELECT id FROM runs
+         WHERE created_at < now() - make_interval(days => :days)
+           AND status IN ('succeeded', 'failed', 'cancelled', 'expired', 'budget_exceeded')
            AND coalesce(finished_at, created_at) < now() - make_interval(days => :days)
-        """
-    ),
+         ORDER BY created_at
+         LIMIT :batch
+     )
+    """
 )
+
+# A run's events go with the run (cascade) once it is finished and old: while it is still
+# going (held for an approval for weeks, say) its history is kept.
+_PURGE_EVENTS = text(
+    """
+    DELETE FROM events
+     WHERE id IN (
+        SELECT e.id FROM events e
+         WHERE e.created_at < now() - make_interval(days => :days)
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.finished_at IS NULL)
+         ORDER BY e.created_at
+         LIMIT :batch
+     )
+    """
+)
+
+
+def purge_runs_batch(conn: Connection, days: int, batch: int) -> int:
+    """Delete at most ``batch`` of the oldest finished runs older than ``days`` (their steps,
+    attempts, events, dead letters, approvals and budget holds cascade); how many."""
+    return int(conn.execute(_PURGE_RUNS, {"days": days, "batch": batch}).rowcount)
+
+
+def purge_events_batch(conn: Connection, days: int, batch: int) -> int:
+    """Delete at most ``batch`` of the oldest events older than ``days``, none of a run still
+    going; how many."""
+    return int(conn.execute(_PURGE_EVENTS, {"days": days, "batch": batch}).rowcount)
 
 
 # Workers that left (offline) or were lost that long ago: a farm whose node names change
@@ -219,14 +254,11 @@ _PURGE_BUDGET_DAYS = text(
 )
 
 
-def purge_older_than(conn: Connection, days: int) -> dict[str, Any]:
-    """Delete finished runs (their steps, attempts, events, dead letters and budget holds
-    cascade), events, workers gone (offline or lost) and tenants' daily spending older
-    than ``days``. Active runs and online workers are never purged."""
-    events_deleted = conn.execute(_PURGE[0], {"days": days}).rowcount
-    runs_deleted = conn.execute(_PURGE[1], {"days": days}).rowcount
+def purge_registry(conn: Connection, days: int) -> dict[str, Any]:
+    """Delete workers gone (offline or lost) and tenants' daily spending older than
+    ``days`` (a few rows: one per node name, one per tenant and day). Online workers are
+    never purged."""
     params = {"days": days, "online": WorkerState.ONLINE}
     workers_deleted = conn.execute(_PURGE_WORKERS, params).rowcount
     budget_days = conn.execute(_PURGE_BUDGET_DAYS, {"days": days}).rowcount
-    return {"runs": runs_deleted, "events": events_deleted, "workers": workers_deleted,
-            "budget_days": budget_days}  # fmt: skip
+    return {"workers": workers_deleted, "budget_days": budget_days}

@@ -99,9 +99,11 @@ def _take(
     slot_holder: str,
     rate_holder: str,
     lease_s: float,
+    waiter: str,
 ) -> None:
-    """Take the slots, then the rates; all or nothing, else StepDeferred."""
-    taken = _semaphore.acquire(concurrency, slot_holder, lease_s)
+    """Take the slots, then the rates; all or nothing, else StepDeferred. ``waiter`` names
+    the step (or its call) across attempts, whose denials in a row lengthen its wait."""
+    taken = _semaphore.acquire(concurrency, slot_holder, lease_s, waiter)
     if not taken.acquired:
         assert taken.limit is not None
         raise StepDeferred(
@@ -177,7 +179,7 @@ def admit_step(
 def _admitted(info: StepInfo, entries: list[tuple[str, LimitEntry]]) -> Iterator[Admission]:
     concurrency, rate_limits = _limits_of(entries)
     slot_holder = f"{info.holder}:{info.attempt}"
-    _take(concurrency, rate_limits, slot_holder, info.holder, info.lease_s)
+    _take(concurrency, rate_limits, slot_holder, info.holder, info.lease_s, info.holder)
     admission = Admission(concurrency, slot_holder)
     try:
         yield admission
@@ -265,7 +267,10 @@ class _Call:
             self._concurrency, rate_limits = _limits_of(entries, tokens)
             self._ticket = _Ticket([r for r in rate_limits if r.measure == "tokens"], tokens)
             try:
-                _take(self._concurrency, rate_limits, self._holder, info.holder, info.lease_s)
+                waiter = f"{info.holder}:{self._resource.kind}:{self._resource.name}"
+                _take(
+                    self._concurrency, rate_limits, self._holder, info.holder, info.lease_s, waiter
+                )
             except BaseException:
                 if bp is not None:
                     _breakers.release_probe(breaker, self._holder)

@@ -38,21 +38,25 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local holder = ARGV[1]
 local lease = tonumber(ARGV[2])
 local n = #KEYS / 2
+local waiter = ARGV[4 + n]
 for i = 1, n do
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
 end
 for i = 1, n do
   local limit = tonumber(ARGV[2 + i])
   if not redis.call('ZSCORE', KEYS[i], holder) and redis.call('ZCARD', KEYS[i]) >= limit then
-    local denials = redis.call('HINCRBY', KEYS[n + i], holder, 1)
+    local denials = redis.call('HINCRBY', KEYS[n + i], waiter, 1)
     redis.call('EXPIRE', KEYS[n + i], tonumber(ARGV[3 + n]))
     return {0, i, denials}
   end
 end
 for i = 1, n do
   redis.call('ZADD', KEYS[i], now + lease, holder)
-  redis.call('PEXPIRE', KEYS[i], lease)
-  redis.call('HDEL', KEYS[n + i], holder)
+  -- Never shorter than a lease already held there: the key's expiry frees every slot.
+  if redis.call('PTTL', KEYS[i]) < lease then
+    redis.call('PEXPIRE', KEYS[i], lease)
+  end
+  redis.call('HDEL', KEYS[n + i], waiter)
 end
 return {1, 0, 0}
 """
@@ -86,15 +90,23 @@ class Semaphore:
     def client(self) -> redis.Redis:
         return self._client or guard_redis()
 
-    def acquire(self, limits: list[ConcurrencyLimit], holder: str, lease_s: float) -> SlotDecision:
-        """A slot in every one of ``limits`` for ``holder``, leased for ``lease_s``, or none."""
+    def acquire(
+        self,
+        limits: list[ConcurrencyLimit],
+        holder: str,
+        lease_s: float,
+        waiter: str | None = None,
+    ) -> SlotDecision:
+        """A slot in every one of ``limits`` for ``holder``, leased for ``lease_s``, or none.
+        Times turned away in a row are counted for ``waiter`` (default: ``holder``): the
+        step across its attempts, since each deferral comes back as the next attempt."""
         if not limits:
             return SlotDecision(True)
         p = prefix()
         keys_ = [keys.concurrency_key(p, c.entry) for c in limits]
         keys_ += [keys.concurrency_waiters(p, c.entry) for c in limits]
         args: list[str | int] = [holder, max(int(lease_s * 1000), 1)]
-        args += [*(c.limit for c in limits), _WAITERS_TTL_S]
+        args += [*(c.limit for c in limits), _WAITERS_TTL_S, waiter or holder]
         if self._acquire is None:
             self._acquire = self.client.register_script(_ACQUIRE)
         try:

@@ -36,8 +36,11 @@ def screen_step(
     agent: str,
     guard: InputGuardOptions | None,
     step_input: Any,
+    template: Any = None,
 ) -> Any:
     """The input the agent gets: ``step_input`` with its personal data redacted.
+    ``template`` is the step's input template, which tells the pipeline's own system
+    messages (not scored for injection) from those a run's input supplied.
 
     Raises:
         InputBlocked: the injection score reached the threshold and the action is ``block``.
@@ -62,7 +65,7 @@ def screen_step(
             rules = rule_set()
         except SettingsError as exc:
             raise PermanentError(str(exc)) from None
-        injection = score_injection(prompts.injection_texts(step_input), rules)
+        injection = score_injection(prompts.injection_texts(step_input, template), rules)
     suspect = guard.injection != "off" and injection.score >= guard.threshold
     action = guard.injection if suspect else "pass"
     detail: dict[str, Any] = {

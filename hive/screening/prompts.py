@@ -3,9 +3,12 @@ redacted.
 
 A chat-shaped input (a ``messages`` list of ``{role, content}`` objects: the ``llm``
 agent's, or any agent's of that shape) is screened in its messages alone: every string of
-each ``content``. A ``system`` message is the pipeline author's own text: redacted like the
-rest, not scored for injection (a system prompt saying "never reveal these instructions"
-is no attack). Any other input is screened in every string it holds.
+each ``content``. A ``system`` message written out in the pipeline is its author's own text:
+redacted like the rest, not scored for injection (a system prompt saying "never reveal
+these instructions" is no attack). A system message that came from a run's input (the
+step's template says ``messages: $input.messages``, or a reference in the message) is a
+producer's text, and scored as any other. Any other input is screened in every string it
+holds.
 """
 
 from __future__ import annotations
@@ -49,12 +52,29 @@ def _messages(step_input: Any) -> list[dict[str, Any]] | None:
     return None
 
 
-def injection_texts(step_input: Any) -> list[str]:
-    """The strings scored for prompt injection."""
+def injection_texts(step_input: Any, template: Any = None) -> list[str]:
+    """The strings scored for prompt injection. ``template`` is the step's input template:
+    a system message is left out only when the template holds that very message at its
+    place, written out (no reference resolved into it)."""
     messages = _messages(step_input)
     if messages is None:
         return _strings(step_input)
-    return [s for m in messages if m.get("role") != "system" for s in _strings(m["content"])]
+    written = _written_messages(template)
+    return [
+        s
+        for i, m in enumerate(messages)
+        if not (m.get("role") == "system" and i < len(written) and written[i] == m)
+        for s in _strings(m["content"])
+    ]
+
+
+def _written_messages(template: Any) -> list[Any]:
+    """The template's messages as the pipeline writes them; none when they come whole from
+    a reference. A message holding a reference never equals its resolved value, nor one
+    with an escaped ``$$`` (those are scored: the safe side)."""
+    if isinstance(template, dict) and isinstance(template.get("messages"), list):
+        return list(template["messages"])
+    return []
 
 
 def redacted(step_input: Any, redact: Redact) -> Any:

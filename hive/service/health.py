@@ -16,7 +16,6 @@ Each returns a :class:`Health`; none raises for an unhealthy answer.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -65,16 +64,16 @@ def beat_health(settings: Settings, caller: Caller, *, within_s: float | None = 
     """
     caller.require(Right.INSPECT)
     from hive.beat.schedule import maintenance_intervals
-    from hive.db.figures import read_maintenance
+    from hive.db.figures import database_now, read_maintenance
     from hive.db.retrying import in_transaction
 
     intervals = maintenance_intervals(settings)
     window = within_s if within_s is not None else 3 * min(intervals.values())
     try:
-        last = in_transaction(read_maintenance, retry_s=0)
+        # Ages by PostgreSQL's clock, which wrote the times: this host's may be off.
+        last, now = in_transaction(lambda c: (read_maintenance(c), database_now(c)), retry_s=0)
     except HiveError as exc:
         return Health(False, f"cannot read the maintenance record: {exc}")
-    now = time.time()
     ages = {task: max(now - last[task], 0.0) for task in intervals if task in last}
     seen = ", ".join(f"{task} {age:.0f}s ago" for task, age in sorted(ages.items()))
     if not ages:

@@ -8,7 +8,6 @@ succeeded, against its interval. Farm-wide, so the operator's (``Right.INSPECT``
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -102,12 +101,12 @@ def farm_status(settings: Settings, caller: Caller) -> FarmStatus:
 
     reader = FarmReader(settings)
     try:
-        return _shape(settings, reader.read(), time.time())
+        return _shape(settings, reader.read())
     finally:
         reader.close()
 
 
-def _shape(settings: Settings, reading: FarmReading, now: float) -> FarmStatus:
+def _shape(settings: Settings, reading: FarmReading) -> FarmStatus:
     from hive.beat.schedule import maintenance_intervals
 
     figures, depths = reading.figures, reading.depths
@@ -121,6 +120,8 @@ def _shape(settings: Settings, reading: FarmReading, now: float) -> FarmStatus:
         for queue in reading.queues
     ]
     last = {} if figures is None else figures.maintenance_last_success
+    # Ages by the clock that wrote the times (PostgreSQL's), whatever this host's says.
+    now = 0.0 if figures is None else figures.read_at_s
     maintenance = [
         MaintenanceStatus(task, interval, None if task not in last else max(now - last[task], 0.0))
         for task, interval in maintenance_intervals(settings).items()

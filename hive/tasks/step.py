@@ -117,7 +117,12 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
         step_input = resolve(claimed.input_template, claimed.run_input, claimed.upstream)
         # The input guard (hive/screening): redacted, or blocked, or held for a person.
         step_input = screen_step(
-            rid, step_id, claimed.agent, claimed.options.input_guard, step_input
+            rid,
+            step_id,
+            claimed.agent,
+            claimed.options.input_guard,
+            step_input,
+            claimed.input_template,
         )
         guarded = StepInfo(
             run_id=run_id,

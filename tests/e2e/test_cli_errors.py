@@ -235,6 +235,13 @@ def test_cli_on_a_database_without_hive_tables_says_to_run_db_upgrade(
         ["submit", "echo-one", "--input", "{}", "--priority", "urgent"],
         ["submit", "echo-one", "--input", '{"text": "x"}', "--timeout", "5"],
         ["submit", "echo-one", "--input", '{"text": "x"}', "--wait", "--timeout", "-1"],
+        # Not a number of seconds: a wait that never ends, a health check that never fails.
+        ["submit", "echo-one", "--input", '{"text": "x"}', "--wait", "--timeout", "nan"],
+        ["submit", "echo-one", "--input", '{"text": "x"}', "--deadline", "inf"],
+        ["healthcheck", "beat", "--within", "nan"],
+        ["healthcheck", "worker", "--timeout", "inf"],
+        ["status", "--watch", "--interval", "nan"],
+        ["budgets", "set", "acme", "--daily-usd", "nan"],
         ["dlq", "list", "--since", "99999999999d"],
         ["dlq", "show", "not-a-uuid"],
         ["workers", "list", "--state", "gone"],

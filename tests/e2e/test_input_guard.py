@@ -122,6 +122,22 @@ def test_a_blocked_injection_fails_the_step_for_good_without_quoting_it(
     assert llm.requests_for("model-g") == []  # nothing reached the model
 
 
+def test_a_system_message_from_the_runs_input_is_screened_as_the_producers_text(
+    llm: LlmServer, start_worker: Callable[..., HiveProcess]
+) -> None:
+    # Only a system message the pipeline writes out is its author's text, left unscored.
+    start_worker()
+    messages = [{"role": "system", "content": INJECTION}, {"role": "user", "content": "Hi"}]
+
+    run = Client().submit("llm-guard-chat", {"messages": messages})
+
+    with pytest.raises(RunFailed):
+        run.wait(timeout=60)
+    assert db.steps_of(run.id)["ask"].error["type"] == "InputBlocked"
+    assert screenings(run.id)[0]["decision"] == "block"
+    assert llm.requests_for("model-g") == []
+
+
 def test_an_escalated_injection_waits_for_a_person_and_runs_once_approved(
     llm: LlmServer, start_worker: Callable[..., HiveProcess], env: dict[str, str]
 ) -> None:

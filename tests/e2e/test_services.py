@@ -252,3 +252,26 @@ def test_tenants_see_and_manage_their_own_instances_and_roles_are_checked(
         with pytest.raises(PermissionDenied):
             services.deregister(mine)
     assert Client().services.get(mine).url == "http://acme-search:80", "nothing changed"
+
+
+@pytest.mark.timeout(120)
+def test_a_health_urls_query_never_reaches_the_workers_log(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    registry: None,
+) -> None:
+    # A health URL may carry a token in its query; httpx logs every request's URL at INFO.
+    secret = "s3cr3t-health-token"
+    path = f"ok?token={secret}"
+    stub = HealthStub({path: 200})
+    try:
+        Client().services.register(
+            "tool-api", "http://127.0.0.1:1/", health_url=stub.url(path), instance_id="ok"
+        )
+        worker = start_worker("--concurrency", "1", extra_env=FAST_HEALTH)
+        start_beat(extra_env=FAST_HEALTH)
+        wait_until(lambda: stub.hits.get(path, 0) >= 2, 60, "two probes of the instance")
+        assert _status("ok") == "passing"
+        assert secret not in worker.log()
+    finally:
+        stub.close()

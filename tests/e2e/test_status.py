@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,12 @@ def test_status_shows_dead_letters_and_a_lost_worker_and_watch_refreshes_in_plac
         )
     finally:
         watch.send_signal(signal.SIGINT)  # how an operator leaves it: exits 0
-        assert watch.wait(timeout=15) == 0
+        try:
+            assert watch.wait(timeout=15) == 0
+        finally:
+            if watch.poll() is None:  # never left running past the test
+                os.killpg(watch.pid, signal.SIGKILL)
+                watch.wait()
 
     shown = _status(env)
     assert shown["dead_letters"] == {"fails-midway": 1}
@@ -155,3 +161,51 @@ def test_status_is_the_operators_alone(env: dict[str, str]) -> None:
 
     with pytest.raises(PermissionDenied):
         service.farm_status(get_settings(), admin)
+
+
+# `hive status --watch` whose every refresh leaves a finalizer that takes a while, as
+# redis-py's Pipeline.__del__ does (briefly) after each reading of the queues.
+_SLOW_FINALIZER = """
+import sys, time
+from hive import service
+from hive.cli import main
+
+class Garbage:
+    def __del__(self):
+        print("in a finalizer", flush=True)
+        time.sleep(2)
+
+real = service.farm_status
+
+def farm_status(*args, **kwargs):
+    Garbage()  # dropped at once: its __del__ runs inside the refresh
+    return real(*args, **kwargs)
+
+service.farm_status = farm_status
+sys.argv = ["hive", "status", "--watch", "--interval", "0.5"]
+main()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_ends_the_watch_even_when_it_lands_in_a_finalizer(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # A KeyboardInterrupt raised inside __del__ is printed and dropped by Python: the watch
+    # went on refreshing for good (seen with redis-py's Pipeline.__del__).
+    out = tmp_path / "watch.out"
+    watch = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_FINALIZER],
+        env=env,
+        stdout=out.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: "in a finalizer" in out.read_text(), 30, "a finalizer running")
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=15) == 0, out.read_text()[-2000:]
+    finally:
+        if watch.poll() is None:
+            os.killpg(watch.pid, signal.SIGKILL)
+            watch.wait()

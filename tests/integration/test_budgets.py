@@ -197,7 +197,7 @@ def test_retention_purges_a_tenants_spending_of_days_long_past(clean_state: None
         " ('acme', (now() AT TIME ZONE 'UTC')::date - 40, 0.9)"
     )
 
-    purged = in_transaction(lambda c: sweeps.purge_older_than(c, 30))
+    purged = in_transaction(lambda c: sweeps.purge_registry(c, 30))
 
     assert purged["budget_days"] == 1
     (today,) = Client().budgets.list()

@@ -7,6 +7,7 @@ import time
 import uuid
 
 import pytest
+import redis
 
 from hive.agents.base import Resource
 from hive.errors import ApprovalRequired, BreakerOpen, StepDeferred
@@ -43,6 +44,25 @@ def test_a_step_holds_its_agents_slot_while_it_runs(clean_state: None) -> None:
         assert 0.05 <= raised.value.countdown_s <= 0.2
     with admit_step(_step("b"), POLICY):
         pass
+
+
+def test_a_step_turned_away_again_and_again_waits_longer_each_time(
+    clean_state: None, redis_db: tuple[redis.Redis, int]
+) -> None:
+    # Each deferral sends the step back as its next attempt: counted per attempt, every
+    # time was the first, the countdown stayed at its 0.1 s floor and each attempt left
+    # an entry in the limit's waiters hash.
+    countdowns: list[float] = []
+    with admit_step(_step("a"), POLICY):
+        for attempt in range(1, 11):
+            turned = StepInfo("run", "b", attempt, "echo", None, timeout_s=30, worker="w@t")
+            with pytest.raises(StepDeferred) as raised, admit_step(turned, POLICY):
+                pass
+            countdowns.append(raised.value.countdown_s)
+    assert countdowns[-1] > 2.5, countdowns  # 0.1 s x 1.5^9 = 3.8 s, less a quarter
+    client, _ = redis_db
+    [waiters] = [k for k in client.keys("*") if k.endswith(b":waiting")]
+    assert client.hlen(waiters) <= 1, "one entry per waiting step, not per attempt"
 
 
 def test_each_tenant_gets_the_default_limit_of_its_own(clean_state: None) -> None:

@@ -122,6 +122,21 @@ def test_a_concurrency_limit_leases_slots_that_come_back_on_release_or_expiry(
     assert semaphore.acquire([two], "d", lease_s=60).acquired
 
 
+def test_a_short_lease_never_cuts_a_longer_one_held_beside_it(clean_state: None) -> None:
+    # The limit's key once took the lease of whoever acquired last as its TTL: an hour-long
+    # step's slot vanished with the key when a short step beside it took the other slot.
+    semaphore = Semaphore(keeper_tick_s=3600)  # no renewal: the first lease is all there is
+    two = ConcurrencyLimit("tenant:acme", 2)
+    assert semaphore.acquire([two], "long", lease_s=3600).acquired
+    assert semaphore.acquire([two], "short", lease_s=0.2).acquired
+    semaphore.release([two], "short")
+    time.sleep(0.4)  # well past the short lease
+
+    assert semaphore.holders("tenant:acme") == 1, "the hour-long slot is still held"
+    assert semaphore.acquire([two], "next", lease_s=60).acquired
+    assert not semaphore.acquire([two], "one too many", lease_s=60).acquired
+
+
 def test_a_slot_is_kept_past_its_lease_while_its_holder_runs(clean_state: None) -> None:
     semaphore = Semaphore(keeper_tick_s=0.05)
     one = ConcurrencyLimit("agent:hang", 1)
