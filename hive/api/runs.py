@@ -53,7 +53,8 @@ async def submit_run(
     who: Principal = Depends(principal),  # noqa: B008
 ) -> dict[str, Any]:
     """Start a run of a pipeline. The input is checked against the pipeline's input_schema
-    before anything is stored; the same ``idempotency_key`` gives back the same run (200)."""
+    before anything is stored. The same ``idempotency_key`` with the same pipeline and input
+    gives back the run it started (200); with another pipeline or input it is a 422."""
     # Async, its work on the API's threads: one hop (hive/api/threads.py).
     submitted = await in_thread(_submit, body, request, who)
     response.headers["Location"] = _location(submitted["id"])
