@@ -15,7 +15,8 @@
     ├── PermissionDenied         the caller's role lacks the right (never about whose run it is)
     ├── AuthenticationFailed     no API key, or one that is unknown, wrong, expired or revoked
     ├── TooManyRequests          admission refused a call: the tenant's request rate is spent
-    │   └── TooManyRunsInFlight  ... or its runs in flight are at the cap
+    │   ├── TooManyRunsInFlight  ... or its runs in flight are at the cap
+    │   └── TooManyServiceInstances  ... or its registered service instances are at the cap
     ├── ApiError                 the HTTP API answered what the client knows no error for
     ├── NotAvailableOverHttp     a Client(base_url=...) was asked what the HTTP API does not offer
     ├── ApiKeyNotFound           no API key with that id (that the caller may see)
@@ -244,6 +245,26 @@ class TooManyRunsInFlight(TooManyRequests):
         return (
             f"{whose} has {self.cap} runs in flight, the most allowed "
             "(HIVE_API_MAX_RUNS_IN_FLIGHT); submit again once some have finished"
+        )
+
+
+class TooManyServiceInstances(TooManyRequests):
+    """A registration refused because the tenant already has ``cap`` service instances
+    registered (``HIVE_MAX_SERVICE_INSTANCES``): it may register another once it has
+    deregistered some. A heartbeat or re-registration of an instance it has is never
+    refused."""
+
+    def __init__(self, tenant: str | None, cap: int) -> None:
+        super().__init__(1.0)
+        self.args = (tenant, cap)
+        self.tenant = tenant
+        self.cap = cap
+
+    def __str__(self) -> str:
+        whose = f"tenant {self.tenant!r}" if self.tenant is not None else "the farm (no tenant)"
+        return (
+            f"{whose} has {self.cap} service instances registered, the most allowed "
+            "(HIVE_MAX_SERVICE_INSTANCES); deregister some before registering another"
         )
 
 

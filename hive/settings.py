@@ -253,7 +253,7 @@ class RetentionSettings(_Section):
 
 
 class HealthSettings(_Section):
-    """The service registry's checks: beat's health sweep and cleanup."""
+    """The service registry's checks (beat's health sweep and cleanup) and its cap."""
 
     interval_s: float = _var(
         "HEALTH_INTERVAL_S", "how often beat runs `health_sweep`", default=10.0, gt=0
@@ -274,6 +274,14 @@ class HealthSettings(_Section):
         "`critical`; one success makes it `passing` again",
         default=3,
         ge=1,
+    )
+    max_instances: int = _var(
+        "MAX_SERVICE_INSTANCES",
+        "the service instances a tenant may have registered; registering another is refused "
+        "with 429 until some are deregistered (a heartbeat or re-registration never is). "
+        "0: no cap",
+        default=1000,
+        ge=0,
     )
 
 

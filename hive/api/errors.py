@@ -10,6 +10,7 @@
     422 invalid        each problem with where it is           RequestValidationError, InputError
     429 rate_limited   the tenant's request rate is spent      TooManyRequests (Retry-After)
     429 too_many_runs  the tenant's runs in flight are at the cap  TooManyRunsInFlight
+    429 too_many_instances  its service instances are at the cap  TooManyServiceInstances
     503 unavailable    PostgreSQL or Redis cannot be reached,  ServiceUnavailable...
                        or the pipeline files cannot be loaded  PipelineError
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
@@ -47,6 +48,7 @@ from hive.errors import (
     SettingsError,
     TooManyRequests,
     TooManyRunsInFlight,
+    TooManyServiceInstances,
     UnknownPipeline,
 )
 
@@ -170,7 +172,11 @@ def _too_many(exc: TooManyRequests) -> JSONResponse:
             "RateLimit-Remaining": "0",
             "RateLimit-Reset": str(exc.reset_s),
         }
-    kind = "too_many_runs" if isinstance(exc, TooManyRunsInFlight) else "rate_limited"
+    kind = "rate_limited"
+    if isinstance(exc, TooManyRunsInFlight):
+        kind = "too_many_runs"
+    elif isinstance(exc, TooManyServiceInstances):
+        kind = "too_many_instances"
     return answer(429, kind, str(exc), headers=headers)
 
 
@@ -226,7 +232,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _described("The request does not fit: each problem with its place."),
     429: _described(
         "The tenant's request rate is spent (`Retry-After`, `RateLimit-*`), or, on submit, "
-        "its runs in flight are at the cap (`too_many_runs`)."
+        "its runs in flight are at the cap (`too_many_runs`), or, on registering a service "
+        "instance, its instances are (`too_many_instances`)."
     ),
     503: _described("PostgreSQL or Redis cannot be reached, or the pipeline files loaded."),
 }

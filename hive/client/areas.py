@@ -59,6 +59,8 @@ class Services:
         Raises:
             InvalidArgument: names each argument that is not as documented.
             PermissionDenied: the client's role may not manage services.
+            TooManyServiceInstances: a new instance, and the tenant has
+                ``HIVE_MAX_SERVICE_INSTANCES`` registered already (``cap``).
         """
         return self._transport.register_service(
             name, url, health_url=health_url, ttl_s=ttl_s,

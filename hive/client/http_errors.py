@@ -33,6 +33,7 @@ from hive.errors import (
     ServiceUnavailable,
     TooManyRequests,
     TooManyRunsInFlight,
+    TooManyServiceInstances,
     UnknownPipeline,
 )
 
@@ -52,6 +53,11 @@ _APPROVAL = re.compile(rf"step (?P<step>{_QUOTED}) of run (?P<run>\S+): (?P<reas
 _REPLAY = re.compile(r"cannot replay run (?P<run>\S+): (?P<reason>.*)", re.S)
 _IN_FLIGHT = re.compile(
     rf"(?:tenant (?P<tenant>{_QUOTED})|runs of no tenant) has (?P<cap>\d+) runs in flight", re.S
+)
+_INSTANCES = re.compile(
+    rf"(?:tenant (?P<tenant>{_QUOTED})|the farm \(no tenant\)) has (?P<cap>\d+) service "
+    "instances registered",
+    re.S,
 )
 
 
@@ -183,6 +189,9 @@ def _too_many(kind: str, message: str, headers: httpx.Headers) -> TooManyRequest
     if kind == "too_many_runs" and (found := _IN_FLIGHT.match(message)):
         tenant = None if found["tenant"] is None else _text(found["tenant"])
         return TooManyRunsInFlight(tenant, int(found["cap"]))
+    if kind == "too_many_instances" and (found := _INSTANCES.match(message)):
+        tenant = None if found["tenant"] is None else _text(found["tenant"])
+        return TooManyServiceInstances(tenant, int(found["cap"]))
     return TooManyRequests(
         _seconds(headers.get("retry-after")) or 1.0,
         message,

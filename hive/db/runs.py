@@ -140,15 +140,22 @@ _INSERTS = {
     for audited in (False, True)
 }
 
-# Two-key advisory locks are apart from the one-key ones (the migrations' lock).
+# Two-key advisory locks are apart from the one-key ones (the migrations' lock); the first
+# key is the space, one per cap (services' is hive.db.services').
 _IN_FLIGHT_LOCKS = 7419002
+
+
+def tenant_lock(space: int, tenant: str | None) -> tuple[int, int]:
+    """The advisory lock of ``space`` that holds a tenant's capped writes in line (None:
+    no tenant)."""
+    name = b"\x00" if tenant is None else tenant.encode()
+    digest = hashlib.blake2b(name, digest_size=4).digest()
+    return space, int.from_bytes(digest, "big", signed=True)
 
 
 def _tenant_lock(tenant: str | None) -> tuple[int, int]:
     """The advisory lock that holds a tenant's capped submits in line (None: no tenant)."""
-    name = b"\x00" if tenant is None else tenant.encode()
-    digest = hashlib.blake2b(name, digest_size=4).digest()
-    return _IN_FLIGHT_LOCKS, int.from_bytes(digest, "big", signed=True)
+    return tenant_lock(_IN_FLIGHT_LOCKS, tenant)
 
 
 _RUN_BY_KEY = PreparedStatement(

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, select, update
+from sqlalchemy import Connection, Select, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from hive.db import events as event_log
 from hive.db.models import service_instances as instances
-from hive.errors import NoPassingInstance
+from hive.db.runs import tenant_lock
+from hive.errors import NoPassingInstance, TooManyServiceInstances
 from hive.statuses import ServiceStatus
 
 
@@ -76,10 +77,36 @@ def _locked(conn: Connection, instance_id: str) -> Any:
     return conn.execute(query).first()
 
 
-def register(conn: Connection, new: NewInstance) -> Any:
+# The advisory-lock space of the cap on a tenant's instances (hive.db.runs.tenant_lock).
+_INSTANCE_CAP_LOCKS = 7419003
+_LOCK = text("SELECT pg_advisory_xact_lock(:space, :key)")
+
+
+def _admit(conn: Connection, tenant: str | None, cap: int) -> None:
+    """Raise TooManyServiceInstances when ``tenant`` has ``cap`` instances (0: no cap).
+    Under a transaction-level lock of the tenant's, held until the insert commits: the
+    count, a statement after the lock, sees every instance a racing registration
+    committed, so no two take the last place."""
+    if not cap:
+        return
+    space, key = tenant_lock(_INSTANCE_CAP_LOCKS, tenant)
+    conn.execute(_LOCK, {"space": space, "key": key})
+    # ix_service_instances_tenant_service: the tenant's own rows alone.
+    mine = instances.c.tenant.is_(None) if tenant is None else instances.c.tenant == tenant
+    count = conn.execute(select(func.count()).select_from(instances).where(mine)).scalar_one()
+    if count >= cap:
+        raise TooManyServiceInstances(tenant, cap)
+
+
+def register(conn: Connection, new: NewInstance, *, cap: int = 0) -> Any:
     """Insert the instance, or update the one of that id (a re-registration: its checks
     start over, ``passing``). Returns the stored row, or None when the id is held by an
-    instance ``new.tenant`` may not see."""
+    instance ``new.tenant`` may not see.
+
+    Raises:
+        TooManyServiceInstances: a new instance, and ``new.tenant`` has ``cap`` (0: no
+            cap) already. A re-registration is never refused.
+    """
     values = {
         "id": new.instance_id, "service": new.service, "tenant": new.tenant,
         "url": new.url, "health_url": new.health_url, "ttl_s": new.ttl_s,
@@ -90,6 +117,7 @@ def register(conn: Connection, new: NewInstance) -> Any:
         existing = _locked(conn, new.instance_id)
         if existing is not None:
             break
+        _admit(conn, new.tenant, cap)
         query = pg_insert(instances).values(values).on_conflict_do_nothing()
         row = conn.execute(query.returning(*instances.c)).first()
         if row is not None:

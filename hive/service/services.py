@@ -55,6 +55,8 @@ def register_service(
         InvalidArgument: an argument that is not as documented (names each), or an
             ``instance_id`` that another tenant's instance holds.
         PermissionDenied: the caller's role may not manage services.
+        TooManyServiceInstances: a new instance, and the caller's tenant has
+            ``HIVE_MAX_SERVICE_INSTANCES`` registered already.
     """
     caller.require(Right.MANAGE_SERVICES)
     meta = {} if meta is None else meta
@@ -69,7 +71,8 @@ def register_service(
         deregister_after_s=None if deregister_after_s is None else float(deregister_after_s),
         meta=dict(meta),
     )  # fmt: skip
-    row = in_transaction(lambda conn: registry.register(conn, new), retry_s=0)
+    cap = settings.health.max_instances
+    row = in_transaction(lambda conn: registry.register(conn, new, cap=cap), retry_s=0)
     if row is None:
         raise InvalidArgument([f"instance id {chosen!r} is taken; choose another"])
     return str(row.id)

@@ -1,16 +1,21 @@
 """Admission control over HTTP: each tenant's request rate, shared by every `hive api`
-process through Redis (429, `Retry-After`, `RateLimit-*`), and its cap on runs in flight
-(429 saying so). Real `hive api` processes, real workers, PostgreSQL and Redis."""
+process through Redis (429, `Retry-After`, `RateLimit-*`), its cap on runs in flight and
+its cap on registered service instances (429 saying so). Real `hive api` processes, real
+workers, PostgreSQL and Redis."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from hive import Client
+from hive.errors import TooManyServiceInstances
+from tests.support import db
 from tests.support.api import Api, make_key
 from tests.support.commands import run_hive
 from tests.support.processes import HiveProcess
@@ -175,3 +180,39 @@ def test_the_cap_counts_only_the_tenants_unfinished_runs(capped: Api, env: dict[
     # A cancelled run is finished: two more fit.
     assert [_submit(capped, key).status_code for _ in range(CAP)] == [202] * CAP
     assert _submit(capped, key).status_code == 429
+
+
+def test_a_registration_over_the_instance_cap_is_429_and_the_client_raises_it_typed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    db.execute("TRUNCATE service_instances")
+    server = Api({**env, "HIVE_API_REQUESTS_PER_S": "0", "HIVE_MAX_SERVICE_INSTANCES": "1"},
+                 tmp_path / "api.log")  # fmt: skip
+    try:
+        key, key_id = make_key("acme", "admin")
+        body = {"name": "tool", "url": "http://tool-1/", "id": "tool-1"}
+        assert server.call("POST", "/v1/services", key=key, json=body).status_code == 201
+
+        refused = server.call("POST", "/v1/services", key=key, json={**body, "id": "tool-2"})
+        assert refused.status_code == 429, refused.text
+        error = refused.json()["error"]
+        assert error["type"] == "too_many_instances"
+        assert "'acme' has 1 service instances registered" in error["message"]
+        assert "HIVE_MAX_SERVICE_INSTANCES" in error["message"]
+        # The instance it has: heartbeats and registering it again are never refused.
+        beat = server.call("PUT", "/v1/services/instances/tool-1/heartbeat", key=key)
+        again = server.call("POST", "/v1/services", key=key, json={**body, "url": "http://b/"})
+        assert (beat.status_code, again.status_code) == (200, 201)
+
+        with (
+            Client(base_url=server.base_url, api_key=key) as client,
+            pytest.raises(TooManyServiceInstances) as capped,
+        ):
+            client.services.register("tool", "http://tool-3/")
+        assert (capped.value.tenant, capped.value.cap) == ("acme", 1)
+    finally:
+        server.stop()
+        db.execute("TRUNCATE service_instances")
+    listed = run_hive("audit", "list", "--tenant", "acme", "--json", env=env)
+    outcomes = [r["outcome"] for r in json.loads(listed.stdout) if r["key_id"] == key_id]
+    assert outcomes.count("refused") == 2

@@ -28,6 +28,7 @@ from hive.errors import (
     ServiceUnavailable,
     TooManyRequests,
     TooManyRunsInFlight,
+    TooManyServiceInstances,
     UnknownPipeline,
 )
 
@@ -47,6 +48,9 @@ ROUND_TRIPS: list[HiveError] = [
     ReplayError(RUN, "the run is succeeded, not failed"),
     TooManyRunsInFlight("acme", 5),
     TooManyRunsInFlight(None, 3),
+    TooManyServiceInstances("acme", 1000),
+    TooManyServiceInstances('it\'s "x"', 2),
+    TooManyServiceInstances(None, 7),
     InvalidArgument(["limit must be from 1 to 10000", "status must be a run status"]),
 ]
 
