@@ -4,8 +4,9 @@
 
 Registers the instances in a database of its own (``hive_bench_health``, dropped and made
 again), each with a health URL on one loopback HTTP server that answers 200 at once or
-never, and times :func:`hive.beat.health.sweep_services` in this process. Probes run all at
-once, so the sweep should take about one probe timeout, not one per hanging instance.
+never, and times :func:`hive.beat.health.sweep_services` in this process. Probes run
+``HIVE_HEALTH_MAX_PROBES`` (100) at once, so while the hanging instances are fewer than that,
+the sweep should take about one probe timeout, not one per hanging instance.
 """
 
 from __future__ import annotations

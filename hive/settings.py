@@ -263,10 +263,18 @@ class HealthSettings(_Section):
     )
     timeout_s: float = _var(
         "HEALTH_TIMEOUT_S",
-        "how long `health_sweep` waits for each health URL's answer (all are probed at once)",
+        "how long `health_sweep` waits for each health URL's answer, from when its probe starts",
         default=5.0,
         gt=0,
         le=300,
+    )
+    max_probes: int = _var(
+        "HEALTH_MAX_PROBES",
+        "the most health URLs `health_sweep` probes at once (one connection each); the rest "
+        "wait their turn, taken a tenant at a time",
+        default=100,
+        ge=1,
+        le=10_000,
     )
     failures: int = _var(
         "HEALTH_FAILURES",

@@ -6,10 +6,12 @@ report: :func:`sweep_services` here; the workers' check joins it beside.
 For a service instance:
 
 - TTL: an instance with ``ttl_s`` that has not heartbeated for longer is ``critical``.
-- HTTP: an instance with a ``health_url`` is probed (all at once, each within
-  ``HIVE_HEALTH_TIMEOUT_S``). 2xx passes (``passing``), 429 warns (``warning``); anything
-  else, or no answer, is a failure, and ``HIVE_HEALTH_FAILURES`` of them in a row make it
-  ``critical``. One pass (or warning) resets the count.
+- HTTP: an instance with a ``health_url`` is probed (``HIVE_HEALTH_MAX_PROBES`` at once,
+  each within ``HIVE_HEALTH_TIMEOUT_S`` of its start; taken a tenant at a time, so one
+  tenant's many slow URLs hold another's few back by no more than a turn). 2xx passes
+  (``passing``), 429 warns (``warning``); anything else, or no answer, is a failure, and
+  ``HIVE_HEALTH_FAILURES`` of them in a row make it ``critical``. One pass (or warning)
+  resets the count.
 
 An instance is as bad as its worse check: a probe that passes leaves an instance whose TTL
 has expired critical. :func:`cleanup_services` deregisters instances critical for longer
@@ -19,7 +21,9 @@ than their ``deregister_after_s``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import chain, zip_longest
 from typing import Any
 
 from hive.beat import workers
@@ -79,7 +83,8 @@ def sweep_services() -> ServiceSweepReport:
     report.ttl_expired = in_transaction(service_checks.expire_ttls)
     targets = in_transaction(service_checks.probe_targets)
     # No transaction is open while probing: that takes up to the probe timeout.
-    probes = probe_all({t.id: t.health_url for t in targets}, settings.timeout_s)
+    turns = taking_turns(targets)
+    probes = probe_all({t.id: t.health_url for t in turns}, settings.timeout_s, settings.max_probes)
     report.probed = len(probes)
     for probe in probes.values():
         _count(report, probe)
@@ -118,6 +123,16 @@ def sweep_services() -> ServiceSweepReport:
 
     report.changed, report.stale = in_transaction(record)
     return report
+
+
+def taking_turns(targets: Iterable[Any]) -> list[Any]:
+    """``targets`` (each with a ``tenant``) in the order they are probed: the first of each
+    tenant's, then the second of each, and so on."""
+    by_tenant: dict[str | None, list[Any]] = {}
+    for target in targets:
+        by_tenant.setdefault(target.tenant, []).append(target)
+    rounds: Iterable[Sequence[Any]] = zip_longest(*by_tenant.values())
+    return [t for t in chain.from_iterable(rounds) if t is not None]
 
 
 def _count(report: ServiceSweepReport, probe: Probe) -> None:

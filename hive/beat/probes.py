@@ -1,4 +1,4 @@
-"""Probe health URLs, all at once, each within a timeout: Consul's HTTP check.
+"""Probe health URLs, a bounded number at once, each within a timeout: Consul's HTTP check.
 
 A 2xx answer passes, 429 (too many requests) is a warning, any other answer, or none within
 the timeout, is a failure. Redirects are not followed: a 3xx is "any other answer".
@@ -42,8 +42,10 @@ def verdict_of(status_code: int) -> Verdict:
 _RESOLVERS = 32
 
 
-def probe_all(urls: dict[str, str], timeout_s: float) -> dict[str, Probe]:
-    """Each key's URL probed concurrently; the whole takes about ``timeout_s`` at most."""
+def probe_all(urls: dict[str, str], timeout_s: float, max_at_once: int) -> dict[str, Probe]:
+    """Each key's URL probed, ``max_at_once`` at a time, in the dict's order; each probe
+    gets ``timeout_s`` from when it starts, so the whole takes about
+    ``ceil(len(urls) / max_at_once) * timeout_s`` at most."""
     if not urls:
         return {}
     # Host names are resolved in the loop's executor threads. Not asyncio.run's: it has
@@ -54,26 +56,36 @@ def probe_all(urls: dict[str, str], timeout_s: float) -> dict[str, Probe]:
     resolvers = ThreadPoolExecutor(_RESOLVERS, thread_name_prefix="hive-probe-resolver")
     loop.set_default_executor(resolvers)
     try:
-        return loop.run_until_complete(_probe_all(urls, timeout_s))
+        return loop.run_until_complete(_probe_all(urls, timeout_s, max_at_once))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         resolvers.shutdown(wait=False, cancel_futures=True)
         loop.close()
 
 
-async def _probe_all(urls: dict[str, str], timeout_s: float) -> dict[str, Probe]:
-    # No pool limit: a limit would queue probes behind hanging ones and time them out
-    # unheard. trust_env=False: a proxy answering for an instance would misreport its health.
+async def _probe_all(urls: dict[str, str], timeout_s: float, max_at_once: int) -> dict[str, Probe]:
+    # The bound is the semaphore's, taken before a probe's timeout starts: an httpx pool
+    # limit would queue probes behind hanging ones and time them out unheard. Without one,
+    # thousands of hanging URLs would each hold a socket at once (beat's file descriptors).
+    # trust_env=False: a proxy answering for an instance would misreport its health.
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    turns = asyncio.Semaphore(max_at_once)
     async with httpx.AsyncClient(
         timeout=timeout_s, limits=limits, trust_env=False, follow_redirects=False
     ) as client:
         keys = list(urls)
-        probes = await asyncio.gather(*(_probe(client, urls[k], timeout_s) for k in keys))
+        probes = await asyncio.gather(*(_probe(client, urls[k], timeout_s, turns) for k in keys))
     return dict(zip(keys, probes, strict=True))
 
 
-async def _probe(client: httpx.AsyncClient, url: str, timeout_s: float) -> Probe:
+async def _probe(
+    client: httpx.AsyncClient, url: str, timeout_s: float, turns: asyncio.Semaphore
+) -> Probe:
+    async with turns:
+        return await _probe_one(client, url, timeout_s)
+
+
+async def _probe_one(client: httpx.AsyncClient, url: str, timeout_s: float) -> Probe:
     try:
         # The status line is the answer; the body is not read. asyncio.timeout bounds the whole
         # exchange, which httpx's timeouts bound only per read.

@@ -85,7 +85,9 @@ def health_now() -> dict[str, Any] | None:
     """One health sweep (services' TTLs and health URLs, workers' heartbeats); None if
     another one is running."""
     settings = get_settings().health
-    # Outlives a sweep: its probes take at most one probe timeout, all at once.
+    # Outlives a sweep of up to HIVE_HEALTH_MAX_PROBES slow URLs (one probe timeout); one
+    # of many more takes a timeout per turn, and past this the next sweep may overlap it:
+    # harmless, its writes are compare-and-sets.
     ttl = max(settings.interval_s * 4, settings.timeout_s * 2 + 60.0)
     with log_context(task=keys.HEALTH_TASK):
         return lock.run_exclusively("health", ttl, _logged("health", lambda _: health.sweep()))

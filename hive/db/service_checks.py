@@ -48,6 +48,7 @@ def probe_targets(conn: Connection) -> list[Any]:
     )
     query = select(
         instances.c.id,
+        instances.c.tenant,
         instances.c.health_url,
         instances.c.status,
         instances.c.failures,
