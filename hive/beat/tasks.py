@@ -17,6 +17,7 @@ from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import Connection, in_transaction, waiting_at_most
 from hive.errors import ServiceUnavailable
+from hive.guard import Breakers
 from hive.logs import log_context
 from hive.settings import RetentionSettings, get_settings
 from hive.tasks import approvals
@@ -94,12 +95,15 @@ def health_now() -> dict[str, Any] | None:
 
 
 def cleanup_now() -> dict[str, Any] | None:
-    """Deregister instances critical too long; None if another cleanup is running."""
+    """Deregister instances critical too long, and forget breakers with no state left;
+    None if another cleanup is running."""
     ttl = max(get_settings().health.cleanup_interval_s * 4, 60.0)
     with log_context(task=keys.CLEANUP_TASK):
-        return lock.run_exclusively(
-            "cleanup", ttl, _logged("cleanup", lambda _: health.cleanup_services())
-        )
+        return lock.run_exclusively("cleanup", ttl, _logged("cleanup", _cleanup))
+
+
+def _cleanup(client: redis.Redis) -> dict[str, Any]:
+    return {**health.cleanup_services(), "breakers_pruned": Breakers(client).prune()}
 
 
 def approvals_now() -> dict[str, Any] | None:

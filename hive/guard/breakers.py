@@ -11,7 +11,10 @@ replaced once its lease runs out); its success closes the breaker, its failure o
 again. An operator can open one (for a time, or until
 closed) and close one.
 
-The state is a Redis hash, rebuilt from nothing: losing it closes every breaker. Each
+The state is a Redis hash, rebuilt from nothing: losing it closes every breaker. An idle
+closed breaker's hash expires (an open one's a day after its cooldown), and beat's
+``cleanup_services`` then takes its name out of the index (:meth:`Breakers.prune`), so
+``hive_breaker_state`` keeps no series for every breaker that ever failed. Each
 transition is returned by the script that made it, so exactly one process sees it, and that
 process records it: a ``breaker`` event in PostgreSQL and a log line. ``hive exporter``
 reads the states for ``hive_breaker_state``.
@@ -151,6 +154,22 @@ return {before, ARGV[1]}
 )
 
 
+# KEYS: the index, then each name's hash; ARGV: the names. Atomic against _RECORD and _FORCE,
+# which write a hash and index its name in one script: a name is never dropped while its
+# breaker has state.
+_PRUNE = """
+local pruned = 0
+for i, name in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then
+    pruned = pruned + redis.call('SREM', KEYS[1], name)
+  end
+end
+return pruned
+"""
+# Names looked at per script call: a long index is pruned in short scripts.
+_PRUNE_BATCH = 500
+
+
 @dataclass(frozen=True)
 class Allowance:
     allowed: bool
@@ -245,6 +264,18 @@ class Breakers:
             return {as_text(n) for n in self.client.smembers(keys.breaker_index(prefix()))}
         except redis.RedisError as exc:
             raise unavailable(exc) from exc
+
+    def prune(self) -> int:
+        """Take out of the index the breakers that have no state left (their hash expired:
+        closed, and idle for longer than it is kept); how many."""
+        index = keys.breaker_index(prefix())
+        names = sorted(self.known())
+        pruned = 0
+        for start in range(0, len(names), _PRUNE_BATCH):
+            batch = names[start : start + _PRUNE_BATCH]
+            keys_ = [index, *(self._key(name) for name in batch)]
+            pruned += int(self._run("prune", _PRUNE, keys_, list(batch)))
+        return pruned
 
     def _key(self, name: str) -> str:
         return keys.breaker_key(prefix(), name)

@@ -292,3 +292,37 @@ def test_the_exporter_reads_every_breakers_state_from_redis(clean_state: None) -
         ("provider", "openai"): 1,
         ("service", "fine"): 0,
     }
+
+
+def test_cleanup_forgets_breakers_whose_state_expired_and_keeps_the_others(
+    clean_state: None,
+) -> None:
+    from hive.beat.tasks import cleanup_now
+    from hive.exporter import FarmReader
+    from tests.support.processes import wait_until
+
+    breakers = Breakers()
+    for holder in "abc":
+        breakers.record("service:open", POLICY, holder, ok=False)
+    breakers.record("service:recent", POLICY, "a", ok=False)  # closed, one failure counted
+    breakers.record("service:idle", POLICY, "a", ok=False)
+    breakers.record("service:idle", POLICY, "a", ok=True)
+    # Its closed hash expires as an idle one does, a little sooner.
+    idle = keys.breaker_key(get_settings().broker.key_prefix, "service:idle")
+    breakers.client.pexpire(idle, 1)
+    wait_until(lambda: not breakers.client.exists(idle), 10, "the idle breaker's state to expire")
+    assert breakers.known() == {"service:open", "service:recent", "service:idle"}
+
+    result = cleanup_now()
+
+    assert result is not None and result["breakers_pruned"] == 1
+    assert breakers.known() == {"service:open", "service:recent"}
+    reader = FarmReader(get_settings())
+    try:
+        assert set(reader.read().breakers or {}) == {("service", "open"), ("service", "recent")}
+    finally:
+        reader.close()
+    # A breaker that fails again is indexed again.
+    breakers.record("service:idle", POLICY, "a", ok=False)
+    assert "service:idle" in breakers.known()
+    assert cleanup_now() == {"deregistered": [], "breakers_pruned": 0}
