@@ -4,10 +4,10 @@ No worker has to report them, and they stay true when no worker runs at all: run
 queue depths (per priority), the age of each queue's oldest waiting step, open dead
 letters, when each maintenance task last succeeded, services' instances and workers by
 status, the state of every circuit breaker (kept in Redis, so it holds across every
-worker), and ``hive_runs_total``, the runs closed by anyone (a counter PostgreSQL keeps: see
-``hive.metrics.FARM_COUNTERS``). A source that cannot be read is
-reported as ``hive_exporter_source_up{source} 0`` and its figures are left out of that
-scrape; the exporter itself keeps serving.
+worker), ``hive_runs_total``, the runs closed by anyone, and ``hive_purged_total``, the
+rows retention deleted (counters PostgreSQL keeps: see ``hive.metrics.FARM_COUNTERS``).
+A source that cannot be read is reported as ``hive_exporter_source_up{source} 0`` and its
+figures are left out of that scrape; the exporter itself keeps serving.
 """
 
 from __future__ import annotations
@@ -186,6 +186,9 @@ class FarmCollector(Collector):
             yield _counter(
                 metrics.RUNS_CLOSED, [(k, float(n)) for k, n in figures.runs_closed.items()]
             )
+            # Every kind, 0 included: rate() needs the series before the first purge.
+            purged = dict.fromkeys(metrics.PURGE_KINDS, 0) | figures.purged
+            yield _counter(metrics.PURGED, [((k,), float(n)) for k, n in purged.items()])
         yield _family(
             metrics.MAINTENANCE_INTERVAL,
             [((t,), s) for t, s in maintenance_intervals(self._settings).items()],

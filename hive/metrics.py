@@ -15,8 +15,9 @@ Two kinds live here:
 - **API metrics**, counted by ``hive api``'s processes, which share a multiprocess
   directory the same way; any of them serves the sum.
 - **Farm-wide figures**, read from PostgreSQL and Redis on each scrape by ``hive exporter``
-  (:mod:`hive.exporter`): only their names and help texts are here. ``hive_runs_total`` is
-  one of them, a counter PostgreSQL keeps (see ``FARM_COUNTERS``).
+  (:mod:`hive.exporter`): only their names and help texts are here. ``hive_runs_total``
+  and ``hive_purged_total`` are among them, counters PostgreSQL keeps (see
+  ``FARM_COUNTERS``).
 """
 
 from __future__ import annotations
@@ -237,6 +238,10 @@ APPROVALS_OLDEST = "hive_approvals_oldest_pending_seconds"
 EXPORTER_UP = "hive_exporter_source_up"
 EXPORTER_SCRAPE = "hive_exporter_scrape_duration_seconds"
 RUNS_CLOSED = "hive_runs_total"
+PURGED = "hive_purged_total"
+PURGE_KINDS = ("runs", "events", "workers", "budget_days", "audit")
+"""What ``purge_retention`` deletes, as ``hive_purged_total`` labels them (and its
+maintenance event's result names them)."""
 
 FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
     RUNS_IN_FLIGHT: ("Runs not yet finished, by pipeline and status.", ("pipeline", "status")),
@@ -289,12 +294,19 @@ FARM_FIGURES: dict[str, tuple[str, tuple[str, ...]]] = {
 # trigger on runs, migration 0014), and never subtracts: retention deleting old runs and a
 # replay reopening one leave it as it was, so rate() never sees it go down. Being a
 # database's count, it survives the exporter's restarts; every exporter serves the same
-# value, so take max() over them, not sum(), when running two.
+# value, so take max() over them, not sum(), when running two. hive_purged_total is kept
+# the same way, by the purge's own transactions (migration 0020): beat's purge runs in
+# whichever worker takes its message, and that process's memory is no place for a counter.
 FARM_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     RUNS_CLOSED: (
         "Runs closed, by pipeline and final status (succeeded, failed, cancelled, expired, "
         "budget_exceeded), "
         "whoever closed them: a replayed run counts again when it closes again.",
         ("pipeline", "status"),
+    ),
+    PURGED: (
+        "Rows retention (purge_retention) deleted, by kind: runs (each with its steps, "
+        "attempts and events), events, workers, budget_days, audit.",
+        ("kind",),
     ),
 }

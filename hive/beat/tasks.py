@@ -62,21 +62,34 @@ def purge_now() -> dict[str, Any] | None:
 
 def _purge(retention: RetentionSettings) -> dict[str, Any]:
     days, audit_days = retention.days, retention.audit_days
-    runs = _in_batches(lambda c, n: sweeps.purge_runs_batch(c, days, n), RUN_PURGE_BATCH)
-    events = _in_batches(lambda c, n: sweeps.purge_events_batch(c, days, n), EVENT_PURGE_BATCH)
-    registry = in_transaction(lambda c: sweeps.purge_registry(c, days))
+    runs = _in_batches("runs", lambda c, n: sweeps.purge_runs_batch(c, days, n), RUN_PURGE_BATCH)
+    events = _in_batches(
+        "events", lambda c, n: sweeps.purge_events_batch(c, days, n), EVENT_PURGE_BATCH
+    )
+    registry = in_transaction(lambda c: _counted(c, sweeps.purge_registry(c, days)))
     audit = _in_batches(
-        lambda c, n: key_store.purge_audit_batch(c, audit_days, n), AUDIT_PURGE_BATCH
+        "audit", lambda c, n: key_store.purge_audit_batch(c, audit_days, n), AUDIT_PURGE_BATCH
     )
     return {"runs": runs, "events": events, **registry, "audit": audit}
 
 
-def _in_batches(delete: Callable[[Connection, int], int], batch: int) -> int:
+def _counted(conn: Connection, counts: dict[str, Any]) -> dict[str, Any]:
+    sweeps.count_purged(conn, counts)
+    return counts
+
+
+def _count_batch(conn: Connection, kind: str, deleted: int) -> int:
+    sweeps.count_purged(conn, {kind: deleted})
+    return deleted
+
+
+def _in_batches(kind: str, delete: Callable[[Connection, int], int], batch: int) -> int:
     """Run ``delete`` (at most ``batch`` rows) a transaction at a time until a batch comes
-    back short; how many rows in all."""
+    back short, each batch counted as ``kind`` in ``hive_purged_total`` in its own
+    transaction; how many rows in all."""
     total = 0
     while True:
-        deleted = in_transaction(lambda c: delete(c, batch))
+        deleted = in_transaction(lambda c: _count_batch(c, kind, delete(c, batch)))
         total += deleted
         if deleted < batch:
             return total

@@ -4,7 +4,8 @@ many runs closed. Read on each scrape, in one transaction, each query starting f
 index: unfinished runs (``ix_runs_unfinished``), open dead letters (``ix_dead_letters_open``),
 maintenance events (``ix_events_maintenance``, migration 0010), pending approvals
 (``ix_approvals_pending``, migration 0013), instances by status; the workers table and the
-run-close counters (``run_closes``, migration 0014) are small.
+run-close and purge counters (``run_closes``, migration 0014; ``purge_counts``, 0020) are
+small.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ _SERVICE_INSTANCES = text(
 _WORKERS = text("SELECT state, count(*) AS n FROM workers GROUP BY 1")
 # A few rows per pipeline and status (one per shard that ever closed one).
 _RUN_CLOSES = text("SELECT pipeline, status, sum(n)::bigint AS n FROM run_closes GROUP BY 1, 2")
+_PURGE_COUNTS = text("SELECT kind, n FROM purge_counts")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,9 @@ class FarmFigures:
     """pipeline -> how long its oldest pending approval has waited."""
     runs_closed: dict[tuple[str, str], int] = field(default_factory=dict)
     """(pipeline, final status) -> runs closed since the counters began: never decreases."""
+    purged: dict[str, int] = field(default_factory=dict)
+    """kind -> rows retention purged since the counters began (``purge_counts``): never
+    decreases."""
     read_at_s: float = 0.0
     """Unix time of the reading by PostgreSQL's clock, which ages of the times above are
     measured from."""
@@ -139,6 +144,7 @@ def read_figures(conn: Connection, default_queue: str) -> FarmFigures:
         dead_letters={r.pipeline: r.n for r in conn.execute(_DEAD_LETTERS)},
         maintenance_last_success=read_maintenance(conn),
         runs_closed={(r.pipeline, r.status): r.n for r in conn.execute(_RUN_CLOSES)},
+        purged={r.kind: r.n for r in conn.execute(_PURGE_COUNTS)},
         read_at_s=database_now(conn),
     )
     # Zeros too: "no passing instance" is a series at 0, not a missing one.

@@ -327,6 +327,18 @@ class RunClose(Base):
     n: Mapped[int] = mapped_column(BigInteger)
 
 
+class PurgeCount(Base):
+    """How many rows of each kind retention purged: ``hive_purged_total`` (migration 0020).
+
+    The purge adds each batch's count in the transaction that deletes it; nothing
+    subtracts."""
+
+    __tablename__ = "purge_counts"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class TenantBudget(Base):
     """A tenant's cost budget per UTC day (``hive budgets set``; migration 0016)."""
 
@@ -426,6 +438,7 @@ approvals = cast(Table, Approval.__table__)
 service_instances = cast(Table, ServiceInstance.__table__)
 workers = cast(Table, Worker.__table__)
 run_closes = cast(Table, RunClose.__table__)
+purge_counts = cast(Table, PurgeCount.__table__)
 tenant_budgets = cast(Table, TenantBudget.__table__)
 tenant_budget_days = cast(Table, TenantBudgetDay.__table__)
 budget_holds = cast(Table, BudgetHold.__table__)

@@ -254,6 +254,22 @@ _PURGE_BUDGET_DAYS = text(
 )
 
 
+_COUNT_PURGED = text(
+    """
+    INSERT INTO purge_counts (kind, n) VALUES (:kind, :n)
+    ON CONFLICT (kind) DO UPDATE SET n = purge_counts.n + excluded.n
+    """
+)
+
+
+def count_purged(conn: Connection, counts: dict[str, int]) -> None:
+    """Add what a purge deleted (kind -> rows) to ``purge_counts`` (``hive_purged_total``),
+    in the transaction that deleted it: a transaction retried counts once."""
+    for kind, n in counts.items():
+        if n:
+            conn.execute(_COUNT_PURGED, {"kind": kind, "n": n})
+
+
 def purge_registry(conn: Connection, days: int) -> dict[str, Any]:
     """Delete workers gone (offline or lost) and tenants' daily spending older than
     ``days`` (a few rows: one per node name, one per tenant and day). Online workers are

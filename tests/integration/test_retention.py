@@ -73,3 +73,42 @@ def test_the_purge_deletes_old_runs_and_events_a_batch_per_transaction(
     assert [str(r.id) for r in db.rows("SELECT id FROM runs")] == [ids[4]]
     kinds = {r.kind for r in db.rows("SELECT kind FROM events")}
     assert "old" not in kinds, "the run-less old events are gone"
+
+
+def test_what_the_purge_deletes_is_counted_in_hive_purged_total(clean_state: None) -> None:
+    from prometheus_client import generate_latest
+
+    from hive import Client
+    from hive.beat.tasks import purge_now
+    from hive.exporter import farm_registry
+    from hive.settings import get_settings
+
+    def served() -> dict[str, float]:
+        text = generate_latest(farm_registry(get_settings())).decode()
+        return {
+            line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("hive_purged_total{")
+        }
+
+    # Before any purge: every kind, at 0 (rate() needs the series before the first one).
+    assert served() == dict.fromkeys(("runs", "events", "workers", "budget_days", "audit"), 0.0)
+    runs = [Client().submit("echo-one", {"text": str(i)}) for i in range(3)]
+    db.execute(
+        "UPDATE runs SET status = 'succeeded', created_at = now() - interval '41 days',"
+        " finished_at = now() - interval '40 days' WHERE id = ANY(CAST(:ids AS uuid[]))",
+        ids=[str(r.id) for r in runs[:2]],
+    )
+    db.execute("INSERT INTO events (kind) SELECT 'old' FROM generate_series(1, 4)")
+    db.execute("UPDATE events SET created_at = now() - interval '40 days' WHERE kind = 'old'")
+
+    first = purge_now()
+    db.execute("INSERT INTO events (kind) VALUES ('old')")
+    db.execute("UPDATE events SET created_at = now() - interval '40 days' WHERE kind = 'old'")
+    second = purge_now()
+
+    assert first is not None and (first["runs"], first["events"]) == (2, 4)
+    assert second is not None and (second["runs"], second["events"]) == (0, 1)
+    # A counter: the second purge adds to the first.
+    assert served() == {"runs": 2.0, "events": 5.0, "workers": 0.0, "budget_days": 0.0,
+                        "audit": 0.0}  # fmt: skip

@@ -80,7 +80,7 @@ def execute(sql: str, **params: Any) -> None:
 def empty_farm(client: redis.Redis) -> None:
     """Empty the tables of runs, keys and audit, and the tests' Redis db (``client``)."""
     execute(
-        "TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes, "
+        "TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes, purge_counts, "
         "api_keys, audit, tenant_budgets, tenant_budget_days, budget_holds CASCADE"
     )
     owner = client.get("hive-test-owner")

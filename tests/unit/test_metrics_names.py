@@ -99,7 +99,7 @@ def test_farm_figures_are_named_and_labelled_by_the_conventions() -> None:
 
 def test_farm_counters_are_named_and_labelled_by_the_conventions() -> None:
     # Served by the exporter from PostgreSQL, not by workers: no worker metric shares a name.
-    assert set(metrics.FARM_COUNTERS) == {"hive_runs_total"}
+    assert set(metrics.FARM_COUNTERS) == {"hive_runs_total", "hive_purged_total"}
     assert not set(metrics.FARM_COUNTERS) & {_name(m) for m in metrics.WORKER_METRICS}
     assert not set(metrics.FARM_COUNTERS) & set(metrics.FARM_FIGURES)
     for name, (help_text, labels) in metrics.FARM_COUNTERS.items():
@@ -107,6 +107,7 @@ def test_farm_counters_are_named_and_labelled_by_the_conventions() -> None:
         assert set(labels) <= ALLOWED_LABELS, name
         assert help_text, name
     assert metrics.FARM_COUNTERS["hive_runs_total"][1] == ("pipeline", "status")
+    assert metrics.FARM_COUNTERS["hive_purged_total"][1] == ("kind",)
 
 
 def test_a_retried_attempt_counts_under_its_reason() -> None:
