@@ -8,7 +8,8 @@
     404 not_found      no such run (or another tenant's)       RunNotFound, UnknownPipeline...
     413 too_large      the body is over HIVE_API_MAX_BODY_BYTES  (hive.api.middleware)
     422 invalid        each problem with where it is           RequestValidationError, InputError
-    429 rate_limited   the tenant's request rate is spent      TooManyRequests (Retry-After)
+    429 rate_limited   the tenant's request rate is spent,     TooManyRequests (Retry-After)
+                       or the address failed auth too often
     429 too_many_runs  the tenant's runs in flight are at the cap  TooManyRunsInFlight
     503 unavailable    PostgreSQL or Redis cannot be reached,  ServiceUnavailable...
                        or the pipeline files cannot be loaded  PipelineError
@@ -226,7 +227,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _described("The request does not fit: each problem with its place."),
     429: _described(
         "The tenant's request rate is spent (`Retry-After`, `RateLimit-*`), or, on submit, "
-        "its runs in flight are at the cap (`too_many_runs`)."
+        "its runs in flight are at the cap (`too_many_runs`), or the client's address failed "
+        "authentication too often (`Retry-After`)."
     ),
     503: _described("PostgreSQL or Redis cannot be reached, or the pipeline files loaded."),
 }
