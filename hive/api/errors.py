@@ -15,7 +15,8 @@
                        or the pipeline files cannot be loaded  PipelineError
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
 
-No body holds a stack trace, a server's address or a value the client sent.
+No body holds a stack trace, a server's address or a value the client sent (a
+``DispatchError``'s 409 says which steps, not the broker's words).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from hive.errors import (
     ApprovalNotFound,
     AuthenticationFailed,
     DatabaseNotMigrated,
+    DispatchError,
     HiveError,
     InputError,
     InvalidArgument,
@@ -160,6 +162,18 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
         )
     if isinstance(exc, ValueError):
         return answer(422, "invalid", str(exc), [("body", "", str(exc))])
+    if isinstance(exc, DispatchError):
+        # The broker's own words name its host and port: the log has them, not the caller.
+        logger.warning("answering 409: %s", exc)
+        steps = ", ".join(repr(s) for s in exc.step_ids)
+        told = (
+            f"step {steps}: the farm could not send it to its workers; it failed and is"
+            if len(exc.step_ids) == 1
+            else f"steps {steps}: the farm could not send them to its workers; they failed and are"
+        )
+        return answer(
+            409, "conflict", f"run {exc.run_id}: could not dispatch {told} in the dead letters"
+        )
     return answer(409, "conflict", str(exc))
 
 
