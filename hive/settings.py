@@ -572,6 +572,22 @@ class ApiSettings(_Section):
         default=100,
         ge=1,
     )
+    auth_failures_per_s: float = _var(
+        "API_AUTH_FAILURES_PER_S",
+        "the failed authentications a client address may go on making per second, across every "
+        "`hive api` process (shared through Redis), once its burst is spent; over it, a key "
+        "that would be looked up in PostgreSQL is answered 429 with `Retry-After` instead. "
+        "0: no limit",
+        default=1.0,
+        ge=0,
+    )
+    auth_failure_burst: int = _var(
+        "API_AUTH_FAILURE_BURST",
+        "the failed authentications a client address may make at once, idle, before "
+        "`HIVE_API_AUTH_FAILURES_PER_S` holds it back",
+        default=20,
+        ge=1,
+    )
     max_runs_in_flight: int = _var(
         "API_MAX_RUNS_IN_FLIGHT",
         "the unfinished runs a tenant may have when it submits over the API; more is "

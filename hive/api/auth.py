@@ -7,6 +7,13 @@ read, so a caller without a valid key hears 401 and nothing else, whatever it se
 tenant's request rate is spent (429 when it is out). Every
 failure is the same 401, whatever was wrong (no key, a malformed one, unknown, wrong,
 expired, revoked, or two different keys at once). The key is never logged.
+
+Each well-formed key that fails spends one of the client address's failed authentications
+(a key refused unread costs nothing), and a key to be read from PostgreSQL is first let
+through by them (429 once the address failed too often: :mod:`hive.service.admission`).
+The address is the connection's peer (``hive api`` reads no forwarded-for header): behind
+a proxy every client shares the proxy's, and a key that has authenticated in this process
+before is let through whatever its address did.
 """
 
 from __future__ import annotations
@@ -49,7 +56,9 @@ def _presented(request: Request) -> str | None:
 
 def _authenticate(request: Request) -> Principal:
     settings = get_settings()
-    who = service.authenticate(settings, _presented(request))
+    # A connection the server gives no address for: all such share one allowance.
+    client = client_address(request) or "unknown"
+    who = service.authenticate(settings, _presented(request), client=client)
     request.state.principal = who
     # Admission after authentication: a request without a valid key spends no tenant's rate.
     allowance = service.admit_request(settings, who.caller)

@@ -8,14 +8,16 @@
     404 not_found      no such run (or another tenant's)       RunNotFound, UnknownPipeline...
     413 too_large      the body is over HIVE_API_MAX_BODY_BYTES  (hive.api.middleware)
     422 invalid        each problem with where it is           RequestValidationError, InputError
-    429 rate_limited   the tenant's request rate is spent      TooManyRequests (Retry-After)
+    429 rate_limited   the tenant's request rate is spent,     TooManyRequests (Retry-After)
+                       or the address failed auth too often
     429 too_many_runs  the tenant's runs in flight are at the cap  TooManyRunsInFlight
     429 too_many_instances  its service instances are at the cap  TooManyServiceInstances
     503 unavailable    PostgreSQL or Redis cannot be reached,  ServiceUnavailable...
                        or the pipeline files cannot be loaded  PipelineError
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
 
-No body holds a stack trace, a server's address or a value the client sent.
+No body holds a stack trace, a server's address or a value the client sent (a
+``DispatchError``'s 409 says which steps, not the broker's words).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from hive.errors import (
     ApprovalNotFound,
     AuthenticationFailed,
     DatabaseNotMigrated,
+    DispatchError,
     HiveError,
     InputError,
     InvalidArgument,
@@ -161,6 +164,18 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
         )
     if isinstance(exc, ValueError):
         return answer(422, "invalid", str(exc), [("body", "", str(exc))])
+    if isinstance(exc, DispatchError):
+        # The broker's own words name its host and port: the log has them, not the caller.
+        logger.warning("answering 409: %s", exc)
+        steps = ", ".join(repr(s) for s in exc.step_ids)
+        told = (
+            f"step {steps}: the farm could not send it to its workers; it failed and is"
+            if len(exc.step_ids) == 1
+            else f"steps {steps}: the farm could not send them to its workers; they failed and are"
+        )
+        return answer(
+            409, "conflict", f"run {exc.run_id}: could not dispatch {told} in the dead letters"
+        )
     return answer(409, "conflict", str(exc))
 
 
@@ -233,7 +248,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _described(
         "The tenant's request rate is spent (`Retry-After`, `RateLimit-*`), or, on submit, "
         "its runs in flight are at the cap (`too_many_runs`), or, on registering a service "
-        "instance, its instances are (`too_many_instances`)."
+        "instance, its instances are (`too_many_instances`), or the client's address failed "
+        "authentication too often (`Retry-After`)."
     ),
     503: _described("PostgreSQL or Redis cannot be reached, or the pipeline files loaded."),
 }

@@ -39,19 +39,38 @@ class SubmitRunInput(_Wire):
     )
 
 
+# Failures the farm records of itself, whose messages name its machines (a worker's
+# hostname, the broker's host:port): a tenant is told what happened, not where.
+_FARM_FAILURES = {
+    "dispatch_error": "the farm could not send the step to its workers",
+    "worker_lost": "the worker running the step was lost",
+    "lease_expired": "the worker running the step stopped answering before its lease ran out",
+}
+
+
 def public_error(error: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A step's recorded error as the API shows it: without the worker's ``traceback``,
-    whose file paths and source lines are the farm's, not the caller's (the operator
-    reads it with ``hive dlq show``)."""
-    if error is None or "traceback" not in error:
+    """A step's (or run's) recorded error as the API shows it: without the worker's
+    ``traceback``, whose file paths and source lines are the farm's, not the caller's, and
+    with a failure of the farm's own told in words of its kind (the operator reads both
+    with ``hive runs show`` and ``hive dlq show``)."""
+    if error is None:
+        return None
+    farm_message = _FARM_FAILURES.get(str(error.get("type")))
+    if farm_message is None and "traceback" not in error:
         return error
-    return {name: value for name, value in error.items() if name != "traceback"}
+    shown = {name: value for name, value in error.items() if name != "traceback"}
+    if farm_message is not None:
+        shown["message"] = farm_message
+    return shown
 
 
 def public_run(run: dict[str, Any]) -> dict[str, Any]:
-    """A run's JSON with each step's error as :func:`public_error` shows it."""
+    """A run's JSON with its errors as :func:`public_error` shows them, and no step's
+    ``worker`` (a host name of the farm's)."""
+    run["error"] = public_error(run.get("error"))
     for step in run.get("steps") or []:
         step["error"] = public_error(step["error"])
+        step["worker"] = None
     return run
 
 
@@ -64,7 +83,10 @@ class StepOutput(_Wire):
     input: Any
     output: Any
     error: dict[str, Any] | None
-    worker: str | None
+    worker: str | None = Field(
+        description="Always null over the API: which of the farm's hosts ran the step is the "
+        "operator's to see (`hive runs show --json`)."
+    )
     started_at: str | None
     finished_at: str | None
     usage: dict[str, float | int] | None

@@ -1,9 +1,17 @@
 """Admission control of the HTTP API: each tenant's request rate, shared by every API
-process through Redis, and its cap on runs in flight, checked when it submits.
+process through Redis, and its cap on runs in flight, checked when it submits; and each
+client address's failed authentications, which it must spend before a key is looked up.
 
 The rate is the guard's GCRA limiter (:mod:`hive.guard.rates`), asked never to book a slot:
 an HTTP caller is answered at once, with when to come back, rather than deferred. The
 operator's all-tenant keys share one limit of their own.
+
+A key must be read from PostgreSQL to know its tenant, so the tenant's rate cannot guard
+that read: a flood of made-up keys would be a flood of queries. Each failed authentication
+of a well-formed key therefore spends one of its client address's allowance (the same limiter,
+``HIVE_API_AUTH_FAILURE_BURST`` at once, ``HIVE_API_AUTH_FAILURES_PER_S`` after), and a key
+to be looked up must find that allowance not spent; only failures spend it, so a client
+whose keys are good is never held back by its own requests.
 
 The cap on runs in flight is kept by the submit itself (``max_in_flight``): the insert
 counts the tenant's unfinished runs under a lock of the tenant's (:func:`hive.db.runs.insert_run`).
@@ -12,10 +20,10 @@ counts the tenant's unfinished runs under a lock of the tenant's (:func:`hive.db
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hive.errors import TooManyRequests
-from hive.guard.rates import RateLimiter, requests_limit
+from hive.guard.rates import RateLimit, RateLimiter, requests_limit
 from hive.service.caller import Caller
 from hive.service.farm import operation
 from hive.settings import Settings
@@ -64,3 +72,49 @@ def admit_request(settings: Settings, caller: Caller) -> RateAllowance | None:
     if not decision.admitted:
         raise TooManyRequests(decision.wait_s, limit=burst, reset_s=reset_s)
     return RateAllowance(burst, limit.remaining(backlog_s), reset_s)
+
+
+def _failures_limit(settings: Settings, client: str) -> RateLimit | None:
+    rate = settings.api.auth_failures_per_s
+    if rate <= 0:
+        return None
+    return requests_limit(f"api:client:{client}", 1.0 / rate, settings.api.auth_failure_burst)
+
+
+@operation
+def admit_authentication(settings: Settings, client: str) -> None:
+    """Let a key from ``client`` (its address) be looked up, unless the address has spent
+    its failed authentications; spends nothing (a failure does: :func:`failed_authentication`).
+
+    Raises:
+        TooManyRequests: the address failed too often; ``retry_after_s`` says when it may
+            try again.
+        ServiceUnavailable: Redis cannot be reached.
+    """
+    limit = _failures_limit(settings, client)
+    if limit is None:
+        return
+    # A look at the limit, costing nothing: refused once one more failure would not fit,
+    # that is with a tolerance of one failure less than the burst.
+    look = replace(limit, burst=limit.burst - 1, cost=0.0)
+    decision = _limiter.admit([look], "api", book=False)
+    if not decision.admitted:
+        wait_s = decision.wait_s
+        raise TooManyRequests(
+            wait_s,
+            "too many failed authentications from this address; "
+            f"try again in {max(math.ceil(wait_s), 1)}s",
+        )
+
+
+@operation
+def failed_authentication(settings: Settings, client: str) -> None:
+    """Spend one of ``client``'s failed authentications, if one is left: failures past the
+    allowance (of keys never looked up) do not push its end further off.
+
+    Raises:
+        ServiceUnavailable: Redis cannot be reached.
+    """
+    limit = _failures_limit(settings, client)
+    if limit is not None:
+        _limiter.admit([limit], "api", book=False)

@@ -27,6 +27,7 @@ from typing import Any
 from hive.db import api_keys as key_store
 from hive.db.retrying import Connection, in_autocommit, in_transaction
 from hive.errors import ApiKeyNotFound, AuthenticationFailed, InvalidArgument
+from hive.service.admission import admit_authentication, failed_authentication
 from hive.service.audit import Action, Outcome, record
 from hive.service.caller import Caller, Right, Role
 from hive.service.farm import operation
@@ -45,6 +46,11 @@ another process (``hive keys revoke``) stops working here within this many secon
 revoked by this process, at once. Saves every request a PostgreSQL round trip."""
 _cache: dict[str, _Kept] = {}
 _cache_lock = threading.Lock()
+# Key ids found to be no active key (none, revoked, expired), and when, for KEY_CACHE_S: a
+# client repeating a stale key costs one lookup per process in that time. Safe to keep:
+# a new key's id is random, never one presented before it existed. Bounded, oldest out.
+_unknown: dict[str, float] = {}
+_UNKNOWN_MAX = 10_000
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -163,6 +169,7 @@ def create_api_key(
         raise InvalidArgument(problems)
     key_id = secrets.token_hex(8)
     key = f"hive_{key_id}_{secrets.token_urlsafe(32)}"
+    forget_key(key_id)
 
     def store(conn: Connection) -> key_store.KeyRow:
         row = key_store.insert_key(
@@ -211,27 +218,49 @@ def revoke_api_key(settings: Settings, caller: Caller, key_id: str) -> ApiKeyVie
 
 
 def forget_key(key_id: str | None = None) -> None:
-    """Drop the record of ``key_id`` (of every key: None) this process trusts."""
+    """Drop what this process read of ``key_id`` (of every key: None)."""
     with _cache_lock:
         if key_id is None:
             _cache.clear()
+            _unknown.clear()
         else:
             _cache.pop(key_id, None)
+            _unknown.pop(key_id, None)
 
 
-def _key_row(key_id: str) -> key_store.KeyRow | None:
-    """The key's record: as read less than :data:`KEY_CACHE_S` ago, else from PostgreSQL."""
+def _not_a_key(key_id: str, now: float) -> None:
+    with _cache_lock:
+        _cache.pop(key_id, None)
+        _unknown.pop(key_id, None)
+        if len(_unknown) >= _UNKNOWN_MAX:
+            del _unknown[next(iter(_unknown))]
+        _unknown[key_id] = now
+
+
+def _key_row(
+    settings: Settings, key_id: str, offered: str, client: str | None
+) -> key_store.KeyRow | None:
+    """The key's record: as read less than :data:`KEY_CACHE_S` ago, else from PostgreSQL,
+    if ``client`` may have a key looked up (:func:`~.admission.admit_authentication`)."""
     now = time.monotonic()
     with _cache_lock:
         cached = _cache.get(key_id)
+        unknown_at = _unknown.get(key_id)
     if cached is not None and now - cached.read_at < KEY_CACHE_S:
         kept = cached.row
         # Its expiry may have passed since it was read (by this clock, not PostgreSQL's:
         # a skew lasts no longer than the record is kept).
         return kept if kept.expires_at is None or datetime.now(UTC) < kept.expires_at else None
+    # The very key that authenticated here before is read again whatever its address did:
+    # a client sharing an address (a proxy, a NAT) with a flood keeps working.
+    known = cached is not None and hmac.compare_digest(cached.row.hash, offered)
+    if client is not None and not known:
+        admit_authentication(settings, client)
+    if unknown_at is not None and now - unknown_at < KEY_CACHE_S:
+        return None
     row = in_autocommit(lambda conn: key_store.find_key(conn, key_id), retry_s=0)
     if row is None or row.revoked_at is not None or row.expired:
-        forget_key(key_id)
+        _not_a_key(key_id, now)
         return None
     with _cache_lock:
         _cache[key_id] = _Kept(row, now)
@@ -252,13 +281,17 @@ def _record_use(key_id: str, row: key_store.KeyRow) -> None:
 
 
 @operation
-def authenticate(settings: Settings, presented: str | None) -> Principal:
+def authenticate(
+    settings: Settings, presented: str | None, *, client: str | None = None
+) -> Principal:
     """The principal of a request's key, or of a JWT from the configured issuer
-    (:mod:`hive.service.tokens`).
+    (:mod:`hive.service.tokens`). A well-formed key that fails spends one of ``client``'s
+    failed authentications (an address; None: an in-process caller, never held back).
 
     Raises:
         AuthenticationFailed: no key, or one that is malformed, unknown, wrong, expired or
             revoked; which one is never said.
+        TooManyRequests: the key would be looked up, and ``client`` has failed too often.
     """
     if isinstance(presented, str) and looks_like_token(presented):
         key_id, caller = token_caller(settings.api, presented)
@@ -267,10 +300,13 @@ def authenticate(settings: Settings, presented: str | None) -> Principal:
     if match is None:
         raise AuthenticationFailed()
     key_id = match.group(1)
-    row = _key_row(key_id)
     offered = key_hash(settings, presented or "")
+    row = _key_row(settings, key_id, offered, client)
     matches = hmac.compare_digest(offered, row.hash if row is not None else _NO_HASH)
     if row is None or not matches:
+        # Only a key that was worth reading: what is refused unread costs nothing to refuse.
+        if client is not None:
+            failed_authentication(settings, client)
         raise AuthenticationFailed()
     # Only now: a guess at the secret is no use of the key.
     _record_use(key_id, row)

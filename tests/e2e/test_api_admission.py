@@ -1,12 +1,14 @@
 """Admission control over HTTP: each tenant's request rate, shared by every `hive api`
 process through Redis (429, `Retry-After`, `RateLimit-*`), its cap on runs in flight and
-its cap on registered service instances (429 saying so). Real `hive api` processes, real
-workers, PostgreSQL and Redis."""
+its cap on registered service instances (429 saying so), and each client address's failed
+authentications (429 before a key is looked up). Real `hive api` processes, real workers,
+PostgreSQL and Redis."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,8 @@ BURST = 3
 # So slow that no request is given back while a test runs: the counts never depend on time.
 PER_S = "0.001"
 CAP = 2
+# Each address's failed authentications (of well-formed keys) at once.
+AUTH_BURST = 5
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +40,8 @@ def limited(
         **hive_env,
         "HIVE_API_REQUESTS_PER_S": PER_S,
         "HIVE_API_REQUEST_BURST": str(BURST),
+        "HIVE_API_AUTH_FAILURES_PER_S": PER_S,
+        "HIVE_API_AUTH_FAILURE_BURST": str(AUTH_BURST),
     }
     logs = tmp_path_factory.mktemp("limited")
     first = Api(env, logs / "first.log")
@@ -116,6 +122,44 @@ def test_requests_without_a_valid_key_spend_no_rate(
     for _ in range(BURST + 2):
         ready = first.call("GET", "/readyz")
         assert ready.status_code == 200 and "ratelimit-limit" not in ready.headers
+
+
+def test_an_address_that_failed_too_often_is_answered_429_by_every_api_process(
+    limited: tuple[Api, Api], env: dict[str, str]
+) -> None:
+    """Each well-formed key cost a PostgreSQL lookup before any limit applied: a flood of
+    made-up keys was a flood of queries, answered 401 for ever."""
+    first, second = limited
+    key, _ = make_key("acme", "viewer")
+    assert first.call("GET", "/v1/runs", key=key).status_code == 200
+
+    def made_up() -> str:
+        return f"hive_{secrets.token_hex(8)}_{secrets.token_urlsafe(32)}"
+
+    wrong_secret = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    failed = [first.call("GET", "/v1/runs", key=made_up()) for _ in range(AUTH_BURST - 3)]
+    failed += [
+        first.call("GET", "/v1/runs", key=wrong_secret),
+        second.call("GET", "/v1/runs", key=made_up()),
+        # Refused unread (no key, a malformed one, two keys): these spend nothing.
+        first.call("GET", "/v1/runs"),
+        second.call("GET", "/v1/runs", key=key + "x"),
+        first.call("GET", "/v1/runs", key=key, headers={"X-API-Key": made_up()}),
+        second.call("GET", "/v1/runs", key=made_up()),
+    ]
+    assert [a.status_code for a in failed] == [401] * len(failed)
+    assert len({a.content for a in failed}) == 1
+    assert all(a.headers["www-authenticate"] == "Bearer" for a in failed)
+
+    for api in (first, second):
+        refused = api.call("GET", "/v1/runs", key=made_up())
+        assert refused.status_code == 429, refused.text
+        assert refused.json()["error"]["type"] == "rate_limited"
+        assert "failed authentications" in refused.json()["error"]["message"]
+        assert 990 <= int(refused.headers["retry-after"]) <= 1000
+        assert "ratelimit-limit" not in refused.headers
+    # The key that authenticated is not held back by its address's failures.
+    assert first.call("GET", "/v1/runs", key=key).status_code == 200
 
 
 def test_error_answers_carry_the_rate_headers_too(

@@ -79,6 +79,9 @@ def test_an_admin_replays_a_dead_letter_over_http_with_an_edited_input(
     assert [(d["run_id"], d["step_id"]) for d in letters.json()] == [(run_id, "doomed")]
     assert letters.json()[0]["error"] == {"type": "PermanentError", "message": "doomed on purpose"}
     assert "Traceback" not in letters.text + json.dumps(failed) + json.dumps(shown)
+    # Nor the name of the worker that ran each step (one of the farm's hosts).
+    assert {s["worker"] for s in failed["steps"] + shown["steps"]} == {None}
+    assert db.scalar("SELECT count(worker) FROM step_runs WHERE run_id = :id", id=run_id) >= 2
     assert api.call("GET", "/v1/dead-letters", key=stranger).json() == []
     filtered = api.call("GET", "/v1/dead-letters", key=viewer, params={"pipeline": "echo-one"})
     assert filtered.json() == []
@@ -308,3 +311,32 @@ def test_what_the_operator_changes_of_a_tenants_is_in_that_tenants_audit_trail(
         ("service.deregister", "instance:partner-1", "ok"),
         ("run.cancel", f"run:{run_id}", "ok"),
     ]
+
+
+def test_a_failure_of_the_farm_is_told_to_a_tenant_without_the_brokers_words(
+    api: Api, env: dict[str, str], redis_db: tuple[Any, int]
+) -> None:
+    """A DispatchError was answered 409 with the broker's reply, and the step's and run's
+    error kept it for any viewer (a connection error's names the broker's host and port)."""
+    broker, _ = redis_db
+    broker.set("fault-taken", "another program's value")  # the queue's key holds a string
+    producer, _ = make_key("acme", "producer")
+    body = {"pipeline": "fault-taken-root", "input": {"text": "x"}, "priority": "critical"}
+
+    answer = api.call("POST", "/v1/runs", key=producer, json=body)
+    assert answer.status_code == 409, answer.text
+    [run_id] = [str(r.id) for r in db.rows("SELECT id FROM runs")]
+    assert answer.json()["error"] == {
+        "type": "conflict",
+        "message": f"run {run_id}: could not dispatch step 'a': the farm could not send it "
+        "to its workers; it failed and is in the dead letters",
+    }
+    shown = api.call("GET", f"/v1/runs/{run_id}", key=producer).json()
+    letters = api.call("GET", "/v1/dead-letters", key=producer).json()
+    told = {"type": "dispatch_error", "message": "the farm could not send the step to its workers"}
+    assert shown["error"] == {**told, "step_id": "a"}
+    assert shown["steps"][0]["error"] == letters[0]["error"] == told
+    # The operator keeps the broker's words.
+    operator = run_hive("runs", "show", run_id, "--json", env=env)
+    assert "WRONGTYPE" in json.loads(operator.stdout)["steps"][0]["error"]["message"]
+    assert "WRONGTYPE" in api.log()

@@ -8,8 +8,10 @@ import httpx
 import pytest
 
 from hive.api.errors import hive_error_response
+from hive.api.models import public_error, public_run
 from hive.errors import (
     AuthenticationFailed,
+    DispatchError,
     InputError,
     PermissionDenied,
     RunNotFound,
@@ -32,6 +34,49 @@ def test_a_server_that_cannot_be_reached_is_503_without_its_address() -> None:
     assert status == 503
     assert "internal" not in json.dumps(error) and "5432" not in json.dumps(error)
     assert _answer(SettingsError("HIVE_BROKER_URL", "redis://secret@host"))[0] == 503
+
+
+def test_a_dispatch_error_is_told_without_the_brokers_words() -> None:
+    detail = "ConnectionError: Error 111 connecting to redis.internal:6379. Connection refused."
+    status, error = _answer(DispatchError("r1", ["a", "b"], detail))
+
+    assert status == 409
+    assert error == {
+        "type": "conflict",
+        "message": "run r1: could not dispatch steps 'a', 'b': the farm could not send them "
+        "to its workers; they failed and are in the dead letters",
+    }
+
+
+def test_run_views_show_no_worker_and_farm_failures_in_words_of_their_kind() -> None:
+    """Failures the farm records of itself quote its machines: a lost worker's hostname, a
+    lease's worker, the broker's host and port."""
+    recorded = {
+        "worker_lost": "worker hive@gpu-7.internal stopped heartbeating and was marked lost",
+        "lease_expired": "no word from worker hive@gpu-7.internal before the lease ran out",
+        "dispatch_error": "ConnectionError: Error 111 connecting to redis.internal:6379.",
+    }
+    steps = [
+        {"step_id": kind, "worker": "hive@gpu-7.internal", "error": {"type": kind,
+         "message": message, "traceback": "File /srv/hive/x.py"}}
+        for kind, message in recorded.items()
+    ]  # fmt: skip
+    agents = {"type": "PermanentError", "message": "doomed on purpose", "traceback": None}
+    steps.append({"step_id": "own", "worker": "hive@gpu-7.internal", "error": agents})
+    run = {"error": {"step_id": "worker_lost", **steps[0]["error"]}, "steps": steps}
+
+    shown = public_run(run)
+
+    assert "internal" not in json.dumps(shown) and "traceback" not in json.dumps(shown)
+    assert {s["worker"] for s in shown["steps"]} == {None}
+    assert [s["error"]["message"] for s in shown["steps"]] == [
+        "the worker running the step was lost",
+        "the worker running the step stopped answering before its lease ran out",
+        "the farm could not send the step to its workers",
+        "doomed on purpose",  # an agent's own words are the step's
+    ]
+    assert shown["error"]["step_id"] == "worker_lost"
+    assert public_error(None) is None
 
 
 def test_each_error_has_its_status() -> None:
