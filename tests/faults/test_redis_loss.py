@@ -74,6 +74,9 @@ def _consumer_connection_losing_redis(connection: Connection, server: RedisServe
     control = Queue("control", Exchange("control", type="fanout"), auto_delete=True)
     Consumer(connection.channel(), queues=[control], no_ack=True).consume()
     channel._brpop_start()
+    # The message is recovery's once the connection is gone: kombu must not try, at this
+    # process's exit, to put it back into a Redis that is no more.
+    channel.qos._on_collect.cancel()
     server.stop()
     return connection
 
