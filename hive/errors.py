@@ -230,15 +230,20 @@ class TooManyRequests(HiveError):
         )
 
 
-class TooManyRunsInFlight(TooManyRequests):
-    """A submit refused because the tenant already has ``cap`` runs unfinished
-    (``HIVE_API_MAX_RUNS_IN_FLIGHT``): it may submit again once some end."""
+class TenantAtCap(TooManyRequests):
+    """A change refused because the tenant (None: no tenant) already has ``cap`` of what it
+    would add; trying again helps once it has fewer."""
 
     def __init__(self, tenant: str | None, cap: int) -> None:
         super().__init__(1.0)
         self.args = (tenant, cap)
         self.tenant = tenant
         self.cap = cap
+
+
+class TooManyRunsInFlight(TenantAtCap):
+    """A submit refused because the tenant already has ``cap`` runs unfinished
+    (``HIVE_API_MAX_RUNS_IN_FLIGHT``): it may submit again once some end."""
 
     def __str__(self) -> str:
         whose = f"tenant {self.tenant!r}" if self.tenant is not None else "runs of no tenant"
@@ -248,17 +253,11 @@ class TooManyRunsInFlight(TooManyRequests):
         )
 
 
-class TooManyServiceInstances(TooManyRequests):
+class TooManyServiceInstances(TenantAtCap):
     """A registration refused because the tenant already has ``cap`` service instances
     registered (``HIVE_MAX_SERVICE_INSTANCES``): it may register another once it has
     deregistered some. A heartbeat or re-registration of an instance it has is never
     refused."""
-
-    def __init__(self, tenant: str | None, cap: int) -> None:
-        super().__init__(1.0)
-        self.args = (tenant, cap)
-        self.tenant = tenant
-        self.cap = cap
 
     def __str__(self) -> str:
         whose = f"tenant {self.tenant!r}" if self.tenant is not None else "the farm (no tenant)"

@@ -143,25 +143,16 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
         return answer(422, "invalid", str(exc), input_problems(exc))
     if isinstance(exc, InvalidArgument):
         return answer(422, "invalid", str(exc), [("body", "", p) for p in exc.problems])
-    if isinstance(exc, ServiceUnavailable | DatabaseNotMigrated | SettingsError):
-        # Never the detail: it names hosts and ports.
-        logger.warning("answering 503: %s", exc)
-        return answer(
-            503,
-            "unavailable",
-            "a server Hive needs cannot be reached; try again later",
-            headers={"Retry-After": "5"},
-        )
-    if isinstance(exc, PipelineError):
-        # The farm's files are the operator's to fix: their paths and problems go to the
-        # log, never to a caller.
-        logger.warning("answering 503: the pipelines cannot be loaded:\n%s", exc)
-        return answer(
-            503,
-            "unavailable",
-            "the farm's pipelines cannot be loaded; try again later",
-            headers={"Retry-After": "5"},
-        )
+    if isinstance(exc, ServiceUnavailable | DatabaseNotMigrated | SettingsError | PipelineError):
+        # Never the detail: it names hosts and ports, or the farm's files, which are the
+        # operator's to fix (the log has it).
+        if isinstance(exc, PipelineError):
+            logger.warning("answering 503: the pipelines cannot be loaded:\n%s", exc)
+            said = "the farm's pipelines cannot be loaded"
+        else:
+            logger.warning("answering 503: %s", exc)
+            said = "a server Hive needs cannot be reached"
+        return answer(503, "unavailable", f"{said}; try again later", headers={"Retry-After": "5"})
     if isinstance(exc, ValueError):
         return answer(422, "invalid", str(exc), [("body", "", str(exc))])
     if isinstance(exc, DispatchError):
