@@ -10,6 +10,7 @@ its value (URLs and the Flower setting carry passwords, hence ``SecretStr``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from functools import lru_cache
@@ -614,6 +615,13 @@ class ApiSettings(_Section):
         default="hive",
         min_length=1,
     )
+    trusted_proxies: str = _var(
+        "API_TRUSTED_PROXIES",
+        "comma-separated addresses or networks (`10.0.0.0/8`) of the proxies in front of "
+        "`hive api`: from them alone `X-Forwarded-For` names the client (the audit trail's "
+        "address, the failed-authentication limit); empty: the connection's peer",
+        default="",
+    )
     cors_origins: str = _var(
         "API_CORS_ORIGINS",
         "comma-separated origins (`https://app.example.com`) browsers may call the API from; "
@@ -657,6 +665,19 @@ class ApiSettings(_Section):
             raise ValueError("is required when HIVE_API_JWT_KEY is set")
         return value.strip()
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for proxy in _split(value):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an address or a network (`*` is not accepted: any "
+                    "client could then name itself)"
+                ) from None
+        return value
+
     @field_validator("cors_origins")
     @classmethod
     def _origins(cls, value: str) -> str:
@@ -671,6 +692,10 @@ class ApiSettings(_Section):
     @property
     def origins(self) -> list[str]:
         return _split(self.cors_origins)
+
+    @property
+    def proxies(self) -> list[str]:
+        return _split(self.trusted_proxies)
 
 
 class Settings(BaseModel):

@@ -11,9 +11,10 @@ expired, revoked, or two different keys at once). The key is never logged.
 Each well-formed key that fails spends one of the client address's failed authentications
 (a key refused unread costs nothing), and a key to be read from PostgreSQL is first let
 through by them (429 once the address failed too often: :mod:`hive.service.admission`).
-The address is the connection's peer (``hive api`` reads no forwarded-for header): behind
-a proxy every client shares the proxy's, and a key that has authenticated in this process
-before is let through whatever its address did.
+The address is the connection's peer, or, from a proxy of ``HIVE_API_TRUSTED_PROXIES``,
+the client its ``X-Forwarded-For`` names; behind a proxy not listed there every client
+shares the proxy's. A key that has authenticated in this process before is let through
+whatever its address did.
 """
 
 from __future__ import annotations

@@ -57,5 +57,8 @@ def api(host: str | None, port: int | None, workers: int, loglevel: str | None) 
             "loggers": {name: {"handlers": [], "propagate": True} for name in _UVICORN},
         },
         server_header=False,
-        proxy_headers=False,
+        # X-Forwarded-For is believed from the configured proxies alone (uvicorn's
+        # ProxyHeadersMiddleware): without any, a client could name itself anything.
+        proxy_headers=bool(settings.api.proxies),
+        forwarded_allow_ips=settings.api.proxies or None,
     )

@@ -468,3 +468,43 @@ def test_keys_commands_refuse_what_makes_no_key(env: dict[str, str]) -> None:
     shown = json.loads(made.stdout)
     assert shown["key"].startswith(f"hive_{shown['id']}_")
     assert db.scalar("SELECT count(*) FROM api_keys") == 1
+
+
+def test_a_forwarded_client_address_is_believed_from_a_listed_proxy_alone(
+    api: Api, hive_env: dict[str, str], tmp_path: Path, clean_state: None
+) -> None:
+    """Behind a load balancer the audit trail (and the failed-authentication limit) needs
+    the client's address, which only the proxy knows: X-Forwarded-For, believed from the
+    addresses of HIVE_API_TRUSTED_PROXIES alone; from anyone else a client could name
+    itself anything, so the header is ignored."""
+    key, _ = make_key("acme", "producer")
+    forwarded = {"X-Forwarded-For": "203.0.113.7"}
+    env = {**os.environ, **hive_env, "HIVE_API_TRUSTED_PROXIES": "10.0.0.0/8, 127.0.0.1"}
+    behind = Api(env, tmp_path / "behind.log")
+    try:
+        trusted = behind.call("POST", "/v1/runs", key=key, headers=forwarded,
+                              json={"pipeline": "echo-one", "input": {"text": "a"}})  # fmt: skip
+    finally:
+        behind.stop()
+    ignored = api.call("POST", "/v1/runs", key=key, headers=forwarded,
+                       json={"pipeline": "echo-one", "input": {"text": "b"}})  # fmt: skip
+    assert trusted.status_code == ignored.status_code == 202
+
+    clients = {
+        r.target: r.client
+        for r in db.rows("SELECT target, client FROM audit WHERE action = 'run.submit'")
+    }
+    assert clients == {
+        f"run:{trusted.json()['id']}": "203.0.113.7",
+        f"run:{ignored.json()['id']}": "127.0.0.1",
+    }
+
+
+def test_a_trusted_proxy_that_is_no_address_stops_the_api_at_start(
+    hive_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**os.environ, **hive_env, "HIVE_API_TRUSTED_PROXIES": "10.0.0.0/8,*"}
+    started = run_hive("api", "--port", "1", env=env)
+    assert started.returncode != 0
+    assert "HIVE_API_TRUSTED_PROXIES" in started.stderr and "'*'" in started.stderr
+    assert "Traceback" not in started.stderr
