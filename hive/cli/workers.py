@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import click
 
 from hive.cli.base import echo_json, group, json_option, table
@@ -28,12 +26,11 @@ def workers_list(state: str | None, as_json: bool) -> None:
     if as_json:
         echo_json([view.to_json() for view in views])
         return
-    now = datetime.now(UTC)
     rows = [
         (
             w.name,
             w.state,
-            f"{(now - w.heartbeat_at).total_seconds():.0f}s ago",
+            f"{w.heartbeat_age_s:.0f}s ago",
             str(w.pid),
             f"{w.pool}/{w.concurrency}",
             ",".join(w.queues),

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from hive.db import workers as registry
+from hive.db.figures import database_now
 from hive.db.retrying import in_transaction
 from hive.errors import InvalidArgument
 from hive.service.caller import Caller, Right
@@ -34,6 +35,9 @@ class WorkerView:
     started_at: datetime
     heartbeat_at: datetime
     lost_at: datetime | None
+    heartbeat_age_s: float = 0.0
+    """Seconds since the last heartbeat by PostgreSQL's clock, which wrote it (a host's own
+    clock may be off)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +52,7 @@ class WorkerView:
             "started_at": self.started_at.isoformat(),
             "heartbeat_at": self.heartbeat_at.isoformat(),
             "lost_at": self.lost_at.isoformat() if self.lost_at else None,
+            "heartbeat_age_s": round(self.heartbeat_age_s, 3),
         }
 
 
@@ -63,7 +68,9 @@ def list_workers(
     """
     caller.require(Right.INSPECT)
     wanted = _state(state)
-    rows = in_transaction(lambda conn: registry.list_workers(conn, state=wanted), retry_s=0)
+    rows, now = in_transaction(
+        lambda conn: (registry.list_workers(conn, state=wanted), database_now(conn)), retry_s=0
+    )
     return [
         WorkerView(
             name=r.name,
@@ -77,6 +84,7 @@ def list_workers(
             started_at=r.started_at,
             heartbeat_at=r.heartbeat_at,
             lost_at=r.lost_at,
+            heartbeat_age_s=max(now - r.heartbeat_at.timestamp(), 0.0),
         )
         for r in rows
     ]

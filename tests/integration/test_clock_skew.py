@@ -54,3 +54,25 @@ def test_status_reads_the_age_of_maintenance_by_the_databases_clock(
 
     [recover] = [m for m in status.maintenance if m.task == "recover"]
     assert recover.last_success_age_s is not None and recover.last_success_age_s < 60
+
+
+def test_workers_list_reads_the_age_of_heartbeats_by_the_databases_clock(
+    clean_state: None, clock_ahead: None
+) -> None:
+    """`hive workers list` printed `now - heartbeat_at` by this host's clock: a host two
+    minutes ahead read a worker that beat 30 s ago as 150 s ago. The view carries the age
+    by PostgreSQL's clock, which the table prints."""
+    from hive import service
+    from hive.settings import get_settings
+
+    db.execute(
+        "INSERT INTO workers (name, pid, queues, concurrency, pool, hive_version,"
+        " celery_version, started_at, heartbeat_at, state)"
+        " VALUES ('w1', 1, '{hive.default}', 1, 'prefork', '0', '5', now(),"
+        " now() - interval '30 seconds', 'online')"
+    )
+
+    [worker] = service.list_workers(get_settings(), service.OPERATOR)
+
+    assert 29 <= worker.heartbeat_age_s < 60
+    assert worker.to_json()["heartbeat_age_s"] == pytest.approx(worker.heartbeat_age_s, abs=1e-3)
