@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -88,11 +89,14 @@ def test_the_worker_connection_closes_after_redis_is_lost_with_a_message_in_hand
     own connection raised AttributeError on that close (a channel left open by the collect,
     its transport gone), which Celery calls unrecoverable: the worker exited, and with it
     every run in flight stalled (this file's test above, one run in a few). The app's
-    connection closes cleanly; its messages are then recovery's to send again."""
+    connection closes cleanly; its messages are then recovery's to send again. (Fails
+    without hive/tasks/broker.py's override: the same AttributeError.)"""
     plain = _consumer_connection_losing_redis(kombu.Connection(own_redis.url), own_redis)
     plain.collect(socket_timeout=2)
-    with pytest.raises(AttributeError):
-        plain.close()  # the defect, still in kombu: if this stops failing, drop the fix
+    # The defect, in kombu 5.7 (AttributeError): once a release closes cleanly, broker.py
+    # can go. Not asserted, so that such a release does not fail the suite.
+    with contextlib.suppress(AttributeError):
+        plain.close()
 
     own_redis.start()
     hives = app.connection_for_read(own_redis.url)
