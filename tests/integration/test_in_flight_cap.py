@@ -5,7 +5,6 @@ the racers are threads, each on its own connection, released together."""
 from __future__ import annotations
 
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -15,21 +14,15 @@ from hive.errors import TooManyRunsInFlight
 from hive.service import Caller, Role
 from hive.settings import get_settings
 from tests.support import db
-from tests.support.processes import wait_until
+from tests.support.racing import released_together
 
 # The autocommit pool's most connections (2 + 10 overflow): every racer holds one at once.
 RACERS = 12
 
 
 def _race(caller: Caller, cap: int, key: str | None = None) -> list[str]:
-    """Submit RACERS runs at once; each one's run id, or "refused".
-
-    Threads alone would reach PostgreSQL a little apart, and a race might not happen: a
-    transaction holding ``runs`` in SHARE mode holds every racer's insert back until all
-    of them wait, then lets them go together."""
-    from sqlalchemy import text
-
-    from hive.db.engine import get_engine
+    """Submit RACERS runs at once (:func:`released_together`); each one's run id, or
+    "refused"."""
 
     def submit(i: int) -> str:
         try:
@@ -42,19 +35,7 @@ def _race(caller: Caller, cap: int, key: str | None = None) -> list[str]:
             return "refused"
         return str(submitted.run_id)
 
-    with get_engine().connect() as gate, ThreadPoolExecutor(RACERS) as pool:
-        gate.execute(text("LOCK TABLE runs IN SHARE MODE"))
-        racing = pool.map(submit, range(RACERS))
-        wait_until(lambda: _waiting() == RACERS, 30, "every racer to wait for the gate")
-        gate.commit()
-        return list(racing)
-
-
-def _waiting() -> int:
-    """Backends of this database waiting for a lock (the racers: the table's or the
-    tenant's)."""
-    return int(db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                         " AND wait_event_type = 'Lock'"))  # fmt: skip
+    return released_together("runs", RACERS, submit)
 
 
 def _unfinished(tenant: str | None) -> int:

@@ -6,7 +6,6 @@ threads, each on its own connection, released together."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,7 +14,7 @@ from hive.errors import TooManyServiceInstances
 from hive.service import Caller, Role
 from hive.settings import HealthSettings, Settings, get_settings
 from tests.support import db
-from tests.support.processes import wait_until
+from tests.support.racing import released_together
 
 # The autocommit pool's most connections (2 + 10 overflow): every racer holds one at once.
 RACERS = 12
@@ -37,14 +36,8 @@ def _register(caller: Caller, cap: int, instance_id: str, url: str = "http://h/"
 
 
 def _race(caller: Caller, cap: int) -> list[str]:
-    """Register RACERS new instances at once; each one's id, or "refused".
-
-    A transaction holding ``service_instances`` in SHARE mode holds every racer's insert
-    back (a racer that took the tenant's lock waits there holding it) until all of them
-    wait, then lets them go together."""
-    from sqlalchemy import text
-
-    from hive.db.engine import get_engine
+    """Register RACERS new instances at once (:func:`released_together`); each one's id,
+    or "refused"."""
 
     def register(i: int) -> str:
         try:
@@ -52,17 +45,7 @@ def _race(caller: Caller, cap: int) -> list[str]:
         except TooManyServiceInstances:
             return "refused"
 
-    with get_engine().connect() as gate, ThreadPoolExecutor(RACERS) as pool:
-        gate.execute(text("LOCK TABLE service_instances IN SHARE MODE"))
-        racing = pool.map(register, range(RACERS))
-        wait_until(lambda: _waiting() == RACERS, 30, "every racer to wait for the gate")
-        gate.commit()
-        return list(racing)
-
-
-def _waiting() -> int:
-    return int(db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                         " AND wait_event_type = 'Lock'"))  # fmt: skip
+    return released_together("service_instances", RACERS, register)
 
 
 def _instances(tenant: str | None) -> int:
