@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,7 @@ from hive.agents.builtin.http import HttpAgent
 from hive.agents.builtin.http_transport import retry_after_s
 from hive.errors import CredentialError, InvalidAgentInput, PipelineError, SettingsError
 from hive.pipelines import load_pipeline_file
-from hive.settings import credential, get_settings, load_settings
-
-
-@pytest.fixture(autouse=True)
-def _no_cached_settings() -> Iterator[None]:
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+from hive.settings import credential, load_settings
 
 
 def problems(step_input: dict[str, Any]) -> str:

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hive.errors import SettingsError
 from hive.settings import Settings, describe, get_settings, load_settings
-
-
-@pytest.fixture(autouse=True)
-def _no_cached_settings() -> Iterator[None]:
-    # Later tests in the session must not see settings read under a patched environment.
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.mark.parametrize(
