@@ -13,10 +13,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from pydantic import SecretStr, ValidationError
 
 from hive import service
-from hive.errors import AuthenticationFailed
+from hive.errors import AuthenticationFailed, SettingsError
 from hive.service import Caller, Role
 from hive.service.tokens import looks_like_token
-from hive.settings import ApiSettings, Settings, SettingsError, get_settings, load_settings
+from hive.settings import ApiSettings, Settings, get_settings, load_settings
 
 ISSUER = "https://id.example.com"
 SECRET = "a-shared-secret-of-at-least-32-characters"

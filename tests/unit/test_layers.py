@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,43 @@ def test_the_api_package_exports_its_factory_alone() -> None:
     import hive.api
 
     assert hive.api.__all__ == ["create_app"]
+
+
+# Reads of variables that are not Hive's settings, each with its reason.
+_OTHER_READERS = {
+    # prometheus-client's own variable (PROMETHEUS_MULTIPROC_DIR), which it reads too.
+    "hive/exposition.py",
+}
+
+
+def _environment_reads(path: Path) -> list[int]:
+    """Lines of ``path`` that read the environment: ``os.getenv``, ``os.environ.get`` or
+    ``os.environ[...]`` as a value (writing a variable for a child library is no read)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    reads = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            target = ast.unparse(node.func)
+            if target in ("os.getenv", "os.environ.get", "environ.get", "getenv"):
+                reads.append(node.lineno)
+        elif (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.ctx, ast.Load)
+            and ast.unparse(node.value) in ("os.environ", "environ")
+        ):
+            reads.append(node.lineno)
+    return reads
+
+
+def test_only_the_settings_package_reads_the_environment() -> None:
+    package = ROOT / "hive"
+    readers = {
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in package.rglob("*.py")
+        if path.parent != package / "settings" and str(path.relative_to(ROOT)) not in _OTHER_READERS
+        for line in _environment_reads(path)
+    }
+
+    assert not readers, f"read the environment outside hive/settings/: {sorted(readers)}"
+    # The check itself finds a read where there is one.
+    assert _environment_reads(package / "settings" / "credentials.py")
