@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import traceback
 from typing import Any
@@ -55,7 +56,11 @@ def retry_delay_s(attempt: int, options: AgentOptions, error: dict[str, Any]) ->
     countdown must stay well inside the broker's visibility timeout, and a step that must
     wait longer says so in its options."""
     retry_after = error.get("retry_after_s")
-    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+    if (
+        isinstance(retry_after, int | float)
+        and not isinstance(retry_after, bool)
+        and math.isfinite(retry_after)
+    ):
         return float(min(max(retry_after, 0.0), options.retry_backoff_max))
     return backoff_s(attempt, options)
 
@@ -88,7 +93,10 @@ def error_info(exc: BaseException) -> dict[str, Any]:
         "message": message[:4000],
         "traceback": "".join(traceback.format_exception(exc))[-16000:],
     }
-    if isinstance(exc, RetryableError) and exc.retry_after_s is not None:
-        # Kept with the error: the retry's countdown (retry_delay_s) and whoever reads it.
-        info["retry_after_s"] = float(exc.retry_after_s)
+    wait_s = exc.retry_after_s if isinstance(exc, RetryableError) else None
+    # Kept with the error: the retry's countdown (retry_delay_s) and whoever reads it. Only a
+    # number: an agent's NaN or infinity (a server's "Retry-After: inf") is no JSON that
+    # PostgreSQL stores, and the failure could not be recorded at all.
+    if isinstance(wait_s, int | float) and not isinstance(wait_s, bool) and math.isfinite(wait_s):
+        info["retry_after_s"] = float(wait_s)
     return info

@@ -328,3 +328,23 @@ def test_a_tenant_s_own_instance_of_the_model_service_is_never_sent_the_api_key(
     finally:
         own.close()
     assert {r.headers["Authorization"] for r in llm.requests} == {f"Bearer {KEY}"}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("retry_after", ["nan", "inf"])
+def test_a_429_whose_retry_after_is_no_number_of_seconds_is_retried_after_the_backoff(
+    llm: LlmServer, llm_worker: Callable[..., HiveProcess], retry_after: str
+) -> None:
+    llm.script("model-a", Reply.rate_limited(retry_after))
+    llm.script("model-b", Reply.rate_limited(retry_after))
+    llm_worker()
+
+    # No number of seconds to wait: the step's own backoff. It was kept, as NaN or Infinity,
+    # which PostgreSQL's JSON refuses: the failure went unrecorded and the run never ended.
+    run = ask()
+    output = run.wait(timeout=60)
+
+    assert output["ask"]["model"] == "model-a"
+    (first,) = attempts_of(run.id, "ask")
+    assert (first.attempt, first.outcome) == (1, "retried")
+    assert "retry_after_s" not in first.error

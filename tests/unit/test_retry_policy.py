@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
 
 import psycopg2
@@ -133,6 +135,21 @@ def test_the_recorded_error_keeps_the_retry_after_and_only_when_given() -> None:
     assert error_info(TransientError("429", retry_after_s=3))["retry_after_s"] == 3.0
     assert "retry_after_s" not in error_info(TransientError("429"))
     assert "retry_after_s" not in error_info(PermanentError("no"))
+
+
+@pytest.mark.parametrize("wait_s", [math.inf, -math.inf, math.nan])
+def test_a_retry_after_that_is_no_finite_number_is_not_recorded_and_the_backoff_applies(
+    wait_s: float,
+) -> None:
+    # Stored as JSON in PostgreSQL, which has no NaN nor Infinity: kept, it made the failed
+    # attempt unrecordable and left its run running.
+    options = AgentOptions(retry_backoff=2.0, retry_backoff_max=60.0, retry_jitter=False)
+    info = error_info(TransientError("429", retry_after_s=wait_s))
+
+    assert "retry_after_s" not in info
+    json.dumps(info, allow_nan=False)
+    assert retry_delay_s(1, options, info) == 2.0
+    assert retry_delay_s(1, options, {"retry_after_s": wait_s}) == 2.0
 
 
 class _Unprintable(Exception):

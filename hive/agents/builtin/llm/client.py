@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
-import time
+import math
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from hive.agents.builtin.http_clients import thread_client
+from hive.agents.builtin.http_transport import retry_after_s as http_retry_after_s
 from hive.agents.builtin.llm.models import Provider
 
 logger = logging.getLogger(__name__)
@@ -158,25 +158,17 @@ def _detail(response: httpx.Response, api_key: str | None) -> str:
 
 def retry_after_s(headers: httpx.Headers) -> float | None:
     """The wait a 429 asks for: ``retry-after-ms``, or ``Retry-After`` in seconds or as an
-    HTTP date; None when there is none or it does not parse."""
+    HTTP date; None when there is none or it is no finite number (``inf``, ``nan``), which
+    no countdown can be."""
     millis = headers.get("retry-after-ms")
     if millis:
         try:
-            return max(float(millis) / 1000, 0.0)
+            wait_s = float(millis) / 1000
         except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
+            wait_s = math.nan
+        if math.isfinite(wait_s):
+            return max(wait_s, 0.0)
+    return http_retry_after_s(headers.get("retry-after"))
 
 
 def request_body(
