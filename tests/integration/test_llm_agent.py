@@ -172,6 +172,46 @@ def test_the_fallback_answers_when_the_first_provider_is_down(
     assert guard.failures == ["local:model-a"]  # the breaker of the one that was down
 
 
+def _usage_reply(usage: str) -> Reply:
+    choice = '{"message": {"role": "assistant", "content": "from a"}, "finish_reason": "stop"}'
+    return Reply(body=f'{{"choices": [{choice}], "usage": {usage}}}'.encode())
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        '{"prompt_tokens": 1e400, "completion_tokens": 3}',  # infinity, as Python reads it
+        '{"prompt_tokens": 3, "completion_tokens": ' + "9" * 400 + "}",
+        '{"prompt_tokens": 2000000000, "completion_tokens": 3}',
+    ],
+    ids=["infinite", "400 digits", "two billion"],
+)
+def test_an_answer_whose_token_counts_are_absurd_is_no_answer_and_the_fallback_is_asked(
+    server: LlmServer, usage: str
+) -> None:
+    # They raised OverflowError out of the agent (the step failed, the tokens uncounted), or
+    # were counted at a cost that would spend any budget.
+    server.script("model-a", _usage_reply(usage))
+    server.script("model-b", Reply.text("from b", prompt_tokens=7, completion_tokens=3))
+    guard = Guard()
+
+    output, ctx = run(step(server, fallback=[{**BACKUP, "base_url": server.url}]), guard)
+
+    assert (output["content"], output["model"]) == ("from b", "model-b")
+    assert (ctx.usage["prompt_tokens"], ctx.usage["completion_tokens"]) == (7, 3)
+    assert guard.failures == ["local:model-a"]
+
+
+def test_missing_or_negative_token_counts_are_counted_as_none(server: LlmServer) -> None:
+    server.script("model-a", _usage_reply('{"prompt_tokens": -5}'))
+
+    output, ctx = run(step(server))
+
+    assert output["content"] == "from a"
+    assert output["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
+    assert (ctx.usage["prompt_tokens"], ctx.usage["llm_calls"]) == (0, 1)
+
+
 def test_no_provider_answering_is_a_retryable_failure_naming_each(server: LlmServer) -> None:
     server.script("model-a", Reply.failure(502, error="bad gateway"))
     server.script("model-b", Reply.late(5))

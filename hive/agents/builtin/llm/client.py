@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 _DETAIL_CHARS = 300
 # Connecting is quick or not at all; the read timeout is the step's timeout_s.
 _CONNECT_TIMEOUT_S = 10.0
+# Tokens one call may report, prompt or answer: far above any model's context.
+MAX_CALL_TOKENS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,16 @@ def _completion(endpoint: Provider, response: httpx.Response) -> Completion:
         usage = data.get("usage") or {}
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+    # OverflowError: a count of 1e400 (JSON's float infinity) or of 400 digits.
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
         raise ProviderDown(endpoint, "answered with something that is no chat completion") from exc
     if not isinstance(content, str):
         raise ProviderDown(endpoint, "answered with a message whose content is not text")
+    if max(prompt, completion) > MAX_CALL_TOKENS:
+        # Counted, it would cost the tenant's budget a fortune, or overflow the usage.
+        raise ProviderDown(
+            endpoint, f"answered with a token count over {MAX_CALL_TOKENS:,} for one call"
+        )
     return Completion(
         content=content,
         finish_reason=choice.get("finish_reason"),
