@@ -39,8 +39,8 @@ class HttpSettings(Section):
 
     max_response_bytes: int = var(
         "HTTP_MAX_RESPONSE_BYTES",
-        "the largest answer body (decoded) the `http` agent reads; it stops reading there and "
-        "fails the step for good",
+        "the largest answer body (decoded) the `http` and `llm` agents read; they stop "
+        "reading there: an `http` step fails for good, an `llm` provider counts as down",
         default=10_000_000,
         gt=0,
     )

@@ -159,6 +159,17 @@ def test_a_post_sends_json_or_text_and_a_text_answer_is_text(service: HttpServic
     assert sent_text["status"] == 201
 
 
+def test_a_json_answer_nested_past_reading_is_its_text(service: HttpService) -> None:
+    # json.loads raised RecursionError out of the agent: the step failed with a library's
+    # error (and was retried) where a body served as JSON that is not is the text.
+    deep = "[" * 100_000 + "]" * 100_000
+    service.route("/deep", Reply(text=deep, headers={"Content-Type": "application/json"}))
+
+    answer = call({"url": service.url("/deep")})
+
+    assert (answer["body"], answer["text"]) == (None, deep)
+
+
 @pytest.mark.parametrize(
     ("auth", "header", "sent"),
     [

@@ -183,10 +183,11 @@ def _usage_reply(usage: str) -> Reply:
         '{"prompt_tokens": 1e400, "completion_tokens": 3}',  # infinity, as Python reads it
         '{"prompt_tokens": 3, "completion_tokens": ' + "9" * 400 + "}",
         '{"prompt_tokens": 2000000000, "completion_tokens": 3}',
+        "[" * 100_000 + "]" * 100_000,  # nested past reading: RecursionError
     ],
-    ids=["infinite", "400 digits", "two billion"],
+    ids=["infinite", "400 digits", "two billion", "nested"],
 )
-def test_an_answer_whose_token_counts_are_absurd_is_no_answer_and_the_fallback_is_asked(
+def test_an_answer_with_absurd_token_counts_or_nested_past_reading_is_no_answer(
     server: LlmServer, usage: str
 ) -> None:
     # They raised OverflowError out of the agent (the step failed, the tokens uncounted), or
@@ -210,6 +211,25 @@ def test_missing_or_negative_token_counts_are_counted_as_none(server: LlmServer)
     assert output["content"] == "from a"
     assert output["usage"] == {"prompt_tokens": 0, "completion_tokens": 0}
     assert (ctx.usage["prompt_tokens"], ctx.usage["llm_calls"]) == (0, 1)
+
+
+def test_an_answer_larger_than_the_cap_is_not_read_and_the_fallback_is_asked(
+    server: LlmServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was read whole whatever its size: an endless answer filled the worker's memory.
+    monkeypatch.setenv("HIVE_HTTP_MAX_RESPONSE_BYTES", "2000")
+    get_settings.cache_clear()
+    server.script("model-a", Reply.text("x" * 3000))
+    server.script("model-b", Reply.text("from b"))
+    guard = Guard()
+
+    output, _ = run(step(server, fallback=[{**BACKUP, "base_url": server.url}]), guard)
+
+    assert (output["content"], output["model"]) == ("from b", "model-b")
+    assert guard.failures == ["local:model-a"]
+    server.script("model-a", Reply.text("x" * 3000))
+    with pytest.raises(TransientError, match=r"local:model-a: answered with more than 2000 bytes"):
+        run(step(server))
 
 
 def test_no_provider_answering_is_a_retryable_failure_naming_each(server: LlmServer) -> None:

@@ -277,8 +277,8 @@ class _Call:
         if text and _is_json(answer.headers.get("content-type", "")):
             try:
                 parsed = json.loads(text)
-            except ValueError:
-                pass  # served as JSON but is not: the text is the answer
+            except (ValueError, RecursionError):
+                pass  # served as JSON but is not (or nested past reading): the text is it
             else:
                 text = None
         return HttpOutput(

@@ -25,9 +25,10 @@ from typing import Any
 
 import httpx
 
-from hive.agents.builtin.http_clients import thread_client
+from hive.agents.builtin.http_transport import Answer, BodyTooLarge, exchange
 from hive.agents.builtin.http_transport import retry_after_s as http_retry_after_s
 from hive.agents.builtin.llm.models import Provider
+from hive.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
@@ -96,41 +97,65 @@ def chat(
     Raises:
         ProviderDown, RateLimited, Refused: see the module's docstring.
     """
-    sent = {"Accept": "application/json", **(headers or {})}
+    sent = httpx.Headers({"Accept": "application/json", **(headers or {})})
     if api_key:
         sent["Authorization"] = f"Bearer {api_key}"
     timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, _CONNECT_TIMEOUT_S))
     url = f"{base_url}/chat/completions"
     logger.debug("POST %s (model %s, %d messages)", url, endpoint.model, len(body["messages"]))
+    # Read whatever the status, never past the cap: an endless or huge answer would
+    # otherwise be read into the worker's memory until the step's timeout.
+    limit = get_settings().http.max_response_bytes
     try:
-        response = thread_client().post(url, json=body, headers=sent, timeout=timeout)
+        answer = exchange(
+            "POST",
+            httpx.URL(url),
+            headers=sent,
+            body={"json": body},
+            timeout=timeout,
+            max_bytes=limit,
+            wanted=lambda _status: True,
+        )
+    except BodyTooLarge as exc:
+        raise ProviderDown(
+            endpoint, f"answered with more than {limit} bytes (HIVE_HTTP_MAX_RESPONSE_BYTES)"
+        ) from exc
     except httpx.TimeoutException as exc:
         raise ProviderDown(endpoint, f"no answer within {timeout_s:g}s") from exc
     except httpx.HTTPError as exc:
         # Connection refused, reset, DNS: the message names no header.
         raise ProviderDown(endpoint, f"cannot reach it: {type(exc).__name__}: {exc}") from exc
-    status = response.status_code
+    status = answer.status
     if status == 429:
-        detail = f"HTTP 429 (rate limited){_detail(response, api_key)}"
-        raise RateLimited(endpoint, detail, retry_after_s(response.headers))
+        detail = f"HTTP 429 (rate limited){_detail(answer, api_key)}"
+        raise RateLimited(endpoint, detail, retry_after_s(answer.headers))
     if status >= 500:
-        raise ProviderDown(endpoint, f"HTTP {status}{_detail(response, api_key)}")
+        raise ProviderDown(endpoint, f"HTTP {status}{_detail(answer, api_key)}")
     if status >= 400 or status < 200:
-        raise Refused(endpoint, f"HTTP {status}{_detail(response, api_key)}")
-    return _completion(endpoint, response)
+        raise Refused(endpoint, f"HTTP {status}{_detail(answer, api_key)}")
+    return _completion(endpoint, answer)
 
 
-def _completion(endpoint: Provider, response: httpx.Response) -> Completion:
+def _completion(endpoint: Provider, answer: Answer) -> Completion:
     try:
-        data = response.json()
+        data = json.loads(answer.body)
         choice = data["choices"][0]
         message = choice["message"]
         content = message.get("content") or ""
         usage = data.get("usage") or {}
         prompt = int(usage.get("prompt_tokens") or 0)
         completion = int(usage.get("completion_tokens") or 0)
-    # OverflowError: a count of 1e400 (JSON's float infinity) or of 400 digits.
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
+    # OverflowError: a count of 1e400 (JSON's float infinity) or of 400 digits;
+    # RecursionError: arrays nested thousands deep.
+    except (
+        ValueError,
+        KeyError,
+        IndexError,
+        TypeError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
+    ) as exc:
         raise ProviderDown(endpoint, "answered with something that is no chat completion") from exc
     if not isinstance(content, str):
         raise ProviderDown(endpoint, "answered with a message whose content is not text")
@@ -147,14 +172,14 @@ def _completion(endpoint: Provider, response: httpx.Response) -> Completion:
     )
 
 
-def _detail(response: httpx.Response, api_key: str | None) -> str:
+def _detail(answer: Answer, api_key: str | None) -> str:
     """The provider's own error message (OpenAI's ``{"error": {"message": ...}}``), short,
     with the key blanked out should it be echoed."""
     try:
-        data = response.json()
+        data = json.loads(answer.body)
         error = data.get("error") if isinstance(data, dict) else None
         text = error.get("message") if isinstance(error, dict) else error
-    except ValueError:
+    except (ValueError, RecursionError):
         text = None
     if not isinstance(text, str) or not text.strip():
         return ""
