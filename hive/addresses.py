@@ -2,7 +2,8 @@
 
 The service registry checks what it stores with them and the ``http`` agent checks a step's
 ``url`` and ``service`` with them, so a URL the registry refuses is refused in a pipeline too.
-Each check returns one line per problem (empty: none) and never raises.
+Each check returns one line per problem (empty: none) and never raises. A URL must also be
+one httpx (the agents' client) can send to.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 from urllib.parse import urlsplit
+
+import httpx
 
 NAME_MAX_CHARS = 200  # the width of service_instances.service and .id (hive/db/models.py)
 URL_MAX_CHARS = 2000
@@ -39,7 +42,10 @@ def url_problems(value: Any, what: str) -> list[str]:
         return [f"{what} is longer than {URL_MAX_CHARS} characters"]
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
         return [f"{what} must not contain spaces or control characters"]
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:  # "Invalid IPv6 URL", a host NFKC would change
+        return [f"{what} is not a URL: {exc}"]
     if parts.scheme not in ("http", "https"):
         return [f"{what} must be an http:// or https:// URL"]
     try:
@@ -50,4 +56,10 @@ def url_problems(value: Any, what: str) -> list[str]:
         return [f"{what} names no host (http://host:port/path)"]
     if parts.username is not None or parts.password is not None:
         return [f"{what} must not carry user:password@ (credentials live in the environment)"]
+    try:
+        # What the agents send with: a host it cannot encode (999.1.1.1, an invisible or
+        # fullwidth character) would fail every call. Its message names the host alone.
+        httpx.URL(value)
+    except httpx.InvalidURL as exc:
+        return [f"{what} cannot be called: {exc}"]
     return []

@@ -413,3 +413,18 @@ def test_calls_of_a_thread_reuse_its_connection_and_keep_no_cookies(
     assert first.client_port == second.client_port, "one kept-alive connection"
     assert "cookie" not in second.headers
     assert clients[0] is not thread_client(), "each thread has its own client"
+
+
+def test_an_instance_address_no_request_can_go_to_fails_for_good_without_a_breaker_failure() -> (
+    None
+):
+    # Registered before the registry refused such addresses: httpx.InvalidURL escaped the
+    # agent, a failure retried and counted against the service's breaker.
+    guard = RecordingGuard()
+    with pytest.raises(PermanentError, match=r"cannot send \(Invalid IPv4 address"):
+        call(
+            {"service": "partner", "path": "/x"},
+            services=InOrder(["http://999.1.1.1"]),
+            call=guard,
+        )
+    assert guard.failures() == [False]

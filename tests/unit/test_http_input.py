@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from hive.addresses import url_problems
 from hive.agents import AgentRegistry
 from hive.agents.base import AgentContext
 from hive.agents.builtin.http import HttpAgent
@@ -64,6 +65,13 @@ def problems(step_input: dict[str, Any]) -> str:
         ({"url": "http://a/", "auth": {"type": "bearer", "token": "x"}}, "auth.bearer.env"),
         ({"url": "http://a/", "auth": {"type": "oauth", "env": "X"}}, "input.auth: Input tag"),
         ({"url": "http://a/", "body": "x"}, "input.body: Extra inputs are not permitted"),
+        # Hosts no request can go to: each raised httpx.InvalidURL out of the agent (a
+        # failure retried, and counted against the host's breaker).
+        ({"url": "http://999.1.1.1/?k=1"}, "url cannot be called: Invalid IPv4 address"),
+        ({"url": "http://a\u200b.com/"}, "url cannot be called: Invalid IDNA hostname"),
+        ({"url": "http://[v1.x]/"}, "url cannot be called: Invalid IPv6 address"),
+        ({"url": "http://[::1/"}, "input.url: url is not a URL: Invalid IPv6 URL"),
+        ({"url": "http://\u2100.com/"}, "input.url: url is not a URL: netloc"),
     ],
 )
 def test_malformed_input_is_refused_naming_the_field(
@@ -154,3 +162,12 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 )
 def test_retry_after_is_seconds_or_a_date(header: str | None, seconds: float | None) -> None:
     assert retry_after_s(header, now=NOW) == seconds
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1/", "http://\u2100.com/", "http://999.1.1.1/", "http://a\u200b.com/"]
+)
+def test_a_url_no_request_can_go_to_is_a_problem_never_an_exception(url: str) -> None:
+    # urlsplit's ValueError reached `hive services register --url` as a traceback.
+    (problem,) = url_problems(url, "url")
+    assert problem.startswith(("url is not a URL: ", "url cannot be called: "))

@@ -84,6 +84,8 @@ def test_an_endpoint_names_one_address(address: dict[str, Any], expected: str) -
         ("base_url", "ftp://host/v1", "http:// or https://"),
         ("base_url", "https://user:secret@host/v1", "user:password@"),
         ("base_url", "https://host/v1?key=abc", "query"),
+        # httpx.InvalidURL at every call, out of the agent, before the fix.
+        ("base_url", "http://999.1.1.1/v1", "base_url cannot be called: Invalid IPv4"),
         ("api_key_env", "sk-abc123-the-key-itself", "name of an environment variable"),
         ("provider", "has space", "String should match pattern"),
         ("temperature", 3, "less than or equal to 2"),

@@ -206,6 +206,10 @@ class _Call:
             ))  # fmt: skip
         except httpx.HTTPError as exc:
             return self._no_answer(where, exc)
+        except httpx.InvalidURL as exc:
+            # A registry instance's address stored before the registry checked it so: the
+            # same every time. Its message names the host, never the query.
+            return _Outcome(error=PermanentError(f"{where}: cannot send ({exc})"))
         self.ctx.logger.debug("%s answered %d in %.3fs", where, answer.status, answer.elapsed_s)
         if data.is_expected(answer.status):
             return _Outcome(output=self._output(answer, url))

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from jsonschema import Draft202012Validator, SchemaError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
-from hive.addresses import name_problems
+from hive.addresses import name_problems, url_problems
 from hive.settings import credential_name_problem
 
 # Provider names label metrics and name the farm's limits and breakers ("model:<p>:<m>").
@@ -51,6 +51,9 @@ class Provider(BaseModel):
         if parts.username is not None or parts.password is not None:
             # The URL is stored with the step's input: a password in it would be too.
             raise ValueError("must not carry user:password@; name the key in api_key_env")
+        problems = url_problems(value, "base_url")
+        if problems:
+            raise ValueError(problems[0])
         if parts.query or parts.fragment:
             raise ValueError("must not carry a query or a fragment")
         return value.rstrip("/")
