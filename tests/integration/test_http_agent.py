@@ -428,3 +428,18 @@ def test_an_instance_address_no_request_can_go_to_fails_for_good_without_a_break
             call=guard,
         )
     assert guard.failures() == [False]
+
+
+@pytest.mark.timeout(60)
+def test_a_server_trickling_its_answer_is_read_no_longer_than_the_step_lasts(
+    service: HttpService,
+) -> None:
+    # A byte every 0.05 s never trips a read timeout: the agent read on for as long as the
+    # server sent (here 10 minutes), past its step's deadline (abandoned under --pool
+    # threads, its slots held meanwhile) and its run's end.
+    service.route("/slow", Reply(size=12_000, trickle_s=0.05))
+    step_over = threading.Event()
+    threading.Timer(1.5, step_over.set).start()
+
+    with pytest.raises(PermanentError, match="stopped reading the answer: the step ran past"):
+        call({"url": service.url("/slow"), "timeout": {"read": 5}}, is_cancelled=step_over.is_set)

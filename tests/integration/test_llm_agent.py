@@ -5,6 +5,7 @@ guard obeyed."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from hive.agents.base import AgentContext, CallTicket, Resource
 from hive.agents.builtin.llm import LlmAgent
 from hive.errors import NoPassingInstance, PermanentError, StepDeferred, TransientError
 from hive.settings import get_settings
+from tests.support.http_service import HttpService
+from tests.support.http_service import Reply as HttpReply
 from tests.support.llm_server import LlmServer, Reply
 
 KEY = "sk-test-7f3a9c-integration-key"
@@ -429,3 +432,26 @@ def test_a_service_outside_the_farm_fails_for_good_naming_it(server: LlmServer) 
     with pytest.raises(PermanentError, match="service 'models': no service registry"):
         run({**data, "service": "models"})
     assert server.requests == []
+
+
+@pytest.mark.timeout(60)
+def test_a_provider_trickling_its_answer_is_read_no_longer_than_the_step_lasts() -> None:
+    # A byte every 0.05 s never trips the read timeout: read on past the step's deadline.
+    provider = HttpService()
+    try:
+        provider.route("/v1/chat/completions", HttpReply(size=12_000, trickle_s=0.05))
+        step_over = threading.Event()
+        threading.Timer(1.5, step_over.set).start()
+        ctx = AgentContext(run_id="r1", step_id="ask", attempt=1, is_cancelled=step_over.is_set)
+        data = {
+            "provider": "local",
+            "base_url": provider.url("/v1"),
+            "model": "model-a",
+            "messages": [{"role": "user", "content": "why?"}],
+            "timeout_s": 5,
+        }
+
+        with pytest.raises(TransientError, match="stopped reading the answer"):
+            LlmAgent().execute(data, ctx)
+    finally:
+        provider.close()

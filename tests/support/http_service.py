@@ -59,6 +59,8 @@ class Reply:
     retry_after: str | None = None
     delay_s: float = 0.0
     echo: bool = False
+    trickle_s: float = 0.0
+    """With ``size``: one byte, then this long, and so on (a server that trickles)."""
 
 
 Answer = Reply | Callable[[Request], Reply]
@@ -167,7 +169,7 @@ def _send(handler: BaseHTTPRequestHandler, request: Request, reply: Reply) -> No
         else:
             handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
-        _send_chunks(handler, reply.size, chunked=not reply.declare_size)
+        _send_chunks(handler, reply.size, chunked=not reply.declare_size, trickle_s=reply.trickle_s)
         return
     body, content_type = _body(request, reply)
     handler.send_response(reply.status)
@@ -195,16 +197,21 @@ def _body(request: Request, reply: Reply) -> tuple[bytes, str | None]:
     return b"", None
 
 
-def _send_chunks(handler: BaseHTTPRequestHandler, size: int, *, chunked: bool) -> None:
+def _send_chunks(
+    handler: BaseHTTPRequestHandler, size: int, *, chunked: bool, trickle_s: float = 0.0
+) -> None:
     left = size
     try:
         while left:
-            piece = b"x" * min(left, 64 * 1024)
+            piece = b"x" * min(left, 1 if trickle_s else 64 * 1024)
             left -= len(piece)
             if chunked:
                 handler.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
             else:
                 handler.wfile.write(piece)
+            if trickle_s:
+                handler.wfile.flush()
+                time.sleep(trickle_s)
         if chunked:
             handler.wfile.write(b"0\r\n\r\n")
     except (BrokenPipeError, ConnectionResetError):

@@ -33,7 +33,13 @@ from hive.agents.builtin.http_models import (
     HttpInput,
     HttpOutput,
 )
-from hive.agents.builtin.http_transport import Answer, BodyTooLarge, exchange, retry_after_s
+from hive.agents.builtin.http_transport import (
+    Answer,
+    BodyTooLarge,
+    Stopped,
+    exchange,
+    retry_after_s,
+)
 from hive.errors import (
     CredentialError,
     HiveError,
@@ -198,11 +204,18 @@ class _Call:
                 ),
                 max_bytes=self.settings.max_response_bytes,
                 wanted=data.is_expected,
+                stop=self.ctx.is_cancelled,
             )
         except BodyTooLarge as exc:
             return _Outcome(error=PermanentError(
                 f"{where}: the answer is larger than {exc.limit} bytes "
                 "(HIVE_HTTP_MAX_RESPONSE_BYTES); refused"
+            ))  # fmt: skip
+        except Stopped:
+            # Not the service's failure: the step's time is up, or its run ended.
+            return _Outcome(error=PermanentError(
+                f"{where}: stopped reading the answer: the step ran past its timeout or its "
+                "run ended"
             ))  # fmt: skip
         except httpx.HTTPError as exc:
             return self._no_answer(where, exc)

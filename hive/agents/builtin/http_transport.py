@@ -22,6 +22,12 @@ from hive.agents.builtin.http_clients import thread_client
 
 # What a failed call's answer is read of, for its error message: enough to say why.
 EXCERPT_BYTES = 1024
+# An answer read for longer than this asks stop() after each piece.
+_STOP_AFTER_S = 1.0
+
+
+class Stopped(Exception):
+    """Reading stopped: ``stop()`` said so (the step ran past its timeout, its run ended)."""
 
 
 class BodyTooLarge(Exception):
@@ -54,13 +60,18 @@ def exchange(
     timeout: httpx.Timeout,
     max_bytes: int,
     wanted: Callable[[int], bool],
+    stop: Callable[[], bool] | None = None,
 ) -> Answer:
     """Send one request and read its answer: all of it, for a ``wanted`` status, or the
     first :data:`EXCERPT_BYTES` otherwise. ``body`` is httpx's ``json=`` or ``content=``.
+    ``stop`` (the step's ``ctx.is_cancelled``) is asked after each piece of the answer:
+    the read timeout bounds each wait for a piece, not the whole, so a server sending a
+    byte at a time would otherwise keep an agent abandoned at its deadline reading for ever.
 
     Raises:
         BodyTooLarge: a wanted answer is longer than ``max_bytes`` (declared so, or read so:
             reading stops there).
+        Stopped: ``stop()`` turned True while the answer was being read.
         httpx.TransportError: no answer (connection, timeout, protocol).
     """
     began = time.perf_counter()
@@ -72,7 +83,7 @@ def exchange(
         encoded = "content-encoding" in response.headers
         if whole and declared.isdigit() and not encoded and int(declared) > limit:
             raise BodyTooLarge(limit, int(declared))
-        read = _read(response, limit, whole)
+        read = _read(response, limit, whole, stop)
         return Answer(
             status=response.status_code,
             reason=response.reason_phrase,
@@ -92,12 +103,18 @@ def _encoding(response: httpx.Response) -> str:
     return response.encoding or "utf-8"
 
 
-def _read(response: httpx.Response, limit: int, whole: bool) -> bytes:
+def _read(
+    response: httpx.Response, limit: int, whole: bool, stop: Callable[[], bool] | None
+) -> bytes:
     """At most one chunk past ``limit`` of the decoded body: past it, the ``whole`` body of a
     wanted answer is :class:`BodyTooLarge`; an excerpt simply stops there."""
     chunks: list[bytes] = []
     size = 0
+    # stop() may ask the database: only an answer slower than this to read asks it at all.
+    ask_after = time.monotonic() + _STOP_AFTER_S
     for chunk in response.iter_bytes():
+        if stop is not None and time.monotonic() >= ask_after and stop():
+            raise Stopped()
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:

@@ -224,6 +224,7 @@ class _Chain:
                     body,
                     timeout_s=self.data.timeout_s,
                     headers=self._headers(),
+                    stop=self.ctx.is_cancelled,
                 )
             except (RateLimited, client.Refused) as exc:
                 # The provider is up and answered: not a failure for its breaker.

@@ -20,12 +20,13 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from hive.agents.builtin.http_transport import Answer, BodyTooLarge, exchange
+from hive.agents.builtin.http_transport import Answer, BodyTooLarge, Stopped, exchange
 from hive.agents.builtin.http_transport import retry_after_s as http_retry_after_s
 from hive.agents.builtin.llm.models import Provider
 from hive.settings import get_settings
@@ -90,9 +91,11 @@ def chat(
     *,
     timeout_s: float,
     headers: dict[str, str] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Completion:
     """POST ``body`` to ``<base_url>/chat/completions`` and read the completion.
     ``base_url`` is the endpoint's own, or that of the instance of its service picked.
+    ``stop`` (the step's ``ctx.is_cancelled``) ends a slow read of the answer.
 
     Raises:
         ProviderDown, RateLimited, Refused: see the module's docstring.
@@ -115,10 +118,15 @@ def chat(
             timeout=timeout,
             max_bytes=limit,
             wanted=lambda _status: True,
+            stop=stop,
         )
     except BodyTooLarge as exc:
         raise ProviderDown(
             endpoint, f"answered with more than {limit} bytes (HIVE_HTTP_MAX_RESPONSE_BYTES)"
+        ) from exc
+    except Stopped as exc:
+        raise ProviderDown(
+            endpoint, "stopped reading the answer: the step ran past its timeout or its run ended"
         ) from exc
     except httpx.TimeoutException as exc:
         raise ProviderDown(endpoint, f"no answer within {timeout_s:g}s") from exc
