@@ -204,6 +204,10 @@ def load_policy(path: Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LimitsFileError([f"HIVE_LIMITS_FILE: cannot read {path}: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise LimitsFileError(
+            [f"HIVE_LIMITS_FILE: {path} is not UTF-8 text (byte {exc.start})"]
+        ) from None
     return parse_policy(text, str(path))
 
 

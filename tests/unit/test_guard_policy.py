@@ -8,7 +8,8 @@ import pytest
 
 from hive.errors import LimitsFileError
 from hive.guard import EMPTY, load_policy, parse_policy, parse_rate
-from hive.guard.policy import Rate
+from hive.guard.policy import Rate, _Cache
+from hive.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,6 +94,28 @@ def test_not_yaml_and_not_a_mapping_are_refused_with_the_file() -> None:
 def test_a_missing_file_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(LimitsFileError, match="HIVE_LIMITS_FILE: cannot read"):
         load_policy(tmp_path / "nope.yaml")
+
+
+def test_a_file_that_is_not_utf_8_is_refused_and_a_running_worker_keeps_its_last_good_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # UnicodeDecodeError escaped: `hive breakers list` and a starting worker printed a
+    # traceback, and a file corrupted under running workers failed every step they ran.
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("limits:\n  agent:echo: {concurrency: 2}\n")
+    monkeypatch.setenv("HIVE_LIMITS_FILE", str(limits))
+    get_settings.cache_clear()
+    try:
+        cache = _Cache()
+        assert cache.get().limit("agent:echo") is not None
+        limits.write_bytes(b"limits:\n  agent:echo: {concurrency: 3}\n\xff\xfe\n")
+
+        with pytest.raises(LimitsFileError, match=r"limits\.yaml is not UTF-8 text \(byte 39\)"):
+            load_policy(limits)
+        kept = cache.get().limit("agent:echo")
+        assert kept is not None and kept.concurrency == 2
+    finally:
+        get_settings.cache_clear()
 
 
 def test_lookups_fall_back_to_the_defaults() -> None:
