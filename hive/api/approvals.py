@@ -25,7 +25,8 @@ router = APIRouter(
 _DECIDED: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorOutput,
-        "description": "Decided already (by whom, when), or the input does not fit.",
+        "description": "Decided already (by whom, when), the run is past its deadline, or the "
+        "input does not fit.",
     }
 }
 

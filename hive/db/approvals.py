@@ -129,7 +129,7 @@ _LOCK = text(
     """
     SELECT a.status, a.decided_by, a.decided_at, a.source, a.timeout_at, a.timeout_action,
            s.status AS step_status, s.agent, s.attempt, s.input_template, r.priority,
-           r.pipeline, r.tenant
+           r.pipeline, r.tenant, r.deadline_at, r.deadline_at <= now() AS past_deadline
       FROM runs r
       JOIN approvals a ON a.run_id = r.id AND a.step_id = :step_id
       JOIN step_runs s ON s.run_id = r.id AND s.step_id = :step_id
@@ -156,6 +156,10 @@ class DecisionTarget:
     priority: str
     pipeline: str
     tenant: str | None
+    deadline_at: datetime | None
+    past_deadline: bool
+    """The run's deadline has passed (by PostgreSQL's clock): it is expiring, whether or
+    not the sweep has ended it yet."""
 
 
 def lock_for_decision(
@@ -172,7 +176,7 @@ def lock_for_decision(
         source=row.source, timeout_at=row.timeout_at, timeout_action=row.timeout_action,
         step_status=row.step_status, agent=row.agent, attempt=row.attempt,
         input_template=row.input_template, priority=row.priority, pipeline=row.pipeline,
-        tenant=row.tenant,
+        tenant=row.tenant, deadline_at=row.deadline_at, past_deadline=bool(row.past_deadline),
     )  # fmt: skip
 
 

@@ -86,8 +86,8 @@ def approve(
     Raises:
         PermissionDenied: the role may not decide approvals.
         ApprovalNotFound: no approval of that step that the caller may see.
-        ApprovalError: it is decided already (by whom, when), or ``new_input`` does not fit
-            (names each field).
+        ApprovalError: it is decided already (by whom, when), its run's deadline has
+            passed (the run ends expired), or ``new_input`` does not fit (names each field).
         InvalidArgument: ``by`` is empty or too long, ``new_input`` is not an object.
     """
     caller.require(Right.DECIDE)
@@ -118,7 +118,8 @@ def reject(
     Raises:
         PermissionDenied: the role may not decide approvals.
         ApprovalNotFound: no approval of that step that the caller may see.
-        ApprovalError: it is decided already (by whom, when).
+        ApprovalError: it is decided already (by whom, when), or its run's deadline has
+            passed (the run ends expired).
         InvalidArgument: ``by`` or ``reason`` is empty or too long.
     """
     caller.require(Right.DECIDE)

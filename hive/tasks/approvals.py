@@ -64,8 +64,8 @@ def approve(
 
     Raises:
         ApprovalNotFound: no approval of that step (of ``tenant``'s runs).
-        ApprovalError: it was decided already (says by whom and when), or ``new_input`` does
-            not fit (names each field).
+        ApprovalError: it was decided already (says by whom and when), its run's deadline
+            has passed, or ``new_input`` does not fit (names each field).
     """
 
     def txn(conn: Connection) -> tuple[datetime, Publication]:
@@ -108,7 +108,8 @@ def reject(
 
     Raises:
         ApprovalNotFound: no approval of that step (of ``tenant``'s runs).
-        ApprovalError: it was decided already (says by whom and when).
+        ApprovalError: it was decided already (says by whom and when), or its run's deadline
+            has passed.
     """
     closed: ClosedRun | None = None
     agent = "unknown"
@@ -152,6 +153,15 @@ def _pending(
         raise ApprovalError(
             str(run_id), step_id, f"the approval was {target.status} by {target.decided_by} "
             f"at {when}; nothing was changed",
+        )  # fmt: skip
+    if target.past_deadline and target.deadline_at is not None:
+        # Approved, the step could never be claimed (claims refuse a run past its deadline);
+        # rejected, the run would end failed, not expired. The deadline sweep expires it
+        # and closes this approval.
+        when = target.deadline_at.isoformat(timespec="seconds")
+        raise ApprovalError(
+            str(run_id), step_id, f"the run's deadline passed at {when}; the run ends "
+            "expired, so nothing was changed",
         )  # fmt: skip
     return target
 

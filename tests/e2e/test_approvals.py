@@ -314,3 +314,28 @@ def test_cancelling_a_run_awaiting_approval_closes_its_approval(
     assert client.approvals.list() == []
     with pytest.raises(ApprovalError, match="was cancelled by hive"):
         client.approvals.approve(run.id, "first")
+
+
+def test_a_step_of_a_run_past_its_deadline_is_neither_approved_nor_rejected(
+    start_worker: Callable[..., HiveProcess], env: dict[str, str]
+) -> None:
+    # No beat runs: the run is past its deadline but the sweep has not expired it yet.
+    start_worker()
+    client = Client()
+    run = client.submit("approval-echo", {"text": "late"}, deadline=3)
+    _awaiting(run.id, "send")
+    wait_until(
+        lambda: db.rows("SELECT 1 FROM runs WHERE id = :r AND deadline_at <= now()", r=run.id),
+        10,
+        "the run's deadline to pass",
+    )
+
+    with pytest.raises(ApprovalError, match=r"deadline passed at .*ends expired"):
+        client.approvals.approve(run.id, "send")
+    refused = run_hive("approvals", "reject", str(run.id), "send", "--reason", "no", env=env)
+
+    assert refused.returncode == 1 and "deadline passed" in refused.stderr, describe(refused)
+    assert "Traceback" not in refused.stderr
+    assert db.steps_of(run.id)["send"].status == "awaiting_approval"  # nothing was changed
+    assert client.approvals.get(run.id, "send").status == "pending"
+    assert client.get(run.id).status == "awaiting_approval"  # for the deadline sweep to expire
