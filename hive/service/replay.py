@@ -16,7 +16,7 @@ from hive.service.farm import operation
 from hive.service.pipelines import get_pipeline
 from hive.service.runs import visible_state
 from hive.settings import Settings
-from hive.tasks.replay import replay
+from hive.tasks.replay import replay, replay_if_failed
 
 
 @operation
@@ -49,7 +49,8 @@ def replay_failed_runs(
     settings: Settings, caller: Caller, pipeline: str
 ) -> Iterator[tuple[uuid.UUID, list[str]]]:
     """Replay every failed run of ``pipeline`` that the caller may see and that has dead
-    letters waiting; yields each run with the steps sent, as it goes.
+    letters waiting; yields each run with the steps sent, as it goes. A run that is no
+    longer failed when its turn comes (replayed by someone else meanwhile) is passed over.
 
     Raises:
         PermissionDenied: the role may not replay (at once, before anything is replayed).
@@ -64,4 +65,12 @@ def replay_failed_runs(
     if not targets:
         # Only now: the runs of a pipeline whose file has since gone are still replayable.
         get_pipeline(settings, caller, pipeline)
-    return ((target, replay(target, None)) for target in targets)
+    return _replayed(targets)
+
+
+def _replayed(targets: list[uuid.UUID]) -> Iterator[tuple[uuid.UUID, list[str]]]:
+    for target in targets:
+        with log_context(run_id=str(target)):
+            sent = replay_if_failed(target)
+        if sent is not None:
+            yield target, sent

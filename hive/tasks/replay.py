@@ -30,11 +30,23 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
             fit the failed step's agent, or it changes a field the agent pins to what the
             pipeline writes (the message names each field).
     """
+    sent = _replay(run_id, new_input)
+    if sent is None:
+        raise ReplayError(str(run_id), "it is not a failed run")
+    return sent
 
-    def txn(conn: Connection) -> Publication:
+
+def replay_if_failed(run_id: uuid.UUID) -> list[str] | None:
+    """:func:`replay` a run still ``failed``; None when it no longer is (replayed by someone
+    else, or purged, since it was found failed)."""
+    return _replay(run_id, None)
+
+
+def _replay(run_id: uuid.UUID, new_input: dict[str, Any] | None) -> list[str] | None:
+    def txn(conn: Connection) -> Publication | None:
         priority = letters.lock_failed_run(conn, run_id)
         if priority is None:
-            raise ReplayError(str(run_id), "it is not a failed run")
+            return None
         failed = letters.failed_steps(conn, run_id)
         if new_input is not None:
             if len(failed) != 1:
@@ -58,6 +70,8 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
         return dispatch(conn, run_id, ready, priority)
 
     publication = in_transaction(txn)
+    if publication is None:
+        return None
     publication.send()
     return publication.step_ids
 

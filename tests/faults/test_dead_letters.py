@@ -95,6 +95,24 @@ def test_replay_all_gives_every_failed_run_of_a_pipeline_fresh_retries(
     assert len(letters) == 6 and sum(r.replayed_at is None for r in letters) == 3
 
 
+def test_replay_all_passes_over_a_run_replayed_by_someone_else_meanwhile(
+    hive_env, start_worker
+) -> None:
+    start_worker("--concurrency", "2")
+    client = Client()
+    first, second = (_fail_one(client) for _ in range(2))
+    # The failed runs are listed when the replay of them all starts; then another admin
+    # replays the first one before its turn comes.
+    replaying = service.replay_failed_runs(get_settings(), service.OPERATOR, "fault-dlq")
+    client.replay(first, {"times": 0})
+
+    done = list(replaying)
+
+    assert [(str(run), sent) for run, sent in done] == [(second, ["flaky", "last"])]
+    assert client.run(first).wait(timeout=30) == {"last": {"text": "done"}}
+    assert db.steps_of(first)["flaky"].attempt == 3, "replayed once, not twice"
+
+
 def test_replay_refuses_a_run_that_did_not_fail(hive_env, start_worker) -> None:
     env = {**os.environ, **hive_env}
     start_worker("--concurrency", "1")
