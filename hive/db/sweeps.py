@@ -158,6 +158,7 @@ _ALL_DONE = text(
     """
     SELECT id, failed_step FROM runs
      WHERE finished_at IS NULL AND status IN ('queued', 'running') AND steps_remaining = 0
+     ORDER BY created_at
      LIMIT :limit
     """
 )
