@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from sqlalchemy import text
 
@@ -59,6 +63,11 @@ def test_a_cancel_between_the_last_steps_success_and_the_runs_close_leaves_it_su
             {"id": run.id},
         )
     assert client.cancel(run.id) is False, "nothing was left to stop"
+    told = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "runs", "cancel", str(run.id)],
+        env={**os.environ, **hive_env}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert told.returncode == 1 and "it is closing" in told.stderr, told.stderr
     assert db.run_status(run.id) == "running"
     report = recover_now()
     assert report is not None and report["finished_runs"] == 1
