@@ -19,7 +19,7 @@ from hive.cli.base import (
     short,
     table,
 )
-from hive.statuses import RunStatus
+from hive.statuses import FINAL_RUN_STATUSES, RunStatus
 
 _RUN_STATUSES = [status.value for status in RunStatus]
 
@@ -168,4 +168,6 @@ def runs_cancel(run_id: uuid.UUID) -> None:
         click.echo(f"{run_id} cancelled")
     else:
         state = service.get_run_state(settings, service.OPERATOR, run_id)
-        fail(f"run {run_id} had already ended ({state.status})")
+        if state.status in FINAL_RUN_STATUSES:
+            fail(f"run {run_id} had already ended ({state.status})")
+        fail(f"run {run_id} has no step left to stop: it is closing with its steps' outcome")

@@ -248,7 +248,8 @@ class Client:
 
     def cancel(self, run_id: RunId) -> bool:
         """Cancel a run: no new step starts, running steps are revoked, unfinished steps and
-        the run end ``cancelled``. False if the run had already ended.
+        the run end ``cancelled``. False if the run had already ended, or had no step
+        left to stop (it is closing with its steps' outcome).
 
         Raises:
             RunNotFound: no run with that id (that this client's tenant may see).

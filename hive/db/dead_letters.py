@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, text
 
 from hive.db.models import Json, dead_letters, runs
 from hive.statuses import RunStatus
@@ -77,12 +78,13 @@ def failed_runs_of(
     conn: Connection, pipeline: str, *, tenant: str | None = None
 ) -> list[uuid.UUID]:
     """Failed runs of ``pipeline`` (and ``tenant``, if given) that have dead letters
-    waiting for a replay."""
+    waiting for a replay, and whose deadline (if any) has not passed."""
     query = (
         select(runs.c.id)
         .where(
             runs.c.pipeline == pipeline,
             runs.c.status == RunStatus.FAILED,
+            or_(runs.c.deadline_at.is_(None), runs.c.deadline_at > func.now()),
             runs.c.id.in_(
                 select(dead_letters.c.run_id).where(dead_letters.c.replayed_at.is_(None))
             ),
@@ -102,7 +104,10 @@ _FAILED_STEPS = text(
 )
 
 _LOCK_FAILED_RUN = text(
-    "SELECT id, priority FROM runs WHERE id = :run_id AND status = 'failed' FOR UPDATE"
+    """
+    SELECT priority, CASE WHEN deadline_at <= now() THEN deadline_at END AS deadline_passed
+      FROM runs WHERE id = :run_id AND status = 'failed' FOR UPDATE
+    """
 )
 
 _GET_TEMPLATE = text(
@@ -141,10 +146,17 @@ _CLOSE_LETTERS = text(
 )
 
 
-def lock_failed_run(conn: Connection, run_id: uuid.UUID) -> str | None:
-    """The run's priority if it is ``failed`` (row locked), else None."""
+@dataclass(frozen=True)
+class FailedRun:
+    priority: str
+    deadline_passed: datetime | None
+    """When its deadline passed, if it has: no step of it can be claimed any more."""
+
+
+def lock_failed_run(conn: Connection, run_id: uuid.UUID) -> FailedRun | None:
+    """The run if it is ``failed`` (row locked), else None."""
     row = conn.execute(_LOCK_FAILED_RUN, {"run_id": run_id}).first()
-    return None if row is None else row.priority
+    return None if row is None else FailedRun(row.priority, row.deadline_passed)
 
 
 def failed_steps(conn: Connection, run_id: uuid.UUID) -> list[tuple[str, str]]:

@@ -337,11 +337,14 @@ _OUTPUTS = text(
     "SELECT step_id, output FROM step_runs WHERE run_id = :run_id AND step_id = ANY(:ids)"
 ).bindparams(bindparam("ids", type_=ARRAY(Text)))
 
+# Only a run with no step left: whoever decided to close it read that in an earlier
+# statement (recovery, a list of such runs read before it closes each one), and a replay
+# may have reopened the run since.
 _FINISH = text(
     """
     UPDATE runs SET status = :status, output = :output, error = coalesce(:error, error),
                     finished_at = now()
-     WHERE id = :run_id AND status IN ('queued', 'running')
+     WHERE id = :run_id AND status IN ('queued', 'running') AND steps_remaining = 0
     RETURNING pipeline, status, extract(epoch FROM finished_at - created_at)::float8 AS age_s
     """
 ).bindparams(bindparam("output", type_=Json), bindparam("error", type_=Json))
@@ -385,7 +388,8 @@ def finish_run(
     output: Any = None,
     error: dict[str, Any] | None = None,
 ) -> ClosedRun | None:
-    """Move an active run to a final status; None if it was already final."""
+    """Move an active run with no step left to a final status; None if it was already
+    final, or has steps left (a replay reopened it)."""
     params = {"run_id": run_id, "status": status, "output": output, "error": error}
     row = _FINISH_PREPARED.execute(conn, params).first()
     return None if row is None else ClosedRun(row.pipeline, row.status, row.age_s)

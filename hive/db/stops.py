@@ -13,10 +13,14 @@ from hive.db import approvals, events
 from hive.db.models import Json
 from hive.statuses import RunStatus, StepStatus
 
+# A run with no step left is closing, not running: its last step's success closes it (in a
+# second transaction when it could not in its own statement), or recovery does should that
+# worker die first. Stopping it then would end a run whose every step succeeded without
+# its output.
 _STOP_RUN = text(
     """
     UPDATE runs SET status = :status, finished_at = now(), error = coalesce(error, :error)
-     WHERE id = :run_id AND status IN ('queued', 'running')
+     WHERE id = :run_id AND status IN ('queued', 'running') AND steps_remaining > 0
     RETURNING id
     """
 ).bindparams(bindparam("error", type_=Json))
@@ -67,8 +71,9 @@ def stop(
     approvals with them (an ``approval_cancelled`` event). ``refused`` is a running step
     that never started its work (the one a budget turned away): it ends ``unstarted``
     and is not returned. Returns the other steps that were running (to revoke), or None
-    when the run was not active. No step of the run can be claimed after this commits:
-    claims check the run's status."""
+    when the run was not active, or had no step left (it is closing with its last step's
+    outcome). No step of the run can be claimed after this commits: claims check the
+    run's status."""
     if not conn.execute(_STOP_RUN, {"run_id": run_id, "status": status, "error": error}).first():
         return None
     params = {"run_id": run_id, "unstarted": unstarted, "refused": refused}

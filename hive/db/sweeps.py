@@ -158,6 +158,7 @@ _ALL_DONE = text(
     """
     SELECT id, failed_step FROM runs
      WHERE finished_at IS NULL AND status IN ('queued', 'running') AND steps_remaining = 0
+     ORDER BY created_at
      LIMIT :limit
     """
 )
@@ -193,17 +194,23 @@ def overdue_runs(conn: Connection, limit: int = 1000) -> list[uuid.UUID]:
 # short transactions, none holding many rows' locks (or a replica's apply) for long. Old
 # runs are found through ix_runs_created_at (a run finishes after it is created); a replayed
 # run counts from its last close.
+_PURGEABLE = """
+    created_at < now() - make_interval(days => :days)
+    AND status IN ('succeeded', 'failed', 'cancelled', 'expired', 'budget_exceeded')
+    AND coalesce(finished_at, created_at) < now() - make_interval(days => :days)
+"""
+# The condition is stated again on the row deleted: a run the batch read as finished may
+# be reopened by a replay that commits while the delete waits for its row, and only the
+# outer WHERE is checked again on the row as that commit left it (the id list is not).
 _PURGE_RUNS = text(
-    """
+    f"""
     DELETE FROM runs
      WHERE id IN (
-        SELECT id FROM runs
-         WHERE created_at < now() - make_interval(days => :days)
-           AND status IN ('succeeded', 'failed', 'cancelled', 'expired', 'budget_exceeded')
-           AND coalesce(finished_at, created_at) < now() - make_interval(days => :days)
+        SELECT id FROM runs WHERE {_PURGEABLE}
          ORDER BY created_at
          LIMIT :batch
      )
+       AND {_PURGEABLE}
     """
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,7 +17,9 @@ from hive.service.farm import operation
 from hive.service.pipelines import get_pipeline
 from hive.service.runs import visible_state
 from hive.settings import Settings
-from hive.tasks.replay import replay
+from hive.tasks.replay import replay, replay_if_failed
+
+logger = logging.getLogger(__name__)
 
 
 @operation
@@ -49,7 +52,9 @@ def replay_failed_runs(
     settings: Settings, caller: Caller, pipeline: str
 ) -> Iterator[tuple[uuid.UUID, list[str]]]:
     """Replay every failed run of ``pipeline`` that the caller may see and that has dead
-    letters waiting; yields each run with the steps sent, as it goes.
+    letters waiting; yields each run with the steps sent, as it goes. A run past its
+    deadline is left out (no step of it could start), and one that is no longer failed when
+    its turn comes (replayed by someone else meanwhile) is passed over.
 
     Raises:
         PermissionDenied: the role may not replay (at once, before anything is replayed).
@@ -64,4 +69,16 @@ def replay_failed_runs(
     if not targets:
         # Only now: the runs of a pipeline whose file has since gone are still replayable.
         get_pipeline(settings, caller, pipeline)
-    return ((target, replay(target, None)) for target in targets)
+    return _replayed(targets)
+
+
+def _replayed(targets: list[uuid.UUID]) -> Iterator[tuple[uuid.UUID, list[str]]]:
+    for target in targets:
+        with log_context(run_id=str(target)):
+            try:
+                sent = replay_if_failed(target)
+            except ReplayError as exc:  # its deadline passed since it was listed
+                logger.warning("%s", exc)
+                continue
+        if sent is not None:
+            yield target, sent

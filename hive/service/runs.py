@@ -213,7 +213,8 @@ def wait_for_run(
 @operation
 def cancel_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> bool:
     """Cancel a run: no new step starts, running steps are revoked, unfinished steps and
-    the run end ``cancelled``. False if the run had already ended.
+    the run end ``cancelled``. False if the run had already ended, or had no step
+    left to stop (it is closing with its steps' outcome).
 
     Raises:
         RunNotFound: no run with that id that the caller may see.

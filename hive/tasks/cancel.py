@@ -19,7 +19,7 @@ def stop_run(
 ) -> bool:
     """End an active run as ``cancelled`` or ``expired``: no new step of it starts (claims
     check the run's status), unfinished steps end ``cancelled``, running ones are revoked.
-    False when the run was not active."""
+    False when the run was not active, or had no step left to stop (it is closing)."""
     error = {"type": status, "message": reason or f"run {status}"}
     running = in_transaction(lambda conn: stops.stop(conn, run_id, status, error))
     if running is None:

@@ -26,15 +26,37 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
     them again. Returns the steps sent now.
 
     Raises:
-        ReplayError: the run is not ``failed``, ``new_input`` is ambiguous, it does not
-            fit the failed step's agent, or it changes a field the agent pins to what the
-            pipeline writes (the message names each field).
+        ReplayError: the run is not ``failed``, its deadline has passed (no step of it
+            could start), ``new_input`` is ambiguous, it does not fit the failed step's
+            agent, or it changes a field the agent pins to what the pipeline writes (the
+            message names each field).
     """
+    sent = _replay(run_id, new_input)
+    if sent is None:
+        raise ReplayError(str(run_id), "it is not a failed run")
+    return sent
 
-    def txn(conn: Connection) -> Publication:
-        priority = letters.lock_failed_run(conn, run_id)
-        if priority is None:
-            raise ReplayError(str(run_id), "it is not a failed run")
+
+def replay_if_failed(run_id: uuid.UUID) -> list[str] | None:
+    """:func:`replay` a run still ``failed``; None when it no longer is (replayed by someone
+    else, or purged, since it was found failed).
+
+    Raises:
+        ReplayError: its deadline has passed.
+    """
+    return _replay(run_id, None)
+
+
+def _replay(run_id: uuid.UUID, new_input: dict[str, Any] | None) -> list[str] | None:
+    def txn(conn: Connection) -> Publication | None:
+        run = letters.lock_failed_run(conn, run_id)
+        if run is None:
+            return None
+        if run.deadline_passed is not None:
+            # Claims refuse a run past its deadline: recovery would expire it, its dead
+            # letters already closed, and the failure would vanish from them.
+            when = run.deadline_passed.isoformat(timespec="seconds")
+            raise ReplayError(str(run_id), f"its deadline passed at {when}; no step could start")
         failed = letters.failed_steps(conn, run_id)
         if new_input is not None:
             if len(failed) != 1:
@@ -55,9 +77,11 @@ def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[s
             {"steps": [s for s, _ in failed], "input_edited": new_input is not None},
             run_id=run_id,
         )
-        return dispatch(conn, run_id, ready, priority)
+        return dispatch(conn, run_id, ready, run.priority)
 
     publication = in_transaction(txn)
+    if publication is None:
+        return None
     publication.send()
     return publication.step_ids
 

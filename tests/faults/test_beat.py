@@ -85,3 +85,46 @@ def test_purge_deletes_finished_runs_older_than_retention_and_keeps_the_rest(
     assert {str(x) for x in remaining} == {str(recent.id), str(active.id)}
     assert db.scalar("SELECT count(*) FROM step_runs WHERE run_id = :id", id=str(old.id)) == 0
     client.cancel(active.id)
+
+
+def test_purge_spares_an_old_failed_run_that_a_replay_reopens_while_it_deletes(
+    hive_env, start_worker
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    from hive import Client
+    from hive.beat.tasks import purge_now
+    from hive.db.engine import get_engine
+    from hive.errors import RunFailed
+    from tests.support.processes import wait_until
+    from tests.support.racing import waiting_for_locks
+
+    start_worker("--concurrency", "1")
+    client = Client()
+    run = client.submit("fault-dlq", {"times": 50})
+    with pytest.raises(RunFailed):
+        run.wait(timeout=30)
+    db.execute(
+        "UPDATE runs SET finished_at = now() - interval '40 days',"
+        " created_at = now() - interval '40 days' WHERE id = :id",
+        id=str(run.id),
+    )
+    # The replay locks the run's row, then waits for its failed step's row, held here; the
+    # purge, having read the run as failed and old, waits for the run's row. Let go, the
+    # replay reopens the run and commits first.
+    with get_engine().connect() as hold, ThreadPoolExecutor(2) as pool:
+        hold.execute(
+            text("SELECT 1 FROM step_runs WHERE run_id = :id AND step_id = 'flaky' FOR UPDATE"),
+            {"id": str(run.id)},
+        )
+        replaying = pool.submit(client.replay, run.id, {"times": 0})
+        wait_until(lambda: waiting_for_locks() == 1, 30, "the replay to wait for the step")
+        purging = pool.submit(purge_now)
+        wait_until(lambda: waiting_for_locks() == 2, 30, "the purge to wait for the run")
+        hold.commit()
+        assert replaying.result(timeout=30) == ["flaky", "last"]
+        purged = purging.result(timeout=30)
+    assert purged is not None and purged["runs"] == 0, "the replayed run was purged"
+    assert client.run(run.id).wait(timeout=30) == {"last": {"text": "done"}}

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from hive import Client, service
-from hive.errors import RunFailed
+from hive.errors import ReplayError, RunFailed
 from hive.settings import get_settings
 from tests.support import db
 
@@ -93,6 +93,44 @@ def test_replay_all_gives_every_failed_run_of_a_pipeline_fresh_retries(
         assert db.steps_of(run_id)["flaky"].attempt == 4  # 2 + 2 fresh
     letters = db.rows("SELECT run_id, replayed_at FROM dead_letters ORDER BY created_at")
     assert len(letters) == 6 and sum(r.replayed_at is None for r in letters) == 3
+
+
+def test_replay_all_passes_over_a_run_replayed_by_someone_else_meanwhile(
+    hive_env, start_worker
+) -> None:
+    start_worker("--concurrency", "2")
+    client = Client()
+    first, second = (_fail_one(client) for _ in range(2))
+    # The failed runs are listed when the replay of them all starts; then another admin
+    # replays the first one before its turn comes.
+    replaying = service.replay_failed_runs(get_settings(), service.OPERATOR, "fault-dlq")
+    client.replay(first, {"times": 0})
+
+    done = list(replaying)
+
+    assert [(str(run), sent) for run, sent in done] == [(second, ["flaky", "last"])]
+    assert client.run(first).wait(timeout=30) == {"last": {"text": "done"}}
+    assert db.steps_of(first)["flaky"].attempt == 3, "replayed once, not twice"
+
+
+def test_replay_refuses_a_run_past_its_deadline_and_keeps_its_dead_letter(
+    hive_env, start_worker
+) -> None:
+    start_worker("--concurrency", "1")
+    client = Client()
+    run = client.submit("fault-dlq", {"times": 50}, deadline=300)
+    with pytest.raises(RunFailed):
+        run.wait(timeout=30)
+    db.execute("UPDATE runs SET deadline_at = now() - interval '1 second' WHERE id = :id",
+               id=str(run.id))  # fmt: skip
+
+    # Its steps could never be claimed: recovery would expire the run, its dead letter
+    # already marked replayed, so the failure would leave the dead letters unseen.
+    with pytest.raises(ReplayError, match="deadline"):
+        client.replay(run.id, {"times": 0})
+    assert list(service.replay_failed_runs(get_settings(), service.OPERATOR, "fault-dlq")) == []
+    assert db.run_status(run.id) == "failed"
+    assert [letter.run_id for letter in client.dead_letters()] == [run.id]
 
 
 def test_replay_refuses_a_run_that_did_not_fail(hive_env, start_worker) -> None:

@@ -103,3 +103,22 @@ def test_a_deferred_step_runs_when_redis_restarts_empty_while_it_waits(
         start_worker("--concurrency", "1", extra_env=env, name="restarted")
 
     assert run.wait(timeout=90) == {"wait": {"attempt": 2}}
+
+
+def test_a_warm_shutdown_gives_back_the_deferred_message_it_holds(
+    start_worker: Callable[..., HiveProcess], redis_db: tuple[redis.Redis, int]
+) -> None:
+    holder = start_worker("--concurrency", "1", extra_env=FAST, name="holder")
+    run = Client().submit("deferred", {"times": 1, "countdown_s": 5})
+    wait_until(lambda: _deferred_once(run.id), 30, "the step to be deferred once")
+    wait_until(lambda: _held_by_a_worker(redis_db[0], run.id, 2), 30, "the holder to take it")
+
+    # Warm: nothing is running, so the worker stops at once, its countdown message unrun.
+    holder.signal(signal.SIGTERM)
+    assert _exits_within(holder, 30)
+    # No beat, so no recovery: the message itself must be back in its queue.
+    start_worker("--concurrency", "1", extra_env=FAST, name="other")
+
+    assert run.wait(timeout=60) == {"wait": {"attempt": 2}}
+    row = db.steps_of(run.id)["wait"]
+    assert row.worker.endswith("other@test") and row.resends == 0

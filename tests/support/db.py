@@ -8,6 +8,7 @@ import redis
 from sqlalchemy import text
 
 from hive.db.engine import get_engine
+from tests.support import services
 
 AUDIT_DDL = """
 CREATE TABLE IF NOT EXISTS test_success_audit (
@@ -83,7 +84,11 @@ def empty_farm(client: redis.Redis) -> None:
         "TRUNCATE runs, step_runs, step_attempts, events, workers, run_closes, purge_counts, "
         "api_keys, audit, tenant_budgets, tenant_budget_days, budget_holds CASCADE"
     )
-    owner = client.get("hive-test-owner")
-    client.flushdb()
-    if owner:
-        client.set("hive-test-owner", owner, ex=3600)
+    owner = client.get(services.OWNER_KEY)
+    # One MULTI: between a FLUSHDB and the owner's key set again apart, the db is empty, and a
+    # session starting then claims it; its workers then take this session's messages.
+    with client.pipeline(transaction=True) as emptying:
+        emptying.flushdb()
+        if owner:
+            emptying.set(services.OWNER_KEY, owner, ex=3600)
+        emptying.execute()

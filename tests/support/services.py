@@ -61,15 +61,30 @@ def drop_database(name: str) -> None:
     conn.close()
 
 
+# The key that marks a db index as a session's: an owned index is never empty (see
+# tests.support.db.empty_farm), so no other session takes it.
+OWNER_KEY = "hive-test-owner"
+
+
 def claim_redis_db() -> tuple[redis.Redis, int]:
     """An empty Redis db index (refuses to use one with data in it), marked as ours."""
     base = redis_base_url()
     token = f"hive-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     for index in range(15, 1, -1):
-        client = redis.Redis.from_url(f"{base}/{index}")
         try:
-            if client.dbsize() == 0 and client.set("hive-test-owner", token, nx=True, ex=3600):
-                return client, index
+            client = try_claim_redis_db(index, token)
         except redis.ConnectionError as exc:
             missing(f"Redis at {base}: {exc}")
+        if client is not None:
+            return client, index
     pytest.fail("no empty Redis db index between 2 and 15 for the tests", pytrace=False)
+
+
+def try_claim_redis_db(index: int, token: str) -> redis.Redis | None:
+    """Db ``index`` marked as ``token``'s if it is empty; None if it is not (another
+    session's, or someone's data)."""
+    client = redis.Redis.from_url(f"{redis_base_url()}/{index}")
+    if client.dbsize() == 0 and client.set(OWNER_KEY, token, nx=True, ex=3600):
+        return client
+    client.close()
+    return None
