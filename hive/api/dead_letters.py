@@ -55,7 +55,8 @@ def list_dead_letters(
     responses={
         409: {
             "model": ErrorOutput,
-            "description": "The run is not failed, or the edited input does not fit.",
+            "description": "The run is not failed, it is past its deadline, or the edited input "
+            "does not fit.",
         }
     },
 )
