@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import psycopg2
 import psycopg2.errors
+import psycopg2.extensions
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -51,6 +52,16 @@ def database_error(exc: BaseException) -> HiveError | None:
         isinstance(exc, OperationalError) or exc.connection_invalidated
     ):
         return ServiceUnavailable(_SETTING, _first_line(orig or exc))
+    return None
+
+
+def conflict(exc: BaseException) -> str | None:
+    """What PostgreSQL said (``deadlock detected``) when it rolled the transaction back to
+    break a deadlock or a serialization conflict with another one, else None. The database
+    is up: running the transaction again at once is the remedy its documentation gives."""
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, psycopg2.extensions.TransactionRollbackError):
+        return _first_line(orig)
     return None
 
 

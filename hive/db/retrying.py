@@ -1,4 +1,7 @@
-"""Run a transaction again while PostgreSQL is unreachable, with capped backoff.
+"""Run a transaction again while PostgreSQL is unreachable, with capped backoff, and at
+once when it lost a deadlock or a serialization conflict (up to three times, whatever the
+outage budget: a caller that takes no wait for an outage still expects its statement to
+survive another transaction's locks).
 
 The whole transaction is the unit that is retried: it rolled back, so running it
 again is safe. A commit whose acknowledgement was lost is the one ambiguous case;
@@ -22,7 +25,7 @@ from sqlalchemy import Connection
 
 from hive.db.direct import DirectCursor, direct_cursor
 from hive.db.engine import get_engine
-from hive.db.errors import DRIVER_ERRORS, database_error
+from hive.db.errors import DRIVER_ERRORS, conflict, database_error
 from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
 
@@ -31,6 +34,9 @@ __all__ = ["Connection", "DirectCursor", "in_transaction", "on_direct_cursor", "
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# A transaction that loses this many deadlocks in a row is not having bad luck.
+_CONFLICT_RETRIES = 3
 
 # A bound on every wait below, set by :func:`waiting_at_most` for the code it wraps.
 _wait_cap_s: ContextVar[float | None] = ContextVar("hive_db_wait_cap_s", default=None)
@@ -103,10 +109,16 @@ def _retried(attempt: Callable[[], T], retry_s: float | None) -> T:
     # The first retry is immediate: a dropped connection makes SQLAlchemy recycle the pool,
     # so it usually succeeds; later ones back off.
     delay = 0.0
+    conflicts = 0
     while True:
         try:
             return attempt()
         except DRIVER_ERRORS as exc:
+            lost_to = conflict(exc)
+            if lost_to is not None and conflicts < _CONFLICT_RETRIES:
+                conflicts += 1
+                logger.info("transaction rolled back (%s); running it again", lost_to)
+                continue
             error = database_error(exc)
             if error is None:
                 raise

@@ -3,6 +3,11 @@ left open, parameters kept out of error messages, JSON cleaned for jsonb, pool t
 
 from __future__ import annotations
 
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -114,3 +119,48 @@ def test_a_prepare_cut_short_after_the_server_ran_it_does_not_break_the_connecti
             cursor.prepared.discard(_ONE.name)
 
     assert on_direct_cursor(cut_short_then_used_twice) == [{"n": 2}, {"n": 3}]
+
+
+@pytest.fixture
+def two_rows(hive_env) -> Iterator[str]:
+    table = f"deadlock_probe_{uuid.uuid4().hex[:8]}"
+    with get_engine().begin() as conn:
+        conn.execute(text(f"CREATE TABLE {table} (id int PRIMARY KEY, n int NOT NULL)"))
+        conn.execute(text(f"INSERT INTO {table} VALUES (1, 0), (2, 0)"))
+    yield table
+    with get_engine().begin() as conn:
+        conn.execute(text(f"DROP TABLE {table}"))
+
+
+def test_a_transaction_that_loses_a_deadlock_runs_again_even_without_an_outage_budget(
+    two_rows: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Each takes one row, then (once both hold theirs) the other's: PostgreSQL rolls one
+    # back. retry_s=0, as a producer's submit or a person's approval takes.
+    both_hold_one = threading.Barrier(2, timeout=30)
+    attempts: list[int] = []
+
+    def update_in_order(first: int, second: int) -> Callable[[Connection], int]:
+        def fn(conn: Connection) -> int:
+            attempts.append(first)
+            conn.execute(text(f"UPDATE {two_rows} SET n = n + 1 WHERE id = :i"), {"i": first})
+            if attempts.count(first) == 1:
+                both_hold_one.wait()
+            conn.execute(text(f"UPDATE {two_rows} SET n = n + 1 WHERE id = :i"), {"i": second})
+            return first
+
+        return fn
+
+    caplog.set_level(logging.INFO, logger="hive.db.retrying")
+    with ThreadPoolExecutor(2) as pool:
+        done = [
+            pool.submit(in_transaction, update_in_order(1, 2), retry_s=0),
+            pool.submit(in_transaction, update_in_order(2, 1), retry_s=0),
+        ]
+        assert sorted(future.result(timeout=60) for future in done) == [1, 2]
+
+    assert len(attempts) == 3  # the loser ran once more
+    with get_engine().connect() as conn:
+        counts = conn.execute(text(f"SELECT n FROM {two_rows} ORDER BY id")).scalars().all()
+    assert counts == [2, 2]  # both committed, the loser's first attempt not at all
+    assert "transaction rolled back (deadlock detected); running it again" in caplog.text
