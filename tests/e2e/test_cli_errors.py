@@ -376,3 +376,32 @@ def test_worker_and_beat_keep_retrying_an_unreachable_server_naming_its_variable
     assert f"cannot reach the server at {variable}" in log
     assert "Traceback" not in log
     assert SECRET not in log
+
+
+@pytest.mark.parametrize(
+    ("variable", "host", "port_taken"),
+    [
+        ("HIVE_API_HOST", "no-such-host.invalid", False),  # a name that does not resolve
+        ("HIVE_API_HOST", "192.0.2.1", False),  # not an address of this host (TEST-NET-1)
+        ("HIVE_API_PORT", "127.0.0.1", True),
+    ],
+)
+@pytest.mark.timeout(120)
+def test_api_that_cannot_listen_prints_one_line_naming_the_setting(
+    variable: str, host: str, port_taken: bool, hive_env: dict[str, str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        if port_taken:
+            taken.listen()
+        port = taken.getsockname()[1]
+        if not port_taken:
+            taken.close()  # free again: only the host is at fault
+        env = {**_base_env(hive_env), "HIVE_API_HOST": host, "HIVE_API_PORT": str(port)}
+        result = run_hive("api", env=env, timeout_s=60)
+
+    line = _one_error_line(result)
+    assert line.startswith(f"error: {variable} "), describe(result)
+    assert f"{host}:{port}" in line
