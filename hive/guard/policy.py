@@ -143,6 +143,7 @@ class Policy:
 
 
 EMPTY = Policy()
+_SETTING = "HIVE_LIMITS_FILE"
 
 
 def parse_policy(text: str, source: str) -> Policy:
@@ -203,8 +204,10 @@ def load_policy(path: Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise LimitsFileError([f"HIVE_LIMITS_FILE: cannot read {path}: {exc.strerror}"]) from None
-    return parse_policy(text, str(path))
+        raise LimitsFileError([f"{_SETTING}: cannot read {path}: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise LimitsFileError([f"{_SETTING}: cannot read {path}: not UTF-8 text"]) from None
+    return parse_policy(text, f"{_SETTING}: {path}")
 
 
 class _Cache:
