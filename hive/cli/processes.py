@@ -147,8 +147,9 @@ def beat(loglevel: str | None, schedule: Path | None) -> None:
     from hive.settings import get_settings
     from hive.tasks.app import app
 
+    where = "--schedule" if schedule else "HIVE_DATA_DIR"
     schedule = schedule or get_settings().storage.data_dir / "celerybeat-schedule"
-    _make_dir(schedule.parent, "--schedule")
+    _make_dir(schedule.parent, where)
     configure_logging(loglevel)
     wait_for_services()
     level = (loglevel or get_settings().logs.level).upper()

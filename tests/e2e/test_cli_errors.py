@@ -405,3 +405,15 @@ def test_api_that_cannot_listen_prints_one_line_naming_the_setting(
     line = _one_error_line(result)
     assert line.startswith(f"error: {variable} "), describe(result)
     assert f"{host}:{port}" in line
+
+
+@pytest.mark.timeout(120)
+def test_beat_names_hive_data_dir_when_its_schedule_cannot_be_kept_there(
+    hive_env: dict[str, str],
+) -> None:
+    env = {**_base_env(hive_env), "HIVE_DATA_DIR": "/proc/no-such-dir"}
+
+    result = run_hive("beat", env=env)
+
+    assert result.returncode == 1, describe(result)
+    assert _one_error_line(result).startswith("error: HIVE_DATA_DIR: cannot create /proc/")
