@@ -117,8 +117,13 @@ def run_celery(argv: list[str]) -> None:
     """
     from celery.bin.celery import celery
 
+    from hive.settings import get_settings
+
+    # Celery's start-up banner is printed, not logged: with JSON logs it would be thirty
+    # lines of ASCII art among the records a log shipper parses.
+    quiet = ["--quiet"] if get_settings().logs.format == "json" else []
     status = celery.main(
-        args=["--app", "hive.tasks.app:app", *argv], prog_name="hive", standalone_mode=False
+        args=["--app", "hive.tasks.app:app", *quiet, *argv], prog_name="hive", standalone_mode=False
     )
     if isinstance(status, int) and status:
         sys.exit(status)
