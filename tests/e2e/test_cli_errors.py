@@ -32,6 +32,11 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
         ("HIVE_LEASE_GRACE_S", "-1"),
         ("HIVE_DATABASE_URL", "mysql://root@localhost/hive"),
         ("HIVE_BROKER_URL", "amqp://guest@localhost//"),
+        # Celery's kombu takes no query parameter but ssl_*; redis-py takes those only
+        # with TLS: either way, a traceback at the first publish.
+        ("HIVE_BROKER_URL", "redis://localhost:6379/0?socket_timeout=5"),
+        ("HIVE_BROKER_URL", "redis://localhost:6379/0?ssl_cert_reqs=none"),
+        ("HIVE_BROKER_URL", "rediss://localhost:6379/0?ssl_cert_reqs=never"),
         ("HIVE_LOG_FORMAT", "xml"),
         ("HIVE_FLOWER_BASIC_AUTH", "no-colon"),
     ],
