@@ -30,6 +30,8 @@ from hive.errors import HiveError
 # as click does.
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
+# Ctrl-C, as shells report a process SIGINT ended (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 def fail(message: str) -> NoReturn:
