@@ -65,6 +65,18 @@ def _one_line(exc: click.UsageError) -> click.ClickException:
     return _UsageLine(exc.format_message().rstrip(".") + hint)
 
 
+def _check_utf8(args: list[str]) -> None:
+    """Python hands on bytes of argv that are not UTF-8 as lone surrogates, which no
+    database, Redis key or JSON document takes: one usage line here, for every command,
+    rather than an encoding traceback wherever the value lands."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise _UsageLine(f"the argument '{shown}' is not UTF-8 text") from None
+
+
 class HiveCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         import logging
@@ -93,6 +105,8 @@ class HiveGroup(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
+        if parent is None:
+            _check_utf8(args)
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:

@@ -422,3 +422,24 @@ def test_beat_names_hive_data_dir_when_its_schedule_cannot_be_kept_there(
 
     assert result.returncode == 1, describe(result)
     assert _one_error_line(result).startswith("error: HIVE_DATA_DIR: cannot create /proc/")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "list", "--pipeline", "doc\udcff"],  # the byte 0xff, as Python passes it on
+        ["dlq", "list", "--pipeline", "doc\udcff"],
+        ["budgets", "show", "acme\udcff"],
+        ["submit", "echo-one", "--input", '{"text": "\udcff"}'],
+    ],
+    ids=["runs-list", "dlq-list", "budgets-show", "submit"],
+)
+@pytest.mark.timeout(120)
+def test_an_argument_that_is_not_utf8_is_a_usage_line(
+    args: list[str], hive_env: dict[str, str]
+) -> None:
+    result = run_hive(*args, env=_base_env(hive_env))
+
+    assert result.returncode == 2, describe(result)
+    line = _one_error_line(result)
+    assert "is not UTF-8 text" in line and "\\xff" in line, line
