@@ -180,6 +180,9 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only i
             parsed = None
         if parsed is None:
             self.fail(f"{value!r} is not a duration (30s, 10m, 2h, 7d)", param, ctx)
+        if not parsed:
+            # A TTL, an expiry or a breaker's opening of no time at all: never meant.
+            self.fail(f"{value!r} is no time at all; give a duration above zero", param, ctx)
         return parsed.total_seconds()
 
 

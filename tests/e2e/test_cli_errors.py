@@ -250,6 +250,9 @@ def test_cli_on_a_database_without_hive_tables_says_to_run_db_upgrade(
         ["dlq", "list", "--since", "99999999999d"],
         ["dlq", "show", "not-a-uuid"],
         ["workers", "list", "--state", "gone"],
+        # A duration of no time: named by its option, not by the service's ttl_s.
+        ["services", "register", "x", "--url", "http://x", "--ttl", "0s"],
+        ["keys", "create", "--tenant", "T", "--role", "viewer", "--expires", "0d"],
     ],
     ids=lambda args: " ".join(args),
 )
