@@ -279,6 +279,26 @@ def default_worker_name() -> str:
     return f"hive@{socket.gethostname()}"
 
 
+def check_listen(host: str, port: int, host_setting: str, port_setting: str) -> None:
+    """Fail in one line naming the setting at fault when ``host:port`` cannot be listened
+    on, before handing it to a server (uvicorn, Flower's tornado) that would log the error
+    among its start-up lines or raise it as a traceback. Bound as they bind (SO_REUSEADDR,
+    IPv6 for an address with a colon)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            # A port taken or privileged is the port's fault; anything else the address's.
+            taken = exc.errno in (errno.EADDRINUSE, errno.EACCES)
+            at_fault = port_setting if taken else host_setting
+            fail(f"{at_fault}: cannot listen on {host}:{port}: {exc.strerror}")
+
+
 def check_servers() -> None:
     """Fail now, naming the server, rather than retry for HIVE_DB_RETRY_S (holding a lock)."""
     from hive import service

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hive.cli.base import command, default_worker_name, fail
+from hive.cli.base import check_listen, command, default_worker_name, fail
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
@@ -199,6 +199,7 @@ def flower(port: int, address: str, insecure: bool, allow_control: bool, persist
         fail("Flower needs HIVE_FLOWER_BASIC_AUTH=user:password (or --insecure for local use)")
     if insecure and not auth and not _is_loopback(address):
         fail(f"--insecure: refusing to serve Flower without authentication on {address}")
+    check_listen(address, port, "--address", "--port")
     # --conf: without it Flower executes a flowerconfig.py from the working directory.
     argv = ["flower", f"--port={port}", f"--address={address}", f"--conf={os.devnull}"]
     argv.append(f"--read_only={not allow_control}")

@@ -8,33 +8,11 @@ from __future__ import annotations
 
 import click
 
-from hive.cli.base import command, fail
+from hive.cli.base import check_listen, command, fail
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 APP = "hive.api.app:create_app"
 _UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
-
-
-def _check_listen(host: str, port: int) -> None:
-    """Fail in one line naming the setting when ``host:port`` cannot be listened on, rather
-    than leave it to uvicorn, which logs the error among its start-up lines and names no
-    setting. Bound as uvicorn binds (SO_REUSEADDR, IPv6 for an address with a colon)."""
-    import errno
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            # A port taken or privileged is the port's fault; anything else the address's.
-            at_fault = (
-                "HIVE_API_PORT (or --port)"
-                if exc.errno in (errno.EADDRINUSE, errno.EACCES)
-                else "HIVE_API_HOST (or --host)"
-            )
-            fail(f"{at_fault}: cannot listen on {host}:{port}: {exc.strerror}")
 
 
 @command("api")
@@ -61,7 +39,7 @@ def api(host: str | None, port: int | None, workers: int, loglevel: str | None) 
     level = (loglevel or settings.logs.level).upper()
     host = host or settings.api.host
     port = port or settings.api.port
-    _check_listen(host, port)
+    check_listen(host, port, "HIVE_API_HOST (or --host)", "HIVE_API_PORT (or --port)")
     # Not a log record: the line a supervisor (or a test) waits for, whatever the level.
     click.echo(f"hive api: serving on {host}:{port} with {workers} worker(s)", err=True)
     uvicorn.run(

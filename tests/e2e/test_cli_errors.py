@@ -446,3 +446,24 @@ def test_an_argument_that_is_not_utf8_is_a_usage_line(
     assert result.returncode == 2, describe(result)
     line = _one_error_line(result)
     assert "is not UTF-8 text" in line and "\\xff" in line, line
+
+
+@pytest.mark.parametrize(
+    ("option", "address", "port_taken"),
+    [("--address", "no-such-host.invalid", False), ("--port", "127.0.0.1", True)],
+)
+@pytest.mark.timeout(120)
+def test_flower_that_cannot_listen_prints_one_line_naming_the_option(
+    option: str, address: str, port_taken: bool, hive_env: dict[str, str]
+) -> None:
+    import socket
+
+    env = {**_base_env(hive_env), "HIVE_FLOWER_BASIC_AUTH": "admin:flower-pw"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if port_taken else 1
+        result = run_hive("flower", "--address", address, "--port", str(port), env=env)
+
+    line = _one_error_line(result)
+    assert line.startswith(f"error: {option}: cannot listen on {address}:{port}: "), line
