@@ -78,15 +78,17 @@ class SettingsError(HiveError):
 
 
 class DatabaseNotMigrated(HiveError):
-    """The database ``HIVE_DATABASE_URL`` names is reachable but has no Hive tables."""
+    """The database ``HIVE_DATABASE_URL`` names is reachable but lacks Hive's schema: no
+    Hive tables, or an older schema than this Hive's (``problem`` says which)."""
 
-    def __init__(self, database: str) -> None:
-        super().__init__(database)
+    def __init__(self, database: str, problem: str = "has no Hive tables") -> None:
+        super().__init__(database, problem)
         self.database = database
+        self.problem = problem
 
     def __str__(self) -> str:
         return (
-            f"HIVE_DATABASE_URL: database {self.database!r} has no Hive tables; "
+            f"HIVE_DATABASE_URL: database {self.database!r} {self.problem}; "
             "run `hive db upgrade` first"
         )
 

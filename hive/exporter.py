@@ -30,6 +30,7 @@ from hive.db.figures import FarmFigures, read_figures
 from hive.db.retrying import in_transaction
 from hive.errors import HiveError
 from hive.guard import Breakers, gauge_value, load_policy
+from hive.guard.store import unavailable
 from hive.settings import Settings
 from hive.tasks.app import PRIORITIES
 
@@ -114,7 +115,8 @@ class FarmReader:
                     pipe.llen(key)
                 lengths = pipe.execute(raise_on_error=False)
         except redis.RedisError as exc:
-            logger.warning("farm figures: cannot read Redis: %s", type(exc).__name__)
+            # Named by its setting, as the PostgreSQL half is (redis-py's words hold no password).
+            logger.warning("farm figures: cannot read Redis: %s", unavailable(exc))
             self._redis = None
             return None
         # A key holding something else (WRONGTYPE) holds no message.

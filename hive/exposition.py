@@ -15,8 +15,10 @@ stay, so its counts never go back, except its share of live gauges, which
 from __future__ import annotations
 
 import atexit
+import errno
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +33,7 @@ _server: Any = None
 
 
 class MetricsPortUnavailable(HiveError):
-    """The port ``/metrics`` should be served on cannot be bound."""
+    """The address and port ``/metrics`` should be served on cannot be bound."""
 
 
 def prepare_multiprocess_dir(base: Path | None = None) -> Path:
@@ -100,6 +102,10 @@ def serve(registry: Any, address: str, port: int, setting: str) -> Any:
     try:
         server, _ = start_http_server(port, addr=address, registry=registry)
     except OSError as exc:
+        # A name that does not resolve, or an address not of this host: the address is
+        # at fault, not the port.
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            setting = "HIVE_METRICS_ADDRESS"
         raise MetricsPortUnavailable(
             f"{setting}: cannot serve metrics on {address}:{port}: {exc.strerror}"
         ) from None

@@ -30,6 +30,8 @@ from hive.errors import HiveError
 # as click does.
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
+# Ctrl-C, as shells report a process SIGINT ended (128 + 2).
+EXIT_INTERRUPTED = 130
 
 
 def fail(message: str) -> NoReturn:
@@ -63,6 +65,18 @@ def _one_line(exc: click.UsageError) -> click.ClickException:
     return _UsageLine(exc.format_message().rstrip(".") + hint)
 
 
+def _check_utf8(args: list[str]) -> None:
+    """Python hands on bytes of argv that are not UTF-8 as lone surrogates, which no
+    database, Redis key or JSON document takes: one usage line here, for every command,
+    rather than an encoding traceback wherever the value lands."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise _UsageLine(f"the argument '{shown}' is not UTF-8 text") from None
+
+
 class HiveCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         import logging
@@ -91,6 +105,8 @@ class HiveGroup(click.Group):
         parent: click.Context | None = None,
         **extra: Any,
     ) -> click.Context:
+        if parent is None:
+            _check_utf8(args)
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
@@ -164,6 +180,9 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only i
             parsed = None
         if parsed is None:
             self.fail(f"{value!r} is not a duration (30s, 10m, 2h, 7d)", param, ctx)
+        if not parsed:
+            # A TTL, an expiry or a breaker's opening of no time at all: never meant.
+            self.fail(f"{value!r} is no time at all; give a duration above zero", param, ctx)
         return parsed.total_seconds()
 
 
@@ -258,6 +277,26 @@ def default_worker_name() -> str:
     import socket
 
     return f"hive@{socket.gethostname()}"
+
+
+def check_listen(host: str, port: int, host_setting: str, port_setting: str) -> None:
+    """Fail in one line naming the setting at fault when ``host:port`` cannot be listened
+    on, before handing it to a server (uvicorn, Flower's tornado) that would log the error
+    among its start-up lines or raise it as a traceback. Bound as they bind (SO_REUSEADDR,
+    IPv6 for an address with a colon)."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            # A port taken or privileged is the port's fault; anything else the address's.
+            taken = exc.errno in (errno.EADDRINUSE, errno.EACCES)
+            at_fault = port_setting if taken else host_setting
+            fail(f"{at_fault}: cannot listen on {host}:{port}: {exc.strerror}")
 
 
 def check_servers() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from hive.cli.base import command, default_worker_name, fail
+from hive.cli.base import check_listen, command, default_worker_name, fail
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
@@ -117,8 +117,13 @@ def run_celery(argv: list[str]) -> None:
     """
     from celery.bin.celery import celery
 
+    from hive.settings import get_settings
+
+    # Celery's start-up banner is printed, not logged: with JSON logs it would be thirty
+    # lines of ASCII art among the records a log shipper parses.
+    quiet = ["--quiet"] if get_settings().logs.format == "json" else []
     status = celery.main(
-        args=["--app", "hive.tasks.app:app", *argv], prog_name="hive", standalone_mode=False
+        args=["--app", "hive.tasks.app:app", *quiet, *argv], prog_name="hive", standalone_mode=False
     )
     if isinstance(status, int) and status:
         sys.exit(status)
@@ -147,8 +152,9 @@ def beat(loglevel: str | None, schedule: Path | None) -> None:
     from hive.settings import get_settings
     from hive.tasks.app import app
 
+    where = "--schedule" if schedule else "HIVE_DATA_DIR"
     schedule = schedule or get_settings().storage.data_dir / "celerybeat-schedule"
-    _make_dir(schedule.parent, "--schedule")
+    _make_dir(schedule.parent, where)
     configure_logging(loglevel)
     wait_for_services()
     level = (loglevel or get_settings().logs.level).upper()
@@ -193,6 +199,7 @@ def flower(port: int, address: str, insecure: bool, allow_control: bool, persist
         fail("Flower needs HIVE_FLOWER_BASIC_AUTH=user:password (or --insecure for local use)")
     if insecure and not auth and not _is_loopback(address):
         fail(f"--insecure: refusing to serve Flower without authentication on {address}")
+    check_listen(address, port, "--address", "--port")
     # --conf: without it Flower executes a flowerconfig.py from the working directory.
     argv = ["flower", f"--port={port}", f"--address={address}", f"--conf={os.devnull}"]
     argv.append(f"--read_only={not allow_control}")

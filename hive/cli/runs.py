@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 
 import click
 
 from hive.cli.base import (
+    EXIT_INTERRUPTED,
     RUN_ID,
     FiniteRange,
     command,
@@ -69,11 +71,18 @@ def submit(
         settings, caller, pipeline, data, tenant=tenant, priority=priority,
         idempotency_key=idempotency_key, deadline=deadline, budget_usd=budget_usd,
     )  # fmt: skip
-    click.echo(str(submitted.run_id))
-    if not wait:
-        return
     try:
+        # From the moment the id is out: a Ctrl-C is then about the run it names.
+        click.echo(str(submitted.run_id))
+        if not wait:
+            return
         output = service.wait_for_run(settings, caller, submitted.run_id, timeout=timeout)
+    except KeyboardInterrupt:
+        # Not click's bare "Aborted!", which reads as if the run had been stopped.
+        run_id = submitted.run_id
+        click.echo(f"stopped waiting; run {run_id} goes on (`hive runs cancel {run_id}` stops it)",
+                   err=True)  # fmt: skip
+        sys.exit(EXIT_INTERRUPTED)
     except RunFailed as exc:
         click.echo(json.dumps({"status": exc.status, "error": exc.error}, indent=2))
         fail(str(exc))

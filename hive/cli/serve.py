@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from hive.cli.base import command, fail
+from hive.cli.base import check_listen, command, fail
 
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 APP = "hive.api.app:create_app"
@@ -39,6 +39,7 @@ def api(host: str | None, port: int | None, workers: int, loglevel: str | None) 
     level = (loglevel or settings.logs.level).upper()
     host = host or settings.api.host
     port = port or settings.api.port
+    check_listen(host, port, "HIVE_API_HOST (or --host)", "HIVE_API_PORT (or --port)")
     # Not a log record: the line a supervisor (or a test) waits for, whatever the level.
     click.echo(f"hive api: serving on {host}:{port} with {workers} worker(s)", err=True)
     uvicorn.run(

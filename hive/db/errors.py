@@ -34,7 +34,7 @@ def database_error(exc: BaseException) -> HiveError | None:
 
     - a connection refused or dropped, or a pool whose connections all stayed checked out
       → :class:`ServiceUnavailable` naming ``HIVE_DATABASE_URL`` (transient);
-    - a table that does not exist → :class:`DatabaseNotMigrated`;
+    - a table or column that does not exist → :class:`DatabaseNotMigrated`;
     - libpq refusing the URL ("invalid dsn") → :class:`SettingsError`.
     """
     if isinstance(exc, PoolTimeout):
@@ -44,6 +44,12 @@ def database_error(exc: BaseException) -> HiveError | None:
     if isinstance(orig, psycopg2.Error):
         if isinstance(orig, psycopg2.errors.UndefinedTable):
             return DatabaseNotMigrated(get_settings().database.name)
+        if isinstance(orig, psycopg2.errors.UndefinedColumn):
+            # Tables of an older schema: the code was upgraded, the database was not.
+            return DatabaseNotMigrated(
+                get_settings().database.name,
+                f"lacks part of this Hive's schema ({_first_line(orig)})",
+            )
         if isinstance(orig, psycopg2.OperationalError | psycopg2.InterfaceError):
             return ServiceUnavailable(_SETTING, _first_line(orig))
         if str(orig).startswith("invalid dsn"):

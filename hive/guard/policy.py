@@ -143,6 +143,7 @@ class Policy:
 
 
 EMPTY = Policy()
+_SETTING = "HIVE_LIMITS_FILE"
 
 
 def parse_policy(text: str, source: str) -> Policy:
@@ -203,12 +204,12 @@ def load_policy(path: Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise LimitsFileError([f"HIVE_LIMITS_FILE: cannot read {path}: {exc.strerror}"]) from None
+        raise LimitsFileError([f"{_SETTING}: cannot read {path}: {exc.strerror}"]) from None
     except UnicodeDecodeError as exc:
         raise LimitsFileError(
-            [f"HIVE_LIMITS_FILE: {path} is not UTF-8 text (byte {exc.start})"]
+            [f"{_SETTING}: cannot read {path}: not UTF-8 text (byte {exc.start})"]
         ) from None
-    return parse_policy(text, str(path))
+    return parse_policy(text, f"{_SETTING}: {path}")
 
 
 class _Cache:

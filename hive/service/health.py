@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hive.errors import HiveError
+from hive import preflight
+from hive.errors import HiveError, ServiceUnavailable
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.settings import Settings
@@ -47,6 +48,11 @@ def ping_worker(settings: Settings, caller: Caller, node: str, *, timeout_s: flo
     # Imported here: a producer (Client) never loads the Celery app's control.
     from hive.tasks.presence import answering
 
+    try:
+        # Else a broker that is down reads as a worker that did not answer.
+        preflight.check_broker()
+    except ServiceUnavailable as exc:
+        return Health(False, str(exc))
     if answering([node], timeout_s):
         return Health(True, f"worker {node} answers")
     return Health(False, f"worker {node} did not answer a ping within {timeout_s:g}s")

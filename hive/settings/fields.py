@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -46,6 +46,10 @@ def not_blank(value: object) -> object:
     return value
 
 
+_TLS_QUERY = ("ssl_ca_certs", "ssl_cert_reqs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname")
+_CERT_REQS = ("none", "optional", "required")
+
+
 def check_redis_url(value: str) -> None:
     """A redis:// or rediss:// URL's shape; Hive's own clients (redis-py) read it too."""
     parts = urlsplit(value)
@@ -60,6 +64,18 @@ def check_redis_url(value: str) -> None:
     db = parts.path.strip("/")
     if db and not db.isdigit():
         raise ValueError("must end in a database number, like redis://localhost:6379/0")
+    # Celery's kombu takes no query parameter but ssl_* ones (any other stops every publish
+    # with a TypeError), and redis-py, Hive's own client, takes those only over TLS.
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if key not in _TLS_QUERY:
+            raise ValueError(
+                f"has a query parameter {key!r} that Celery cannot take; the only ones are "
+                f"{', '.join(_TLS_QUERY)} (with rediss://)"
+            )
+        if parts.scheme != "rediss":
+            raise ValueError(f"sets {key}, but {key} is for rediss:// (TLS) URLs only")
+        if key == "ssl_cert_reqs" and values[-1] not in _CERT_REQS:
+            raise ValueError(f"ssl_cert_reqs must be {', '.join(_CERT_REQS)}")
 
 
 # An environment variable's name as a shell would accept it.

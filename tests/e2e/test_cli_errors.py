@@ -32,6 +32,11 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
         ("HIVE_LEASE_GRACE_S", "-1"),
         ("HIVE_DATABASE_URL", "mysql://root@localhost/hive"),
         ("HIVE_BROKER_URL", "amqp://guest@localhost//"),
+        # Celery's kombu takes no query parameter but ssl_*; redis-py takes those only
+        # with TLS: either way, a traceback at the first publish.
+        ("HIVE_BROKER_URL", "redis://localhost:6379/0?socket_timeout=5"),
+        ("HIVE_BROKER_URL", "redis://localhost:6379/0?ssl_cert_reqs=none"),
+        ("HIVE_BROKER_URL", "rediss://localhost:6379/0?ssl_cert_reqs=never"),
         ("HIVE_LOG_FORMAT", "xml"),
         ("HIVE_FLOWER_BASIC_AUTH", "no-colon"),
     ],
@@ -245,6 +250,9 @@ def test_cli_on_a_database_without_hive_tables_says_to_run_db_upgrade(
         ["dlq", "list", "--since", "99999999999d"],
         ["dlq", "show", "not-a-uuid"],
         ["workers", "list", "--state", "gone"],
+        # A duration of no time: named by its option, not by the service's ttl_s.
+        ["services", "register", "x", "--url", "http://x", "--ttl", "0s"],
+        ["keys", "create", "--tenant", "T", "--role", "viewer", "--expires", "0d"],
     ],
     ids=lambda args: " ".join(args),
 )
@@ -376,3 +384,86 @@ def test_worker_and_beat_keep_retrying_an_unreachable_server_naming_its_variable
     assert f"cannot reach the server at {variable}" in log
     assert "Traceback" not in log
     assert SECRET not in log
+
+
+@pytest.mark.parametrize(
+    ("variable", "host", "port_taken"),
+    [
+        ("HIVE_API_HOST", "no-such-host.invalid", False),  # a name that does not resolve
+        ("HIVE_API_HOST", "192.0.2.1", False),  # not an address of this host (TEST-NET-1)
+        ("HIVE_API_PORT", "127.0.0.1", True),
+    ],
+)
+@pytest.mark.timeout(120)
+def test_api_that_cannot_listen_prints_one_line_naming_the_setting(
+    variable: str, host: str, port_taken: bool, hive_env: dict[str, str]
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        if port_taken:
+            taken.listen()
+        port = taken.getsockname()[1]
+        if not port_taken:
+            taken.close()  # free again: only the host is at fault
+        env = {**_base_env(hive_env), "HIVE_API_HOST": host, "HIVE_API_PORT": str(port)}
+        result = run_hive("api", env=env, timeout_s=60)
+
+    line = _one_error_line(result)
+    assert line.startswith(f"error: {variable} "), describe(result)
+    assert f"{host}:{port}" in line
+
+
+@pytest.mark.timeout(120)
+def test_beat_names_hive_data_dir_when_its_schedule_cannot_be_kept_there(
+    hive_env: dict[str, str],
+) -> None:
+    env = {**_base_env(hive_env), "HIVE_DATA_DIR": "/proc/no-such-dir"}
+
+    result = run_hive("beat", env=env)
+
+    assert result.returncode == 1, describe(result)
+    assert _one_error_line(result).startswith("error: HIVE_DATA_DIR: cannot create /proc/")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs", "list", "--pipeline", "doc\udcff"],  # the byte 0xff, as Python passes it on
+        ["dlq", "list", "--pipeline", "doc\udcff"],
+        ["budgets", "show", "acme\udcff"],
+        ["submit", "echo-one", "--input", '{"text": "\udcff"}'],
+    ],
+    ids=["runs-list", "dlq-list", "budgets-show", "submit"],
+)
+@pytest.mark.timeout(120)
+def test_an_argument_that_is_not_utf8_is_a_usage_line(
+    args: list[str], hive_env: dict[str, str]
+) -> None:
+    result = run_hive(*args, env=_base_env(hive_env))
+
+    assert result.returncode == 2, describe(result)
+    line = _one_error_line(result)
+    assert "is not UTF-8 text" in line and "\\xff" in line, line
+
+
+@pytest.mark.parametrize(
+    ("option", "address", "port_taken"),
+    [("--address", "no-such-host.invalid", False), ("--port", "127.0.0.1", True)],
+)
+@pytest.mark.timeout(120)
+def test_flower_that_cannot_listen_prints_one_line_naming_the_option(
+    option: str, address: str, port_taken: bool, hive_env: dict[str, str]
+) -> None:
+    import socket
+
+    env = {**_base_env(hive_env), "HIVE_FLOWER_BASIC_AUTH": "admin:flower-pw"}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if port_taken else 1
+        result = run_hive("flower", "--address", address, "--port", str(port), env=env)
+
+    line = _one_error_line(result)
+    assert line.startswith(f"error: {option}: cannot listen on {address}:{port}: "), line

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hive import Client
 from tests.support.commands import describe, run_hive
 from tests.support.processes import HiveProcess
 
@@ -96,3 +97,32 @@ def test_cli_submit_with_wait_exits_1_with_one_error_line_when_the_run_fails(
     assert failed_id in failed_list.stdout
     succeeded_list = run_hive("runs", "list", "--status", "succeeded", env=env)
     assert failed_id not in succeeded_list.stdout
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_during_submit_wait_says_the_run_goes_on(env: dict[str, str]) -> None:
+    """Ctrl-C stops the waiting, not the run: click's bare "Aborted!" read as if the run
+    had been stopped."""
+    import signal
+    import subprocess
+
+    from tests.support.processes import HIVE
+
+    # No worker: the run waits in its queue, and so does the command.
+    waiting = subprocess.Popen(
+        [*HIVE, "submit", "echo-one", "--input", '{"text": "x"}', "--wait"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert waiting.stdout is not None
+        run_id = str(uuid.UUID(waiting.stdout.readline().strip()))
+        waiting.send_signal(signal.SIGINT)
+        out, err = waiting.communicate(timeout=60)
+    finally:
+        waiting.kill()
+
+    assert waiting.returncode == 130, (out, err)
+    assert err.strip().splitlines() == [
+        f"stopped waiting; run {run_id} goes on (`hive runs cancel {run_id}` stops it)"
+    ], err
+    assert Client().get(run_id).status == "queued"

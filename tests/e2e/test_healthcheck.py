@@ -140,3 +140,18 @@ def test_a_bad_healthcheck_command_line_is_one_line_and_exit_2(env: dict[str, st
     assert done.returncode == 2, describe(done)
     assert done.stderr.startswith("error: ") and len(done.stderr.splitlines()) == 1
     assert "--timeout" in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_worker_check_with_redis_unreachable_says_so_in_one_line(env: dict[str, str]) -> None:
+    """Not "the worker did not answer a ping": the check could not ask."""
+    down = {**env, "HIVE_BROKER_URL": "redis://:s3cret@127.0.0.1:1/0"}
+
+    result = run_hive("healthcheck", "worker", env=down)
+
+    assert result.returncode == 1, describe(result)
+    assert result.stderr.strip().splitlines() == [
+        "unhealthy: cannot reach the server at HIVE_BROKER_URL: "
+        "Error 111 connecting to 127.0.0.1:1. Connection refused."
+    ], describe(result)
+    assert "s3cret" not in result.stdout + result.stderr

@@ -5,9 +5,11 @@ Celery's) carries the run, step, attempt, task, agent, pipeline, tenant and trac
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -226,3 +228,26 @@ def test_a_maintenance_run_names_its_task_in_its_records(env: dict[str, str]) ->
     assert done.returncode == 0, describe(done)
     skipped = [r for r in _records(done.stderr) if "already running" in r["message"]]
     assert [r.get("task") for r in skipped] == ["hive.beat.recover_stalled_runs"], done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_worker_and_beat_print_no_celery_banner_when_logs_are_json(
+    start_worker: Callable[..., HiveProcess], hive_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Celery's start-up banners are printed, not logged: thirty lines of ASCII art among
+    the JSON records a log shipper parses."""
+    json_env = {"HIVE_LOG_FORMAT": "json", "HIVE_LOG_LEVEL": "INFO"}
+    worker = start_worker("--concurrency", "1", extra_env=json_env)
+    beat = HiveProcess(
+        ["beat", "--schedule", str(tmp_path / "schedule")],
+        {**os.environ, **hive_env, **json_env},
+        tmp_path / "beat.log",
+    )
+    try:
+        beat.wait_for_log("Scheduler: Sending due task", timeout_s=60)
+    finally:
+        beat.stop()
+
+    for log in (worker.log(), beat.log()):
+        _records(log)
+        assert "[config]" not in log and "Configuration ->" not in log, log[:2000]

@@ -104,6 +104,25 @@ def test_a_metrics_port_in_use_stops_the_process_with_one_line(
     assert f"127.0.0.1:{port}" in lines[0] and "in use" in lines[0]
 
 
+@pytest.mark.parametrize("address", ["no-such-host.invalid", "192.0.2.1"])
+@pytest.mark.parametrize(
+    ("command", "option"), [("worker", "--metrics-port"), ("exporter", "--port")]
+)
+def test_a_metrics_address_that_cannot_be_had_is_named_by_its_variable(
+    env: dict[str, str], command: str, option: str, address: str
+) -> None:
+    # Not a name that resolves; not an address of this host (TEST-NET-1).
+    bad = {**env, **LOCAL, "HIVE_METRICS_ADDRESS": address}
+
+    done = run_hive(command, option, str(free_port()), env=bad)
+
+    assert done.returncode == 1, describe(done)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, describe(done)
+    assert lines[0].startswith("error: HIVE_METRICS_ADDRESS: "), describe(done)
+    assert address in lines[0]
+
+
 def test_metrics_port_zero_serves_nothing(
     env: dict[str, str], start_worker: Callable[..., HiveProcess]
 ) -> None:

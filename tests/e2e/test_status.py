@@ -156,6 +156,21 @@ def test_status_names_an_unreachable_database_and_still_shows_the_queues(
     assert "Traceback" not in text.stderr
 
 
+def test_status_names_the_setting_of_an_unreachable_redis_and_still_shows_postgresql(
+    env: dict[str, str],
+) -> None:
+    broken = {**env, "HIVE_BROKER_URL": "redis://:s3cret@127.0.0.1:1/0"}
+
+    shown = _status(broken)
+    text = run_hive("status", env=broken)
+
+    assert shown["sources"] == {"postgresql": True, "redis": False}
+    assert "UNREACHABLE  redis" in text.stdout
+    (warning,) = text.stderr.strip().splitlines()
+    assert "cannot reach the server at HIVE_BROKER_URL: " in warning, describe(text)
+    assert "s3cret" not in text.stdout + text.stderr
+
+
 def test_status_is_the_operators_alone(env: dict[str, str]) -> None:
     admin = Caller(tenant="acme", role=Role.ADMIN)
 

@@ -1,4 +1,5 @@
-"""`hive worker` refuses settings under which Redis would hand a running step to a second worker."""
+"""`hive worker` refuses settings under which Redis would hand a running step to a second
+worker, and a limits file it would not apply, naming HIVE_LIMITS_FILE."""
 
 from __future__ import annotations
 
@@ -32,3 +33,30 @@ def test_worker_refuses_an_invalid_limits_file_naming_every_problem(tmp_path: Pa
     assert f"{limits}: limits.service:partner.rate: 'fast' is not a rate" in done.stderr
     assert f"{limits}: breakers.nope: a key must be" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_worker_refuses_a_limits_file_that_is_not_text_in_one_line(tmp_path: Path) -> None:
+    limits = tmp_path / "limits.yaml"
+    limits.write_bytes(b"limits:\n\xff\xfe\x00")
+    env = {**os.environ, "HIVE_LIMITS_FILE": str(limits)}
+    done = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "worker"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: HIVE_LIMITS_FILE: cannot read {limits}: not UTF-8 text"
+    ]
+
+
+def test_worker_names_hive_limits_file_with_the_problems_of_its_content(tmp_path: Path) -> None:
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("limits: [\n")
+    env = {**os.environ, "HIVE_LIMITS_FILE": str(limits)}
+    done = subprocess.run(
+        [sys.executable, "-m", "hive.cli", "worker"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"error: HIVE_LIMITS_FILE: {limits} (line 2): not valid YAML")

@@ -110,7 +110,7 @@ def test_a_file_that_is_not_utf_8_is_refused_and_a_running_worker_keeps_its_last
         assert cache.get().limit("agent:echo") is not None
         limits.write_bytes(b"limits:\n  agent:echo: {concurrency: 3}\n\xff\xfe\n")
 
-        with pytest.raises(LimitsFileError, match=r"limits\.yaml is not UTF-8 text \(byte 39\)"):
+        with pytest.raises(LimitsFileError, match=r"limits\.yaml: not UTF-8 text \(byte 39\)"):
             load_policy(limits)
         kept = cache.get().limit("agent:echo")
         assert kept is not None and kept.concurrency == 2

@@ -201,6 +201,17 @@ def test_an_undefined_table_is_a_database_not_migrated() -> None:
     assert isinstance(database_error(ProgrammingError("SELECT", {}, missing)), DatabaseNotMigrated)
 
 
+def test_an_undefined_column_is_a_database_not_migrated_naming_it() -> None:
+    """Tables of an older schema: the code was upgraded and `hive db upgrade` not run."""
+    missing = psycopg2.errors.UndefinedColumn("column runs.budget_usd does not exist\nLINE 3")
+
+    error = database_error(ProgrammingError("SELECT", {}, missing))
+
+    assert isinstance(error, DatabaseNotMigrated)
+    assert "column runs.budget_usd does not exist" in str(error)
+    assert "run `hive db upgrade`" in str(error) and "LINE" not in str(error)
+
+
 def test_an_invalid_dsn_is_a_settings_error() -> None:
     error = database_error(psycopg2.ProgrammingError('invalid dsn: invalid connection option "x"'))
 

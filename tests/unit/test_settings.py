@@ -121,6 +121,39 @@ def test_load_settings_accepts_the_valid_shapes_of_each_url_and_list(
     assert settings.logs.level == "DEBUG"
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://broker:6379/0?socket_timeout=5", "query parameter 'socket_timeout'"),
+        ("redis://broker:6379/0?ssl_cert_reqs=none", "ssl_cert_reqs is for rediss://"),
+        ("rediss://broker:6379/0?ssl_cert_reqs=never", "ssl_cert_reqs must be"),
+    ],
+)
+def test_a_broker_url_query_celery_or_redis_py_would_trip_on_is_refused(
+    url: str, problem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVE_BROKER_URL", url)
+
+    with pytest.raises(SettingsError, match="HIVE_BROKER_URL") as raised:
+        load_settings()
+
+    assert problem in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "rediss://:pw@broker/0?ssl_cert_reqs=none",
+        "rediss://broker/0?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required",
+        "rediss://broker/0?ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_check_hostname=false",
+    ],
+)
+def test_a_broker_url_may_carry_the_tls_options(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVE_BROKER_URL", url)
+
+    assert load_settings().broker.url.get_secret_value() == url
+
+
 def test_an_empty_flower_basic_auth_means_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIVE_FLOWER_BASIC_AUTH", "")
 
