@@ -46,7 +46,7 @@ def test_worker_refuses_a_limits_file_that_is_not_text_in_one_line(tmp_path: Pat
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"error: HIVE_LIMITS_FILE: cannot read {limits}: not UTF-8 text"
+        f"error: HIVE_LIMITS_FILE: cannot read {limits}: not UTF-8 text (byte 8)"
     ]
 
 
