@@ -52,8 +52,10 @@ def test_pool_processes_are_summed_and_a_killed_one_keeps_its_counts_not_its_run
         60,
         "six steps counted",
     )
-    # A step that hangs: its pool process is killed while the gauge counts it running.
-    submit(env, "fault-hang", [{}])
+    # A step that hangs: its pool process is killed while the gauge counts it running. Its
+    # timeout is 20 s: with fault-hang's 1 s, a loaded machine saw the gauge only after the
+    # hard limit (6 s) had ended the first attempt, and the kill missed it.
+    submit(env, "metrics-hang", [{}])
     wait_until(
         lambda: total(scrape(port), "hive_steps_running", agent="hang") == 1, 60, "hang runs"
     )
@@ -67,10 +69,10 @@ def test_pool_processes_are_summed_and_a_killed_one_keeps_its_counts_not_its_run
         60,
         "the lost attempt retried",
     )
-    # The retry hangs too, until its hard time limit (timeout 1 s + 5 s) kills its process.
+    # The retry hangs too, until its hard time limit (timeout 20 s + 5 s) kills its process.
     wait_until(
         lambda: total(scrape(port), "hive_steps_total", agent="hang", status="failed") == 1,
-        60,
+        90,
         "the step failed for good",
     )
     # Its killed process's share of the gauge goes once the process is reaped.
