@@ -37,11 +37,6 @@ def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     server.stop()
 
 
-@pytest.fixture
-def env(hive_env: dict[str, str], clean_state: None) -> dict[str, str]:
-    return {**os.environ, **hive_env}
-
-
 def _submit(api: Api, key: str, text: str = "hi", **fields: Any) -> Any:
     return api.call(
         "POST",
