@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import db
 from tests.support.flower import AUTH, Flower
 from tests.support.llm_server import LlmServer
 from tests.support.processes import HiveProcess, wait_until
@@ -28,16 +27,14 @@ LLM_SERVICE = "llm-test"
 def llm(clean_state: None) -> Iterator[LlmServer]:
     """The OpenAI-compatible test server, registered as service ``llm-test``, the name the
     llm test pipelines give (the server's port is a free one, and a base URL from the run's
-    input is refused: it could send the API key elsewhere). The registry is emptied after."""
+    input is refused: it could send the API key elsewhere)."""
     from hive import Client
 
     server = LlmServer()
-    db.execute("TRUNCATE service_instances")
     try:
         Client().services.register(LLM_SERVICE, server.url)
         yield server
     finally:
-        db.execute("TRUNCATE service_instances")
         server.close()
 
 

@@ -37,11 +37,6 @@ def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     server.stop()
 
 
-@pytest.fixture
-def env(hive_env: dict[str, str], clean_state: None) -> dict[str, str]:
-    return {**os.environ, **hive_env}
-
-
 def _submit(api: Api, key: str, text: str = "hi", **fields: Any) -> Any:
     return api.call(
         "POST",
@@ -508,3 +503,29 @@ def test_a_trusted_proxy_that_is_no_address_stops_the_api_at_start(
     assert started.returncode != 0
     assert "HIVE_API_TRUSTED_PROXIES" in started.stderr and "'*'" in started.stderr
     assert "Traceback" not in started.stderr
+
+
+def test_the_test_api_starts_again_on_another_port_when_its_port_was_taken_meanwhile(
+    hive_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # free_port()'s port can be taken before `hive api` binds it (another process of the
+    # machine): the api exited with "Address already in use" and the test failed (CI, -n 4).
+    import socket
+
+    import tests.support.api
+    from tests.support.redis_server import free_port
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))  # bound, not listening: no answer to /healthz
+        taken = int(holder.getsockname()[1])
+        ports = iter([taken])
+        monkeypatch.setattr(
+            tests.support.api, "free_port", lambda: next(ports, None) or free_port()
+        )
+        api = Api({**os.environ, **hive_env}, tmp_path / "api.log")
+        try:
+            assert api.port != taken
+            assert api.call("GET", "/healthz").status_code == 200
+        finally:
+            api.stop()
+    assert "[Errno 98]" in (tmp_path / "api.log").read_text()

@@ -17,7 +17,6 @@ import pytest
 
 from hive import Client
 from hive.errors import TooManyServiceInstances
-from tests.support import db
 from tests.support.api import Api, make_key
 from tests.support.commands import run_hive
 from tests.support.processes import HiveProcess
@@ -66,11 +65,6 @@ def capped(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -
     server = Api(env, tmp_path_factory.mktemp("capped") / "api.log")
     yield server
     server.stop()
-
-
-@pytest.fixture
-def env(hive_env: dict[str, str], clean_state: None) -> dict[str, str]:
-    return {**os.environ, **hive_env}
 
 
 def _submit(api: Api, key: str, **fields: Any) -> Any:
@@ -229,7 +223,6 @@ def test_the_cap_counts_only_the_tenants_unfinished_runs(capped: Api, env: dict[
 def test_a_registration_over_the_instance_cap_is_429_and_the_client_raises_it_typed(
     env: dict[str, str], tmp_path: Path
 ) -> None:
-    db.execute("TRUNCATE service_instances")
     server = Api({**env, "HIVE_API_REQUESTS_PER_S": "0", "HIVE_MAX_SERVICE_INSTANCES": "1"},
                  tmp_path / "api.log")  # fmt: skip
     try:
@@ -256,7 +249,6 @@ def test_a_registration_over_the_instance_cap_is_429_and_the_client_raises_it_ty
         assert (capped.value.tenant, capped.value.cap) == ("acme", 1)
     finally:
         server.stop()
-        db.execute("TRUNCATE service_instances")
     listed = run_hive("audit", "list", "--tenant", "acme", "--json", env=env)
     outcomes = [r["outcome"] for r in json.loads(listed.stdout) if r["key_id"] == key_id]
     assert outcomes.count("refused") == 2

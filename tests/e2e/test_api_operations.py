@@ -26,13 +26,6 @@ def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     server.stop()
 
 
-@pytest.fixture
-def env(hive_env: dict[str, str], clean_state: None) -> Iterator[dict[str, str]]:
-    db.execute("TRUNCATE service_instances")
-    yield {**os.environ, **hive_env}
-    db.execute("TRUNCATE service_instances")
-
-
 def _submit(api: Api, key: str, pipeline: str, text: str) -> str:
     answer = api.call(
         "POST", "/v1/runs", key=key, json={"pipeline": pipeline, "input": {"text": text}}

@@ -122,7 +122,6 @@ def farm(
         yield farm
     finally:
         api.stop()
-        db.execute("TRUNCATE service_instances")
 
 
 def _register(farm: Farm) -> str:

@@ -31,7 +31,6 @@ from hive.errors import (
     UnknownPipeline,
 )
 from hive.service import ApprovalView, PipelineView, RunView, ServiceInstanceView
-from tests.support import db
 from tests.support.api import Api, make_key
 from tests.support.processes import HiveProcess, wait_until
 from tests.support.proxy import DroppingProxy
@@ -47,13 +46,6 @@ def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
     server = Api({**os.environ, **hive_env}, tmp_path_factory.mktemp("api") / "api.log")
     yield server
     server.stop()
-
-
-@pytest.fixture
-def env(hive_env: dict[str, str], clean_state: None) -> Iterator[dict[str, str]]:
-    db.execute("TRUNCATE service_instances")
-    yield {**os.environ, **hive_env}
-    db.execute("TRUNCATE service_instances")
 
 
 @pytest.fixture(params=["direct", "http"])

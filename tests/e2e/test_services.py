@@ -37,13 +37,6 @@ def stub() -> Iterator[HealthStub]:
     server.close()
 
 
-@pytest.fixture
-def registry(clean_state: None) -> Iterator[None]:
-    db.execute("TRUNCATE service_instances")
-    yield
-    db.execute("TRUNCATE service_instances")
-
-
 def _status(instance_id: str) -> str | None:
     return db.scalar("SELECT status FROM service_instances WHERE id = :id", id=instance_id)
 
@@ -58,7 +51,7 @@ def test_beat_probes_health_urls_into_warning_and_critical_and_back_and_cleans_u
     start_worker: Callable[..., HiveProcess],
     start_beat: Callable[..., HiveProcess],
     stub: HealthStub,
-    registry: None,
+    clean_state: None,
 ) -> None:
     services = Client().services
     for name in ("ok", "busy", "broken", "hang", "flip"):
@@ -101,7 +94,7 @@ def test_beat_probes_health_urls_into_warning_and_critical_and_back_and_cleans_u
 
 @pytest.mark.timeout(120)
 def test_an_instance_that_misses_its_ttl_is_critical_until_its_next_heartbeat(
-    env: dict[str, str], registry: None
+    env: dict[str, str], clean_state: None
 ) -> None:
     services = Client().services
     instance = services.register("model-server", "https://models.internal:8443", ttl_s=1)
@@ -129,7 +122,7 @@ def test_an_instance_that_misses_its_ttl_is_critical_until_its_next_heartbeat(
 
 @pytest.mark.timeout(120)
 def test_pick_spreads_over_the_passing_instances_and_names_the_service_when_none_passes(
-    hive_env: dict[str, str], registry: None
+    hive_env: dict[str, str], clean_state: None
 ) -> None:
     services = Client().services
     ids = [services.register("search", f"http://10.0.0.{n}:80") for n in (1, 2, 3)]
@@ -151,7 +144,7 @@ def test_pick_spreads_over_the_passing_instances_and_names_the_service_when_none
 
 @pytest.mark.timeout(120)
 def test_services_commands_register_list_show_heartbeat_and_deregister_with_json(
-    env: dict[str, str], registry: None
+    env: dict[str, str], clean_state: None
 ) -> None:
     registered = run_hive(
         "services", "register", "tool-api", "--url", "http://tools.internal:8080",
@@ -213,7 +206,7 @@ def test_services_commands_register_list_show_heartbeat_and_deregister_with_json
 )
 @pytest.mark.timeout(120)
 def test_services_register_refuses_bad_input_in_one_line_naming_it(
-    env: dict[str, str], registry: None, args: list[str], code: int, message: str
+    env: dict[str, str], clean_state: None, args: list[str], code: int, message: str
 ) -> None:
     result = run_hive("services", "register", "tool-api", *args, env=env)
 
@@ -225,7 +218,7 @@ def test_services_register_refuses_bad_input_in_one_line_naming_it(
 
 @pytest.mark.timeout(120)
 def test_tenants_see_and_manage_their_own_instances_and_roles_are_checked(
-    hive_env: dict[str, str], registry: None
+    hive_env: dict[str, str], clean_state: None
 ) -> None:
     acme = Client(tenant="acme", role="admin").services
     globex = Client(tenant="globex", role="admin").services
@@ -259,7 +252,7 @@ def test_tenants_see_and_manage_their_own_instances_and_roles_are_checked(
 def test_a_health_urls_query_never_reaches_the_workers_log(
     start_worker: Callable[..., HiveProcess],
     start_beat: Callable[..., HiveProcess],
-    registry: None,
+    clean_state: None,
 ) -> None:
     # A health URL may carry a token in its query; httpx logs every request's URL at INFO.
     secret = "s3cr3t-health-token"

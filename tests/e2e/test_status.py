@@ -38,7 +38,6 @@ def test_status_shows_workers_waiting_runs_queues_services_and_maintenance(
     start_beat: Callable[..., HiveProcess],
     env: dict[str, str],
 ) -> None:
-    db.execute("TRUNCATE service_instances, workers")
     # Only maintenance is consumed: the runs' steps wait in hive.default.
     start_worker("--queues", "hive.maintenance", extra_env=FAST, name="maint")
     start_beat(extra_env=FAST)

@@ -5,8 +5,6 @@ threads, each on its own connection, released together."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from hive import service
@@ -18,13 +16,6 @@ from tests.support.racing import released_together
 
 # The autocommit pool's most connections (2 + 10 overflow): every racer holds one at once.
 RACERS = 12
-
-
-@pytest.fixture
-def empty(clean_state: None) -> Iterator[None]:
-    db.execute("TRUNCATE service_instances")
-    yield
-    db.execute("TRUNCATE service_instances")
 
 
 def _capped(cap: int) -> Settings:
@@ -59,7 +50,7 @@ def _instances(tenant: str | None) -> int:
     ids=["a tenant", "instances of no tenant"],
 )
 def test_racing_registrations_register_exactly_as_many_instances_as_the_cap_leaves(
-    empty: None, caller: Caller, cap: int
+    clean_state: None, caller: Caller, cap: int
 ) -> None:
     _register(caller, cap, "before")
 
@@ -71,7 +62,7 @@ def test_racing_registrations_register_exactly_as_many_instances_as_the_cap_leav
 
 
 def test_at_the_cap_heartbeats_and_re_registrations_go_through_and_new_ones_do_not(
-    empty: None,
+    clean_state: None,
 ) -> None:
     acme, globex = Caller("acme", Role.ADMIN), Caller("globex", Role.ADMIN)
     for i in range(2):

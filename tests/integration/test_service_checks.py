@@ -3,23 +3,13 @@ heartbeats, racing registrations; each change an event."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-
-import pytest
 
 from hive.db import service_checks
 from hive.db import services as registry
 from hive.db.retrying import in_transaction
 from hive.statuses import ServiceStatus
 from tests.support import db
-
-
-@pytest.fixture
-def empty(clean_state: None) -> Iterator[None]:
-    db.execute("TRUNCATE service_instances")
-    yield
-    db.execute("TRUNCATE service_instances")
 
 
 def _add(instance_id: str, **fields: object) -> None:
@@ -34,7 +24,7 @@ def _add(instance_id: str, **fields: object) -> None:
 
 
 def test_a_probe_result_is_dropped_when_the_instance_changed_since_it_was_read(
-    empty: None,
+    clean_state: None,
 ) -> None:
     _add("a", health_url="http://h/health")
     (target,) = in_transaction(service_checks.probe_targets)
@@ -52,7 +42,9 @@ def test_a_probe_result_is_dropped_when_the_instance_changed_since_it_was_read(
     assert db.scalar("SELECT count(*) FROM events WHERE kind = 'service_status'") == 0
 
 
-def test_a_critical_instance_keeps_its_critical_since_and_passing_clears_it(empty: None) -> None:
+def test_a_critical_instance_keeps_its_critical_since_and_passing_clears_it(
+    clean_state: None,
+) -> None:
     _add("a", health_url="http://h/health")
 
     def check(expected: str, failures: int, status: ServiceStatus) -> None:
@@ -73,7 +65,7 @@ def test_a_critical_instance_keeps_its_critical_since_and_passing_clears_it(empt
 
 
 def test_cleanup_removes_only_instances_critical_longer_than_their_deregister_after(
-    empty: None,
+    clean_state: None,
 ) -> None:
     for name, after in (("old", 60.0), ("recent", 3600.0), ("forever", None), ("fine", 1.0)):
         _add(name, deregister_after_s=after)
@@ -92,7 +84,9 @@ def test_cleanup_removes_only_instances_critical_longer_than_their_deregister_af
     assert event.detail["instance_id"] == "old" and event.detail["critical_since"]
 
 
-def test_a_heartbeat_does_not_revive_an_instance_its_probes_hold_critical(empty: None) -> None:
+def test_a_heartbeat_does_not_revive_an_instance_its_probes_hold_critical(
+    clean_state: None,
+) -> None:
     _add("probed", health_url="http://h/health", ttl_s=10.0)
     _add("ttl-only", ttl_s=10.0)
     db.execute("UPDATE service_instances SET status = 'critical', critical_since = now()")
@@ -107,7 +101,7 @@ def test_a_heartbeat_does_not_revive_an_instance_its_probes_hold_critical(empty:
     assert statuses == {"probed": "critical", "ttl-only": "passing"}
 
 
-def test_registrations_of_one_id_racing_each_other_leave_one_instance(empty: None) -> None:
+def test_registrations_of_one_id_racing_each_other_leave_one_instance(clean_state: None) -> None:
     from hive import Client
 
     services = Client().services

@@ -12,24 +12,41 @@ from tests.support.commands import describe, run_hive
 from tests.support.processes import HiveProcess, wait_until
 from tests.support.redis_server import free_port
 
+# Tries at a port: free_port()'s port is free when it answers, not when `hive api` binds it;
+# any process of the machine (another test session's, an outgoing connection) may take it.
+_PORT_TRIES = 3
+
+
+class _PortTaken(RuntimeError):
+    """`hive api` exited because its port was taken meanwhile."""
+
 
 class Api:
     """`hive api` on 127.0.0.1:<port>, and an HTTP client for it."""
 
     def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.proc = HiveProcess(["api", "--port", str(self.port), *args], env, log_path)
-        self.http = httpx.Client(base_url=self.base_url, timeout=90)
-        try:
-            wait_until(self._alive, 60, "hive api to answer /healthz")
-        except Exception:
-            self.stop()
-            raise
+        for tries_left in reversed(range(_PORT_TRIES)):
+            self.port = free_port()
+            self.base_url = f"http://127.0.0.1:{self.port}"
+            self._log_from = log_path.stat().st_size if log_path.exists() else 0
+            self.proc = HiveProcess(["api", "--port", str(self.port), *args], env, log_path)
+            self.http = httpx.Client(base_url=self.base_url, timeout=90)
+            try:
+                wait_until(self._alive, 60, "hive api to answer /healthz")
+                return
+            except _PortTaken:
+                self.stop()
+                if not tries_left:
+                    raise
+            except Exception:
+                self.stop()
+                raise
 
     def _alive(self) -> bool:
         if self.proc.proc.poll() is not None:
-            raise RuntimeError(f"hive api exited early:\n{self.proc.log()[-3000:]}")
+            own = self.proc.log()[self._log_from :]
+            taken = "[Errno 98]" in own  # EADDRINUSE
+            raise (_PortTaken if taken else RuntimeError)(f"hive api exited early:\n{own[-3000:]}")
         try:
             return self.http.get("/healthz").status_code == 200
         except httpx.TransportError:
