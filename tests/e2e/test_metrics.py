@@ -264,7 +264,11 @@ def test_the_bundled_prometheus_config_scrapes_a_worker_the_exporter_the_api_and
         {**env, "HIVE_FLOWER_BASIC_AUTH": "admin:flower-pw"},
         tmp_path / "flower.log",
     )
-    api = Api(env, tmp_path / "api.log", "--workers", "2")
+    try:
+        api = Api(env, tmp_path / "api.log", "--workers", "2")
+    except Exception:
+        flower.stop()  # else it outlives the test
+        raise
     alertmanager_port = free_port()
     try:
         prometheus = Prometheus(
