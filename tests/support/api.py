@@ -45,7 +45,8 @@ class Api:
     def _alive(self) -> bool:
         if self.proc.proc.poll() is not None:
             own = self.proc.log()[self._log_from :]
-            taken = "[Errno 98]" in own  # EADDRINUSE
+            # EADDRINUSE, as `hive api` words it (its own bind check) or as uvicorn does
+            taken = "address already in use" in own.lower()
             raise (_PortTaken if taken else RuntimeError)(f"hive api exited early:\n{own[-3000:]}")
         try:
             return self.http.get("/healthz").status_code == 200
