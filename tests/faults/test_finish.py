@@ -17,6 +17,16 @@ from tests.support import db
 pytestmark = pytest.mark.timeout(120)
 
 
+def _left_open(*run_ids: object) -> None:
+    """Finished runs back to running, unclosed: what a worker leaves when it dies after its
+    last step's one-statement success and before the transaction that closes the run."""
+    db.execute(
+        "UPDATE runs SET status = 'running', output = NULL, finished_at = NULL"
+        " WHERE id = ANY(CAST(:ids AS uuid[]))",
+        ids=[str(run_id) for run_id in run_ids],
+    )
+
+
 def test_recovery_closes_a_run_whose_last_step_succeeded_but_which_was_left_open(
     hive_env, start_worker
 ) -> None:
@@ -27,14 +37,7 @@ def test_recovery_closes_a_run_whose_last_step_succeeded_but_which_was_left_open
     assert run.wait(timeout=30) == {"c": {"text": "closed late"}}
     # The state a worker leaves when it dies right after recording a step's success on
     # its own (one statement) and before the transaction that closes the run.
-    with get_engine().begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE runs SET status = 'running', output = NULL, finished_at = NULL"
-                " WHERE id = :id"
-            ),
-            {"id": run.id},
-        )
+    _left_open(run.id)
     report = recover_now()
     assert report is not None and report["finished_runs"] == 1
     assert db.run_status(run.id) == "succeeded"
@@ -54,14 +57,7 @@ def test_a_cancel_between_the_last_steps_success_and_the_runs_close_leaves_it_su
     assert run.wait(timeout=30) == {"c": {"text": "all done"}}
     # Every step recorded, the run not yet closed: what a cancel meets between a last
     # step's one-statement success and the transaction that closes the run.
-    with get_engine().begin() as conn:
-        conn.execute(
-            text(
-                "UPDATE runs SET status = 'running', output = NULL, finished_at = NULL"
-                " WHERE id = :id"
-            ),
-            {"id": run.id},
-        )
+    _left_open(run.id)
     assert client.cancel(run.id) is False, "nothing was left to stop"
     told = subprocess.run(
         [sys.executable, "-m", "hive.cli", "runs", "cancel", str(run.id)],
@@ -92,11 +88,7 @@ def test_recovery_does_not_close_a_run_replayed_after_it_found_the_run_left_open
         failing.wait(timeout=30)
     # Both left open by workers that died before closing them: the sweep finds both, and
     # closes the first (older) one first.
-    db.execute(
-        "UPDATE runs SET status = 'running', output = NULL, finished_at = NULL"
-        " WHERE id IN (:a, :b)",
-        a=str(first.id), b=str(failing.id),
-    )  # fmt: skip
+    _left_open(first.id, failing.id)
     with get_engine().connect() as hold, ThreadPoolExecutor(1) as pool:
         hold.execute(text("SELECT 1 FROM runs WHERE id = :id FOR UPDATE"), {"id": first.id})
         sweeping = pool.submit(recover_now)

@@ -9,12 +9,17 @@ import sys
 from pathlib import Path
 
 
-def test_worker_refuses_a_visibility_timeout_shorter_than_a_step_timeout() -> None:
-    env = {**os.environ, "HIVE_VISIBILITY_TIMEOUT_S": "100"}
-    done = subprocess.run(
+def _worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`hive worker` under ``env``, which must stop it before it starts consuming."""
+    return subprocess.run(
         [sys.executable, "-m", "hive.cli", "worker"],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+def test_worker_refuses_a_visibility_timeout_shorter_than_a_step_timeout() -> None:
+    env = {**os.environ, "HIVE_VISIBILITY_TIMEOUT_S": "100"}
+    done = _worker(env)
     assert done.returncode == 1
     assert done.stderr.startswith("error: HIVE_VISIBILITY_TIMEOUT_S")
     assert "timeout" in done.stderr
@@ -25,10 +30,7 @@ def test_worker_refuses_an_invalid_limits_file_naming_every_problem(tmp_path: Pa
     limits = tmp_path / "limits.yaml"
     limits.write_text("limits:\n  service:partner: {rate: fast}\nbreakers:\n  nope: {}\n")
     env = {**os.environ, "HIVE_LIMITS_FILE": str(limits)}
-    done = subprocess.run(
-        [sys.executable, "-m", "hive.cli", "worker"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _worker(env)
     assert done.returncode == 1
     assert f"{limits}: limits.service:partner.rate: 'fast' is not a rate" in done.stderr
     assert f"{limits}: breakers.nope: a key must be" in done.stderr
@@ -39,10 +41,7 @@ def test_worker_refuses_a_limits_file_that_is_not_text_in_one_line(tmp_path: Pat
     limits = tmp_path / "limits.yaml"
     limits.write_bytes(b"limits:\n\xff\xfe\x00")
     env = {**os.environ, "HIVE_LIMITS_FILE": str(limits)}
-    done = subprocess.run(
-        [sys.executable, "-m", "hive.cli", "worker"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _worker(env)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
@@ -54,9 +53,6 @@ def test_worker_names_hive_limits_file_with_the_problems_of_its_content(tmp_path
     limits = tmp_path / "limits.yaml"
     limits.write_text("limits: [\n")
     env = {**os.environ, "HIVE_LIMITS_FILE": str(limits)}
-    done = subprocess.run(
-        [sys.executable, "-m", "hive.cli", "worker"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _worker(env)
     assert done.returncode == 1
     assert done.stderr.startswith(f"error: HIVE_LIMITS_FILE: {limits} (line 2): not valid YAML")
