@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from typing import Any
 
 import click
 
-from hive.cli.base import FiniteRange, command, echo_json, json_option
+from hive.cli.base import EXIT_USER_ERROR, FiniteRange, command, echo_json, json_option
 
 
 def _age(seconds: float | None) -> str:
@@ -65,7 +66,17 @@ def render(status: Any) -> list[str]:
 )
 def status(as_json: bool, watch: bool, interval: float) -> None:
     """The farm on one screen: workers, queues, runs in flight, dead letters, services,
-    and when each maintenance task last succeeded."""
+    and when each maintenance task last succeeded.
+
+    \b
+    Exit status:
+      0  every server it reads (PostgreSQL, Redis) answered
+      1  one did not: named on the UNREACHABLE line ("sources" in --json), and
+         everything the others answered is printed all the same
+      2  the command line does not parse
+    (Any other error is 1 too, as one line on stderr.)
+    With --watch it refreshes until interrupted, and Ctrl-C exits 0.
+    """
     from hive import service
     from hive.settings import get_settings
 
@@ -85,5 +96,8 @@ def status(as_json: bool, watch: bool, interval: float) -> None:
                 click.clear()
             click.echo("\n".join(render(now)))
         if not watch:
+            # A script or a probe reads the exit status: a half-read screen is not "all well".
+            if not all(now.sources.values()):
+                sys.exit(EXIT_USER_ERROR)
             return
         time.sleep(interval)  # a signal's handler runs, then the sleep goes on (PEP 475)

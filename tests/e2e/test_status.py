@@ -27,9 +27,10 @@ pytestmark = pytest.mark.timeout(120)
 FAST = {"HIVE_RECOVERY_INTERVAL_S": "1", "HIVE_HEALTH_INTERVAL_S": "1"}
 
 
-def _status(env: dict[str, str]) -> Any:
+def _status(env: dict[str, str], exit_code: int = 0) -> Any:
+    """``hive status --json``, which exits 0 when every server answered, 1 when one did not."""
     result = run_hive("status", "--json", env=env)
-    assert result.returncode == 0, describe(result)
+    assert result.returncode == exit_code, describe(result)
     return json.loads(result.stdout)
 
 
@@ -140,31 +141,38 @@ def test_status_shows_dead_letters_and_a_lost_worker_and_watch_refreshes_in_plac
     assert "Traceback" not in screens
 
 
-def test_status_names_an_unreachable_database_and_still_shows_the_queues(
+def test_status_names_an_unreachable_database_still_shows_the_queues_and_exits_1(
     env: dict[str, str],
 ) -> None:
     broken = {**env, "HIVE_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/hive"}
 
-    shown = _status(broken)
+    shown = _status(broken, exit_code=1)
 
     assert shown["sources"] == {"postgresql": False, "redis": True}
     assert shown["workers"] is None and shown["runs_in_flight"] is None
     assert any(q["name"] == "hive.default" for q in shown["queues"])
     text = run_hive("status", env=broken)
+    assert text.returncode == 1, describe(text)
     assert "UNREACHABLE  postgresql" in text.stdout
+    assert "hive.default" in text.stdout and "maintenance" in text.stdout
     assert "Traceback" not in text.stderr
+    documented = run_hive("status", "--help", env=env).stdout
+    assert "1  one did not" in documented, documented
 
 
-def test_status_names_the_setting_of_an_unreachable_redis_and_still_shows_postgresql(
+def test_status_names_the_setting_of_an_unreachable_redis_still_shows_postgresql_and_exits_1(
     env: dict[str, str],
 ) -> None:
     broken = {**env, "HIVE_BROKER_URL": "redis://:s3cret@127.0.0.1:1/0"}
 
-    shown = _status(broken)
+    shown = _status(broken, exit_code=1)
     text = run_hive("status", env=broken)
 
     assert shown["sources"] == {"postgresql": True, "redis": False}
+    assert shown["workers"] is not None and shown["runs_in_flight"] is not None
+    assert text.returncode == 1, describe(text)
     assert "UNREACHABLE  redis" in text.stdout
+    assert "workers      " in text.stdout and "runs         " in text.stdout
     (warning,) = text.stderr.strip().splitlines()
     assert "cannot reach the server at HIVE_BROKER_URL: " in warning, describe(text)
     assert "s3cret" not in text.stdout + text.stderr
