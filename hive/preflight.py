@@ -102,6 +102,36 @@ def check_visibility_timeout() -> None:
         )
 
 
+def warn_unrouted_queues(queues: list[str]) -> None:
+    """Warn, in one record, of each of ``queues`` (``hive worker --queues``) to which no
+    pipeline routes a step (nor beat its maintenance): a worker on it would wait for good.
+    Not refused, as Celery and Temporal do not: a pipeline may come to use it later."""
+    from hive import keys
+    from hive.agents.registry import default_registry
+    from hive.pipelines import load_valid_pipelines
+
+    directory = get_settings().pipelines.dir
+    if not directory.is_dir():
+        return  # said by check_visibility_timeout
+    pipelines, problems = load_valid_pipelines(directory, default_registry())
+    routed = {keys.agent_queue(s.options.queue) for p in pipelines.values() for s in p.steps}
+    unrouted = [queue for queue in queues if queue not in routed | {keys.MAINTENANCE_QUEUE}]
+    if not unrouted:
+        return
+    broken = " (files that do not load left out: `hive pipelines validate`)" if problems else ""
+    logger.warning(
+        "--queues: no pipeline routes a step to %s, so this worker takes nothing from %s "
+        "until one does; the pipelines in %s (HIVE_PIPELINES_DIR) use %s%s, and beat's "
+        "maintenance %s",
+        ", ".join(repr(q) for q in unrouted),
+        "it" if len(unrouted) == 1 else "them",
+        directory,
+        ", ".join(sorted(routed)) or "no queue",
+        broken,
+        keys.MAINTENANCE_QUEUE,
+    )
+
+
 def check_injection_rules() -> None:
     """``HIVE_INPUT_GUARD_RULES_FILE``: the input guard's rules, the shipped ones and the
     user's, are validated whole before ``hive worker`` takes a step; a malformed rule stops

@@ -17,8 +17,34 @@ from hive.cli.base import check_listen, command, default_worker_name, fail
 _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False)
 
 
+def _queue_names(ctx: click.Context, param: click.Parameter, value: str | None) -> list[str]:
+    """``--queues a,b``: the names, each non-empty, without blanks, given once (as a queue
+    option of a pipeline or agent must be). Blanks around a comma are allowed."""
+    if value is None:
+        return []
+    names = [name.strip() for name in value.split(",")]
+    if not any(names):
+        raise click.BadParameter("no queue names given", ctx, param)
+    if not all(names):
+        raise click.BadParameter(f"{value!r} has an empty queue name (see its commas)", ctx, param)
+    seen: set[str] = set()
+    for name in names:
+        if any(char.isspace() for char in name):
+            raise click.BadParameter(f"{name!r} is not a queue name (no blanks in one)", ctx, param)
+        if name in seen:
+            raise click.BadParameter(f"{name!r} is given twice", ctx, param)
+        seen.add(name)
+    return names
+
+
 @command()
-@click.option("--queues", "-Q", help="Comma-separated queues (default: every agent's queue).")
+@click.option(
+    "--queues",
+    "-Q",
+    callback=_queue_names,
+    help="Comma-separated queues (default: every agent's queue, and hive.maintenance). "
+    "A queue no pipeline routes steps to is taken all the same, with a warning.",
+)
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None)
 @click.option("--pool", "-P", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
 @click.option("--hostname", "-n", default=None, help="Node name (default hive@<host>).")
@@ -38,7 +64,7 @@ _LOG_LEVELS = click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], ca
     "of tasks. Off, this worker's steps are missing from it, and each step costs less CPU.",
 )
 def worker(
-    queues: str | None,
+    queues: list[str],
     concurrency: int | None,
     pool: str,
     hostname: str | None,
@@ -60,20 +86,20 @@ def worker(
         check_price_table,
         check_visibility_timeout,
         wait_for_services,
+        warn_unrouted_queues,
     )
     from hive.settings import get_settings
 
-    names = [q.strip() for q in queues.split(",") if q.strip()] if queues is not None else []
-    if queues is not None and not names:
-        raise click.BadParameter("no queue names given", param_hint="--queues")
     configure_logging(loglevel)
     check_visibility_timeout()
+    if queues:
+        warn_unrouted_queues(queues)
     check_price_table()
     check_injection_rules()
     check_limits_file()
     serve_metrics()
     wait_for_services()
-    names = names or _all_queues(default_registry(), keys)
+    names = queues or _all_queues(default_registry(), keys)
     argv = [
         "worker",
         "--queues", ",".join(names),

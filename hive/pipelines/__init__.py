@@ -3,6 +3,7 @@
 ::
 
     load_pipelines(dir, registry)   every *.yaml / *.yml file → {name: Pipeline}
+    load_valid_pipelines(dir, reg)  the files that load → {name: Pipeline}, and the problems
     load_pipeline_file(path, reg)   one file → Pipeline
     validate_paths(paths, reg)      problems only, for `hive pipelines validate`
     validate_run_input(p, data)     run input vs. the pipeline's input_schema
@@ -15,7 +16,12 @@ Loading raises :class:`~hive.errors.PipelineError` listing every problem at once
 
 from hive.errors import MalformedReference, UnresolvedReference
 from hive.pipelines.inputs import validate_run_input
-from hive.pipelines.loader import load_pipeline_file, load_pipelines, validate_paths
+from hive.pipelines.loader import (
+    load_pipeline_file,
+    load_pipelines,
+    load_valid_pipelines,
+    validate_paths,
+)
 from hive.pipelines.plan import StepPlan, output_spec, plan_steps
 from hive.pipelines.refs import (
     Reference,
@@ -34,6 +40,7 @@ __all__ = [
     "UnresolvedReference",
     "load_pipeline_file",
     "load_pipelines",
+    "load_valid_pipelines",
     "output_spec",
     "parse_reference",
     "pipeline_output",

@@ -95,6 +95,20 @@ def load_pipelines(directory: Path, registry: AgentRegistry) -> dict[str, Pipeli
     return pipelines
 
 
+def load_valid_pipelines(
+    directory: Path, registry: AgentRegistry
+) -> tuple[dict[str, Pipeline], list[str]]:
+    """Every pipeline of ``directory`` that loads, keyed by name, and the problems of the
+    files that do not (one line each, as :func:`load_pipelines` reports them).
+
+    Raises:
+        PipelineError: ``directory`` is not a directory.
+    """
+    if not directory.is_dir():
+        raise PipelineError([f"{directory}: pipelines directory does not exist"])
+    return _load_files(_pipeline_files(directory), registry)
+
+
 def validate_paths(paths: list[Path], registry: AgentRegistry) -> list[str]:
     """Every problem in the pipeline files and directories given; empty when all are fine."""
     files: list[Path] = []

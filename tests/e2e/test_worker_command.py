@@ -84,3 +84,32 @@ def test_worker_refuses_a_celery_variable_that_would_redirect_celery_alone(
     assert lines[0].startswith(f"error: {variable}: "), describe(done)
     assert ours in lines[0]
     assert "celery-secret" not in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_worker_warns_once_of_each_queue_no_pipeline_routes_to_and_takes_it_all_the_same(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    # fault-taken is a queue the test pipelines route steps to; the two others none does.
+    worker = start_worker("--queues", "nosuchqueue, hive.default,fault-taken,later")
+
+    log = worker.log()
+    warnings = [line for line in log.splitlines() if "--queues: no pipeline routes" in line]
+    assert len(warnings) == 1, log[-3000:]
+    (warning,) = warnings
+    assert " WARNING " in warning
+    assert "a step to 'nosuchqueue', 'later', so this worker takes nothing from them" in warning
+    assert "use fault-taken, hive.default" in warning  # what the pipelines do use
+    assert "hive.maintenance" in warning
+    # Celery's banner lists the queues it consumes: every one given, the unknown ones too.
+    for queue in ("nosuchqueue", "later", "fault-taken"):
+        assert f".> {queue} " in log, log[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_worker_on_queues_the_pipelines_use_warns_of_none(
+    start_worker: Callable[..., HiveProcess],
+) -> None:
+    worker = start_worker("--queues", "hive.default,fault-taken,hive.maintenance")
+
+    assert "--queues:" not in worker.log(), worker.log()[-3000:]

@@ -170,6 +170,7 @@ def test_package_exports_exactly_its_public_names() -> None:
         "UnresolvedReference",
         "load_pipeline_file",
         "load_pipelines",
+        "load_valid_pipelines",
         "output_spec",
         "parse_reference",
         "pipeline_output",
