@@ -102,6 +102,28 @@ def check_visibility_timeout() -> None:
         )
 
 
+# A submit's body beside its input: the pipeline's name, the tenant and the idempotency key
+# (at most 200 characters each, 6 bytes a character at worst as JSON), the priority, the
+# deadline and the budget, and their keys.
+SUBMIT_ENVELOPE_BYTES = 4096
+
+
+def check_api_body_limit() -> None:
+    """Refuse to serve the API when an input the farm accepts (``HIVE_MAX_INPUT_BYTES``)
+    would not fit in a body it reads (``HIVE_API_MAX_BODY_BYTES``): such a submit would be
+    refused with 413, whatever the pipeline."""
+    settings = get_settings()
+    body, most = settings.api.max_body_bytes, settings.pipelines.max_input_bytes
+    if body < most + SUBMIT_ENVELOPE_BYTES:
+        raise SettingsError(
+            "HIVE_API_MAX_BODY_BYTES",
+            f"{body} is less than HIVE_MAX_INPUT_BYTES ({most}) plus {SUBMIT_ENVELOPE_BYTES} "
+            "for the rest of a submit's body, so an input the farm accepts would be refused "
+            f"with 413; set it to at least {most + SUBMIT_ENVELOPE_BYTES}, or lower "
+            "HIVE_MAX_INPUT_BYTES",
+        )
+
+
 def warn_unrouted_queues(queues: list[str]) -> None:
     """Warn, in one record, of each of ``queues`` (``hive worker --queues``) to which no
     pipeline routes a step (nor beat its maintenance): a worker on it would wait for good.

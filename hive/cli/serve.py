@@ -30,7 +30,10 @@ def api(host: str | None, port: int | None, workers: int, loglevel: str | None) 
     except ImportError:
         fail("`hive api` needs the api extra: pip install 'hive[api]'")
     from hive.exposition import prepare_multiprocess_dir
+    from hive.preflight import check_api_body_limit
     from hive.settings import get_settings
+
+    check_api_body_limit()
 
     # Before anything imports prometheus-client: every worker process counts into one
     # directory, and each serves the sum on /metrics.

@@ -36,8 +36,9 @@ class ApiSettings(Section):
     )
     max_body_bytes: int = var(
         "API_MAX_BODY_BYTES",
-        "the largest request body `hive api` reads; larger is refused with 413 (keep it above "
-        "`HIVE_MAX_INPUT_BYTES`)",
+        "the largest request body `hive api` reads; larger is refused with 413. `hive api` "
+        "refuses to start when it is less than `HIVE_MAX_INPUT_BYTES` + 4096 (the rest of a "
+        "submit's body)",
         default=2_000_000,
         gt=0,
     )

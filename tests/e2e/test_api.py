@@ -22,6 +22,7 @@ from tests.support.api import Api, create_key, make_key
 from tests.support.commands import describe, run_hive
 from tests.support.dumps import database_texts
 from tests.support.processes import HiveProcess
+from tests.support.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MAX_BODY = 20_000
@@ -30,7 +31,13 @@ MAX_BODY = 20_000
 @pytest.fixture(scope="module")
 def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One `hive api` for the module (it keeps no state: each test starts from clean tables)."""
-    env = {**os.environ, **hive_env, "HIVE_API_MAX_BODY_BYTES": str(MAX_BODY)}
+    # The largest input it takes leaves room in a body for the rest of a submit.
+    env = {
+        **os.environ,
+        **hive_env,
+        "HIVE_API_MAX_BODY_BYTES": str(MAX_BODY),
+        "HIVE_MAX_INPUT_BYTES": str(MAX_BODY - 4096),
+    }
     # Two worker processes: each builds its app and logs through Hive's handler.
     server = Api(env, tmp_path_factory.mktemp("api") / "api.log", "--workers", "2")
     yield server
@@ -241,6 +248,53 @@ def test_a_body_over_the_cap_is_413_declared_or_chunked(api: Api, env: dict[str,
     assert "transfer-encoding" not in declared.request.headers
     assert chunked.request.headers["transfer-encoding"] == "chunked"
     assert _submit(api, key, "x" * (MAX_BODY // 2)).status_code == 202
+
+
+@pytest.mark.timeout(60)
+def test_api_refuses_to_start_with_a_body_cap_an_accepted_input_would_not_fit_in(
+    env: dict[str, str],
+) -> None:
+    small = {**env, "HIVE_MAX_INPUT_BYTES": "1000000", "HIVE_API_MAX_BODY_BYTES": "1000000"}
+
+    refused = run_hive("api", "--port", str(free_port()), env=small, timeout_s=30)
+
+    assert refused.returncode == 1, describe(refused)
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.strip().splitlines() == [
+        "error: HIVE_API_MAX_BODY_BYTES: 1000000 is less than HIVE_MAX_INPUT_BYTES (1000000) "
+        "plus 4096 for the rest of a submit's body, so an input the farm accepts would be "
+        "refused with 413; set it to at least 1004096, or lower HIVE_MAX_INPUT_BYTES"
+    ], describe(refused)
+
+
+@pytest.mark.timeout(120)
+def test_a_submit_of_the_largest_input_and_longest_fields_fits_the_smallest_body_cap_allowed(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    bounds = {**env, "HIVE_MAX_INPUT_BYTES": "1000", "HIVE_API_MAX_BODY_BYTES": "5096"}
+    server = Api(bounds, tmp_path / "api.log")
+    try:
+        key, _ = make_key("acme", "producer")
+        text = "x" * (1000 - len('{"text":""}'))  # 1000 bytes as compact JSON: the most taken
+        sent = {
+            "pipeline": "echo-one",
+            "input": {"text": text},
+            "tenant": "acme",
+            "priority": "critical",
+            "idempotency_key": "\U0001f41d" * 200,  # 4 bytes each in UTF-8 JSON
+            "deadline_s": 123456789.123456789,
+            "budget_usd": 999999999.99999,
+        }
+        answer = server.call("POST", "/v1/runs", key=key, json=sent)
+        too_big = server.call(
+            "POST", "/v1/runs", key=key, json={**sent, "input": {"text": text + "x"}}
+        )
+    finally:
+        server.stop()
+
+    assert answer.status_code == 202, answer.text
+    assert too_big.status_code == 422, too_big.text  # the input's bound, not the body's
+    assert "HIVE_MAX_INPUT_BYTES" in too_big.text
 
 
 def test_pages_of_runs_stay_stable_while_runs_are_submitted(api: Api, env: dict[str, str]) -> None:
