@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from hive.cli.base import RUN_ID, echo_json, group, json_option, read_json, short, table
+from hive.cli.base import RUN_ID, as_typed, echo_json, group, json_option, read_json, short, table
 
 _BY_HELP = "Who decides, for the audit trail (default: your user name)."
 
@@ -107,10 +107,11 @@ def approvals_approve(run_id: uuid.UUID, step_id: str, input_: str | None, by: s
     new_input = read_json(input_) if input_ is not None else None
     if new_input is not None and not isinstance(new_input, dict):
         raise click.BadParameter("must be a JSON object", param_hint="--input")
-    view = service.approve(
-        get_settings(), service.OPERATOR, run_id, step_id, by=by or getpass.getuser(),
-        new_input=new_input,
-    )  # fmt: skip
+    with as_typed({"by": "--by", "the new input": "--input"}):
+        view = service.approve(
+            get_settings(), service.OPERATOR, run_id, step_id, by=by or getpass.getuser(),
+            new_input=new_input,
+        )  # fmt: skip
     click.echo(f"{run_id} {step_id} approved by {view.decided_by}")
 
 
@@ -124,8 +125,9 @@ def approvals_reject(run_id: uuid.UUID, step_id: str, reason: str, by: str | Non
     from hive import service
     from hive.settings import get_settings
 
-    view = service.reject(
-        get_settings(), service.OPERATOR, run_id, step_id, reason=reason,
-        by=by or getpass.getuser(),
-    )  # fmt: skip
+    with as_typed({"by": "--by", "reason": "--reason"}):
+        view = service.reject(
+            get_settings(), service.OPERATOR, run_id, step_id, reason=reason,
+            by=by or getpass.getuser(),
+        )  # fmt: skip
     click.echo(f"{run_id} {step_id} rejected by {view.decided_by}")

@@ -15,7 +15,8 @@ import re
 import signal
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -23,7 +24,7 @@ from typing import Any, NoReturn
 
 import click
 
-from hive.errors import HiveError
+from hive.errors import HiveError, InvalidArgument
 
 # A value that is wrong (an unknown pipeline, input that does not fit, a server that does not
 # answer): 1. A command line that does not parse (an unknown option, a malformed run id): 2,
@@ -171,6 +172,9 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only i
 
     name = "duration"
 
+    def __init__(self, max_days: int | None = None) -> None:
+        self.max_days = max_days
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, float):
             return value
@@ -183,6 +187,8 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only i
         if not parsed:
             # A TTL, an expiry or a breaker's opening of no time at all: never meant.
             self.fail(f"{value!r} is no time at all; give a duration above zero", param, ctx)
+        if self.max_days is not None and parsed > timedelta(days=self.max_days):
+            self.fail(f"{value!r} is longer than {self.max_days}d", param, ctx)
         return parsed.total_seconds()
 
 
@@ -297,6 +303,25 @@ def check_listen(host: str, port: int, host_setting: str, port_setting: str) -> 
             taken = exc.errno in (errno.EADDRINUSE, errno.EACCES)
             at_fault = port_setting if taken else host_setting
             fail(f"{at_fault}: cannot listen on {host}:{port}: {exc.strerror}")
+
+
+@contextmanager
+def as_typed(options: Mapping[str, str]) -> Iterator[None]:
+    """The block's :class:`~hive.errors.InvalidArgument`, each problem that starts by naming
+    an argument of the service (``ttl_s``, the Python client's and the API's name for it)
+    naming instead the option the user typed (``--ttl``); ``options`` maps the one to the
+    other, as the API's ``problems_at`` maps them to the request's places."""
+    try:
+        yield
+    except InvalidArgument as exc:
+        raise InvalidArgument([_typed(problem, options) for problem in exc.problems]) from None
+
+
+def _typed(problem: str, options: Mapping[str, str]) -> str:
+    for name, option in options.items():
+        if re.match(rf"{re.escape(name)}\b", problem):
+            return option + problem[len(name) :]
+    return problem
 
 
 def check_servers() -> None:

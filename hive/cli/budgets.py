@@ -6,7 +6,7 @@ import getpass
 
 import click
 
-from hive.cli.base import FiniteRange, echo_json, group, json_option, table
+from hive.cli.base import FiniteRange, as_typed, echo_json, group, json_option, table
 
 
 @group()
@@ -69,9 +69,10 @@ def budgets_set(tenant: str, daily_usd: float) -> None:
     from hive import service
     from hive.settings import get_settings
 
-    view = service.set_budget(
-        get_settings(), service.OPERATOR, tenant, daily_usd, by=getpass.getuser()
-    )
+    with as_typed({"daily_usd": "--daily-usd"}):
+        view = service.set_budget(
+            get_settings(), service.OPERATOR, tenant, daily_usd, by=getpass.getuser()
+        )
     click.echo(f"{view.tenant}: {_usd(view.daily_usd)} USD a day ({_usd(view.spent_usd)} spent)")
 
 

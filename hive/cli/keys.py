@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hive.cli.base import DURATION, echo_json, group, json_option, parse_since, table
+from hive.cli.base import DURATION, as_typed, echo_json, group, json_option, parse_since, table
 
 _ROLES = ["viewer", "producer", "admin"]
 
@@ -39,10 +39,12 @@ def keys_create(
         raise click.UsageError("--all-tenants makes an operator key: give no --tenant or --role")
     if not all_tenants and (tenant is None or role is None):
         raise click.UsageError("give --tenant and --role (or --all-tenants for an operator key)")
-    made = service.create_api_key(
-        get_settings(), service.OPERATOR, tenant=tenant, role=role or service.Role.OPERATOR,
-        name=name, expires_in_s=expires,
-    )  # fmt: skip
+    typed = {"tenant": "--tenant", "role": "--role", "name": "--name", "expires_in_s": "--expires"}
+    with as_typed(typed):
+        made = service.create_api_key(
+            get_settings(), service.OPERATOR, tenant=tenant, role=role or service.Role.OPERATOR,
+            name=name, expires_in_s=expires,
+        )  # fmt: skip
     if as_json:
         echo_json({**made.view.to_json(), "key": made.key})
         return
@@ -103,10 +105,11 @@ def audit_list(tenant: str | None, since: str | None, limit: int, as_json: bool)
     from hive import service
     from hive.settings import get_settings
 
-    views = service.list_audit(
-        get_settings(), service.OPERATOR, tenant=tenant,
-        since=parse_since(since) if since else None, limit=limit,
-    )  # fmt: skip
+    with as_typed({"tenant": "--tenant", "since": "--since", "limit": "--limit"}):
+        views = service.list_audit(
+            get_settings(), service.OPERATOR, tenant=tenant,
+            since=parse_since(since) if since else None, limit=limit,
+        )  # fmt: skip
     if as_json:
         echo_json([view.to_json() for view in views])
         return

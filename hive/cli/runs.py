@@ -12,6 +12,7 @@ from hive.cli.base import (
     EXIT_INTERRUPTED,
     RUN_ID,
     FiniteRange,
+    as_typed,
     command,
     echo_json,
     fail,
@@ -24,6 +25,14 @@ from hive.cli.base import (
 from hive.statuses import FINAL_RUN_STATUSES, RunStatus
 
 _RUN_STATUSES = [status.value for status in RunStatus]
+# The service's names for submit's arguments (the client's and the API's): the options.
+_SUBMIT_OPTIONS = {
+    "tenant": "--tenant",
+    "priority": "--priority",
+    "idempotency_key": "--idempotency-key",
+    "deadline": "--deadline",
+    "budget_usd": "--budget-usd",
+}
 
 
 @command()
@@ -67,10 +76,11 @@ def submit(
     # Mistakes first, then the servers: a run is stored only when its steps can be sent.
     service.validate_input(settings, caller, pipeline, data)
     service.check_broker(settings)
-    submitted = service.submit(
-        settings, caller, pipeline, data, tenant=tenant, priority=priority,
-        idempotency_key=idempotency_key, deadline=deadline, budget_usd=budget_usd,
-    )  # fmt: skip
+    with as_typed(_SUBMIT_OPTIONS):
+        submitted = service.submit(
+            settings, caller, pipeline, data, tenant=tenant, priority=priority,
+            idempotency_key=idempotency_key, deadline=deadline, budget_usd=budget_usd,
+        )  # fmt: skip
     try:
         # From the moment the id is out: a Ctrl-C is then about the run it names.
         click.echo(str(submitted.run_id))

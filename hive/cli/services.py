@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import click
 
-from hive.cli.base import DURATION, echo_json, group, json_option, table
+from hive.cli.base import DurationType, as_typed, echo_json, group, json_option, table
 
 _STATUSES = ("passing", "warning", "critical")
+# The registry keeps a TTL and a deregistration delay of at most a year (DURATION_MAX_S).
+_YEAR = DurationType(max_days=365)
+# The service's names for register's arguments (the client's and the API's): the options.
+_REGISTER_OPTIONS = {
+    "url": "--url",
+    "health_url": "--health-url",
+    "ttl_s": "--ttl",
+    "deregister_after_s": "--deregister-after",
+    "meta": "--meta",
+    "instance id": "--id",
+}
 
 
 def _meta(values: tuple[str, ...]) -> dict[str, str]:
@@ -28,11 +39,15 @@ def services() -> None:
 @click.argument("name")
 @click.option("--url", required=True, help="The instance's address (http:// or https://).")
 @click.option("--health-url", default=None, help="Probed by beat: 2xx passing, 429 warning.")
-@click.option("--ttl", type=DURATION, default=None, help="Critical without a heartbeat this long.")
+@click.option("--ttl", type=_YEAR, default=None,
+              help="Critical without a heartbeat this long (at most 365d).")  # fmt: skip
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata; repeat for more.")
 @click.option("--id", "instance_id", default=None, help="The instance id (default: a new one).")
 @click.option(
-    "--deregister-after", type=DURATION, default=None, help="Deregistered after critical this long."
+    "--deregister-after",
+    type=_YEAR,
+    default=None,
+    help="Deregistered after critical this long (at most 365d).",
 )
 def services_register(
     name: str,
@@ -47,10 +62,11 @@ def services_register(
     from hive import service
     from hive.settings import get_settings
 
-    registered = service.register_service(
-        get_settings(), service.OPERATOR, name, url, health_url=health_url, ttl_s=ttl,
-        deregister_after_s=deregister_after, meta=_meta(meta), instance_id=instance_id,
-    )  # fmt: skip
+    with as_typed(_REGISTER_OPTIONS):
+        registered = service.register_service(
+            get_settings(), service.OPERATOR, name, url, health_url=health_url, ttl_s=ttl,
+            deregister_after_s=deregister_after, meta=_meta(meta), instance_id=instance_id,
+        )  # fmt: skip
     click.echo(registered)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hive.cli.base import command, echo_json, json_option, parse_since, table
+from hive.cli.base import as_typed, command, echo_json, json_option, parse_since, table
 
 
 @command()
@@ -17,7 +17,10 @@ def usage(tenant: str | None, since: str | None, as_json: bool) -> None:
     from hive.settings import get_settings
 
     after = parse_since(since) if since is not None else None
-    views = service.usage_by_tenant(get_settings(), service.OPERATOR, tenant=tenant, since=after)
+    with as_typed({"tenant": "--tenant", "since": "--since"}):
+        views = service.usage_by_tenant(
+            get_settings(), service.OPERATOR, tenant=tenant, since=after
+        )
     if as_json:
         echo_json([view.to_json() for view in views])
         return

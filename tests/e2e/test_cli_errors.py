@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import db
 from tests.support.commands import describe, run_hive
 
 UNREACHABLE_DB = "postgresql+psycopg2://postgres@127.0.0.1:1/x"
@@ -309,6 +310,55 @@ def test_a_bad_value_prints_one_line_naming_it_and_stores_nothing(
     assert result.stdout == ""
     listed = run_hive("runs", "list", env=env)
     assert listed.stdout.strip().splitlines()[1:] == [], describe(listed)
+
+
+LONG = "t" * 300
+NO_RUN = "00000000-0000-0000-0000-000000000000"
+ECHO = ["submit", "echo-one", "--input", '{"text": "x"}']
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ([*ECHO, "--budget-usd", "1e15"], "--budget-usd must be a positive amount of USD"),
+        ([*ECHO, "--deadline", "1e300"], "--deadline must be a positive number of seconds"),
+        ([*ECHO, "--tenant", LONG], "--tenant is 300 characters long; at most 200"),
+        ([*ECHO, "--idempotency-key", LONG], "--idempotency-key is 300 characters long"),
+        (["budgets", "set", "acme", "--daily-usd", "1e15"], "--daily-usd must be a positive"),
+        (["keys", "create", "--tenant", "T", "--role", "viewer", "--expires", "99999d"],
+         "--expires must be a positive number of seconds (under 100 years)"),
+        (["keys", "create", "--all-tenants", "--name", LONG], "--name must be text of at most"),
+        (["approvals", "reject", NO_RUN, "s", "--reason", " "], "--reason must be non-empty"),
+        (["approvals", "reject", NO_RUN, "s", "--reason", "r", "--by", LONG],
+         "--by is 300 characters long"),
+        (["usage", "--tenant", LONG], "--tenant is 300 characters long"),
+    ],
+    ids=lambda value: " ".join(a[:12] for a in value) if isinstance(value, list) else "",
+)  # fmt: skip
+@pytest.mark.timeout(120)
+def test_a_refused_value_is_named_by_the_option_typed_not_by_the_apis_field(
+    args: list[str], said: str, env: dict[str, str]
+) -> None:
+    result = run_hive(*args, env=env)
+
+    line = _one_error_line(result)
+    assert result.returncode == 1, describe(result)
+    assert line.startswith(f"error: {said}"), line
+    assert db.scalar("SELECT count(*) FROM runs") == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_reused_idempotency_key_is_named_by_its_option(env: dict[str, str]) -> None:
+    first = run_hive(*ECHO, "--idempotency-key", "order-1", env=env)
+    assert first.returncode == 0, describe(first)
+
+    again = run_hive(
+        "submit", "echo-one", "--input", '{"text": "y"}', "--idempotency-key", "order-1", env=env
+    )
+
+    line = _one_error_line(again)
+    assert line.startswith("error: --idempotency-key 'order-1' started run "), line
+    assert "with another input" in line
 
 
 @pytest.mark.timeout(120)

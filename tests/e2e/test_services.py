@@ -193,15 +193,17 @@ def test_services_commands_register_list_show_heartbeat_and_deregister_with_json
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--url", "ftp://host/"], 1, "url must be an http:// or https:// URL"),
-        (["--url", "http://user:secret@host/"], 1, "url must not carry user:password@"),
-        (["--url", "http://h/", "--health-url", "h:80"], 1, "health_url must be an http://"),
-        (["--url", "http://h/", "--ttl", "400d"], 1, "ttl_s must be a positive number"),
+        # Each named by the option typed, not by the client's and the API's field.
+        (["--url", "ftp://host/"], 1, "error: --url must be an http:// or https:// URL"),
+        (["--url", "http://user:secret@host/"], 1, "error: --url must not carry user:password@"),
+        (["--url", "http://h/", "--health-url", "h:80"], 1, "error: --health-url must be"),
+        (["--url", "http://h/", "--ttl", "400d"], 2, "'400d' is longer than 365d"),
+        (["--url", "http://h/", "--deregister-after", "400d"], 2, "'400d' is longer than 365d"),
         (["--url", "http://h/", "--ttl", "0s"], 2, "'0s' is no time at all"),
         (["--url", "http://h/", "--ttl", "soon"], 2, "'soon' is not a duration"),
         (["--url", "http://h/", "--meta", "zone"], 2, "'zone' is not KEY=VALUE"),
-        (["--url", "http://h/", "--meta", "b@d=1"], 1, "meta key 'b@d' must be"),
-        (["--url", "http://h/", "--id", "a b"], 1, "instance id 'a b' must be"),
+        (["--url", "http://h/", "--meta", "b@d=1"], 1, "error: --meta key 'b@d' must be"),
+        (["--url", "http://h/", "--id", "a b"], 1, "error: --id 'a b' must be"),
     ],
 )
 @pytest.mark.timeout(120)
