@@ -6,6 +6,7 @@
     ├── SettingsError            a HIVE_* variable is malformed
     ├── DatabaseNotMigrated      the database has no Hive tables (run `hive db upgrade`)
     ├── PipelineError            a pipeline file is invalid (carries every problem)
+    │   └── BrokenPipeline       the pipeline asked for is in a file that does not load
     ├── UnknownPipeline          no pipeline of that name
     ├── InputError               run input does not fit the pipeline's input_schema
     ├── InvalidArgument          a submit argument PostgreSQL cannot store (also a ValueError)
@@ -102,6 +103,18 @@ class PipelineError(HiveError):
 
     def __str__(self) -> str:
         return "\n".join(self.problems)
+
+
+class BrokenPipeline(PipelineError):
+    """The pipeline ``name`` is in a file that does not load (the other pipelines do)."""
+
+    def __init__(self, name: str, problems: list[str]) -> None:
+        HiveError.__init__(self, name, problems)
+        self.name = name
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return f"pipeline {self.name!r} cannot be loaded: {'; '.join(self.problems)}"
 
 
 class UnknownPipeline(HiveError):

@@ -9,7 +9,7 @@ from pathlib import Path
 import redis
 
 from hive.db.schema import check_migrated
-from hive.errors import DatabaseNotMigrated, PipelineError, ServiceUnavailable, SettingsError
+from hive.errors import DatabaseNotMigrated, ServiceUnavailable, SettingsError
 from hive.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -67,27 +67,27 @@ def check_visibility_timeout() -> None:
     past ``HIVE_VISIBILITY_TIMEOUT_S`` Redis hands a running step's message to another
     worker (shared/reference/celery-on-redis.md, 1.1)."""
     from hive.agents.registry import default_registry
-    from hive.pipelines import load_pipelines
+    from hive.pipelines import load_catalog
 
     settings = get_settings()
     registry = default_registry()
     timeouts = {f"agent {a.name}": a.options.timeout for a in registry.all()}
+    pipelines = {}
     if not settings.pipelines.dir.is_dir():
         logger.warning(
             "HIVE_PIPELINES_DIR: %s is not a directory; "
             "pipelines not checked against the visibility timeout",
             settings.pipelines.dir,
         )
-    try:
-        pipelines = (
-            load_pipelines(settings.pipelines.dir, registry)
-            if settings.pipelines.dir.is_dir()
-            else {}
-        )
-    except PipelineError as exc:
-        # Runs carry their steps; a worker does not need the files, only producers do.
-        logger.warning("pipelines not checked against the visibility timeout:\n%s", exc)
-        pipelines = {}
+    else:
+        catalog = load_catalog(settings.pipelines.dir, registry)
+        pipelines = catalog.pipelines
+        if catalog.problems:
+            # Runs carry their steps; a worker does not need the files, only producers do.
+            logger.warning(
+                "pipelines that do not load are not checked against the visibility timeout:\n%s",
+                "\n".join(catalog.problems),
+            )
     for pipeline in pipelines.values():
         for step in pipeline.steps:
             timeouts[f"{pipeline.source}: step {step.id!r}"] = step.options.timeout
@@ -130,12 +130,13 @@ def warn_unrouted_queues(queues: list[str]) -> None:
     Not refused, as Celery and Temporal do not: a pipeline may come to use it later."""
     from hive import keys
     from hive.agents.registry import default_registry
-    from hive.pipelines import load_valid_pipelines
+    from hive.pipelines import load_catalog
 
     directory = get_settings().pipelines.dir
     if not directory.is_dir():
         return  # said by check_visibility_timeout
-    pipelines, problems = load_valid_pipelines(directory, default_registry())
+    catalog = load_catalog(directory, default_registry())
+    pipelines, problems = catalog.pipelines, catalog.problems
     routed = {keys.agent_queue(s.options.queue) for p in pipelines.values() for s in p.steps}
     unrouted = [queue for queue in queues if queue not in routed | {keys.MAINTENANCE_QUEUE}]
     if not unrouted:

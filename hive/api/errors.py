@@ -13,7 +13,7 @@
     429 too_many_runs  the tenant's runs in flight are at the cap  TooManyRunsInFlight
     429 too_many_instances  its service instances are at the cap  TooManyServiceInstances
     503 unavailable    PostgreSQL or Redis cannot be reached,  ServiceUnavailable...
-                       or the pipeline files cannot be loaded  PipelineError
+                       or the pipeline's file cannot be loaded  PipelineError
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
 
 No body holds a stack trace, a server's address or a value the client sent (a
@@ -38,6 +38,7 @@ from hive.errors import (
     ApiKeyNotFound,
     ApprovalNotFound,
     AuthenticationFailed,
+    BrokenPipeline,
     DatabaseNotMigrated,
     DispatchError,
     HiveError,
@@ -146,7 +147,10 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
     if isinstance(exc, ServiceUnavailable | DatabaseNotMigrated | SettingsError | PipelineError):
         # Never the detail: it names hosts and ports, or the farm's files, which are the
         # operator's to fix (the log has it).
-        if isinstance(exc, PipelineError):
+        if isinstance(exc, BrokenPipeline):
+            logger.warning("answering 503: %s", exc)  # the other pipelines are served
+            said = "the farm cannot load that pipeline's file"
+        elif isinstance(exc, PipelineError):
             logger.warning("answering 503: the pipelines cannot be loaded:\n%s", exc)
             said = "the farm's pipelines cannot be loaded"
         else:

@@ -40,17 +40,24 @@ def pipelines() -> None:
 @pipelines.command("list")
 @json_option
 def pipelines_list(as_json: bool) -> None:
-    """Every pipeline with its version and steps."""
+    """Every pipeline with its version and steps. A file that does not load is named on
+    stderr with its problems, after the others are listed, and the exit status is 1."""
     from hive import service
     from hive.settings import get_settings
 
-    found = service.list_pipelines(get_settings(), service.OPERATOR)
+    settings = get_settings()
+    found = service.list_pipelines(settings, service.OPERATOR)
+    problems = service.pipeline_problems(settings, service.OPERATOR)
     views = [service.pipeline_view(found[name]) for name in sorted(found)]
     if as_json:
         echo_json([view.to_json() for view in views])
-        return
-    rows = [(p.name, str(p.version), str(len(p.steps)), p.source) for p in views]
-    table(["NAME", "VERSION", "STEPS", "FILE"], rows)
+    else:
+        rows = [(p.name, str(p.version), str(len(p.steps)), p.source) for p in views]
+        table(["NAME", "VERSION", "STEPS", "FILE"], rows)
+    if problems:
+        for line in problems:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(EXIT_USER_ERROR)
 
 
 @pipelines.command("validate")

@@ -3,7 +3,7 @@
 ::
 
     load_pipelines(dir, registry)   every *.yaml / *.yml file → {name: Pipeline}
-    load_valid_pipelines(dir, reg)  the files that load → {name: Pipeline}, and the problems
+    load_catalog(dir, registry)     the files that load, and the broken ones → Catalog
     load_pipeline_file(path, reg)   one file → Pipeline
     validate_paths(paths, reg)      problems only, for `hive pipelines validate`
     validate_run_input(p, data)     run input vs. the pipeline's input_schema
@@ -17,9 +17,10 @@ Loading raises :class:`~hive.errors.PipelineError` listing every problem at once
 from hive.errors import MalformedReference, UnresolvedReference
 from hive.pipelines.inputs import validate_run_input
 from hive.pipelines.loader import (
+    Catalog,
+    load_catalog,
     load_pipeline_file,
     load_pipelines,
-    load_valid_pipelines,
     validate_paths,
 )
 from hive.pipelines.plan import StepPlan, output_spec, plan_steps
@@ -32,15 +33,16 @@ from hive.pipelines.refs import (
 from hive.pipelines.spec import Pipeline, StepSpec, pipeline_output
 
 __all__ = [
+    "Catalog",
     "MalformedReference",
     "Pipeline",
     "Reference",
     "StepPlan",
     "StepSpec",
     "UnresolvedReference",
+    "load_catalog",
     "load_pipeline_file",
     "load_pipelines",
-    "load_valid_pipelines",
     "output_spec",
     "parse_reference",
     "pipeline_output",

@@ -74,7 +74,7 @@ def load_pipeline_file(path: Path, registry: AgentRegistry) -> Pipeline:
     Raises:
         PipelineError: listing every problem found in the file.
     """
-    pipeline, problems = _check_file(path, registry)
+    pipeline, problems, _ = _check_file(path, registry)
     if pipeline is None:
         raise PipelineError(problems)
     return pipeline
@@ -95,18 +95,54 @@ def load_pipelines(directory: Path, registry: AgentRegistry) -> dict[str, Pipeli
     return pipelines
 
 
-def load_valid_pipelines(
-    directory: Path, registry: AgentRegistry
-) -> tuple[dict[str, Pipeline], list[str]]:
-    """Every pipeline of ``directory`` that loads, keyed by name, and the problems of the
-    files that do not (one line each, as :func:`load_pipelines` reports them).
+@dataclass(frozen=True)
+class Catalog:
+    """What a pipelines directory offers: the pipelines that load, and those that do not
+    with their problems, so that a broken file takes down its own pipeline alone."""
+
+    pipelines: dict[str, Pipeline]
+    broken: dict[str, list[str]]
+    """Pipeline name -> why it cannot be run (one line each, naming the file). The name is
+    the one the file gives, or its file's stem when it gives none that reads; a name that
+    two files give is broken, since which one is meant is not known."""
+    problems: list[str]
+    """Every problem of every file, in file order (as :func:`load_pipelines` reports them)."""
+
+
+def load_catalog(directory: Path, registry: AgentRegistry) -> Catalog:
+    """Load every ``*.yaml`` / ``*.yml`` file of ``directory``, keeping those that load.
 
     Raises:
         PipelineError: ``directory`` is not a directory.
     """
     if not directory.is_dir():
         raise PipelineError([f"{directory}: pipelines directory does not exist"])
-    return _load_files(_pipeline_files(directory), registry)
+    checked = [(path, *_check_file(path, registry)) for path in _pipeline_files(directory)]
+    pipelines: dict[str, Pipeline] = {}
+    broken: dict[str, list[str]] = {}
+    problems: list[str] = []
+    first_file: dict[str, Path] = {}
+    for path, pipeline, file_problems, name in checked:
+        if name is not None and name in first_file:
+            file_problems = [
+                *file_problems,
+                f"{path}: name: pipeline {name!r} is already defined in {first_file[name]}",
+            ]
+            if pipelines.pop(name, None) is not None:
+                broken[name] = []
+        elif name is not None:
+            first_file[name] = path
+        problems.extend(file_problems)
+        if name is not None and file_problems:
+            broken.setdefault(name, []).extend(file_problems)
+        elif pipeline is not None and name is not None and name not in broken:
+            pipelines[name] = pipeline
+    for path, _, file_problems, name in checked:
+        if name is None and path.stem not in pipelines and path.stem not in broken:
+            broken[path.stem] = file_problems
+    if problems:
+        logger.debug("%s: %d pipelines load, %d do not", directory, len(pipelines), len(broken))
+    return Catalog(pipelines, broken, problems)
 
 
 def validate_paths(paths: list[Path], registry: AgentRegistry) -> list[str]:
@@ -145,7 +181,7 @@ def _load_files(
     pipelines: dict[str, Pipeline] = {}
     problems: list[str] = []
     for path in files:
-        pipeline, file_problems = _check_file(path, registry)
+        pipeline, file_problems, _ = _check_file(path, registry)
         problems.extend(file_problems)
         if pipeline is None:
             continue
@@ -159,7 +195,10 @@ def _load_files(
     return pipelines, problems
 
 
-def _check_file(path: Path, registry: AgentRegistry) -> tuple[Pipeline | None, list[str]]:
+def _check_file(
+    path: Path, registry: AgentRegistry
+) -> tuple[Pipeline | None, list[str], str | None]:
+    """The file's pipeline, or its problems; and the name it gives, if it reads as one."""
     data, problems = read_yaml(path)
     if not problems and data is None:
         problems = ["the file is empty; expected name, version, input_schema and steps"]
@@ -171,7 +210,9 @@ def _check_file(path: Path, registry: AgentRegistry) -> tuple[Pipeline | None, l
     pipeline = None
     if not problems:
         pipeline, problems = _check_document(data, str(path), registry)
-    return pipeline, [f"{path}: {problem}" for problem in problems]
+    name = data.get("name") if isinstance(data, dict) else None
+    named = name if isinstance(name, str) and PIPELINE_NAME.fullmatch(name) else None
+    return pipeline, [f"{path}: {problem}" for problem in problems], named
 
 
 def _check_document(

@@ -10,7 +10,8 @@ live here and nowhere else.
 ::
 
     pipelines      list_pipelines, get_pipeline, validate_input, check_pipeline_files,
-                   list_agents (AgentViews); pipeline_view: a Pipeline as a PipelineView
+                   pipeline_problems (the files that do not load), list_agents
+                   (AgentViews); pipeline_view: a Pipeline as a PipelineView
     submit         submit (idempotent: every submit carries a key)
     runs           get_run, get_run_state, list_runs, list_runs_page (RunPage: cursor
                    pagination), wait_for_run, cancel_run
@@ -107,6 +108,7 @@ from hive.service.pipelines import (
     get_pipeline,
     list_agents,
     list_pipelines,
+    pipeline_problems,
     validate_input,
 )
 from hive.service.replay import replay_failed_runs, replay_run
@@ -225,6 +227,7 @@ __all__ = [
     "parse_run_id",
     "pick_instance",
     "ping_worker",
+    "pipeline_problems",
     "pipeline_view",
     "purge",
     "record_audit",

@@ -1,5 +1,7 @@
 """The pipelines a caller can submit: HIVE_PIPELINES_DIR, loaded once per change of its
-files, its files looked at no more than once a second."""
+files, its files looked at no more than once a second. A file that does not load takes
+down its own pipeline alone: the others are served, and the broken one is named with its
+problems to whoever asks for it (:class:`~hive.errors.BrokenPipeline`)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hive.agents.registry import default_registry
-from hive.errors import UnknownPipeline
-from hive.pipelines import Pipeline, load_pipelines, validate_paths, validate_run_input
+from hive.errors import BrokenPipeline, UnknownPipeline
+from hive.pipelines import Catalog, Pipeline, load_catalog, validate_paths, validate_run_input
 from hive.pipelines.loader import SUFFIXES
 from hive.preflight import check_pipelines_dir
 from hive.service.caller import Caller, Right
@@ -26,25 +28,33 @@ _RESCAN_S = 1.0
 
 _lock = threading.Lock()
 _loading = threading.Lock()
-# By directory: its files' signature, when it was taken (time.monotonic()), the pipelines.
-_loaded: dict[Path, tuple[_Signature, float, dict[str, Pipeline]]] = {}
+# By directory: its files' signature, when it was taken (time.monotonic()), the catalog.
+_loaded: dict[Path, tuple[_Signature, float, Catalog]] = {}
 
 
 @operation
 def list_pipelines(settings: Settings, caller: Caller) -> dict[str, Pipeline]:
-    """Every pipeline by name.
+    """Every pipeline that loads, by name (:func:`pipeline_problems`: the others).
 
     Raises:
         SettingsError: ``HIVE_PIPELINES_DIR`` is not a directory.
-        PipelineError: a pipeline file is invalid (lists every problem).
     """
     caller.require(Right.READ)
-    return dict(_catalog(settings))
+    return dict(_catalog(settings).pipelines)
+
+
+@operation
+def pipeline_problems(settings: Settings, caller: Caller) -> list[str]:
+    """The problems of the pipeline files that do not load, one line each naming the file
+    (as ``hive pipelines validate`` reports them); empty when every one loads."""
+    caller.require(Right.READ)
+    return list(_catalog(settings).problems)
 
 
 @operation
 def get_pipeline(settings: Settings, caller: Caller, name: str) -> Pipeline:
-    """Raises UnknownPipeline (naming the known ones) besides what list_pipelines raises."""
+    """Raises UnknownPipeline (naming the known ones), or BrokenPipeline (its file does
+    not load, with why), besides what list_pipelines raises."""
     caller.require(Right.READ)
     return _find(_catalog(settings), name)
 
@@ -84,13 +94,15 @@ def list_agents(settings: Settings, caller: Caller) -> list[AgentView]:
     return [agent_view(agent) for agent in sorted(default_registry().all(), key=lambda a: a.name)]
 
 
-def _find(known: dict[str, Pipeline], name: str) -> Pipeline:
-    if name not in known:
-        raise UnknownPipeline(name, sorted(known))
-    return known[name]
+def _find(catalog: Catalog, name: str) -> Pipeline:
+    if name in catalog.pipelines:
+        return catalog.pipelines[name]
+    if name in catalog.broken:
+        raise BrokenPipeline(name, catalog.broken[name])
+    raise UnknownPipeline(name, sorted(catalog.pipelines))
 
 
-def _catalog(settings: Settings) -> dict[str, Pipeline]:
+def _catalog(settings: Settings) -> Catalog:
     # Loading parses and checks every file (about a millisecond each); listing the directory
     # and a stat per file cost a submit tens of microseconds, so a burst of submits lists it
     # once a second, and a changed file is picked up within a second.
@@ -109,15 +121,15 @@ def _catalog(settings: Settings) -> dict[str, Pipeline]:
         directory = check_pipelines_dir(settings.pipelines.dir)
         signature = _signature(directory)
         if known is not None and known[0] == signature:
-            pipelines = known[2]
+            catalog = known[2]
         else:
-            pipelines = load_pipelines(directory, default_registry())
+            catalog = load_catalog(directory, default_registry())
         with _lock:
-            _loaded[directory] = (signature, now, pipelines)
-        return pipelines
+            _loaded[directory] = (signature, now, catalog)
+        return catalog
 
 
-def _fresh(directory: Path) -> dict[str, Pipeline] | None:
+def _fresh(directory: Path) -> Catalog | None:
     """The directory's catalog, if its files were looked at within the last second."""
     with _lock:
         cached = _loaded.get(directory)

@@ -473,12 +473,12 @@ def test_health_readiness_headers_and_the_openapi_document(api: Api, env: dict[s
     assert served == committed, "docs/openapi.json is stale: run `python scripts/openapi.py`"
 
 
-def test_a_broken_pipeline_file_is_the_operators_to_read_not_a_callers(
+def test_a_broken_pipeline_file_takes_down_its_own_pipeline_alone(
     hive_env: dict[str, str], tmp_path: Path, clean_state: None
 ) -> None:
-    """A pipeline file the farm cannot load answered every caller 409 with each problem:
-    the server's file paths and its agents. It is the farm that cannot serve: 503, the
-    problems in the log."""
+    """A pipeline file the farm cannot load stopped every pipeline (503 for every submit and
+    listing). Now the others are served; the broken one is the farm's to fix: 503 for it,
+    without the server's file paths or its agents, and its problems in the log."""
     directory = tmp_path / "pipelines"
     directory.mkdir()
     shutil.copy(Path(hive_env["HIVE_PIPELINES_DIR"]) / "echo-one.yaml", directory)
@@ -487,21 +487,29 @@ def test_a_broken_pipeline_file_is_the_operators_to_read_not_a_callers(
     server = Api(env, tmp_path / "api.log")
     try:
         key, _ = make_key("acme", "producer")
-        answers = [
+        served = [
             _submit(server, key),
             server.call("GET", "/v1/pipelines", key=key),
             server.call("GET", "/v1/pipelines/echo-one", key=key),
+        ]
+        broken = [
+            server.call("POST", "/v1/runs", key=key, json={"pipeline": "broken", "input": {}}),
+            server.call("GET", "/v1/pipelines/broken", key=key),
         ]
         log = server.log()
     finally:
         server.stop()
 
-    for answer in answers:
+    assert [answer.status_code for answer in served] == [202, 200, 200], served[0].text
+    assert [p["name"] for p in served[1].json()] == ["echo-one"]
+    for answer in broken:
         assert answer.status_code == 503, answer.text
         assert answer.json()["error"]["type"] == "unavailable"
+        assert "cannot load that pipeline's file" in answer.text
         assert str(tmp_path) not in answer.text and "nope" not in answer.text
         assert answer.headers["retry-after"] == "5"
     assert f"{directory / 'broken.yaml'}: step 'x': agent: unknown agent 'nope'" in log
+    assert db.scalar("SELECT count(*) FROM runs") == 1
 
 
 def test_keys_commands_refuse_what_makes_no_key(env: dict[str, str]) -> None:

@@ -3,7 +3,9 @@ setting at fault, never with a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -389,6 +391,45 @@ def test_a_missing_pipelines_dir_is_named_by_its_variable(
 
     assert result.returncode == 1, describe(result)
     assert _one_error_line(result).startswith("error: HIVE_PIPELINES_DIR: ")
+
+
+@pytest.mark.timeout(180)
+def test_a_broken_pipeline_file_takes_down_its_own_pipeline_alone(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    directory = tmp_path / "pipelines"
+    directory.mkdir()
+    shutil.copy(Path(env["HIVE_PIPELINES_DIR"]) / "echo-one.yaml", directory)
+    (directory / "broken.yaml").write_text("name: broken\nsteps:\n  - id: x\n    agent: nope\n")
+    (directory / "garbage.yaml").write_text("name: [unclosed\n")
+    env = {**env, "HIVE_PIPELINES_DIR": str(directory)}
+    unknown_agent = f"{directory / 'broken.yaml'}: step 'x': agent: unknown agent 'nope'"
+
+    listed = run_hive("pipelines", "list", env=env)
+    as_json = run_hive("pipelines", "list", "--json", env=env)
+    validated = run_hive("pipelines", "validate", env=env)
+    submitted = run_hive("submit", "echo-one", "--input", '{"text": "x"}', env=env)
+    to_broken = run_hive("submit", "broken", "--input", "{}", env=env)
+    to_garbage = run_hive("submit", "garbage", "--input", "{}", env=env)
+
+    # Listed, with the broken files named on stderr, each problem a line; exit 1.
+    assert listed.returncode == as_json.returncode == 1, describe(listed)
+    assert [row.split()[0] for row in listed.stdout.splitlines()[1:]] == ["echo-one"]
+    assert [p["name"] for p in json.loads(as_json.stdout)] == ["echo-one"]
+    errors = listed.stderr.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors), errors
+    assert any(line.startswith(f"error: {unknown_agent}") for line in errors), errors
+    assert any(line.startswith(f"error: {directory / 'garbage.yaml'}: ") for line in errors)
+    assert validated.returncode == 1 and unknown_agent in validated.stderr, describe(validated)
+    # The others are served; the broken one is named with its problems, in one line.
+    assert submitted.returncode == 0, describe(submitted)
+    line = _one_error_line(to_broken)
+    assert line.startswith(f"error: pipeline 'broken' cannot be loaded: {directory}/broken.yaml: ")
+    assert unknown_agent in line
+    assert _one_error_line(to_garbage).startswith(
+        f"error: pipeline 'garbage' cannot be loaded: {directory / 'garbage.yaml'}: "
+    )
+    assert db.scalar("SELECT count(*) FROM runs") == 1
 
 
 @pytest.mark.timeout(120)

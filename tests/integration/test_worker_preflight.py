@@ -26,6 +26,37 @@ def test_worker_refuses_a_visibility_timeout_shorter_than_a_step_timeout() -> No
     assert "Traceback" not in done.stderr
 
 
+_SLOW = """\
+name: slow
+version: 1
+input_schema: {type: object, properties: {text: {type: string}}}
+steps:
+  - {id: wait, agent: echo, input: {text: $input.text}, options: {timeout: 5000}}
+"""
+
+
+def test_a_broken_pipeline_file_leaves_the_others_checked_against_the_visibility_timeout(
+    tmp_path: Path,
+) -> None:
+    # One broken file took every pipeline out of the check: a step longer than the
+    # visibility timeout went unnoticed, and Redis would hand it to a second worker.
+    (tmp_path / "slow.yaml").write_text(_SLOW)
+    (tmp_path / "broken.yaml").write_text("name: [unclosed\n")
+    env = {
+        **os.environ,
+        "HIVE_PIPELINES_DIR": str(tmp_path),
+        "HIVE_VISIBILITY_TIMEOUT_S": "5000",  # above every agent's own
+        "HIVE_BROKER_URL": "redis://127.0.0.1:1/0",  # never reached: refused before
+    }
+
+    done = _worker(env)
+
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert f"{tmp_path / 'slow.yaml'}: step 'wait' has timeout 5000s" in done.stderr
+    assert f"{tmp_path / 'broken.yaml'}: " in done.stderr  # warned of, not checked
+    assert "Traceback" not in done.stderr
+
+
 def test_worker_refuses_an_invalid_limits_file_naming_every_problem(tmp_path: Path) -> None:
     limits = tmp_path / "limits.yaml"
     limits.write_text("limits:\n  service:partner: {rate: fast}\nbreakers:\n  nope: {}\n")

@@ -59,10 +59,11 @@ def test_the_service_package_exports_exactly_its_operations() -> None:
         "list_agents", "list_api_keys", "list_approvals", "list_audit", "list_breakers",
         "list_budgets", "list_dead_letters", "list_pipelines", "list_runs", "list_runs_page",
         "list_service_instances", "list_workers", "open_breaker", "outcome_of", "parse_run_id",
-        "pick_instance", "ping_worker", "pipeline_view", "purge", "record_audit", "recover",
-        "register_service", "reject", "replay_failed_runs", "replay_run", "revoke_api_key",
-        "serve_at_once", "set_budget", "submit", "translate_failure", "upgrade_schema",
-        "usage_by_tenant", "validate_input", "wait_for_run",
+        "pick_instance", "ping_worker", "pipeline_problems", "pipeline_view", "purge",
+        "record_audit", "recover", "register_service", "reject", "replay_failed_runs",
+        "replay_run", "revoke_api_key", "serve_at_once", "set_budget", "submit",
+        "translate_failure", "upgrade_schema", "usage_by_tenant", "validate_input",
+        "wait_for_run",
     ]  # fmt: skip
     for name in hive.service.__all__:
         assert getattr(hive.service, name) is not None

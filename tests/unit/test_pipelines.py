@@ -11,7 +11,13 @@ from pydantic import BaseModel, ConfigDict
 from hive.agents.base import Agent, AgentContext, AgentOptions
 from hive.agents.registry import AgentRegistry
 from hive.errors import PipelineError
-from hive.pipelines import Pipeline, load_pipeline_file, load_pipelines, validate_paths
+from hive.pipelines import (
+    Pipeline,
+    load_catalog,
+    load_pipeline_file,
+    load_pipelines,
+    validate_paths,
+)
 
 
 class TextInput(BaseModel):
@@ -718,6 +724,32 @@ def test_duplicate_pipeline_names_across_files_are_a_problem(
     assert caught.value.problems == [
         f"{tmp_path / 'b.yaml'}: name: pipeline 'demo' is already defined in {tmp_path / 'a.yaml'}"
     ]
+
+
+def test_a_catalog_keeps_the_pipelines_that_load_and_names_each_broken_one(
+    tmp_path: Path, registry: AgentRegistry
+) -> None:
+    write(tmp_path, VALID, "demo.yaml")
+    write(tmp_path, VALID.replace("name: demo", "name: unknown-agent").replace(
+        "agent: collect", "agent: nope"), "unknown-agent.yaml")  # fmt: skip
+    write(tmp_path, "name: [unclosed\n", "garbage.yaml")
+    write(tmp_path, VALID.replace("name: demo", "name: twice"), "twice-a.yaml")
+    write(tmp_path, VALID.replace("name: demo", "name: twice"), "twice-b.yaml")
+
+    catalog = load_catalog(tmp_path, registry)
+
+    assert sorted(catalog.pipelines) == ["demo"]
+    assert sorted(catalog.broken) == ["garbage", "twice", "unknown-agent"]
+    (unknown,) = catalog.broken["unknown-agent"]
+    assert unknown.startswith(f"{tmp_path / 'unknown-agent.yaml'}: step 'collect': agent: ")
+    (garbage,) = catalog.broken["garbage"]  # no name read: its file's stem
+    assert garbage.startswith(f"{tmp_path / 'garbage.yaml'}: ")
+    # Defined twice: which one is meant is not known, so neither is run.
+    assert catalog.broken["twice"] == [
+        f"{tmp_path / 'twice-b.yaml'}: name: pipeline 'twice' is already defined in "
+        f"{tmp_path / 'twice-a.yaml'}"
+    ]
+    assert catalog.problems == [garbage, *catalog.broken["twice"], unknown]  # file order
 
 
 def test_missing_pipelines_directory_is_a_pipeline_error_naming_it(

@@ -162,15 +162,16 @@ def test_output_of_a_step_without_output_is_an_unresolved_reference() -> None:
 
 def test_package_exports_exactly_its_public_names() -> None:
     assert sorted(hive.pipelines.__all__) == [
+        "Catalog",
         "MalformedReference",
         "Pipeline",
         "Reference",
         "StepPlan",
         "StepSpec",
         "UnresolvedReference",
+        "load_catalog",
         "load_pipeline_file",
         "load_pipelines",
-        "load_valid_pipelines",
         "output_spec",
         "parse_reference",
         "pipeline_output",
