@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hive.cli.base import DURATION, echo_json, group, json_option, table
+from hive.cli.base import DurationType, echo_json, group, json_option, table
+
+# service.service_args.DURATION_MAX_S (tests/unit/test_cli_durations.py holds them equal).
+DURATION_MAX_S = 365 * 86400.0
 
 _STATUSES = ("passing", "warning", "critical")
 
@@ -28,11 +31,15 @@ def services() -> None:
 @click.argument("name")
 @click.option("--url", required=True, help="The instance's address (http:// or https://).")
 @click.option("--health-url", default=None, help="Probed by beat: 2xx passing, 429 warning.")
-@click.option("--ttl", type=DURATION, default=None, help="Critical without a heartbeat this long.")
+@click.option("--ttl", type=DurationType(DURATION_MAX_S), default=None,
+              help="Critical without a heartbeat this long (at most 365d).")  # fmt: skip
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata; repeat for more.")
 @click.option("--id", "instance_id", default=None, help="The instance id (default: a new one).")
 @click.option(
-    "--deregister-after", type=DURATION, default=None, help="Deregistered after critical this long."
+    "--deregister-after",
+    type=DurationType(DURATION_MAX_S),
+    default=None,
+    help="Deregistered after critical this long (at most 365d).",
 )
 def services_register(
     name: str,

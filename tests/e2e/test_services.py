@@ -196,7 +196,7 @@ def test_services_commands_register_list_show_heartbeat_and_deregister_with_json
         (["--url", "ftp://host/"], 1, "url must be an http:// or https:// URL"),
         (["--url", "http://user:secret@host/"], 1, "url must not carry user:password@"),
         (["--url", "http://h/", "--health-url", "h:80"], 1, "health_url must be an http://"),
-        (["--url", "http://h/", "--ttl", "400d"], 1, "ttl_s must be a positive number"),
+        (["--url", "http://h/", "--ttl", "400d"], 2, "'400d' is more than the maximum, 365d"),
         (["--url", "http://h/", "--ttl", "0s"], 2, "'0s' is no time at all"),
         (["--url", "http://h/", "--ttl", "soon"], 2, "'soon' is not a duration"),
         (["--url", "http://h/", "--meta", "zone"], 2, "'zone' is not KEY=VALUE"),
