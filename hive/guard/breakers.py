@@ -11,6 +11,14 @@ replaced once its lease runs out); its success closes the breaker, its failure o
 again. An operator can open one (for a time, or until
 closed) and close one.
 
+The limits file's ``default`` makes a breaker for each name it does not declare, and a
+run's input can name any host (an ``http`` step's URL): so it makes at most its
+``max_breakers`` at once (:meth:`Breakers.place`, a script over a sorted set of the names it
+made and their last use). A name past them shares its kind's overflow breaker,
+``service:*`` or ``provider:*``; a name's place is given back once it has been idle as long
+as a closed breaker's state lasts and it has no state left (an open breaker keeps its
+place), looked for a few at a time by the placing script itself.
+
 The state is a Redis hash, rebuilt from nothing: losing it closes every breaker. An idle
 closed breaker's hash expires (an open one's a day after its cooldown), and beat's
 ``cleanup_services`` then takes its name out of the index (:meth:`Breakers.prune`), so
@@ -33,7 +41,7 @@ from hive import keys
 from hive.db import events as event_log
 from hive.db.retrying import in_transaction
 from hive.errors import HiveError
-from hive.guard.policy import BreakerPolicy
+from hive.guard.policy import OVERFLOW, BreakerPolicy
 from hive.guard.store import as_text, guard_redis, prefix, unavailable
 
 logger = logging.getLogger(__name__)
@@ -154,6 +162,36 @@ return {before, ARGV[1]}
 )
 
 
+# KEYS: the places; ARGV: the name, max_breakers, the overflow name, idle ms, the prefix of
+# the breakers' hashes. The hashes of stale places are read by a name built here: the guard's
+# Redis is one server (the broker's), not a cluster.
+_PLACE = (
+    _NOW
+    + """
+local places, name, most, overflow = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local idle = tonumber(ARGV[4])
+-- Outlives the longest state a breaker it made keeps (an open one: its cooldown and a day).
+redis.call('PEXPIRE', places, idle + 3 * 86400000)
+if redis.call('ZSCORE', places, name) then
+  redis.call('ZADD', places, now, name)
+  return name
+end
+if redis.call('ZCARD', places) >= most then
+  local stale = redis.call('ZRANGEBYSCORE', places, '-inf', now - idle, 'LIMIT', 0, 8)
+  for _, old in ipairs(stale) do
+    if redis.call('EXISTS', ARGV[5] .. old) == 0 then
+      redis.call('ZREM', places, old)
+    else
+      redis.call('ZADD', places, now, old)
+    end
+  end
+  if redis.call('ZCARD', places) >= most then return overflow end
+end
+redis.call('ZADD', places, now, name)
+return name
+"""
+)
+
 # KEYS: the index, then each name's hash; ARGV: the names. Atomic against _RECORD and _FORCE,
 # which write a hash and index its name in one script: a name is never dropped while its
 # breaker has state.
@@ -196,6 +234,8 @@ class BreakerState:
     """``failures`` or ``operator``: what last opened or closed it."""
     window_calls: int
     window_failures: int
+    kept: bool = True
+    """Whether Redis holds any state of it (False: it reads as closed, having none)."""
 
 
 class Breakers:
@@ -233,6 +273,28 @@ class Breakers:
         keys_ = [self._key(name), keys.breaker_index(prefix())]
         _, transition, _ = self._run("record", _RECORD, keys_, args)
         return as_text(transition)
+
+    def place(self, name: str, default: BreakerPolicy) -> str:
+        """The breaker a call to ``name`` counts in, when the limits file's ``default``
+        makes it: ``name`` itself while it has one of ``default.max_breakers`` places (or
+        one is free, or can be freed), else its kind's overflow breaker."""
+        kind = name.partition(":")[0]
+        args = [
+            name,
+            default.max_breakers,
+            overflow_name(kind),
+            default.idle_ms,
+            self._key(""),
+        ]
+        placed = self._run("place", _PLACE, [keys.breaker_places(prefix())], args)
+        return as_text(placed)
+
+    def places(self) -> set[str]:
+        """The names that hold a place among ``default``'s breakers (for tests and status)."""
+        try:
+            return {as_text(n) for n in self.client.zrange(keys.breaker_places(prefix()), 0, -1)}
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
 
     def release_probe(self, name: str, holder: str) -> None:
         """A probe that never made its call (another limit turned it away) lets another go."""
@@ -307,6 +369,7 @@ def _state(name: str, raw: dict[Any, Any], now_ms: int) -> BreakerState:
         by=fields.get("by"),
         window_calls=int(fields.get("window_calls", "0")),
         window_failures=int(fields.get("window_failures", "0")),
+        kept=bool(fields),
     )
 
 
@@ -328,6 +391,11 @@ def record_transition(name: str, transition: str, **detail: Any) -> None:
         in_transaction(lambda conn: event_log.record(conn, "breaker", body), retry_s=1)
     except HiveError as exc:
         logger.warning("breaker %s: transition not recorded as an event: %s", name, exc)
+
+
+def overflow_name(kind: str) -> str:
+    """The breaker shared by ``kind``'s names past the default's ``max_breakers``."""
+    return f"{kind}:{OVERFLOW}"
 
 
 def breaker_name(kind: str, name: str) -> str:

@@ -65,7 +65,10 @@ class BreakerView:
             "window_failures": self.window_failures,
             "changed_at": self.changed_at.isoformat() if self.changed_at else None,
             "by": self.by,
-            "policy": None if self.policy is None else self.policy.model_dump(),
+            # max_breakers is the default's, not this breaker's.
+            "policy": None
+            if self.policy is None
+            else self.policy.model_dump(exclude={"max_breakers"}),
         }
 
 
