@@ -20,7 +20,8 @@ run's input can name any host (an ``http`` step's URL): so it makes at most its
 made and their last use). A name past them shares its kind's overflow breaker,
 ``service:*`` or ``provider:*``; a name's place is given back once it has been idle as long
 as a closed breaker's state lasts and it has no state left (an open breaker keeps its
-place), looked for a few at a time by the placing script itself.
+place), looked for a few at a time by the placing script itself. A name an operator opened
+(``hive breakers open``) is its own breaker while its state lasts, place or none.
 
 The state is a Redis hash, rebuilt from nothing: losing it closes every breaker. An idle
 closed breaker's hash expires (an open one's a day after its cooldown), and beat's
@@ -203,6 +204,8 @@ if redis.call('ZSCORE', places, name) then
   redis.call('ZADD', places, now, name)
   return name
 end
+-- One with state and no place: an operator opened (or closed) it by name. It stands.
+if redis.call('EXISTS', ARGV[5] .. name) == 1 then return name end
 if redis.call('ZCARD', places) >= most then
   local stale = redis.call('ZRANGEBYSCORE', places, '-inf', now - idle, 'LIMIT', 0, 8)
   for _, old in ipairs(stale) do

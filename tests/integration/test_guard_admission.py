@@ -145,12 +145,18 @@ def test_default_makes_at_most_max_breakers_and_the_hosts_past_them_share_one(
         pass
     with calls(Resource("service", "h0")):  # its own breaker: one failure, closed
         pass
+    # One an operator opens by name is its own, place or none.
+    breakers.force("service:h7", "open")
+    with pytest.raises(StepDeferred, match="service:h7 is open"), calls(Resource("service", "h7")):
+        pass
     reader = FarmReader(get_settings())
     try:
         series = set(reader.read().breakers or {})
     finally:
         reader.close()
-    assert series == {("service", "h0"), ("service", "h1"), ("service", "h2"), ("service", "*")}
+    # The default's three, the shared one, and the operator's.
+    names = {"h0", "h1", "h2", "*", "h7"}
+    assert series == {("service", name) for name in names}
 
 
 def test_a_place_idle_with_no_state_left_is_given_to_the_next_host(
