@@ -74,8 +74,8 @@ class FarmReader:
         )
 
     def _breakers(self) -> dict[tuple[str, str], int] | None:
-        """Every breaker the limits file declares or Redis holds; None if Redis cannot be
-        read. A limits file that cannot be read leaves out only the breakers it declares
+        """Every breaker the limits file declares or Redis holds state of; None if Redis
+        cannot be read. A limits file that cannot be read leaves out only the breakers it declares
         that never had state."""
         declared: list[str] = []
         path = self._settings.guard.limits_file
@@ -90,9 +90,12 @@ class FarmReader:
         except HiveError as exc:
             logger.warning("breakers: cannot read Redis: %s", exc)
             return None
+        # A name the file does not declare has a series only while Redis keeps its state:
+        # with the default's places bounded, so are the series (hive/guard/breakers.py).
         return {
             (name.partition(":")[0], name.partition(":")[2]): gauge_value(state)
             for name, state in states.items()
+            if state.kept or name in declared
         }
 
     def _queues(self, figures: FarmFigures | None) -> list[str]:

@@ -93,3 +93,9 @@ def breaker_key(prefix: str, name: str) -> str:
 def breaker_index(prefix: str) -> str:
     """The set of breaker names that have state, for listing them."""
     return f"{prefix}:breakers"
+
+
+def breaker_places(prefix: str) -> str:
+    """The breakers the limits file's ``default`` made (a sorted set, name -> last use, ms),
+    at most its ``max_breakers``."""
+    return f"{prefix}:breakers:default"

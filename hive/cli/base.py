@@ -167,13 +167,23 @@ def _duration(value: str) -> timedelta | None:
     return timedelta(**{_UNITS[unit]: int(amount)})
 
 
+def duration_text(seconds: float) -> str:
+    """``seconds`` as a duration the options take: ``30d``, ``12h``, ``90s``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:g}s"
+
+
 class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only in newer click
-    """A duration such as ``30s``, ``10m``, ``2h`` or ``7d``, as seconds (a float)."""
+    """A duration such as ``30s``, ``10m``, ``2h`` or ``7d``, as seconds (a float), above
+    zero and at most ``maximum_s``: past a sane bound a duration is a typo, and one far
+    past it overflows what it is added to (a timestamp, a Redis expiry)."""
 
     name = "duration"
 
-    def __init__(self, max_days: int | None = None) -> None:
-        self.max_days = max_days
+    def __init__(self, maximum_s: float) -> None:
+        self.maximum_s = maximum_s
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, float):
@@ -187,18 +197,18 @@ class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only i
         if not parsed:
             # A TTL, an expiry or a breaker's opening of no time at all: never meant.
             self.fail(f"{value!r} is no time at all; give a duration above zero", param, ctx)
-        if self.max_days is not None and parsed > timedelta(days=self.max_days):
-            self.fail(f"{value!r} is longer than {self.max_days}d", param, ctx)
+        if parsed.total_seconds() > self.maximum_s:
+            self.fail(
+                f"{value!r} is more than the maximum, {duration_text(self.maximum_s)}", param, ctx
+            )
         return parsed.total_seconds()
-
-
-DURATION = DurationType()
 
 
 class FiniteRange(click.FloatRange):
     """``click.FloatRange`` without NaN and infinity, which it lets through (NaN compares
     false with every bound): a wait of ``nan`` seconds would never end, and a health check
-    ``--within nan`` never fail."""
+    ``--within nan`` never fail. Seconds handed to a socket or a sleep take a ``max`` too:
+    past about 3e11 s they overflow the platform's ``time_t``."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)

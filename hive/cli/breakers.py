@@ -6,7 +6,11 @@ from typing import Any
 
 import click
 
-from hive.cli.base import DURATION, echo_json, group, json_option, table
+from hive.cli.base import DurationType, echo_json, group, json_option, table
+
+# service.breakers.OPEN_FOR_MAX_S (tests/unit/test_cli_durations.py holds them equal; the
+# service layer is imported only when a command runs).
+OPEN_FOR_MAX_S = 30 * 86400.0
 
 
 @group()
@@ -71,8 +75,9 @@ def breakers_show(name: str, as_json: bool) -> None:
 @breakers.command("open")
 @click.argument("name")
 @click.option(
-    "--for", "for_s", type=DURATION, default=None, help="Open this long (30s, 10m, 2h); "
-    "then one probe call decides. Default: until `hive breakers close`.",
+    "--for", "for_s", type=DurationType(OPEN_FOR_MAX_S), default=None,
+    help="Open this long (30s, 10m, 2h; at most 30d); then one probe call decides. "
+    "Default: until `hive breakers close`.",
 )  # fmt: skip
 def breakers_open(name: str, for_s: float | None) -> None:
     """Open a breaker: calls through it wait (or fail, by its policy)."""

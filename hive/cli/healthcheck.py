@@ -17,10 +17,10 @@ from hive.cli.base import EXIT_USER_ERROR, FiniteRange, default_worker_name, gro
 _TIMEOUT = click.option(
     "--timeout",
     "timeout_s",
-    type=FiniteRange(min=0.1),
+    type=FiniteRange(min=0.1, max=3600),
     default=5.0,
     show_default=True,
-    help="Seconds to wait for the answer.",
+    help="Seconds to wait for the answer (at most 3600).",
 )
 _ADDRESS = click.option(
     "--address",

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import click
 
-from hive.cli.base import DURATION, as_typed, echo_json, group, json_option, parse_since, table
+from hive.cli.base import DurationType, as_typed, echo_json, group, json_option, parse_since, table
+
+# service.api_keys.EXPIRES_MAX_S (tests/unit/test_cli_durations.py holds them equal).
+EXPIRES_MAX_S = 100 * 365 * 86400.0
 
 _ROLES = ["viewer", "producer", "admin"]
 
@@ -21,7 +24,8 @@ def keys() -> None:
 @click.option("--all-tenants", is_flag=True,
               help="An operator key: every tenant and right (no --tenant/--role).")  # fmt: skip
 @click.option("--name", default=None, help="What the key is for (shown by `keys list`).")
-@click.option("--expires", type=DURATION, default=None, help="Expire after 30d, 12h... [never]")
+@click.option("--expires", type=DurationType(EXPIRES_MAX_S), default=None,
+              help="Expire after 30d, 12h... (at most 36500d) [never]")  # fmt: skip
 @json_option
 def keys_create(
     tenant: str | None,

@@ -6,9 +6,10 @@ import click
 
 from hive.cli.base import DurationType, as_typed, echo_json, group, json_option, table
 
+# service.service_args.DURATION_MAX_S (tests/unit/test_cli_durations.py holds them equal).
+DURATION_MAX_S = 365 * 86400.0
+
 _STATUSES = ("passing", "warning", "critical")
-# The registry keeps a TTL and a deregistration delay of at most a year (DURATION_MAX_S).
-_YEAR = DurationType(max_days=365)
 # The service's names for register's arguments (the client's and the API's): the options.
 _REGISTER_OPTIONS = {
     "url": "--url",
@@ -39,13 +40,13 @@ def services() -> None:
 @click.argument("name")
 @click.option("--url", required=True, help="The instance's address (http:// or https://).")
 @click.option("--health-url", default=None, help="Probed by beat: 2xx passing, 429 warning.")
-@click.option("--ttl", type=_YEAR, default=None,
+@click.option("--ttl", type=DurationType(DURATION_MAX_S), default=None,
               help="Critical without a heartbeat this long (at most 365d).")  # fmt: skip
 @click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata; repeat for more.")
 @click.option("--id", "instance_id", default=None, help="The instance id (default: a new one).")
 @click.option(
     "--deregister-after",
-    type=_YEAR,
+    type=DurationType(DURATION_MAX_S),
     default=None,
     help="Deregistered after critical this long (at most 365d).",
 )

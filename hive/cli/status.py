@@ -59,7 +59,7 @@ def render(status: Any) -> list[str]:
 @click.option("--watch", is_flag=True, help="Refresh in place until interrupted.")
 @click.option(
     "--interval",
-    type=FiniteRange(min=0.5),
+    type=FiniteRange(min=0.5, max=3600),
     default=2.0,
     show_default=True,
     help="Seconds between refreshes with --watch.",

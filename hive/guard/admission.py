@@ -246,6 +246,10 @@ class _Call:
         return [f"service:{name}"]
 
     def __enter__(self) -> CallTicket:
+        if self._breaker_policy is not None and self._policy.made_by_default(self._breaker):
+            # One of the default's places, or the overflow breaker its kind shares.
+            self._breaker = _breakers.place(self._breaker, self._breaker_policy)
+            self._breaker_policy = self._policy.breaker(self._breaker)
         info, breaker, bp = self._info, self._breaker, self._breaker_policy
         if bp is not None:
             allowance = _breakers.allow(breaker, bp, self._holder, info.lease_s)

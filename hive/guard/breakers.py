@@ -6,10 +6,22 @@ calls in a ``window_s`` (at least ``min_calls`` of them; the window is a tumblin
 for ``cooldown_s``: calls are turned away (the step is deferred until the cooldown ends,
 fails at once with ``on_open: fail``, or is held for a person with ``on_open: escalate``).
 Then ``half_open``: the first call is let through as the probe, the only one (a Redis hash
-and a Lua script make the choice atomic across the fleet; a probe whose holder dies is
-replaced once its lease runs out); its success closes the breaker, its failure opens it
-again. An operator can open one (for a time, or until
-closed) and close one.
+and a Lua script make the choice atomic across the fleet); its success closes the breaker,
+its failure opens it again. The probe is held by a short lease (:data:`PROBE_LEASE_S`) that
+its process renews while the call runs (:mod:`hive.guard.keeper`), not by the step's whole
+lease: a probe whose worker is killed is replaced within that, rather than the breaker
+staying half-open for the step's timeout and more. A step turned away while a probe is out
+still waits as long as the probe may take (its step's lease, at most the cooldown). An
+operator can open one (for a time, or until closed) and close one.
+
+The limits file's ``default`` makes a breaker for each name it does not declare, and a
+run's input can name any host (an ``http`` step's URL): so it makes at most its
+``max_breakers`` at once (:meth:`Breakers.place`, a script over a sorted set of the names it
+made and their last use). A name past them shares its kind's overflow breaker,
+``service:*`` or ``provider:*``; a name's place is given back once it has been idle as long
+as a closed breaker's state lasts and it has no state left (an open breaker keeps its
+place), looked for a few at a time by the placing script itself. A name an operator opened
+(``hive breakers open``) is its own breaker while its state lasts, place or none.
 
 The state is a Redis hash, rebuilt from nothing: losing it closes every breaker. An idle
 closed breaker's hash expires (an open one's a day after its cooldown), and beat's
@@ -33,7 +45,8 @@ from hive import keys
 from hive.db import events as event_log
 from hive.db.retrying import in_transaction
 from hive.errors import HiveError
-from hive.guard.policy import BreakerPolicy
+from hive.guard.keeper import TICK_S, LeaseKeeper
+from hive.guard.policy import OVERFLOW, BreakerPolicy
 from hive.guard.store import as_text, guard_redis, prefix, unavailable
 
 logger = logging.getLogger(__name__)
@@ -42,12 +55,18 @@ CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 GAUGE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 # An idle closed breaker's hash expires; an open one lasts well past its cooldown.
 _OPEN_KEEP_S = 86400
+PROBE_LEASE_S = 10.0
+"""A probe's hold, renewed by its process every half of it while its call runs: a probe
+whose process died is replaced within this. (A Redis out of reach for half of it can let a
+second probe through: one call more, which a breaker can afford.)"""
 
 _NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+# ARGV: the holder, the probe's lease (ms, renewed while it runs), the cooldown (ms), the
+# step's lease (ms: how long the probe may take at most, for the wait of those turned away).
 _ALLOW = (
     _NOW
     + """
@@ -55,20 +74,37 @@ local h = KEYS[1]
 local state = redis.call('HGET', h, 'state') or 'closed'
 if state == 'closed' then return {1, state, 0, ''} end
 local holder, lease, cooldown = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local deadline = now + tonumber(ARGV[4])
 if state == 'open' then
   local till = tonumber(redis.call('HGET', h, 'open_until') or '0')
   if till == 0 then return {0, state, cooldown, ''} end
   if now < till then return {0, state, till - now, ''} end
   redis.call('HSET', h, 'state', 'half_open', 'probe', holder, 'probe_until', now + lease,
-             'changed_at', now)
+             'probe_deadline', deadline, 'changed_at', now)
   return {1, 'half_open', 0, 'open>half_open'}
 end
 local probe = redis.call('HGET', h, 'probe')
 if probe == holder then return {1, state, 0, ''} end
 local till = tonumber(redis.call('HGET', h, 'probe_until') or '0')
-if probe and now < till then return {0, state, math.min(till - now, cooldown), ''} end
-redis.call('HSET', h, 'probe', holder, 'probe_until', now + lease)
+if probe and now < till then
+  local ends = tonumber(redis.call('HGET', h, 'probe_deadline') or till)
+  return {0, state, math.min(math.max(till, ends) - now, cooldown), ''}
+end
+redis.call('HSET', h, 'probe', holder, 'probe_until', now + lease, 'probe_deadline', deadline)
 return {1, state, 0, ''}
+"""
+)
+
+# The keeper's renewal of a probe's lease: only while it is still the probe, in time.
+_RENEW_PROBE = (
+    _NOW
+    + """
+local h = KEYS[1]
+if redis.call('HGET', h, 'state') ~= 'half_open' or redis.call('HGET', h, 'probe') ~= ARGV[1]
+   then return 0 end
+if tonumber(redis.call('HGET', h, 'probe_until') or '0') <= now then return 0 end
+redis.call('HSET', h, 'probe_until', now + tonumber(ARGV[2]))
+return 1
 """
 )
 
@@ -84,7 +120,7 @@ local state = redis.call('HGET', h, 'state') or 'closed'
 local function open(from)
   redis.call('HSET', h, 'state', 'open', 'open_until', now + cooldown, 'opened_at', now,
              'changed_at', now, 'by', 'failures')
-  redis.call('HDEL', h, 'probe', 'probe_until')
+  redis.call('HDEL', h, 'probe', 'probe_until', 'probe_deadline')
   redis.call('PEXPIRE', h, cooldown + keep)
   redis.call('SADD', KEYS[2], ARGV[9])
   return {'open', from .. '>open', redis.call('HGET', h, 'failures') or '0'}
@@ -124,7 +160,7 @@ return {state, '', tostring(failures)}
 _RELEASE_PROBE = """
 if redis.call('HGET', KEYS[1], 'state') == 'half_open'
    and redis.call('HGET', KEYS[1], 'probe') == ARGV[1] then
-  redis.call('HDEL', KEYS[1], 'probe', 'probe_until')
+  redis.call('HDEL', KEYS[1], 'probe', 'probe_until', 'probe_deadline')
 end
 return 1
 """
@@ -140,7 +176,7 @@ if ARGV[1] == 'open' then
   if for_ms > 0 then till = now + for_ms end
   redis.call('HSET', h, 'state', 'open', 'open_until', till, 'opened_at', now,
              'changed_at', now, 'by', 'operator')
-  redis.call('HDEL', h, 'probe', 'probe_until')
+  redis.call('HDEL', h, 'probe', 'probe_until', 'probe_deadline')
   redis.call('PERSIST', h)
   if for_ms > 0 then redis.call('PEXPIRE', h, for_ms + tonumber(ARGV[3])) end
 else
@@ -153,6 +189,38 @@ return {before, ARGV[1]}
 """
 )
 
+
+# KEYS: the places; ARGV: the name, max_breakers, the overflow name, idle ms, the prefix of
+# the breakers' hashes. The hashes of stale places are read by a name built here: the guard's
+# Redis is one server (the broker's), not a cluster.
+_PLACE = (
+    _NOW
+    + """
+local places, name, most, overflow = KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local idle = tonumber(ARGV[4])
+-- Outlives the longest state a breaker it made keeps (an open one: its cooldown and a day).
+redis.call('PEXPIRE', places, idle + 3 * 86400000)
+if redis.call('ZSCORE', places, name) then
+  redis.call('ZADD', places, now, name)
+  return name
+end
+-- One with state and no place: an operator opened (or closed) it by name. It stands.
+if redis.call('EXISTS', ARGV[5] .. name) == 1 then return name end
+if redis.call('ZCARD', places) >= most then
+  local stale = redis.call('ZRANGEBYSCORE', places, '-inf', now - idle, 'LIMIT', 0, 8)
+  for _, old in ipairs(stale) do
+    if redis.call('EXISTS', ARGV[5] .. old) == 0 then
+      redis.call('ZREM', places, old)
+    else
+      redis.call('ZADD', places, now, old)
+    end
+  end
+  if redis.call('ZCARD', places) >= most then return overflow end
+end
+redis.call('ZADD', places, now, name)
+return name
+"""
+)
 
 # KEYS: the index, then each name's hash; ARGV: the names. Atomic against _RECORD and _FORCE,
 # which write a hash and index its name in one script: a name is never dropped while its
@@ -196,26 +264,42 @@ class BreakerState:
     """``failures`` or ``operator``: what last opened or closed it."""
     window_calls: int
     window_failures: int
+    kept: bool = True
+    """Whether Redis holds any state of it (False: it reads as closed, having none)."""
 
 
 class Breakers:
     """The fleet's breakers, read and changed through Lua scripts on Redis."""
 
-    def __init__(self, client: redis.Redis | None = None) -> None:
+    def __init__(self, client: redis.Redis | None = None, keeper_tick_s: float = TICK_S) -> None:
         self._client = client
         self._scripts: dict[str, Script] = {}
+        self.keeper = LeaseKeeper(lambda: self.client, keeper_tick_s, _RENEW_PROBE, "probe")
 
     @property
     def client(self) -> redis.Redis:
         return self._client or guard_redis()
 
-    def allow(
-        self, name: str, policy: BreakerPolicy, holder: str, probe_lease_s: float
-    ) -> Allowance:
-        """Whether a call may go: always while closed; the one probe while half-open."""
-        args = [holder, int(probe_lease_s * 1000), int(policy.cooldown_s * 1000)]
-        allowed, state, wait_ms, transition = self._run("allow", _ALLOW, [self._key(name)], args)
-        return Allowance(bool(allowed), as_text(state), float(wait_ms) / 1000, as_text(transition))
+    def allow(self, name: str, policy: BreakerPolicy, holder: str, lease_s: float) -> Allowance:
+        """Whether a call may go: always while closed; the one probe while half-open. The
+        probe's hold is renewed from this process until :meth:`record` or
+        :meth:`release_probe`; ``lease_s`` is the longest its call may take (its step's
+        lease), which those turned away meanwhile wait for at most."""
+        probe_lease_s = min(PROBE_LEASE_S, lease_s)
+        args = [
+            holder,
+            int(probe_lease_s * 1000),
+            int(policy.cooldown_s * 1000),
+            int(lease_s * 1000),
+        ]
+        key = self._key(name)
+        allowed, state, wait_ms, transition = self._run("allow", _ALLOW, [key], args)
+        allowance = Allowance(
+            bool(allowed), as_text(state), float(wait_ms) / 1000, as_text(transition)
+        )
+        if allowance.allowed and allowance.state == HALF_OPEN:
+            self.keeper.hold([key], holder, probe_lease_s)
+        return allowance
 
     def record(self, name: str, policy: BreakerPolicy, holder: str, ok: bool) -> str:
         """Count a call's outcome; returns the transition it caused (``closed>open``) or ''."""
@@ -231,11 +315,35 @@ class Breakers:
             name,
         ]
         keys_ = [self._key(name), keys.breaker_index(prefix())]
+        self.keeper.drop(holder)  # before: a renewal after the outcome would find no probe
         _, transition, _ = self._run("record", _RECORD, keys_, args)
         return as_text(transition)
 
+    def place(self, name: str, default: BreakerPolicy) -> str:
+        """The breaker a call to ``name`` counts in, when the limits file's ``default``
+        makes it: ``name`` itself while it has one of ``default.max_breakers`` places (or
+        one is free, or can be freed), else its kind's overflow breaker."""
+        kind = name.partition(":")[0]
+        args = [
+            name,
+            default.max_breakers,
+            overflow_name(kind),
+            default.idle_ms,
+            self._key(""),
+        ]
+        placed = self._run("place", _PLACE, [keys.breaker_places(prefix())], args)
+        return as_text(placed)
+
+    def places(self) -> set[str]:
+        """The names that hold a place among ``default``'s breakers (for tests and status)."""
+        try:
+            return {as_text(n) for n in self.client.zrange(keys.breaker_places(prefix()), 0, -1)}
+        except redis.RedisError as exc:
+            raise unavailable(exc) from exc
+
     def release_probe(self, name: str, holder: str) -> None:
         """A probe that never made its call (another limit turned it away) lets another go."""
+        self.keeper.drop(holder)
         self._run("release", _RELEASE_PROBE, [self._key(name)], [holder])
 
     def force(self, name: str, state: str, for_s: float | None = None) -> tuple[str, str]:
@@ -307,6 +415,7 @@ def _state(name: str, raw: dict[Any, Any], now_ms: int) -> BreakerState:
         by=fields.get("by"),
         window_calls=int(fields.get("window_calls", "0")),
         window_failures=int(fields.get("window_failures", "0")),
+        kept=bool(fields),
     )
 
 
@@ -328,6 +437,11 @@ def record_transition(name: str, transition: str, **detail: Any) -> None:
         in_transaction(lambda conn: event_log.record(conn, "breaker", body), retry_s=1)
     except HiveError as exc:
         logger.warning("breaker %s: transition not recorded as an event: %s", name, exc)
+
+
+def overflow_name(kind: str) -> str:
+    """The breaker shared by ``kind``'s names past the default's ``max_breakers``."""
+    return f"{kind}:{OVERFLOW}"
 
 
 def breaker_name(kind: str, name: str) -> str:

@@ -1,4 +1,5 @@
-"""Keeps the concurrency slots this process holds for as long as their holders run.
+"""Keeps the concurrency slots (and breaker probes) this process holds for as long as their
+holders run.
 
 A slot's lease (:mod:`hive.guard.slots`) is what frees it when its holder cannot: a worker
 SIGKILLed, a pool process the hard time limit killed. It must never free the slot of a
@@ -12,6 +13,9 @@ its full length once half of it has passed, and only while its holder still hold
 have its slot by then). The renewals die with the process, which is what the leases are for.
 A slot is given back when its holder ends, however long that takes, and about a lease's
 length after its process dies.
+
+A half-open breaker's probe (:mod:`hive.guard.breakers`) is kept the same way, by a keeper
+of its own whose script renews the probe's lease in the breaker's hash.
 """
 
 from __future__ import annotations
@@ -62,9 +66,19 @@ class _Held:
 class LeaseKeeper:
     """Renews the leases of the slots this process holds (one keeper per semaphore)."""
 
-    def __init__(self, client: Callable[[], redis.Redis], tick_s: float = TICK_S) -> None:
+    def __init__(
+        self,
+        client: Callable[[], redis.Redis],
+        tick_s: float = TICK_S,
+        script: str = _EXTEND,
+        what: str = "slot",
+    ) -> None:
+        """``script`` renews one holder's leases: KEYS its keys, ARGV the holder and the
+        lease in ms; it returns how many it renewed (0: the lease had run out)."""
         self._client = client
         self._tick_s = tick_s
+        self._source = script
+        self._what = what
         self._held: dict[str, _Held] = {}
         self._lock = threading.Lock()
         self._pid = 0  # the process whose thread renews; a forked child starts its own
@@ -106,7 +120,7 @@ class LeaseKeeper:
                 kept = self._extend(held.keys, holder, held.lease_s)
             except redis.RedisError as exc:
                 # Tried again next tick; the lease still has up to half its length to run.
-                logger.warning("slot lease of %s not renewed: %s", holder, exc)
+                logger.warning("%s lease of %s not renewed: %s", self._what, holder, exc)
                 continue
             with self._lock:
                 if self._held.get(holder) is not held:
@@ -117,9 +131,11 @@ class LeaseKeeper:
                     # Ran out before it could be renewed (Redis unreachable for half a
                     # lease, or wiped): the slot may be another's now, so it is let go.
                     self._held.pop(holder, None)
-                    logger.warning("slot lease of %s ran out while its holder ran", holder)
+                    logger.warning(
+                        "%s lease of %s ran out while its holder ran", self._what, holder
+                    )
 
     def _extend(self, keys: list[str], holder: str, lease_s: float) -> int:
         if self._script is None:
-            self._script = self._client().register_script(_EXTEND)
+            self._script = self._client().register_script(self._source)
         return int(self._script(keys, [holder, max(int(lease_s * 1000), 1)]))

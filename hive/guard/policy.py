@@ -16,6 +16,12 @@ changes: its name, size and modification time are looked at before each admissio
       provider:openai:      {on_open: fail}
       service:payments:     {on_open: escalate}                    # a person decides
 
+``default`` makes a breaker for each service (a host, for a URL) and provider not named,
+up to its ``max_breakers`` at once (100): past that, the others share one breaker per kind,
+``service:*`` and ``provider:*`` (which the file may name to give them their own policy), so
+URLs a run supplies cannot make breakers, Redis keys and ``hive_breaker_state`` series
+without bound. A place is given back once its breaker has been idle with no state left.
+
 Agent and tenant limits are admitted by the step task before the agent runs; service and
 model limits and breakers around each ``ctx.call(resource)``. The file is validated whole
 when loaded, with pydantic: every problem at once, each naming the file and the key.
@@ -109,6 +115,18 @@ class BreakerPolicy(BaseModel):
         description="defer the step until the cooldown ends, fail it for good, or hold it "
         "for a person's approval",
     )
+    max_breakers: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="default only: breakers it makes at once; the names past them share "
+        "service:* or provider:*",
+    )
+
+    @property
+    def idle_ms(self) -> int:
+        """How long a closed breaker's state outlives its last call (:mod:`breakers`)."""
+        return int(max(self.window_s, 60.0) * 2 * 1000)
 
 
 class _PolicyFile(BaseModel):
@@ -116,6 +134,10 @@ class _PolicyFile(BaseModel):
 
     limits: dict[str, LimitEntry] = Field(default_factory=dict)
     breakers: dict[str, BreakerPolicy] = Field(default_factory=dict)
+
+
+OVERFLOW = "*"
+"""The name of the breakers ``default`` could not make (``service:*``, ``provider:*``)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +158,15 @@ class Policy:
     def breaker(self, name: str) -> BreakerPolicy | None:
         """The breaker policy of ``service:NAME`` or ``provider:NAME``, or the default one."""
         return self.breakers.get(name) or self.breakers.get("default")
+
+    def made_by_default(self, name: str) -> bool:
+        """Whether ``name``'s breaker is one ``default`` makes (the file names it not), and
+        so takes one of the ``max_breakers`` places."""
+        return (
+            name not in self.breakers
+            and "default" in self.breakers
+            and name.partition(":")[2] != OVERFLOW
+        )
 
     def breaker_names(self) -> list[str]:
         """The breakers named in the file (``default`` stands for all the others)."""
@@ -184,6 +215,11 @@ def parse_policy(text: str, source: str) -> Policy:
                 problems.append(
                     f"{source}: limits.{key}: sets no limit (rate, tokens_per_minute or "
                     "concurrency)"
+                )
+        for key, breaker in parsed.breakers.items():
+            if key != "default" and "max_breakers" in breaker.model_fields_set:
+                problems.append(
+                    f"{source}: breakers.{key}.max_breakers: only default makes breakers"
                 )
     if problems:
         raise LimitsFileError(problems)

@@ -39,6 +39,8 @@ _KEY = re.compile(r"hive_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 # that finds a key does.
 _NO_HASH = "0" * 64
 _NAME_MAX = 200
+# The longest a key may be made to last (`hive keys create --expires` holds the same).
+EXPIRES_MAX_S = 100 * 365 * 86400.0
 
 KEY_CACHE_S = 5.0
 """How long a process trusts a key record it read (``authenticate``): a key revoked by
@@ -162,9 +164,12 @@ def create_api_key(
     if not isinstance(label, str) or len(label) > _NAME_MAX or "\x00" in label:
         problems.append(f"name must be text of at most {_NAME_MAX} characters, without NUL")
     if expires_in_s is not None and not (
-        isinstance(expires_in_s, int | float) and 0 < expires_in_s < 100 * 365 * 86400
+        isinstance(expires_in_s, int | float) and 0 < expires_in_s <= EXPIRES_MAX_S
     ):
-        problems.append("expires_in_s must be a positive number of seconds (under 100 years)")
+        problems.append(
+            f"expires_in_s must be a positive number of seconds, at most {EXPIRES_MAX_S:g} "
+            "(100 years)"
+        )
     if problems:
         raise InvalidArgument(problems)
     key_id = secrets.token_hex(8)

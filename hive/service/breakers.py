@@ -27,6 +27,10 @@ from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.settings import Settings
 
+OPEN_FOR_MAX_S = 30 * 86400.0
+"""The longest an operator opens a breaker for; longer is a typo (``until closed`` is
+what opening without ``for_s`` means), and far longer overflows Redis's expiry."""
+
 
 @dataclass(frozen=True)
 class BreakerView:
@@ -61,7 +65,10 @@ class BreakerView:
             "window_failures": self.window_failures,
             "changed_at": self.changed_at.isoformat() if self.changed_at else None,
             "by": self.by,
-            "policy": None if self.policy is None else self.policy.model_dump(),
+            # max_breakers is the default's, not this breaker's.
+            "policy": None
+            if self.policy is None
+            else self.policy.model_dump(exclude={"max_breakers"}),
         }
 
 
@@ -149,11 +156,13 @@ def open_breaker(
 
     Raises:
         UnknownBreaker: the limits file declares no breaker that applies to it.
-        InvalidArgument: ``for_s`` is not above 0.
+        InvalidArgument: ``for_s`` is not above 0, or above :data:`OPEN_FOR_MAX_S`.
     """
     caller.require(Right.BREAKERS)
-    if for_s is not None and not for_s > 0:
-        raise InvalidArgument([f"--for: {for_s:g}s must be above 0"])
+    if for_s is not None and not 0 < for_s <= OPEN_FOR_MAX_S:
+        raise InvalidArgument(
+            [f"--for: {for_s:g}s must be above 0 and at most 30d ({OPEN_FOR_MAX_S:g}s)"]
+        )
     return _force(settings, name, "open", for_s)
 
 

@@ -9,10 +9,13 @@ import uuid
 import pytest
 import redis
 
+from hive import keys
 from hive.agents.base import Resource
 from hive.errors import ApprovalRequired, BreakerOpen, StepDeferred
+from hive.exporter import FarmReader
 from hive.guard import FarmCalls, StepInfo, admit_step, parse_policy
 from hive.guard.breakers import Breakers
+from hive.settings import get_settings
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -117,6 +120,64 @@ def test_failures_leaving_the_block_open_the_breaker_and_defer_the_next_call(
     # Unlimited services pass untouched.
     with calls(Resource("service", "other")):
         pass
+
+
+def test_default_makes_at_most_max_breakers_and_the_hosts_past_them_share_one(
+    clean_state: None,
+) -> None:
+    # An http step's URLs from a run's input: each host would be a breaker of its own, its
+    # own Redis hash and hive_breaker_state series, without end.
+    policy = parse_policy(
+        "breakers:\n  default: {failures: 2, cooldown_s: 60, max_breakers: 3}\n", "limits.yaml"
+    )
+    calls = FarmCalls(_step("a"), policy)
+    for i in range(20):
+        # Past the third host, they share service:*, open once two of them failed.
+        with pytest.raises((RuntimeError, StepDeferred)), calls(Resource("service", f"h{i}")):
+            raise RuntimeError("503")
+
+    breakers = Breakers()
+    assert breakers.places() == {"service:h0", "service:h1", "service:h2"}
+    assert breakers.known() == breakers.places() | {"service:*"}
+    assert breakers.read(["service:*"])["service:*"].state == "open"
+    deferred = pytest.raises(StepDeferred, match="breaker service:\\* is open")
+    with deferred, calls(Resource("service", "h99")):
+        pass
+    with calls(Resource("service", "h0")):  # its own breaker: one failure, closed
+        pass
+    # One an operator opens by name is its own, place or none.
+    breakers.force("service:h7", "open")
+    with pytest.raises(StepDeferred, match="service:h7 is open"), calls(Resource("service", "h7")):
+        pass
+    reader = FarmReader(get_settings())
+    try:
+        series = set(reader.read().breakers or {})
+    finally:
+        reader.close()
+    # The default's three, the shared one, and the operator's.
+    names = {"h0", "h1", "h2", "*", "h7"}
+    assert series == {("service", name) for name in names}
+
+
+def test_a_place_idle_with_no_state_left_is_given_to_the_next_host(
+    clean_state: None, redis_db: tuple[redis.Redis, int]
+) -> None:
+    policy = parse_policy("breakers:\n  default: {failures: 1, max_breakers: 2}\n", "f")
+    calls = FarmCalls(_step("a"), policy)
+    with calls(Resource("service", "idle.example")):
+        pass
+    with pytest.raises(RuntimeError), calls(Resource("service", "open.example")):
+        raise RuntimeError("503")  # open: its state is kept for a day past its cooldown
+    client, _ = redis_db
+    places = keys.breaker_places(get_settings().broker.key_prefix)
+    # Both idle for longer than a closed breaker's state lasts; idle's state expired.
+    client.zadd(places, {"service:idle.example": 0, "service:open.example": 0})
+    client.delete(keys.breaker_key(get_settings().broker.key_prefix, "service:idle.example"))
+
+    with calls(Resource("service", "new.example")):
+        pass
+
+    assert Breakers().places() == {"service:open.example", "service:new.example"}
 
 
 def test_a_breaker_whose_policy_says_fail_fails_the_step_at_once(clean_state: None) -> None:

@@ -312,6 +312,30 @@ def test_pii_redact_replaces_emails() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "redacted", "kind"),
+    [
+        ("mail john\uff20example.com now", "mail [EMAIL] now", "EMAIL"),  # fullwidth @
+        ("mail john\ufe6bexample.com now", "mail [EMAIL] now", "EMAIL"),  # small @
+        ("\uff4a\uff4f\uff48\uff4e\uff20\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45"
+         "\uff0e\uff43\uff4f\uff4d!", "[EMAIL]!", "EMAIL"),  # fullwidth throughout
+        ("caf\u00e9 \ufb01le@x.io \u00e9t\u00e9", "caf\u00e9 [EMAIL] \u00e9t\u00e9", "EMAIL"),
+        ("write jo\u200bhn@exam\u00adple.com", "write [EMAIL]", "EMAIL"),  # invisible
+        ("call \uff14\uff11\uff15-\uff15\uff15\uff15-\uff10\uff11\uff10\uff10 today",
+         "call [PHONE] today", "PHONE"),
+        ("from \uff11\uff10.\uff10.\uff10.\uff11.", "from [IP].", "IP"),
+        ("SSN \uff11\uff12\uff13\uff0d45-6789 ok", "SSN [SSN] ok", "SSN"),
+    ],
+    ids=["fullwidth at", "small at", "fullwidth", "ligature", "invisible", "phone", "ip", "ssn"],
+)  # fmt: skip
+def test_pii_redact_replaces_compatibility_forms_in_the_original_text(
+    text: str, redacted: str, kind: str
+) -> None:
+    result = redact(text)
+    assert result["text"] == redacted
+    assert result["counts"][kind] == 1
+
+
+@pytest.mark.parametrize(
     "phone",
     [
         "+1 415-555-0100",

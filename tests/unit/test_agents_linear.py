@@ -15,7 +15,7 @@ import pytest
 
 from hive.agents import AgentContext
 from hive.agents.builtin import KeywordsAgent, PiiRedactAgent, SentimentAgent, SummarizeAgent
-from hive.agents.builtin.pii import _email_spans
+from hive.agents.builtin.pii import _email_spans, _folded, _view
 from hive.agents.builtin.text import split_sentences
 
 SIZE = 200_000
@@ -49,6 +49,14 @@ ADVERSARIAL: dict[str, str] = {
     "blank-lines": repeated("x.\n \n"),
     "apostrophes": repeated("a'"),
     "clause-marks": repeated("not,"),
+    # Compatibility forms: the detectors read a folded view, mapped back to the text.
+    "fullwidth-ats": repeated("a\uff20"),
+    "fullwidth-local-part-then-at": halves("\uff41", "\uff20", "\uff41."),
+    "fullwidth-digits": repeated("\uff11 "),
+    "zero-width-between-digits": repeated("1\u200b"),
+    "ligatures": repeated("\ufb01"),
+    "ligature-emails": repeated("\ufb01@b.io\u200b "),
+    "cjk": repeated("\u6f22\u5b57"),
 }
 
 AGENTS: dict[str, Any] = {
@@ -73,6 +81,27 @@ def test_pii_redact_finds_an_email_after_200k_characters_of_local_part() -> None
     result = PiiRedactAgent().execute({"text": text}, AgentContext("r", "s", 1))
     assert result["text"] == "[EMAIL]"
     assert result["counts"]["EMAIL"] == 1
+
+
+@pytest.mark.timeout(10)
+def test_pii_redact_finds_a_fullwidth_email_after_200k_characters_of_fullwidth_text() -> None:
+    text = repeated("\uff41") + "\uff20mail.example.com"
+    result = PiiRedactAgent().execute({"text": text}, AgentContext("r", "s", 1))
+    assert result["text"] == "[EMAIL]"
+
+
+def test_pii_view_maps_each_span_back_to_the_characters_read() -> None:
+    rng = random.Random(8)
+    alphabet = ["a", "@", ".", "1", " ", "\uff20", "\uff41", "\ufb01", "\u200b", "\u00e9"]
+    for _ in range(2_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
+        view = _view(text)
+        for start in range(len(view.text)):
+            for end in range(start + 1, len(view.text) + 1):
+                first, last = view.span(start, end)
+                # The text's span reads as the view's, give or take a ligature cut in two.
+                read = "".join(map(_folded, text[first:last]))
+                assert view.text[start:end] in read, (text, start, end)
 
 
 def test_email_spans_match_what_the_single_regex_finds() -> None:

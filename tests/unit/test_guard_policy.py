@@ -83,6 +83,20 @@ def test_meaning_problems_are_found_once_the_shape_is_right() -> None:
     ]
 
 
+def test_only_the_default_breaker_takes_max_breakers() -> None:
+    text = "breakers:\n  default: {max_breakers: 5}\n  service:x: {max_breakers: 5}\n"
+    with pytest.raises(LimitsFileError) as raised:
+        parse_policy(text, "f.yaml")
+
+    assert raised.value.problems == [
+        "f.yaml: breakers.service:x.max_breakers: only default makes breakers"
+    ]
+    policy = parse_policy("breakers:\n  default: {max_breakers: 5}\n  service:*: {}\n", "f")
+    assert policy.made_by_default("service:h1") and policy.made_by_default("provider:p")
+    assert not policy.made_by_default("service:*"), "the overflow breaker takes no place"
+    assert not parse_policy("breakers:\n  service:x: {}\n", "f").made_by_default("service:y")
+
+
 def test_not_yaml_and_not_a_mapping_are_refused_with_the_file() -> None:
     with pytest.raises(LimitsFileError, match=r"^f.yaml \(line 3\): not valid YAML: expected"):
         parse_policy("limits:\n  - [unclosed\n", "f.yaml")

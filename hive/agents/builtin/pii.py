@@ -3,11 +3,20 @@
 Detectors run in a fixed order. Emails go first because they may hold digits;
 card numbers and SSNs go before phone numbers so that a long digit run is typed
 by its strictest match rather than carved into phone numbers.
+
+The detectors read a folded view of the text (:func:`_view`), as a model or a mail client
+reads it: a compatibility form whose NFKC form is ASCII counts as that (the fullwidth
+commercial at U+FF20 and the small one U+FE6B as ``@``, fullwidth digits as digits), and
+invisible format characters (zero-width spaces, the soft hyphen) are not there. What they
+find is replaced in the original text, the folded characters included.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import re
+import unicodedata
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
@@ -69,6 +78,81 @@ def _email_spans(text: str) -> Iterator[tuple[int, int]]:
         yield start, domain.end()
         searched_from = domain.end()
         at = text.find("@", searched_from)
+
+
+@functools.lru_cache(maxsize=4096)
+def _folded(char: str) -> str:
+    """What the detectors read for one non-ASCII character: nothing for an invisible one,
+    its NFKC form when that is ASCII, else the character itself."""
+    if unicodedata.category(char) == "Cf":
+        return ""
+    form = unicodedata.normalize("NFKC", char)
+    return form if form.isascii() else char
+
+
+class _View:
+    """A text as the detectors read it, and how to find a span of it in the text."""
+
+    def __init__(self, original: str, text: str, table: dict[int, str], uneven: str) -> None:
+        self.text = text
+        self._original = original
+        self._table = table
+        self._uneven = uneven
+        self._anchors: list[tuple[int, int, int]] | None = None
+        self._at: list[int] = []
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """The text's span that reads as the view's ``[start, end)``."""
+        if not self._uneven:
+            return start, end
+        return self._where(start), self._where(end - 1) + 1
+
+    def _where(self, index: int) -> int:
+        if self._anchors is None:
+            self._anchors = self._anchored()
+            self._at = [view_at for _, view_at, _ in self._anchors]
+        found = bisect.bisect_right(self._at, index) - 1
+        if found < 0:
+            return index
+        text_at, view_at, length = self._anchors[found]
+        if index < view_at + length:
+            return text_at
+        return text_at + 1 + index - (view_at + length)
+
+    def _anchored(self) -> list[tuple[int, int, int]]:
+        """(where in the text, where in the view, length in the view) of each character
+        folded to none or to several, in order: only these move the offsets after them.
+        Made once, when a first span is found."""
+        anchors = []
+        shift = 0  # the view's offset minus the text's, so far
+        uneven = re.compile(f"[{re.escape(self._uneven)}]")
+        for found in uneven.finditer(self._original):
+            at = found.start()
+            length = len(self._table[ord(self._original[at])])
+            anchors.append((at, at + shift, length))
+            shift += length - 1
+        return anchors
+
+
+def _view(text: str) -> _View:
+    """``text`` folded for the detectors. Linear: one pass for the distinct characters and
+    one ``str.translate``; where offsets move (a character folded to none or to several: an
+    invisible one, a ligature) is found only once a span is."""
+    if text.isascii():
+        return _View(text, text, {}, "")
+    table: dict[int, str] = {}
+    uneven: list[str] = []
+    for char in set(text):
+        if char.isascii():
+            continue
+        folded = _folded(char)
+        if folded != char:
+            table[ord(char)] = folded
+            if len(folded) != 1:
+                uneven.append(char)
+    if not table:
+        return _View(text, text, {}, "")
+    return _View(text, text.translate(table), table, "".join(sorted(uneven)))
 
 
 def _regex_spans(pattern: re.Pattern[str]) -> Callable[[str], Iterator[tuple[int, int]]]:
@@ -145,13 +229,17 @@ def redact(text: str, kinds: Collection[str] = PII_KINDS) -> tuple[str, dict[str
     for detector in _DETECTORS:
         if detector.kind not in kinds:
             continue
+        view = _view(text)
         pieces: list[str] = []
         copied = 0
-        for start, end in detector.spans(text):
-            if detector.accept(text[start:end]):
-                pieces += (text[copied:start], f"[{detector.kind}]")
-                counts[detector.kind] += 1
-                copied = end
+        for found in detector.spans(view.text):
+            if not detector.accept(view.text[found[0] : found[1]]):
+                continue
+            start, end = view.span(*found)
+            start = max(start, copied)  # a ligature read partly by the span before
+            pieces += (text[copied:start], f"[{detector.kind}]")
+            counts[detector.kind] += 1
+            copied = end
         pieces.append(text[copied:])
         text = "".join(pieces)
     return text, counts

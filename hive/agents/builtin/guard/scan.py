@@ -2,8 +2,9 @@
 prompt-injection score from the rules (:mod:`hive.agents.builtin.guard.rules`).
 
 Everything here takes time linear in the text: the PII detectors are linear (issue 8), the
-text is normalised (NFKC, invisible characters out) before the rules read it, the rules are
-RE2, and encoded payloads are bounded (at most :data:`MAX_DECODED` runs of
+rules read the text as a model does (:mod:`~hive.agents.builtin.guard.reading`: NFKC,
+invisible characters out, look-alike letters folded, line breaks within a sentence read as
+spaces), the rules are RE2, and encoded payloads are bounded (at most :data:`MAX_DECODED` runs of
 base64, two levels deep). What it reports never quotes the text: rule ids and categories,
 counts, a score.
 """
@@ -12,12 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
-import sys
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from hive.agents.builtin.guard.reading import joined, normalised
 from hive.agents.builtin.guard.rules import Matcher, RuleSet, compile_linear
 from hive.agents.builtin.pii import redact
 
@@ -65,26 +64,6 @@ def score_injection(texts: Iterable[str], rules: RuleSet) -> Injection:
     return Injection(round(1.0 - remaining, 6), ordered, categories)
 
 
-@functools.cache
-def _invisible() -> dict[int, str | None]:
-    """The format characters (Unicode's ``Cf``: zero-width spaces and joiners, the soft
-    hyphen, direction marks) taken out; the tag characters (U+E0020 to U+E007E, invisible
-    ASCII a model still reads) made the ASCII they stand for."""
-    table: dict[int, str | None] = {
-        code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"
-    }
-    table.update({code: chr(code - 0xE0000) for code in range(0xE0020, 0xE007F)})
-    return table
-
-
-def normalised(text: str) -> str:
-    """``text`` as the rules read it: compatibility forms folded (NFKC: fullwidth and
-    mathematical letters, ligatures become plain ones) and invisible characters out, so that
-    ``ignore`` in fullwidth letters, or with a soft hyphen inside, reads as ``ignore``, as a
-    model reads it. Linear in the text."""
-    return unicodedata.normalize("NFKC", text).translate(_invisible())
-
-
 def _scan(
     text: str,
     rules: RuleSet,
@@ -93,8 +72,10 @@ def _scan(
     depth: int,
 ) -> None:
     text = normalised(text)
+    whole = joined(text)
+    readings = (text,) if whole == text else (text, whole)
     for rule in rules.rules:
-        if rule.id not in matched and rule.matcher.search(text):
+        if rule.id not in matched and any(rule.matcher.search(r) for r in readings):
             matched[rule.id] = (rule.score, rule.category)
     if depth >= _MAX_DEPTH:
         return
