@@ -215,17 +215,28 @@ _PURGE_RUNS = text(
 )
 
 # A run's events go with the run (cascade) once it is finished and old: while it is still
-# going (held for an approval for weeks, say) its history is kept.
+# going (held for an approval for weeks, say) its history is kept. "Finished" read in the
+# batch's snapshot is not enough: a replay reopening the run may commit while the batch
+# runs, and no event row it touches would make PostgreSQL look again. So the runs are
+# locked (FOR SHARE, which a replay's FOR UPDATE of the run waits for, and which waits for
+# it) and "finished" is re-checked on each locked row as the last commit left it: a replay
+# either reopens the run after this batch commits, or this batch keeps its events.
 _PURGE_EVENTS = text(
     """
-    DELETE FROM events
-     WHERE id IN (
-        SELECT e.id FROM events e
+    WITH old AS MATERIALIZED (
+        SELECT e.id, e.run_id FROM events e
          WHERE e.created_at < now() - make_interval(days => :days)
            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.finished_at IS NULL)
          ORDER BY e.created_at
          LIMIT :batch
-     )
+    ), finished AS MATERIALIZED (
+        SELECT r.id FROM runs r
+         WHERE r.id IN (SELECT run_id FROM old) AND r.finished_at IS NOT NULL
+           FOR SHARE OF r
+    )
+    DELETE FROM events
+     WHERE id IN (SELECT id FROM old
+                   WHERE run_id IS NULL OR run_id IN (SELECT id FROM finished))
     """
 )
 
