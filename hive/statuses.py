@@ -53,6 +53,10 @@ class AttemptOutcome(StrEnum):
 
     RETRIED = "retried"
     FAILED = "failed"
+    DEFERRED = "deferred"
+    """Given back uncounted, to run later (a row only for what it used: ``usage``)."""
+    ESCALATED = "escalated"
+    """Given back uncounted, held for a person (a row only for what it used: ``usage``)."""
 
 
 class DeferOutcome(StrEnum):
