@@ -53,10 +53,17 @@ class AttemptOutcome(StrEnum):
 
     RETRIED = "retried"
     FAILED = "failed"
+
+
+class UncountedOutcome(StrEnum):
+    """How an attempt given back without counting as a try is kept in
+    ``step_attempts.outcome``: a row only when it used something (``usage``, calls it paid
+    for before it was given back). Not an end of the step: no ``hive_steps_total`` label."""
+
     DEFERRED = "deferred"
-    """Given back uncounted, to run later (a row only for what it used: ``usage``)."""
+    """To run later (:func:`hive.tasks.outcomes.record_deferral`)."""
     ESCALATED = "escalated"
-    """Given back uncounted, held for a person (a row only for what it used: ``usage``)."""
+    """Held for a person (:func:`hive.tasks.holds.escalate`)."""
 
 
 class DeferOutcome(StrEnum):

@@ -21,7 +21,7 @@ from sqlalchemy.types import Text
 
 from hive.db.models import Json
 from hive.db.usage import stored as stored_usage
-from hive.statuses import ApprovalStatus, AttemptOutcome, StepStatus
+from hive.statuses import ApprovalStatus, StepStatus, UncountedOutcome
 
 # A step needs a person when its option says so and no approval of it stands (a retry or
 # a replay after an approval goes on without asking again). Never NULL: marks negate it.
@@ -104,7 +104,7 @@ def escalate(
     the attempt no longer owns the step."""
     params = {"run_id": run_id, "step_id": step_id, "attempt": attempt,
               "awaiting": StepStatus.AWAITING_APPROVAL, "running": StepStatus.RUNNING,
-              "escalated": AttemptOutcome.ESCALATED, "usage": stored_usage(usage)}  # fmt: skip
+              "escalated": UncountedOutcome.ESCALATED, "usage": stored_usage(usage)}  # fmt: skip
     row = conn.execute(_ESCALATE, params).first()
     return None if row is None else row.options
 

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam, text
 from hive.db import events as event_log
 from hive.db.models import Json
 from hive.db.usage import stored as stored_usage
+from hive.statuses import UncountedOutcome
 
 # What the attempt used before it was deferred (an llm call paid for, then a limit on the
 # next one) is kept on a step_attempts row of its own, as a failed attempt's is.
@@ -42,7 +43,7 @@ _DEFER = text(
         RETURNING run_id, step_id, attempt, worker, started_at, deferrals, deferred_since
     ), used AS (
         INSERT INTO step_attempts (run_id, step_id, attempt, outcome, worker, started_at, usage)
-        SELECT run_id, step_id, attempt, 'deferred', worker, started_at, :usage
+        SELECT run_id, step_id, attempt, :deferred, worker, started_at, :usage
           FROM deferred WHERE CAST(:usage AS jsonb) IS NOT NULL
     )
     SELECT deferrals, extract(epoch FROM now() - deferred_since)::float8 AS waited_s
@@ -78,7 +79,7 @@ def defer(
     the attempt used (``usage``) is recorded with it. None when the attempt no longer owns
     the step, or the step has waited ``max_wait_s`` already."""
     params = {"run_id": run_id, "step_id": step_id, "attempt": attempt, "max_wait_s": max_wait_s,
-              "usage": stored_usage(usage)}  # fmt: skip
+              "usage": stored_usage(usage), "deferred": UncountedOutcome.DEFERRED}  # fmt: skip
     row = conn.execute(_DEFER, params).first()
     return None if row is None else Deferral(int(row.deferrals), float(row.waited_s))
 
