@@ -55,6 +55,17 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
 
 
+class UncountedOutcome(StrEnum):
+    """How an attempt given back without counting as a try is kept in
+    ``step_attempts.outcome``: a row only when it used something (``usage``, calls it paid
+    for before it was given back). Not an end of the step: no ``hive_steps_total`` label."""
+
+    DEFERRED = "deferred"
+    """To run later (:func:`hive.tasks.outcomes.record_deferral`)."""
+    ESCALATED = "escalated"
+    """Held for a person (:func:`hive.tasks.holds.escalate`)."""
+
+
 class DeferOutcome(StrEnum):
     """What became of an attempt given back to wait
     (:func:`hive.tasks.outcomes.record_deferral`)."""

@@ -47,19 +47,23 @@ class ServiceSweepReport:
     """Status changes made by probes (each a ``service_status`` event)."""
     stale: int = 0
     """Probe results dropped: the instance changed (or went) while it was probed."""
+    unprobed: int = 0
+    """Health URLs whose turn came too late for the sweep to end within its lock: they go
+    first in the next sweep (the least recently checked go first)."""
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
 
 
-def sweep() -> dict[str, Any]:
+def sweep(probe_until: float | None = None) -> dict[str, Any]:
     """One health sweep: every kind of check, each reported under its own key. Workers go
     first: a lost worker's steps are taken back at once (as `worker_lost`), not when their
-    lease runs out."""
+    lease runs out. With ``probe_until`` (a ``time.monotonic()`` reading), no probe runs
+    past it (see :func:`sweep_services`)."""
     lost_after_s = get_settings().workers.lost_after_s
     return {
         "workers": workers.sweep_workers(lost_after_s).as_dict(),
-        "services": sweep_services().as_dict(),
+        "services": sweep_services(probe_until).as_dict(),
     }
 
 
@@ -77,15 +81,30 @@ def next_state(
     return (ServiceStatus.PASSING if verdict is Verdict.PASS else ServiceStatus.WARNING), 0
 
 
-def sweep_services() -> ServiceSweepReport:
+def sweep_services(probe_until: float | None = None) -> ServiceSweepReport:
+    """Expire TTLs, probe the health URLs and record what changed. With ``probe_until``
+    (a ``time.monotonic()`` reading), a probe that could not end by then is not started:
+    its instance is left as it is for the next sweep, which probes the least recently
+    checked first, so every instance takes its turn however many hang."""
     settings = get_settings().health
     report = ServiceSweepReport()
     report.ttl_expired = in_transaction(service_checks.expire_ttls)
     targets = in_transaction(service_checks.probe_targets)
     # No transaction is open while probing: that takes up to the probe timeout.
     turns = taking_turns(targets)
-    probes = probe_all({t.id: t.health_url for t in turns}, settings.timeout_s, settings.max_probes)
+    start_by = None if probe_until is None else probe_until - settings.timeout_s
+    probes = probe_all(
+        {t.id: t.health_url for t in turns},
+        settings.timeout_s,
+        settings.max_probes,
+        start_by=start_by,
+    )
     report.probed = len(probes)
+    report.unprobed = len(targets) - len(probes)
+    if report.unprobed:
+        logger.warning("health sweep: %d health URLs left for the next sweep (no time left)",
+                       report.unprobed)  # fmt: skip
+    targets = [t for t in targets if t.id in probes]
     for probe in probes.values():
         _count(report, probe)
 

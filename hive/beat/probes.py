@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,10 +43,14 @@ def verdict_of(status_code: int) -> Verdict:
 _RESOLVERS = 32
 
 
-def probe_all(urls: dict[str, str], timeout_s: float, max_at_once: int) -> dict[str, Probe]:
+def probe_all(
+    urls: dict[str, str], timeout_s: float, max_at_once: int, *, start_by: float | None = None
+) -> dict[str, Probe]:
     """Each key's URL probed, ``max_at_once`` at a time, in the dict's order; each probe
     gets ``timeout_s`` from when it starts, so the whole takes about
-    ``ceil(len(urls) / max_at_once) * timeout_s`` at most."""
+    ``ceil(len(urls) / max_at_once) * timeout_s`` at most. With ``start_by`` (a
+    ``time.monotonic()`` reading), a probe whose turn comes later is not made, and its key
+    is left out: the whole ends by ``start_by + timeout_s``."""
     if not urls:
         return {}
     # Host names are resolved in the loop's executor threads. Not asyncio.run's: it has
@@ -56,14 +61,16 @@ def probe_all(urls: dict[str, str], timeout_s: float, max_at_once: int) -> dict[
     resolvers = ThreadPoolExecutor(_RESOLVERS, thread_name_prefix="hive-probe-resolver")
     loop.set_default_executor(resolvers)
     try:
-        return loop.run_until_complete(_probe_all(urls, timeout_s, max_at_once))
+        return loop.run_until_complete(_probe_all(urls, timeout_s, max_at_once, start_by))
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         resolvers.shutdown(wait=False, cancel_futures=True)
         loop.close()
 
 
-async def _probe_all(urls: dict[str, str], timeout_s: float, max_at_once: int) -> dict[str, Probe]:
+async def _probe_all(
+    urls: dict[str, str], timeout_s: float, max_at_once: int, start_by: float | None
+) -> dict[str, Probe]:
     # The bound is the semaphore's, taken before a probe's timeout starts: an httpx pool
     # limit would queue probes behind hanging ones and time them out unheard. Without one,
     # thousands of hanging URLs would each hold a socket at once (beat's file descriptors).
@@ -74,14 +81,22 @@ async def _probe_all(urls: dict[str, str], timeout_s: float, max_at_once: int) -
         timeout=timeout_s, limits=limits, trust_env=False, follow_redirects=False
     ) as client:
         keys = list(urls)
-        probes = await asyncio.gather(*(_probe(client, urls[k], timeout_s, turns) for k in keys))
-    return dict(zip(keys, probes, strict=True))
+        probes = await asyncio.gather(
+            *(_probe(client, urls[k], timeout_s, turns, start_by) for k in keys)
+        )
+    return {k: p for k, p in zip(keys, probes, strict=True) if p is not None}
 
 
 async def _probe(
-    client: httpx.AsyncClient, url: str, timeout_s: float, turns: asyncio.Semaphore
-) -> Probe:
+    client: httpx.AsyncClient,
+    url: str,
+    timeout_s: float,
+    turns: asyncio.Semaphore,
+    start_by: float | None,
+) -> Probe | None:
     async with turns:
+        if start_by is not None and time.monotonic() > start_by:
+            return None
         return await _probe_one(client, url, timeout_s)
 
 

@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from functools import partial
 
 import redis
@@ -123,7 +124,7 @@ def _send_unsent(report: RecoveryReport, stale_s: float) -> None:
     """Send the ready steps that have no message, and only those: a step marked sent
     whose message may still be in its queue is not sent again, so a backlog (or a queue
     nobody consumes) never fills up with copies."""
-    unsent = in_transaction(lambda c: sweeps.unsent_ready_steps(c, stale_s, keys.DEFAULT_QUEUE))
+    lost_before, unsent = in_transaction(lambda c: _unsent(c, stale_s))
     to_send = [s for s in unsent if not s.marked]
     marked = [s for s in unsent if s.marked]
     if marked:
@@ -138,7 +139,9 @@ def _send_unsent(report: RecoveryReport, stale_s: float) -> None:
     for step in to_send:
         by_run.setdefault(step.run_id, (step.priority, []))[1].append(step.step_id)
     for run_id, (priority, step_ids) in by_run.items():
-        publication, resent = in_transaction(_redispatch(run_id, step_ids, priority, stale_s))
+        publication, resent = in_transaction(
+            _redispatch(run_id, step_ids, priority, stale_s, lost_before)
+        )
         if not publication:
             continue
         try:
@@ -153,6 +156,14 @@ def _send_unsent(report: RecoveryReport, stale_s: float) -> None:
             report.resent_steps += len(resent)
 
 
+def _unsent(conn: Connection, stale_s: float) -> tuple[datetime | None, list[sweeps.UnsentStep]]:
+    # A worker found lost may have died holding messages it had taken and not yet claimed:
+    # they are in no queue, and Redis gives them back only after the visibility timeout.
+    lost_before = sweeps.last_worker_loss(conn, stale_s)
+    unsent = sweeps.unsent_ready_steps(conn, stale_s, keys.DEFAULT_QUEUE, lost_before=lost_before)
+    return lost_before, unsent
+
+
 def _lost_messages(queues: list[str]) -> dict[str, int]:
     """For each queue, how many of the steps marked sent to it lack a message, at least.
 
@@ -162,6 +173,9 @@ def _lost_messages(queues: list[str]) -> dict[str, int]:
     theirs is not known: the oldest marks are sent again, and should one of them still
     have its message, the queue then holds as many messages as steps, its copy is dropped
     by the claim, and the step that did lose its message is sent once the queue drains.
+    Which marks may have lost theirs: those past the re-send threshold, and those that fell
+    due before a worker was found lost (it may have died holding their messages, taken but
+    not yet claimed, which Redis's unacked hash keeps until the visibility timeout).
     Copies in a queue therefore never outnumber its waiting steps. If Redis loses
     everything, the broker-reset check has voided every mark first (they are sent as
     never sent), so every run still finishes. Redis is read before PostgreSQL: a message
@@ -180,10 +194,14 @@ def _forget_all_sent(conn: Connection, cause: str) -> int:
 
 
 def _redispatch(
-    run_id: uuid.UUID, step_ids: list[str], priority: str, stale_s: float
+    run_id: uuid.UUID,
+    step_ids: list[str],
+    priority: str,
+    stale_s: float,
+    lost_before: datetime | None = None,
 ) -> Callable[[Connection], tuple[Publication, dict[str, int]]]:
     def txn(conn: Connection) -> tuple[Publication, dict[str, int]]:
-        resends = sweeps.unmark_for_resend(conn, run_id, step_ids, stale_s)
+        resends = sweeps.unmark_for_resend(conn, run_id, step_ids, stale_s, lost_before=lost_before)
         for step_id in step_ids:
             unmark_chain_after(conn, run_id, step_id)  # their chains go out again with them
         publication = dispatch(conn, run_id, step_ids, priority)

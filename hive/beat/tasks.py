@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -95,16 +96,26 @@ def _in_batches(kind: str, delete: Callable[[Connection, int], int], batch: int)
             return total
 
 
+# What a health sweep keeps of its lock's ttl for the workers' check and for recording
+# its probes' results, after its last probe has ended.
+HEALTH_RECORD_S = 30.0
+
+
 def health_now() -> dict[str, Any] | None:
     """One health sweep (services' TTLs and health URLs, workers' heartbeats); None if
     another one is running."""
     settings = get_settings().health
-    # Outlives a sweep of up to HIVE_HEALTH_MAX_PROBES slow URLs (one probe timeout); one
-    # of many more takes a timeout per turn, and past this the next sweep may overlap it:
-    # harmless, its writes are compare-and-sets.
+    # Outlives a sweep of up to HIVE_HEALTH_MAX_PROBES slow URLs (one probe timeout). One
+    # of many more takes a timeout per turn: it stops starting probes in time to end within
+    # the lock (HEALTH_RECORD_S left to record), or the next sweep would run beside it.
     ttl = max(settings.interval_s * 4, settings.timeout_s * 2 + 60.0)
+    probe_until = time.monotonic() + ttl - HEALTH_RECORD_S
+
+    def sweep(_: redis.Redis) -> dict[str, Any]:
+        return health.sweep(probe_until)
+
     with log_context(task=keys.HEALTH_TASK):
-        return lock.run_exclusively("health", ttl, _logged("health", lambda _: health.sweep()))
+        return lock.run_exclusively("health", ttl, _logged("health", sweep))
 
 
 def cleanup_now() -> dict[str, Any] | None:

@@ -20,7 +20,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import Text
 
 from hive.db.models import Json
-from hive.statuses import ApprovalStatus, StepStatus
+from hive.db.usage import stored as stored_usage
+from hive.statuses import ApprovalStatus, StepStatus, UncountedOutcome
 
 # A step needs a person when its option says so and no approval of it stands (a retry or
 # a replay after an approval goes on without asking again). Never NULL: marks negate it.
@@ -64,23 +65,46 @@ def hold(conn: Connection, run_id: uuid.UUID, step_ids: list[str]) -> list[HeldS
 
 
 # The attempt is given back (the step was not run): its next message is the same attempt.
+# What it used before it was held (an llm call paid for, then a breaker open on the next)
+# is kept on a step_attempts row of its own, as a failed attempt's is.
 _ESCALATE = text(
     """
-    UPDATE step_runs
-       SET status = :awaiting, attempt = attempt - 1, started_at = NULL, lease_until = NULL,
-           worker = NULL, task_id = NULL, enqueued_at = NULL, publish_by = NULL
-     WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
-       AND status = :running
-    RETURNING options
+    WITH held AS (
+        SELECT run_id, step_id, attempt, worker, started_at FROM step_runs
+         WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
+           AND status = :running
+           FOR UPDATE
+    ), escalated AS (
+        UPDATE step_runs s
+           SET status = :awaiting, attempt = s.attempt - 1, started_at = NULL,
+               lease_until = NULL, worker = NULL, task_id = NULL, enqueued_at = NULL,
+               publish_by = NULL
+          FROM held h
+         WHERE s.run_id = h.run_id AND s.step_id = h.step_id
+        RETURNING s.options
+    ), used AS (
+        INSERT INTO step_attempts (run_id, step_id, attempt, outcome, worker, started_at, usage)
+        SELECT run_id, step_id, attempt, :escalated, worker, started_at, :usage
+          FROM held WHERE CAST(:usage AS jsonb) IS NOT NULL
+    )
+    SELECT options FROM escalated
     """
-)
+).bindparams(bindparam("usage", type_=Json))
 
 
-def escalate(conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int) -> Any | None:
-    """Hold the step that ``attempt`` is running for a decision, without counting the attempt.
-    Returns the step's options, or None when the attempt no longer owns the step."""
+def escalate(
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    usage: dict[str, float] | None = None,
+) -> Any | None:
+    """Hold the step that ``attempt`` is running for a decision, without counting the attempt;
+    what it used (``usage``) is recorded with it. Returns the step's options, or None when
+    the attempt no longer owns the step."""
     params = {"run_id": run_id, "step_id": step_id, "attempt": attempt,
-              "awaiting": StepStatus.AWAITING_APPROVAL, "running": StepStatus.RUNNING}  # fmt: skip
+              "awaiting": StepStatus.AWAITING_APPROVAL, "running": StepStatus.RUNNING,
+              "escalated": UncountedOutcome.ESCALATED, "usage": stored_usage(usage)}  # fmt: skip
     row = conn.execute(_ESCALATE, params).first()
     return None if row is None else row.options
 

@@ -307,6 +307,8 @@ _ORPHANS = text(
                (SELECT (a.usage->>'cost')::float8 FROM step_attempts a
                  WHERE a.run_id = h.run_id AND a.step_id = h.step_id
                    AND a.attempt = h.attempt AND jsonb_typeof(a.usage->'cost') = 'number'
+                   -- An escalated attempt's number is run again once approved.
+                   AND a.outcome <> 'escalated'
                  LIMIT 1),
                CASE WHEN s.status = 'succeeded' AND s.attempt = h.attempt
                      AND jsonb_typeof(s.usage->'cost') = 'number'

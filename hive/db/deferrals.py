@@ -20,23 +20,36 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from hive.db import events as event_log
+from hive.db.models import Json
+from hive.db.usage import stored as stored_usage
+from hive.statuses import UncountedOutcome
 
+# What the attempt used before it was deferred (an llm call paid for, then a limit on the
+# next one) is kept on a step_attempts row of its own, as a failed attempt's is.
 _DEFER = text(
     """
-    UPDATE step_runs
-       SET status = 'pending', attempt_base = attempt_base + 1, deferrals = deferrals + 1,
-           deferred_since = coalesce(deferred_since, now()),
-           lease_until = NULL, enqueued_at = NULL, task_id = NULL
-     WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
-       AND status = 'running'
-       AND (deferred_since IS NULL
-            OR deferred_since > now() - make_interval(secs => :max_wait_s))
-    RETURNING deferrals, extract(epoch FROM now() - deferred_since)::float8 AS waited_s
+    WITH deferred AS (
+        UPDATE step_runs
+           SET status = 'pending', attempt_base = attempt_base + 1, deferrals = deferrals + 1,
+               deferred_since = coalesce(deferred_since, now()),
+               lease_until = NULL, enqueued_at = NULL, task_id = NULL
+         WHERE run_id = :run_id AND step_id = :step_id AND attempt = :attempt
+           AND status = 'running'
+           AND (deferred_since IS NULL
+                OR deferred_since > now() - make_interval(secs => :max_wait_s))
+        RETURNING run_id, step_id, attempt, worker, started_at, deferrals, deferred_since
+    ), used AS (
+        INSERT INTO step_attempts (run_id, step_id, attempt, outcome, worker, started_at, usage)
+        SELECT run_id, step_id, attempt, :deferred, worker, started_at, :usage
+          FROM deferred WHERE CAST(:usage AS jsonb) IS NOT NULL
+    )
+    SELECT deferrals, extract(epoch FROM now() - deferred_since)::float8 AS waited_s
+      FROM deferred
     """
-)
+).bindparams(bindparam("usage", type_=Json))
 
 
 @dataclass(frozen=True)
@@ -54,11 +67,19 @@ class Deferral:
 
 
 def defer(
-    conn: Connection, run_id: uuid.UUID, step_id: str, attempt: int, *, max_wait_s: float
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    *,
+    max_wait_s: float,
+    usage: dict[str, float] | None = None,
 ) -> Deferral | None:
-    """Give ``attempt`` back: the step is pending again, ready for the dispatcher. None when
-    the attempt no longer owns the step, or the step has waited ``max_wait_s`` already."""
-    params = {"run_id": run_id, "step_id": step_id, "attempt": attempt, "max_wait_s": max_wait_s}
+    """Give ``attempt`` back: the step is pending again, ready for the dispatcher, and what
+    the attempt used (``usage``) is recorded with it. None when the attempt no longer owns
+    the step, or the step has waited ``max_wait_s`` already."""
+    params = {"run_id": run_id, "step_id": step_id, "attempt": attempt, "max_wait_s": max_wait_s,
+              "usage": stored_usage(usage), "deferred": UncountedOutcome.DEFERRED}  # fmt: skip
     row = conn.execute(_DEFER, params).first()
     return None if row is None else Deferral(int(row.deferrals), float(row.waited_s))
 

@@ -2,6 +2,8 @@
 
 A step is marked sent (``enqueued_at``) in the transaction that made it ready, before its
 message is published; the publish is then confirmed (``publish_by`` cleared). A mark is
+told from a later mark of the same step by its ``enqueued_at`` (the marking transaction's
+``now()``, plus a countdown), so a late confirmation never clears a newer mark's grace. A mark is
 forgotten when its message is known lost, so the dispatcher or the recovery sweep sends
 the step again. Every mark is a compare-and-set: two dispatchers publish a step once.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -44,7 +47,7 @@ _MARK_ENQUEUED = text(
            publish_by = now() + make_interval(secs => :publish_grace)
      WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM chain))
        AND s.status = 'pending' AND s.enqueued_at IS NULL
-    RETURNING s.step_id, s.chain_next, s.attempt, s.options, s.agent
+    RETURNING s.step_id, s.chain_next, s.attempt, s.options, s.agent, s.enqueued_at
     """
 ).bindparams(bindparam("heads", type_=ARRAY(Text)))
 
@@ -65,6 +68,8 @@ class MarkedStep:
     attempt: int
     options: AgentOptions
     agent: str
+    marked_at: datetime | None = None
+    """The mark's ``enqueued_at``: what its confirmation matches (None: not known)."""
 
 
 def mark_enqueued(
@@ -86,11 +91,16 @@ def mark_enqueued(
     }
     rows = _MARK_PREPARED.execute(conn, params)
     return [
-        MarkedStep(r.step_id, r.chain_next, r.attempt, step_options(r.options), r.agent)
+        MarkedStep(
+            r.step_id, r.chain_next, r.attempt, step_options(r.options), r.agent, r.enqueued_at
+        )
         for r in rows
     ]
 
 
+# A confirmation clears the mark it was made for, told by its enqueued_at: the step may
+# have been marked again since (its message presumed lost and re-sent), and that mark keeps
+# its own grace. Not known (a submit whose insert was answered by a second try): any mark.
 _CONFIRM = PreparedStatement(
     "hive_confirm_published",
     text(
@@ -100,19 +110,28 @@ _CONFIRM = PreparedStatement(
                -- A row locked by its claim is being taken anyway: do not wait for it.
                SELECT run_id, step_id FROM step_runs
                 WHERE run_id = :run_id AND step_id = ANY(:ids) AND publish_by IS NOT NULL
+                  AND enqueued_at = coalesce(:marked_at, enqueued_at)
                   FOR UPDATE SKIP LOCKED)
         """
     ),
-    {"run_id": "uuid", "ids": "text[]"},
+    {"run_id": "uuid", "ids": "text[]", "marked_at": "timestamptz"},
 )
 
 
-def confirm_published(cursor: DirectCursor, run_id: uuid.UUID, step_ids: list[str]) -> None:
-    """The messages for these marked steps are in the broker. Not worth a WAL flush: if a
-    crash undoes it, the step is sent twice and the second message is dropped by the claim."""
-    cursor.execute(_CONFIRM, {"run_id": run_id, "ids": step_ids}, wait_for_flush=False)
+def confirm_published(
+    cursor: DirectCursor, run_id: uuid.UUID, step_ids: list[str], marked_at: datetime | None
+) -> None:
+    """The messages for these marked steps are in the broker: clear the grace of the marks
+    made at ``marked_at`` (their ``enqueued_at``; None: whatever mark they have). Not worth
+    a WAL flush: if a crash undoes it, the step is sent twice and the second message is
+    dropped by the claim."""
+    params = {"run_id": run_id, "ids": step_ids, "marked_at": marked_at}
+    cursor.execute(_CONFIRM, params, wait_for_flush=False)
 
 
+# Each mark's time travels as microseconds since the epoch, in one array literal: a list of
+# timestamps cost a batch of 300 steps 1.2 ms more end to end, this 0.6 ms (from 3.2 ms;
+# the plan and the server's execution time are unchanged, EXPLAIN ANALYZE).
 _CONFIRM_MANY = PreparedStatement(
     "hive_confirm_published_many",
     text(
@@ -120,19 +139,34 @@ _CONFIRM_MANY = PreparedStatement(
         UPDATE step_runs SET publish_by = NULL
          WHERE (run_id, step_id) IN (
                SELECT s.run_id, s.step_id
-                 FROM unnest(CAST(:run_ids AS uuid[]), :step_ids) AS c(run_id, step_id)
+                 FROM unnest(CAST(:run_ids AS uuid[]), :step_ids,
+                             CAST(:marked_us AS int8[])) AS c(run_id, step_id, marked_us)
                  JOIN step_runs s ON s.run_id = c.run_id AND s.step_id = c.step_id
                 WHERE s.publish_by IS NOT NULL
+                  AND s.enqueued_at = coalesce(
+                          timestamptz 'epoch' + c.marked_us * interval '1 microsecond',
+                          s.enqueued_at)
                   FOR UPDATE OF s SKIP LOCKED)
         """
     ),
-    {"run_ids": "text[]", "step_ids": "text[]"},
+    {"run_ids": "text[]", "step_ids": "text[]", "marked_us": "text"},
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
-def confirm_published_many(cursor: DirectCursor, steps: list[tuple[uuid.UUID, str]]) -> None:
-    """:func:`confirm_published` for the steps of many runs, in one statement."""
-    params = {"run_ids": [str(run_id) for run_id, _ in steps], "step_ids": [s for _, s in steps]}
+def confirm_published_many(
+    cursor: DirectCursor, steps: list[tuple[uuid.UUID, str, datetime | None]]
+) -> None:
+    """:func:`confirm_published` for the steps of many runs, each ``(run_id, step_id,
+    marked_at)``, in one statement."""
+    marked_us = ",".join("NULL" if at is None else str((at - _EPOCH) // _MICROSECOND)
+                         for _, _, at in steps)  # fmt: skip
+    params = {
+        "run_ids": [str(run_id) for run_id, _, _ in steps],
+        "step_ids": [step_id for _, step_id, _ in steps],
+        "marked_us": f"{{{marked_us}}}",
+    }
     cursor.execute(_CONFIRM_MANY, params, wait_for_flush=False)
 
 

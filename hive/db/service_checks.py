@@ -41,8 +41,10 @@ def expire_ttls(conn: Connection) -> int:
 
 
 def probe_targets(conn: Connection) -> list[Any]:
-    """Every instance with a health URL: what a probe's result is applied to. ``ttl_expired``
-    says whether its TTL check fails meanwhile (then it stays critical whatever the probe)."""
+    """Every instance with a health URL, the least recently checked first (a sweep short of
+    time leaves the last ones for the next): what a probe's result is applied to.
+    ``ttl_expired`` says whether its TTL check fails meanwhile (then it stays critical
+    whatever the probe)."""
     ttl_expired = instances.c.ttl_s.is_not(None) & (
         instances.c.last_heartbeat_at < func.now() - instances.c.ttl_s * text("interval '1 second'")
     )
@@ -54,7 +56,8 @@ def probe_targets(conn: Connection) -> list[Any]:
         instances.c.failures,
         ttl_expired.label("ttl_expired"),
     ).where(instances.c.health_url.is_not(None))
-    return list(conn.execute(query.order_by(instances.c.id)))
+    order = (instances.c.last_check_at.asc().nulls_first(), instances.c.id)
+    return list(conn.execute(query.order_by(*order)))
 
 
 def record_check(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
@@ -43,12 +44,16 @@ _STATUSES = {"queued": RunStatus.QUEUED, "running": RunStatus.RUNNING,
              "pending": StepStatus.PENDING}  # fmt: skip
 
 # A step marked sent whose message may be lost: its publish was never confirmed in time,
-# or it has waited past the re-send threshold, doubled for each earlier re-send (capped).
+# or it has waited past the re-send threshold, doubled for each earlier re-send (capped),
+# or it fell due before a worker was found lost (:lost_before, NULL for none): a message
+# that worker had taken but not yet claimed is in no queue, and Redis gives it back only
+# after the visibility timeout (hours).
 _MARK_OVERDUE = """
     s.enqueued_at IS NOT NULL
     AND (s.publish_by < now()
          OR s.enqueued_at < now() - make_interval(
-                secs => :stale_s * power(2, least(s.resends, :max_doublings))))
+                secs => :stale_s * power(2, least(s.resends, :max_doublings)))
+         OR (s.publish_by IS NULL AND s.enqueued_at < :lost_before))
 """
 
 # At most 2^4 = 16 times the threshold between two re-sends of one step (160 min by default).
@@ -79,14 +84,20 @@ class UnsentStep:
 
 
 def unsent_ready_steps(
-    conn: Connection, stale_s: float, default_queue: str, limit: int = 1000
+    conn: Connection,
+    stale_s: float,
+    default_queue: str,
+    limit: int = 1000,
+    *,
+    lost_before: datetime | None = None,
 ) -> list[UnsentStep]:
     """Ready steps that may have no message, oldest mark first: never sent (a failed
     publish), marked but never confirmed published (the dispatcher died between commit and
-    publish), or marked so long ago that the message may be gone (``stale_s``, doubled for
-    each earlier re-send of the step)."""
+    publish), marked so long ago that the message may be gone (``stale_s``, doubled for
+    each earlier re-send of the step), or due before ``lost_before`` (a worker's loss)."""
     params = {**_STATUSES, "stale_s": stale_s, "max_doublings": MAX_DOUBLINGS,
-              "default_queue": default_queue, "limit": limit}  # fmt: skip
+              "default_queue": default_queue, "limit": limit,
+              "lost_before": lost_before}  # fmt: skip
     return [
         UnsentStep(r.run_id, r.step_id, r.priority, r.queue, r.marked)
         for r in conn.execute(_UNSENT, params)
@@ -128,14 +139,34 @@ _UNMARK_OVERDUE = text(
 
 
 def unmark_for_resend(
-    conn: Connection, run_id: uuid.UUID, step_ids: list[str], stale_s: float
+    conn: Connection,
+    run_id: uuid.UUID,
+    step_ids: list[str],
+    stale_s: float,
+    *,
+    lost_before: datetime | None = None,
 ) -> dict[str, int]:
     """Forget the marks of those ``step_ids`` still overdue (compare-and-set: a step claimed
     or sent again meanwhile is left alone) and count a re-send for each; returns step id →
     its re-sends so far."""
     params = {**_STATUSES, "run_id": run_id, "ids": step_ids, "stale_s": stale_s,
-              "max_doublings": MAX_DOUBLINGS}  # fmt: skip
+              "max_doublings": MAX_DOUBLINGS, "lost_before": lost_before}  # fmt: skip
     return {r.step_id: int(r.resends) for r in conn.execute(_UNMARK_OVERDUE, params)}
+
+
+_LAST_WORKER_LOSS = text(
+    """
+    SELECT max(lost_at) FROM workers WHERE lost_at > now() - make_interval(secs => :within_s)
+    """
+)
+
+
+def last_worker_loss(conn: Connection, within_s: float) -> datetime | None:
+    """When a worker was last found gone without stopping, if within ``within_s``: any
+    message it had taken and not yet claimed is lost (past that, the re-send threshold
+    covers every mark made before it)."""
+    loss: datetime | None = conn.execute(_LAST_WORKER_LOSS, {"within_s": within_s}).scalar()
+    return loss
 
 
 _FORGET_SENT = text(
@@ -215,17 +246,28 @@ _PURGE_RUNS = text(
 )
 
 # A run's events go with the run (cascade) once it is finished and old: while it is still
-# going (held for an approval for weeks, say) its history is kept.
+# going (held for an approval for weeks, say) its history is kept. "Finished" read in the
+# batch's snapshot is not enough: a replay reopening the run may commit while the batch
+# runs, and no event row it touches would make PostgreSQL look again. So the runs are
+# locked (FOR SHARE, which a replay's FOR UPDATE of the run waits for, and which waits for
+# it) and "finished" is re-checked on each locked row as the last commit left it: a replay
+# either reopens the run after this batch commits, or this batch keeps its events.
 _PURGE_EVENTS = text(
     """
-    DELETE FROM events
-     WHERE id IN (
-        SELECT e.id FROM events e
+    WITH old AS MATERIALIZED (
+        SELECT e.id, e.run_id FROM events e
          WHERE e.created_at < now() - make_interval(days => :days)
            AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.id = e.run_id AND r.finished_at IS NULL)
          ORDER BY e.created_at
          LIMIT :batch
-     )
+    ), finished AS MATERIALIZED (
+        SELECT r.id FROM runs r
+         WHERE r.id IN (SELECT run_id FROM old) AND r.finished_at IS NOT NULL
+           FOR SHARE OF r
+    )
+    DELETE FROM events
+     WHERE id IN (SELECT id FROM old
+                   WHERE run_id IS NULL OR run_id IN (SELECT id FROM finished))
     """
 )
 

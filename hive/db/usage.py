@@ -2,9 +2,9 @@
 per tenant.
 
 A step's row holds its successful attempt's usage, each ``step_attempts`` row its failed
-attempt's (migration 0011), written in the outcome's own statement: a run's usage is the
-sum of both, with no double count (a replay resets only failed and skipped steps, whose
-rows hold none).
+attempt's (migration 0011), or a deferred or escalated one's that used something, written
+in the outcome's own statement: a run's usage is the sum of both, with no double count (a
+replay resets only failed and skipped steps, whose rows hold none).
 """
 
 from __future__ import annotations

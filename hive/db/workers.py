@@ -56,6 +56,10 @@ class LostWorker:
     """The steps it was running when it was marked lost."""
 
 
+# A row still online when its node registers again belongs to a run of it that never
+# stopped (killed, and restarted before the sweep found it silent): it was lost now, and
+# lost_at says so (recovery re-sends what such a worker may have held: hive.beat.recovery).
+# A lost row keeps the time it was found lost; one that stopped cleanly has none.
 _REGISTER = text(
     """
     INSERT INTO workers AS w (name, pid, queues, concurrency, pool, hive_version,
@@ -66,21 +70,24 @@ _REGISTER = text(
        SET pid = excluded.pid, queues = excluded.queues, concurrency = excluded.concurrency,
            pool = excluded.pool, hive_version = excluded.hive_version,
            celery_version = excluded.celery_version, started_at = excluded.started_at,
-           heartbeat_at = excluded.heartbeat_at, state = excluded.state, lost_at = NULL
+           heartbeat_at = excluded.heartbeat_at, state = excluded.state,
+           lost_at = CASE w.state WHEN :online THEN now() WHEN :lost THEN w.lost_at END
     """
 ).bindparams(bindparam("queues", type_=ARRAY(Text)))
 
 
 def register(conn: Connection, info: WorkerInfo) -> None:
     """Record the worker as online, started now; a row of the same name (an earlier run of
-    this node) is taken over."""
-    params = {**info.__dict__, "online": WorkerState.ONLINE}
+    this node) is taken over, and if that run never stopped, ``lost_at`` is now."""
+    params = {**info.__dict__, "online": WorkerState.ONLINE, "lost": WorkerState.LOST}
     conn.execute(_REGISTER, params)
 
 
+# A worker found lost that beats again was not lost after all: its loss is forgotten.
 _HEARTBEAT = text(
     """
-    UPDATE workers w SET heartbeat_at = now(), state = :online, lost_at = NULL
+    UPDATE workers w SET heartbeat_at = now(), state = :online,
+                         lost_at = CASE WHEN old.state = :lost THEN NULL ELSE w.lost_at END
       FROM (SELECT name, state FROM workers WHERE name = :name AND pid = :pid FOR UPDATE) old
      WHERE w.name = old.name
     RETURNING old.state
@@ -91,7 +98,8 @@ _HEARTBEAT = text(
 def heartbeat(conn: Connection, name: str, pid: int) -> WorkerState | None:
     """Record a heartbeat; the state the worker had before it (``lost``: it came back), or
     None when no row is this process's (gone, or taken by another process of that name)."""
-    row = conn.execute(_HEARTBEAT, {"name": name, "pid": pid, "online": WorkerState.ONLINE})
+    params = {"name": name, "pid": pid, "online": WorkerState.ONLINE, "lost": WorkerState.LOST}
+    row = conn.execute(_HEARTBEAT, params)
     state = row.scalar_one_or_none()
     return None if state is None else WorkerState(state)
 

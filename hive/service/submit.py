@@ -120,6 +120,9 @@ def submit(
             logger.info("submit lost its connection (%s); trying once more", exc)
             stored = on_direct_cursor(store, retry_s=0)
         if stored.id == run_id:
+            # The steps' marks were made by the insert's now(), the run's created_at (None
+            # when a second try found the run: its marks are confirmed whatever they are).
+            publication.marked_at = stored.created_at
             # A broker outage leaves the stored run to recovery (send() says so in the log
             # and returns False); any other publish failure is recorded and raised.
             publication.send()

@@ -35,6 +35,8 @@ class WorkerView:
     started_at: datetime
     heartbeat_at: datetime
     lost_at: datetime | None
+    """When it was last found gone without stopping: marked lost, or (online again) the
+    earlier run of this node it replaced had never stopped. None after a clean stop."""
     heartbeat_age_s: float = 0.0
     """Seconds since the last heartbeat by PostgreSQL's clock, which wrote it (a host's own
     clock may be off)."""

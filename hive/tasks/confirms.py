@@ -2,11 +2,13 @@
 published meanwhile, instead of one per publish, and off the publisher's path.
 
 A confirmation only clears a mark's publish grace (``publish_by``, see
-:mod:`hive.db.marks`). The recovery sweep re-sends a mark once that grace
-(``HIVE_PUBLISH_GRACE_S``, 30 s by default) has passed unconfirmed, so confirming a few
-milliseconds later re-sends nothing. A confirmation lost with its process (it died before
-the batch was written) or with PostgreSQL costs what a failed one always did: the step is
-sent once more after the grace, and the claim drops the copy.
+:mod:`hive.db.marks`), and only the grace of the mark it was made for: a step marked again
+meanwhile (its message presumed lost and re-sent) keeps its new mark's grace. The
+recovery sweep re-sends a mark once that grace (``HIVE_PUBLISH_GRACE_S``, 30 s by default)
+has passed unconfirmed, so confirming a few milliseconds later re-sends nothing. A
+confirmation lost with its process (it died before the batch was written) or with
+PostgreSQL costs what a failed one always did: the step is sent once more after the
+grace, and the claim drops the copy.
 
 One thread per process writes: it takes whatever gathered while the previous batch was
 being written, so a quiet process writes each confirmation at once, a busy one many per
@@ -21,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+from datetime import datetime
 
 from hive.db import marks
 from hive.db.retrying import on_direct_cursor
@@ -38,16 +41,17 @@ class Confirmations:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._pending: list[tuple[uuid.UUID, str]] = []
+        self._pending: list[tuple[uuid.UUID, str, datetime | None]] = []
         self._writing = 0
         self._pid: int | None = None
 
-    def add(self, run_id: uuid.UUID, step_ids: list[str]) -> None:
-        """Confirm these published steps of ``run_id`` soon, in a batch."""
+    def add(self, run_id: uuid.UUID, step_ids: list[str], marked_at: datetime | None) -> None:
+        """Confirm these published steps of ``run_id``, marked at ``marked_at``, soon, in
+        a batch."""
         with self._cond:
             if self._pid != os.getpid():
                 self._start()
-            self._pending.extend((run_id, step_id) for step_id in step_ids)
+            self._pending.extend((run_id, step_id, marked_at) for step_id in step_ids)
             self._cond.notify_all()
 
     def flush(self, timeout_s: float) -> bool:
@@ -85,7 +89,7 @@ class Confirmations:
                     self._cond.notify_all()
 
     @staticmethod
-    def _write(batch: list[tuple[uuid.UUID, str]]) -> None:
+    def _write(batch: list[tuple[uuid.UUID, str, datetime | None]]) -> None:
         try:
             on_direct_cursor(lambda cursor: marks.confirm_published_many(cursor, batch), retry_s=5)
         except HiveError:

@@ -15,6 +15,7 @@ import traceback
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import kombu.exceptions
@@ -72,6 +73,9 @@ class Publication:
     countdown_s: float | None = None
     held: list[str] = field(default_factory=list)
     """Ready steps held for a person's approval instead (:mod:`hive.tasks.holds`)."""
+    marked_at: datetime | None = None
+    """The marks' ``enqueued_at`` (one statement marks them all alike), which their
+    confirmation matches; None: not known, any mark of theirs is confirmed."""
 
     def __bool__(self) -> bool:
         return bool(self.stretches)
@@ -167,11 +171,13 @@ class Publication:
     def _confirm(self, stretches: list[list[marks.MarkedStep]]) -> None:
         step_ids = [s.step_id for stretch in stretches for s in stretch]
         if _batched is not None:
-            _batched.add(self.run_id, step_ids)
+            _batched.add(self.run_id, step_ids, self.marked_at)
             return
         try:
             on_direct_cursor(
-                lambda cursor: marks.confirm_published(cursor, self.run_id, step_ids),
+                lambda cursor: marks.confirm_published(
+                    cursor, self.run_id, step_ids, self.marked_at
+                ),
                 retry_s=5,
             )
         except HiveError:
@@ -214,7 +220,8 @@ def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str)
     """What a new run sends first: each root step and the linear stretch after it.
 
     Decided before the run's rows exist, so nothing can race it; the caller inserts the
-    rows of ``publication.step_ids`` marked sent (:func:`hive.db.runs.insert_run`).
+    rows of ``publication.step_ids`` marked sent (:func:`hive.db.runs.insert_run`), and
+    sets ``marked_at`` to the run's ``created_at``: the insert's ``now()``, as the marks'.
     """
     publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
     plan = {
@@ -250,6 +257,8 @@ def dispatch(
             for m in marks.mark_enqueued(conn, run_id, ready, delay_s=countdown_s or 0.0)
         }
         publication.stretches = _stretches(ready, marked)
+        if marked:
+            publication.marked_at = next(iter(marked.values())).marked_at
         unmarked = [s for s in ready if s not in marked]
         if unmarked:  # sent by another dispatcher, or awaiting a person's approval
             publication.held = holds.hold_ready(conn, run_id, unmarked)

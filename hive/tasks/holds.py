@@ -59,13 +59,15 @@ def escalate(
     reason: str,
     step_input: Any,
     source: str = "input_guard",
+    usage: dict[str, float] | None = None,
 ) -> bool:
     """For the step task: hold the step ``attempt`` runs for a person, the attempt given back
     uncounted (``source`` escalated: the input guard, or an open breaker; ``reason`` never
-    quotes the input). False when the attempt no longer owned the step."""
+    quotes the input) with what it used (``usage``: calls it made before). False when the
+    attempt no longer owned the step."""
 
     def txn(conn: Connection) -> bool:
-        options = store.escalate(conn, run_id, step_id, attempt)
+        options = store.escalate(conn, run_id, step_id, attempt, usage)
         if options is None:
             return False
         # The message that carried the chain after this step is done with.

@@ -202,12 +202,17 @@ MAX_DEFER_COUNTDOWN_S = 300.0
 
 
 def record_deferral(
-    run_id: uuid.UUID, step_id: str, attempt: int, deferred: StepDeferred
+    run_id: uuid.UUID,
+    step_id: str,
+    attempt: int,
+    deferred: StepDeferred,
+    usage: dict[str, float] | None = None,
 ) -> DeferOutcome | None:
     """Give a running attempt back without counting it as a try (:mod:`hive.db.deferrals`):
     the step is pending again and its next attempt is dispatched with the deferral's
     countdown. Past ``HIVE_DEFER_MAX_S`` deferred in a row it fails for good instead, as
-    ``deferred_too_long``.
+    ``deferred_too_long``. Either way ``usage`` (what the attempt used before it was
+    deferred: calls it paid for) is recorded with it.
 
     Returns ``DEFERRED``, ``FAILED``, or None when the attempt no longer owned the step (the
     run was cancelled or expired meanwhile: nothing to do).
@@ -223,7 +228,9 @@ def record_deferral(
         if policy is None:
             return None, None
         agent = policy.agent
-        deferral = deferrals.defer(conn, run_id, step_id, attempt, max_wait_s=max_wait_s)
+        deferral = deferrals.defer(
+            conn, run_id, step_id, attempt, max_wait_s=max_wait_s, usage=usage
+        )
         if deferral is not None:
             deferrals.record_event(
                 conn, run_id, step_id, deferral,
@@ -239,8 +246,9 @@ def record_deferral(
             "traceback": None,
         }
         if not failures.end_attempt(
-            conn, run_id, step_id, attempt, error=error, step_input=None, retry=False
-        ):
+            conn, run_id, step_id, attempt, error=error, step_input=None, retry=False,
+            usage=usage,
+        ):  # fmt: skip
             return None, None  # cancelled, expired, or taken back meanwhile
         closed = _fail_for_good(conn, run_id, step_id, attempt, error, None, policy)
         return DeferOutcome.FAILED, None

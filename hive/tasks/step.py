@@ -170,13 +170,25 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     except StepDeferred as deferred:
         # Not a failure: the step waits for its countdown, in no worker slot, and its
         # next attempt does not count against its retries.
-        _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred))
+        # What it used before (calls paid for) is its own: a copy, as below.
+        _settle(partial(outcomes.record_deferral, rid, step_id, attempt, deferred, dict(usage)))
         request.chain = None
         return
     except ApprovalRequired as held:
         # The input guard shows the screened input; an open breaker, the input as resolved.
         shown = step_input if held.step_input is None else held.step_input
-        _settle(partial(holds.escalate, rid, step_id, attempt, held.reason, shown, held.source))
+        _settle(
+            partial(
+                holds.escalate,
+                rid,
+                step_id,
+                attempt,
+                held.reason,
+                shown,
+                held.source,
+                dict(usage),
+            )
+        )
         request.chain = None
         return
     except Exception as exc:

@@ -348,3 +348,80 @@ def test_a_429_whose_retry_after_is_no_number_of_seconds_is_retried_after_the_ba
     (first,) = attempts_of(run.id, "ask")
     assert (first.attempt, first.outcome) == (1, "retried")
     assert "retry_after_s" not in first.error
+
+
+@pytest.mark.timeout(120)
+def test_the_calls_of_an_attempt_deferred_mid_step_are_counted(
+    llm: LlmServer, llm_worker: Callable[..., HiveProcess], tmp_path: Path
+) -> None:
+    """The answer fails its schema; the repair call meets the model's rate limit and the
+    step is deferred: the first call's tokens and cost stay the deferred attempt's, and the
+    run counts them beside the next attempt's."""
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("limits:\n  model:local:model-s: {rate: 1/3s}\n")
+    llm.script(
+        "model-s",
+        Reply.json({"label": "great", "score": 0.5}, prompt_tokens=40, completion_tokens=10),
+        Reply.json({"label": "good", "score": 0.5}, prompt_tokens=80, completion_tokens=10),
+    )
+    llm_worker(extra_env={"HIVE_LIMITS_FILE": str(limits)})
+
+    run = Client().submit("llm-structured", {})
+    assert run.wait(timeout=60) == {"label": "good", "score": 0.5}
+
+    step = steps_of(run.id)["rate"]
+    assert (step.status, step.deferrals, step.attempt) == ("succeeded", 1, 2)
+    (deferred,) = attempts_of(run.id, "rate")
+    assert (deferred.attempt, deferred.outcome, deferred.error) == (1, "deferred", None)
+    assert deferred.usage == {"prompt_tokens": 40, "completion_tokens": 10, "llm_calls": 1,
+                              "cost": pytest.approx(60 / 1e6)}  # fmt: skip
+    view = run.view()
+    assert view.usage == {"prompt_tokens": 120, "completion_tokens": 20, "llm_calls": 2}
+    assert view.cost == pytest.approx(160 / 1e6)
+
+
+@pytest.mark.timeout(120)
+def test_the_calls_of_an_attempt_held_for_a_person_mid_step_are_counted(
+    llm: LlmServer,
+    llm_worker: Callable[..., HiveProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The model's breaker (on_open: escalate) is opened while its first call is answered;
+    the answer fails its schema and the repair call is turned away, so the step is held for
+    a person: the first call's usage is the held attempt's, counted in the run."""
+    from hive import service
+    from hive.settings import get_settings
+
+    limits = tmp_path / "limits.yaml"
+    limits.write_text("breakers:\n  provider:local: {on_open: escalate}\n")
+    llm.script(
+        "model-s",
+        Reply(content=json.dumps({"label": "great", "score": 0.5}), delay_s=2,
+              prompt_tokens=40, completion_tokens=10),
+        Reply.json({"label": "good", "score": 0.5}, prompt_tokens=80, completion_tokens=10),
+    )  # fmt: skip
+    llm_worker(extra_env={"HIVE_LIMITS_FILE": str(limits)})
+    monkeypatch.setenv("HIVE_LIMITS_FILE", str(limits))
+    get_settings.cache_clear()
+    try:
+        run = Client().submit("llm-structured", {})
+        wait_until(lambda: llm.requests_for("model-s"), 30, "the first call")
+        service.open_breaker(get_settings(), service.OPERATOR, "provider:local")
+        wait_until(lambda: steps_of(run.id)["rate"].status == "awaiting_approval", 30, "a hold")
+
+        (held,) = attempts_of(run.id, "rate")
+        assert (held.attempt, held.outcome, held.error) == (1, "escalated", None)
+        assert held.usage == {"prompt_tokens": 40, "completion_tokens": 10, "llm_calls": 1,
+                              "cost": pytest.approx(60 / 1e6)}  # fmt: skip
+        assert run.view().usage == {"prompt_tokens": 40, "completion_tokens": 10, "llm_calls": 1}
+
+        service.close_breaker(get_settings(), service.OPERATOR, "provider:local")
+        Client().approvals.approve(run.id, "rate")
+        assert run.wait(timeout=60) == {"label": "good", "score": 0.5}
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    view = run.view()
+    assert view.usage == {"prompt_tokens": 120, "completion_tokens": 20, "llm_calls": 2}
+    assert view.cost == pytest.approx(160 / 1e6)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -127,4 +128,74 @@ def test_purge_spares_an_old_failed_run_that_a_replay_reopens_while_it_deletes(
         assert replaying.result(timeout=30) == ["flaky", "last"]
         purged = purging.result(timeout=30)
     assert purged is not None and purged["runs"] == 0, "the replayed run was purged"
+    assert client.run(run.id).wait(timeout=30) == {"last": {"text": "done"}}
+
+
+@pytest.mark.parametrize("held", ["event", "step"])
+def test_purge_keeps_the_old_events_of_a_run_a_replay_reopens_while_it_deletes(
+    hive_env, start_worker, held: str
+) -> None:
+    """A purge batch and a replay of a run whose history is old, in either order: the batch
+    held at one of the run's events (its snapshot read the run finished) while the replay
+    comes, or the replay held at its failed step (the run's row locked) while the batch
+    comes. Whichever commits first, the purge never deletes the history of a run the replay
+    had already reopened; had the replay waited for the purge instead, the run was finished
+    until the batch committed, and deleting its old events was the purge's right."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import text
+
+    from hive import Client
+    from hive.beat.tasks import purge_now
+    from hive.db.engine import get_engine
+    from hive.errors import RunFailed
+    from tests.support.processes import wait_until
+    from tests.support.racing import waiting_for_locks
+
+    start_worker("--concurrency", "1")
+    client = Client()
+    run = client.submit("fault-dlq", {"times": 50})
+    with pytest.raises(RunFailed):
+        run.wait(timeout=30)
+    # The run is recent (retention keeps it); its history is old.
+    db.execute("INSERT INTO events (run_id, kind) SELECT :id, 'history' FROM generate_series(1, 3)",
+               id=str(run.id))  # fmt: skip
+    db.execute("UPDATE events SET created_at = now() - interval '40 days' WHERE run_id = :id",
+               id=str(run.id))  # fmt: skip
+    old_events = db.scalar("SELECT count(*) FROM events WHERE run_id = :id", id=str(run.id))
+    hold_sql = {
+        "event": "SELECT 1 FROM events WHERE id = (SELECT min(id) FROM events WHERE run_id = :id)"
+        " FOR UPDATE",
+        "step": "SELECT 1 FROM step_runs WHERE run_id = :id AND step_id = 'flaky' FOR UPDATE",
+    }[held]
+    committed: list[str] = []  # who returned (committed) first
+
+    def replay() -> list[str]:
+        sent = client.replay(run.id, {"times": 0})
+        committed.append("replay")
+        return sent
+
+    def purge() -> Any:
+        result = purge_now()
+        committed.append("purge")
+        return result
+
+    with get_engine().connect() as hold, ThreadPoolExecutor(2) as pool:
+        hold.execute(text(hold_sql), {"id": str(run.id)})
+        first, second = (purge, replay) if held == "event" else (replay, purge)
+        futures = {first: pool.submit(first)}
+        wait_until(lambda: waiting_for_locks() == 1, 30, f"{first.__name__} to wait for {held}")
+        futures[second] = pool.submit(second)
+        wait_until(lambda: committed or waiting_for_locks() == 2, 30, "the second to end or wait")
+        hold.commit()
+        assert futures[replay].result(timeout=30) == ["flaky", "last"]
+        purged = futures[purge].result(timeout=30)
+    assert purged is not None
+    kept = db.scalar(
+        "SELECT count(*) FROM events WHERE run_id = :id AND created_at < now() - interval '1 day'",
+        id=str(run.id),
+    )
+    assert kept in (0, old_events)
+    if kept == 0:
+        assert committed[0] == "purge", "the purge deleted the history of a run reopened meanwhile"
     assert client.run(run.id).wait(timeout=30) == {"last": {"text": "done"}}

@@ -36,6 +36,11 @@ def _exits_within(process: HiveProcess, timeout_s: float) -> bool:
     return False
 
 
+def _due(run_id: object) -> bool:
+    return bool(db.scalar("SELECT bool_and(enqueued_at <= now()) FROM step_runs"
+                          " WHERE run_id = :id", id=str(run_id)))  # fmt: skip
+
+
 def _swept() -> bool:
     return bool(db.scalar("SELECT count(*) FROM events WHERE kind = 'maintenance'"))
 
@@ -76,6 +81,40 @@ def test_a_deferred_step_whose_worker_dies_holding_its_message_still_runs(
     row = db.steps_of(run.id)["wait"]
     assert row.worker == "celery@other" or row.worker.endswith("other@test")
     assert row.resends == 1, "sent again once, after it fell due"
+
+
+@pytest.mark.parametrize("replacement", ["other", "holder"])
+def test_a_message_held_by_a_worker_that_dies_is_sent_again_once_the_worker_is_lost(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    redis_db: tuple[redis.Redis, int],
+    replacement: str,
+) -> None:
+    """As above with the default re-send threshold (600 s): the holder's message stays in
+    Redis's unacked hash, so its queue is a message short, and the holder's loss is reason
+    enough to send the step again, not 600 s of waiting. Found lost by the health sweep
+    (another worker takes over), or started again under its own name before that."""
+    env = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "1", "HIVE_WORKER_LOST_AFTER_S": "6",
+           "HIVE_HEALTH_INTERVAL_S": "1"}  # fmt: skip
+    holder = start_worker("--concurrency", "1", extra_env=env, name="holder")
+    start_beat(extra_env=env)
+    wait_until(_swept, 30, "recovery's first sweep")
+    run = Client().submit("deferred", {"times": 1, "countdown_s": 3})
+    wait_until(lambda: _deferred_once(run.id), 30, "the step to be deferred once")
+    wait_until(lambda: _held_by_a_worker(redis_db[0], run.id, 2), 30, "the holder to take it")
+
+    holder.signal(signal.SIGKILL)
+    # Its loss is found after its message fell due: started again after that, or found
+    # silent 6 s after its last heartbeat (at most 1 s ago).
+    wait_until(lambda: _due(run.id), 30, "the step to fall due")
+    start_worker("--concurrency", "1", extra_env=env, name=replacement)
+
+    assert run.wait(timeout=60) == {"wait": {"attempt": 2}}
+    row = db.steps_of(run.id)["wait"]
+    assert row.worker.endswith(f"{replacement}@test") and row.resends == 1
+    holder_row = db.rows("SELECT state, lost_at FROM workers WHERE name LIKE 'holder%'")[0]
+    assert holder_row.lost_at is not None
+    assert holder_row.state == ("lost" if replacement == "other" else "online")
 
 
 def test_a_deferred_step_runs_when_redis_restarts_empty_while_it_waits(
