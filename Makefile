@@ -13,6 +13,10 @@ PYTEST_ARGS ?=
 # Test processes (pytest-xdist). Most tests wait on real workers rather than compute, so
 # more processes than cores pays; each has its own database and Redis db index (tests/conftest.py).
 TEST_PROCESSES ?= 4
+# worksteal, not load: an idle process takes queued tests from a busy one, so a few long
+# fault tests near the end no longer hold the run while the other processes wait (a full
+# run, 4 processes: 1,191 s with load, 651 s with worksteal, same machine, bench/RESULTS.md).
+TEST_DIST ?= worksteal
 
 .PHONY: bootstrap venv demo test lint typecheck check bench services-stop clean
 # The checks run before the tests, even under make -j.
@@ -34,7 +38,7 @@ demo:
 # Only the tests install the test-only agents (tests/agents: crash, hang).
 test: lint typecheck
 	@bash scripts/bootstrap.sh --test-agents
-	$(BIN)/pytest -p no:cacheprovider -n $(TEST_PROCESSES) --durations=20 $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist $(TEST_DIST) --durations=20 $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

@@ -102,7 +102,8 @@ def check_tenant(tenant: Any) -> None:
 
     Raises:
         InvalidArgument: not a string, empty (a run nobody bound to a tenant could ever
-            see), longer than its column, or holding a NUL character.
+            see), beginning or ending with white space, longer than its column, or
+            holding a NUL character.
     """
     problems = _tenant_problems(tenant)
     if problems:
@@ -112,7 +113,12 @@ def check_tenant(tenant: Any) -> None:
 def _tenant_problems(tenant: Any) -> list[str]:
     if tenant == "":
         return ["tenant must be a non-empty name (or None for no tenant)"]
-    return _text_problems("tenant", tenant, TENANT_MAX_CHARS)
+    problems = _text_problems("tenant", tenant, TENANT_MAX_CHARS)
+    if not problems and tenant is not None and tenant != tenant.strip():
+        # " " would be a tenant nobody types twice alike, "acme " another tenant than
+        # "acme": its runs out of sight of acme's keys.
+        return [f"tenant {tenant!r} begins or ends with white space"]
+    return problems
 
 
 def _text_problems(name: str, value: Any, max_chars: int) -> list[str]:

@@ -161,7 +161,7 @@ def open_breaker(
     caller.require(Right.BREAKERS)
     if for_s is not None and not 0 < for_s <= OPEN_FOR_MAX_S:
         raise InvalidArgument(
-            [f"--for: {for_s:g}s must be above 0 and at most 30d ({OPEN_FOR_MAX_S:g}s)"]
+            [f"for_s: {for_s:g}s must be above 0 and at most 30d ({OPEN_FOR_MAX_S:g}s)"]
         )
     return _force(settings, name, "open", for_s)
 
