@@ -6,7 +6,10 @@ event names it and the steps it was running, and each of those attempts is ended
 lease sweep ends an expired one (:func:`hive.beat.recovery.take_back`): recorded failed as
 ``worker_lost``, retryable, its next attempt sent by the one dispatcher, long before the
 lease would have run out. Should the worker come back after all, its late finish is
-refused and its heartbeat puts it back online.
+refused and its heartbeat puts it back online. A node started again under its name before
+it was found silent (killed and restarted by a supervisor within
+``HIVE_WORKER_LOST_AFTER_S``) is never lost, but the steps its earlier process was running
+(claimed before the row's ``started_at``) are taken back the same way, as ``worker_lost``.
 """
 
 from __future__ import annotations
@@ -54,8 +57,14 @@ def sweep_workers(lost_after_s: float) -> WorkerSweep:
         report.workers_lost = len(lost)
     # Every step of a lost worker, not only those of the workers just marked: a sweep cut
     # short (PostgreSQL gone mid-way) leaves the rest to the next one.
-    for stalled in in_transaction(registry.steps_of_lost_workers):
-        message = f"worker {stalled.worker} stopped heartbeating and was marked lost"
+    # And those a node's earlier process left running when it was started again under its
+    # name before it could be found silent (a supervisor's restart): that process is gone.
+    for orphaned in in_transaction(registry.steps_of_lost_workers):
+        stalled = orphaned.step
+        if orphaned.restarted:
+            message = f"worker {stalled.worker} was started again while running it"
+        else:
+            message = f"worker {stalled.worker} stopped heartbeating and was marked lost"
         if take_back(stalled, "worker_lost", message):
             report.steps_taken_back += 1
     if report.workers_lost or report.steps_taken_back:

@@ -49,6 +49,16 @@ class WorkerRow:
 
 
 @dataclass(frozen=True)
+class OrphanedStep:
+    """A step still running under a worker's name whose process is gone."""
+
+    step: StalledStep
+    restarted: bool
+    """Its worker's node was started again (the step was claimed before the row's
+    ``started_at``); else the worker was found lost."""
+
+
+@dataclass(frozen=True)
 class LostWorker:
     name: str
     heartbeat_at: datetime
@@ -60,12 +70,15 @@ class LostWorker:
 # stopped (killed, and restarted before the sweep found it silent): it was lost now, and
 # lost_at says so (recovery re-sends what such a worker may have held: hive.beat.recovery).
 # A lost row keeps the time it was found lost; one that stopped cleanly has none.
+# started_at is when this process became ready, before it could claim anything, even when
+# it registers late (PostgreSQL out of reach at start): a step still running under the name
+# that was claimed before it belongs to an earlier run of the node (see _LOST_STEPS).
 _REGISTER = text(
     """
     INSERT INTO workers AS w (name, pid, queues, concurrency, pool, hive_version,
                               celery_version, started_at, heartbeat_at, state, lost_at)
     VALUES (:name, :pid, :queues, :concurrency, :pool, :hive_version, :celery_version,
-            now(), now(), :online, NULL)
+            now() - make_interval(secs => :running_s), now(), :online, NULL)
     ON CONFLICT (name) DO UPDATE
        SET pid = excluded.pid, queues = excluded.queues, concurrency = excluded.concurrency,
            pool = excluded.pool, hive_version = excluded.hive_version,
@@ -76,10 +89,13 @@ _REGISTER = text(
 ).bindparams(bindparam("queues", type_=ARRAY(Text)))
 
 
-def register(conn: Connection, info: WorkerInfo) -> None:
-    """Record the worker as online, started now; a row of the same name (an earlier run of
-    this node) is taken over, and if that run never stopped, ``lost_at`` is now."""
-    params = {**info.__dict__, "online": WorkerState.ONLINE, "lost": WorkerState.LOST}
+def register(conn: Connection, info: WorkerInfo, running_s: float = 0.0) -> None:
+    """Record the worker as online, started ``running_s`` ago (when it became ready); a row
+    of the same name (an earlier run of this node) is taken over, and if that run never
+    stopped, ``lost_at`` is now. The steps that run left running are taken back by the
+    next worker sweep (:func:`steps_of_lost_workers`)."""
+    params = {**info.__dict__, "online": WorkerState.ONLINE, "lost": WorkerState.LOST,
+              "running_s": max(running_s, 0.0)}  # fmt: skip
     conn.execute(_REGISTER, params)
 
 
@@ -143,16 +159,19 @@ _MARK_LOST = text(
 ).bindparams(bindparam("names", type_=ARRAY(Text)))
 
 
-# Running steps of active runs claimed by a worker before it was marked lost. Started from
-# the unfinished runs, as the lease sweep is (migration 0003), then one key lookup each.
+# Running steps of active runs claimed by a worker before it was marked lost, or before
+# the process that now has its name started (a node killed and started again under the
+# same name, as a supervisor does, before the sweep found it silent: its row was never
+# lost). Told apart by the claim's time against the row's started_at, not by the name: the
+# running process's own steps were all claimed after it started. Started from the
+# unfinished runs, as the lease sweep is (migration 0003), then one key lookup each.
 _LOST_STEPS = text(
     """
-    SELECT s.run_id, s.step_id, s.attempt, s.worker
-      FROM runs r JOIN step_runs s ON s.run_id = r.id
+    SELECT s.run_id, s.step_id, s.attempt, s.worker, s.started_at < w.started_at AS restarted
+      FROM runs r JOIN step_runs s ON s.run_id = r.id JOIN workers w ON w.name = s.worker
      WHERE r.finished_at IS NULL AND r.status IN (:queued, :running_run)
        AND s.status = :running_step
-       AND EXISTS (SELECT 1 FROM workers w
-                    WHERE w.name = s.worker AND w.state = :lost AND s.started_at <= w.lost_at)
+       AND (s.started_at < w.started_at OR (w.state = :lost AND s.started_at <= w.lost_at))
      ORDER BY s.started_at
      LIMIT :limit
     """
@@ -172,17 +191,21 @@ def mark_lost(conn: Connection, names: list[str], lost_after_s: float) -> list[L
     if not lost:
         return []
     steps: dict[str, list[StalledStep]] = {name: [] for name in lost}
-    for step in steps_of_lost_workers(conn):
-        if step.worker in steps:
-            steps[step.worker].append(step)
+    for orphaned in steps_of_lost_workers(conn):
+        if orphaned.step.worker in steps:
+            steps[orphaned.step.worker].append(orphaned.step)
     return [LostWorker(name, at, steps[name]) for name, at in sorted(lost.items())]
 
 
-def steps_of_lost_workers(conn: Connection, limit: int = 1000) -> list[StalledStep]:
-    """Steps still running under a lost worker's name, claimed before it was lost: a sweep
-    that stopped halfway leaves them for the next one."""
+def steps_of_lost_workers(conn: Connection, limit: int = 1000) -> list[OrphanedStep]:
+    """Steps still running under a lost worker's name, claimed before it was lost, or under
+    a restarted worker's name, claimed before its present process started: a sweep that
+    stopped halfway leaves them for the next one."""
     rows = conn.execute(_LOST_STEPS, {**_STEP_STATES, "limit": limit})
-    return [StalledStep(r.run_id, r.step_id, r.attempt, r.worker) for r in rows]
+    return [
+        OrphanedStep(StalledStep(r.run_id, r.step_id, r.attempt, r.worker), bool(r.restarted))
+        for r in rows
+    ]
 
 
 _LIST = text(

@@ -35,7 +35,8 @@ from hive.guard.policy import BreakerPolicy, LimitEntry, Policy, current_policy
 
 logger = logging.getLogger(__name__)
 
-# A slot's lease outlives the step's hard time limit (its timeout plus 5 s) by this much.
+# The longest a step's call may take: past its hard time limit (its timeout plus 5 s). Those
+# a half-open breaker turns away wait at most this for its probe's call.
 _LEASE_MARGIN_S = 10.0
 # The source of an approval asked for by an open breaker (``on_open: escalate``).
 ESCALATED = "breaker"
@@ -66,6 +67,8 @@ class StepInfo:
 
     @property
     def lease_s(self) -> float:
+        """The longest the step, or a call of it, may run (a slot's lease is not this, but
+        the short one its process renews: :mod:`hive.guard.keeper`)."""
         return self.timeout_s + _LEASE_MARGIN_S
 
 
@@ -98,12 +101,11 @@ def _take(
     rate_limits: list[rates.RateLimit],
     slot_holder: str,
     rate_holder: str,
-    lease_s: float,
     waiter: str,
 ) -> None:
     """Take the slots, then the rates; all or nothing, else StepDeferred. ``waiter`` names
     the step (or its call) across attempts, whose denials in a row lengthen its wait."""
-    taken = _semaphore.acquire(concurrency, slot_holder, lease_s, waiter)
+    taken = _semaphore.acquire(concurrency, slot_holder, waiter=waiter)
     if not taken.acquired:
         assert taken.limit is not None
         raise StepDeferred(
@@ -179,7 +181,7 @@ def admit_step(
 def _admitted(info: StepInfo, entries: list[tuple[str, LimitEntry]]) -> Iterator[Admission]:
     concurrency, rate_limits = _limits_of(entries)
     slot_holder = f"{info.holder}:{info.attempt}"
-    _take(concurrency, rate_limits, slot_holder, info.holder, info.lease_s, info.holder)
+    _take(concurrency, rate_limits, slot_holder, info.holder, info.holder)
     admission = Admission(concurrency, slot_holder)
     try:
         yield admission
@@ -272,9 +274,7 @@ class _Call:
             self._ticket = _Ticket([r for r in rate_limits if r.measure == "tokens"], tokens)
             try:
                 waiter = f"{info.holder}:{self._resource.kind}:{self._resource.name}"
-                _take(
-                    self._concurrency, rate_limits, self._holder, info.holder, info.lease_s, waiter
-                )
+                _take(self._concurrency, rate_limits, self._holder, info.holder, waiter)
             except BaseException:
                 if bp is not None:
                     _breakers.release_probe(breaker, self._holder)

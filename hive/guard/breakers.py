@@ -45,7 +45,7 @@ from hive import keys
 from hive.db import events as event_log
 from hive.db.retrying import in_transaction
 from hive.errors import HiveError
-from hive.guard.keeper import TICK_S, LeaseKeeper
+from hive.guard.keeper import HOLD_LEASE_S, TICK_S, LeaseKeeper
 from hive.guard.policy import OVERFLOW, BreakerPolicy
 from hive.guard.store import as_text, guard_redis, prefix, unavailable
 
@@ -55,10 +55,10 @@ CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 GAUGE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 # An idle closed breaker's hash expires; an open one lasts well past its cooldown.
 _OPEN_KEEP_S = 86400
-PROBE_LEASE_S = 10.0
-"""A probe's hold, renewed by its process every half of it while its call runs: a probe
-whose process died is replaced within this. (A Redis out of reach for half of it can let a
-second probe through: one call more, which a breaker can afford.)"""
+PROBE_LEASE_S = HOLD_LEASE_S
+"""A probe's hold, renewed by its process every third of it while its call runs: a probe
+whose process died is replaced within this. (A Redis out of reach for two thirds of it can
+let a second probe through: one call more, which a breaker can afford.)"""
 
 _NOW = """
 local t = redis.call('TIME')

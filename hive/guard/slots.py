@@ -4,11 +4,10 @@ Each limit is a sorted set of holder → lease expiry (Redis time, ms). Acquirin
 script over every limit that applies: it first drops the expired leases, then takes a slot
 in each limit or in none. A holder releases its slots when its call or step ends; a holder
 that cannot (a SIGKILLed worker, a pool process the hard time limit killed) loses them when
-their lease runs out. A lease is sized from the step's timeout: the step's hard time limit
-ends the holder before its lease does, and a holder that outlives it (an agent abandoned at
-its timeout under ``--pool threads``, which nothing kills) has its lease renewed by its
-process (:mod:`hive.guard.keeper`), so a slot is never given to a second holder while the
-first still runs.
+their lease runs out. A lease is short (:data:`LEASE_S`, whatever the step's timeout) and
+its process renews it while its holder runs (:mod:`hive.guard.keeper`), however long that
+runs: a slot is never given to a second holder while the first still runs, and a dead
+process's slots come back within :data:`LEASE_S`.
 
 A step turned away has no way to know when a slot frees, so it comes back after a short
 countdown that grows with each time in a row it was turned away (counted per holder in a
@@ -24,9 +23,11 @@ import redis
 from redis.commands.core import Script
 
 from hive import keys
-from hive.guard.keeper import TICK_S, LeaseKeeper
+from hive.guard.keeper import HOLD_LEASE_S, TICK_S, LeaseKeeper
 from hive.guard.store import guard_redis, prefix, unavailable
 
+LEASE_S = HOLD_LEASE_S
+"""A slot's lease, renewed while its holder runs."""
 FIRST_WAIT_S = 0.1
 MAX_WAIT_S = 5.0
 # Forgotten when a waiting step has not been turned away for this long.
@@ -94,10 +95,11 @@ class Semaphore:
         self,
         limits: list[ConcurrencyLimit],
         holder: str,
-        lease_s: float,
+        lease_s: float = LEASE_S,
         waiter: str | None = None,
     ) -> SlotDecision:
-        """A slot in every one of ``limits`` for ``holder``, leased for ``lease_s``, or none.
+        """A slot in every one of ``limits`` for ``holder``, leased for ``lease_s`` and renewed
+        until :meth:`release`, or none.
         Times turned away in a row are counted for ``waiter`` (default: ``holder``): the
         step across its attempts, since each deferral comes back as the next attempt."""
         if not limits:

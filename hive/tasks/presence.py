@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -72,6 +73,9 @@ class Presence:
 
     def __init__(self, info: registry.WorkerInfo, interval_s: float) -> None:
         self.info = info
+        # Before this process claims anything: the registry's started_at, however late the
+        # registration lands, and what tells its steps from an earlier run's of its name.
+        self._ready_at = time.monotonic()
         self._interval_s = interval_s
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="hive-heartbeat", daemon=True)
@@ -111,7 +115,7 @@ class Presence:
                 self._failing = False
 
     def _register(self, conn: Connection) -> None:
-        registry.register(conn, self.info)
+        registry.register(conn, self.info, running_s=time.monotonic() - self._ready_at)
         event_log.record(conn, "worker_online", self._detail())
         logger.info("worker %s registered (pid %d)", self.info.name, self.info.pid)
 

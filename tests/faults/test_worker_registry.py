@@ -127,6 +127,78 @@ def test_a_worker_killed_mid_step_is_marked_lost_and_its_step_runs_again_before_
     assert db.duplicate_successes() == 0
 
 
+def test_a_worker_restarted_under_its_name_before_it_is_found_lost_gives_its_steps_back(
+    start_worker, start_beat, success_audit
+) -> None:
+    """Killed and started again under the same name at once, as a supervisor does, well
+    within HIVE_WORKER_LOST_AFTER_S: the row is never lost, yet the step the killed process
+    was running runs again within a sweep or two, not when its lease (122 s) runs out; the
+    new process's own step is left alone."""
+    env = {**ENV, "HIVE_WORKER_LOST_AFTER_S": "120"}
+    doomed = start_worker("--concurrency", "1", extra_env=env, name="phoenix")
+    start_beat(extra_env=env)
+    run = Client().submit("fault-long-lease", {"seconds": 3})
+    wait_until(lambda: _running(run.id), 20, "the step to start")
+    lease = db.steps_of(run.id)["nap"].lease_until
+
+    os.killpg(doomed.pid, signal.SIGKILL)  # the whole worker: main process and pool
+    killed_at = db.scalar("SELECT clock_timestamp()")
+    # Its log already says "ready.": the new process is waited for by its registration.
+    again = start_worker("--concurrency", "1", extra_env=env, name="phoenix")
+    wait_until(lambda: _worker("phoenix@test").pid == again.pid, 60, "the restart to register")
+
+    assert run.wait(timeout=60) == {"after": {"text": "after the nap"}}
+    nap = db.steps_of(run.id)["nap"]
+    print(f"\nrestarted worker's step: ran again {(nap.started_at - killed_at).total_seconds():.1f}"
+          f"s after the kill; its lease had {(lease - nap.started_at).total_seconds():.0f}s"
+          " to go")  # fmt: skip
+    assert db.scalar("SELECT now() < :lease", lease=lease)
+    assert (nap.status, nap.attempt, nap.worker) == ("succeeded", 2, "phoenix@test")
+    (attempt,) = db.attempts_of(run.id, "nap")
+    assert (attempt.outcome, attempt.error["type"]) == ("retried", "worker_lost")
+    assert attempt.error["message"] == "worker phoenix@test was started again while running it"
+    row = _worker("phoenix@test")
+    assert (row.state, row.pid) == ("online", again.pid) and row.lost_at is not None
+    assert _events("worker_lost") == [], "never found lost: its name never went silent"
+    assert db.duplicate_successes() == 0
+
+
+def test_the_sweep_tells_a_restarted_nodes_steps_by_when_its_process_started_not_its_name(
+    clean_state,
+) -> None:
+    """A process registers its start (when it became ready), even when its registration
+    lands late: a step claimed under its name after that is its own and stays with it; one
+    claimed before is an earlier process's, taken back."""
+    from hive.beat.workers import sweep_workers
+    from hive.db import workers as registry
+    from hive.db.retrying import in_transaction
+
+    info = registry.WorkerInfo(name="node@test", pid=4242, queues=["hive.default"],
+                               concurrency=2, pool="prefork", hive_version="0",
+                               celery_version=celery.__version__)  # fmt: skip
+    # Ready 5 s ago, registered only now (PostgreSQL was out of reach at its start).
+    in_transaction(lambda conn: registry.register(conn, info, running_s=5.0))
+    earlier = Client().submit("fault-long-lease", {"seconds": 1})
+    own = Client().submit("fault-long-lease", {"seconds": 1})
+    for run, ago in [(earlier, "60 seconds"), (own, "2 seconds")]:
+        db.execute(
+            "UPDATE step_runs SET status = 'running', attempt = 1, worker = 'node@test',"
+            " enqueued_at = NULL, started_at = now() - CAST(:ago AS interval),"
+            " lease_until = now() + interval '2 minutes'"
+            " WHERE run_id = :id AND step_id = 'nap'",
+            id=str(run.id), ago=ago,
+        )  # fmt: skip
+
+    swept = sweep_workers(lost_after_s=30)
+
+    assert (swept.workers_lost, swept.steps_taken_back) == (0, 1)
+    (attempt,) = db.attempts_of(earlier.id, "nap")
+    assert attempt.error["type"] == "worker_lost"
+    assert db.steps_of(earlier.id)["nap"].status == "pending", "sent again"
+    assert (db.steps_of(own.id)["nap"].status, db.attempts_of(own.id, "nap")) == ("running", [])
+    assert sweep_workers(lost_after_s=30).steps_taken_back == 0
+
+
 def test_a_frozen_worker_marked_lost_comes_back_online_and_its_late_finish_is_refused(
     start_worker, start_beat, success_audit
 ) -> None:

@@ -141,7 +141,7 @@ def test_a_slot_is_kept_past_its_lease_while_its_holder_runs(clean_state: None) 
     semaphore = Semaphore(keeper_tick_s=0.05)
     one = ConcurrencyLimit("agent:hang", 1)
 
-    # Renewed each time half of it is spent: 0.5 s to spare for a keeper on a busy machine.
+    # Renewed each time a third of it is spent: 0.67 s to spare for a busy machine's keeper.
     assert semaphore.acquire([one], "abandoned", lease_s=1.0).acquired
     time.sleep(2.5)
 
@@ -150,6 +150,24 @@ def test_a_slot_is_kept_past_its_lease_while_its_holder_runs(clean_state: None) 
     semaphore.release([one], "abandoned")
     assert semaphore.acquire([one], "next", lease_s=60).acquired
     assert semaphore.keeper.holding() == 1, "only the live holder is kept"
+
+
+def test_the_keeper_renews_every_lease_due_in_one_go_even_after_redis_forgot_its_script(
+    clean_state: None,
+) -> None:
+    semaphore = Semaphore(keeper_tick_s=3600)  # renewed only when the test says so
+    three = ConcurrencyLimit("tenant:acme", 3)
+    for holder in ("a", "b", "c"):
+        assert semaphore.acquire([three], holder, lease_s=2.0).acquired
+    time.sleep(1.0)  # due: past a third of the lease
+    semaphore.keeper._sha = "0" * 40  # as after Redis restarted or flushed its scripts
+
+    semaphore.keeper.renew_due()
+    time.sleep(1.3)  # past the leases as first taken
+
+    assert semaphore.holders("tenant:acme") == 3
+    assert semaphore.keeper.holding() == 3
+    assert not semaphore.acquire([three], "d", lease_s=60).acquired
 
 
 def test_a_lease_that_ran_out_is_never_taken_back_from_its_new_holder(
