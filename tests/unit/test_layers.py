@@ -67,6 +67,24 @@ def test_hive_runs_list_imports_neither_celery_nor_redis_nor_the_agents() -> Non
     assert result.returncode == 0, result.stderr
 
 
+def test_a_server_imports_at_start_what_the_operations_import_on_first_use() -> None:
+    # `hive api` calls serve_at_once as it starts: no request pays for Celery or the guard.
+    # All of them but hive.beat: maintenance, which no request runs.
+    script = (
+        "import sys\n"
+        "from hive import service\n"
+        "service.serve_at_once(4)\n"
+        f"missing = [name for name in {_HEAVY!r} if name not in sys.modules]\n"
+        "assert missing == ['hive.beat'], missing\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_service_package_exports_exactly_its_operations() -> None:
     import hive.service
 
