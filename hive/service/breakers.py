@@ -140,9 +140,9 @@ def get_breaker(settings: Settings, caller: Caller, name: str) -> BreakerView:
     Raises:
         UnknownBreaker: the limits file has no policy for it and Redis no state.
     """
+    caller.require(Right.BREAKERS)
     from hive.guard import Breakers
 
-    caller.require(Right.BREAKERS)
     policy, name = _policy(settings), breaker_name(name)
     if policy.breaker(name) is None and name not in Breakers().known():
         raise UnknownBreaker(name, policy.breaker_names())
