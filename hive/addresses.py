@@ -12,8 +12,6 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 NAME_MAX_CHARS = 200  # the width of service_instances.service and .id (hive/db/models.py)
 URL_MAX_CHARS = 2000
 
@@ -56,6 +54,8 @@ def url_problems(value: Any, what: str) -> list[str]:
         return [f"{what} names no host (http://host:port/path)"]
     if parts.username is not None or parts.password is not None:
         return [f"{what} must not carry user:password@ (credentials live in the environment)"]
+    import httpx  # here: the service layer imports this module for every command
+
     try:
         # What the agents send with: a host it cannot encode (999.1.1.1, an invisible or
         # fullwidth character) would fail every call. Its message names the host alone.

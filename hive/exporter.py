@@ -32,7 +32,6 @@ from hive.errors import HiveError
 from hive.guard import Breakers, gauge_value, load_policy
 from hive.guard.store import unavailable
 from hive.settings import Settings
-from hive.tasks.app import PRIORITIES
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +108,7 @@ class FarmReader:
 
     def _depths(self, queues: list[str]) -> dict[tuple[str, str], int] | None:
         """(queue, priority) -> messages in the broker; None if Redis cannot be read."""
-        by_step = {step: name for name, step in PRIORITIES.items()}
+        by_step = {step: name for name, step in keys.PRIORITIES.items()}
         lists = [(q, p, keys.priority_list(q, s)) for q in queues for s, p in by_step.items()]
         try:
             # Reset on leaving, not by its __del__ whenever the collector runs.

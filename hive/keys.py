@@ -49,6 +49,10 @@ def database_epoch(prefix: str) -> str:
     return f"{prefix}:database-epoch"
 
 
+# Redis emulates priorities with one list per step; 0 is served first. A run's priority by
+# name, as producers give it, to the step its messages carry.
+PRIORITIES: dict[str, int] = {"critical": 0, "high": 3, "normal": 6, "low": 9}
+
 # kombu's Redis transport keeps one list per priority step: the queue's own name for step
 # 0, the name, this separator and the step for the others (its Channel._q_for_pri).
 _KOMBU_PRIORITY_SEP = "\x06\x16"

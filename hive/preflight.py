@@ -6,8 +6,6 @@ import logging
 import time
 from pathlib import Path
 
-import redis
-
 from hive.db.schema import check_migrated
 from hive.errors import DatabaseNotMigrated, ServiceUnavailable, SettingsError
 from hive.settings import get_settings
@@ -16,6 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 def check_broker() -> None:
+    # Here, not at the top: the service layer imports this module for every command.
+    import redis
+
     url = get_settings().broker.url.get_secret_value()
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)

@@ -11,12 +11,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, SchemaError
-from jsonschema_specifications import REGISTRY as SCHEMA_REGISTRY  # type: ignore[import-untyped]
 from pydantic import BaseModel, RootModel, ValidationError
 from pydantic_core import ErrorDetails
-from referencing.exceptions import PointerToNowhere, Unresolvable
-from referencing.jsonschema import DRAFT202012
 
 from hive.agents.base import Agent, AgentOptions
 from hive.agents.governance import InputGuardOptions
@@ -50,6 +46,9 @@ _REFERENCE_KEYWORDS = ("$ref", "$dynamicRef")
 def check_input_schema(schema: dict[str, Any]) -> list[Problem]:
     """The schema itself must be valid JSON Schema (Draft 2020-12), every ``$ref`` and
     ``$dynamicRef`` in it resolvable without fetching anything."""
+    # jsonschema, when a pipeline is loaded: not by every command that imports this package.
+    from jsonschema import Draft202012Validator, SchemaError
+
     try:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
@@ -59,9 +58,13 @@ def check_input_schema(schema: dict[str, Any]) -> list[Problem]:
 
 
 def _reference_problems(schema: dict[str, Any]) -> list[Problem]:
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
+    from referencing.exceptions import PointerToNowhere, Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
     # A dangling $ref passes check_schema but fails every run's input validation.
     resolvers: dict[int, Any] = {}  # id of each subschema → the resolver in its scope
-    stack = [(schema, SCHEMA_REGISTRY.resolver_with_root(DRAFT202012.create_resource(schema)))]
+    stack = [(schema, REGISTRY.resolver_with_root(DRAFT202012.create_resource(schema)))]
     while stack:
         contents, resolver = stack.pop()
         if not isinstance(contents, dict):

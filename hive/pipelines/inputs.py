@@ -6,11 +6,7 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from typing import Any
-
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema_specifications import REGISTRY as SCHEMA_REGISTRY  # type: ignore[import-untyped]
-from referencing.exceptions import Unresolvable
+from typing import TYPE_CHECKING, Any
 
 from hive.errors import InputError
 from hive.jsondata import unstorable
@@ -18,6 +14,11 @@ from hive.pipelines.bounds import json_bound_problems
 from hive.pipelines.refs import format_location
 from hive.pipelines.spec import Pipeline
 from hive.settings import Settings, get_settings
+
+# jsonschema is imported by the checks that run (here and in hive.pipelines.checks), not by
+# every `hive` command that imports the pipelines package.
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
 
 
 def validate_run_input(pipeline: Pipeline, data: Any, settings: Settings | None = None) -> None:
@@ -45,6 +46,8 @@ def validate_run_input(pipeline: Pipeline, data: Any, settings: Settings | None 
     unfit = unstorable(data, "input")
     if unfit:
         raise InputError(pipeline.name, unfit)
+    from referencing.exceptions import Unresolvable
+
     try:
         errors = sorted(_validator(pipeline.input_schema).iter_errors(data), key=_sort_key)
     except Unresolvable as exc:
@@ -80,9 +83,12 @@ def _validator(schema: dict[str, Any]) -> Draft202012Validator:
             _validators.move_to_end(key)
             _remember(schema, validator)
             return validator
+    from jsonschema import Draft202012Validator
+    from jsonschema_specifications import REGISTRY  # type: ignore[import-untyped]
+
     # A registry of the metaschemas alone, that retrieves nothing: a $ref or $dynamicRef
     # to a URL (file:// included) is unresolvable instead of fetched.
-    validator = Draft202012Validator(schema, registry=SCHEMA_REGISTRY)
+    validator = Draft202012Validator(schema, registry=REGISTRY)
     with _validators_lock:
         _validators[key] = validator
         while len(_validators) > _VALIDATORS_KEPT:

@@ -19,16 +19,26 @@ counts the tenant's unfinished runs under a lock of the tenant's (:func:`hive.db
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from hive.errors import TooManyRequests
-from hive.guard.rates import RateLimit, RateLimiter, requests_limit
 from hive.service.caller import Caller
 from hive.service.farm import operation
 from hive.settings import Settings
 
-_limiter = RateLimiter()
+if TYPE_CHECKING:
+    from hive.guard.rates import RateLimit, RateLimiter
+
+
+@functools.cache
+def _limiter() -> RateLimiter:
+    # Imported on first use: redis and the guard stay out of the commands that never admit.
+    from hive.guard.rates import RateLimiter
+
+    return RateLimiter()
 
 
 @dataclass(frozen=True)
@@ -65,8 +75,10 @@ def admit_request(settings: Settings, caller: Caller) -> RateAllowance | None:
     rate = settings.api.requests_per_s
     if rate <= 0:
         return None
+    from hive.guard.rates import requests_limit
+
     limit = requests_limit(_entry(caller), 1.0 / rate, settings.api.request_burst)
-    decision = _limiter.admit([limit], "api", book=False)
+    decision = _limiter().admit([limit], "api", book=False)
     backlog_s = decision.backlogs_s[0] if decision.backlogs_s else 0.0
     burst, reset_s = settings.api.request_burst, math.ceil(backlog_s)
     if not decision.admitted:
@@ -78,6 +90,8 @@ def _failures_limit(settings: Settings, client: str) -> RateLimit | None:
     rate = settings.api.auth_failures_per_s
     if rate <= 0:
         return None
+    from hive.guard.rates import requests_limit
+
     return requests_limit(f"api:client:{client}", 1.0 / rate, settings.api.auth_failure_burst)
 
 
@@ -97,7 +111,7 @@ def admit_authentication(settings: Settings, client: str) -> None:
     # A look at the limit, costing nothing: refused once one more failure would not fit,
     # that is with a tolerance of one failure less than the burst.
     look = replace(limit, burst=limit.burst - 1, cost=0.0)
-    decision = _limiter.admit([look], "api", book=False)
+    decision = _limiter().admit([look], "api", book=False)
     if not decision.admitted:
         wait_s = decision.wait_s
         raise TooManyRequests(
@@ -117,4 +131,4 @@ def failed_authentication(settings: Settings, client: str) -> None:
     """
     limit = _failures_limit(settings, client)
     if limit is not None:
-        _limiter.admit([limit], "api", book=False)
+        _limiter().admit([limit], "api", book=False)

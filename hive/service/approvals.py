@@ -22,7 +22,6 @@ from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.service.views import ApprovalEvent, ApprovalView
 from hive.settings import Settings
-from hive.tasks import approvals as deciding
 
 _TEXT_MAX = 200
 _REASON_MAX = 4000
@@ -98,6 +97,8 @@ def approve(
     if problems:
         raise InvalidArgument(problems)
     with log_context(run_id=str(rid), step_id=step_id):
+        from hive.tasks import approvals as deciding  # Celery: for the commands that send
+
         deciding.approve(rid, step_id, by=by, tenant=caller.tenant, new_input=new_input)
     return get_approval(settings, caller, rid, step_id)
 
@@ -128,6 +129,8 @@ def reject(
     if problems:
         raise InvalidArgument(problems)
     with log_context(run_id=str(rid), step_id=step_id):
+        from hive.tasks import approvals as deciding
+
         deciding.reject(rid, step_id, by=by, reason=reason, tenant=caller.tenant)
     return get_approval(settings, caller, rid, step_id)
 

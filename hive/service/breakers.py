@@ -11,21 +11,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hive.errors import InvalidArgument, UnknownBreaker
-from hive.guard import (
-    EMPTY,
-    BreakerPolicy,
-    Breakers,
-    BreakerState,
-    Policy,
-    load_policy,
-    record_transition,
-)
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
 from hive.settings import Settings
+
+# The guard (and Redis) is imported by the operations that read or change a breaker: the
+# service package is imported by every command, most of which never touch one.
+if TYPE_CHECKING:
+    from hive.guard import BreakerPolicy, BreakerState, Policy
 
 OPEN_FOR_MAX_S = 30 * 86400.0
 """The longest an operator opens a breaker for; longer is a typo (``until closed`` is
@@ -73,6 +69,8 @@ class BreakerView:
 
 
 def _policy(settings: Settings) -> Policy:
+    from hive.guard import EMPTY, load_policy
+
     path = settings.guard.limits_file
     return EMPTY if path is None else load_policy(path)
 
@@ -94,6 +92,8 @@ def breaker_name(text: str) -> str:
 
 
 def _views(policy: Policy, names: list[str]) -> list[BreakerView]:
+    from hive.guard import Breakers
+
     states = Breakers().read(names)
     return [_view(states[name], policy.breaker(name)) for name in names]
 
@@ -126,6 +126,8 @@ def list_breakers(settings: Settings, caller: Caller) -> list[BreakerView]:
         LimitsFileError: the limits file is invalid.
     """
     caller.require(Right.BREAKERS)
+    from hive.guard import Breakers
+
     policy = _policy(settings)
     names = sorted(set(policy.breaker_names()) | Breakers().known())
     return _views(policy, names)
@@ -139,6 +141,8 @@ def get_breaker(settings: Settings, caller: Caller, name: str) -> BreakerView:
         UnknownBreaker: the limits file has no policy for it and Redis no state.
     """
     caller.require(Right.BREAKERS)
+    from hive.guard import Breakers
+
     policy, name = _policy(settings), breaker_name(name)
     if policy.breaker(name) is None and name not in Breakers().known():
         raise UnknownBreaker(name, policy.breaker_names())
@@ -178,6 +182,8 @@ def close_breaker(settings: Settings, caller: Caller, name: str) -> BreakerView:
 
 
 def _force(settings: Settings, name: str, state: str, for_s: float | None) -> BreakerView:
+    from hive.guard import Breakers, record_transition
+
     policy, name = _policy(settings), breaker_name(name)
     if policy.breaker(name) is None:
         raise UnknownBreaker(name, policy.breaker_names())

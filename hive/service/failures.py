@@ -7,9 +7,6 @@ prints it as one line, the HTTP API will answer with it.
 
 from __future__ import annotations
 
-import kombu.exceptions
-import redis
-
 from hive.db.errors import database_error
 from hive.errors import HiveError, ServiceUnavailable
 
@@ -17,6 +14,11 @@ from hive.errors import HiveError, ServiceUnavailable
 def translate_failure(exc: Exception) -> HiveError | None:
     """``exc`` as the HiveError naming the setting at fault; None when it is not a server
     error Hive knows (a bug, to be raised as it is)."""
+    # Imported here, on the way out of a failed command, not by every command that loads
+    # the service layer.
+    import kombu.exceptions
+    import redis
+
     if isinstance(exc, redis.RedisError | kombu.exceptions.OperationalError):
         return ServiceUnavailable("HIVE_BROKER_URL", _first_line(exc))
     # PostgreSQL's half is hive.db's one translation.

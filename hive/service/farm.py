@@ -12,6 +12,7 @@ process's farm without a word; :func:`operation` refuses that, naming the variab
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -21,15 +22,28 @@ from hive.settings import Settings, get_settings
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# What the operations import when first called, not at the top of their modules, so that a
+# one-shot `hive` command pays only for its own: Celery (sending), the guard and Redis
+# (admission, breakers), the built-in agents and jsonschema (loading pipelines).
+DEFERRED_IMPORTS = (
+    "hive.tasks.dispatch", "hive.tasks.holds", "hive.tasks.cancel", "hive.tasks.approvals",
+    "hive.tasks.replay", "hive.guard", "hive.agents.builtin", "jsonschema",
+    "jsonschema_specifications", "referencing.jsonschema", "kombu.exceptions", "redis",
+)  # fmt: skip
+
 
 def serve_at_once(requests: int) -> None:
     """This process answers up to ``requests`` calls at once (an API process's thread pool):
     let its database pools keep a connection for each, up to ``HIVE_DB_POOL_MAX``, as a
     worker's are kept for its concurrency. Smaller pools open and close an overflow
-    connection (a PostgreSQL backend) call after call."""
+    connection (a PostgreSQL backend) call after call. And import now what the operations
+    import on first use (:data:`DEFERRED_IMPORTS`): a server pays for it as it starts,
+    not on its first requests."""
     from hive.db.engine import size_pools
 
     size_pools(requests)
+    for module in DEFERRED_IMPORTS:
+        importlib.import_module(module)
 
 
 def confirm_publishes_in_batches(enabled: bool = True) -> None:

@@ -17,7 +17,6 @@ from hive.service.farm import operation
 from hive.service.pipelines import get_pipeline
 from hive.service.runs import visible_state
 from hive.settings import Settings
-from hive.tasks.replay import replay, replay_if_failed
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +42,8 @@ def replay_run(
     visible_state(caller, rid)
     if new_input is not None and not isinstance(new_input, dict):
         raise ReplayError(str(rid), "the new input must be a JSON object")
+    from hive.tasks.replay import replay  # Celery: for the commands that send
+
     with log_context(run_id=str(rid)):
         return replay(rid, new_input)
 
@@ -73,6 +74,8 @@ def replay_failed_runs(
 
 
 def _replayed(targets: list[uuid.UUID]) -> Iterator[tuple[uuid.UUID, list[str]]]:
+    from hive.tasks.replay import replay_if_failed
+
     for target in targets:
         with log_context(run_id=str(target)):
             try:

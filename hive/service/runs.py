@@ -30,7 +30,6 @@ from hive.service.views import (
 )
 from hive.settings import Settings
 from hive.statuses import FINAL_RUN_STATUSES, RunStatus
-from hive.tasks.cancel import stop_run
 
 
 @operation
@@ -223,4 +222,6 @@ def cancel_run(settings: Settings, caller: Caller, run_id: uuid.UUID | str) -> b
     rid = parse_run_id(run_id)
     visible_state(caller, rid)
     with log_context(run_id=str(rid)):
+        from hive.tasks.cancel import stop_run  # Celery: for the commands that send
+
         return stop_run(rid, status=RunStatus.CANCELLED, reason="cancelled by request")

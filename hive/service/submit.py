@@ -18,6 +18,7 @@ from typing import Any
 from hive.db import runs as run_store
 from hive.db.retrying import DirectCursor, on_direct_cursor
 from hive.errors import InvalidArgument, PermissionDenied, ServiceUnavailable
+from hive.keys import PRIORITIES
 from hive.logs import current_log_context, log_context, new_trace_id
 from hive.pipelines import StepPlan, output_spec, plan_steps
 from hive.pipelines.bounds import check_submission
@@ -28,9 +29,6 @@ from hive.service.pipelines import validate_input
 from hive.service.views import RunView, Submitted, run_view
 from hive.settings import Settings
 from hive.statuses import RunStatus, StepStatus
-from hive.tasks.app import PRIORITIES
-from hive.tasks.dispatch import dispatch_new_run
-from hive.tasks.holds import hold_new_run
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +79,10 @@ def submit(
     run_id = uuid.uuid4()
     trace_id = new_trace_id()
     plan = plan_steps(spec)
+    # Celery: imported once the run is known to be sent, not by the commands that never send.
+    from hive.tasks.dispatch import dispatch_new_run
+    from hive.tasks.holds import hold_new_run
+
     publication = dispatch_new_run(run_id, plan, priority)
     audit = (
         None

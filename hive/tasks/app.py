@@ -19,9 +19,7 @@ from celery.signals import (
 from hive import keys
 from hive.settings import Settings, get_settings
 
-# Redis emulates priorities with one list per step; 0 is served first.
-PRIORITIES: dict[str, int] = {"critical": 0, "high": 3, "normal": 6, "low": 9}
-_PRIORITY_STEPS = [0, 3, 6, 9]
+_PRIORITY_STEPS = sorted(keys.PRIORITIES.values())
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -79,7 +77,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": False,
         "task_default_queue": keys.DEFAULT_QUEUE,
-        "task_default_priority": PRIORITIES["normal"],
+        "task_default_priority": keys.PRIORITIES["normal"],
         "task_inherit_parent_priority": True,
         "worker_hijack_root_logger": False,
         "task_routes": {"hive.beat.*": {"queue": keys.MAINTENANCE_QUEUE}},

@@ -34,7 +34,7 @@ from hive.errors import DispatchError, HiveError
 from hive.logs import current_log_context, log_context
 from hive.statuses import RunStatus
 from hive.tasks import holds
-from hive.tasks.app import PRIORITIES, app
+from hive.tasks.app import app
 from hive.tasks.confirms import Confirmations
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Publication:
 
     run_id: uuid.UUID
     stretches: list[list[marks.MarkedStep]] = field(default_factory=list)
-    priority: int = PRIORITIES["normal"]
+    priority: int = keys.PRIORITIES["normal"]
     countdown_s: float | None = None
     held: list[str] = field(default_factory=list)
     """Ready steps held for a person's approval instead (:mod:`hive.tasks.holds`)."""
@@ -223,7 +223,7 @@ def dispatch_new_run(run_id: uuid.UUID, steps: Sequence[NewStep], priority: str)
     rows of ``publication.step_ids`` marked sent (:func:`hive.db.runs.insert_run`), and
     sets ``marked_at`` to the run's ``created_at``: the insert's ``now()``, as the marks'.
     """
-    publication = Publication(run_id=run_id, priority=PRIORITIES[priority])
+    publication = Publication(run_id=run_id, priority=keys.PRIORITIES[priority])
     plan = {
         s.step_id: marks.MarkedStep(s.step_id, s.chain_next, 0, step_options(s.options), s.agent)
         for s in steps
@@ -250,7 +250,9 @@ def dispatch(
     racing over the same step publish it once. A ready step that needs a person's approval
     is held instead (``awaiting_approval``), in the same transaction.
     """
-    publication = Publication(run_id=run_id, priority=PRIORITIES[priority], countdown_s=countdown_s)
+    publication = Publication(
+        run_id=run_id, priority=keys.PRIORITIES[priority], countdown_s=countdown_s
+    )
     if ready:
         marked = {
             m.step_id: m

@@ -38,6 +38,53 @@ def test_a_producer_imports_neither_beat_nor_the_cli_and_its_app_has_no_beat_sch
     assert result.returncode == 0, result.stderr
 
 
+# What the one-shot commands that read the farm never use: the Celery stack, Redis, the
+# agents' HTTP client, the guard, jsonschema. Each costs a `hive` command's start-up time.
+_HEAVY = (
+    "billiard", "celery", "httpx", "jsonschema", "kombu", "prometheus_client", "redis",
+    "referencing", "hive.agents.builtin", "hive.beat", "hive.guard", "hive.tasks",
+)  # fmt: skip
+
+
+def test_hive_runs_list_imports_neither_celery_nor_redis_nor_the_agents() -> None:
+    # What `hive runs list` imports, in the order it does: the command tree, the settings and
+    # logging checked before any command runs (HiveCommand), the service layer it calls.
+    # A package is in sys.modules once any module of it is.
+    script = (
+        "import sys\n"
+        "import hive.cli\n"
+        "import hive.settings, hive.logs\n"
+        "from hive import service\n"
+        "import hive.service.runs, hive.service.submit, hive.db.runs\n"
+        f"heavy = [name for name in {_HEAVY!r} if name in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_server_imports_at_start_what_the_operations_import_on_first_use() -> None:
+    # `hive api` calls serve_at_once as it starts: no request pays for Celery or the guard.
+    # All of them but hive.beat: maintenance, which no request runs.
+    script = (
+        "import sys\n"
+        "from hive import service\n"
+        "service.serve_at_once(4)\n"
+        f"missing = [name for name in {_HEAVY!r} if name not in sys.modules]\n"
+        "assert missing == ['hive.beat'], missing\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
 def test_the_service_package_exports_exactly_its_operations() -> None:
     import hive.service
 
