@@ -36,6 +36,9 @@ demo:
 
 # pytest's status passes straight through: 5 ("no tests collected") fails the target too.
 # Only the tests install the test-only agents (tests/agents: crash, hang).
+# The tests start thousands of `hive` processes: with PYTHONDONTWRITEBYTECODE set (some
+# shells set it) each would compile Hive's modules from source again, ~0.1 s apiece.
+test: export PYTHONDONTWRITEBYTECODE :=
 test: lint typecheck
 	@bash scripts/bootstrap.sh --test-agents
 	$(BIN)/pytest -p no:cacheprovider -n $(TEST_PROCESSES) --dist $(TEST_DIST) --durations=20 $(PYTEST_ARGS)
