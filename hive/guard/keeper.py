@@ -120,9 +120,21 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         pid = os.getpid()
+        failing: str | None = None  # the last failure logged with its traceback
         while self._pid == pid:
             time.sleep(self._tick_s)
-            self.renew_due()
+            try:
+                self.renew_due()
+            except Exception as exc:
+                # Not Redis out of reach (renew_due keeps that to itself): a bug, a client that
+                # cannot be made. The thread goes on: were it to end, every lease this process
+                # holds would run out within HOLD_LEASE_S under holders still running, and the
+                # limits would admit more than they allow. The traceback once per kind.
+                if repr(exc) != failing:
+                    logger.exception("%s lease keeper failed; trying again each tick", self._what)
+                    failing = repr(exc)
+            else:
+                failing = None
 
     def renew_due(self) -> None:
         """Extend every lease due for renewal, now, in one round trip."""

@@ -152,6 +152,30 @@ def test_a_slot_is_kept_past_its_lease_while_its_holder_runs(clean_state: None) 
     assert semaphore.keeper.holding() == 1, "only the live holder is kept"
 
 
+def test_the_keeper_outlives_a_failure_that_is_not_redis_and_renews_at_its_next_tick(
+    clean_state: None,
+) -> None:
+    # A keeper thread that ended on an unexpected error left every lease of its process to
+    # run out under holders still running: the limit then admitted one too many.
+    semaphore = Semaphore(keeper_tick_s=0.05)
+    one = ConcurrencyLimit("agent:hang", 1)
+    real = semaphore.keeper._client
+    failures = [RuntimeError("no client for you"), ValueError("nor now")]
+
+    def flaky() -> redis.Redis:
+        if failures:
+            raise failures.pop(0)
+        return real()
+
+    semaphore.keeper._client = flaky
+    assert semaphore.acquire([one], "long", lease_s=1.0).acquired
+    time.sleep(2.5)  # two failed renewals at the first ticks due, then renewed
+
+    assert not failures, "the keeper tried again after each failure"
+    assert not semaphore.acquire([one], "next", lease_s=60).acquired, "the lease was kept"
+    assert semaphore.keeper.holding() == 1
+
+
 def test_the_keeper_renews_every_lease_due_in_one_go_even_after_redis_forgot_its_script(
     clean_state: None,
 ) -> None:
