@@ -31,9 +31,7 @@ def test_a_producer_imports_neither_beat_nor_the_cli_and_its_app_has_no_beat_sch
         "assert not app.conf.beat_schedule, app.conf.beat_schedule\n"
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = _python(script)
 
     assert result.returncode == 0, result.stderr
 
@@ -60,9 +58,7 @@ def test_hive_runs_list_imports_neither_celery_nor_redis_nor_the_agents() -> Non
         "assert not heavy, heavy\n"
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = _python(script)
 
     assert result.returncode == 0, result.stderr
 
@@ -78,11 +74,16 @@ def test_a_server_imports_at_start_what_the_operations_import_on_first_use() -> 
         "assert missing == ['hive.beat'], missing\n"
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = _python(script)
 
     assert result.returncode == 0, result.stderr
+
+
+def _python(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a fresh interpreter: what it imports is its own."""
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_the_service_package_exports_exactly_its_operations() -> None:
@@ -142,9 +143,7 @@ def test_neither_a_producer_nor_the_cli_loads_the_web_server() -> None:
         "assert not loaded, loaded\n"
     )
 
-    result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
-    )
+    result = _python(script)
 
     assert result.returncode == 0, result.stderr
 
