@@ -5,10 +5,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hive.db.schema import check_migrated
 from hive.errors import DatabaseNotMigrated, ServiceUnavailable, SettingsError
 from hive.settings import get_settings
+
+if TYPE_CHECKING:
+    from hive.pipelines import Catalog
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +67,18 @@ def wait_for_services(max_delay_s: float = 30.0) -> None:
             delay = min(delay * 2, max_delay_s)
 
 
-def check_visibility_timeout() -> None:
+def check_visibility_timeout() -> Catalog | None:
     """Refuse to start when a step may run longer than Redis keeps a message invisible:
     past ``HIVE_VISIBILITY_TIMEOUT_S`` Redis hands a running step's message to another
-    worker (shared/reference/celery-on-redis.md, 1.1)."""
+    worker (shared/reference/celery-on-redis.md, 1.1). Returns the pipelines it checked
+    (None: ``HIVE_PIPELINES_DIR`` is no directory), for :func:`warn_unrouted_queues`."""
     from hive.agents.registry import default_registry
     from hive.pipelines import load_catalog
 
     settings = get_settings()
     registry = default_registry()
     timeouts = {f"agent {a.name}": a.options.timeout for a in registry.all()}
-    pipelines = {}
+    catalog = None
     if not settings.pipelines.dir.is_dir():
         logger.warning(
             "HIVE_PIPELINES_DIR: %s is not a directory; "
@@ -82,14 +87,13 @@ def check_visibility_timeout() -> None:
         )
     else:
         catalog = load_catalog(settings.pipelines.dir, registry)
-        pipelines = catalog.pipelines
         if catalog.problems:
             # Runs carry their steps; a worker does not need the files, only producers do.
             logger.warning(
                 "pipelines that do not load are not checked against the visibility timeout:\n%s",
                 "\n".join(catalog.problems),
             )
-    for pipeline in pipelines.values():
+    for pipeline in catalog.pipelines.values() if catalog is not None else ():
         for step in pipeline.steps:
             timeouts[f"{pipeline.source}: step {step.id!r}"] = step.options.timeout
     where, longest = max(timeouts.items(), key=lambda item: item[1])
@@ -101,6 +105,7 @@ def check_visibility_timeout() -> None:
             "plus 60s "
             f"({where} has timeout {longest:g}s)",
         )
+    return catalog
 
 
 # A submit's body beside its input: the pipeline's name, the tenant and the idempotency key
@@ -125,18 +130,14 @@ def check_api_body_limit() -> None:
         )
 
 
-def warn_unrouted_queues(queues: list[str]) -> None:
+def warn_unrouted_queues(queues: list[str], catalog: Catalog) -> None:
     """Warn, in one record, of each of ``queues`` (``hive worker --queues``) to which no
-    pipeline routes a step (nor beat its maintenance): a worker on it would wait for good.
-    Not refused, as Celery and Temporal do not: a pipeline may come to use it later."""
+    pipeline of ``catalog`` (what :func:`check_visibility_timeout` loaded) routes a step
+    (nor beat its maintenance): a worker on it would wait for good. Not refused, as Celery
+    and Temporal do not: a pipeline may come to use it later."""
     from hive import keys
-    from hive.agents.registry import default_registry
-    from hive.pipelines import load_catalog
 
     directory = get_settings().pipelines.dir
-    if not directory.is_dir():
-        return  # said by check_visibility_timeout
-    catalog = load_catalog(directory, default_registry())
     pipelines, problems = catalog.pipelines, catalog.problems
     routed = {keys.agent_queue(s.options.queue) for p in pipelines.values() for s in p.steps}
     unrouted = [queue for queue in queues if queue not in routed | {keys.MAINTENANCE_QUEUE}]

@@ -91,9 +91,9 @@ def worker(
     from hive.settings import get_settings
 
     configure_logging(loglevel)
-    check_visibility_timeout()
-    if queues:
-        warn_unrouted_queues(queues)
+    catalog = check_visibility_timeout()
+    if queues and catalog is not None:
+        warn_unrouted_queues(queues, catalog)
     check_price_table()
     check_injection_rules()
     check_limits_file()
