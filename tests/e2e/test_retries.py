@@ -8,7 +8,7 @@ import pytest
 
 from hive import Client, RunFailed, service
 from hive.settings import get_settings
-from tests.support.db import attempts_of
+from tests.support.db import attempts_of, store_run
 from tests.support.processes import HiveProcess
 
 
@@ -75,9 +75,7 @@ def test_options_missing_from_a_stored_step_take_the_agent_options_defaults(
     import uuid
 
     from hive.agents.base import AgentOptions
-    from hive.db import runs as run_store
-    from hive.db.retrying import DirectCursor, on_direct_cursor
-    from hive.pipelines import output_spec, plan_steps
+    from hive.pipelines import plan_steps
     from hive.tasks.dispatch import dispatch_new_run
 
     start_worker("--concurrency", "2")
@@ -89,21 +87,7 @@ def test_options_missing_from_a_stored_step_take_the_agent_options_defaults(
     run_id = uuid.uuid4()
     publication = dispatch_new_run(run_id, plan, "normal")
 
-    def store(cursor: DirectCursor) -> uuid.UUID:
-        return run_store.insert_run(
-            cursor,
-            run_id=run_id,
-            pipeline=spec.name,
-            pipeline_version=spec.version,
-            tenant=None,
-            priority="normal",
-            run_input={"times": 10},
-            output_spec=output_spec(spec),
-            steps=plan,
-            sent=publication.step_ids,
-        )
-
-    on_direct_cursor(store)
+    store_run("flaky", {"times": 10}, run_id=run_id, plan=plan, sent=publication.step_ids)
     publication.send()
     with pytest.raises(RunFailed):
         Client().run(run_id).wait(timeout=60)

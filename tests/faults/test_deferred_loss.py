@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 import redis
 
-from hive import Client
+from hive import Client, Run
 from tests.faults.conftest import FAST
 from tests.support import db, producer
 from tests.support.processes import HiveProcess, wait_until
@@ -56,12 +56,14 @@ def _held_by_a_worker(client: redis.Redis, run_id: object, attempt: int) -> bool
     return False
 
 
-def test_a_deferred_step_whose_worker_dies_holding_its_message_still_runs(
+def _a_deferred_step_held_by(
     start_worker: Callable[..., HiveProcess],
     start_beat: Callable[..., HiveProcess],
-    redis_db: tuple[redis.Redis, int],
-) -> None:
-    env = {**FAST, "HIVE_REDISPATCH_AFTER_S": "2"}
+    client: redis.Redis,
+    env: dict[str, str],
+) -> tuple[HiveProcess, Run]:
+    """A worker "holder" and beat started, then a run whose step is deferred once (3 s) and
+    whose deferred message (attempt 2) the holder has taken: the holder, the run."""
     holder = start_worker("--concurrency", "1", extra_env=env, name="holder")
     start_beat(extra_env=env)
     # Recovery's first sweep sends every marked step again (it finds no broker marker yet).
@@ -70,7 +72,17 @@ def test_a_deferred_step_whose_worker_dies_holding_its_message_still_runs(
     wait_until(lambda: _deferred_once(run.id), 30, "the step to be deferred once")
     # The deferral's message (attempt 2) goes out after its commit: killing the holder
     # before it takes it would leave it in the queue for the next worker (no resend).
-    wait_until(lambda: _held_by_a_worker(redis_db[0], run.id, 2), 30, "the holder to take it")
+    wait_until(lambda: _held_by_a_worker(client, run.id, 2), 30, "the holder to take it")
+    return holder, run
+
+
+def test_a_deferred_step_whose_worker_dies_holding_its_message_still_runs(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    redis_db: tuple[redis.Redis, int],
+) -> None:
+    env = {**FAST, "HIVE_REDISPATCH_AFTER_S": "2"}
+    holder, run = _a_deferred_step_held_by(start_worker, start_beat, redis_db[0], env)
 
     # Its message (due in 3 s) now sits in the holder's memory and Redis's unacked hash,
     # invisible for HIVE_VISIBILITY_TIMEOUT_S (4 h).
@@ -96,12 +108,7 @@ def test_a_message_held_by_a_worker_that_dies_is_sent_again_once_the_worker_is_l
     (another worker takes over), or started again under its own name before that."""
     env = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "1", "HIVE_WORKER_LOST_AFTER_S": "6",
            "HIVE_HEALTH_INTERVAL_S": "1"}  # fmt: skip
-    holder = start_worker("--concurrency", "1", extra_env=env, name="holder")
-    start_beat(extra_env=env)
-    wait_until(_swept, 30, "recovery's first sweep")
-    run = Client().submit("deferred", {"times": 1, "countdown_s": 3})
-    wait_until(lambda: _deferred_once(run.id), 30, "the step to be deferred once")
-    wait_until(lambda: _held_by_a_worker(redis_db[0], run.id, 2), 30, "the holder to take it")
+    holder, run = _a_deferred_step_held_by(start_worker, start_beat, redis_db[0], env)
 
     holder.signal(signal.SIGKILL)
     # Its loss is found after its message fell due: started again after that, or found

@@ -7,10 +7,8 @@ import uuid
 import pytest
 
 from hive import Client, service
-from hive.db import runs as run_store
-from hive.db.direct import DirectCursor
-from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.pipelines import output_spec, plan_steps
+from hive.db.retrying import in_transaction
+from hive.pipelines import plan_steps
 from hive.settings import get_settings
 from hive.tasks.dispatch import Publication, dispatch, dispatch_new_run
 from tests.support import db
@@ -29,20 +27,8 @@ def test_first_dispatch_of_a_new_run_is_what_the_dispatcher_marks_on_its_stored_
     run_id = uuid.uuid4()
     decided = dispatch_new_run(run_id, plan, "normal")
 
-    def store(cursor: DirectCursor) -> uuid.UUID:
-        return run_store.insert_run(
-            cursor,
-            run_id=run_id,
-            pipeline=spec.name,
-            pipeline_version=spec.version,
-            tenant=None,
-            priority="normal",
-            run_input={},
-            output_spec=output_spec(spec),
-            steps=plan,
-        )
-
-    on_direct_cursor(store)  # stored unmarked: now let the dispatcher decide from the rows
+    # Stored unmarked: now let the dispatcher decide from the rows.
+    db.store_run(pipeline, {}, run_id=run_id, plan=plan)
     roots = [s.step_id for s in plan if not s.needs]
     marked = in_transaction(lambda conn: dispatch(conn, run_id, roots, "normal"))
     assert _stretches(decided) == _stretches(marked)

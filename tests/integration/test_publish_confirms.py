@@ -11,8 +11,6 @@ import pytest
 from sqlalchemy import text
 
 from hive.db import marks, sweeps
-from hive.db import runs as run_store
-from hive.db.direct import DirectCursor
 from hive.db.retrying import in_transaction, on_direct_cursor
 from hive.tasks.dispatch import Publication, dispatch
 from tests.support import db
@@ -24,29 +22,7 @@ pytestmark = pytest.mark.timeout(60)
 
 def _stored_run() -> uuid.UUID:
     """A run of echo-one stored with nothing marked sent, as the dispatcher then finds it."""
-    from hive import service
-    from hive.pipelines import output_spec, plan_steps
-    from hive.settings import get_settings
-
-    spec = service.get_pipeline(get_settings(), service.OPERATOR, "echo-one")
-    plan = plan_steps(spec)
-    run_id = uuid.uuid4()
-
-    def store(cursor: DirectCursor) -> Any:
-        return run_store.insert_run(
-            cursor,
-            run_id=run_id,
-            pipeline=spec.name,
-            pipeline_version=spec.version,
-            tenant=None,
-            priority="normal",
-            run_input={"text": "x"},
-            output_spec=output_spec(spec),
-            steps=plan,
-        )
-
-    on_direct_cursor(store)
-    return run_id
+    return db.store_run("echo-one", {"text": "x"})
 
 
 def _first_mark(run_id: uuid.UUID) -> tuple[str, Publication]:

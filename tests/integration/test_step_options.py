@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 
 from hive import service
 from hive.agents.base import AgentOptions
 from hive.db import claims, marks
-from hive.db import runs as run_store
 from hive.db.options import step_options
-from hive.db.retrying import DirectCursor, in_transaction, on_direct_cursor
-from hive.pipelines import output_spec, plan_steps
+from hive.db.retrying import in_transaction, on_direct_cursor
+from hive.pipelines import plan_steps
 from hive.settings import get_settings
 from tests.support import db
 
@@ -32,22 +30,7 @@ def test_a_step_stored_without_options_is_claimed_with_the_default_timeout(
 ) -> None:
     spec = service.get_pipeline(get_settings(), service.OPERATOR, "flaky")
     plan = [dataclasses.replace(step, options={}) for step in plan_steps(spec)]
-    run_id = uuid.uuid4()
-
-    def store(cursor: DirectCursor) -> uuid.UUID:
-        return run_store.insert_run(
-            cursor,
-            run_id=run_id,
-            pipeline=spec.name,
-            pipeline_version=spec.version,
-            tenant=None,
-            priority="normal",
-            run_input={"times": 0},
-            output_spec=output_spec(spec),
-            steps=plan,
-        )
-
-    on_direct_cursor(store)
+    run_id = db.store_run("flaky", {"times": 0}, plan=plan)
     (marked,) = in_transaction(lambda conn: marks.mark_enqueued(conn, run_id, ["flaky"]))
     assert marked.options == AgentOptions()
     claimed = on_direct_cursor(

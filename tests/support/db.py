@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
 
 import redis
 from sqlalchemy import text
@@ -10,6 +12,9 @@ from sqlalchemy import text
 from hive.db.engine import get_engine
 from hive.db.models import Base
 from tests.support import services
+
+if TYPE_CHECKING:
+    from hive.pipelines import StepPlan
 
 AUDIT_DDL = """
 CREATE TABLE IF NOT EXISTS test_success_audit (
@@ -72,6 +77,43 @@ def attempts_of(run_id: Any, step_id: str) -> list[Any]:
         id=str(run_id),
         step=step_id,
     )
+
+
+def store_run(
+    pipeline: str,
+    run_input: Any,
+    *,
+    run_id: uuid.UUID | None = None,
+    plan: Sequence[StepPlan] | None = None,
+    sent: Collection[str] = (),
+) -> uuid.UUID:
+    """Insert a run of ``pipeline`` (its steps ``plan``, default as planned) straight into
+    the system of record, as a submit's statement does, publishing nothing: the ``sent``
+    steps are marked sent, the others left for a dispatcher to find. Returns its id."""
+    from hive import service
+    from hive.db import runs as run_store
+    from hive.db.retrying import on_direct_cursor
+    from hive.pipelines import output_spec, plan_steps
+    from hive.settings import get_settings
+
+    spec = service.get_pipeline(get_settings(), service.OPERATOR, pipeline)
+    run_id = run_id or uuid.uuid4()
+    steps = plan_steps(spec) if plan is None else plan
+    on_direct_cursor(
+        lambda cursor: run_store.insert_run(
+            cursor,
+            run_id=run_id,
+            pipeline=spec.name,
+            pipeline_version=spec.version,
+            tenant=None,
+            priority="normal",
+            run_input=run_input,
+            output_spec=output_spec(spec),
+            steps=steps,
+            sent=sent,
+        )
+    )
+    return run_id
 
 
 def execute(sql: str, **params: Any) -> None:
