@@ -23,8 +23,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from bench.keys import FETCH_TASK, stamp_key
 from bench.setup import database_url
 from hive import Client
-from hive.keys import DEFAULT_QUEUE
-from hive.tasks.app import PRIORITIES, app
+from hive.keys import DEFAULT_QUEUE, PRIORITIES
+from hive.tasks.app import app
 
 CALL = "bench-call"
 # The one step of bench-call: the built-in http agent, one GET.

@@ -18,7 +18,8 @@ from celery.canvas import Signature
 from bench.keys import NOOP_TASK, STAMP_TASK, stamp_key
 from bench.setup import CHAIN_LENGTH
 from hive import keys as hive_keys
-from hive.tasks.app import PRIORITIES, app
+from hive.keys import PRIORITIES
+from hive.tasks.app import app
 
 _PRIORITY = PRIORITIES["normal"]
 _UNACKED = "unacked"
