@@ -159,7 +159,7 @@ def _send_unsent(report: RecoveryReport, stale_s: float) -> None:
 def _unsent(conn: Connection, stale_s: float) -> tuple[datetime | None, list[sweeps.UnsentStep]]:
     # A worker found lost may have died holding messages it had taken and not yet claimed:
     # they are in no queue, and Redis gives them back only after the visibility timeout.
-    lost_before = sweeps.last_worker_loss(conn, stale_s)
+    lost_before = sweeps.last_worker_loss(conn)
     unsent = sweeps.unsent_ready_steps(conn, stale_s, keys.DEFAULT_QUEUE, lost_before=lost_before)
     return lost_before, unsent
 
@@ -173,9 +173,11 @@ def _lost_messages(queues: list[str]) -> dict[str, int]:
     theirs is not known: the oldest marks are sent again, and should one of them still
     have its message, the queue then holds as many messages as steps, its copy is dropped
     by the claim, and the step that did lose its message is sent once the queue drains.
-    Which marks may have lost theirs: those past the re-send threshold, and those that fell
-    due before a worker was found lost (it may have died holding their messages, taken but
-    not yet claimed, which Redis's unacked hash keeps until the visibility timeout).
+    Which marks may have lost theirs: those past the re-send threshold, and those made
+    before a worker was found lost and now due (it may have died holding their messages,
+    taken but not yet claimed, a countdown's too, which Redis's unacked hash keeps until
+    the visibility timeout). A message a live worker holds past its due time (all its pool
+    busy) counts as lost here too: its copy is dropped by the claim.
     Copies in a queue therefore never outnumber its waiting steps. If Redis loses
     everything, the broker-reset check has voided every mark first (they are sent as
     never sent), so every run still finishes. Redis is read before PostgreSQL: a message

@@ -44,7 +44,8 @@ _MARK_ENQUEUED = text(
     )
     UPDATE step_runs s
        SET enqueued_at = now() + make_interval(secs => :delay_s),
-           publish_by = now() + make_interval(secs => :publish_grace)
+           publish_by = now() + make_interval(secs => :publish_grace),
+           countdown_from = CASE WHEN :delay_s > 0 THEN now() END
      WHERE s.run_id = :run_id AND s.step_id = ANY(ARRAY(SELECT step_id FROM chain))
        AND s.status = 'pending' AND s.enqueued_at IS NULL
     RETURNING s.step_id, s.chain_next, s.attempt, s.options, s.agent, s.enqueued_at
@@ -82,7 +83,8 @@ def mark_enqueued(
     A message sent with a countdown (a retry's backoff, a deferral) is marked with the time
     it falls due, ``delay_s`` from now: until then it is not in its queue but held by a
     worker, and the recovery sweep counts its age from then, so a long countdown is not
-    taken for a lost message."""
+    taken for a lost message. Such a mark also keeps when it was made (``countdown_from``):
+    a worker lost since then may have died holding the message."""
     params = {
         "run_id": run_id,
         "heads": heads,

@@ -132,6 +132,9 @@ class StepRun(Base):
     enqueued_at: Mapped[datetime | None] = mapped_column(_TS)
     # Set with the mark, cleared once the message is published: past it, unconfirmed.
     publish_by: Mapped[datetime | None] = mapped_column(_TS)
+    # When a mark with a countdown was made (enqueued_at is when it falls due); NULL for a
+    # mark without one, made at enqueued_at. Every mark writes it; read only with a mark.
+    countdown_from: Mapped[datetime | None] = mapped_column(_TS)
     # How often recovery sent this step again, its message presumed lost; spaces the next one.
     resends: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     lease_until: Mapped[datetime | None] = mapped_column(_TS)

@@ -17,7 +17,7 @@ _REVISION = text("SELECT version_num FROM alembic_version LIMIT 1")
 # made by a newer Hive. tests/unit/test_schema_revision.py holds it equal to Alembic's head,
 # so a new migration that forgets to bump it fails there (and reading it costs no Alembic
 # import in every worker).
-SCHEMA_REVISION = "0020"
+SCHEMA_REVISION = "0021"
 
 
 def _state(conn: Connection) -> tuple[bool, str | None]:

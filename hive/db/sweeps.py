@@ -45,19 +45,32 @@ _STATUSES = {"queued": RunStatus.QUEUED, "running": RunStatus.RUNNING,
 
 # A step marked sent whose message may be lost: its publish was never confirmed in time,
 # or it has waited past the re-send threshold, doubled for each earlier re-send (capped),
-# or it fell due before a worker was found lost (:lost_before, NULL for none): a message
-# that worker had taken but not yet claimed is in no queue, and Redis gives it back only
-# after the visibility timeout (hours).
+# or a worker was found lost (:lost_before, the last loss; NULL for none) since the mark
+# was made and the mark is due. A message is taken by a worker at once, also one with a
+# countdown (held in the worker's memory until it falls due); one a lost worker had taken
+# and not yet claimed is in no queue, and Redis gives it back only after the visibility
+# timeout (hours). The mark was made at enqueued_at, or, with a countdown, at
+# countdown_from. Due: before the loss (sent again at once), or, a countdown falling due
+# after the loss was found, :due_grace_s ago, time for a live worker holding the message
+# to claim it first. One loss sends a mark again at most once: the new mark is made after
+# it. Copies stay bounded by the queue's shortfall (hive/beat/recovery.py).
 _MARK_OVERDUE = """
     s.enqueued_at IS NOT NULL
     AND (s.publish_by < now()
          OR s.enqueued_at < now() - make_interval(
                 secs => :stale_s * power(2, least(s.resends, :max_doublings)))
-         OR (s.publish_by IS NULL AND s.enqueued_at < :lost_before))
+         OR (s.publish_by IS NULL AND coalesce(s.countdown_from, s.enqueued_at) < :lost_before
+             AND s.enqueued_at < greatest(:lost_before,
+                                          now() - make_interval(secs => :due_grace_s))))
 """
 
 # At most 2^4 = 16 times the threshold between two re-sends of one step (160 min by default).
 MAX_DOUBLINGS = 4
+
+# A live worker holding a message with a countdown claims it within a second or so of its
+# falling due (Celery's timer), unless all its pool is busy (a copy is then dropped by the
+# claim).
+DUE_GRACE_S = 5.0
 
 _UNSENT = text(
     f"""
@@ -94,10 +107,11 @@ def unsent_ready_steps(
     """Ready steps that may have no message, oldest mark first: never sent (a failed
     publish), marked but never confirmed published (the dispatcher died between commit and
     publish), marked so long ago that the message may be gone (``stale_s``, doubled for
-    each earlier re-send of the step), or due before ``lost_before`` (a worker's loss)."""
+    each earlier re-send of the step), or due and marked before ``lost_before`` (a worker's
+    loss)."""
     params = {**_STATUSES, "stale_s": stale_s, "max_doublings": MAX_DOUBLINGS,
               "default_queue": default_queue, "limit": limit,
-              "lost_before": lost_before}  # fmt: skip
+              "lost_before": lost_before, "due_grace_s": DUE_GRACE_S}  # fmt: skip
     return [
         UnsentStep(r.run_id, r.step_id, r.priority, r.queue, r.marked)
         for r in conn.execute(_UNSENT, params)
@@ -150,22 +164,20 @@ def unmark_for_resend(
     or sent again meanwhile is left alone) and count a re-send for each; returns step id →
     its re-sends so far."""
     params = {**_STATUSES, "run_id": run_id, "ids": step_ids, "stale_s": stale_s,
-              "max_doublings": MAX_DOUBLINGS, "lost_before": lost_before}  # fmt: skip
+              "max_doublings": MAX_DOUBLINGS, "lost_before": lost_before,
+              "due_grace_s": DUE_GRACE_S}  # fmt: skip
     return {r.step_id: int(r.resends) for r in conn.execute(_UNMARK_OVERDUE, params)}
 
 
-_LAST_WORKER_LOSS = text(
-    """
-    SELECT max(lost_at) FROM workers WHERE lost_at > now() - make_interval(secs => :within_s)
-    """
-)
+_LAST_WORKER_LOSS = text("SELECT max(lost_at) FROM workers")
 
 
-def last_worker_loss(conn: Connection, within_s: float) -> datetime | None:
-    """When a worker was last found gone without stopping, if within ``within_s``: any
-    message it had taken and not yet claimed is lost (past that, the re-send threshold
-    covers every mark made before it)."""
-    loss: datetime | None = conn.execute(_LAST_WORKER_LOSS, {"within_s": within_s}).scalar()
+def last_worker_loss(conn: Connection) -> datetime | None:
+    """When a worker was last found gone without stopping (None: never, or its row was
+    purged): any message it had taken and not yet claimed is lost, a countdown's too, which
+    may fall due long after the loss (past the re-send threshold, which covers a mark made
+    before it only if no countdown or earlier re-send pushes its time on)."""
+    loss: datetime | None = conn.execute(_LAST_WORKER_LOSS).scalar()
     return loss
 
 

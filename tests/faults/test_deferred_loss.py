@@ -1,6 +1,6 @@
-"""A deferred step's message is held by the worker that deferred it until its countdown ends:
-if that worker dies, or Redis loses everything, the step is still sent again from
-PostgreSQL, once it falls due, and the run finishes."""
+"""A message with a countdown (a deferral, a retry's backoff) is held by the worker that took
+it until its countdown ends: if that worker dies, or Redis loses everything, the step is
+still sent again from PostgreSQL, once it falls due, and the run finishes."""
 
 from __future__ import annotations
 
@@ -45,13 +45,15 @@ def _swept() -> bool:
     return bool(db.scalar("SELECT count(*) FROM events WHERE kind = 'maintenance'"))
 
 
-def _held_by_a_worker(client: redis.Redis, run_id: object, attempt: int) -> bool:
+def _held_by_a_worker(
+    client: redis.Redis, run_id: object, attempt: int, step_id: str = "wait"
+) -> bool:
     """Whether a worker has taken the message of the step's ``attempt`` (kombu keeps a
     message a worker holds in its ``unacked`` hash until it is acknowledged)."""
     for value in client.hvals("unacked"):
         payload, *_ = json.loads(value)
         argsrepr = payload.get("headers", {}).get("argsrepr") or "()"
-        if tuple(ast.literal_eval(argsrepr)) == (str(run_id), "wait", attempt):
+        if tuple(ast.literal_eval(argsrepr)) == (str(run_id), step_id, attempt):
             return True
     return False
 
@@ -122,6 +124,40 @@ def test_a_message_held_by_a_worker_that_dies_is_sent_again_once_the_worker_is_l
     holder_row = db.rows("SELECT state, lost_at FROM workers WHERE name LIKE 'holder%'")[0]
     assert holder_row.lost_at is not None
     assert holder_row.state == ("lost" if replacement == "other" else "online")
+
+
+@pytest.mark.parametrize("replacement", ["other", "holder"])
+def test_a_retry_held_by_a_worker_lost_before_its_countdown_ends_runs_once_it_falls_due(
+    start_worker: Callable[..., HiveProcess],
+    start_beat: Callable[..., HiveProcess],
+    redis_db: tuple[redis.Redis, int],
+    replacement: str,
+) -> None:
+    """A retry's message (a 20 s Retry-After) taken by a worker that is SIGKILLed and found
+    lost before the countdown ends: nothing was due at the loss, and Redis keeps the message
+    in its unacked hash for the visibility timeout (4 h), the re-send threshold is 600 s.
+    The step is sent again once it falls due (plus a few seconds' grace), once."""
+    env = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "1", "HIVE_WORKER_LOST_AFTER_S": "6",
+           "HIVE_HEALTH_INTERVAL_S": "1"}  # fmt: skip
+    holder = start_worker("--concurrency", "1", extra_env=env, name="holder")
+    start_beat(extra_env=env)
+    wait_until(_swept, 30, "recovery's first sweep")
+    run = Client().submit("retry-after", {"times": 1, "retry_after_s": 20})
+    wait_until(lambda: _held_by_a_worker(redis_db[0], run.id, 2, "throttled"), 30, "the retry")
+    due = db.steps_of(run.id)["throttled"].enqueued_at
+
+    holder.signal(signal.SIGKILL)
+    start_worker("--concurrency", "1", extra_env=env, name=replacement)
+    lost_at = "SELECT lost_at FROM workers WHERE name LIKE 'holder%' AND lost_at IS NOT NULL"
+    wait_until(lambda: db.rows(lost_at), 30, "the holder to be found lost")
+    assert db.scalar(lost_at) < due, "found lost before the retry fell due: the case tested"
+
+    assert run.wait(timeout=60) == {"throttled": {"attempt": 2}}
+    row = db.steps_of(run.id)["throttled"]
+    assert row.worker.endswith(f"{replacement}@test") and row.resends == 1
+    sent_again = db.rows("SELECT created_at FROM events WHERE kind = 'redispatch'"
+                         " AND run_id = :id", id=str(run.id))  # fmt: skip
+    assert len(sent_again) == 1 and sent_again[0].created_at >= due
 
 
 def test_a_deferred_step_runs_when_redis_restarts_empty_while_it_waits(
