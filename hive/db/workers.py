@@ -120,6 +120,32 @@ def heartbeat(conn: Connection, name: str, pid: int) -> WorkerState | None:
     return None if state is None else WorkerState(state)
 
 
+_HOLDER = text(
+    """
+    SELECT pid, state, EXTRACT(EPOCH FROM now() - heartbeat_at) AS heartbeat_age_s
+      FROM workers WHERE name = :name
+    """
+)
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The process a worker's row names, as a process of that name sees it."""
+
+    pid: int
+    state: WorkerState
+    heartbeat_age_s: float
+
+
+def holder(conn: Connection, name: str) -> Holder | None:
+    """Who holds the row of node ``name``: its pid, state and heartbeat's age (by
+    PostgreSQL's clock); None when there is no row."""
+    row = conn.execute(_HOLDER, {"name": name}).one_or_none()
+    if row is None:
+        return None
+    return Holder(row.pid, WorkerState(row.state), float(row.heartbeat_age_s))
+
+
 _OFFLINE = text(
     """
     UPDATE workers SET state = :offline, heartbeat_at = now()

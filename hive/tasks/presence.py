@@ -6,6 +6,23 @@ All of it runs in the worker's main process (Celery's ``worker_ready`` and
 timer: the step path never waits for it, and it keeps beating while a ``solo`` or
 ``threads`` pool runs steps in the main process. A frozen or killed worker stops beating,
 and beat's sweep (:mod:`hive.beat.workers`) marks it lost and takes its steps back.
+
+One live process per node name. The registry knows a worker by its name (``step_runs``
+holds it) and its process by when it became ready, so two live processes of one name
+would take each other's running steps back. At ``worker_ready``, when the name's row is
+still ``online`` (its process did not stop cleanly, or still runs), the worker pings its
+own name first: it cannot answer yet itself (its event loop starts after the signal), so
+a reply comes from another live process, and this one refuses to start, without touching
+the row, and exits with :data:`EXIT_DUPLICATE_NAME`. No reply: the earlier process is dead
+(killed and restarted by a supervisor) and the row is taken over at once. A first start,
+or one after a clean stop, pings nobody.
+
+Two that slip past that check (started at the same instant, or one frozen while the
+other started) are settled by one rule: the last to register keeps the name. A heartbeat
+that finds the row held by another pid whose heartbeat is fresh (younger than
+``HIVE_WORKER_LOST_AFTER_S``) does not take it back: it records a ``worker_duplicate``
+event, logs one error and stops its worker warm, with the same status. Only a row that is
+gone, or whose holder went silent, is registered again.
 """
 
 from __future__ import annotations
@@ -18,6 +35,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import celery
+from celery.exceptions import WorkerShutdown
 
 from hive.db import events as event_log
 from hive.db import workers as registry
@@ -33,6 +51,10 @@ _REGISTER_RETRY_S = 5.0
 
 # How long the sweep waits for a silent worker to answer a ping.
 _PING_TIMEOUT_S = 1.0
+
+# The exit status of a worker that leaves its node name to another live process: two
+# workers were given one name (EX_CONFIG, a configuration error).
+EXIT_DUPLICATE_NAME = os.EX_CONFIG
 
 _current: Presence | None = None
 
@@ -71,7 +93,7 @@ def _hive_version() -> str:
 class Presence:
     """One worker process's registration and its heartbeat thread."""
 
-    def __init__(self, info: registry.WorkerInfo, interval_s: float) -> None:
+    def __init__(self, info: registry.WorkerInfo, interval_s: float, lost_after_s: float) -> None:
         self.info = info
         # Before this process claims anything: the registry's started_at, however late the
         # registration lands, and what tells its steps from an earlier run's of its name.
@@ -80,6 +102,9 @@ class Presence:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="hive-heartbeat", daemon=True)
         self._failing = False
+        # The live process that took this one's name (see the module's docstring).
+        self._displaced_by: int | None = None
+        self._lost_after_s = lost_after_s
 
     def start(self) -> None:
         try:
@@ -113,6 +138,9 @@ class Presence:
                 if self._failing:
                     logger.info("heartbeat of %s recorded again", self.info.name)
                 self._failing = False
+                if self._displaced_by is not None:
+                    self._give_up(self._displaced_by)
+                    return
 
     def _register(self, conn: Connection) -> None:
         registry.register(conn, self.info, running_s=time.monotonic() - self._ready_at)
@@ -122,11 +150,35 @@ class Presence:
     def _heartbeat(self, conn: Connection) -> None:
         before = registry.heartbeat(conn, self.info.name, self.info.pid)
         if before is None:  # the row is gone, or another process of this name took it
-            self._register(conn)
+            held = registry.holder(conn, self.info.name)
+            if held is not None and self._alive(held):
+                event_log.record(conn, "worker_duplicate",
+                                 {"worker": self.info.name, "pid": self.info.pid,
+                                  "holder_pid": held.pid})  # fmt: skip
+                self._displaced_by = held.pid
+            else:
+                self._register(conn)
         elif before is WorkerState.LOST:
             event_log.record(conn, "worker_back", {"worker": self.info.name})
             logger.warning("worker %s was marked lost and is back online; steps it was "
                            "running were taken back", self.info.name)  # fmt: skip
+
+    def _alive(self, held: registry.Holder) -> bool:
+        """Whether the other process holding this name's row is alive, as the sweep would
+        judge it."""
+        return held.state is WorkerState.ONLINE and held.heartbeat_age_s < self._lost_after_s
+
+    def _give_up(self, holder_pid: int) -> None:
+        """Leave the name to the live process that registered it after this one: stop
+        beating and stop the worker warm (its running steps finish)."""
+        from celery.worker import state
+
+        logger.error("worker %s (pid %d): another live process, pid %d, registered under "
+                     "this node name; stopping this one. Give each worker its own --hostname",
+                     self.info.name, self.info.pid, holder_pid)  # fmt: skip
+        self._stopping.set()
+        if state.should_stop in (None, False):
+            state.should_stop = EXIT_DUPLICATE_NAME  # type: ignore[assignment]  # Celery types it None
 
     def _offline(self, conn: Connection) -> None:
         if registry.mark_offline(conn, self.info.name, self.info.pid):
@@ -139,10 +191,41 @@ class Presence:
 
 
 def on_worker_ready(consumer: Any) -> None:
-    """Register this worker and start its heartbeat (``worker_ready``, main process)."""
+    """Register this worker and start its heartbeat (``worker_ready``, main process).
+
+    Raises:
+        WorkerShutdown: another live process answers to this node name; the worker stops
+            before it consumes anything, with :data:`EXIT_DUPLICATE_NAME`.
+    """
     global _current
-    _current = Presence(worker_info(consumer), get_settings().workers.heartbeat_s)
+    settings = get_settings().workers
+    presence = Presence(worker_info(consumer), settings.heartbeat_s, settings.lost_after_s)
+    name = presence.info.name
+    namesake = _live_namesake(name)
+    if namesake is not None:
+        logger.error("worker %s: another live process answers to this node name (%s); "
+                     "not starting. Start this worker with another --hostname (-n)",
+                     name, namesake)  # fmt: skip
+        raise WorkerShutdown(EXIT_DUPLICATE_NAME)
+    _current = presence
     _current.start()
+
+
+def _live_namesake(name: str) -> str | None:
+    """The other live process answering to ``name`` as the error names it (its pid in the
+    registry), or None when there is none. Only a row left ``online`` is worth a ping (of
+    at most ``_PING_TIMEOUT_S``): a first start, or one after a clean stop, pays nothing."""
+    try:
+        held = in_transaction(lambda conn: registry.holder(conn, name), retry_s=0)
+    except Exception:  # PostgreSQL out of reach: the broker can still tell
+        held = None
+    else:
+        if held is None or held.state is not WorkerState.ONLINE:
+            return None
+    # This process cannot answer its own ping yet: its event loop starts after worker_ready.
+    if name not in answering([name]):
+        return None
+    return "unknown pid" if held is None else f"pid {held.pid} in the registry"
 
 
 def on_worker_shutdown() -> None:

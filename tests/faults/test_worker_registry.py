@@ -17,7 +17,7 @@ from hive import Client
 from hive.errors import PermissionDenied
 from tests.faults.conftest import FAST
 from tests.support import db
-from tests.support.processes import wait_until
+from tests.support.processes import HiveProcess, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -161,6 +161,79 @@ def test_a_worker_restarted_under_its_name_before_it_is_found_lost_gives_its_ste
     assert (row.state, row.pid) == ("online", again.pid) and row.lost_at is not None
     assert _events("worker_lost") == [], "never found lost: its name never went silent"
     assert db.duplicate_successes() == 0
+
+
+def test_a_second_worker_under_a_live_workers_name_refuses_to_start_and_takes_nothing_back(
+    start_worker, start_beat, hive_env, tmp_path, success_audit
+) -> None:
+    """Two live processes must not share a node name (the same --hostname on two machines):
+    the second exits at start with one error line, and the first keeps its row and its
+    running step, which the sweep leaves alone and runs once."""
+    first = start_worker("--concurrency", "1", extra_env=ENV, name="twin")
+    start_beat(extra_env=ENV)
+    run = Client().submit("fault-long-lease", {"seconds": 15})
+    wait_until(lambda: _running(run.id), 20, "the step to start")
+    registered = _worker("twin@test")
+
+    second = HiveProcess(
+        ["worker", "--hostname", "twin@test", "--concurrency", "1"],
+        {**os.environ, **hive_env, **ENV}, tmp_path / "second.log",
+    )  # fmt: skip
+    try:
+        wait_until(lambda: second.proc.poll() is not None or "ready." in second.log(), 60,
+                   "the second worker to exit or start")  # fmt: skip
+        assert run.wait(timeout=60) == {"after": {"text": "after the nap"}}
+        nap = db.steps_of(run.id)["nap"]
+        assert db.attempts_of(run.id, "nap") == [], "never taken back"
+        assert (nap.status, nap.attempt, nap.worker) == ("succeeded", 1, "twin@test")
+        assert second.proc.wait(timeout=30) == os.EX_CONFIG, second.log()[-3000:]
+    finally:
+        second.discard()
+    errors = [line for line in second.log().splitlines() if "ERROR" in line]
+    assert len(errors) == 1, second.log()[-3000:]
+    assert "twin@test" in errors[0] and f"pid {first.pid}" in errors[0]
+    assert "another --hostname" in errors[0]
+    assert "Traceback" not in second.log()
+    row = _worker("twin@test")
+    assert (row.pid, row.started_at, row.state) == (first.pid, registered.started_at, "online")
+    assert len(_events("worker_online")) == 1
+    assert _events("worker_lost") == []
+    assert first.proc.poll() is None
+    assert db.duplicate_successes() == 0
+
+
+def test_a_worker_whose_name_another_live_process_took_leaves_it_and_stops(
+    start_worker,
+) -> None:
+    """A duplicate that slipped past the start check (both started at once) took the row:
+    the displaced worker does not take it back, it records one event and stops warm."""
+    worker = start_worker("--concurrency", "1", extra_env=BEATING, name="displaced")
+    # What the other process's registration writes: its pid, a fresh heartbeat.
+    db.execute("UPDATE workers SET pid = 999999, started_at = now(), heartbeat_at = now()"
+               " WHERE name = 'displaced@test'")  # fmt: skip
+
+    assert worker.proc.wait(timeout=60) == os.EX_CONFIG
+    errors = [line for line in worker.log().splitlines() if "ERROR" in line]
+    assert len(errors) == 1, worker.log()[-3000:]
+    assert f"pid {worker.pid}" in errors[0] and "pid 999999" in errors[0]
+    (event,) = _events("worker_duplicate")
+    assert event.detail == {"worker": "displaced@test", "pid": worker.pid, "holder_pid": 999999}
+    row = _worker("displaced@test")
+    assert (row.pid, row.state) == (999999, "online"), "not taken back, not marked offline"
+    assert len(_events("worker_online")) == 1
+
+
+def test_a_worker_stopped_cleanly_starts_again_under_its_name(start_worker) -> None:
+    first = start_worker("--concurrency", "1", extra_env=BEATING, name="again")
+    first.signal(signal.SIGTERM)
+    assert first.proc.wait(timeout=30) == 0
+    assert _worker("again@test").state == "offline"
+
+    second = start_worker("--concurrency", "1", extra_env=BEATING, name="again")
+    wait_until(lambda: _worker("again@test").pid == second.pid, 60, "the restart to register")
+    assert _worker("again@test").state == "online"
+    assert "another live process" not in second.log()
+    assert second.proc.poll() is None
 
 
 def test_the_sweep_tells_a_restarted_nodes_steps_by_when_its_process_started_not_its_name(
