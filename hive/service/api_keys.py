@@ -42,13 +42,13 @@ _NAME_MAX = 200
 # The longest a key may be made to last (`hive keys create --expires` holds the same).
 EXPIRES_MAX_S = 100 * 365 * 86400.0
 
-KEY_CACHE_S = 5.0
-"""How long a process trusts a key record it read (``authenticate``): a key revoked by
-another process (``hive keys revoke``) stops working here within this many seconds; one
-revoked by this process, at once. Saves every request a PostgreSQL round trip."""
+# How long a process trusts a key record it read (``authenticate``) is
+# ``HIVE_API_KEY_CACHE_S``: it saves every request a PostgreSQL round trip. A key revoked
+# by another process (``hive keys revoke``) stops working here within that many seconds;
+# one revoked by this process, at once.
 _cache: dict[str, _Kept] = {}
 _cache_lock = threading.Lock()
-# Key ids found to be no active key (none, revoked, expired), and when, for KEY_CACHE_S: a
+# Key ids found to be no active key (none, revoked, expired), and when, for the same: a
 # client repeating a stale key costs one lookup per process in that time. Safe to keep:
 # a new key's id is random, never one presented before it existed. Bounded, oldest out.
 _unknown: dict[str, float] = {}
@@ -245,13 +245,14 @@ def _not_a_key(key_id: str, now: float) -> None:
 def _key_row(
     settings: Settings, key_id: str, offered: str, client: str | None
 ) -> key_store.KeyRow | None:
-    """The key's record: as read less than :data:`KEY_CACHE_S` ago, else from PostgreSQL,
+    """The key's record: as read less than ``HIVE_API_KEY_CACHE_S`` ago, else from PostgreSQL,
     if ``client`` may have a key looked up (:func:`~.admission.admit_authentication`)."""
     now = time.monotonic()
+    keep_s = settings.api.key_cache_s
     with _cache_lock:
         cached = _cache.get(key_id)
         unknown_at = _unknown.get(key_id)
-    if cached is not None and now - cached.read_at < KEY_CACHE_S:
+    if cached is not None and now - cached.read_at < keep_s:
         kept = cached.row
         # Its expiry may have passed since it was read (by this clock, not PostgreSQL's:
         # a skew lasts no longer than the record is kept).
@@ -261,7 +262,7 @@ def _key_row(
     known = cached is not None and hmac.compare_digest(cached.row.hash, offered)
     if client is not None and not known:
         admit_authentication(settings, client)
-    if unknown_at is not None and now - unknown_at < KEY_CACHE_S:
+    if unknown_at is not None and now - unknown_at < keep_s:
         return None
     row = in_autocommit(lambda conn: key_store.find_key(conn, key_id), retry_s=0)
     if row is None or row.revoked_at is not None or row.expired:
