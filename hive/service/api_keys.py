@@ -31,6 +31,7 @@ from hive.service.admission import admit_authentication, failed_authentication
 from hive.service.audit import Action, Outcome, record
 from hive.service.caller import Caller, Right, Role
 from hive.service.farm import operation
+from hive.service.revocations import RevocationFollower, announce_revocation
 from hive.service.tokens import looks_like_token, token_caller
 from hive.settings import Settings
 
@@ -44,8 +45,8 @@ EXPIRES_MAX_S = 100 * 365 * 86400.0
 
 # How long a process trusts a key record it read (``authenticate``) is
 # ``HIVE_API_KEY_CACHE_S``: it saves every request a PostgreSQL round trip. A key revoked
-# by another process (``hive keys revoke``) stops working here within that many seconds;
-# one revoked by this process, at once.
+# in this process is dropped at once; one revoked elsewhere too, in an API process that
+# follows revocations (:mod:`hive.service.revocations`), else within that many seconds.
 _cache: dict[str, _Kept] = {}
 _cache_lock = threading.Lock()
 # Key ids found to be no active key (none, revoked, expired), and when, for the same: a
@@ -198,7 +199,8 @@ def list_api_keys(settings: Settings, caller: Caller) -> list[ApiKeyView]:
 @operation
 def revoke_api_key(settings: Settings, caller: Caller, key_id: str) -> ApiKeyView:
     """Revoke a key: from now on it authenticates nothing. Revoking it again is no error
-    and keeps the first time.
+    and keeps the first time. Every API process is told at once (its cached record is
+    dropped); one that cannot hear it refuses the key within ``HIVE_API_KEY_CACHE_S``.
 
     Raises:
         ApiKeyNotFound: no key with that id.
@@ -219,7 +221,16 @@ def revoke_api_key(settings: Settings, caller: Caller, key_id: str) -> ApiKeyVie
     forget_key(key_id)
     if row is None:
         raise ApiKeyNotFound(key_id)
+    announce_revocation(settings, key_id)
     return _view(row)
+
+
+def follow_key_revocations(settings: Settings) -> RevocationFollower:
+    """Drop this process's record of each key as it is revoked anywhere, until the follower
+    returned is stopped: what an API process does while it serves."""
+    follower = RevocationFollower(settings, forget_key)
+    follower.start()
+    return follower
 
 
 def forget_key(key_id: str | None = None) -> None:

@@ -36,8 +36,8 @@ class ApiSettings(Section):
     )
     key_cache_s: float = var(
         "API_KEY_CACHE_S",
-        "how long a `hive api` process trusts an API key's record it read from PostgreSQL; "
-        "a key revoked elsewhere is refused there within this",
+        "how long a `hive api` process trusts an API key's record it read from PostgreSQL; a "
+        "revoked key is dropped at once while Redis is reachable, within this otherwise",
         default=5.0,
         ge=0,
         le=3600,
