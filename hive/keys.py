@@ -103,3 +103,9 @@ def breaker_places(prefix: str) -> str:
     """The breakers the limits file's ``default`` made (a sorted set, name -> last use, ms),
     at most its ``max_breakers``."""
     return f"{prefix}:breakers:default"
+
+
+def key_revocations(prefix: str) -> str:
+    """The pub/sub channel a revoked API key's id is published on, for every `hive api`
+    process to drop its record of that key at once (never the key nor its hash)."""
+    return f"{prefix}:api-keys:revoked"

@@ -48,11 +48,14 @@ def _version() -> str:
 @asynccontextmanager
 async def _serving(app: FastAPI) -> AsyncIterator[None]:
     """While the server runs: a submit answers once its first steps are in Redis, and their
-    marks are confirmed in batches after (written out before the server stops)."""
+    marks are confirmed in batches after (written out before the server stops); and a key
+    revoked anywhere is dropped from this process's records as Redis tells of it."""
     service.confirm_publishes_in_batches()
+    revocations = service.follow_key_revocations(get_settings())
     try:
         yield
     finally:
+        await run_in_threadpool(revocations.stop)
         await run_in_threadpool(service.confirm_publishes_in_batches, False)
 
 

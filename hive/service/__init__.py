@@ -34,7 +34,9 @@ live here and nowhere else.
     health         ping_worker, beat_health, flower_health, exporter_health, api_health
                    (Health): is each long-running process doing its job (`hive healthcheck`)
     api_keys       create_api_key, list_api_keys, revoke_api_key, authenticate
-                   (ApiKeyView, NewApiKey, Principal): the HTTP API's keys
+                   (ApiKeyView, NewApiKey, Principal): the HTTP API's keys;
+                   follow_key_revocations: an API process hears of keys revoked anywhere
+                   at once (revocations: Redis pub/sub)
     admission      admit_request (RateAllowance): a tenant's request rate, over every API
                    process; submit's max_in_flight caps its runs unfinished
     audit          record_audit, list_audit, outcome_of (AuditView, Outcome, AuditedBy): who
@@ -54,6 +56,7 @@ from hive.service.api_keys import (
     Principal,
     authenticate,
     create_api_key,
+    follow_key_revocations,
     list_api_keys,
     revoke_api_key,
 )
@@ -201,6 +204,7 @@ __all__ = [
     "exporter_health",
     "farm_status",
     "flower_health",
+    "follow_key_revocations",
     "get_approval",
     "get_breaker",
     "get_budget",

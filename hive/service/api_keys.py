@@ -31,6 +31,7 @@ from hive.service.admission import admit_authentication, failed_authentication
 from hive.service.audit import Action, Outcome, record
 from hive.service.caller import Caller, Right, Role
 from hive.service.farm import operation
+from hive.service.revocations import RevocationFollower, announce_revocation
 from hive.service.tokens import looks_like_token, token_caller
 from hive.settings import Settings
 
@@ -42,13 +43,13 @@ _NAME_MAX = 200
 # The longest a key may be made to last (`hive keys create --expires` holds the same).
 EXPIRES_MAX_S = 100 * 365 * 86400.0
 
-KEY_CACHE_S = 5.0
-"""How long a process trusts a key record it read (``authenticate``): a key revoked by
-another process (``hive keys revoke``) stops working here within this many seconds; one
-revoked by this process, at once. Saves every request a PostgreSQL round trip."""
+# How long a process trusts a key record it read (``authenticate``) is
+# ``HIVE_API_KEY_CACHE_S``: it saves every request a PostgreSQL round trip. A key revoked
+# in this process is dropped at once; one revoked elsewhere too, in an API process that
+# follows revocations (:mod:`hive.service.revocations`), else within that many seconds.
 _cache: dict[str, _Kept] = {}
 _cache_lock = threading.Lock()
-# Key ids found to be no active key (none, revoked, expired), and when, for KEY_CACHE_S: a
+# Key ids found to be no active key (none, revoked, expired), and when, for the same: a
 # client repeating a stale key costs one lookup per process in that time. Safe to keep:
 # a new key's id is random, never one presented before it existed. Bounded, oldest out.
 _unknown: dict[str, float] = {}
@@ -198,7 +199,8 @@ def list_api_keys(settings: Settings, caller: Caller) -> list[ApiKeyView]:
 @operation
 def revoke_api_key(settings: Settings, caller: Caller, key_id: str) -> ApiKeyView:
     """Revoke a key: from now on it authenticates nothing. Revoking it again is no error
-    and keeps the first time.
+    and keeps the first time. Every API process is told at once (its cached record is
+    dropped); one that cannot hear it refuses the key within ``HIVE_API_KEY_CACHE_S``.
 
     Raises:
         ApiKeyNotFound: no key with that id.
@@ -219,7 +221,16 @@ def revoke_api_key(settings: Settings, caller: Caller, key_id: str) -> ApiKeyVie
     forget_key(key_id)
     if row is None:
         raise ApiKeyNotFound(key_id)
+    announce_revocation(settings, key_id)
     return _view(row)
+
+
+def follow_key_revocations(settings: Settings) -> RevocationFollower:
+    """Drop this process's record of each key as it is revoked anywhere, until the follower
+    returned is stopped: what an API process does while it serves."""
+    follower = RevocationFollower(settings, forget_key)
+    follower.start()
+    return follower
 
 
 def forget_key(key_id: str | None = None) -> None:
@@ -245,13 +256,14 @@ def _not_a_key(key_id: str, now: float) -> None:
 def _key_row(
     settings: Settings, key_id: str, offered: str, client: str | None
 ) -> key_store.KeyRow | None:
-    """The key's record: as read less than :data:`KEY_CACHE_S` ago, else from PostgreSQL,
+    """The key's record: as read less than ``HIVE_API_KEY_CACHE_S`` ago, else from PostgreSQL,
     if ``client`` may have a key looked up (:func:`~.admission.admit_authentication`)."""
     now = time.monotonic()
+    keep_s = settings.api.key_cache_s
     with _cache_lock:
         cached = _cache.get(key_id)
         unknown_at = _unknown.get(key_id)
-    if cached is not None and now - cached.read_at < KEY_CACHE_S:
+    if cached is not None and now - cached.read_at < keep_s:
         kept = cached.row
         # Its expiry may have passed since it was read (by this clock, not PostgreSQL's:
         # a skew lasts no longer than the record is kept).
@@ -261,7 +273,7 @@ def _key_row(
     known = cached is not None and hmac.compare_digest(cached.row.hash, offered)
     if client is not None and not known:
         admit_authentication(settings, client)
-    if unknown_at is not None and now - unknown_at < KEY_CACHE_S:
+    if unknown_at is not None and now - unknown_at < keep_s:
         return None
     row = in_autocommit(lambda conn: key_store.find_key(conn, key_id), retry_s=0)
     if row is None or row.revoked_at is not None or row.expired:

@@ -20,10 +20,10 @@ def translate_failure(exc: Exception) -> HiveError | None:
     import redis
 
     if isinstance(exc, redis.RedisError | kombu.exceptions.OperationalError):
-        return ServiceUnavailable("HIVE_BROKER_URL", _first_line(exc))
+        return ServiceUnavailable("HIVE_BROKER_URL", first_line(exc))
     # PostgreSQL's half is hive.db's one translation.
     return database_error(exc)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -34,6 +34,14 @@ class ApiSettings(Section):
         "empty: plain SHA-256. Changing it invalidates every key",
         default=None,
     )
+    key_cache_s: float = var(
+        "API_KEY_CACHE_S",
+        "how long a `hive api` process trusts an API key's record it read from PostgreSQL; a "
+        "revoked key is dropped at once while Redis is reachable, within this otherwise",
+        default=5.0,
+        ge=0,
+        le=3600,
+    )
     max_body_bytes: int = var(
         "API_MAX_BODY_BYTES",
         "the largest request body `hive api` reads; larger is refused with 413. `hive api` "

@@ -84,11 +84,16 @@ def test_keys_are_the_operators_to_make_and_must_fit_their_tenant(clean_state: N
     assert db.scalar("SELECT count(*) FROM api_keys") == 0
 
 
-def test_a_key_revoked_by_another_process_stops_working_once_its_record_is_stale(
-    clean_state: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(api_keys, "KEY_CACHE_S", 0.5)
+def _keeping_records(cache_s: float) -> Settings:
     settings = get_settings()
+    api = settings.api.model_copy(update={"key_cache_s": cache_s})
+    return settings.model_copy(update={"api": api})
+
+
+def test_a_key_revoked_by_another_process_stops_working_once_its_record_is_stale(
+    clean_state: None,
+) -> None:
+    settings = _keeping_records(0.5)
     made = service.create_api_key(settings, service.OPERATOR, tenant="acme", role="viewer")
     assert service.authenticate(settings, made.key).key_id == made.view.id
     # As `hive keys revoke` in another process does: this one's record is not dropped.
@@ -110,10 +115,9 @@ def test_a_key_revoked_in_this_process_stops_working_at_once(clean_state: None) 
 
 
 def test_a_kept_key_record_still_expires_on_time_and_still_checks_the_secret(
-    clean_state: None, monkeypatch: pytest.MonkeyPatch
+    clean_state: None,
 ) -> None:
-    monkeypatch.setattr(api_keys, "KEY_CACHE_S", 3600.0)
-    settings = get_settings()
+    settings = _keeping_records(3600.0)
     made = service.create_api_key(
         settings, service.OPERATOR, tenant="acme", role="viewer", expires_in_s=1.5
     )

@@ -84,7 +84,7 @@ def test_an_address_that_failed_too_often_is_refused_before_its_key_is_looked_up
 
 
 def test_successes_spend_nothing_and_a_key_that_authenticated_before_is_never_held_back(
-    lookups: list[str], monkeypatch: pytest.MonkeyPatch
+    lookups: list[str],
 ) -> None:
     settings = _settings()
     made = service.create_api_key(settings, service.OPERATOR, tenant="acme", role="viewer")
@@ -95,8 +95,10 @@ def test_successes_spend_nothing_and_a_key_that_authenticated_before_is_never_he
         with pytest.raises(AuthenticationFailed):
             service.authenticate(settings, _made_up(), client=FLOOD)
 
-    # Every record stale, as KEY_CACHE_S after it was read: each key must be read again.
-    monkeypatch.setattr(api_keys, "KEY_CACHE_S", 0.0)
+    # Every record stale, as HIVE_API_KEY_CACHE_S after it was read: each is read again.
+    settings = settings.model_copy(
+        update={"api": settings.api.model_copy(update={"key_cache_s": 0.0})}
+    )
     before = len(lookups)
     assert service.authenticate(settings, made.key, client=FLOOD).key_id == made.view.id
     assert len(lookups) == before + 1

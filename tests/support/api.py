@@ -3,6 +3,7 @@ with the `hive keys` command, as an operator would."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +96,22 @@ def make_key(tenant: str | None, role: str = "operator", **options: Any) -> tupl
         get_settings(), service.OPERATOR, tenant=tenant, role=role, **options
     )
     return made.key, made.view.id
+
+
+# How long a revocation published on Redis may take to reach an API process's follower
+# thread, on a loaded machine: far below any key record's ttl the tests give.
+REVOCATION_DELIVERY_S = 2.0
+
+
+def refused_soon(api: Api, key: str, timeout_s: float = REVOCATION_DELIVERY_S) -> bool:
+    """Whether a call with ``key`` is a 401 before ``timeout_s`` has passed (calls that come
+    before are answered 200)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = api.call("GET", "/v1/runs", key=key).status_code
+        if status == 401:
+            return True
+        assert status == 200, status
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
