@@ -24,11 +24,13 @@ R = TypeVar("R")
 
 # What the operations import when first called, not at the top of their modules, so that a
 # one-shot `hive` command pays only for its own: Celery (sending), the guard and Redis
-# (admission, breakers), the built-in agents and jsonschema (loading pipelines).
+# (admission, breakers), the built-in agents and jsonschema (loading pipelines), httpx (a
+# URL of a pipeline or a service that is not plain to check, the health checks).
 DEFERRED_IMPORTS = (
     "hive.tasks.dispatch", "hive.tasks.holds", "hive.tasks.cancel", "hive.tasks.approvals",
     "hive.tasks.replay", "hive.guard", "hive.agents.builtin", "jsonschema",
     "jsonschema_specifications", "referencing.jsonschema", "kombu.exceptions", "redis",
+    "httpx",
 )  # fmt: skip
 
 

@@ -122,6 +122,13 @@ def _size_pools(sender: Any, **_: Any) -> None:
         size_pools(concurrency)
 
 
+@worker_init.connect
+def _import_http_clients(**_: Any) -> None:
+    """The agents import httpx when they first call out, so that checking pipelines needs
+    none: a worker imports it before its pool forks, and no child's first step pays for it."""
+    import hive.agents.builtin.http_clients  # noqa: F401
+
+
 @worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     from hive.db.engine import dispose_engine

@@ -171,3 +171,24 @@ def test_a_url_no_request_can_go_to_is_a_problem_never_an_exception(url: str) ->
     # urlsplit's ValueError reached `hive services register --url` as a traceback.
     (problem,) = url_problems(url, "url")
     assert problem.startswith(("url is not a URL: ", "url cannot be called: "))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openai.com/v1", "http://localhost:11434/v1", "HTTP://Host.Example:/p",
+        "http://127.0.0.1:8080/x?q=1&r=%20#frag", "http://-odd-.example./", "http://1.2.3/",
+        "http://1.2.3.4.5/", "http://01.2.3.4/", "http://999.1.1.1/", "http://256.0.0.1:80/",
+        "http://[::1]:8080/", "http://[v1.x]/", "http://a\u200b.com/", "http://b\u00fccher.de/",
+        "http://example.com/\u00fc?x=\u00df", "http://example.com/%zz", "http://ex%41mple.com/",
+        'http://ex"ample.com/', "http://ex_ample.com/", "http://ex{a}mple.com/",
+        "http://example.com:65535/", "http://\uff45xample.com/",
+    ],
+)  # fmt: skip
+def test_a_url_passes_only_if_httpx_can_send_to_it(url: str) -> None:
+    # url_problems passes plain URLs without asking httpx (which a `hive` command would
+    # otherwise import to check a pipeline): those must be URLs httpx takes.
+    import httpx
+
+    if not url_problems(url, "url"):
+        httpx.URL(url)

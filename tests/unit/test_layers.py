@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -79,10 +80,69 @@ def test_a_server_imports_at_start_what_the_operations_import_on_first_use() -> 
     assert result.returncode == 0, result.stderr
 
 
-def _python(script: str) -> subprocess.CompletedProcess[str]:
-    """``script`` run by a fresh interpreter: what it imports is its own."""
+# An http step that calls a URL written in the pipeline, and an llm step at an IPv4 address:
+# their input models check each URL as the shipped pipelines' llm steps have theirs checked.
+_CALLING_PIPELINE = """
+name: calling
+version: 1
+input_schema: {type: object, properties: {q: {type: string}}}
+steps:
+  - id: fetch
+    agent: http
+    input: {url: "https://partner.example.com:8443/api/v1/items?limit=5", query: {q: $input.q}}
+  - id: ask
+    agent: llm
+    needs: [fetch]
+    input:
+      provider: local
+      base_url: http://127.0.0.1:11434/v1
+      model: llama3.1:8b
+      messages: [{role: user, content: $steps.fetch.text}]
+"""
+
+
+def test_loading_the_agents_and_checking_pipelines_imports_no_http_client(tmp_path: Path) -> None:
+    # What `hive submit`, `hive pipelines list` and `hive status` do before they reach the
+    # farm: the agent registry (every built-in agent, its models), the pipelines loaded and
+    # checked against them, http and llm steps among them. httpx (and rich, which httpx's
+    # own command line imports) are for a step that runs, not for checking one.
+    for source in (ROOT / "config" / "pipelines").glob("*.yaml"):
+        (tmp_path / source.name).write_text(source.read_text())
+    (tmp_path / "calling.yaml").write_text(_CALLING_PIPELINE)
+    script = (
+        "import sys\n"
+        "import hive.cli\n"
+        "from hive import service\n"
+        "from hive.agents.registry import default_registry\n"
+        "from hive.service.caller import OPERATOR\n"
+        "from hive.settings import get_settings\n"
+        "settings = get_settings()\n"
+        "problems = service.pipeline_problems(settings, OPERATOR)\n"
+        "assert not problems, problems\n"
+        "pipelines = service.list_pipelines(settings, OPERATOR)\n"
+        "agents = {step.agent for p in pipelines.values() for step in p.steps}\n"
+        "assert {'http', 'llm'} <= agents, agents\n"
+        "service.validate_input(settings, OPERATOR, 'calling', {'q': 'x'})\n"
+        "assert {'http', 'llm'} <= set(default_registry().names())\n"
+        "loaded = {m.split('.')[0] for m in sys.modules} & {'httpx', 'httpcore', 'rich'}\n"
+        "assert not loaded, loaded\n"
+    )
+
+    result = _python(script, HIVE_PIPELINES_DIR=str(tmp_path))
+
+    assert result.returncode == 0, result.stderr
+
+
+def _python(script: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by a fresh interpreter, with ``env`` added to the environment: what
+    it imports is its own."""
     return subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
     )
 
 

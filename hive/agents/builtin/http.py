@@ -19,10 +19,8 @@ import json
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-import httpx
 
 from hive.agents.base import Agent, AgentContext, Resource
 from hive.agents.builtin.http_models import (
@@ -49,6 +47,9 @@ from hive.errors import (
     TransientError,
 )
 from hive.settings import credential, get_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 # Instances of one service tried within one attempt, before the attempt fails.
 MAX_INSTANCES_PER_ATTEMPT = 3
@@ -186,6 +187,8 @@ class _Call:
         return outcome
 
     def _exchange(self, url: str) -> _Outcome:
+        import httpx  # here: checking a pipeline's steps loads this module, and needs none
+
         data = self.data
         where = f"{data.method} {_address(url)}"
         try:
@@ -229,6 +232,8 @@ class _Call:
         return self._refused(where, answer)
 
     def _no_answer(self, where: str, exc: httpx.HTTPError) -> _Outcome:
+        import httpx
+
         detail = self._scrubbed(f"{type(exc).__name__}: {exc}")[:_EXCERPT_CHARS]
         if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
             error: HiveError = TransientError(
@@ -264,6 +269,8 @@ class _Call:
         ))  # fmt: skip
 
     def _headers(self) -> httpx.Headers:
+        import httpx
+
         ctx = self.ctx
         headers = httpx.Headers(self.data.headers)
         if self.cred is not None:

@@ -14,11 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from hive.agents.builtin.http_clients import thread_client
+if TYPE_CHECKING:
+    import httpx
 
 # What a failed call's answer is read of, for its error message: enough to say why.
 EXCERPT_BYTES = 1024
@@ -74,6 +73,10 @@ def exchange(
         Stopped: ``stop()`` turned True while the answer was being read.
         httpx.TransportError: no answer (connection, timeout, protocol).
     """
+    # Here, with httpx: the agents' modules load wherever pipelines are checked, which
+    # builds no client.
+    from hive.agents.builtin.http_clients import thread_client
+
     began = time.perf_counter()
     with thread_client().stream(method, url, headers=headers, timeout=timeout, **body) as response:
         whole = wanted(response.status_code)

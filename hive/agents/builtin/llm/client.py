@@ -22,14 +22,15 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from hive.agents.builtin.http_transport import Answer, BodyTooLarge, Stopped, exchange
 from hive.agents.builtin.http_transport import retry_after_s as http_retry_after_s
 from hive.agents.builtin.llm.models import Provider
 from hive.settings import get_settings
+
+if TYPE_CHECKING:
+    import httpx
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,8 @@ def chat(
     Raises:
         ProviderDown, RateLimited, Refused: see the module's docstring.
     """
+    import httpx  # here: checking a pipeline's llm steps loads this module, and needs none
+
     sent = httpx.Headers({"Accept": "application/json", **(headers or {})})
     if api_key:
         sent["Authorization"] = f"Bearer {api_key}"
