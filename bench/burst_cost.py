@@ -12,8 +12,9 @@ by this process while a real worker, ``--concurrency 2 --pool prefork``, execute
   (HOT or not). These do not depend on the load: they say which statements a change added.
 
 The harness uses only what every Hive commit since the fifth round has (``hive.Client``,
-``bench.setup``'s defaults), so the same file can measure an older checkout: copy it into
-that checkout's ``bench/`` and run it with that checkout's interpreter. Counts from one run
+``bench.setup``'s defaults), so the same file can measure an older checkout: copy it (and
+``bench/proc_cpu.py``, which reads the CPU times) into that checkout's ``bench/`` and run it
+with that checkout's interpreter. Counts from one run
 of the database's statistics include the bench's own polling (a ``count(*)`` over ``runs``
 every 20 ms once the submits are done): compare two checkouts, not absolute scan counts.
 """
@@ -32,8 +33,8 @@ from typing import Any
 import psycopg2
 
 from bench import setup
+from bench.proc_cpu import cpu_seconds
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK")
 _WARMUP = 50
 # An idle backend flushes its statistics within 10 s (PGSTAT_IDLE_INTERVAL), a busy one
 # at most once a second: the counts are read after this long without statements.
@@ -50,11 +51,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime
+    return cpu_seconds(pid) or 0.0  # a process gone counts nothing
 
 
 def _backend_pids(exclude: set[int]) -> list[int]:

@@ -36,6 +36,11 @@ def _exits_within(process: HiveProcess, timeout_s: float) -> bool:
     return False
 
 
+# Heartbeats every second, a worker silent for 6 s found lost by a health sweep every second.
+_LOSS_FOUND_FAST = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "1", "HIVE_WORKER_LOST_AFTER_S": "6",
+                    "HIVE_HEALTH_INTERVAL_S": "1"}  # fmt: skip
+
+
 def _due(run_id: object) -> bool:
     return bool(db.scalar("SELECT bool_and(enqueued_at <= now()) FROM step_runs"
                           " WHERE run_id = :id", id=str(run_id)))  # fmt: skip
@@ -113,8 +118,7 @@ def test_a_message_held_by_a_worker_that_dies_is_sent_again_once_the_worker_is_l
     Redis's unacked hash, so its queue is a message short, and the holder's loss is reason
     enough to send the step again, not 600 s of waiting. Found lost by the health sweep
     (another worker takes over), or started again under its own name before that."""
-    env = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "1", "HIVE_WORKER_LOST_AFTER_S": "6",
-           "HIVE_HEALTH_INTERVAL_S": "1"}  # fmt: skip
+    env = _LOSS_FOUND_FAST
     holder, run = _a_deferred_step_held_by(start_worker, start_beat, redis_db[0], env)
 
     holder.signal(signal.SIGKILL)
@@ -142,8 +146,7 @@ def test_a_retry_held_by_a_worker_lost_before_its_countdown_ends_runs_once_it_fa
     lost before the countdown ends: nothing was due at the loss, and Redis keeps the message
     in its unacked hash for the visibility timeout (4 h), the re-send threshold is 600 s.
     The step is sent again once it falls due (plus a few seconds' grace), once."""
-    env = {**FAST, "HIVE_WORKER_HEARTBEAT_S": "1", "HIVE_WORKER_LOST_AFTER_S": "6",
-           "HIVE_HEALTH_INTERVAL_S": "1"}  # fmt: skip
+    env = _LOSS_FOUND_FAST
     holder = start_worker("--concurrency", "1", extra_env=env, name="holder")
     start_beat(extra_env=env)
     wait_until(_swept, 30, "recovery's first sweep")
