@@ -1,10 +1,12 @@
 """Step options as stored (JSON) read back as :class:`~hive.agents.base.AgentOptions`.
 
-Options are validated when a pipeline is loaded and stored whole, but a row may hold fewer
-keys (written by an older Hive, or by hand): every reading goes through
-:func:`step_options`, so a missing option takes ``AgentOptions``' default, the one
-default there is. A farm has few distinct option sets, so each is validated once per
-process and the frozen result is shared: reading a step's options costs a dict lookup.
+Options are validated when a pipeline is loaded and stored without the options that equal
+``AgentOptions``' defaults (:func:`hive.pipelines.plan_steps`; a row written by an older
+Hive holds them all): every reading goes through :func:`step_options`, so a missing option
+takes ``AgentOptions``' default, the one default there is, and SQL that reads an option from
+the JSON supplies the same default (``coalesce``). A farm has few distinct option sets, so
+each is validated once per process and the frozen result is shared: reading a step's
+options costs a dict lookup.
 """
 
 from __future__ import annotations

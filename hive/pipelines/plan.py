@@ -48,7 +48,9 @@ def plan_steps(pipeline: Pipeline) -> list[StepPlan]:
                 chain_next=chain_next,
                 inputs_from=sorted(set(spec.needs) | set(spec.refs)),
                 input_template=spec.input,
-                options=spec.options.model_dump(mode="json"),
+                # Only what differs from AgentOptions' defaults: every reading fills the rest
+                # (hive.db.options.step_options), and each claim reads and returns the row.
+                options=spec.options.model_dump(mode="json", exclude_defaults=True),
             )
         )
     return rows

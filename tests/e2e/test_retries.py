@@ -75,13 +75,16 @@ def test_options_missing_from_a_stored_step_take_the_agent_options_defaults(
     import uuid
 
     from hive.agents.base import AgentOptions
+    from hive.db.options import step_options
     from hive.pipelines import plan_steps
     from hive.tasks.dispatch import dispatch_new_run
 
     start_worker("--concurrency", "2")
     spec = service.get_pipeline(get_settings(), service.OPERATOR, "flaky")
     plan = [
-        dataclasses.replace(step, options={"queue": step.options["queue"], "retry_backoff": 0.05})
+        dataclasses.replace(
+            step, options={"queue": step_options(step.options).queue, "retry_backoff": 0.05}
+        )
         for step in plan_steps(spec)
     ]
     run_id = uuid.uuid4()
