@@ -25,7 +25,8 @@ from hive.statuses import StepStatus
 
 # ``waited_s``: since the step's message went out, or since its last need finished (a
 # chain marks its later steps sent with the first; their messages go out one by one), read
-# before the update clears the mark.
+# before the update clears the mark. A root step (no needs, no inputs from others) skips
+# the reads of other steps' rows: the subqueries run only when their CASE branch is taken.
 _CLAIM = text(
     """
     WITH before AS (
@@ -49,13 +50,17 @@ _CLAIM = text(
     SELECT c.agent, c.input_template, c.needs, c.options, c.dependents, r.input, r.tenant,
            r.pipeline, r.trace_id, r.steps_remaining,
            CASE WHEN r.steps_remaining = 1 THEN r.output_spec END AS output_spec,
-           (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
-              FROM step_runs u
-             WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from)) AS upstream,
+           CASE WHEN cardinality(c.inputs_from) = 0 THEN '{}'::jsonb
+                ELSE (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
+                        FROM step_runs u
+                       WHERE u.run_id = :run_id AND u.step_id = ANY(c.inputs_from))
+           END AS upstream,
            extract(epoch FROM now() - greatest(
                (SELECT enqueued_at FROM before),
-               (SELECT max(n.finished_at) FROM step_runs n
-                 WHERE n.run_id = :run_id AND n.step_id = ANY(c.needs))))::float8 AS waited_s
+               CASE WHEN cardinality(c.needs) > 0 THEN
+                   (SELECT max(n.finished_at) FROM step_runs n
+                     WHERE n.run_id = :run_id AND n.step_id = ANY(c.needs)) END))::float8
+               AS waited_s
       FROM claimed c JOIN runs r ON r.id = :run_id
     """
 )
