@@ -152,9 +152,12 @@ _SUCCEED = text(
            AND status = 'running'
         RETURNING dependents
     ), released AS (
+        -- The first condition is checked once, before any row is read (a step without
+        -- dependents reads none).
         UPDATE step_runs d SET pending_needs = d.pending_needs - 1
-          FROM done
-         WHERE d.run_id = :run_id AND d.step_id = ANY(done.dependents) AND d.status = 'pending'
+         WHERE (SELECT cardinality(dependents) FROM done) > 0
+           AND d.run_id = :run_id AND d.step_id = ANY((SELECT dependents FROM done)::text[])
+           AND d.status = 'pending'
         RETURNING d.step_id, d.pending_needs, d.enqueued_at IS NOT NULL AS enqueued
     ), counted AS (
         -- With :close, the run's last step closes the run with :run_output, unless a step
