@@ -27,6 +27,8 @@ from hive.statuses import StepStatus
 # chain marks its later steps sent with the first; their messages go out one by one), read
 # before the update clears the mark. A root step (no needs, no inputs from others) skips
 # the reads of other steps' rows: the subqueries run only when their CASE branch is taken.
+# The run's columns come from the row the update joined (read once); the run is marked
+# running only by the claim that finds it queued (a run's later claims read it no more).
 _CLAIM = text(
     """
     WITH before AS (
@@ -42,14 +44,17 @@ _CLAIM = text(
            AND s.status = 'pending' AND s.attempt = :attempt - 1 AND s.pending_needs = 0
            AND r.id = s.run_id AND r.status IN ('queued', 'running')
            AND (r.deadline_at IS NULL OR r.deadline_at > now())
-        RETURNING s.agent, s.input_template, s.needs, s.inputs_from, s.options, s.dependents
+        RETURNING s.agent, s.input_template, s.needs, s.inputs_from, s.options, s.dependents,
+                  r.input, r.tenant, r.pipeline, r.trace_id, r.steps_remaining,
+                  CASE WHEN r.steps_remaining = 1 THEN r.output_spec END AS output_spec,
+                  r.status AS run_status
     ), started AS (
         UPDATE runs SET status = 'running', started_at = now()
-         WHERE id = :run_id AND status = 'queued' AND EXISTS (SELECT 1 FROM claimed)
+         WHERE EXISTS (SELECT 1 FROM claimed WHERE run_status = 'queued')
+           AND id = :run_id AND status = 'queued'
     )
-    SELECT c.agent, c.input_template, c.needs, c.options, c.dependents, r.input, r.tenant,
-           r.pipeline, r.trace_id, r.steps_remaining,
-           CASE WHEN r.steps_remaining = 1 THEN r.output_spec END AS output_spec,
+    SELECT c.agent, c.input_template, c.needs, c.options, c.dependents, c.input, c.tenant,
+           c.pipeline, c.trace_id, c.steps_remaining, c.output_spec,
            CASE WHEN cardinality(c.inputs_from) = 0 THEN '{}'::jsonb
                 ELSE (SELECT coalesce(jsonb_object_agg(u.step_id, u.output), '{}'::jsonb)
                         FROM step_runs u
@@ -61,7 +66,7 @@ _CLAIM = text(
                    (SELECT max(n.finished_at) FROM step_runs n
                      WHERE n.run_id = :run_id AND n.step_id = ANY(c.needs)) END))::float8
                AS waited_s
-      FROM claimed c JOIN runs r ON r.id = :run_id
+      FROM claimed c
     """
 )
 
