@@ -5,7 +5,9 @@ Each process keeps the key records it read for ``HIVE_API_KEY_CACHE_S``
 A revocation therefore publishes the key's id (never the key nor its hash) on
 :func:`hive.keys.key_revocations`, and each API process follows that channel on a thread
 of its own (:class:`RevocationFollower`) and drops the key's record as the message comes:
-the next request reads PostgreSQL and is refused. Requests pay nothing for it.
+the next request reads PostgreSQL and is refused. Requests pay nothing for it. A record
+being read as the message comes is not kept (its read may have begun before the revoke
+committed): the key cache counts what it is told to forget.
 
 Pub/sub is at most once: a message sent while a process is cut off from Redis is lost to
 it. Then the key cache's ttl is the bound: a revoked key works there for at most
