@@ -105,7 +105,10 @@ def breaker_places(prefix: str) -> str:
     return f"{prefix}:breakers:default"
 
 
-def key_revocations(prefix: str) -> str:
+def key_revocations(prefix: str, db: int) -> str:
     """The pub/sub channel a revoked API key's id is published on, for every `hive api`
-    process to drop its record of that key at once (never the key nor its hash)."""
-    return f"{prefix}:api-keys:revoked"
+    process to drop its record of that key at once (never the key nor its hash). Pub/sub
+    is server-wide, blind to the database index that keeps farms sharing a Redis server
+    apart, so the farm's index ``db`` is in the name, as kombu puts it in its fanout
+    channels'."""
+    return f"{prefix}:api-keys:revoked:{db}"

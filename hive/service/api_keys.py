@@ -49,6 +49,11 @@ EXPIRES_MAX_S = 100 * 365 * 86400.0
 # follows revocations (:mod:`hive.service.revocations`), else within that many seconds.
 _cache: dict[str, _Kept] = {}
 _cache_lock = threading.Lock()
+# How many times a record was forgotten (a revocation heard, the follower subscribed): a
+# record read from PostgreSQL is kept only if none was while it was read, since the read
+# may have begun before a revocation whose message came, dropping nothing, before the
+# record was kept. Only a read pays for this, never a kept record's check.
+_forgets = 0
 # Key ids found to be no active key (none, revoked, expired), and when, for the same: a
 # client repeating a stale key costs one lookup per process in that time. Safe to keep:
 # a new key's id is random, never one presented before it existed. Bounded, oldest out.
@@ -234,8 +239,11 @@ def follow_key_revocations(settings: Settings) -> RevocationFollower:
 
 
 def forget_key(key_id: str | None = None) -> None:
-    """Drop what this process read of ``key_id`` (of every key: None)."""
+    """Drop what this process read of ``key_id`` (of every key: None), and what it is reading
+    of any key."""
+    global _forgets
     with _cache_lock:
+        _forgets += 1
         if key_id is None:
             _cache.clear()
             _unknown.clear()
@@ -263,6 +271,7 @@ def _key_row(
     with _cache_lock:
         cached = _cache.get(key_id)
         unknown_at = _unknown.get(key_id)
+        forgets = _forgets
     if cached is not None and now - cached.read_at < keep_s:
         kept = cached.row
         # Its expiry may have passed since it was read (by this clock, not PostgreSQL's:
@@ -280,7 +289,10 @@ def _key_row(
         _not_a_key(key_id, now)
         return None
     with _cache_lock:
-        _cache[key_id] = _Kept(row, now)
+        # Forgotten while read: it answers this request, read as it was before the
+        # revocation (if that is what was heard), but the next reads it again.
+        if _forgets == forgets:
+            _cache[key_id] = _Kept(row, now)
     return row
 
 

@@ -5,14 +5,16 @@ Each process keeps the key records it read for ``HIVE_API_KEY_CACHE_S``
 A revocation therefore publishes the key's id (never the key nor its hash) on
 :func:`hive.keys.key_revocations`, and each API process follows that channel on a thread
 of its own (:class:`RevocationFollower`) and drops the key's record as the message comes:
-the next request reads PostgreSQL and is refused. Requests pay nothing for it.
+the next request reads PostgreSQL and is refused. Requests pay nothing for it. A record
+being read as the message comes is not kept (its read may have begun before the revoke
+committed): the key cache counts what it is told to forget.
 
 Pub/sub is at most once: a message sent while a process is cut off from Redis is lost to
 it. Then the key cache's ttl is the bound: a revoked key works there for at most
 ``HIVE_API_KEY_CACHE_S`` more. Once the follower is subscribed again it drops every record,
-so what it missed is read afresh. Channels ignore Redis's database index: farms sharing a
-server under one ``HIVE_KEY_PREFIX`` hear each other's revocations, which costs them a
-re-read and nothing else.
+so what it missed is read afresh. The channel's name holds the broker's database index as
+well as ``HIVE_KEY_PREFIX``: pub/sub is server-wide, and farms sharing a server on indexes
+of their own hear none of each other's revocations.
 """
 
 from __future__ import annotations
@@ -56,6 +58,12 @@ def _client(settings: Settings, timeout_s: float | None) -> redis.Redis:
     )
 
 
+def _channel(settings: Settings, client: redis.Redis) -> str:
+    # The database index as redis-py read it from the URL (none given: 0).
+    db = client.connection_pool.connection_kwargs.get("db") or 0
+    return keys.key_revocations(settings.broker.key_prefix, int(db))
+
+
 def announce_revocation(settings: Settings, key_id: str) -> None:
     """Tell every API process that ``key_id`` is revoked. Redis out of reach is no error
     (the revocation is stored): it is logged, naming the bound it falls back on."""
@@ -63,7 +71,7 @@ def announce_revocation(settings: Settings, key_id: str) -> None:
 
     client = _client(settings, timeout_s=3)
     try:
-        client.publish(keys.key_revocations(settings.broker.key_prefix), key_id)
+        client.publish(_channel(settings, client), key_id)
     except redis.RedisError as exc:
         logger.warning(
             "key %s is revoked, but API processes could not be told at once (Redis: %s); "
@@ -82,7 +90,6 @@ class RevocationFollower:
     def __init__(self, settings: Settings, forget: Callable[[str | None], None]) -> None:
         self._settings = settings
         self._forget = forget
-        self._channel = keys.key_revocations(settings.broker.key_prefix)
         self._stopping = threading.Event()
         self._down = False
         self._retry_s = _FIRST_RETRY_S
@@ -104,7 +111,7 @@ class RevocationFollower:
         try:
             while not self._stopping.is_set():
                 try:
-                    self._listen(client)
+                    self._listen(client, _channel(self._settings, client))
                 except redis.RedisError as exc:
                     self._lost(exc)
                     self._stopping.wait(self._retry_s)
@@ -115,12 +122,12 @@ class RevocationFollower:
         finally:
             client.close()
 
-    def _listen(self, client: redis.Redis) -> None:
+    def _listen(self, client: redis.Redis, channel: str) -> None:
         """Subscribe and drop what each message names, until stopped (returns) or Redis
         fails (raises)."""
         pubsub = client.pubsub()
         try:
-            pubsub.subscribe(self._channel)
+            pubsub.subscribe(channel)
             while not self._stopping.is_set():
                 message = pubsub.get_message(timeout=_POLL_S)
                 if message is None:

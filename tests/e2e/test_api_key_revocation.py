@@ -37,14 +37,14 @@ def api(hive_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> I
 
 
 def test_a_key_revoked_with_the_cli_is_refused_by_every_api_process_at_once(
-    api: Api, env: dict[str, str], hive_env: dict[str, str]
+    api: Api, env: dict[str, str], hive_env: dict[str, str], redis_db: tuple[redis.Redis, int]
 ) -> None:
     key, key_id = create_key(env, "--tenant", "acme", "--role", "viewer")
     # Enough calls that both processes have read the key's record and keep it.
     for _ in range(20):
         assert api.call("GET", "/v1/runs", key=key).status_code == 200
     listener = redis.Redis.from_url(hive_env["HIVE_BROKER_URL"]).pubsub()
-    listener.subscribe(key_revocations(get_settings().broker.key_prefix))
+    listener.subscribe(key_revocations(get_settings().broker.key_prefix, redis_db[1]))
     try:
         revoked = run_hive("keys", "revoke", key_id, env=env)
         assert revoked.returncode == 0, describe(revoked)

@@ -13,7 +13,9 @@ class TcpProxy:
     """Forwards 127.0.0.1:<port> to an upstream. ``cut()`` drops every connection and refuses
     new ones until ``restore()``. ``lose_reply_to(marker)`` lets the next request containing
     ``marker`` through, then drops the connection instead of passing on the answer: the
-    server did the work (committed), the client never hears of it."""
+    server did the work (committed), the client never hears of it. ``hold_reply_to(marker)``
+    keeps that answer in the proxy instead, until ``release()``: the server has answered
+    (``reply_held`` is set), the client has not heard yet."""
 
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
@@ -27,12 +29,25 @@ class TcpProxy:
         self._marker: bytes | None = None
         self._doomed: set[socket.socket] = set()  # client sockets whose next answer is lost
         self.replies_lost = 0
+        self._hold_marker: bytes | None = None
+        self._holding: set[socket.socket] = set()  # client sockets whose next answer waits
+        self.reply_held = threading.Event()
+        self._released = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def lose_reply_to(self, marker: bytes) -> None:
         """Arm once: see the class docstring."""
         with self._lock:
             self._marker = marker
+
+    def hold_reply_to(self, marker: bytes) -> None:
+        """Arm once: see the class docstring."""
+        with self._lock:
+            self._hold_marker = marker
+
+    def release(self) -> None:
+        """Pass the held answer on (and any answer held later)."""
+        self._released.set()
 
     def cut(self) -> None:
         self._open.clear()
@@ -46,6 +61,7 @@ class TcpProxy:
 
     def close(self) -> None:
         self._stopped = True
+        self.release()
         self.cut()
         _close(self._listener)
 
@@ -85,6 +101,9 @@ class TcpProxy:
                         if self._marker is not None and self._marker in tail + data:
                             self._marker = None
                             self._doomed.add(src)
+                        if self._hold_marker is not None and self._hold_marker in tail + data:
+                            self._hold_marker = None
+                            self._holding.add(src)
                     tail = data[-256:]
                 else:
                     with self._lock:
@@ -92,8 +111,13 @@ class TcpProxy:
                         if doomed:
                             self._doomed.discard(dst)
                             self.replies_lost += 1
+                        held = dst in self._holding
+                        self._holding.discard(dst)
                     if doomed:
                         break
+                    if held:
+                        self.reply_held.set()
+                        self._released.wait()
                 dst.sendall(data)
         except OSError:
             pass
