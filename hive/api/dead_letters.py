@@ -13,7 +13,7 @@ from pydantic import AwareDatetime
 
 from hive import service
 from hive.api.auth import AuthenticatedRoute, audited, principal
-from hive.api.errors import ERROR_RESPONSES, Unprocessable
+from hive.api.errors import ERROR_RESPONSES, Place, Unprocessable, problems_at
 from hive.api.models import (
     DeadLetterOutput,
     ErrorOutput,
@@ -49,14 +49,18 @@ def list_dead_letters(
     return [{**letter.to_json(), "error": public_error(letter.error)} for letter in letters]
 
 
+# The service's names of replay's arguments, as the body has them.
+_REPLAY_PLACES: dict[str, Place] = {"deadline": ("body", "deadline_s")}
+
+
 @router.post(
     "/dead-letters/{run_id}/replay",
     response_model=ReplayOutput,
     responses={
         409: {
             "model": ErrorOutput,
-            "description": "The run is not failed, it is past its deadline, or the edited input "
-            "does not fit.",
+            "description": "The run is not failed, it is past its deadline and no deadline_s "
+            "gives it a new one, or the edited input does not fit.",
         }
     },
 )
@@ -67,11 +71,17 @@ def replay_run(
     who: Principal = Depends(principal),  # noqa: B008
 ) -> dict[str, Any]:
     """Reopen a failed run: its failed steps get fresh retries (the one failed step with
-    ``input`` instead, when given); steps that succeeded are not run again."""
+    ``input`` instead, when given); steps that succeeded are not run again. With
+    ``deadline_s`` the run's deadline becomes that many seconds from now: a run past its
+    deadline is replayed only so."""
     settings = get_settings()
     new_input = body.input if body is not None else None
-    with audited(request, who, Action.RUN_REPLAY, f"run:{run_id}") as concerning:
-        sent = service.replay_run(settings, who.caller, run_id, new_input)
+    deadline = body.deadline_s if body is not None else None
+    with (
+        problems_at(_REPLAY_PLACES),
+        audited(request, who, Action.RUN_REPLAY, f"run:{run_id}") as concerning,
+    ):
+        sent = service.replay_run(settings, who.caller, run_id, new_input, deadline=deadline)
         state = service.get_run_state(settings, who.caller, run_id)
         concerning.tenant = state.tenant
     return {"id": str(state.id), "sent": sent, "status": state.status}

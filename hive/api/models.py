@@ -196,6 +196,12 @@ class ReplayInput(_Wire):
         default=None,
         description="An edited input for the one failed step (its pinned fields unchanged).",
     )
+    deadline_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="Seconds from now: the run's new deadline, as submit's deadline_s; "
+        "needed to replay a run past its deadline. Without it, the run keeps its own.",
+    )
 
 
 class ReplayOutput(_Wire):

@@ -9,6 +9,8 @@ import click
 
 from hive.cli.base import (
     RUN_ID,
+    FiniteRange,
+    as_typed,
     check_servers,
     echo_json,
     group,
@@ -18,6 +20,9 @@ from hive.cli.base import (
     short,
     table,
 )
+
+# The service's (and the Python client's) names for replay's arguments: the options.
+_REPLAY_OPTIONS = {"deadline": "--deadline"}
 
 
 @group()
@@ -91,10 +96,19 @@ def dlq_show(run_id: uuid.UUID, as_json: bool) -> None:
 @click.option("--all", "replay_all", is_flag=True, help="Every failed run of --pipeline.")
 @click.option("--pipeline", default=None)
 @click.option("--input", "input_", default=None, help="New input (JSON or @file) for the step.")
+@click.option("--deadline", type=FiniteRange(min=0, min_open=True), default=None,
+              help="Seconds from now: the replayed run's new deadline (as submit's). Needed "
+              "for a run past its deadline.")  # fmt: skip
 def dlq_replay(
-    run_id: uuid.UUID | None, replay_all: bool, pipeline: str | None, input_: str | None
+    run_id: uuid.UUID | None,
+    replay_all: bool,
+    pipeline: str | None,
+    input_: str | None,
+    deadline: float | None,
 ) -> None:
-    """Resume a failed run from its failed step (completed steps are not run again)."""
+    """Resume a failed run from its failed step (completed steps are not run again). A run
+    past its deadline is replayed only with a new --deadline; without one, --all leaves
+    such runs out."""
     from hive import service
     from hive.settings import get_settings
 
@@ -110,12 +124,19 @@ def dlq_replay(
     check_servers()
     settings = get_settings()
     if run_id is not None:
-        sent = service.replay_run(settings, service.OPERATOR, run_id, new_input)
+        with as_typed(_REPLAY_OPTIONS):
+            sent = service.replay_run(
+                settings, service.OPERATOR, run_id, new_input, deadline=deadline
+            )
         click.echo(f"{run_id} replayed: {', '.join(sent) or 'no step ready yet'}")
         return
     count = 0
-    # An unknown pipeline is an error (UnknownPipeline, exit 1), not "0 runs replayed".
-    for target, sent in service.replay_failed_runs(settings, service.OPERATOR, str(pipeline)):
+    with as_typed(_REPLAY_OPTIONS):
+        # An unknown pipeline is an error (UnknownPipeline, exit 1), not "0 runs replayed".
+        replaying = service.replay_failed_runs(
+            settings, service.OPERATOR, str(pipeline), deadline=deadline
+        )
+    for target, sent in replaying:
         click.echo(f"{target} replayed: {', '.join(sent) or 'no step ready yet'}")
         count += 1
     click.echo(f"{count} runs replayed", err=True)

@@ -287,14 +287,26 @@ class Client:
         """Steps that failed for good and are not replayed yet, newest first."""
         return self._transport.dead_letters(pipeline=pipeline, since=since, limit=limit)
 
-    def replay(self, run_id: RunId, input: dict[str, Any] | None = None) -> list[str]:
+    def replay(
+        self, run_id: RunId, input: dict[str, Any] | None = None, *, deadline: float | None = None
+    ) -> list[str]:
         """Reopen a failed run: its failed steps get fresh retries (the one failed step with
         ``input`` instead, when given); the steps sent again.
 
+        Args:
+            run_id: the failed run.
+            input: an edited input for its one failed step.
+            deadline: seconds from now, the run's new deadline (as :meth:`submit`'s);
+                without it the run keeps its own, and a run past it is not replayed.
+
         Raises:
-            RunNotFound, PermissionDenied (an admin's right), ReplayError.
+            RunNotFound, PermissionDenied (an admin's right).
+            ReplayError: the run is not failed, it is past its deadline and no
+                ``deadline`` is given, or ``input`` does not fit.
+            InvalidArgument: a ``deadline`` that is not a finite positive number of
+                seconds, at most ten years.
         """
-        return self._transport.replay(run_id, input)
+        return self._transport.replay(run_id, input, deadline)
 
     def workers(self, *, state: str | None = None) -> list[WorkerView]:
         """The workers in the registry by name, or those in ``state`` (``online``,

@@ -111,8 +111,10 @@ class DirectTransport:
             self.settings, self.caller, pipeline=pipeline, since=since, limit=limit
         )
 
-    def replay(self, run_id: RunId, input: dict[str, Any] | None) -> list[str]:
-        return service.replay_run(self.settings, self.caller, run_id, input)
+    def replay(
+        self, run_id: RunId, input: dict[str, Any] | None, deadline: float | None
+    ) -> list[str]:
+        return service.replay_run(self.settings, self.caller, run_id, input, deadline=deadline)
 
     def approvals(self, *, pipeline: str | None, limit: int) -> list[ApprovalView]:
         return service.list_approvals(self.settings, self.caller, pipeline=pipeline, limit=limit)

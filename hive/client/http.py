@@ -224,9 +224,13 @@ class HttpTransport:
         params = {"pipeline": pipeline, "since": _time(since, "since"), "limit": limit}
         return parse_list(DeadLetterView, self._call("GET", "/v1/dead-letters", params=params))
 
-    def replay(self, run_id: RunId, input: dict[str, Any] | None) -> list[str]:
+    def replay(
+        self, run_id: RunId, input: dict[str, Any] | None, deadline: float | None
+    ) -> list[str]:
         path = f"/v1/dead-letters/{parse_run_id(run_id)}/replay"
-        answer = self._call("POST", path, json={"input": input} if input is not None else None)
+        body = {k: v for k, v in {"input": input, "deadline_s": deadline}.items() if v is not None}
+        _check_finite(body)
+        answer = self._call("POST", path, json=body or None)
         return [str(step) for step in answer["sent"]]
 
     # Approvals.
@@ -342,6 +346,15 @@ def _check_sendable(pipeline: str, body: dict[str, Any]) -> None:
         except RecursionError:
             problems = []
         raise InputError(pipeline, problems or ["input: nested too deep to send"]) from None
+    _check_finite(body)
+
+
+def _check_finite(body: dict[str, Any]) -> None:
+    """Refuse a number argument JSON cannot carry (NaN, infinity), naming it.
+
+    Raises:
+        InvalidArgument: a number argument that is not finite.
+    """
     unfit = [
         f"{name} must be a finite number, not {value!r}"
         for name, value in body.items()

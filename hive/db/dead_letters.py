@@ -75,22 +75,24 @@ def for_run(conn: Connection, run_id: uuid.UUID) -> list[Any]:
 
 
 def failed_runs_of(
-    conn: Connection, pipeline: str, *, tenant: str | None = None
+    conn: Connection, pipeline: str, *, tenant: str | None = None, past_deadline: bool = False
 ) -> list[uuid.UUID]:
     """Failed runs of ``pipeline`` (and ``tenant``, if given) that have dead letters
-    waiting for a replay, and whose deadline (if any) has not passed."""
+    waiting for a replay, and whose deadline (if any) has not passed; with
+    ``past_deadline``, those whose deadline has passed too (a replay giving a new one)."""
     query = (
         select(runs.c.id)
         .where(
             runs.c.pipeline == pipeline,
             runs.c.status == RunStatus.FAILED,
-            or_(runs.c.deadline_at.is_(None), runs.c.deadline_at > func.now()),
             runs.c.id.in_(
                 select(dead_letters.c.run_id).where(dead_letters.c.replayed_at.is_(None))
             ),
         )
         .order_by(runs.c.created_at)
     )
+    if not past_deadline:
+        query = query.where(or_(runs.c.deadline_at.is_(None), runs.c.deadline_at > func.now()))
     if tenant is not None:
         query = query.where(runs.c.tenant == tenant)
     return list(conn.execute(query).scalars())
@@ -107,6 +109,14 @@ _LOCK_FAILED_RUN = text(
     """
     SELECT priority, CASE WHEN deadline_at <= now() THEN deadline_at END AS deadline_passed
       FROM runs WHERE id = :run_id AND status = 'failed' FOR UPDATE
+    """
+)
+
+# The transaction's now(): the deadline counts from the replay that sets it.
+_SET_DEADLINE = text(
+    """
+    UPDATE runs SET deadline_at = now() + make_interval(secs => :deadline_s)
+     WHERE id = :run_id RETURNING deadline_at
     """
 )
 
@@ -157,6 +167,14 @@ def lock_failed_run(conn: Connection, run_id: uuid.UUID) -> FailedRun | None:
     """The run if it is ``failed`` (row locked), else None."""
     row = conn.execute(_LOCK_FAILED_RUN, {"run_id": run_id}).first()
     return None if row is None else FailedRun(row.priority, row.deadline_passed)
+
+
+def set_deadline(conn: Connection, run_id: uuid.UUID, deadline_s: float) -> datetime:
+    """Give the run a new deadline, ``deadline_s`` seconds from now; returns it."""
+    found: datetime = conn.execute(
+        _SET_DEADLINE, {"run_id": run_id, "deadline_s": float(deadline_s)}
+    ).scalar_one()
+    return found
 
 
 def failed_steps(conn: Connection, run_id: uuid.UUID) -> list[tuple[str, str]]:

@@ -110,6 +110,18 @@ def check_tenant(tenant: Any) -> None:
         raise InvalidArgument(problems)
 
 
+def check_deadline(deadline: Any) -> None:
+    """Refuse a run deadline as submit does; None (no new deadline) passes. For a replay's
+    new deadline.
+
+    Raises:
+        InvalidArgument: not a finite number of seconds above zero and at most ten years.
+    """
+    problems = _deadline_problems(deadline)
+    if problems:
+        raise InvalidArgument(problems)
+
+
 def _tenant_problems(tenant: Any) -> list[str]:
     if tenant == "":
         return ["tenant must be a non-empty name (or None for no tenant)"]

@@ -11,6 +11,7 @@ from hive.db import dead_letters as letters
 from hive.db.retrying import in_transaction
 from hive.errors import ReplayError
 from hive.logs import log_context
+from hive.pipelines.bounds import check_deadline
 from hive.service.arguments import check_pipeline_name, parse_run_id
 from hive.service.caller import Caller, Right
 from hive.service.farm import operation
@@ -27,59 +28,76 @@ def replay_run(
     caller: Caller,
     run_id: uuid.UUID | str,
     new_input: dict[str, Any] | None = None,
+    *,
+    deadline: float | None = None,
 ) -> list[str]:
     """Reopen a failed run: its failed steps get fresh retries (optionally with
-    ``new_input`` for the one failed step), skipped steps wait for them again. Returns the
-    steps sent now.
+    ``new_input`` for the one failed step), skipped steps wait for them again. With
+    ``deadline`` (seconds, as submit's), the run's deadline becomes now plus that, in the
+    replay's own transaction; without, it keeps its own, and a run past it is refused.
+    Returns the steps sent now.
 
     Raises:
         PermissionDenied: the role may not replay.
+        InvalidArgument: ``deadline`` is not a finite number of seconds above zero and at
+            most ten years (submit's rule and words).
         RunNotFound: no run with that id that the caller may see.
-        ReplayError: the run is not failed, or ``new_input`` does not fit.
+        ReplayError: the run is not failed, it is past its deadline and no ``deadline``
+            is given (the message says how to give one), or ``new_input`` does not fit.
     """
     caller.require(Right.REPLAY)
     rid = parse_run_id(run_id)
+    check_deadline(deadline)
     visible_state(caller, rid)
     if new_input is not None and not isinstance(new_input, dict):
         raise ReplayError(str(rid), "the new input must be a JSON object")
     from hive.tasks.replay import replay  # Celery: for the commands that send
 
     with log_context(run_id=str(rid)):
-        return replay(rid, new_input)
+        return replay(rid, new_input, deadline)
 
 
 @operation
 def replay_failed_runs(
-    settings: Settings, caller: Caller, pipeline: str
+    settings: Settings, caller: Caller, pipeline: str, *, deadline: float | None = None
 ) -> Iterator[tuple[uuid.UUID, list[str]]]:
     """Replay every failed run of ``pipeline`` that the caller may see and that has dead
-    letters waiting; yields each run with the steps sent, as it goes. A run past its
-    deadline is left out (no step of it could start), and one that is no longer failed when
-    its turn comes (replayed by someone else meanwhile) is passed over.
+    letters waiting; yields each run with the steps sent, as it goes. Without ``deadline``
+    a run past its deadline is left out (no step of it could start); with it, every run
+    replayed gets that new deadline (as :func:`replay_run`), those past theirs included.
+    A run no longer failed when its turn comes (replayed by someone else meanwhile) is
+    passed over.
 
     Raises:
         PermissionDenied: the role may not replay (at once, before anything is replayed).
+        InvalidArgument: ``deadline`` is not what :func:`replay_run` takes (at once too).
         UnknownPipeline: no failed run of that name, and no such pipeline either (a typo,
             not "nothing to replay"); lists the known ones.
     """
     caller.require(Right.REPLAY)
     check_pipeline_name(pipeline)
+    check_deadline(deadline)
     targets = in_transaction(
-        lambda conn: letters.failed_runs_of(conn, pipeline, tenant=caller.tenant), retry_s=0
+        lambda conn: letters.failed_runs_of(
+            conn, pipeline, tenant=caller.tenant, past_deadline=deadline is not None
+        ),
+        retry_s=0,
     )
     if not targets:
         # Only now: the runs of a pipeline whose file has since gone are still replayable.
         get_pipeline(settings, caller, pipeline)
-    return _replayed(targets)
+    return _replayed(targets, deadline)
 
 
-def _replayed(targets: list[uuid.UUID]) -> Iterator[tuple[uuid.UUID, list[str]]]:
+def _replayed(
+    targets: list[uuid.UUID], deadline: float | None
+) -> Iterator[tuple[uuid.UUID, list[str]]]:
     from hive.tasks.replay import replay_if_failed
 
     for target in targets:
         with log_context(run_id=str(target)):
             try:
-                sent = replay_if_failed(target)
+                sent = replay_if_failed(target, deadline)
             except ReplayError as exc:  # its deadline passed since it was listed
                 logger.warning("%s", exc)
                 continue

@@ -19,44 +19,61 @@ from hive.pipelines.refs import as_literal
 from hive.settings import get_settings
 from hive.tasks.dispatch import Publication, dispatch
 
+# The way forward for a run past its deadline, as each entry point spells it.
+_NEW_DEADLINE = (
+    "give the replay a new deadline (--deadline in the CLI, deadline_s in the API, "
+    "deadline= in the Python client)"
+)
 
-def replay(run_id: uuid.UUID, new_input: dict[str, Any] | None = None) -> list[str]:
+
+def replay(
+    run_id: uuid.UUID, new_input: dict[str, Any] | None = None, deadline: float | None = None
+) -> list[str]:
     """Reopen a failed run: its failed steps get fresh retries (optionally with ``new_input``
     for the failed step, checked against the agent's input model), skipped steps wait for
-    them again. Returns the steps sent now.
+    them again. With ``deadline`` (seconds, checked by the caller), the run's deadline is
+    now plus that, set in the replay's transaction; without, it keeps its own. Returns the
+    steps sent now.
 
     Raises:
-        ReplayError: the run is not ``failed``, its deadline has passed (no step of it
-            could start), ``new_input`` is ambiguous, it does not fit the failed step's
-            agent, or it changes a field the agent pins to what the pipeline writes (the
-            message names each field).
+        ReplayError: the run is not ``failed``, its deadline has passed and no new one is
+            given (no step of it could start), ``new_input`` is ambiguous, it does not fit
+            the failed step's agent, or it changes a field the agent pins to what the
+            pipeline writes (the message names each field).
     """
-    sent = _replay(run_id, new_input)
+    sent = _replay(run_id, new_input, deadline)
     if sent is None:
         raise ReplayError(str(run_id), "it is not a failed run")
     return sent
 
 
-def replay_if_failed(run_id: uuid.UUID) -> list[str] | None:
+def replay_if_failed(run_id: uuid.UUID, deadline: float | None = None) -> list[str] | None:
     """:func:`replay` a run still ``failed``; None when it no longer is (replayed by someone
     else, or purged, since it was found failed).
 
     Raises:
-        ReplayError: its deadline has passed.
+        ReplayError: its deadline has passed and no new ``deadline`` is given.
     """
-    return _replay(run_id, None)
+    return _replay(run_id, None, deadline)
 
 
-def _replay(run_id: uuid.UUID, new_input: dict[str, Any] | None) -> list[str] | None:
+def _replay(
+    run_id: uuid.UUID, new_input: dict[str, Any] | None, deadline: float | None
+) -> list[str] | None:
     def txn(conn: Connection) -> Publication | None:
         run = letters.lock_failed_run(conn, run_id)
         if run is None:
             return None
-        if run.deadline_passed is not None:
+        detail: dict[str, Any] = {}
+        if deadline is not None:
+            new_deadline = letters.set_deadline(conn, run_id, deadline)
+            detail["deadline_at"] = new_deadline.isoformat()
+        elif run.deadline_passed is not None:
             # Claims refuse a run past its deadline: recovery would expire it, its dead
             # letters already closed, and the failure would vanish from them.
             when = run.deadline_passed.isoformat(timespec="seconds")
-            raise ReplayError(str(run_id), f"its deadline passed at {when}; no step could start")
+            reason = f"its deadline passed at {when}; no step could start: {_NEW_DEADLINE}"
+            raise ReplayError(str(run_id), reason)
         failed = letters.failed_steps(conn, run_id)
         if new_input is not None:
             if len(failed) != 1:
@@ -74,7 +91,11 @@ def _replay(run_id: uuid.UUID, new_input: dict[str, Any] | None) -> list[str] | 
         event_log.record(
             conn,
             "replay",
-            {"steps": [s for s, _ in failed], "input_edited": new_input is not None},
+            {
+                "steps": [s for s, _ in failed],
+                "input_edited": new_input is not None,
+                **detail,
+            },
             run_id=run_id,
         )
         return dispatch(conn, run_id, ready, run.priority)

@@ -105,6 +105,52 @@ def test_an_admin_replays_a_dead_letter_over_http_with_an_edited_input(
     assert _audit(env, "globex", "run.replay") == [("run.replay", f"run:{run_id}", "not_found")]
 
 
+def test_an_admin_replays_a_run_past_its_deadline_over_http_only_with_a_new_deadline_s(
+    api: Api, env: dict[str, str], start_worker: Callable[..., HiveProcess]
+) -> None:
+    start_worker("--concurrency", "2")
+    producer, _ = make_key("acme", "producer")
+    admin, _ = make_key("acme", "admin")
+    answer = api.call("POST", "/v1/runs", key=producer, json={
+        "pipeline": "fails-midway", "input": {"text": "x"}, "deadline_s": 300,
+    })  # fmt: skip
+    assert answer.status_code == 202, answer.text
+    run_id = answer.json()["id"]
+    assert _wait(api, producer, run_id)["status"] == "failed"
+    db.execute("UPDATE runs SET deadline_at = now() - interval '1 second' WHERE id = :id",
+               id=run_id)  # fmt: skip
+    replay = f"/v1/dead-letters/{run_id}/replay"
+
+    refused = api.call("POST", replay, key=admin)
+    assert refused.status_code == 409, refused.text
+    assert "deadline passed at" in refused.json()["error"]["message"]
+    assert "deadline_s in the API" in refused.json()["error"]["message"]
+    # NaN (which JSON has no form for, but Python's parser takes), zero, negative, too far.
+    for sent in ("NaN", "0", "-5", "1e12"):
+        bad = api.call("POST", replay, key=admin, content=f'{{"deadline_s": {sent}}}',
+                       headers={"Content-Type": "application/json"})  # fmt: skip
+        assert bad.status_code == 422, (sent, bad.text)
+        problems = bad.json()["error"]["problems"]
+        assert [(p["in"], p["path"]) for p in problems] == [("body", "deadline_s")], sent
+    assert "deadline must be a positive number of seconds, at most 315360000" in bad.text
+    assert db.run_status(run_id) == "failed", "a refused replay changes nothing"
+
+    replayed = api.call("POST", replay, key=admin, json={"deadline_s": 600})
+    assert replayed.status_code == 200, replayed.text
+    assert replayed.json()["sent"][0] == "doomed"
+    left = db.scalar("SELECT extract(epoch FROM deadline_at - now()) FROM runs WHERE id = :id",
+                     id=run_id)  # fmt: skip
+    assert 590 < float(left) <= 600
+    assert _wait(api, producer, run_id)["status"] == "succeeded"
+    # The service's own refusal (too far) is recorded; a body the schema refuses never
+    # reaches the route, as with every other body.
+    assert _audit(env, "acme", "run.replay") == [
+        ("run.replay", f"run:{run_id}", "failed"),
+        ("run.replay", f"run:{run_id}", "invalid"),
+        ("run.replay", f"run:{run_id}", "ok"),
+    ]
+
+
 def test_an_admin_approves_and_rejects_held_steps_over_http(
     api: Api, env: dict[str, str], start_worker: Callable[..., HiveProcess]
 ) -> None:

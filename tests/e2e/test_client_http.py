@@ -23,6 +23,7 @@ from hive.errors import (
     InvalidArgument,
     NotAvailableOverHttp,
     PermissionDenied,
+    ReplayError,
     RunNotFound,
     ServiceInstanceNotFound,
     ServiceUnavailable,
@@ -31,6 +32,7 @@ from hive.errors import (
     UnknownPipeline,
 )
 from hive.service import ApprovalView, PipelineView, RunView, ServiceInstanceView
+from tests.support import db
 from tests.support.api import Api, make_key
 from tests.support.processes import HiveProcess, wait_until
 from tests.support.proxy import DroppingProxy
@@ -281,7 +283,16 @@ def test_an_admin_manages_service_instances_and_replays_dead_letters(
     with pytest.raises(RunFailed):
         failed.wait(timeout=60)
     assert [(d.run_id, d.step_id) for d in viewer.dead_letters()] == [(failed.id, "doomed")]
-    assert admin.replay(failed.id, {"times": 0})[0] == "doomed"
+    db.execute("UPDATE runs SET deadline_at = now() - interval '1 second' WHERE id = :id",
+               id=str(failed.id))  # fmt: skip
+    with pytest.raises(ReplayError, match=r"deadline passed at .*deadline= in the Python client"):
+        admin.replay(failed.id, {"times": 0})
+    # Over HTTP refused before it is sent (JSON has no NaN), directly by submit's rule.
+    with pytest.raises(InvalidArgument, match=r"^deadline(_s)? must be .*not nan$"):
+        admin.replay(failed.id, {"times": 0}, deadline=float("nan"))
+    with pytest.raises(InvalidArgument, match="deadline must be a positive number of seconds"):
+        admin.replay(failed.id, {"times": 0}, deadline=1e12)
+    assert admin.replay(failed.id, {"times": 0}, deadline=600)[0] == "doomed"
     assert failed.wait(timeout=60) is not None
     assert viewer.dead_letters() == []
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 
@@ -113,7 +114,70 @@ def test_replay_all_passes_over_a_run_replayed_by_someone_else_meanwhile(
     assert db.steps_of(first)["flaky"].attempt == 3, "replayed once, not twice"
 
 
-def test_replay_refuses_a_run_past_its_deadline_and_keeps_its_dead_letter(
+def _fail_past_deadline(client: Client, times: int) -> str:
+    """A run of ``fault-dlq`` failed (``times`` attempts of its flaky step fail) and then
+    past its deadline: a failed run that an admin comes back to too late."""
+    run = client.submit("fault-dlq", {"times": times}, deadline=300)
+    with pytest.raises(RunFailed):
+        run.wait(timeout=30)
+    db.execute("UPDATE runs SET deadline_at = now() - interval '1 second' WHERE id = :id",
+               id=str(run.id))  # fmt: skip
+    return str(run.id)
+
+
+def _deadline_in(run_id: str) -> float:
+    """Seconds from PostgreSQL's now() to the run's deadline."""
+    return float(db.scalar(
+        "SELECT extract(epoch FROM deadline_at - now()) FROM runs WHERE id = :id", id=run_id
+    ))  # fmt: skip
+
+
+def test_replay_refuses_a_run_past_its_deadline_naming_the_option_and_keeps_its_dead_letter(
+    hive_env, start_worker
+) -> None:
+    env = {**os.environ, **hive_env}
+    start_worker("--concurrency", "1")
+    client = Client()
+    run_id = _fail_past_deadline(client, times=50)
+
+    # Its steps could never be claimed: recovery would expire the run, its dead letter
+    # already marked replayed, so the failure would leave the dead letters unseen.
+    with pytest.raises(ReplayError, match=r"deadline passed at .*deadline= in the Python client"):
+        client.replay(run_id, {"times": 0})
+    refused = _hive(env, "dlq", "replay", run_id)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "deadline passed at" in refused.stderr and "--deadline" in refused.stderr
+    assert list(service.replay_failed_runs(get_settings(), service.OPERATOR, "fault-dlq")) == []
+    assert db.run_status(run_id) == "failed"
+    assert [str(letter.run_id) for letter in client.dead_letters()] == [run_id]
+
+
+def test_replay_with_a_new_deadline_reopens_a_run_past_its_deadline_and_it_finishes(
+    hive_env, start_worker
+) -> None:
+    env = {**os.environ, **hive_env}
+    start_worker("--concurrency", "2")
+    client = Client()
+    by_cli, by_client = (_fail_past_deadline(client, times=2) for _ in range(2))
+
+    replayed = _hive(env, "dlq", "replay", by_cli, "--deadline", "600")
+    assert replayed.returncode == 0, replayed.stderr
+    # The deadline counts from the replay, in PostgreSQL's time.
+    assert 590 < _deadline_in(by_cli) <= 600
+    assert client.replay(by_client, deadline=1200.5) == ["flaky", "last"]
+    assert 1190 < _deadline_in(by_client) <= 1200.5
+
+    for run_id in (by_cli, by_client):
+        assert client.run(run_id).wait(timeout=30) == {"last": {"text": "done"}}
+        assert db.steps_of(run_id)["flaky"].attempt == 3  # two before the replay, one after
+    assert client.dead_letters() == []
+    (event,) = db.rows("SELECT detail FROM events WHERE kind = 'replay' AND run_id = :id",
+                       id=by_client)  # fmt: skip
+    deadline_at = db.scalar("SELECT deadline_at FROM runs WHERE id = :id", id=by_client)
+    assert datetime.fromisoformat(event.detail["deadline_at"]) == deadline_at
+
+
+def test_replay_keeps_the_deadline_of_a_run_not_past_it_unless_given_a_new_one(
     hive_env, start_worker
 ) -> None:
     start_worker("--concurrency", "1")
@@ -121,16 +185,34 @@ def test_replay_refuses_a_run_past_its_deadline_and_keeps_its_dead_letter(
     run = client.submit("fault-dlq", {"times": 50}, deadline=300)
     with pytest.raises(RunFailed):
         run.wait(timeout=30)
-    db.execute("UPDATE runs SET deadline_at = now() - interval '1 second' WHERE id = :id",
-               id=str(run.id))  # fmt: skip
+    deadline_at = db.scalar("SELECT deadline_at FROM runs WHERE id = :id", id=str(run.id))
 
-    # Its steps could never be claimed: recovery would expire the run, its dead letter
-    # already marked replayed, so the failure would leave the dead letters unseen.
-    with pytest.raises(ReplayError, match="deadline"):
-        client.replay(run.id, {"times": 0})
-    assert list(service.replay_failed_runs(get_settings(), service.OPERATOR, "fault-dlq")) == []
-    assert db.run_status(run.id) == "failed"
-    assert [letter.run_id for letter in client.dead_letters()] == [run.id]
+    client.replay(run.id)
+    with pytest.raises(RunFailed):
+        run.wait(timeout=30)
+
+    assert db.scalar("SELECT deadline_at FROM runs WHERE id = :id", id=str(run.id)) == deadline_at
+
+
+def test_replay_all_with_a_new_deadline_replays_the_runs_past_theirs_too(
+    hive_env, start_worker
+) -> None:
+    env = {**os.environ, **hive_env}
+    start_worker("--concurrency", "2")
+    client = Client()
+    late = _fail_past_deadline(client, times=2)
+    in_time = client.submit("fault-dlq", {"times": 2}, deadline=300)
+    with pytest.raises(RunFailed):
+        in_time.wait(timeout=30)
+
+    done = _hive(env, "dlq", "replay", "--all", "--pipeline", "fault-dlq", "--deadline", "900")
+
+    assert done.returncode == 0, done.stderr
+    assert f"{late} replayed" in done.stdout and f"{in_time.id} replayed" in done.stdout
+    assert "2 runs replayed" in done.stderr
+    for run_id in (late, str(in_time.id)):
+        assert client.run(run_id).wait(timeout=30) == {"last": {"text": "done"}}
+        assert 880 < _deadline_in(run_id) <= 900, "every run replayed gets the new deadline"
 
 
 def test_replay_refuses_a_run_that_did_not_fail(hive_env, start_worker) -> None:
