@@ -2,9 +2,10 @@
 
 Two readings, each linear in the text, and a rule matches a text if it matches either:
 
-- the *line* reading (:func:`normalised`): compatibility forms folded (NFKC: fullwidth and
-  mathematical letters, ligatures), invisible characters out, and look-alike letters of
-  other scripts read as the Latin letters they imitate (Cyrillic i U+0456, Greek o U+03BF:
+- the *line* reading (:func:`normalised`): compatibility forms folded (NFKD: fullwidth and
+  mathematical letters, ligatures), invisible characters and combining marks out (accents,
+  strokes stacked over letters), and look-alike letters of other scripts read as the Latin
+  letters they imitate (Cyrillic i U+0456 and em U+043C, Greek o U+03BF, small capitals:
   Unicode's confusables, :func:`confusable_fold`). Line breaks stay, so rules anchored at
   a line's start (``\\nsystem:``) still see them.
 - the *joined* reading (:func:`joined`): the line reading with each run of whitespace read
