@@ -34,6 +34,7 @@ _ITEM = re.compile(r"(?:[-*+>\u2022\u2023\u25e6\u25aa\u2043\u2013\u2014]|\(?\w{1
 _LABEL = re.compile(r"[^\W\d_][\w'/-]{0,30}(?: [\w'/-]{1,30}){0,2}:(?:\s|$)")
 _SENTENCE_END = frozenset(".!?\u2026\u3002")
 _DROPPED = frozenset({"Cf", "Mn", "Me"})
+_UNASSIGNED = frozenset({"Cn", "Co", "Cs"})
 
 # Letters whose Unicode skeleton is no ASCII letter (Greek chi's is U+AB53, LATIN SMALL
 # LETTER CHI; omega's U+A7B7) but which stand for one in running text, as homoglyph
@@ -63,8 +64,11 @@ def _unread() -> dict[int, str | None]:
     table: dict[int, str | None] = {}
     for code in range(sys.maxunicode + 1):
         char = chr(code)
+        category = unicodedata.category(char)
+        if category in _UNASSIGNED:  # no mark, no decomposition: most code points, skipped
+            continue
         if (
-            unicodedata.category(char) in _DROPPED
+            category in _DROPPED
             or unicodedata.combining(char)
             or (
                 unicodedata.decomposition(char)
