@@ -33,7 +33,7 @@ _SMALL_CAPITAL = "LATIN LETTER SMALL CAPITAL "
 _ITEM = re.compile(r"(?:[-*+>\u2022\u2023\u25e6\u25aa\u2043\u2013\u2014]|\(?\w{1,3}[.)])\s")
 _LABEL = re.compile(r"[^\W\d_][\w'/-]{0,30}(?: [\w'/-]{1,30}){0,2}:(?:\s|$)")
 _SENTENCE_END = frozenset(".!?\u2026\u3002")
-_DROPPED = frozenset({"Cf", "Mn", "Me"})
+_MARK_CATEGORIES = frozenset({"Mn", "Me"})
 _UNASSIGNED = frozenset({"Cn", "Co", "Cs"})
 
 # Letters whose Unicode skeleton is no ASCII letter (Greek chi's is U+AB53, LATIN SMALL
@@ -49,33 +49,41 @@ _READ_AS_LATIN: dict[int, str] = {
 
 
 @functools.cache
-def _unread() -> dict[int, str | None]:
-    """What the reading leaves out or reads otherwise, whatever the letters around it.
+def _classes() -> tuple[frozenset[str], frozenset[str]]:
+    """The format characters (Unicode's ``Cf``: zero-width spaces and joiners, the soft
+    hyphen, direction marks), and the combining marks (``Mn``, ``Me``, any non-zero
+    combining class, and the two halfwidth kana marks whose NFKD is one).
 
-    - Format characters (Unicode's ``Cf``: zero-width spaces and joiners, the soft hyphen,
-      direction marks) out; the tag characters (U+E0020 to U+E007E, invisible ASCII a model
-      still reads) made the ASCII they stand for.
-    - Combining marks out (``Mn``, ``Me``, any non-zero combining class, and the two
-      halfwidth kana marks whose NFKD is one): a reader sees ``ïgnöre`` or a stack of
-      strokes over each letter as the letters. Taking them out *before* NFKD also keeps it
-      linear: NFKD puts a run of marks in canonical order by insertion sort, so one letter
-      followed by 100,000 marks of alternating classes took CPython quadratic time (30 s).
-    """
-    table: dict[int, str | None] = {}
+    The reading takes both out: a reader sees neither, and sees ``ïgnöre`` or a stack of
+    strokes over each letter as the letters. The marks go *before* NFKD too, to keep it
+    linear: NFKD puts a run of marks in canonical order by insertion sort, so one letter
+    under 200,000 marks of alternating classes took CPython 48 s."""
+    formats, marks = [], []
     for code in range(sys.maxunicode + 1):
         char = chr(code)
         category = unicodedata.category(char)
         if category in _UNASSIGNED:  # no mark, no decomposition: most code points, skipped
             continue
-        if (
-            category in _DROPPED
+        if category == "Cf":
+            formats.append(char)
+        elif (
+            category in _MARK_CATEGORIES
             or unicodedata.combining(char)
             or (
                 unicodedata.decomposition(char)
                 and unicodedata.combining(unicodedata.normalize("NFKD", char)[0])
             )
         ):
-            table[code] = None
+            marks.append(char)
+    return frozenset(formats), frozenset(marks)
+
+
+@functools.cache
+def _unread() -> dict[int, str | None]:
+    """Format characters and marks out (:func:`_classes`); the tag characters (U+E0020 to
+    U+E007E, invisible ASCII a model still reads) made the ASCII they stand for."""
+    formats, marks = _classes()
+    table: dict[int, str | None] = dict.fromkeys(map(ord, formats | marks))
     table.update({code: chr(code - 0xE0000) for code in range(0xE0020, 0xE007F)})
     return table
 
@@ -159,9 +167,15 @@ def confusable_fold(text: str) -> str:
 def normalised(text: str) -> str:
     """The line reading: NFKD, invisible characters and marks out, confusables folded.
 
-    Linear: the first ``translate`` takes out every mark, so NFKD has none to reorder."""
+    Linear: marks are taken out first, so NFKD has no run of them to reorder; what NFKD
+    makes (a precomposed letter's marks, a bold kappa's kappa) is then read by one
+    ``translate``, the bulk of the cost (about 50 ns a character)."""
+    if text.isascii():  # nothing in it to fold or take out
+        return text
     table = _reading_table()
-    return unicodedata.normalize("NFKD", text.translate(table)).translate(table)
+    if not _classes()[1].isdisjoint(set(text)):
+        text = text.translate(table)
+    return unicodedata.normalize("NFKD", text).translate(table)
 
 
 def joined(reading: str) -> str:
