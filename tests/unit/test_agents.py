@@ -324,8 +324,14 @@ def test_pii_redact_replaces_emails() -> None:
          "call [PHONE] today", "PHONE"),
         ("from \uff11\uff10.\uff10.\uff10.\uff11.", "from [IP].", "IP"),
         ("SSN \uff11\uff12\uff13\uff0d45-6789 ok", "SSN [SSN] ok", "SSN"),
+        ("mail john\uff20example\u3002co\uff61jp now", "mail [EMAIL] now", "EMAIL"),
+        ("from 10\u30020\u30020\u30021.", "from [IP].", "IP"),
+        ("call 415\u2013555\u20130100 today", "call [PHONE] today", "PHONE"),  # en dashes
+        ("SSN 123\u201145\u20116789 ok", "SSN [SSN] ok", "SSN"),  # non-breaking hyphens
+        ("card 4111\u20121111\u20121111\u20121111.", "card [CREDIT_CARD].", "CREDIT_CARD"),
     ],
-    ids=["fullwidth at", "small at", "fullwidth", "ligature", "invisible", "phone", "ip", "ssn"],
+    ids=["fullwidth at", "small at", "fullwidth", "ligature", "invisible", "phone", "ip", "ssn",
+         "ideographic dots", "ideographic ip", "en dashes", "nb hyphens", "figure dashes"],
 )  # fmt: skip
 def test_pii_redact_replaces_compatibility_forms_in_the_original_text(
     text: str, redacted: str, kind: str
@@ -432,6 +438,12 @@ def test_pii_redact_leaves_never_issued_ssns_alone(number: str) -> None:
 
 def test_pii_redact_leaves_dates_times_and_small_numbers_alone() -> None:
     text = "On 2024-01-15 at 10:30 we shipped 3 items for order 12345."
+    assert redact(text)["text"] == text
+
+
+def test_pii_redact_leaves_ranges_written_with_dashes_alone() -> None:
+    # Dashes read as "-" for the detectors; a range or a date in typeset text is no number.
+    text = "Pages 10\u201320 of the 1990\u20132000 report, 2024\u201101\u201115, 9\u20135."
     assert redact(text)["text"] == text
 
 

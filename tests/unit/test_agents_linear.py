@@ -57,6 +57,10 @@ ADVERSARIAL: dict[str, str] = {
     "ligatures": repeated("\ufb01"),
     "ligature-emails": repeated("\ufb01@b.io\u200b "),
     "cjk": repeated("\u6f22\u5b57"),
+    "ideographic-dots": repeated("1\u3002"),
+    "ideographic-dot-domains": halves("a", "\uff20", "a\u3002"),
+    "en-dashes-between-digits": repeated("1\u2013"),
+    "unicode-dashes-then-at": halves("a\u2011", "@", "1\u2013"),
 }
 
 AGENTS: dict[str, Any] = {
@@ -92,7 +96,20 @@ def test_pii_redact_finds_a_fullwidth_email_after_200k_characters_of_fullwidth_t
 
 def test_pii_view_maps_each_span_back_to_the_characters_read() -> None:
     rng = random.Random(8)
-    alphabet = ["a", "@", ".", "1", " ", "\uff20", "\uff41", "\ufb01", "\u200b", "\u00e9"]
+    alphabet = [
+        "a",
+        "@",
+        ".",
+        "1",
+        " ",
+        "\uff20",
+        "\uff41",
+        "\ufb01",
+        "\u200b",
+        "\u00e9",
+        "\u3002",
+        "\u2013",
+    ]
     for _ in range(2_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30)))
         view = _view(text)

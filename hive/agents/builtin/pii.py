@@ -6,9 +6,12 @@ by its strictest match rather than carved into phone numbers.
 
 The detectors read a folded view of the text (:func:`_view`), as a model or a mail client
 reads it: a compatibility form whose NFKC form is ASCII counts as that (the fullwidth
-commercial at U+FF20 and the small one U+FE6B as ``@``, fullwidth digits as digits), and
-invisible format characters (zero-width spaces, the soft hyphen) are not there. What they
-find is replaced in the original text, the folded characters included.
+commercial at U+FF20 and the small one U+FE6B as ``@``, fullwidth digits as digits), an
+ideographic full stop as the ``.`` it is in a domain name, any dash as ``-``, and invisible
+format characters (zero-width spaces, the soft hyphen) are not there. What they find is
+replaced in the original text, the folded characters included. Look-alike letters of
+other scripts are not folded here (the input guard's rules read those): Cyrillic Ze
+(U+0417) is no ``3``, and a Russian text holds no phone number it does not spell in digits.
 """
 
 from __future__ import annotations
@@ -80,14 +83,25 @@ def _email_spans(text: str) -> Iterator[tuple[int, int]]:
         at = text.find("@", searched_from)
 
 
+# The label separators of an internationalised domain name (RFC 3490, 3.1): a resolver
+# reads "example\u3002com" as "example.com". NFKC makes only the fullwidth one a ".".
+_DOTS = frozenset("\u3002\uff0e\uff61")
+
+
 @functools.lru_cache(maxsize=4096)
 def _folded(char: str) -> str:
     """What the detectors read for one non-ASCII character: nothing for an invisible one,
-    its NFKC form when that is ASCII, else the character itself."""
-    if unicodedata.category(char) == "Cf":
+    its NFKC form when that is ASCII, a "." for an ideographic full stop, a "-" for any
+    dash (Unicode's ``Pd``: the en dash, the non-breaking hyphen), else the character."""
+    category = unicodedata.category(char)
+    if category == "Cf":
         return ""
     form = unicodedata.normalize("NFKC", char)
-    return form if form.isascii() else char
+    if form.isascii():
+        return form
+    if char in _DOTS:
+        return "."
+    return "-" if category == "Pd" else char
 
 
 class _View:

@@ -2,9 +2,10 @@
 
 Two readings, each linear in the text, and a rule matches a text if it matches either:
 
-- the *line* reading (:func:`normalised`): compatibility forms folded (NFKC: fullwidth and
-  mathematical letters, ligatures), invisible characters out, and look-alike letters of
-  other scripts read as the Latin letters they imitate (Cyrillic i U+0456, Greek o U+03BF:
+- the *line* reading (:func:`normalised`): compatibility forms folded (NFKD: fullwidth and
+  mathematical letters, ligatures), invisible characters and combining marks out (accents,
+  strokes stacked over letters), and look-alike letters of other scripts read as the Latin
+  letters they imitate (Cyrillic i U+0456 and em U+043C, Greek o U+03BF, small capitals:
   Unicode's confusables, :func:`confusable_fold`). Line breaks stay, so rules anchored at
   a line's start (``\\nsystem:``) still see them.
 - the *joined* reading (:func:`joined`): the line reading with each run of whitespace read
@@ -32,58 +33,131 @@ _SMALL_CAPITAL = "LATIN LETTER SMALL CAPITAL "
 _ITEM = re.compile(r"(?:[-*+>\u2022\u2023\u25e6\u25aa\u2043\u2013\u2014]|\(?\w{1,3}[.)])\s")
 _LABEL = re.compile(r"[^\W\d_][\w'/-]{0,30}(?: [\w'/-]{1,30}){0,2}:(?:\s|$)")
 _SENTENCE_END = frozenset(".!?\u2026\u3002")
+_MARK_CATEGORIES = frozenset({"Mn", "Me"})
+_UNASSIGNED = frozenset({"Cn", "Co", "Cs"})
+
+# Letters whose Unicode skeleton is no ASCII letter (Greek chi's is U+AB53, LATIN SMALL
+# LETTER CHI; omega's U+A7B7) but which stand for one in running text, as homoglyph
+# generators use them. Written by hand, so kept to what a reader takes for the letter.
+_READ_AS_LATIN: dict[int, str] = {
+    ord("\u03c7"): "x",  # Greek chi
+    ord("\u03c9"): "w",  # Greek omega
+    ord("\u03b5"): "e",  # Greek epsilon
+    ord("\u043f"): "n",  # Cyrillic pe
+    ord("\u044c"): "b",  # Cyrillic soft sign
+}
 
 
 @functools.cache
-def _invisible() -> dict[int, str | None]:
+def _classes() -> tuple[frozenset[str], frozenset[str]]:
     """The format characters (Unicode's ``Cf``: zero-width spaces and joiners, the soft
-    hyphen, direction marks) taken out; the tag characters (U+E0020 to U+E007E, invisible
-    ASCII a model still reads) made the ASCII they stand for."""
-    table: dict[int, str | None] = {
-        code: None for code in range(sys.maxunicode + 1) if unicodedata.category(chr(code)) == "Cf"
-    }
+    hyphen, direction marks), and the combining marks (``Mn``, ``Me``, any non-zero
+    combining class, and the two halfwidth kana marks whose NFKD is one).
+
+    The reading takes both out: a reader sees neither, and sees ``ïgnöre`` or a stack of
+    strokes over each letter as the letters. The marks go *before* NFKD too, to keep it
+    linear: NFKD puts a run of marks in canonical order by insertion sort, so one letter
+    under 200,000 marks of alternating classes took CPython 48 s."""
+    formats, marks = [], []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if category in _UNASSIGNED:  # no mark, no decomposition: most code points, skipped
+            continue
+        if category == "Cf":
+            formats.append(char)
+        elif (
+            category in _MARK_CATEGORIES
+            or unicodedata.combining(char)
+            or (
+                unicodedata.decomposition(char)
+                and unicodedata.combining(unicodedata.normalize("NFKD", char)[0])
+            )
+        ):
+            marks.append(char)
+    return frozenset(formats), frozenset(marks)
+
+
+@functools.cache
+def _unread() -> dict[int, str | None]:
+    """Format characters and marks out (:func:`_classes`); the tag characters (U+E0020 to
+    U+E007E, invisible ASCII a model still reads) made the ASCII they stand for."""
+    formats, marks = _classes()
+    table: dict[int, str | None] = dict.fromkeys(map(ord, formats | marks))
     table.update({code: chr(code - 0xE0000) for code in range(0xE0020, 0xE007F)})
     return table
 
 
+def _latin(key: str, homoglyphs: list[str]) -> str | None:
+    """The ASCII letter or digit that ``key`` and its ``homoglyphs`` (one entry of the
+    confusables data) all read as, if there is one."""
+    if key in _ALNUM:
+        return key
+    # A letter with a stroke, hook or cedilla (Ø, ł, Kazakh Қ, Greek η as n with a tail).
+    if key[0] in _ALNUM and all(unicodedata.combining(c) or unicodedata.category(c) == "Mn"
+                                for c in key[1:]):  # fmt: skip
+        return key[0]
+    # Latin small capitals (ᴋ, ᴍ) and what imitates them (Cyrillic к, м; Greek κ).
+    capitals = {
+        unicodedata.name(c).removeprefix(_SMALL_CAPITAL)
+        for c in (key, *homoglyphs)
+        if len(c) == 1 and unicodedata.name(c, "").startswith(_SMALL_CAPITAL)
+    }
+    capitals &= _ALNUM
+    return capitals.pop() if len(capitals) == 1 else None
+
+
 @functools.cache
 def _confusables() -> dict[int, str]:
-    """Each non-ASCII character whose confusables skeleton is an ASCII letter or digit,
-    mapped to it (from ``confusable-homoglyphs``' copy of Unicode's ``confusables.txt``).
+    """Each non-ASCII letter that imitates an ASCII letter or digit, mapped to it.
 
-    Two adjustments make the skeleton fit rules written in plain words. The skeleton of
-    every capital I-like letter (Cyrillic U+0406, Greek U+0399) is ``l``, since ``I`` and
-    ``l`` are themselves confusable; a capital reads here as ``I`` (``IGNORE`` spelt with
-    U+0406). And a letter whose skeleton is a Latin small capital (Cyrillic te, en, ve:
-    U+1D1B, U+029C, U+0299) reads as that letter."""
+    Unicode's ``confusables.txt`` is the source, as ``confusable-homoglyphs`` ships it (a
+    JSON of each character's homoglyphs, 900 KB, read once per process; no dependencies;
+    3.3.1, January 2024, with a command that refreshes it from Unicode). Weighed against
+    it: ``confusables`` and ``homoglyphs`` (the same data, last released 2021 and 2020),
+    and transliterators (``anyascii``, ``unidecode``), which would read every Cyrillic and
+    Greek letter as Latin (``д`` as ``d``), not only the look-alikes.
+
+    Unicode's skeleton of a letter is not always ASCII, so three readings of the data:
+    an entry under an ASCII letter or digit reads as it; one under an ASCII letter with
+    combining marks reads as the letter (:func:`_latin`); and one holding a Latin small
+    capital reads as that letter (Cyrillic te, em and ka go to ``ᴛ``, ``ʍ`` and ``ĸ``,
+    kin of ``ᴛ``, ``ᴍ`` and ``ᴋ``). The skeleton of every capital I-like letter (Cyrillic
+    U+0406, Greek U+0399) is ``l``, since ``I`` and ``l`` are themselves confusable; a
+    capital reads here as ``I`` (``IGNORE`` spelt with U+0406). :data:`_READ_AS_LATIN`
+    adds the few letters whose skeleton is none of these but which read as Latin ones.
+    """
     data = json.loads(
         resources.files("confusable_homoglyphs")
         .joinpath("confusables.json")
         .read_text(encoding="utf-8")
     )
     table: dict[int, str] = {}
-    # The data lists, under each prototype, the characters whose skeleton it is.
-    for prototype, sources in data.items():
-        if prototype in _ALNUM:
-            target = prototype
-        elif unicodedata.name(prototype[0], "").startswith(_SMALL_CAPITAL) and len(prototype) == 1:
-            target = unicodedata.name(prototype).removeprefix(_SMALL_CAPITAL)
-            if target not in _ALNUM:
-                continue
-        else:
+    found: dict[int, str] = {}  # by the second and third readings: never overrides the first
+    for key, entries in data.items():
+        homoglyphs = [entry["c"] for entry in entries]
+        target = _latin(key, homoglyphs)
+        if target is None:
             continue
-        for source in sources:
-            char = source["c"]
+        into = table if key in _ALNUM else found
+        for char in homoglyphs if key in _ALNUM else (key, *homoglyphs):
             if len(char) != 1 or char.isascii():
                 continue
-            table[ord(char)] = "I" if target == "l" and char.isupper() else target
+            into[ord(char)] = "I" if target == "l" and char.isupper() else target
+    for code, target in (*found.items(), *_READ_AS_LATIN.items()):
+        table.setdefault(code, target)
+    # Small capitals the data leaves out (``ɴ``): by name, as a "small caps" font writes them.
+    for code in range(0x10000):
+        name = unicodedata.name(chr(code), "")
+        if name.startswith(_SMALL_CAPITAL) and name.removeprefix(_SMALL_CAPITAL) in _ALNUM:
+            table.setdefault(code, name.removeprefix(_SMALL_CAPITAL))
     return table
 
 
 @functools.cache
 def _reading_table() -> dict[int, str | None]:
-    """Invisible characters out and confusables folded, in one ``str.translate``."""
-    return {**_confusables(), **_invisible()}
+    """Invisible characters and marks out and confusables folded, in one ``str.translate``."""
+    return {**_confusables(), **_unread()}
 
 
 def confusable_fold(text: str) -> str:
@@ -92,8 +166,17 @@ def confusable_fold(text: str) -> str:
 
 
 def normalised(text: str) -> str:
-    """The line reading: NFKC, invisible characters out, confusables folded. Linear."""
-    return unicodedata.normalize("NFKC", text).translate(_reading_table())
+    """The line reading: NFKD, invisible characters and marks out, confusables folded.
+
+    Linear: marks are taken out first, so NFKD has no run of them to reorder; what NFKD
+    makes (a precomposed letter's marks, a bold kappa's kappa) is then read by one
+    ``translate``, the bulk of the cost (about 50 ns a character)."""
+    if text.isascii():  # nothing in it to fold or take out
+        return text
+    table = _reading_table()
+    if not _classes()[1].isdisjoint(set(text)):
+        text = text.translate(table)
+    return unicodedata.normalize("NFKD", text).translate(table)
 
 
 def joined(reading: str) -> str:

@@ -2,8 +2,8 @@
 prompt-injection score from the rules (:mod:`hive.agents.builtin.guard.rules`).
 
 Everything here takes time linear in the text: the PII detectors are linear (issue 8), the
-rules read the text as a model does (:mod:`~hive.agents.builtin.guard.reading`: NFKC,
-invisible characters out, look-alike letters folded, line breaks within a sentence read as
+rules read the text as a model does (:mod:`~hive.agents.builtin.guard.reading`: NFKD,
+invisible characters and marks out, look-alike letters folded, line breaks within a sentence read as
 spaces), the rules are RE2, and encoded payloads are bounded (at most :data:`MAX_DECODED` runs of
 base64, two levels deep). What it reports never quotes the text: rule ids and categories,
 counts, a score.
