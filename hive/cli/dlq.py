@@ -140,3 +140,10 @@ def dlq_replay(
         click.echo(f"{target} replayed: {', '.join(sent) or 'no step ready yet'}")
         count += 1
     click.echo(f"{count} runs replayed", err=True)
+    if replaying.left_past_deadline:
+        left = replaying.left_past_deadline
+        click.echo(
+            f"{left} {'run' if left == 1 else 'runs'} past the deadline left out: replay "
+            f"{'it' if left == 1 else 'them'} with --deadline SECONDS (a new deadline)",
+            err=True,
+        )

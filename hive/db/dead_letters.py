@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, text
+from sqlalchemy import Connection, bindparam, func, insert, select, text
 
 from hive.db.models import Json, dead_letters, runs
 from hive.statuses import RunStatus
@@ -75,13 +75,15 @@ def for_run(conn: Connection, run_id: uuid.UUID) -> list[Any]:
 
 
 def failed_runs_of(
-    conn: Connection, pipeline: str, *, tenant: str | None = None, past_deadline: bool = False
-) -> list[uuid.UUID]:
+    conn: Connection, pipeline: str, *, tenant: str | None = None
+) -> list[tuple[uuid.UUID, bool]]:
     """Failed runs of ``pipeline`` (and ``tenant``, if given) that have dead letters
-    waiting for a replay, and whose deadline (if any) has not passed; with
-    ``past_deadline``, those whose deadline has passed too (a replay giving a new one)."""
+    waiting for a replay, oldest first, each with whether its deadline has passed."""
     query = (
-        select(runs.c.id)
+        select(
+            runs.c.id,
+            func.coalesce(runs.c.deadline_at <= func.now(), False).label("past_deadline"),
+        )
         .where(
             runs.c.pipeline == pipeline,
             runs.c.status == RunStatus.FAILED,
@@ -91,11 +93,9 @@ def failed_runs_of(
         )
         .order_by(runs.c.created_at)
     )
-    if not past_deadline:
-        query = query.where(or_(runs.c.deadline_at.is_(None), runs.c.deadline_at > func.now()))
     if tenant is not None:
         query = query.where(runs.c.tenant == tenant)
-    return list(conn.execute(query).scalars())
+    return [(row.id, bool(row.past_deadline)) for row in conn.execute(query)]
 
 
 _FAILED_STEPS = text(

@@ -57,16 +57,28 @@ def replay_run(
         return replay(rid, new_input, deadline)
 
 
+class Replaying(Iterator[tuple[uuid.UUID, list[str]]]):
+    """The runs :func:`replay_failed_runs` replays, each with the steps sent, as it goes;
+    and how many it left out for being past their deadline (no new one given)."""
+
+    def __init__(self, replayed: Iterator[tuple[uuid.UUID, list[str]]], left: int) -> None:
+        self._replayed = replayed
+        self.left_past_deadline = left
+
+    def __next__(self) -> tuple[uuid.UUID, list[str]]:
+        return next(self._replayed)
+
+
 @operation
 def replay_failed_runs(
     settings: Settings, caller: Caller, pipeline: str, *, deadline: float | None = None
-) -> Iterator[tuple[uuid.UUID, list[str]]]:
+) -> Replaying:
     """Replay every failed run of ``pipeline`` that the caller may see and that has dead
     letters waiting; yields each run with the steps sent, as it goes. Without ``deadline``
-    a run past its deadline is left out (no step of it could start); with it, every run
-    replayed gets that new deadline (as :func:`replay_run`), those past theirs included.
-    A run no longer failed when its turn comes (replayed by someone else meanwhile) is
-    passed over.
+    a run past its deadline is left out (no step of it could start; counted in the
+    answer's ``left_past_deadline``); with it, every run replayed gets that new deadline
+    (as :func:`replay_run`), those past theirs included. A run no longer failed when its
+    turn comes (replayed by someone else meanwhile) is passed over.
 
     Raises:
         PermissionDenied: the role may not replay (at once, before anything is replayed).
@@ -77,16 +89,14 @@ def replay_failed_runs(
     caller.require(Right.REPLAY)
     check_pipeline_name(pipeline)
     check_deadline(deadline)
-    targets = in_transaction(
-        lambda conn: letters.failed_runs_of(
-            conn, pipeline, tenant=caller.tenant, past_deadline=deadline is not None
-        ),
-        retry_s=0,
+    failed = in_transaction(
+        lambda conn: letters.failed_runs_of(conn, pipeline, tenant=caller.tenant), retry_s=0
     )
-    if not targets:
+    if not failed:
         # Only now: the runs of a pipeline whose file has since gone are still replayable.
         get_pipeline(settings, caller, pipeline)
-    return _replayed(targets, deadline)
+    targets = [run_id for run_id, past in failed if deadline is not None or not past]
+    return Replaying(_replayed(targets, deadline), len(failed) - len(targets))
 
 
 def _replayed(

@@ -223,3 +223,18 @@ def test_replay_refuses_a_run_that_did_not_fail(hive_env, start_worker) -> None:
     done = _hive(env, "dlq", "replay", str(run.id))
     assert done.returncode == 1
     assert "not a failed run" in done.stderr
+
+
+def test_replay_all_without_a_deadline_says_how_many_runs_past_theirs_it_left_out(
+    hive_env, start_worker
+) -> None:
+    env = {**os.environ, **hive_env}
+    start_worker("--concurrency", "2")
+    late = _fail_past_deadline(Client(), times=50)
+
+    done = _hive(env, "dlq", "replay", "--all", "--pipeline", "fault-dlq")
+
+    assert done.returncode == 0, done.stderr
+    assert "0 runs replayed" in done.stderr
+    assert "1 run past the deadline left out: replay it with --deadline" in done.stderr
+    assert db.scalar("SELECT status FROM runs WHERE id = :id", id=late) == "failed"
