@@ -42,7 +42,10 @@ database is unreachable and translated by :mod:`hive.db.errors`:
     commit together (a failure with its retry's marks or the run's count-down, a success
     that leaves dependents to send, a stop, a replay, the sweeps), and the service layer's
     reads. The marks and the run's finish are prepared here too, through the same
-    :class:`~hive.db.prepared.PreparedStatement`.
+    :class:`~hive.db.prepared.PreparedStatement`. A stop goes through
+    ``in_transaction_giving_way(fn)``: it locks the run's row before its steps', the
+    opposite of a success's order, so it skips the steps' rows another transaction holds
+    and, having skipped one, rolls back and runs again.
 
 Nothing else opens a connection: no ``get_engine().connect()`` outside this package (the
 readiness check is :func:`hive.db.schema.check_migrated`; migrations go through Alembic's

@@ -29,7 +29,15 @@ from hive.db.errors import DRIVER_ERRORS, conflict, database_error
 from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
 
-__all__ = ["Connection", "DirectCursor", "in_transaction", "on_direct_cursor", "waiting_at_most"]
+__all__ = [
+    "Connection",
+    "DirectCursor",
+    "GiveWay",
+    "in_transaction",
+    "in_transaction_giving_way",
+    "on_direct_cursor",
+    "waiting_at_most",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,13 @@ T = TypeVar("T")
 
 # A transaction that loses this many deadlocks in a row is not having bad luck.
 _CONFLICT_RETRIES = 3
+
+# A transaction giving way runs again after a pause this long, doubled after each time up
+# to the second figure, for this many seconds in all (the third); then it waits for its
+# locks. A success or a claim holds a step's row for well under a millisecond.
+GIVE_WAY_FIRST_PAUSE_S = 0.002
+GIVE_WAY_MAX_PAUSE_S = 0.1
+GIVE_WAY_S = 2.0
 
 # A bound on every wait below, set by :func:`waiting_at_most` for the code it wraps.
 _wait_cap_s: ContextVar[float | None] = ContextVar("hive_db_wait_cap_s", default=None)
@@ -69,6 +84,42 @@ def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = Non
             return fn(conn)
 
     return _retried(attempt, retry_s)
+
+
+class GiveWay(Exception):
+    """Raised by a transaction run by :func:`in_transaction_giving_way` that found a row it
+    would lock out of order held by another transaction: it rolls back and runs again."""
+
+
+def in_transaction_giving_way(
+    fn: Callable[[Connection, bool], T], *, retry_s: float | None = None
+) -> T:
+    """``fn(conn, give_way)`` as :func:`in_transaction` runs ``fn(conn)``, for a transaction
+    that must take some locks in the opposite order to other transactions' (a stop: the
+    run's row, then its steps'; a success and a claim: the step's, then the run's).
+
+    With ``give_way`` True, ``fn`` does not wait for the locks it takes out of order: it
+    skips rows another transaction holds (``SKIP LOCKED``) and, having skipped one, raises
+    :class:`GiveWay`. The whole transaction rolls back (releasing what it locked, so the
+    holder goes on instead of deadlocking with it) and runs again after a pause of
+    milliseconds that doubles each time. After :data:`GIVE_WAY_S` it runs once more with
+    ``give_way`` False, waiting for its locks as it would have from the start (a deadlock
+    then is broken by PostgreSQL, and the loser run again, as in :func:`in_transaction`).
+    ``fn`` is run whole each time: it must do nothing outside the transaction.
+    """
+    patience_until = time.monotonic() + GIVE_WAY_S
+    pause = GIVE_WAY_FIRST_PAUSE_S
+    times = 0
+    while time.monotonic() + pause <= patience_until:
+        try:
+            return in_transaction(lambda conn: fn(conn, True), retry_s=retry_s)
+        except GiveWay as held:
+            times += 1
+            logger.debug("%s: the transaction gave way (%d), again in %.3fs", held, times, pause)
+        time.sleep(pause)
+        pause = min(pause * 2, GIVE_WAY_MAX_PAUSE_S)
+    logger.info("rows held for %.1fs; the transaction waits for them", GIVE_WAY_S)
+    return in_transaction(lambda conn: fn(conn, False), retry_s=retry_s)
 
 
 def in_autocommit(fn: Callable[[Connection], T], *, retry_s: float | None = None) -> T:

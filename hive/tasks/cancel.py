@@ -6,7 +6,7 @@ import logging
 import uuid
 
 from hive.db import events, stops
-from hive.db.retrying import Connection, in_transaction
+from hive.db.retrying import Connection, in_transaction_giving_way
 from hive.errors import BudgetExceeded
 from hive.statuses import RunStatus, StepStatus
 from hive.tasks.app import app
@@ -21,7 +21,9 @@ def stop_run(
     check the run's status), unfinished steps end ``cancelled``, running ones are revoked.
     False when the run was not active, or had no step left to stop (it is closing)."""
     error = {"type": status, "message": reason or f"run {status}"}
-    running = in_transaction(lambda conn: stops.stop(conn, run_id, status, error))
+    running = in_transaction_giving_way(
+        lambda conn, give_way: stops.stop(conn, run_id, status, error, give_way=give_way)
+    )
     if running is None:
         return False
     _revoke(running)
@@ -40,10 +42,10 @@ def stop_for_budget(
     error = {"type": str(RunStatus.BUDGET_EXCEEDED), "step_id": step_id,
              "message": str(exceeded), **detail}  # fmt: skip
 
-    def txn(conn: Connection) -> list[stops.Running] | None:
+    def txn(conn: Connection, give_way: bool) -> list[stops.Running] | None:
         running = stops.stop(
             conn, run_id, RunStatus.BUDGET_EXCEEDED, error,
-            unstarted=StepStatus.SKIPPED, refused=step_id,
+            unstarted=StepStatus.SKIPPED, refused=step_id, give_way=give_way,
         )  # fmt: skip
         if running is not None:
             events.record(
@@ -52,7 +54,7 @@ def stop_for_budget(
             )  # fmt: skip
         return running
 
-    running = in_transaction(txn)
+    running = in_transaction_giving_way(txn)
     if running is None:
         return False
     _revoke(running)
