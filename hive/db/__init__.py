@@ -18,7 +18,8 @@ Modules, one concept each::
     options         stored step options read back as AgentOptions (one default each)
     schema, migrate whether the tables are there; Alembic's upgrade
     errors          the one translation of driver errors into HiveErrors
-    retrying        the two ways in: ``in_transaction`` and ``on_direct_cursor``
+    retrying        the ways in: ``in_transaction`` (``in_transaction_giving_way`` for a
+                    stop), ``in_autocommit`` and ``on_direct_cursor``
     engine, direct, prepared, models    the engines, the direct cursor, PREPARE, the tables
 
 Two ways to reach PostgreSQL, both in :mod:`hive.db.retrying`, both retried while the

@@ -7,8 +7,8 @@ The whole transaction is the unit that is retried: it rolled back, so running it
 again is safe. A commit whose acknowledgement was lost is the one ambiguous case;
 callers detect it through their compare-and-set (the row already shows their write).
 
-These two functions are the ways code outside :mod:`hive.db` reaches PostgreSQL (see
-:mod:`hive.db` for which statement takes which); both raise database errors translated
+The functions here are the ways code outside :mod:`hive.db` reaches PostgreSQL (see
+:mod:`hive.db` for which statement takes which); all raise database errors translated
 by :mod:`hive.db.errors`.
 """
 
