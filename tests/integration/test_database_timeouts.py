@@ -8,6 +8,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Connection, text
@@ -131,6 +132,24 @@ def test_a_statement_timeout_fails_at_once_as_a_statement_timeout_not_as_an_outa
     assert "canceling statement due to statement timeout" in str(error)
     # It spent the whole allowance: running it again would spend it again.
     assert attempts == [1]
+    _no_outage_logged(caplog)
+
+
+def test_a_maintenance_run_whose_statement_times_out_is_skipped_until_the_next_tick(
+    database_setting, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hive.beat.tasks import _periodic
+
+    database_setting("statement_timeout", "100ms")
+
+    def purge() -> dict[str, Any]:
+        in_transaction(lambda conn: conn.execute(text("SELECT pg_sleep(5)")))
+        return {"purged": 0}
+
+    caplog.set_level(logging.INFO, logger="hive")
+    assert _periodic("purge", purge) is None
+    assert "purge skipped: the database is up but gave up on a statement past its " in caplog.text
+    assert "statement_timeout" in caplog.text
     _no_outage_logged(caplog)
 
 
