@@ -14,8 +14,9 @@ by the class alone:
   (57014: ``statement_timeout``, ``pg_cancel_backend``) → :class:`StatementCanceled`. The
   database answered: waiting out ``HIVE_DB_RETRY_S`` for it, and logging an outage, would
   hold the caller for minutes and mislead whoever reads the log.
-  :mod:`hive.db.retrying` runs a transaction that timed out on a lock again a few times, as
-  it does one that lost a deadlock (see :func:`lock_wait_timed_out`); the rest at once.
+  :mod:`hive.db.retrying` runs a transaction that timed out on a lock again a few times
+  within the caller's budget, as it does one that lost a deadlock (see
+  :func:`lock_wait_timed_out`); it raises the rest at once.
 - ``admin_shutdown``, ``cannot_connect_now`` (57P01, 57P03), a refused or dropped
   connection, an exhausted pool → :class:`ServiceUnavailable`, waited out.
 """

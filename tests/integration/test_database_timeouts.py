@@ -84,6 +84,24 @@ def test_a_lock_timeout_fails_fast_as_a_lock_timeout_not_as_an_outage(
     _no_outage_logged(caplog)
 
 
+def test_a_caller_that_takes_no_wait_hears_of_a_lock_timeout_after_one_try(
+    held_row: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[int] = []
+
+    def update(conn: Connection) -> None:
+        attempts.append(1)
+        conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
+        conn.execute(text(f"UPDATE {held_row} SET n = n + 1 WHERE id = 1"))
+
+    caplog.set_level(logging.INFO, logger="hive.db")
+    # retry_s=0, as a submit takes: each try more would be another wait for the lock.
+    with pytest.raises(StatementCanceled, match="lock_timeout"):
+        in_transaction(update, retry_s=0)
+    assert attempts == [1]
+    _no_outage_logged(caplog)
+
+
 def test_nowait_on_a_held_row_is_a_lock_not_available_not_an_outage(
     held_row: str, caplog: pytest.LogCaptureFixture
 ) -> None:
