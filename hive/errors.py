@@ -41,7 +41,9 @@
     │   └── CredentialError      a credential a step names cannot be read (never shows its value)
     └── RetryableError           a step failing with it is retried (within max_retries)
         └── TransientError       a passing fault (network, rate limit)
-            └── ServiceUnavailable   PostgreSQL or Redis cannot be reached
+            ├── ServiceUnavailable   PostgreSQL or Redis cannot be reached
+            └── StatementCanceled    PostgreSQL, up, gave up on a statement (lock_timeout,
+                                     statement_timeout, NOWAIT, a cancel): not an outage
 
 Whether a failed step is retried follows from these classes alone
 (:func:`hive.tasks.retry.is_retryable`); an exception outside both branches is retried.
@@ -605,3 +607,23 @@ class ServiceUnavailable(TransientError):
         self.detail = detail
         self.retry_after_s = retry_after_s
         self.message = f"cannot reach the server at {variable}: {detail}"
+
+
+class StatementCanceled(TransientError):
+    """PostgreSQL, up and answering, gave up on a statement: it waited for a lock longer
+    than ``lock_timeout`` or found it held under ``NOWAIT`` (SQLSTATE 55P03), ran longer
+    than ``statement_timeout``, or was cancelled (``pg_cancel_backend``, 57014). Not an
+    outage: never waited out for ``HIVE_DB_RETRY_S``. ``setting`` names the server setting
+    that cancelled it (``lock_timeout``, ``statement_timeout``), None when it was none
+    (``NOWAIT``, a cancel) or PostgreSQL's message did not say; ``detail`` is that message."""
+
+    def __init__(self, setting: str | None, detail: str) -> None:
+        HiveError.__init__(self, setting, detail)
+        self.setting = setting
+        self.detail = detail
+        self.retry_after_s = None
+        # Hive sets neither setting: a DBA did, for its role or database (or the server).
+        past = f" past its {setting} (SHOW {setting}; set for Hive's role or database)"
+        self.message = (
+            f"the database is up but gave up on a statement{past if setting else ''}: {detail}"
+        )

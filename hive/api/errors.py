@@ -14,6 +14,7 @@
     429 too_many_instances  its service instances are at the cap  TooManyServiceInstances
     503 unavailable    PostgreSQL or Redis cannot be reached,  ServiceUnavailable...
                        or the pipeline's file cannot be loaded  PipelineError
+                       or PostgreSQL gave up on a statement     StatementCanceled
     500 internal       a bug: logged here, nothing said        (hive.api.middleware)
 
 No body holds a stack trace, a server's address or a value the client sent (a
@@ -50,6 +51,7 @@ from hive.errors import (
     ServiceInstanceNotFound,
     ServiceUnavailable,
     SettingsError,
+    StatementCanceled,
     TooManyRequests,
     TooManyRunsInFlight,
     TooManyServiceInstances,
@@ -144,6 +146,11 @@ def hive_error_response(exc: BaseException) -> JSONResponse:
         return answer(422, "invalid", str(exc), input_problems(exc))
     if isinstance(exc, InvalidArgument):
         return answer(422, "invalid", str(exc), [("body", "", p) for p in exc.problems])
+    if isinstance(exc, StatementCanceled):
+        # The database is up: a lock or statement timeout (its detail names tables).
+        logger.warning("answering 503: %s", exc)
+        said = "the database gave up on a statement (a lock or statement timeout)"
+        return answer(503, "unavailable", f"{said}; try again later", headers={"Retry-After": "5"})
     if isinstance(exc, ServiceUnavailable | DatabaseNotMigrated | SettingsError | PipelineError):
         # Never the detail: it names hosts and ports, or the farm's files, which are the
         # operator's to fix (the log has it).

@@ -17,7 +17,7 @@ from hive.db import api_keys as key_store
 from hive.db import events as event_log
 from hive.db import sweeps
 from hive.db.retrying import Connection, in_transaction, waiting_at_most
-from hive.errors import ServiceUnavailable
+from hive.errors import ServiceUnavailable, StatementCanceled
 from hive.guard import Breakers
 from hive.logs import log_context
 from hive.settings import RetentionSettings, get_settings
@@ -158,11 +158,12 @@ def _logged(
 
 
 def _periodic(name: str, fn: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
-    """One maintenance run sent by beat; skipped (one warning) while PostgreSQL is down."""
+    """One maintenance run sent by beat; skipped (one warning) while PostgreSQL is down or
+    when it gave up on a statement (a DBA's lock or statement timeout)."""
     with waiting_at_most(PERIODIC_DB_WAIT_S):
         try:
             return fn()
-        except ServiceUnavailable as exc:
+        except (ServiceUnavailable, StatementCanceled) as exc:
             logger.warning("%s skipped: %s; beat sends the next one", name, exc)
             return None
 

@@ -1,7 +1,12 @@
 """Run a transaction again while PostgreSQL is unreachable, with capped backoff, and at
 once when it lost a deadlock or a serialization conflict (up to three times, whatever the
 outage budget: a caller that takes no wait for an outage still expects its statement to
-survive another transaction's locks).
+survive another transaction's locks). One that waited for a lock past ``lock_timeout``
+runs again the same way, sharing those three, but only while the outage budget lasts:
+each time is another wait, which a caller that takes none (a submit) does not want. A
+statement the server cancelled otherwise (``statement_timeout``, a cancel) is raised at
+once as :class:`~hive.errors.StatementCanceled`: the server is up, and the statement
+already spent its allowance (see :mod:`hive.db.errors`).
 
 The whole transaction is the unit that is retried: it rolled back, so running it
 again is safe. A commit whose acknowledgement was lost is the one ambiguous case;
@@ -25,7 +30,7 @@ from sqlalchemy import Connection
 
 from hive.db.direct import DirectCursor, direct_cursor
 from hive.db.engine import get_engine
-from hive.db.errors import DRIVER_ERRORS, conflict, database_error
+from hive.db.errors import DRIVER_ERRORS, conflict, database_error, lock_wait_timed_out
 from hive.errors import ServiceUnavailable
 from hive.settings import get_settings
 
@@ -43,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# A transaction that loses this many deadlocks in a row is not having bad luck.
+# A transaction that loses this many deadlocks (or lock waits) in a row is not having bad
+# luck.
 _CONFLICT_RETRIES = 3
 
 # A transaction giving way runs again after a pause this long, doubled after each time up
@@ -76,6 +82,8 @@ def in_transaction(fn: Callable[[Connection], T], *, retry_s: float | None = Non
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
+        StatementCanceled: the server gave up on a statement (``lock_timeout``, after
+            up to three more tries within ``retry_s``; ``statement_timeout``; a cancel).
         DatabaseNotMigrated, SettingsError: see :func:`hive.db.errors.database_error`.
     """
 
@@ -141,7 +149,7 @@ def on_direct_cursor(fn: Callable[[DirectCursor], T], *, retry_s: float | None =
 
     Raises:
         ServiceUnavailable: the database stayed unreachable.
-        DatabaseNotMigrated, SettingsError: see :func:`hive.db.errors.database_error`.
+        StatementCanceled, DatabaseNotMigrated, SettingsError: see :func:`in_transaction`.
     """
 
     def attempt() -> T:
@@ -166,6 +174,9 @@ def _retried(attempt: Callable[[], T], retry_s: float | None) -> T:
             return attempt()
         except DRIVER_ERRORS as exc:
             lost_to = conflict(exc)
+            if lost_to is None and time.monotonic() < deadline:
+                # Another wait of up to lock_timeout: only within the caller's patience.
+                lost_to = lock_wait_timed_out(exc)
             if lost_to is not None and conflicts < _CONFLICT_RETRIES:
                 conflicts += 1
                 logger.info("transaction rolled back (%s); running it again", lost_to)

@@ -23,7 +23,13 @@ from hive.agents.registry import default_registry
 from hive.db import claims
 from hive.db import runs as run_store
 from hive.db.retrying import in_transaction, on_direct_cursor
-from hive.errors import ApprovalRequired, BudgetExceeded, ServiceUnavailable, StepDeferred
+from hive.errors import (
+    ApprovalRequired,
+    BudgetExceeded,
+    ServiceUnavailable,
+    StatementCanceled,
+    StepDeferred,
+)
 from hive.guard import Admission, FarmCalls, StepInfo, admit_step
 from hive.guard.budgets import reserve_step, settled
 from hive.logs import log_context
@@ -90,9 +96,14 @@ def run_step(self: Task[Any, None], run_id: str, step_id: str, attempt: int) -> 
     except Exception as exc:
         # Unclaimed, the step has no lease for recovery to notice: the message itself must
         # come back, even when the time limit cut the claim's wait short.
-        if not isinstance(exc, ServiceUnavailable) and not struck_by_soft_limit(exc):
+        if isinstance(exc, StatementCanceled):
+            # The database is up but gave up on the claim (a DBA's lock or statement
+            # timeout): as unclaimed as if it were down.
+            logger.warning("claim cancelled (%s); message will come back", exc)
+        elif isinstance(exc, ServiceUnavailable) or struck_by_soft_limit(exc):
+            logger.warning("database unreachable at claim; message will come back")
+        else:
             raise
-        logger.warning("database unreachable at claim; message will come back")
         raise self.retry(countdown=_CLAIM_RETRY_COUNTDOWN_S, max_retries=None) from None
     if claimed is None:
         # A duplicate, a late message, or a run no longer active: whoever owns it goes on.
@@ -369,8 +380,8 @@ class CancelCheck:
         now = time.monotonic()
         if not self._cancelled and now - self._checked_at >= self._every_s:
             self._checked_at = now
-            # Unreachable database: keep going; claim and finish are compare-and-set anyway.
-            with contextlib.suppress(ServiceUnavailable):
+            # Unreachable or timed out: keep going; claim and finish are compare-and-set anyway.
+            with contextlib.suppress(ServiceUnavailable, StatementCanceled):
                 active = in_transaction(
                     lambda conn: run_store.is_active(conn, self._run_id), retry_s=0
                 )
@@ -395,7 +406,7 @@ def _on_lost_attempt(
             outcome = outcomes.record_failed_attempt(
                 uuid.UUID(run_id), step_id, attempt, error, retry_s=_LOST_ATTEMPT_RETRY_S
             )
-        except ServiceUnavailable:
+        except (ServiceUnavailable, StatementCanceled):
             # The lease runs out and the recovery sweep takes the step back.
             logger.warning("could not record lost attempt of %s/%s; recovery will", run_id, step_id)
             return

@@ -17,6 +17,7 @@ from hive.errors import (
     RunNotFound,
     ServiceUnavailable,
     SettingsError,
+    StatementCanceled,
 )
 from hive.settings import ApiSettings
 
@@ -34,6 +35,18 @@ def test_a_server_that_cannot_be_reached_is_503_without_its_address() -> None:
     assert status == 503
     assert "internal" not in json.dumps(error) and "5432" not in json.dumps(error)
     assert _answer(SettingsError("HIVE_BROKER_URL", "redis://secret@host"))[0] == 503
+
+
+def test_a_statement_the_database_gave_up_on_is_503_without_its_words() -> None:
+    status, error = _answer(
+        StatementCanceled("lock_timeout", "canceling statement due to lock timeout on step_runs")
+    )
+
+    assert status == 503
+    assert error["type"] == "unavailable"
+    assert "lock or statement timeout" in str(error["message"])
+    assert "cannot be reached" not in str(error["message"])  # it answered
+    assert "step_runs" not in json.dumps(error)
 
 
 def test_a_dispatch_error_is_told_without_the_brokers_words() -> None:
