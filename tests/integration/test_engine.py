@@ -139,10 +139,16 @@ def test_a_transaction_that_loses_a_deadlock_runs_again_even_without_an_outage_b
     # back. retry_s=0, as a producer's submit or a person's approval takes.
     both_hold_one = threading.Barrier(2, timeout=30)
     attempts: list[int] = []
+    # The loser's second attempt waits for the winner's commit: run at once, it could take
+    # its first row back before the winner, woken by the rollback, took it, and deadlock
+    # with it again (seen: four attempts, two "deadlock detected").
+    committed = {1: threading.Event(), 2: threading.Event()}
 
     def update_in_order(first: int, second: int) -> Callable[[Connection], int]:
         def fn(conn: Connection) -> int:
             attempts.append(first)
+            if attempts.count(first) > 1:
+                assert committed[second].wait(30), "the winner never committed"
             conn.execute(text(f"UPDATE {two_rows} SET n = n + 1 WHERE id = :i"), {"i": first})
             if attempts.count(first) == 1:
                 both_hold_one.wait()
@@ -151,12 +157,14 @@ def test_a_transaction_that_loses_a_deadlock_runs_again_even_without_an_outage_b
 
         return fn
 
+    def run(first: int, second: int) -> int:
+        result = in_transaction(update_in_order(first, second), retry_s=0)
+        committed[first].set()
+        return result
+
     caplog.set_level(logging.INFO, logger="hive.db.retrying")
     with ThreadPoolExecutor(2) as pool:
-        done = [
-            pool.submit(in_transaction, update_in_order(1, 2), retry_s=0),
-            pool.submit(in_transaction, update_in_order(2, 1), retry_s=0),
-        ]
+        done = [pool.submit(run, 1, 2), pool.submit(run, 2, 1)]
         assert sorted(future.result(timeout=60) for future in done) == [1, 2]
 
     assert len(attempts) == 3  # the loser ran once more
