@@ -119,7 +119,9 @@ def _view(state: BreakerState, policy: BreakerPolicy | None) -> BreakerView:
 @operation
 def list_breakers(settings: Settings, caller: Caller) -> list[BreakerView]:
     """Every breaker the limits file names, and every other one with state in Redis (made
-    by the file's ``default``, or no longer declared), by name.
+    by the file's ``default``, or no longer declared), by name. An undeclared one whose
+    state expired (closed and idle) is left out, though its name stays in Redis's index
+    until beat's cleanup prunes it.
 
     Raises:
         PermissionDenied: the caller is neither an admin nor the operator.
@@ -129,8 +131,14 @@ def list_breakers(settings: Settings, caller: Caller) -> list[BreakerView]:
     from hive.guard import Breakers
 
     policy = _policy(settings)
-    names = sorted(set(policy.breaker_names()) | Breakers().known())
-    return _views(policy, names)
+    declared = set(policy.breaker_names())
+    names = sorted(declared | Breakers().known())
+    states = Breakers().read(names)
+    return [
+        _view(states[name], policy.breaker(name))
+        for name in names
+        if name in declared or states[name].kept
+    ]
 
 
 @operation

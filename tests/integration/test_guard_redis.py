@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from hive import keys
+from hive import keys, service
 from hive.guard.breakers import CLOSED, HALF_OPEN, OPEN, Breakers, gauge_value
 from hive.guard.policy import BreakerPolicy
 from hive.guard.rates import RateLimiter, requests_limit, tokens_limit
@@ -354,6 +354,9 @@ def test_cleanup_forgets_breakers_whose_state_expired_and_keeps_the_others(
     breakers.client.pexpire(idle, 1)
     wait_until(lambda: not breakers.client.exists(idle), 10, "the idle breaker's state to expire")
     assert breakers.known() == {"service:open", "service:recent", "service:idle"}
+    # Listed without the expired one, before the cleanup too.
+    listed = service.list_breakers(get_settings(), service.OPERATOR)
+    assert [view.name for view in listed] == ["service:open", "service:recent"]
 
     result = cleanup_now()
 
