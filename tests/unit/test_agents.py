@@ -342,6 +342,54 @@ def test_pii_redact_replaces_compatibility_forms_in_the_original_text(
 
 
 @pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        ("пишите иван@почта.рф сегодня", "пишите [EMAIL] сегодня"),
+        ("пишите иван@mail.ru", "пишите [EMAIL]"),
+        ("josé.núñez@correo.es, gracias", "[EMAIL], gracias"),
+        ("jose\u0301@correo.es", "[EMAIL]"),  # decomposed: e and a combining acute
+        ("用户@例子.广告", "[EMAIL]"),
+        ("用户\uff20例子\u3002广告", "[EMAIL]"),  # fullwidth at, ideographic full stop
+        ("संपर्क@डाटामेल.भारत", "[EMAIL]"),  # vowel signs are combining marks
+        ("χρήστης@παράδειγμα.ελ", "[EMAIL]"),
+        ("ali\u0661\u0662@example.com", "[EMAIL]"),  # Arabic-Indic digits
+        ("mail j\u043ehn@example.com now", "mail [EMAIL] now"),  # Cyrillic o in the local part
+        ("mail john@ex\u0430mple.com now", "mail [EMAIL] now"),  # Cyrillic a in the domain
+        ("ива\u200bн@поч\u00adт\u0430.рф!", "[EMAIL]!"),  # invisible characters inside
+    ],
+    ids=["cyrillic", "cyrillic local part", "accented", "decomposed", "cjk",
+         "cjk ideographic dot", "devanagari", "greek", "arabic-indic digits",
+         "homoglyph local part", "homoglyph domain", "invisible"],
+)  # fmt: skip
+def test_pii_redact_replaces_emails_with_letters_of_any_script(text: str, redacted: str) -> None:
+    result = redact(text)
+    assert result["text"] == redacted
+    assert result["counts"]["EMAIL"] == 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "цена@100",
+        "цена@100.00",
+        "a@b",
+        "x@y",
+        "привет@мир",  # no dotted domain
+        "пишите @ivan и @иван",  # handles
+        "я@д.ж",  # a final label of one letter
+        "я@д.ж\u0301",  # one letter and its mark are still one letter
+        "иван@почта.12",
+        "иван@почта.\u0661\u0662",  # a final label of digits of another script
+        "иван@.рф",
+        "«иван»@почта.рф",  # the local part ends at the guillemet before the "@"
+        "почта.рф и иван@",
+    ],
+)
+def test_pii_redact_leaves_non_addresses_with_letters_of_other_scripts_alone(text: str) -> None:
+    assert redact(text) == {"text": text, "counts": dict.fromkeys(PII_KINDS, 0)}
+
+
+@pytest.mark.parametrize(
     "phone",
     [
         "+1 415-555-0100",

@@ -61,6 +61,19 @@ ADVERSARIAL: dict[str, str] = {
     "ideographic-dot-domains": halves("a", "\uff20", "a\u3002"),
     "en-dashes-between-digits": repeated("1\u2013"),
     "unicode-dashes-then-at": halves("a\u2011", "@", "1\u2013"),
+    # Letters, digits and marks of other scripts are an address's characters too.
+    "cyrillic-local-part-without-at": repeated("\u044f"),
+    "cyrillic-local-part-then-bad-domain": halves("\u044f", "@", "\u044f"),
+    "cyrillic-single-letter-labels": halves("\u044f.", "@", "\u044f."),
+    "many-ats-between-cyrillic": repeated("\u0438\u0432@"),
+    "many-ats-between-cjk": repeated("\u7528@"),
+    "ats-and-ideographic-dots-between-cjk": repeated("\u7528@\u4f8b\u3002"),
+    "homoglyph-ats": repeated("j\u043e@"),
+    "marks-then-at": halves("e\u0301", "@", "e\u0301"),
+    "mark-runs-after-a-dot": halves("\u044f", "@", "\u044f.\u044f" + "\u0301" * 1000),
+    "letters-with-marks-as-labels": halves("\u044f\u0301", "@", "\u044f\u0301."),
+    "arabic-indic-digit-labels": halves("\u0661", "@", "\u0661."),
+    "fullwidth-ats-between-cyrillic": halves("\u044f", "\uff20", "\u044f\u3002"),
 }
 
 AGENTS: dict[str, Any] = {
@@ -90,6 +103,13 @@ def test_pii_redact_finds_an_email_after_200k_characters_of_local_part() -> None
 @pytest.mark.timeout(10)
 def test_pii_redact_finds_a_fullwidth_email_after_200k_characters_of_fullwidth_text() -> None:
     text = repeated("\uff41") + "\uff20mail.example.com"
+    result = PiiRedactAgent().execute({"text": text}, AgentContext("r", "s", 1))
+    assert result["text"] == "[EMAIL]"
+
+
+@pytest.mark.timeout(10)
+def test_pii_redact_finds_a_cyrillic_email_after_200k_characters_of_cyrillic_text() -> None:
+    text = repeated("\u044f") + "@\u043f\u043e\u0447\u0442\u0430.\u0440\u0444"
     result = PiiRedactAgent().execute({"text": text}, AgentContext("r", "s", 1))
     assert result["text"] == "[EMAIL]"
 
@@ -128,6 +148,23 @@ def test_email_spans_match_what_the_single_regex_finds() -> None:
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
         expected = [match.span() for match in EMAIL_REGEX.finditer(text)]
+        assert list(_email_spans(text)) == expected, text
+
+
+# The same pattern over letters, digits and marks of any script, spelled out for a sample
+# of them: Latin, Cyrillic, accented, Han; ASCII and Arabic-Indic digits; combining marks.
+_L, _D, _M = "A-Za-z\u044f\u00e9\u5b57", "0-9\u0663", "\u0301\u093e"
+MIXED_EMAIL_REGEX = re.compile(
+    rf"[{_L}{_D}{_M}._%+-]+@[{_L}{_D}{_M}-]+(?:\.[{_L}{_D}{_M}-]+)*\.[{_L}][{_M}]*(?:[{_L}][{_M}]*)+"
+)
+
+
+def test_email_spans_match_the_single_regex_over_letters_of_any_script() -> None:
+    rng = random.Random(8)
+    alphabet = "a\u044f\u00e9\u5b571\u0663\u0301\u093e.@-_ %+\u00ab"
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+        expected = [match.span() for match in MIXED_EMAIL_REGEX.finditer(text)]
         assert list(_email_spans(text)) == expected, text
 
 

@@ -12,6 +12,9 @@ format characters (zero-width spaces, the soft hyphen) are not there. What they 
 replaced in the original text, the folded characters included. Look-alike letters of
 other scripts are not folded here (the input guard's rules read those): Cyrillic Ze
 (U+0417) is no ``3``, and a Russian text holds no phone number it does not spell in digits.
+An address may hold letters, digits and combining marks of any script (RFC 6531), so
+``иван@почта.рф`` is one, and so is ``john@example.com`` spelled with a Cyrillic o
+(U+043E), whole: no look-alike leaves part of it in the text.
 """
 
 from __future__ import annotations
@@ -30,11 +33,20 @@ from hive.agents.base import Agent, AgentContext, AgentOptions
 PII_KINDS: tuple[str, ...] = ("EMAIL", "PHONE", "IP", "CREDIT_CARD", "SSN")
 """Every kind of data :func:`redact` replaces; the placeholder of a kind is ``[KIND]``."""
 
-# An email is a run of these, an "@" and a domain. As one regex, a search retries the
-# local part from every character of a long run that never reaches an "@": quadratic time.
-# _email_spans walks from each "@" instead, finding what that regex would find.
-_EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
-_EMAIL_DOMAIN = re.compile(r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# An email is a run of these, an "@" and a domain, read in the class view of
+# _email_classes: a letter of any script reads as "a", a decimal digit as "0", a combining
+# mark (which some scripts' letters need: Devanagari's vowel signs) as _MARK. As one regex, a
+# search retries the local part from every character of a long run that never reaches an
+# "@": quadratic time. _email_spans walks from each "@" instead, finding what that regex
+# would find.
+_MARK = "\u0300"
+_EMAIL_LOCAL = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-" + _MARK
+)
+# The final label holds at least two letters, each with the marks that follow it.
+_EMAIL_DOMAIN = re.compile(
+    rf"[A-Za-z0-9{_MARK}-]+(?:\.[A-Za-z0-9{_MARK}-]+)*\.[A-Za-z]{_MARK}*(?:[A-Za-z]{_MARK}*)+"
+)
 
 # 13-19 digits, single spaces or dashes allowed between them; the lookarounds keep
 # the match from starting or ending inside a longer run of digits, or after the "+"
@@ -62,12 +74,36 @@ _PHONE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _email_class(char: str) -> str:
+    """How the email detector reads a non-ASCII character: a letter as "a", a decimal digit
+    as "0", a combining mark as _MARK, anything else as itself (which no address holds)."""
+    if char.isalpha():
+        return "a"
+    if char.isdecimal():
+        return "0"
+    return _MARK if unicodedata.category(char).startswith("M") else char
+
+
+def _email_classes(text: str) -> str:
+    """``text`` with each non-ASCII character replaced by its :func:`_email_class`: one
+    character for one, so a span of it is the same span of ``text``."""
+    if text.isascii():
+        return text
+    table = {ord(char): _email_class(char) for char in set(text) if not char.isascii()}
+    return text.translate(table)
+
+
 def _email_spans(text: str) -> Iterator[tuple[int, int]]:
-    """Where ``[A-Za-z0-9._%+-]+@<_EMAIL_DOMAIN>`` matches, as ``re.finditer`` would find it.
+    """Where ``[<letter><digit>._%+-]+@<_EMAIL_DOMAIN>`` matches in :func:`_email_classes`
+    of ``text``, as ``re.finditer`` would find it: on ASCII, ``[A-Za-z0-9._%+-]+@...``.
 
     Linear: the local parts scanned back from each "@" and the domains scanned forward
     from it lie between two "@"s, so no character is looked at more than a few times.
     """
+    if "@" not in text:
+        return
+    text = _email_classes(text)
     searched_from = 0
     at = text.find("@")
     while at != -1:
