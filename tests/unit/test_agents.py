@@ -368,6 +368,43 @@ def test_pii_redact_replaces_emails_with_letters_of_any_script(text: str, redact
 
 
 @pytest.mark.parametrize(
+    ("text", "redacted"),
+    [
+        (
+            "メールはtaro@example.jpまでお願いします。明日送ります。",
+            "メールは[EMAIL]までお願いします。明日送ります。",
+        ),
+        (
+            "メールはtaro@example.jp。明日送ります。",
+            "メールは[EMAIL]。明日送ります。",
+        ),
+        ("연락처는kim@example.kr입니다", "연락처는[EMAIL]입니다"),
+        ("ติดต่อsomchai@example.co.thได้เลย", "ติดต่อ[EMAIL]ได้เลย"),
+        ("ที่somchai@example.comครับ", "ที่[EMAIL]ครับ"),  # the tone mark stays on its letter
+        ("ｶﾀｶﾅtaro@example.jp", "ｶﾀｶﾅ[EMAIL]"),  # halfwidth katakana
+        ("请发到张伟@例子.广告", "[EMAIL]"),  # all Han: one address, the words around it too
+        ("连系taro@例子.广告吧", "连系[EMAIL]"),
+        ("写信给taro@例え.jpまで", "写信给[EMAIL]まで"),
+        ("用户@example.com", "[EMAIL]"),
+        # A Han "handle" and a sentence after an ideographic full stop read as one address,
+        # up to the first character that is no letter of a script written without spaces.
+        ("谢谢@张三。明天见", "[EMAIL]"),
+        ("谢谢@张三。明天见!", "[EMAIL]!"),
+    ],
+    ids=["japanese", "japanese full stop", "korean", "thai", "thai tone mark",
+         "halfwidth katakana", "han only", "latin local part, han domain",
+         "han second level, latin top level", "han local part, latin domain",
+         "han handle then a sentence", "han handle then a sentence and a mark"],
+)  # fmt: skip
+def test_pii_redact_ends_an_email_where_a_script_without_spaces_begins_or_ends(
+    text: str, redacted: str
+) -> None:
+    result = redact(text)
+    assert result["text"] == redacted
+    assert result["counts"]["EMAIL"] == 1
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "цена@100",

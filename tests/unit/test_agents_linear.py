@@ -74,6 +74,10 @@ ADVERSARIAL: dict[str, str] = {
     "letters-with-marks-as-labels": halves("\u044f\u0301", "@", "\u044f\u0301."),
     "arabic-indic-digit-labels": halves("\u0661", "@", "\u0661."),
     "fullwidth-ats-between-cyrillic": halves("\u044f", "\uff20", "\u044f\u3002"),
+    # Letters of scripts without spaces end a local part or a label of other letters.
+    "kana-and-ascii-runs-around-ats": repeated("\u304b\u304bab@ab\u304b\u304b."),
+    "kana-and-ascii-labels": halves("a\u304b", "@", "a.\u304b.1."),
+    "wide-labels-then-a-latin-one": halves("\u5b57", "@", "\u5b57\u3002") + "a",
 }
 
 AGENTS: dict[str, Any] = {
@@ -152,16 +156,26 @@ def test_email_spans_match_what_the_single_regex_finds() -> None:
 
 
 # The same pattern over letters, digits and marks of any script, spelled out for a sample
-# of them: Latin, Cyrillic, accented, Han; ASCII and Arabic-Indic digits; combining marks.
-_L, _D, _M = "A-Za-z\u044f\u00e9\u5b57", "0-9\u0663", "\u0301\u093e"
+# of them: Latin, Cyrillic, accented; Han, Hiragana, Thai (scripts without spaces, _W); ASCII
+# and Arabic-Indic digits; combining marks. A local part or a label is letters of one kind,
+# and a local part does not start with the marks of a letter of the other kind.
+_L, _W, _D, _M = "A-Za-z\u044f\u00e9", "\u5b57\u304b\u0e01", "0-9\u0663", "\u0301\u093e"
+_N = f"{_D}{_M}"
+_LOCAL = (
+    rf"(?:(?![{_M}])|(?<![{_W}{_M}]))[{_L}{_N}._%+-]+"
+    rf"|(?:(?![{_M}])|(?<![{_L}{_M}]))[{_W}{_N}._%+-]+"
+)
+_LABEL_W = rf"[{_N}-]*[{_W}][{_W}{_N}-]*|[{_N}-]+"
+_LABEL = rf"[{_N}-]*[{_L}][{_L}{_N}-]*|{_LABEL_W}"
 MIXED_EMAIL_REGEX = re.compile(
-    rf"[{_L}{_D}{_M}._%+-]+@[{_L}{_D}{_M}-]+(?:\.[{_L}{_D}{_M}-]+)*\.[{_L}][{_M}]*(?:[{_L}][{_M}]*)+"
+    rf"(?:{_LOCAL})@(?:(?:(?:{_LABEL})\.)+(?:[{_L}][{_M}]*){{2,}}"
+    rf"|(?:(?:{_LABEL_W})\.)+(?:[{_W}][{_M}]*){{2,}})"
 )
 
 
 def test_email_spans_match_the_single_regex_over_letters_of_any_script() -> None:
     rng = random.Random(8)
-    alphabet = "a\u044f\u00e9\u5b571\u0663\u0301\u093e.@-_ %+\u00ab"
+    alphabet = "a\u044f\u00e9\u5b57\u304b\u0e011\u0663\u0301\u093e.@-_ %+\u00ab"
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
         expected = [match.span() for match in MIXED_EMAIL_REGEX.finditer(text)]

@@ -14,7 +14,8 @@ other scripts are not folded here (the input guard's rules read those): Cyrillic
 (U+0417) is no ``3``, and a Russian text holds no phone number it does not spell in digits.
 An address may hold letters, digits and combining marks of any script (RFC 6531), so
 ``иван@почта.рф`` is one, and so is ``john@example.com`` spelled with a Cyrillic o
-(U+043E), whole: no look-alike leaves part of it in the text.
+(U+043E), whole: no look-alike leaves part of it in the text. In a script written without
+spaces, an address ends where the script does: ``メールはtaro@example.jpまで`` keeps its words.
 """
 
 from __future__ import annotations
@@ -34,18 +35,60 @@ PII_KINDS: tuple[str, ...] = ("EMAIL", "PHONE", "IP", "CREDIT_CARD", "SSN")
 """Every kind of data :func:`redact` replaces; the placeholder of a kind is ``[KIND]``."""
 
 # An email is a run of these, an "@" and a domain, read in the class view of
-# _email_classes: a letter of any script reads as "a", a decimal digit as "0", a combining
-# mark (which some scripts' letters need: Devanagari's vowel signs) as _MARK. As one regex, a
-# search retries the local part from every character of a long run that never reaches an
-# "@": quadratic time. _email_spans walks from each "@" instead, finding what that regex
-# would find.
+# _email_classes: a letter of any script reads as "a" (or _WIDE, below), a decimal digit as
+# "0", a combining mark (which some scripts' letters need: Devanagari's vowel signs) as
+# _MARK. As one regex, a search retries the local part from every character of a long run
+# that never reaches an "@": quadratic time. _email_spans walks from each "@" instead,
+# finding what that regex would find.
 _MARK = "\u0300"
+# Chinese, Japanese, Korean, Thai, Lao, Khmer and Burmese are written without spaces
+# between words, so an address in such a text touches the words around it
+# ("メールはtaro@example.jpまで"). Their letters read as _WIDE, and a local part or a domain
+# label is letters of one kind, _WIDE or not: a switch between the two ends it. Labels of
+# both kinds make one domain ("taro@例え.jp"), but a final label of _WIDE letters follows
+# only labels of _WIDE letters or digits ("用户@例子.广告"): in "taro@example.jp。明日", the
+# ideographic full stop ends a sentence, not a domain.
+_WIDE = "\u4e00"
 _EMAIL_LOCAL = frozenset(
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-" + _MARK
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-" + _MARK + _WIDE
 )
-# The final label holds at least two letters, each with the marks that follow it.
+_NEUTRAL = f"0-9{_MARK}-"  # in a label of either kind
+# Labels end where their kind does, never before a letter (a "." is none): atomic.
+_WIDE_LABEL = rf"(?>[{_NEUTRAL}]*{_WIDE}[{_WIDE}{_NEUTRAL}]*|[{_NEUTRAL}]+)"
+_LABEL = (
+    rf"(?>[{_NEUTRAL}]*(?:[A-Za-z][A-Za-z{_NEUTRAL}]*|{_WIDE}[{_WIDE}{_NEUTRAL}]*)|[{_NEUTRAL}]+)"
+)
+# The final label holds at least two letters of one kind, each with the marks that follow it.
 _EMAIL_DOMAIN = re.compile(
-    rf"[A-Za-z0-9{_MARK}-]+(?:\.[A-Za-z0-9{_MARK}-]+)*\.[A-Za-z]{_MARK}*(?:[A-Za-z]{_MARK}*)+"
+    rf"(?:{_LABEL}\.)+(?:[A-Za-z]{_MARK}*){{2,}}|(?:{_WIDE_LABEL}\.)+(?:{_WIDE}{_MARK}*){{2,}}"
+)
+
+# The blocks of the scripts written without spaces between words (their letters read as
+# _WIDE): Thai, Lao, Myanmar, Hangul Jamo, Khmer, CJK punctuation-block letters (the
+# iteration mark), Hiragana, Katakana, Bopomofo, Hangul compatibility Jamo, Katakana
+# phonetic extensions, CJK Unified Ideographs (extension A, the main block), Myanmar and
+# Hangul extensions, Hangul syllables, CJK compatibility ideographs, halfwidth Katakana and
+# Hangul, and the supplementary ideographic planes' extensions B to I.
+_WIDE_BLOCKS: tuple[tuple[int, int], ...] = (
+    (0x0E00, 0x0EFF),
+    (0x1000, 0x109F),
+    (0x1100, 0x11FF),
+    (0x1780, 0x17FF),
+    (0x19E0, 0x19FF),
+    (0x3005, 0x3007),
+    (0x3040, 0x312F),
+    (0x3130, 0x318F),
+    (0x31A0, 0x31BF),
+    (0x31F0, 0x31FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xA960, 0xA97F),
+    (0xA9E0, 0xA9FF),
+    (0xAA60, 0xAA7F),
+    (0xAC00, 0xD7FF),
+    (0xF900, 0xFAFF),
+    (0xFF66, 0xFFDC),
+    (0x20000, 0x323AF),
 )
 
 # 13-19 digits, single spaces or dashes allowed between them; the lookarounds keep
@@ -76,10 +119,12 @@ _PHONE = re.compile(
 
 @functools.lru_cache(maxsize=4096)
 def _email_class(char: str) -> str:
-    """How the email detector reads a non-ASCII character: a letter as "a", a decimal digit
-    as "0", a combining mark as _MARK, anything else as itself (which no address holds)."""
+    """How the email detector reads a non-ASCII character: a letter as _WIDE in a script
+    written without spaces, else as "a", a decimal digit as "0", a combining mark as _MARK,
+    anything else as itself (which no address holds)."""
     if char.isalpha():
-        return "a"
+        code = ord(char)
+        return _WIDE if any(low <= code <= high for low, high in _WIDE_BLOCKS) else "a"
     if char.isdecimal():
         return "0"
     return _MARK if unicodedata.category(char).startswith("M") else char
@@ -96,7 +141,9 @@ def _email_classes(text: str) -> str:
 
 def _email_spans(text: str) -> Iterator[tuple[int, int]]:
     """Where ``[<letter><digit>._%+-]+@<_EMAIL_DOMAIN>`` matches in :func:`_email_classes`
-    of ``text``, as ``re.finditer`` would find it: on ASCII, ``[A-Za-z0-9._%+-]+@...``.
+    of ``text``, as ``re.finditer`` would find it, its letters of one kind (_WIDE or not)
+    and the marks of a letter of the other kind left out: on ASCII,
+    ``[A-Za-z0-9._%+-]+@...``.
 
     Linear: the local parts scanned back from each "@" and the domains scanned forward
     from it lie between two "@"s, so no character is looked at more than a few times.
@@ -108,7 +155,16 @@ def _email_spans(text: str) -> Iterator[tuple[int, int]]:
     at = text.find("@")
     while at != -1:
         start = at
+        wide = None  # whether the local part's letters are _WIDE, once one is seen
         while start > searched_from and text[start - 1] in _EMAIL_LOCAL:
+            char = text[start - 1]
+            if char.isalpha():
+                if wide is None:
+                    wide = char == _WIDE
+                elif wide != (char == _WIDE):
+                    while text[start] == _MARK:  # the marks of that letter
+                        start += 1
+                    break
             start -= 1
         domain = _EMAIL_DOMAIN.match(text, at + 1) if start < at else None
         if domain is None:
