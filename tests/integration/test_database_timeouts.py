@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -59,15 +59,22 @@ def _no_outage_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert "unreachable" not in caplog.text
 
 
-def test_a_lock_timeout_fails_fast_as_a_lock_timeout_not_as_an_outage(
-    held_row: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    attempts: list[int] = []
+def _update_held_row(held_row: str, attempts: list[int]) -> Callable[[Connection], None]:
+    """A transaction that waits at most 50 ms for the held row's lock, counting its tries."""
 
     def update(conn: Connection) -> None:
         attempts.append(1)
         conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
         conn.execute(text(f"UPDATE {held_row} SET n = n + 1 WHERE id = 1"))
+
+    return update
+
+
+def test_a_lock_timeout_fails_fast_as_a_lock_timeout_not_as_an_outage(
+    held_row: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[int] = []
+    update = _update_held_row(held_row, attempts)
 
     caplog.set_level(logging.INFO, logger="hive.db")
     with pytest.raises(StatementCanceled) as raised:
@@ -88,11 +95,7 @@ def test_a_caller_that_takes_no_wait_hears_of_a_lock_timeout_after_one_try(
     held_row: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     attempts: list[int] = []
-
-    def update(conn: Connection) -> None:
-        attempts.append(1)
-        conn.execute(text("SET LOCAL lock_timeout = '50ms'"))
-        conn.execute(text(f"UPDATE {held_row} SET n = n + 1 WHERE id = 1"))
+    update = _update_held_row(held_row, attempts)
 
     caplog.set_level(logging.INFO, logger="hive.db")
     # retry_s=0, as a submit takes: each try more would be another wait for the lock.
