@@ -119,11 +119,6 @@ def lock_wait_timed_out(exc: BaseException) -> str | None:
     return None
 
 
-def is_unavailable(exc: BaseException) -> bool:
-    """True when ``exc`` says the database cannot be reached just now (worth retrying)."""
-    return isinstance(database_error(exc), ServiceUnavailable)
-
-
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Raise what a driver raises inside as the HiveError it means (see
